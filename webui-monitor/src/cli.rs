@@ -1,0 +1,4 @@
+//! Command line: `run`, `check`, `replay`.
+pub fn run() -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! The boundary between the stream engine and Open WebUI semantics: one HTTP/1.1 request and its
+//! final response.
+//!
+//! An `Exchange` carries sizes, timings, the few headers the semantics need and the JSON fields
+//! extracted from bodies — never a body. Credentials travel as [`Secret`], which cannot be
+//! printed, serialized or compared in non-constant ways by accident; everything else in here is
+//! safe to log.
+use std::fmt;
+
+use crate::segment::{ConnectionKey, Timestamp};
+
+/// A credential value (Authorization, `token` cookie, API-key header) as it appeared on the wire.
+/// `Debug` is redacted; there is no `Display`, `Serialize` or `Clone` into a `String`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Box<[u8]>);
+
+impl Secret {
+    pub fn new(value: &[u8]) -> Self {
+        Self(value.into())
+    }
+    /// The raw bytes, for verification and fingerprinting only.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Request headers the semantics use. Names are matched case-insensitively; the value of
+/// repeated headers is the first one (for `Cookie`, every header is searched for `token`).
+#[derive(Debug, Clone, Default)]
+pub struct RequestHeaders {
+    /// `Authorization` value, whole (scheme included).
+    pub authorization: Option<Secret>,
+    /// Value of the cookie named `token`, if any `Cookie` header has one (present even if empty).
+    pub cookie_token: Option<Secret>,
+    /// Value of the API-key header (`x-api-key` unless configured otherwise).
+    pub api_key_header: Option<Secret>,
+    pub user_agent: Option<String>,
+    pub origin: Option<String>,
+    pub sec_fetch_site: Option<String>,
+    pub sec_fetch_mode: Option<String>,
+    pub sec_fetch_dest: Option<String>,
+    pub content_type: Option<String>,
+    pub upgrade: Option<String>,
+    pub host: Option<String>,
+}
+
+/// Response headers the semantics use.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseHeaders {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    /// `Sec-WebSocket-Extensions` of a 101 response (permessage-deflate parameters).
+    pub websocket_extensions: Option<String>,
+    pub upgrade: Option<String>,
+}
+
+/// Sizes and timings of one HTTP message (request or response).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageStats {
+    /// Start line through the blank line (CRLFCRLF), inclusive.
+    pub header_bytes: u64,
+    /// Body bytes on the wire, chunk framing included.
+    pub body_wire_bytes: u64,
+    /// De-chunked body (still content-encoded).
+    pub body_bytes: u64,
+    /// Body after Content-Encoding; `None` when it could not be decoded (unknown coding, decoder
+    /// error) or was cut at the decode cap.
+    pub body_decoded_bytes: Option<u64>,
+    pub chunked: bool,
+    /// Non-empty chunks of a chunked body.
+    pub chunks: u32,
+    pub first_byte: Timestamp,
+    pub last_byte: Timestamp,
+    /// The message ended as framed (false: cut by close, gap or error).
+    pub complete: bool,
+}
+
+/// A scalar JSON value extracted by the streaming scanner. Strings are capped in length (the cap
+/// is counted); objects and arrays are only noted as present.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonScalar {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(String),
+    /// An object or array: present, content skipped.
+    Composite,
+}
+
+/// Token usage as OpenAI-compatible backends report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// Top-level fields of a JSON request body (chat completion requests).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestBodyFields {
+    /// The body parsed as JSON up to the fields we need (false: not JSON, or malformed).
+    pub json: bool,
+    pub model: Option<String>,
+    pub stream: Option<bool>,
+    /// `session_id`: `Some(None)` when present and `null`.
+    pub session_id: Option<Option<String>>,
+    pub chat_id: Option<Option<String>>,
+    /// `id` (the web UI's assistant message id).
+    pub id: Option<String>,
+    /// A `messages` key is present (OpenAI-style scripted request).
+    pub has_messages: bool,
+}
+
+/// Server-sent events seen in a `text/event-stream` response.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SseSummary {
+    pub events: u32,
+    /// A `data: [DONE]` event was seen.
+    pub done: bool,
+    pub first_event: Option<Timestamp>,
+    pub last_event: Option<Timestamp>,
+}
+
+/// Fields of a JSON or SSE response body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResponseBodyFields {
+    pub json: bool,
+    /// `usage` of a JSON completion, or of the last SSE event that carried one.
+    pub usage: Option<Usage>,
+    /// A top-level `task_ids` key (the web UI's asynchronous completion reply).
+    pub has_task_ids: bool,
+    pub sse: Option<SseSummary>,
+}
+
+/// Something unusual about an exchange; counted in metrics, kept out of labels' value space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Anomaly {
+    /// Response never seen (connection closed or expired first).
+    MissingResponse,
+    /// Bytes missing from a body (reassembly gap).
+    BodyGap,
+    /// Content-Encoding not decodable or failed mid-stream.
+    DecodeError,
+    /// Decoded output hit the configured cap.
+    DecodeCapped,
+    /// A JSON body was malformed or a field exceeded its cap.
+    JsonTruncated,
+    /// The connection was joined mid-stream (no SYN seen); this exchange started at a resync point.
+    MidStreamPickup,
+}
+
+/// One request and its final response (1xx other than 101 are interim and skipped).
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub connection: ConnectionKey,
+    /// 0-based index of this exchange on its connection.
+    pub sequence: u32,
+    pub method: String,
+    /// Request-target path without the query (queries may carry secrets and are dropped).
+    pub path: String,
+    pub has_query: bool,
+    /// `None` when no response was seen.
+    pub status: Option<u16>,
+    pub request: MessageStats,
+    pub response: Option<MessageStats>,
+    pub request_headers: RequestHeaders,
+    pub response_headers: ResponseHeaders,
+    pub request_fields: RequestBodyFields,
+    pub response_fields: ResponseBodyFields,
+    /// The response was `101 Switching Protocols`: the rest of the connection is not HTTP.
+    pub upgraded: bool,
+    pub anomalies: Vec<Anomaly>,
+}

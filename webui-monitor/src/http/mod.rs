@@ -1,0 +1,5 @@
+//! HTTP/1.1 over reassembled byte streams: message framing, bodies, content decoding,
+//! server-sent events and JSON field extraction, yielding [`Exchange`]s.
+pub mod exchange;
+
+pub use exchange::Exchange;

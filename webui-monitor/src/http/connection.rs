@@ -143,10 +143,8 @@ struct Body {
 
 #[derive(Debug)]
 enum Phase {
-    /// Looking for a plausible start line; `line_start`: the next byte starts a line.
-    Resync {
-        line_start: bool,
-    },
+    /// Looking for a plausible start line; `buf` holds the tail of the current line.
+    Resync,
     /// Collecting a header block in `buf`.
     Head,
     Body(Box<Body>),
@@ -177,7 +175,7 @@ impl Side {
     fn new(mid_stream: bool) -> Self {
         Self {
             phase: if mid_stream {
-                Phase::Resync { line_start: true }
+                Phase::Resync
             } else {
                 Phase::Head
             },
@@ -196,10 +194,30 @@ impl Side {
         self.start_checked = false;
     }
 
-    fn resync(&mut self, line_start: bool) {
+    fn resync(&mut self) {
         self.reset_head();
-        self.phase = Phase::Resync { line_start };
+        self.phase = Phase::Resync;
         self.resynced = true;
+    }
+
+    /// The start line in `buf` was rejected: a message may still start inside it (after the
+    /// tail of a lost body), else resynchronise after it.
+    fn resync_in_start_line(&mut self, request: bool) {
+        let line = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+        let found = if request {
+            head::find_request_line(line)
+        } else {
+            head::find_status_line(line)
+        };
+        match found {
+            Some(at) if at > 0 => {
+                self.buf.drain(..at);
+                self.line_len = 0;
+                self.start_checked = true;
+                self.resynced = true;
+            }
+            _ => self.resync(),
+        }
     }
 }
 
@@ -217,9 +235,8 @@ enum HeadStep {
     More,
     /// Block complete after consuming this many input bytes.
     Complete(usize),
-    /// Block rejected after consuming this many bytes; `line_start` whether the next byte
-    /// starts a line.
-    Error(HeadError, usize, bool),
+    /// Block rejected after consuming this many bytes.
+    Error(HeadError, usize),
 }
 
 #[derive(Debug)]
@@ -315,7 +332,7 @@ impl HttpConnection {
                         side.hold_gap = true;
                         side.buf.clear();
                     }
-                    Direction::Response => side.resync(false),
+                    Direction::Response => side.resync(),
                 }
                 return;
             }
@@ -344,7 +361,7 @@ impl HttpConnection {
             self.end_body(direction, false, shared, out);
         }
         if !matches!(self.side(direction).phase, Phase::Ignore) {
-            self.side(direction).resync(false);
+            self.side(direction).resync();
         }
     }
 
@@ -472,15 +489,19 @@ impl HttpConnection {
                     self.held_ts[0] = ts;
                     return;
                 }
-                Phase::Resync { .. } => match resync(&mut self.req, input, ts, shared, true) {
+                Phase::Resync => match resync(&mut self.req, input, ts, shared, true) {
                     Some(used) => input = &input[used..],
                     None => return,
                 },
                 Phase::Head => match collect_head(&mut self.req, input, ts, shared, true) {
                     HeadStep::More => return,
-                    HeadStep::Error(e, used, line_start) => {
+                    HeadStep::Error(e, used) => {
                         Self::head_error(shared, e);
-                        self.req.resync(line_start);
+                        if e == HeadError::StartLine {
+                            self.req.resync_in_start_line(true);
+                        } else {
+                            self.req.resync();
+                        }
                         input = &input[used..];
                     }
                     HeadStep::Complete(used) => {
@@ -502,7 +523,7 @@ impl HttpConnection {
             Ok(h) => h,
             Err(e) => {
                 Self::head_error(shared, e);
-                self.req.resync(true);
+                self.req.resync();
                 return;
             }
         };
@@ -600,7 +621,7 @@ impl HttpConnection {
         if matches!(self.req.phase, Phase::Hold) {
             let held = std::mem::take(&mut self.req.buf);
             if std::mem::take(&mut self.req.hold_gap) {
-                self.req.resync(false);
+                self.req.resync();
             } else {
                 self.req.phase = Phase::Head;
                 self.req.reset_head();
@@ -632,11 +653,11 @@ impl HttpConnection {
                     if self.resp.buf.len() >= shared.limits.max_held_bytes {
                         // Nobody asked for this: give up and look for the next response.
                         shared.counters.orphan_responses += 1;
-                        self.resp.resync(false);
+                        self.resp.resync();
                     }
                     return;
                 }
-                Phase::Resync { .. } => {
+                Phase::Resync => {
                     if self.requests_seen == 0 {
                         // Joined mid-stream: answers to requests we never saw.
                         shared.counters.resync_skipped_bytes += input.len() as u64;
@@ -654,9 +675,13 @@ impl HttpConnection {
                     }
                     match collect_head(&mut self.resp, input, ts, shared, false) {
                         HeadStep::More => return,
-                        HeadStep::Error(e, used, line_start) => {
+                        HeadStep::Error(e, used) => {
                             Self::head_error(shared, e);
-                            self.resp.resync(line_start);
+                            if e == HeadError::StartLine {
+                                self.resp.resync_in_start_line(false);
+                            } else {
+                                self.resp.resync();
+                            }
                             input = &input[used..];
                         }
                         HeadStep::Complete(used) => {
@@ -689,7 +714,7 @@ impl HttpConnection {
             Ok(h) => h,
             Err(e) => {
                 Self::head_error(shared, e);
-                self.resp.resync(true);
+                self.resp.resync();
                 return false;
             }
         };
@@ -703,7 +728,7 @@ impl HttpConnection {
         }
         let Some(target) = self.response_target() else {
             shared.counters.orphan_responses += 1;
-            self.resp.resync(true);
+            self.resp.resync();
             return false;
         };
         let framing = head.body_framing(&target.ex.method);
@@ -845,7 +870,7 @@ impl HttpConnection {
             shared.counters.malformed_messages += 1;
             self.end_body(direction, false, shared, out);
             if !self.finished {
-                self.side(direction).resync(false);
+                self.side(direction).resync();
             }
             // The bad byte is skipped by the resynchronisation.
             return 0;
@@ -990,7 +1015,7 @@ fn collect_head(
             side.buf.extend_from_slice(rest);
             side.line_len += rest.len();
             if side.buf.len() > max {
-                return HeadStep::Error(HeadError::TooLarge, input.len(), false);
+                return HeadStep::Error(HeadError::TooLarge, input.len());
             }
             return HeadStep::More;
         };
@@ -999,7 +1024,7 @@ fn collect_head(
         let line_len = side.line_len + nl;
         side.line_len = 0;
         if side.buf.len() > max {
-            return HeadStep::Error(HeadError::TooLarge, i, true);
+            return HeadStep::Error(HeadError::TooLarge, i);
         }
         let n = side.buf.len();
         let line = &side.buf[n - 1 - line_len..n - 1];
@@ -1011,7 +1036,7 @@ fn collect_head(
                 head::plausible_status_line(line)
             };
             if !ok {
-                return HeadStep::Error(HeadError::StartLine, i, true);
+                return HeadStep::Error(HeadError::StartLine, i);
             }
         } else if line.is_empty() || line == b"\r" {
             return HeadStep::Complete(i);
@@ -1020,9 +1045,11 @@ fn collect_head(
     HeadStep::More
 }
 
-/// Scans for a line that starts a message. Returns the input offset where parsing continues in
-/// [`Phase::Head`] (the start line is then already in `side.buf`), or `None` if all input was
-/// used.
+/// Scans for the start of a message. A start line may follow the tail of a lost body on the
+/// same line, so a candidate is searched anywhere in each line, not only at line starts. Only the
+/// last `max_line` bytes of the current line are kept. Returns the input offset where parsing
+/// continues in [`Phase::Head`] (the start line is then already in `side.buf`), or `None` if all
+/// input was used.
 fn resync(
     side: &mut Side,
     input: &[u8],
@@ -1030,49 +1057,41 @@ fn resync(
     shared: &mut HttpShared,
     request: bool,
 ) -> Option<usize> {
-    let Phase::Resync { line_start } = &mut side.phase else {
-        return Some(0);
-    };
     // A start line longer than this is not plausible anyway.
     let max_line = shared.limits.max_header_bytes.min(8 * 1024);
     let mut i = 0;
     while i < input.len() {
         let rest = &input[i..];
         let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-            if *line_start {
-                side.buf.extend_from_slice(rest);
-                if side.buf.len() > max_line {
-                    shared.counters.resync_skipped_bytes += side.buf.len() as u64;
-                    side.buf.clear();
-                    *line_start = false;
-                }
-            } else {
-                shared.counters.resync_skipped_bytes += rest.len() as u64;
+            let keep = rest.len().min(max_line);
+            shared.counters.resync_skipped_bytes += (rest.len() - keep) as u64;
+            side.buf.extend_from_slice(&rest[rest.len() - keep..]);
+            if side.buf.len() > max_line {
+                let drop = side.buf.len() - max_line;
+                side.buf.drain(..drop);
+                shared.counters.resync_skipped_bytes += drop as u64;
             }
             return None;
         };
-        if *line_start {
-            side.buf.extend_from_slice(&rest[..nl]);
-            let ok = if request {
-                head::plausible_request_line(&side.buf)
-            } else {
-                head::plausible_status_line(&side.buf)
-            };
-            if ok {
-                side.buf.push(b'\n');
-                side.phase = Phase::Head;
-                side.start_checked = true;
-                side.line_len = 0;
-                side.first_ts = ts;
-                side.resynced = true;
-                return Some(i + nl + 1);
-            }
-            shared.counters.resync_skipped_bytes += side.buf.len() as u64 + 1;
-            side.buf.clear();
+        side.buf.extend_from_slice(&rest[..nl]);
+        let found = if request {
+            head::find_request_line(&side.buf)
         } else {
-            shared.counters.resync_skipped_bytes += nl as u64 + 1;
+            head::find_status_line(&side.buf)
+        };
+        if let Some(at) = found {
+            shared.counters.resync_skipped_bytes += at as u64;
+            side.buf.drain(..at);
+            side.buf.push(b'\n');
+            side.phase = Phase::Head;
+            side.start_checked = true;
+            side.line_len = 0;
+            side.first_ts = ts;
+            side.resynced = true;
+            return Some(i + nl + 1);
         }
-        *line_start = true;
+        shared.counters.resync_skipped_bytes += side.buf.len() as u64 + 1;
+        side.buf.clear();
         i += nl + 1;
     }
     None

@@ -159,6 +159,45 @@ pub fn plausible_status_line(line: &[u8]) -> bool {
         && (line.len() == 12 || line[12] == b' ')
 }
 
+/// Where a request line starts in `line` (without its line end), if anywhere: the line may
+/// begin with the tail of a lost body. The method is the longest run of method characters before
+/// the target, cut to a well-known method it ends with.
+pub fn find_request_line(line: &[u8]) -> Option<usize> {
+    let l = line.strip_suffix(b"\r").unwrap_or(line);
+    if l.len() < 14 || !version_ok(&l[l.len() - 8..]) || l[l.len() - 9] != b' ' {
+        return None;
+    }
+    let before_version = &l[..l.len() - 9];
+    let target_start = before_version.iter().rposition(|&b| b == b' ')? + 1;
+    let method_end = target_start - 1;
+    let method_start = before_version[..method_end]
+        .iter()
+        .rposition(|&b| !(b.is_ascii_uppercase() || b == b'-' || b == b'_'))
+        .map_or(0, |p| p + 1);
+    let run = &before_version[method_start..method_end];
+    const KNOWN: [&[u8]; 9] = [
+        b"OPTIONS", b"CONNECT", b"DELETE", b"PATCH", b"TRACE", b"POST", b"HEAD", b"GET", b"PUT",
+    ];
+    let start = KNOWN
+        .iter()
+        .find(|m| run.ends_with(m))
+        .map_or(method_start, |m| method_end - m.len());
+    plausible_request_line(&line[start..]).then_some(start)
+}
+
+/// Where a status line starts in `line`, if anywhere (see [`find_request_line`]).
+pub fn find_status_line(line: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = line[from..].windows(7).position(|w| w == b"HTTP/1.") {
+        let at = from + p;
+        if plausible_status_line(&line[at..]) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// Splits a header block into lines (without line ends), stopping at the blank line.
 fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
     block

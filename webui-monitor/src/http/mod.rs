@@ -15,3 +15,6 @@ pub mod sse;
 
 pub use connection::{HttpConnection, HttpCounters, HttpEvent, HttpLimits, HttpShared};
 pub use exchange::Exchange;
+
+#[cfg(test)]
+mod tests;

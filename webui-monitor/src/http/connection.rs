@@ -13,7 +13,10 @@ use crate::{
         Exchange,
         chunked::ChunkedDecoder,
         decode::{BodyDecoder, Consumer, DecodeStop, Decoded},
-        exchange::{Anomaly, MessageStats, RequestBodyFields, ResponseBodyFields, ResponseHeaders},
+        exchange::{
+            Anomaly, MessageStats, RequestBodyFields, RequestHeaders, ResponseBodyFields,
+            ResponseHeaders,
+        },
         head::{self, BodyFraming, HeadError, HeadLimits},
     },
     json::JsonLimits,
@@ -103,6 +106,8 @@ pub struct HttpCounters {
     pub missing_responses: u64,
     /// Connections upgraded (101).
     pub upgrades: u64,
+    /// Messages presumed lost in a gap between or inside header blocks.
+    pub lost_messages: u64,
     /// Bytes received after the connection ended for HTTP (upgrade or close).
     pub ignored_bytes: u64,
 }
@@ -227,6 +232,8 @@ struct Pending {
     request_done: bool,
     response_done: bool,
     wants_upgrade: bool,
+    /// Placeholder for a request lost in a gap (never emitted).
+    lost: bool,
 }
 
 /// Outcome of collecting header bytes.
@@ -357,12 +364,63 @@ impl HttpConnection {
             return;
         }
         shared.counters.stream_gaps += 1;
-        if matches!(self.side(direction).phase, Phase::Body(_)) {
+        let side = self.side(direction);
+        let between_or_in_head = matches!(side.phase, Phase::Head);
+        if let Phase::Body(body) = &mut side.phase {
+            body.decoder.abandon();
             self.end_body(direction, false, shared, out);
         }
-        if !matches!(self.side(direction).phase, Phase::Ignore) {
-            self.side(direction).resync();
+        if matches!(self.side(direction).phase, Phase::Ignore) {
+            return;
         }
+        if between_or_in_head {
+            // The gap most likely swallowed (the start of) a message. Keep requests and
+            // responses paired: a lost request still gets a response, a lost response leaves
+            // its request unanswered.
+            shared.counters.lost_messages += 1;
+            match direction {
+                Direction::Request => self.push_lost_request(),
+                Direction::Response => {
+                    if let Some(t) = self.response_target()
+                        && t.ex.response.is_none()
+                    {
+                        t.response_done = true;
+                        t.ex.anomalies.push(Anomaly::MissingResponse);
+                        shared.counters.missing_responses += 1;
+                    }
+                    self.emit_ready(out);
+                }
+            }
+        }
+        self.side(direction).resync();
+    }
+
+    /// A placeholder for a request lost in a gap: it takes the next response, and neither is
+    /// reported.
+    fn push_lost_request(&mut self) {
+        let ex = Exchange {
+            connection: self.key,
+            sequence: self.next_sequence,
+            method: String::new(),
+            path: String::new(),
+            has_query: false,
+            status: None,
+            request: MessageStats::default(),
+            response: None,
+            request_headers: RequestHeaders::default(),
+            response_headers: ResponseHeaders::default(),
+            request_fields: RequestBodyFields::default(),
+            response_fields: ResponseBodyFields::default(),
+            upgraded: false,
+            anomalies: Vec::new(),
+        };
+        self.pending.push_back(Pending {
+            ex: Box::new(ex),
+            request_done: true,
+            response_done: false,
+            wants_upgrade: false,
+            lost: true,
+        });
     }
 
     /// `direction` ended (FIN): ends a close-delimited body.
@@ -401,6 +459,9 @@ impl HttpConnection {
             shared.counters.orphan_responses += 1;
         }
         while let Some(mut p) = self.pending.pop_front() {
+            if p.lost {
+                continue;
+            }
             if !p.response_done {
                 p.ex.anomalies.push(Anomaly::MissingResponse);
                 shared.counters.missing_responses += 1;
@@ -444,7 +505,9 @@ impl HttpConnection {
             .front()
             .is_some_and(|p| p.request_done && p.response_done)
         {
-            if let Some(p) = self.pending.pop_front() {
+            if let Some(p) = self.pending.pop_front()
+                && !p.lost
+            {
                 out.push(HttpEvent::Exchange(p.ex));
             }
         }
@@ -535,6 +598,9 @@ impl HttpConnection {
             let Some(mut p) = self.pending.pop_front() else {
                 break;
             };
+            if p.lost {
+                continue;
+            }
             p.ex.anomalies.push(Anomaly::MissingResponse);
             shared.counters.missing_responses += 1;
             out.push(HttpEvent::Exchange(p.ex));
@@ -583,6 +649,7 @@ impl HttpConnection {
             request_done: framing == BodyFraming::None,
             response_done: false,
             wants_upgrade,
+            lost: false,
         });
         self.req.reset_head();
         match framing {
@@ -762,6 +829,9 @@ impl HttpConnection {
             self.emit_ready(out);
             // Requests pipelined behind the upgrade can no longer be answered over HTTP.
             while let Some(mut p) = self.pending.pop_front() {
+                if p.lost {
+                    continue;
+                }
                 p.ex.anomalies.push(Anomaly::MissingResponse);
                 shared.counters.missing_responses += 1;
                 out.push(HttpEvent::Exchange(p.ex));
@@ -936,7 +1006,6 @@ impl HttpConnection {
             Direction::Request => {
                 self.after_request();
                 self.emit_ready(out);
-                let _ = shared;
             }
             Direction::Response => self.finish_response(shared, out),
         }

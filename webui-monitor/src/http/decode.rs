@@ -74,14 +74,15 @@ impl Consumer {
             Consumer::Request(mut b) => {
                 let (scanner, visitor) = &mut *b;
                 let ok = whole && scanner.finish(visitor).is_ok();
-                out.json_truncated = scanner.started() && (!ok || scanner.truncated());
+                // Only a body that began as a JSON object and then broke counts as truncated.
+                out.json_truncated = visitor.object && (!ok || scanner.truncated());
                 out.request = std::mem::take(&mut visitor.fields);
                 out.request.json = ok && visitor.object;
             }
             Consumer::Response(mut b) => {
                 let (scanner, visitor) = &mut *b;
                 let ok = whole && scanner.finish(visitor).is_ok();
-                out.json_truncated = scanner.started() && (!ok || scanner.truncated());
+                out.json_truncated = visitor.object && (!ok || scanner.truncated());
                 out.response.json = ok && visitor.object;
                 out.response.usage = visitor.usage;
                 out.response.has_task_ids = visitor.has_task_ids;
@@ -321,7 +322,6 @@ impl BodyDecoder {
             if r.is_err() {
                 self.stop(DecodeStop::Error);
             } else {
-                self.stop = None;
                 if self.sink.is_none() {
                     self.sink = self.sink_mut().map(std::mem::take);
                 }

@@ -641,22 +641,54 @@ fn gaps_inside_bodies_are_skipped_elsewhere_resynchronised() {
     assert_eq!(r.exchanges[1].status, Some(200));
     assert_eq!(r.shared.counters.body_gaps, 1);
 
-    // A gap in a header block: the message is lost, the next one is found.
+    // A gap in a request head: that request is lost, but its response still comes and must
+    // not be paired with the next request.
     let r = run(&[
         Step::Data(REQ, b"GET /lost HTTP/1.1\r\nHo", 1),
         Step::Gap(REQ, 10),
         Step::Data(REQ, b"st: x\r\n\r\n", 2),
         Step::Data(REQ, GET, 3),
-        Step::Data(RESP, OK5, 4),
+        Step::Data(
+            RESP,
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+            4,
+        ),
+        Step::Data(RESP, OK5, 5),
     ]);
+    let got: Vec<_> = r
+        .exchanges
+        .iter()
+        .map(|x| (x.path.as_str(), x.status))
+        .collect();
+    assert_eq!(got, vec![("/api/config", Some(200))]);
     assert_eq!(
-        r.exchanges
-            .iter()
-            .map(|x| x.path.as_str())
-            .collect::<Vec<_>>(),
-        vec!["/api/config"]
+        (
+            r.shared.counters.stream_gaps,
+            r.shared.counters.lost_messages
+        ),
+        (1, 1)
     );
-    assert_eq!(r.shared.counters.stream_gaps, 1);
+
+    // A gap that swallows a response head: its request is reported without a response, and
+    // the next response goes to the next request.
+    let r = run(&[
+        Step::Data(REQ, GET, 1),
+        Step::Gap(RESP, 43),
+        Step::Data(REQ, b"GET /next HTTP/1.1\r\n\r\n", 2),
+        Step::Data(RESP, OK5, 3),
+    ]);
+    let got: Vec<_> = r
+        .exchanges
+        .iter()
+        .map(|x| (x.path.as_str(), x.status, x.anomalies.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("/api/config", None, vec![Anomaly::MissingResponse]),
+            ("/next", Some(200), vec![]),
+        ]
+    );
 }
 
 #[test]

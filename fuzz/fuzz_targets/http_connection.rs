@@ -34,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
     while let Some((&op, tail)) = rest.split_first() {
         rest = tail;
         ts += 1;
-        let direction = if op & 0x80 == 0 { Direction::Request } else { Direction::Response };
+        let direction = if op & 0x80 == 0 {
+            Direction::Request
+        } else {
+            Direction::Response
+        };
         let arg = usize::from(op & 0x3f);
         match (op >> 6) & 1 {
             0 => {

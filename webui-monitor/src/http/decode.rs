@@ -1,0 +1,338 @@
+//! Content-Encoding decoding as a push stream with an output cap, feeding a body consumer.
+//!
+//! Every decoder is a `Write` adapter around a [`Sink`] that counts the decoded bytes, refuses
+//! to go past the cap (so a decompression bomb costs at most the cap in CPU, never memory) and
+//! hands the bytes to the [`Consumer`] that extracts fields.
+use std::io::{self, Write};
+
+use crate::{
+    http::{
+        exchange::{RequestBodyFields, ResponseBodyFields},
+        fields::{RequestVisitor, ResponseVisitor},
+        sse::SseParser,
+    },
+    json::{JsonLimits, JsonScanner},
+    segment::Timestamp,
+};
+
+/// What is done with a decoded body.
+#[derive(Debug, Default)]
+pub enum Consumer {
+    /// Only counted.
+    #[default]
+    Discard,
+    /// A JSON request body: chat completion fields.
+    Request(Box<(JsonScanner, RequestVisitor)>),
+    /// A JSON response body: `usage`, `task_ids`.
+    Response(Box<(JsonScanner, ResponseVisitor)>),
+    /// A `text/event-stream` response.
+    Sse(Box<SseParser>),
+}
+
+impl Consumer {
+    pub fn request_json(limits: JsonLimits) -> Self {
+        Consumer::Request(Box::new((
+            JsonScanner::new(limits),
+            RequestVisitor::default(),
+        )))
+    }
+    pub fn response_json(limits: JsonLimits) -> Self {
+        Consumer::Response(Box::new((
+            JsonScanner::new(limits),
+            ResponseVisitor::default(),
+        )))
+    }
+    pub fn sse(limits: JsonLimits) -> Self {
+        Consumer::Sse(Box::new(SseParser::new(limits)))
+    }
+
+    fn feed(&mut self, data: &[u8], ts: Timestamp) {
+        match self {
+            Consumer::Discard => {}
+            Consumer::Request(b) => b.0.feed(data, &mut b.1),
+            Consumer::Response(b) => b.0.feed(data, &mut b.1),
+            Consumer::Sse(p) => p.feed(data, ts),
+        }
+    }
+}
+
+/// Fields extracted from one body, and whether extraction hit a cap or malformed input.
+#[derive(Debug, Default)]
+pub struct Extracted {
+    pub request: RequestBodyFields,
+    pub response: ResponseBodyFields,
+    /// JSON was expected but malformed, or a value was cut.
+    pub json_truncated: bool,
+}
+
+impl Consumer {
+    /// Ends the body. `whole`: every byte of the body reached the consumer.
+    pub fn finish(self, whole: bool) -> Extracted {
+        let mut out = Extracted::default();
+        match self {
+            Consumer::Discard => {}
+            Consumer::Request(mut b) => {
+                let (scanner, visitor) = &mut *b;
+                let ok = whole && scanner.finish(visitor).is_ok();
+                // Only a body that began as a JSON object and then broke counts as truncated.
+                out.json_truncated = visitor.object && (!ok || scanner.truncated());
+                out.request = std::mem::take(&mut visitor.fields);
+                out.request.json = ok && visitor.object;
+            }
+            Consumer::Response(mut b) => {
+                let (scanner, visitor) = &mut *b;
+                let ok = whole && scanner.finish(visitor).is_ok();
+                out.json_truncated = visitor.object && (!ok || scanner.truncated());
+                out.response.json = ok && visitor.object;
+                out.response.usage = visitor.usage;
+                out.response.has_task_ids = visitor.has_task_ids;
+            }
+            Consumer::Sse(p) => {
+                out.json_truncated = p.truncated();
+                out.response.usage = p.usage();
+                out.response.sse = Some(p.summary().clone());
+            }
+        }
+        out
+    }
+}
+
+/// Counts decoded bytes, enforces the cap, and feeds the consumer.
+#[derive(Debug, Default)]
+pub struct Sink {
+    pub consumer: Consumer,
+    pub decoded: u64,
+    cap: u64,
+    pub capped: bool,
+    ts: Timestamp,
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = self.cap.saturating_sub(self.decoded);
+        if buf.len() as u64 > room {
+            let n = room as usize;
+            self.consumer.feed(&buf[..n], self.ts);
+            self.decoded += room;
+            self.capped = true;
+            return Err(io::Error::other("decoded body cap reached"));
+        }
+        self.consumer.feed(buf, self.ts);
+        self.decoded += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Inner {
+    Identity,
+    Gzip(Box<flate2::write::GzDecoder<Sink>>),
+    /// `deflate` before its first two bytes tell zlib from raw deflate.
+    DeflateSniff(Vec<u8>),
+    Zlib(Box<flate2::write::ZlibDecoder<Sink>>),
+    Raw(Box<flate2::write::DeflateDecoder<Sink>>),
+    Brotli(Box<brotli_decompressor::DecompressorWriter<Sink>>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, Sink>>),
+    /// Decoding stopped (error, cap, gap or unknown coding); the sink is kept for its results.
+    Stopped,
+}
+
+/// Why a body's decoded size is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeStop {
+    /// Unknown coding or corrupt/truncated data.
+    Error,
+    /// Output reached the cap.
+    Capped,
+    /// Input bytes were lost (reassembly gap).
+    Abandoned,
+}
+
+/// The decoding pipeline of one body.
+pub struct BodyDecoder {
+    inner: Inner,
+    /// The sink while `inner` does not own it (identity, sniffing, stopped).
+    sink: Option<Sink>,
+    stop: Option<DecodeStop>,
+    zstd_window_log_max: u32,
+}
+
+impl std::fmt::Debug for BodyDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyDecoder")
+            .field("stop", &self.stop)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of a finished body.
+#[derive(Debug)]
+pub struct Decoded {
+    /// Decoded size; `None` when decoding stopped.
+    pub bytes: Option<u64>,
+    pub stop: Option<DecodeStop>,
+    pub extracted: Extracted,
+}
+
+impl BodyDecoder {
+    /// `coding`: the Content-Encoding header value (`None`/`identity`: none).
+    pub fn new(
+        coding: Option<&str>,
+        consumer: Consumer,
+        cap: u64,
+        zstd_window_log_max: u32,
+    ) -> Self {
+        let mut d = Self {
+            inner: Inner::Identity,
+            sink: Some(Sink {
+                consumer,
+                cap,
+                ..Sink::default()
+            }),
+            stop: None,
+            zstd_window_log_max,
+        };
+        let coding = coding.map(|c| c.trim().to_ascii_lowercase());
+        match coding.as_deref() {
+            None | Some("") | Some("identity") => {}
+            Some("gzip") | Some("x-gzip") => {
+                if let Some(s) = d.sink.take() {
+                    d.inner = Inner::Gzip(Box::new(flate2::write::GzDecoder::new(s)));
+                }
+            }
+            Some("deflate") => d.inner = Inner::DeflateSniff(Vec::with_capacity(2)),
+            Some("br") => {
+                if let Some(s) = d.sink.take() {
+                    d.inner = Inner::Brotli(Box::new(
+                        brotli_decompressor::DecompressorWriter::new(s, 4096),
+                    ));
+                }
+            }
+            Some("zstd") => {
+                if let Some(s) = d.sink.take() {
+                    match zstd::stream::write::Decoder::new(s) {
+                        Ok(mut z) => {
+                            if z.window_log_max(d.zstd_window_log_max).is_err() {
+                                d.sink = Some(std::mem::take(z.get_mut()));
+                                d.stop(DecodeStop::Error);
+                            } else {
+                                d.inner = Inner::Zstd(Box::new(z));
+                            }
+                        }
+                        Err(_) => d.stop(DecodeStop::Error),
+                    }
+                }
+            }
+            Some(_) => d.stop(DecodeStop::Error),
+        }
+        d
+    }
+
+    fn sink_mut(&mut self) -> Option<&mut Sink> {
+        match &mut self.inner {
+            Inner::Gzip(w) => Some(w.get_mut()),
+            Inner::Zlib(w) => Some(w.get_mut()),
+            Inner::Raw(w) => Some(w.get_mut()),
+            Inner::Brotli(w) => Some(w.get_mut()),
+            Inner::Zstd(w) => Some(w.get_mut()),
+            Inner::Identity | Inner::DeflateSniff(_) | Inner::Stopped => self.sink.as_mut(),
+        }
+    }
+
+    /// Stops decoding, taking the sink back from the decoder.
+    fn stop(&mut self, why: DecodeStop) {
+        if self.sink.is_none() {
+            self.sink = self.sink_mut().map(std::mem::take);
+        }
+        self.inner = Inner::Stopped;
+        if self.stop.is_none() {
+            let capped = self.sink.as_ref().is_some_and(|s| s.capped);
+            self.stop = Some(if capped { DecodeStop::Capped } else { why });
+        }
+    }
+
+    /// Input bytes of the body were lost: the rest cannot be decoded.
+    pub fn abandon(&mut self) {
+        self.stop(DecodeStop::Abandoned);
+    }
+
+    /// Decodes the next piece of the (de-chunked) body.
+    pub fn feed(&mut self, data: &[u8], ts: Timestamp) {
+        if data.is_empty() || self.stop.is_some() {
+            return;
+        }
+        if let Some(s) = self.sink_mut() {
+            s.ts = ts;
+        }
+        if let Inner::DeflateSniff(head) = &mut self.inner {
+            let take = (2 - head.len()).min(data.len());
+            head.extend_from_slice(&data[..take]);
+            if head.len() < 2 {
+                return;
+            }
+            let (cmf, flg) = (head[0], head[1]);
+            let head = std::mem::take(head);
+            let Some(sink) = self.sink.take() else { return };
+            // RFC 1950 header: CM 8, window ≤ 32 KiB, check bits. Otherwise raw deflate, which
+            // some servers send for `deflate`.
+            let zlib = cmf & 0x0f == 8
+                && cmf >> 4 <= 7
+                && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0;
+            self.inner = if zlib {
+                Inner::Zlib(Box::new(flate2::write::ZlibDecoder::new(sink)))
+            } else {
+                Inner::Raw(Box::new(flate2::write::DeflateDecoder::new(sink)))
+            };
+            self.feed(&head, ts);
+            self.feed(&data[take..], ts);
+            return;
+        }
+        let r = match &mut self.inner {
+            Inner::Identity => match self.sink.as_mut() {
+                Some(s) => s.write_all(data),
+                None => Ok(()),
+            },
+            Inner::Gzip(w) => w.write_all(data),
+            Inner::Zlib(w) => w.write_all(data),
+            Inner::Raw(w) => w.write_all(data),
+            Inner::Brotli(w) => w.write_all(data),
+            Inner::Zstd(w) => w.write_all(data),
+            Inner::DeflateSniff(_) | Inner::Stopped => Ok(()),
+        };
+        if r.is_err() {
+            self.stop(DecodeStop::Error);
+        }
+    }
+
+    /// Ends the body. `whole`: no byte of it was lost and it ended as framed.
+    pub fn finish(mut self, whole: bool) -> Decoded {
+        if self.stop.is_none() {
+            let r = match &mut self.inner {
+                Inner::Gzip(w) => w.try_finish(),
+                Inner::Zlib(w) => w.try_finish(),
+                Inner::Raw(w) => w.try_finish(),
+                Inner::Brotli(w) => w.close(),
+                Inner::Zstd(w) => w.do_finish(),
+                // Fewer than two bytes of deflate: only an empty body is valid.
+                Inner::DeflateSniff(h) if !h.is_empty() => Err(io::Error::other("short deflate")),
+                _ => Ok(()),
+            };
+            if r.is_err() {
+                self.stop(DecodeStop::Error);
+            } else {
+                if self.sink.is_none() {
+                    self.sink = self.sink_mut().map(std::mem::take);
+                }
+            }
+        }
+        let sink = self.sink.take().unwrap_or_default();
+        let clean = self.stop.is_none();
+        Decoded {
+            bytes: clean.then_some(sink.decoded),
+            stop: self.stop,
+            extracted: sink.consumer.finish(whole && clean),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The JSON fields the Open WebUI semantics need, as [`JsonVisitor`]s over request and response
+//! bodies.
+use crate::{
+    http::exchange::{RequestBodyFields, Usage},
+    json::{JsonValue, JsonVisitor},
+};
+
+fn is(path: &[&[u8]], key: &[u8]) -> bool {
+    path.len() == 1 && path[0] == key
+}
+
+fn owned(value: JsonValue<'_>) -> Option<String> {
+    match value {
+        JsonValue::String { value, .. } => Some(value.to_owned()),
+        JsonValue::Number(n) => Some(n.to_string()),
+        JsonValue::Bool(b) => Some(b.to_string()),
+        // A non-null value we do not keep (object, array, uncaptured string).
+        JsonValue::SkippedString | JsonValue::Object | JsonValue::Array => Some(String::new()),
+        JsonValue::Null => None,
+    }
+}
+
+/// Top-level fields of a chat completion request.
+#[derive(Debug, Default)]
+pub struct RequestVisitor {
+    pub fields: RequestBodyFields,
+    /// The root value is an object.
+    pub object: bool,
+}
+
+impl JsonVisitor for RequestVisitor {
+    fn wants_string(&self, path: &[&[u8]]) -> bool {
+        path.len() == 1 && matches!(path[0], b"model" | b"session_id" | b"chat_id" | b"id")
+    }
+
+    fn value(&mut self, path: &[&[u8]], value: JsonValue<'_>) {
+        if path.is_empty() {
+            self.object = value == JsonValue::Object;
+            return;
+        }
+        let f = &mut self.fields;
+        if is(path, b"model") {
+            f.model = match value {
+                JsonValue::String { value, .. } => Some(value.to_owned()),
+                _ => None,
+            };
+        } else if is(path, b"stream") {
+            f.stream = match value {
+                JsonValue::Bool(b) => Some(b),
+                _ => None,
+            };
+        } else if is(path, b"session_id") {
+            f.session_id = Some(owned(value));
+        } else if is(path, b"chat_id") {
+            f.chat_id = Some(owned(value));
+        } else if is(path, b"id") {
+            f.id = match value {
+                JsonValue::String { value, .. } => Some(value.to_owned()),
+                _ => None,
+            };
+        } else if is(path, b"messages") {
+            f.has_messages = true;
+        }
+    }
+}
+
+/// `usage` and `task_ids` of a JSON response or of one SSE event.
+#[derive(Debug, Default)]
+pub struct ResponseVisitor {
+    /// A non-null `usage` object, with the counts found in it.
+    pub usage: Option<Usage>,
+    pub has_task_ids: bool,
+    pub object: bool,
+}
+
+impl ResponseVisitor {
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+fn count(value: JsonValue<'_>) -> u64 {
+    match value {
+        JsonValue::Number(n) if n.is_finite() && n >= 0.0 => n as u64,
+        _ => 0,
+    }
+}
+
+impl JsonVisitor for ResponseVisitor {
+    fn wants_string(&self, _path: &[&[u8]]) -> bool {
+        false
+    }
+
+    fn value(&mut self, path: &[&[u8]], value: JsonValue<'_>) {
+        match path {
+            [] => self.object = value == JsonValue::Object,
+            [b"usage"] => {
+                self.usage = (value == JsonValue::Object).then(Usage::default);
+            }
+            [b"task_ids"] => self.has_task_ids = true,
+            [b"usage", field] => {
+                if let Some(u) = self.usage.as_mut() {
+                    match *field {
+                        b"prompt_tokens" => u.prompt_tokens = count(value),
+                        b"completion_tokens" => u.completion_tokens = count(value),
+                        b"total_tokens" => u.total_tokens = count(value),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}

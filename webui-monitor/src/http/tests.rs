@@ -1,0 +1,790 @@
+//! Static byte fixtures for every feature of the HTTP engine, and split-invariance properties.
+use std::{
+    io::Write,
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+};
+
+use proptest::prelude::*;
+
+use super::{
+    HttpConnection, HttpEvent, HttpLimits, HttpShared,
+    exchange::{Anomaly, Exchange, Secret, Usage},
+};
+use crate::segment::{ConnectionKey, Direction, Timestamp};
+
+const REQ: Direction = Direction::Request;
+const RESP: Direction = Direction::Response;
+
+fn key() -> ConnectionKey {
+    ConnectionKey {
+        client: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 40000)),
+        server: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080)),
+    }
+}
+
+/// A scripted connection: pieces of data per direction with timestamps (seconds).
+enum Step<'a> {
+    Data(Direction, &'a [u8], u64),
+    Gap(Direction, u64),
+    Fin(Direction),
+    Close,
+}
+
+struct Run {
+    exchanges: Vec<Exchange>,
+    upgrades: Vec<(Option<String>, [Vec<u8>; 2])>,
+    shared: HttpShared,
+}
+
+fn run_with(limits: HttpLimits, mid_stream: bool, steps: &[Step<'_>]) -> Run {
+    let mut shared = HttpShared {
+        limits,
+        ..HttpShared::default()
+    };
+    let mut c = HttpConnection::new(key(), mid_stream);
+    let mut out = Vec::new();
+    let mut last = Timestamp::default();
+    for step in steps {
+        match *step {
+            Step::Data(d, data, s) => {
+                last = Timestamp::from_secs(s);
+                // After an upgrade the pipeline hands the bytes to the WebSocket decoder; here
+                // they are appended to the leftovers.
+                if let Some(HttpEvent::Upgraded { leftover, .. }) = out
+                    .iter_mut()
+                    .find(|e| matches!(e, HttpEvent::Upgraded { .. }))
+                {
+                    leftover[d.index()].extend_from_slice(data);
+                    continue;
+                }
+                c.on_data(d, data, last, &mut shared, &mut out);
+            }
+            Step::Gap(d, n) => c.on_gap(d, n, last, &mut shared, &mut out),
+            Step::Fin(d) => c.on_fin(d, last, &mut shared, &mut out),
+            Step::Close => c.on_close(last, &mut shared, &mut out),
+        }
+    }
+    let mut r = Run {
+        exchanges: Vec::new(),
+        upgrades: Vec::new(),
+        shared,
+    };
+    for e in out {
+        match e {
+            HttpEvent::Exchange(x) => r.exchanges.push(*x),
+            HttpEvent::Upgraded {
+                websocket_extensions,
+                leftover,
+            } => r.upgrades.push((websocket_extensions, leftover)),
+        }
+    }
+    r
+}
+
+fn run(steps: &[Step<'_>]) -> Run {
+    run_with(HttpLimits::default(), false, steps)
+}
+
+fn sizes(x: &Exchange) -> [u64; 6] {
+    let r = x.response.as_ref().expect("response");
+    [
+        x.request.header_bytes,
+        x.request.body_wire_bytes,
+        r.header_bytes,
+        r.body_wire_bytes,
+        r.body_bytes,
+        r.body_decoded_bytes.unwrap_or(u64::MAX),
+    ]
+}
+
+const GET: &[u8] = b"GET /api/config HTTP/1.1\r\nHost: x\r\n\r\n"; // 37 bytes
+const OK5: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"; // 38 + 5
+
+#[test]
+fn keep_alive_with_timestamps() {
+    let r = run(&[
+        Step::Data(REQ, GET, 1),
+        Step::Data(RESP, &OK5[..20], 2),
+        Step::Data(RESP, &OK5[20..], 3),
+        Step::Data(
+            REQ,
+            b"POST /a?q=secret HTTP/1.1\r\nContent-Length: 2\r\n\r\n",
+            4,
+        ),
+        Step::Data(REQ, b"{}", 5),
+        Step::Data(RESP, b"HTTP/1.1 204 No Content\r\n\r\n", 6),
+    ]);
+    assert_eq!(r.exchanges.len(), 2);
+    let (a, b) = (&r.exchanges[0], &r.exchanges[1]);
+    assert_eq!(
+        (a.sequence, a.method.as_str(), a.path.as_str(), a.status),
+        (0, "GET", "/api/config", Some(200))
+    );
+    assert_eq!(sizes(a), [37, 0, 38, 5, 5, 5]);
+    let ar = a.response.as_ref().unwrap();
+    assert_eq!(
+        (a.request.first_byte, a.request.last_byte),
+        (Timestamp::from_secs(1), Timestamp::from_secs(1))
+    );
+    assert_eq!(
+        (ar.first_byte, ar.last_byte),
+        (Timestamp::from_secs(2), Timestamp::from_secs(3))
+    );
+    assert!(ar.complete && a.request.complete);
+    assert_eq!(
+        (b.sequence, b.path.as_str(), b.has_query, b.status),
+        (1, "/a", true, Some(204))
+    );
+    assert_eq!(sizes(b), [48, 2, 27, 0, 0, 0]);
+    assert!(b.request_fields.json);
+    assert_eq!(b.request.last_byte, Timestamp::from_secs(5));
+    assert!(a.anomalies.is_empty() && b.anomalies.is_empty());
+}
+
+#[test]
+fn pipelined_responses_match_requests_in_order() {
+    let reqs = b"GET /1 HTTP/1.1\r\n\r\nHEAD /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n";
+    let resps = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nAHTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n";
+    let r = run(&[Step::Data(REQ, reqs, 1), Step::Data(RESP, resps, 2)]);
+    let got: Vec<_> = r
+        .exchanges
+        .iter()
+        .map(|x| {
+            (
+                x.path.as_str(),
+                x.status,
+                x.response.as_ref().unwrap().body_wire_bytes,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("/1", Some(200), 1),
+            ("/2", Some(200), 0),
+            ("/3", Some(304), 0)
+        ]
+    );
+}
+
+#[test]
+fn responses_before_their_request_are_held() {
+    let r = run(&[Step::Data(RESP, OK5, 1), Step::Data(REQ, GET, 2)]);
+    assert_eq!(r.exchanges.len(), 1);
+    assert_eq!(sizes(&r.exchanges[0]), [37, 0, 38, 5, 5, 5]);
+}
+
+#[test]
+fn chunked_with_extensions_and_trailers() {
+    let body = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: y\r\n\r\n";
+    let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut steps = vec![Step::Data(REQ, GET, 1), Step::Data(RESP, head, 2)];
+    steps.extend(
+        body.iter()
+            .enumerate()
+            .map(|(i, b)| Step::Data(RESP, std::slice::from_ref(b), 3 + i as u64)),
+    );
+    steps.push(Step::Data(REQ, GET, 100));
+    steps.push(Step::Data(RESP, OK5, 101));
+    let r = run(&steps);
+    assert_eq!(r.exchanges.len(), 2);
+    let x = &r.exchanges[0];
+    let resp = x.response.as_ref().unwrap();
+    assert_eq!(sizes(x), [37, 0, 47, body.len() as u64, 9, 9]);
+    assert!(resp.chunked && resp.complete);
+    assert_eq!(resp.chunks, 2);
+    assert_eq!(
+        resp.last_byte,
+        Timestamp::from_secs(3 + body.len() as u64 - 1)
+    );
+    assert_eq!(r.exchanges[1].status, Some(200));
+}
+
+#[test]
+fn close_delimited_bodies_end_at_fin_or_close() {
+    let head = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n";
+    let r = run(&[
+        Step::Data(REQ, GET, 1),
+        Step::Data(RESP, head, 2),
+        Step::Data(RESP, b"abc", 3),
+        Step::Data(RESP, b"defg", 4),
+        Step::Fin(RESP),
+    ]);
+    assert_eq!(r.exchanges.len(), 1);
+    let resp = r.exchanges[0].response.as_ref().unwrap();
+    assert_eq!(
+        (resp.body_wire_bytes, resp.complete, resp.last_byte),
+        (7, true, Timestamp::from_secs(4))
+    );
+
+    let r = run(&[
+        Step::Data(REQ, GET, 1),
+        Step::Data(RESP, head, 2),
+        Step::Data(RESP, b"abc", 3),
+        Step::Close,
+    ]);
+    assert_eq!(r.exchanges[0].response.as_ref().unwrap().body_bytes, 3);
+}
+
+#[test]
+fn interim_100_continue_is_skipped() {
+    let r = run(&[
+        Step::Data(
+            REQ,
+            b"POST /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+            1,
+        ),
+        Step::Data(RESP, b"HTTP/1.1 100 Continue\r\n\r\n", 2),
+        Step::Data(REQ, b"abc", 3),
+        Step::Data(
+            RESP,
+            b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+            4,
+        ),
+    ]);
+    assert_eq!(r.exchanges.len(), 1);
+    let x = &r.exchanges[0];
+    assert_eq!(x.status, Some(201));
+    assert_eq!(x.response.as_ref().unwrap().header_bytes, 43);
+    assert_eq!(
+        x.response.as_ref().unwrap().first_byte,
+        Timestamp::from_secs(4)
+    );
+    assert_eq!(r.shared.counters.interim_responses, 1);
+}
+
+const UPGRADE: &[u8] =
+    b"GET /ws/socket.io/?EIO=4 HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+
+#[test]
+fn upgrade_hands_over_leftovers() {
+    let resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12\r\n\r\n\x81\x02hi";
+    let r = run(&[
+        Step::Data(REQ, UPGRADE, 1),
+        Step::Data(REQ, b"\x81\x82mask", 2),
+        Step::Data(RESP, resp, 3),
+        Step::Data(REQ, b"more", 4),
+    ]);
+    assert_eq!(r.exchanges.len(), 1);
+    let x = &r.exchanges[0];
+    assert!(x.upgraded);
+    assert_eq!(
+        (x.status, x.has_query, x.request_headers.upgrade.as_deref()),
+        (Some(101), true, Some("websocket"))
+    );
+    assert_eq!(r.upgrades.len(), 1);
+    let (ext, leftover) = &r.upgrades[0];
+    assert_eq!(
+        ext.as_deref(),
+        Some("permessage-deflate; server_max_window_bits=12")
+    );
+    assert_eq!(leftover[0], b"\x81\x82maskmore");
+    assert_eq!(leftover[1], b"\x81\x02hi");
+    assert_eq!(r.shared.counters.upgrades, 1);
+}
+
+#[test]
+fn refused_upgrade_releases_held_requests() {
+    let r = run(&[
+        Step::Data(REQ, UPGRADE, 1),
+        Step::Data(REQ, GET, 2),
+        Step::Data(
+            RESP,
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+            3,
+        ),
+        Step::Data(RESP, OK5, 4),
+    ]);
+    let got: Vec<_> = r
+        .exchanges
+        .iter()
+        .map(|x| (x.path.as_str(), x.status, x.upgraded))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("/ws/socket.io/", Some(400), false),
+            ("/api/config", Some(200), false)
+        ]
+    );
+    assert_eq!(r.exchanges[1].request.first_byte, Timestamp::from_secs(2));
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn encoded_response(coding: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: {coding}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(body);
+    v
+}
+
+const USAGE_JSON: &[u8] = br#"{"id":"x","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":4,"completion_tokens":17,"total_tokens":21}}"#;
+
+#[test]
+fn content_encodings_are_decoded() {
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    zlib.write_all(USAGE_JSON).unwrap();
+    let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    raw.write_all(USAGE_JSON).unwrap();
+    let mut br = Vec::new();
+    {
+        let mut w = brotli::CompressorWriter::new(&mut br, 4096, 5, 22);
+        w.write_all(USAGE_JSON).unwrap();
+    }
+    let zstd = zstd::stream::encode_all(USAGE_JSON, 3).unwrap();
+    let cases = [
+        ("gzip", gzip(USAGE_JSON)),
+        ("deflate", zlib.finish().unwrap()),
+        ("deflate", raw.finish().unwrap()),
+        ("br", br),
+        ("zstd", zstd),
+        ("identity", USAGE_JSON.to_vec()),
+    ];
+    for (coding, body) in cases {
+        let resp = encoded_response(coding, &body);
+        for split in [1, 3, resp.len()] {
+            let mut steps = vec![Step::Data(REQ, GET, 1)];
+            steps.extend(resp.chunks(split).map(|c| Step::Data(RESP, c, 2)));
+            let r = run(&steps);
+            let x = &r.exchanges[0];
+            let resp = x.response.as_ref().unwrap();
+            assert_eq!(resp.body_bytes, body.len() as u64, "{coding}");
+            assert_eq!(
+                resp.body_decoded_bytes,
+                Some(USAGE_JSON.len() as u64),
+                "{coding}"
+            );
+            assert_eq!(x.response_headers.content_encoding.as_deref(), Some(coding));
+            assert!(x.response_fields.json, "{coding}");
+            assert_eq!(
+                x.response_fields.usage,
+                Some(Usage {
+                    prompt_tokens: 4,
+                    completion_tokens: 17,
+                    total_tokens: 21
+                })
+            );
+            assert!(x.anomalies.is_empty(), "{coding}: {:?}", x.anomalies);
+        }
+    }
+}
+
+#[test]
+fn decode_errors_and_caps_are_flagged() {
+    let r = run(&[
+        Step::Data(REQ, GET, 1),
+        Step::Data(RESP, &encoded_response("gzip", b"not gzip at all"), 2),
+    ]);
+    let x = &r.exchanges[0];
+    assert_eq!(x.response.as_ref().unwrap().body_decoded_bytes, None);
+    assert_eq!(x.anomalies, vec![Anomaly::DecodeError]);
+    assert_eq!(r.shared.counters.decode_errors, 1);
+
+    let r = run(&[
+        Step::Data(REQ, GET, 1),
+        Step::Data(RESP, &encoded_response("compress", b"xx"), 2),
+    ]);
+    assert_eq!(r.exchanges[0].anomalies, vec![Anomaly::DecodeError]);
+
+    // A bomb: 10 MB of zeros in a few KB, against a 1 MB cap.
+    let bomb = gzip(&vec![0u8; 10_000_000]);
+    let limits = HttpLimits {
+        max_decoded_body_bytes: 1_000_000,
+        ..HttpLimits::default()
+    };
+    let r = run_with(
+        limits,
+        false,
+        &[
+            Step::Data(REQ, GET, 1),
+            Step::Data(RESP, &encoded_response("gzip", &bomb), 2),
+        ],
+    );
+    let x = &r.exchanges[0];
+    assert_eq!(x.response.as_ref().unwrap().body_decoded_bytes, None);
+    assert_eq!(x.response.as_ref().unwrap().body_bytes, bomb.len() as u64);
+    assert_eq!(x.anomalies, vec![Anomaly::DecodeCapped]);
+    assert_eq!(r.shared.counters.decode_capped, 1);
+}
+
+/// Open WebUI's SSE: each event is two chunks, `data: …\n` then `\n`.
+fn sse_response(events: &[&str]) -> Vec<u8> {
+    let mut v = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for e in events {
+        let line = format!("data: {e}\n");
+        v.extend_from_slice(format!("{:x}\r\n{line}\r\n1\r\n\n\r\n", line.len()).as_bytes());
+    }
+    v.extend_from_slice(b"0\r\n\r\n");
+    v
+}
+
+#[test]
+fn sse_events_usage_and_done() {
+    let resp = sse_response(&[
+        r#"{"choices":[{"delta":{"role":"assistant"}}],"usage":null}"#,
+        r#"{"choices":[{"delta":{"content":"Mock"}}]}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":17,"total_tokens":21}}"#,
+        "[DONE]",
+    ]);
+    let mid = resp.len() / 2;
+    let r = run(&[
+        Step::Data(REQ, b"POST /api/chat/completions HTTP/1.1\r\ncontent-length: 40\r\n\r\n{\"model\":\"mock-gpt\",\"stream\":true,\"x\":1}", 1),
+        Step::Data(RESP, &resp[..150], 2),
+        Step::Data(RESP, &resp[150..mid], 3),
+        Step::Data(RESP, &resp[mid..], 4),
+    ]);
+    let x = &r.exchanges[0];
+    let sse = x.response_fields.sse.as_ref().unwrap();
+    assert_eq!((sse.events, sse.done), (4, true));
+    assert_eq!(sse.first_event, Some(Timestamp::from_secs(3)));
+    assert_eq!(sse.last_event, Some(Timestamp::from_secs(4)));
+    assert_eq!(
+        x.response_fields.usage.map(|u| u.completion_tokens),
+        Some(17)
+    );
+    assert_eq!(x.response.as_ref().unwrap().chunks, 8);
+    assert_eq!(x.request_fields.model.as_deref(), Some("mock-gpt"));
+    assert_eq!(x.request_fields.stream, Some(true));
+}
+
+#[test]
+fn request_fields_from_a_large_body() {
+    let big = "A".repeat(3_000_000);
+    let body = format!(
+        r#"{{"stream":true,"model":"mock-gpt","params":{{"model":"inner"}},"files":["{big}"],"session_id":"ra3UWf","chat_id":null,"id":"1036e29f","messages":[{{"role":"user","content":"hi"}}]}}"#
+    );
+    let head = format!(
+        "POST /api/chat/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut steps = vec![Step::Data(REQ, head.as_bytes(), 1)];
+    steps.extend(
+        body.as_bytes()
+            .chunks(65_000)
+            .map(|c| Step::Data(REQ, c, 2)),
+    );
+    steps.push(Step::Data(RESP, OK5, 3));
+    let r = run(&steps);
+    let f = &r.exchanges[0].request_fields;
+    assert!(f.json);
+    assert_eq!(f.model.as_deref(), Some("mock-gpt"));
+    assert_eq!(f.stream, Some(true));
+    assert_eq!(f.session_id, Some(Some("ra3UWf".to_owned())));
+    assert_eq!(f.chat_id, Some(None));
+    assert_eq!(f.id.as_deref(), Some("1036e29f"));
+    assert!(f.has_messages);
+    assert_eq!(r.exchanges[0].request.body_wire_bytes, body.len() as u64);
+}
+
+#[test]
+fn request_headers_and_secrets() {
+    let req = b"GET /x HTTP/1.1\r\nAuthorization: Bearer eyJ.a.b\r\nCookie: a=1; b=2\r\nCookie: token=eyJ.c.d; z=9\r\nX-Api-Key: sk-1\r\nUser-Agent: curl/7.88.1\r\nOrigin: http://h\r\nSec-Fetch-Site: same-origin\r\nSec-Fetch-Mode: cors\r\nSec-Fetch-Dest: empty\r\nHost: h:8080\r\n\r\n";
+    let r = run(&[Step::Data(REQ, req, 1), Step::Data(RESP, OK5, 2)]);
+    let h = &r.exchanges[0].request_headers;
+    assert_eq!(
+        h.authorization.as_ref().map(Secret::expose),
+        Some(&b"Bearer eyJ.a.b"[..])
+    );
+    assert_eq!(
+        h.cookie_token.as_ref().map(Secret::expose),
+        Some(&b"eyJ.c.d"[..])
+    );
+    assert_eq!(
+        h.api_key_header.as_ref().map(Secret::expose),
+        Some(&b"sk-1"[..])
+    );
+    assert_eq!(h.user_agent.as_deref(), Some("curl/7.88.1"));
+    assert_eq!(h.origin.as_deref(), Some("http://h"));
+    assert_eq!(
+        (
+            h.sec_fetch_site.as_deref(),
+            h.sec_fetch_mode.as_deref(),
+            h.sec_fetch_dest.as_deref()
+        ),
+        (Some("same-origin"), Some("cors"), Some("empty"))
+    );
+    assert_eq!(h.host.as_deref(), Some("h:8080"));
+    let debug = format!("{:?}", r.exchanges[0]);
+    assert!(!debug.contains("eyJ") && !debug.contains("sk-1"), "{debug}");
+
+    let limits = HttpLimits {
+        api_key_header: "x-openwebui-key".to_owned(),
+        ..HttpLimits::default()
+    };
+    let r = run_with(
+        limits,
+        false,
+        &[
+            Step::Data(
+                REQ,
+                b"GET / HTTP/1.1\r\nx-api-key: a\r\nX-OpenWebUI-Key: b\r\n\r\n",
+                1,
+            ),
+            Step::Close,
+        ],
+    );
+    let h = &r.exchanges[0].request_headers;
+    assert_eq!(
+        h.api_key_header.as_ref().map(Secret::expose),
+        Some(&b"b"[..])
+    );
+}
+
+#[test]
+fn malformed_input_resynchronises() {
+    let r = run(&[
+        Step::Data(REQ, b"\x16\x03\x01garbage\r\nmore junk\r\n", 1),
+        Step::Data(REQ, GET, 2),
+        Step::Data(RESP, OK5, 3),
+    ]);
+    assert_eq!(r.exchanges.len(), 1);
+    assert_eq!(r.exchanges[0].path, "/api/config");
+    assert_eq!(r.exchanges[0].anomalies, vec![Anomaly::MidStreamPickup]);
+    assert_eq!(r.shared.counters.malformed_messages, 1);
+
+    // Too many headers, then a header block over the size cap.
+    let limits = HttpLimits {
+        max_headers: 2,
+        max_header_bytes: 100,
+        ..HttpLimits::default()
+    };
+    let many = b"GET /m HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n";
+    let big = [
+        b"GET /b HTTP/1.1\r\nx: ".as_slice(),
+        &[b'y'; 200],
+        b"\r\n\r\n",
+    ]
+    .concat();
+    let r = run_with(
+        limits,
+        false,
+        &[
+            Step::Data(REQ, many, 1),
+            Step::Data(REQ, &big, 2),
+            Step::Data(REQ, GET, 3),
+            Step::Data(RESP, OK5, 4),
+        ],
+    );
+    assert_eq!(
+        r.exchanges
+            .iter()
+            .map(|x| x.path.as_str())
+            .collect::<Vec<_>>(),
+        vec!["/api/config"]
+    );
+    assert_eq!(r.shared.counters.too_many_headers, 1);
+    assert_eq!(r.shared.counters.headers_too_large, 1);
+    assert_eq!(r.shared.counters.malformed_messages, 2);
+
+    // A broken chunked body.
+    let r = run(&[
+        Step::Data(REQ, GET, 1),
+        Step::Data(
+            RESP,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            2,
+        ),
+        Step::Data(REQ, GET, 3),
+        Step::Data(RESP, OK5, 4),
+    ]);
+    assert_eq!(r.exchanges.len(), 2);
+    assert!(!r.exchanges[0].response.as_ref().unwrap().complete);
+    assert_eq!(r.exchanges[1].status, Some(200));
+    assert_eq!(r.shared.counters.chunked_errors, 1);
+}
+
+#[test]
+fn mid_stream_pickup_starts_at_a_plausible_message() {
+    let r = run_with(
+        HttpLimits::default(),
+        true,
+        &[
+            Step::Data(REQ, b"\"tail of a body\"}", 1),
+            Step::Data(
+                RESP,
+                b"ody of an earlier response\r\nHTTP/1.1 200 OK\r\n\r\n",
+                2,
+            ),
+            Step::Data(REQ, GET, 3),
+            Step::Data(RESP, OK5, 4),
+        ],
+    );
+    assert_eq!(r.exchanges.len(), 1);
+    let x = &r.exchanges[0];
+    assert_eq!((x.path.as_str(), x.status), ("/api/config", Some(200)));
+    assert_eq!(x.anomalies, vec![Anomaly::MidStreamPickup]);
+}
+
+#[test]
+fn gaps_inside_bodies_are_skipped_elsewhere_resynchronised() {
+    let r = run(&[
+        Step::Data(REQ, GET, 1),
+        Step::Data(RESP, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab", 2),
+        Step::Gap(RESP, 5),
+        Step::Data(RESP, b"cde", 3),
+        Step::Data(REQ, GET, 4),
+        Step::Data(RESP, OK5, 5),
+    ]);
+    assert_eq!(r.exchanges.len(), 2);
+    let x = &r.exchanges[0];
+    let resp = x.response.as_ref().unwrap();
+    assert_eq!((resp.body_wire_bytes, resp.body_decoded_bytes), (10, None));
+    assert_eq!(x.anomalies, vec![Anomaly::BodyGap]);
+    assert_eq!(r.exchanges[1].status, Some(200));
+    assert_eq!(r.shared.counters.body_gaps, 1);
+
+    // A gap in a request head: that request is lost, but its response still comes and must
+    // not be paired with the next request.
+    let r = run(&[
+        Step::Data(REQ, b"GET /lost HTTP/1.1\r\nHo", 1),
+        Step::Gap(REQ, 10),
+        Step::Data(REQ, b"st: x\r\n\r\n", 2),
+        Step::Data(REQ, GET, 3),
+        Step::Data(
+            RESP,
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+            4,
+        ),
+        Step::Data(RESP, OK5, 5),
+    ]);
+    let got: Vec<_> = r
+        .exchanges
+        .iter()
+        .map(|x| (x.path.as_str(), x.status))
+        .collect();
+    assert_eq!(got, vec![("/api/config", Some(200))]);
+    assert_eq!(
+        (
+            r.shared.counters.stream_gaps,
+            r.shared.counters.lost_messages
+        ),
+        (1, 1)
+    );
+
+    // A gap that swallows a response head: its request is reported without a response, and
+    // the next response goes to the next request.
+    let r = run(&[
+        Step::Data(REQ, GET, 1),
+        Step::Gap(RESP, 43),
+        Step::Data(REQ, b"GET /next HTTP/1.1\r\n\r\n", 2),
+        Step::Data(RESP, OK5, 3),
+    ]);
+    let got: Vec<_> = r
+        .exchanges
+        .iter()
+        .map(|x| (x.path.as_str(), x.status, x.anomalies.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("/api/config", None, vec![Anomaly::MissingResponse]),
+            ("/next", Some(200), vec![]),
+        ]
+    );
+}
+
+#[test]
+fn requests_without_response_are_flushed_on_close() {
+    let r = run(&[
+        Step::Data(REQ, GET, 1),
+        Step::Data(REQ, GET, 2),
+        Step::Data(RESP, OK5, 3),
+        Step::Close,
+    ]);
+    assert_eq!(r.exchanges.len(), 2);
+    assert_eq!(r.exchanges[1].status, None);
+    assert!(r.exchanges[1].response.is_none());
+    assert_eq!(r.exchanges[1].anomalies, vec![Anomaly::MissingResponse]);
+    assert_eq!(r.shared.counters.missing_responses, 1);
+}
+
+/// A connection exercising most features, as one byte stream per direction.
+fn composite() -> (Vec<u8>, Vec<u8>) {
+    let mut req = Vec::new();
+    let mut resp = Vec::new();
+    req.extend_from_slice(GET);
+    resp.extend_from_slice(&encoded_response("gzip", &gzip(USAGE_JSON)));
+    req.extend_from_slice(b"POST /api/chat/completions HTTP/1.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"mod\r\n1c;x=y\r\nel\":\"m\",\"stream\":true,\"z\":1}\r\n0\r\n\r\n");
+    resp.extend_from_slice(&sse_response(&[
+        r#"{"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+        "[DONE]",
+    ]));
+    req.extend_from_slice(b"HEAD /h HTTP/1.1\r\n\r\n");
+    resp.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n");
+    req.extend_from_slice(UPGRADE);
+    resp.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x01x",
+    );
+    (req, resp)
+}
+
+fn summary(r: &Run) -> Vec<String> {
+    let mut v: Vec<String> = r.exchanges.iter().map(|x| format!("{x:?}")).collect();
+    v.extend(r.upgrades.iter().map(|u| format!("{u:?}")));
+    v
+}
+
+proptest! {
+    /// Any split of the two streams into data calls, interleaved in any request-first order,
+    /// gives identical exchanges (timestamps are all equal here so they compare too).
+    #[test]
+    fn any_split_gives_identical_exchanges(
+        req_cuts in proptest::collection::vec(0usize..2000, 0..12),
+        resp_cuts in proptest::collection::vec(0usize..2000, 0..12),
+    ) {
+        let (req, resp) = composite();
+        let whole = run(&[Step::Data(REQ, &req, 1), Step::Data(RESP, &resp, 1), Step::Close]);
+        prop_assert_eq!(whole.exchanges.len(), 4);
+        prop_assert_eq!(whole.upgrades.len(), 1);
+        prop_assert_eq!(whole.shared.counters.malformed_messages, 0);
+
+        let pieces = |data: &[u8], cuts: &[usize]| -> Vec<(usize, usize)> {
+            let mut c: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+            c.push(0);
+            c.push(data.len());
+            c.sort_unstable();
+            c.dedup();
+            c.windows(2).map(|w| (w[0], w[1])).collect()
+        };
+        // All request pieces first, then responses: always a valid arrival order.
+        let mut steps: Vec<Step<'_>> = Vec::new();
+        for (a, b) in pieces(&req, &req_cuts) {
+            steps.push(Step::Data(REQ, &req[a..b], 1));
+        }
+        for (a, b) in pieces(&resp, &resp_cuts) {
+            steps.push(Step::Data(RESP, &resp[a..b], 1));
+        }
+        steps.push(Step::Close);
+        let split = run(&steps);
+        prop_assert_eq!(summary(&whole), summary(&split));
+        prop_assert_eq!(whole.shared.counters, split.shared.counters);
+    }
+
+    /// Random bytes in either direction never panic and leave bounded state.
+    #[test]
+    fn garbage_never_panics(
+        a in proptest::collection::vec(any::<u8>(), 0..512),
+        b in proptest::collection::vec(any::<u8>(), 0..512),
+        mid in any::<bool>(),
+    ) {
+        let (req, resp) = composite();
+        let _ = run_with(HttpLimits::default(), mid, &[
+            Step::Data(REQ, &a, 1),
+            Step::Data(RESP, &b, 1),
+            Step::Data(REQ, &req, 2),
+            Step::Gap(RESP, 3),
+            Step::Data(RESP, &resp, 2),
+            Step::Data(REQ, &b, 3),
+            Step::Fin(RESP),
+            Step::Close,
+        ]);
+    }
+}

@@ -1,0 +1,132 @@
+use proptest::prelude::*;
+
+use super::*;
+
+/// Records every reported value as `path=value` text.
+#[derive(Default)]
+struct Recorder {
+    wanted: Vec<&'static str>,
+    seen: Vec<String>,
+}
+
+impl JsonVisitor for Recorder {
+    fn wants_string(&self, path: &[&[u8]]) -> bool {
+        let p = join(path);
+        self.wanted.iter().any(|w| *w == p)
+    }
+    fn value(&mut self, path: &[&[u8]], value: JsonValue<'_>) {
+        let v = match value {
+            JsonValue::Null => "null".to_string(),
+            JsonValue::Bool(b) => b.to_string(),
+            JsonValue::Number(n) => n.to_string(),
+            JsonValue::String { value, truncated } => {
+                format!("{value:?}{}", if truncated { "…" } else { "" })
+            }
+            JsonValue::SkippedString => "str".to_string(),
+            JsonValue::Object => "{".to_string(),
+            JsonValue::Array => "[".to_string(),
+        };
+        self.seen.push(format!("{}={v}", join(path)));
+    }
+}
+
+fn join(path: &[&[u8]]) -> String {
+    path.iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn scan(doc: &[u8], wanted: &[&'static str]) -> (Vec<String>, Result<(), JsonError>, bool) {
+    let mut r = Recorder {
+        wanted: wanted.to_vec(),
+        ..Default::default()
+    };
+    let mut s = JsonScanner::new(JsonLimits {
+        max_depth: 8,
+        max_string_bytes: 8,
+    });
+    s.feed(doc, &mut r);
+    let res = s.finish(&mut r);
+    (r.seen, res, s.truncated())
+}
+
+#[test]
+fn reports_shallow_object_paths_only() {
+    let doc = br#"{"model":"mock-gpt","stream":true,"n":-1.5e2,"usage":{"prompt_tokens":4,"deep":{"x":1}},"arr":[{"model":"no"}],"z":null}"#;
+    let (seen, res, truncated) = scan(doc, &["model"]);
+    assert_eq!(res, Ok(()));
+    assert!(!truncated);
+    assert_eq!(
+        seen,
+        vec![
+            "={",
+            "model=\"mock-gpt\"",
+            "stream=true",
+            "n=-150",
+            "usage={",
+            "usage.prompt_tokens=4",
+            "usage.deep={",
+            "arr=[",
+            "z=null",
+        ]
+    );
+}
+
+#[test]
+fn strings_are_capped_and_escapes_decoded() {
+    let (seen, res, truncated) = scan(
+        br#"{"a":"x\"\u00e9\ud83d\ude00","b":"0123456789"}"#,
+        &["a", "b"],
+    );
+    assert_eq!(res, Ok(()));
+    assert!(truncated);
+    assert_eq!(seen, vec!["={", "a=\"x\\\"é😀\"", "b=\"01234567\"…"]);
+}
+
+#[test]
+fn errors_are_reported() {
+    assert_eq!(scan(b"{\"a\":}", &[]).1, Err(JsonError::Syntax));
+    assert_eq!(scan(b"{\"a\":1", &[]).1, Err(JsonError::Incomplete));
+    assert_eq!(scan(b"{} x", &[]).1, Err(JsonError::Syntax));
+    assert_eq!(
+        scan(b"[[[[[[[[[[1]]]]]]]]]]", &[]).1,
+        Err(JsonError::TooDeep)
+    );
+    assert_eq!(scan(b"{\"a\":[1,2}", &[]).1, Err(JsonError::Syntax));
+    assert_eq!(scan(b"{\"a\":tru}", &[]).1, Err(JsonError::Syntax));
+    assert_eq!(scan(b"  42  ", &[]).1, Ok(()));
+}
+
+#[test]
+fn long_keys_never_match() {
+    let doc = br#"{"modelmodelmodelmodelmodelmodelmodel":"x","model":"y"}"#;
+    let (seen, res, _) = scan(doc, &["model"]);
+    assert_eq!(res, Ok(()));
+    assert_eq!(seen, vec!["={", "model=\"y\""]);
+}
+
+proptest! {
+    #[test]
+    fn any_split_gives_the_same_values(split in proptest::collection::vec(0usize..200, 0..8)) {
+        let doc: &[u8] = br#"{"model":"m\u00e9del","stream":false,"usage":{"prompt_tokens":12,"completion_tokens":3e0},"images":["aGVsbG8=","d29ybGQ="],"id":"abc","x":[true,false,null,{"y":"z"}]}"#;
+        let whole = scan(doc, &["model", "id"]);
+        let mut r = Recorder { wanted: vec!["model", "id"], ..Default::default() };
+        let mut s = JsonScanner::new(JsonLimits { max_depth: 8, max_string_bytes: 8 });
+        let mut cuts: Vec<usize> = split.into_iter().map(|c| c % (doc.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut prev = 0;
+        for c in cuts.into_iter().chain([doc.len()]) {
+            s.feed(&doc[prev..c], &mut r);
+            prev = c;
+        }
+        let res = s.finish(&mut r);
+        prop_assert_eq!(whole.0, r.seen);
+        prop_assert_eq!(whole.1, res);
+    }
+
+    #[test]
+    fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = scan(&data, &["a"]);
+    }
+}

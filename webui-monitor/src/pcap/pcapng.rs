@@ -120,7 +120,7 @@ impl Section {
         };
         let total = endian.u32(&total_len, 0).unwrap_or_default();
         // Type, length, magic, version, section length, trailing length: 28 bytes at least.
-        if total < 28 || total % 4 != 0 {
+        if total < 28 || !total.is_multiple_of(4) {
             return Err(PcapError::Malformed {
                 what: "section header block length",
                 offset,
@@ -162,7 +162,7 @@ impl Section {
             let e = self.endian;
             let block_type = e.u32(&head, 0).unwrap_or_default();
             let total = e.u32(&head, 4).unwrap_or_default();
-            if total < 12 || total % 4 != 0 {
+            if total < 12 || !total.is_multiple_of(4) {
                 return Err(PcapError::Malformed {
                     what: "block length",
                     offset,

@@ -58,7 +58,10 @@ fn classic(big: bool, nanos: bool, link: u32, packets: &[(u32, u32, &[u8])]) -> 
     w.out
 }
 
-fn read_all(bytes: &[u8]) -> Result<Vec<(LinkType, u64, Vec<u8>, u32)>, PcapError> {
+/// Link type, timestamp (ns), data, original length.
+type PacketRow = (LinkType, u64, Vec<u8>, u32);
+
+fn read_all(bytes: &[u8]) -> Result<Vec<PacketRow>, PcapError> {
     let mut r = CaptureReader::new(bytes, PcapLimits::default())?;
     let mut v = Vec::new();
     while let Some(p) = r.next_packet()? {

@@ -190,11 +190,9 @@ impl<S> Reassembler<S> {
                 let half = &c.halves[seg.direction.index()];
                 half.base.is_some() && half.base != Some(seg.seq.wrapping_add(1))
             });
-            if reused {
-                if let Some(conn) = self.open.pop(&key) {
-                    self.counters.connections_reused += 1;
-                    self.close_conn(key, conn, CloseReason::Reused, ts, h);
-                }
+            if reused && let Some(conn) = self.open.pop(&key) {
+                self.counters.connections_reused += 1;
+                self.close_conn(key, conn, CloseReason::Reused, ts, h);
             }
         }
 
@@ -223,10 +221,10 @@ impl<S> Reassembler<S> {
             &mut self.buffered_total,
             h,
         );
-        if let Outcome::Close(reason) = outcome {
-            if let Some(conn) = self.open.pop(&key) {
-                self.close_conn(key, conn, reason, ts, h);
-            }
+        if let Outcome::Close(reason) = outcome
+            && let Some(conn) = self.open.pop(&key)
+        {
+            self.close_conn(key, conn, reason, ts, h);
         }
     }
 
@@ -478,10 +476,10 @@ fn drain<S, H: StreamHandler<State = S>>(
             if holes[1 - i] {
                 continue;
             }
-            if let Some(p) = half.ready() {
-                if pick.is_none_or(|(_, t)| p.order_ts < t) {
-                    pick = Some((i, p.order_ts));
-                }
+            if let Some(p) = half.ready()
+                && pick.is_none_or(|(_, t)| p.order_ts < t)
+            {
+                pick = Some((i, p.order_ts));
             }
         }
         let Some((i, _)) = pick else { break };

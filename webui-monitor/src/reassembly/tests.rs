@@ -31,10 +31,10 @@ impl Recorder {
     fn stream(&self, i: usize, dir: Direction) -> Vec<u8> {
         let mut v = Vec::new();
         for e in self.log(i) {
-            if let Ev::Data(d, b) = e {
-                if *d == dir {
-                    v.extend_from_slice(b);
-                }
+            if let Ev::Data(d, b) = e
+                && *d == dir
+            {
+                v.extend_from_slice(b);
             }
         }
         v
@@ -54,11 +54,11 @@ impl Recorder {
     fn merged(&self, i: usize) -> Vec<Ev> {
         let mut out: Vec<Ev> = Vec::new();
         for e in self.log(i) {
-            if let (Ev::Data(d, b), Some(Ev::Data(pd, pb))) = (e, out.last_mut()) {
-                if d == pd {
-                    pb.extend_from_slice(b);
-                    continue;
-                }
+            if let (Ev::Data(d, b), Some(Ev::Data(pd, pb))) = (e, out.last_mut())
+                && d == pd
+            {
+                pb.extend_from_slice(b);
+                continue;
             }
             out.push(e.clone());
         }

@@ -104,6 +104,8 @@ pub struct ReassemblyCounters {
     pub connections_evicted: u64,
     /// Closed because a new SYN reused the 4-tuple.
     pub connections_reused: u64,
+    /// Closed at the end of input ([`Reassembler::finish`](super::Reassembler::finish)).
+    pub connections_finished: u64,
     /// Holes declared lost.
     pub gaps: u64,
     /// Bytes in those holes.

@@ -289,6 +289,7 @@ impl<S> Reassembler<S> {
     /// behind gaps.
     pub fn finish<H: StreamHandler<State = S>>(&mut self, now: Timestamp, h: &mut H) {
         while let Some((key, conn)) = self.open.pop_lru() {
+            self.counters.connections_finished += 1;
             self.close_conn(key, conn, CloseReason::Finish, now, h);
         }
         self.closed.clear();

@@ -225,13 +225,15 @@ impl StreamMetrics {
         sync(&self.http_upgrades, pipeline.upgrades());
     }
 
-    /// Records one packet read from a capture file and, if it yielded no segment, why.
-    pub fn pcap_packet(&self, skipped: Option<SkipReason>) {
-        self.pcap_packets.inc();
-        if let Some(reason) = skipped {
-            self.pcap_skipped
-                .with_label_values(&[reason.as_str()])
-                .inc();
+    /// Copies the capture-file totals of a replay: packets read and, per [`SkipReason::index`],
+    /// packets that yielded no segment.
+    pub fn update_pcap(&self, packets: u64, skipped: &[u64; SkipReason::ALL.len()]) {
+        sync(&self.pcap_packets, packets);
+        for reason in SkipReason::ALL {
+            sync(
+                &self.pcap_skipped.with_label_values(&[reason.as_str()]),
+                skipped[reason.index()],
+            );
         }
     }
 }
@@ -245,7 +247,9 @@ mod tests {
         let registry = Registry::new();
         let m = StreamMetrics::register(&registry).expect("register");
         m.update(&Pipeline::default());
-        m.pcap_packet(Some(SkipReason::NotTcp));
+        let mut skipped = [0; SkipReason::ALL.len()];
+        skipped[SkipReason::NotTcp.index()] = 1;
+        m.update_pcap(3, &skipped);
         let text = prometheus::TextEncoder::new()
             .encode_to_string(&registry.gather())
             .expect("encode");
@@ -259,6 +263,7 @@ mod tests {
         );
         assert!(text.contains("webui_monitor_pcap_packets_skipped_total{reason=\"not_tcp\"} 1"));
         assert!(text.contains("webui_monitor_reassembly_connections_active 0"));
+        assert!(text.contains("webui_monitor_pcap_packets_total 3"));
         // Registering twice in one registry is an error, not a panic.
         assert!(StreamMetrics::register(&registry).is_err());
     }

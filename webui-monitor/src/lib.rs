@@ -22,6 +22,7 @@ pub mod openwebui;
 pub mod pcap;
 pub mod pipeline;
 pub mod reassembly;
+pub mod replay;
 pub mod segment;
 pub mod server;
 pub mod websocket;

@@ -1,0 +1,270 @@
+//! `webui_monitor_reassembly_*`, `webui_monitor_http_*` parse counters and
+//! `webui_monitor_pcap_*`: what the stream engine saw, cut and lost.
+//!
+//! The engine keeps plain integer counters (sans-IO, no Prometheus in the hot path);
+//! [`StreamMetrics::update`] copies them into the registry, e.g. before each scrape.
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+use crate::{
+    pcap::SkipReason,
+    pipeline::Pipeline,
+    reassembly::{CapKind, CloseReason},
+};
+
+/// Families of the stream engine.
+#[derive(Debug, Clone)]
+pub struct StreamMetrics {
+    gaps: IntCounter,
+    gap_bytes: IntCounter,
+    out_of_order_segments: IntCounter,
+    out_of_order_bytes: IntCounter,
+    duplicate_segments: IntCounter,
+    duplicate_bytes: IntCounter,
+    cap_hits: IntCounterVec,
+    connections_opened: IntCounter,
+    connections_mid_stream: IntCounter,
+    connections_closed: IntCounterVec,
+    segments_ignored: IntCounter,
+    bytes_before_start: IntCounter,
+    connections_active: IntGauge,
+    buffered_bytes: IntGauge,
+    http_malformed: IntCounter,
+    http_upgrades: IntCounter,
+    pcap_packets: IntCounter,
+    pcap_skipped: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let c = IntCounter::new(name, help)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let g = IntGauge::new(name, help)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+/// Raises a Prometheus counter to the engine's running total.
+fn sync(c: &IntCounter, total: u64) {
+    let delta = total.saturating_sub(c.get());
+    if delta > 0 {
+        c.inc_by(delta);
+    }
+}
+
+const CLOSE_REASONS: [(CloseReason, &str); 6] = [
+    (CloseReason::Fin, "fin"),
+    (CloseReason::Rst, "rst"),
+    (CloseReason::Idle, "idle"),
+    (CloseReason::Evicted, "evicted"),
+    (CloseReason::Reused, "reused"),
+    (CloseReason::Finish, "end_of_input"),
+];
+
+impl StreamMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self {
+            gaps: counter(
+                registry,
+                "webui_monitor_reassembly_gaps_total",
+                "Holes in TCP streams declared lost (cap, timeout or close); parsers resynchronise after each.",
+            )?,
+            gap_bytes: counter(
+                registry,
+                "webui_monitor_reassembly_gap_bytes_total",
+                "Bytes skipped in those holes.",
+            )?,
+            out_of_order_segments: counter(
+                registry,
+                "webui_monitor_reassembly_out_of_order_segments_total",
+                "Segments that arrived ahead of a hole and were buffered.",
+            )?,
+            out_of_order_bytes: counter(
+                registry,
+                "webui_monitor_reassembly_out_of_order_bytes_total",
+                "Bytes buffered ahead of a hole.",
+            )?,
+            duplicate_segments: counter(
+                registry,
+                "webui_monitor_reassembly_duplicate_segments_total",
+                "Segments carrying bytes seen before (retransmissions, overlaps).",
+            )?,
+            duplicate_bytes: counter(
+                registry,
+                "webui_monitor_reassembly_duplicate_bytes_total",
+                "Bytes dropped because an earlier copy existed (first copy wins).",
+            )?,
+            cap_hits: counter_vec(
+                registry,
+                "webui_monitor_reassembly_cap_hits_total",
+                "Times a reassembly cap cut something, by cap.",
+                "cap",
+            )?,
+            connections_opened: counter(
+                registry,
+                "webui_monitor_reassembly_connections_opened_total",
+                "TCP connections tracked by reassembly.",
+            )?,
+            connections_mid_stream: counter(
+                registry,
+                "webui_monitor_reassembly_connections_mid_stream_total",
+                "Connections joined without their SYN (mid-stream pickup).",
+            )?,
+            connections_closed: counter_vec(
+                registry,
+                "webui_monitor_reassembly_connections_closed_total",
+                "Connections closed, by reason (evicted: table full; idle: expired).",
+                "reason",
+            )?,
+            segments_ignored: counter(
+                registry,
+                "webui_monitor_reassembly_segments_ignored_total",
+                "Segments of no tracked connection (payload-less, or after close).",
+            )?,
+            bytes_before_start: counter(
+                registry,
+                "webui_monitor_reassembly_bytes_before_start_total",
+                "Payload bytes before the start of a mid-stream connection, dropped.",
+            )?,
+            connections_active: gauge(
+                registry,
+                "webui_monitor_reassembly_connections_active",
+                "Connections currently tracked.",
+            )?,
+            buffered_bytes: gauge(
+                registry,
+                "webui_monitor_reassembly_buffered_bytes",
+                "Bytes currently held back waiting for holes to fill.",
+            )?,
+            http_malformed: counter(
+                registry,
+                "webui_monitor_http_malformed_messages_total",
+                "HTTP messages that could not be parsed (the connection resynchronises).",
+            )?,
+            http_upgrades: counter(
+                registry,
+                "webui_monitor_http_upgrades_total",
+                "Connections switched from HTTP to WebSocket (101).",
+            )?,
+            pcap_packets: counter(
+                registry,
+                "webui_monitor_pcap_packets_total",
+                "Packets read from capture files (replay).",
+            )?,
+            pcap_skipped: counter_vec(
+                registry,
+                "webui_monitor_pcap_packets_skipped_total",
+                "Packets of capture files that yielded no segment, by reason.",
+                "reason",
+            )?,
+        };
+        // Export every label value from the start, so that rates and alerts see zeros.
+        for cap in CapKind::ALL {
+            m.cap_hits.with_label_values(&[cap.as_str()]);
+        }
+        for (_, reason) in CLOSE_REASONS {
+            m.connections_closed.with_label_values(&[reason]);
+        }
+        for reason in SkipReason::ALL {
+            m.pcap_skipped.with_label_values(&[reason.as_str()]);
+        }
+        Ok(m)
+    }
+
+    /// Copies the pipeline's counters and gauges into the registry.
+    pub fn update(&self, pipeline: &Pipeline) {
+        let c = pipeline.reassembly_counters();
+        sync(&self.gaps, c.gaps);
+        sync(&self.gap_bytes, c.gap_bytes);
+        sync(&self.out_of_order_segments, c.out_of_order_segments);
+        sync(&self.out_of_order_bytes, c.out_of_order_bytes);
+        sync(&self.duplicate_segments, c.duplicate_segments);
+        sync(&self.duplicate_bytes, c.duplicate_bytes);
+        for cap in CapKind::ALL {
+            sync(
+                &self.cap_hits.with_label_values(&[cap.as_str()]),
+                c.cap_hits(cap),
+            );
+        }
+        sync(&self.connections_opened, c.connections_opened);
+        sync(&self.connections_mid_stream, c.connections_mid_stream);
+        for (reason, label) in CLOSE_REASONS {
+            let total = match reason {
+                CloseReason::Fin => c.connections_closed_fin,
+                CloseReason::Rst => c.connections_closed_rst,
+                CloseReason::Idle => c.connections_expired,
+                CloseReason::Evicted => c.connections_evicted,
+                CloseReason::Reused => c.connections_reused,
+                CloseReason::Finish => c.connections_finished,
+            };
+            sync(&self.connections_closed.with_label_values(&[label]), total);
+        }
+        sync(&self.segments_ignored, c.segments_ignored);
+        sync(&self.bytes_before_start, c.bytes_before_start);
+        self.connections_active
+            .set(i64::try_from(pipeline.active_connections()).unwrap_or(i64::MAX));
+        self.buffered_bytes
+            .set(i64::try_from(pipeline.buffered_bytes()).unwrap_or(i64::MAX));
+        sync(
+            &self.http_malformed,
+            pipeline.http_counters().malformed_messages,
+        );
+        sync(&self.http_upgrades, pipeline.upgrades());
+    }
+
+    /// Copies the capture-file totals of a replay: packets read and, per [`SkipReason::index`],
+    /// packets that yielded no segment.
+    pub fn update_pcap(&self, packets: u64, skipped: &[u64; SkipReason::ALL.len()]) {
+        sync(&self.pcap_packets, packets);
+        for reason in SkipReason::ALL {
+            sync(
+                &self.pcap_skipped.with_label_values(&[reason.as_str()]),
+                skipped[reason.index()],
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_and_exports_zeros() {
+        let registry = Registry::new();
+        let m = StreamMetrics::register(&registry).expect("register");
+        m.update(&Pipeline::default());
+        let mut skipped = [0; SkipReason::ALL.len()];
+        skipped[SkipReason::NotTcp.index()] = 1;
+        m.update_pcap(3, &skipped);
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .expect("encode");
+        assert!(
+            text.contains("webui_monitor_reassembly_cap_hits_total{cap=\"connection_bytes\"} 0")
+        );
+        assert!(
+            text.contains(
+                "webui_monitor_reassembly_connections_closed_total{reason=\"evicted\"} 0"
+            )
+        );
+        assert!(text.contains("webui_monitor_pcap_packets_skipped_total{reason=\"not_tcp\"} 1"));
+        assert!(text.contains("webui_monitor_reassembly_connections_active 0"));
+        assert!(text.contains("webui_monitor_pcap_packets_total 3"));
+        // Registering twice in one registry is an error, not a panic.
+        assert!(StreamMetrics::register(&registry).is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! One direction of a connection: where the stream starts, what has been delivered, and the
+//! bytes waiting for a hole before them to be filled.
+//!
+//! Overlap policy: **first copy wins.** Bytes already delivered or already buffered are never
+//! replaced by a later copy; only the parts of a segment nobody has seen yet are kept. Real
+//! retransmissions carry identical bytes, so the policy only matters for crafted or corrupted
+//! traffic, where it makes the delivered stream independent of later (attacker-chosen) copies.
+use std::collections::BTreeMap;
+
+use crate::segment::Timestamp;
+
+/// A run of buffered bytes at a known offset.
+#[derive(Debug)]
+pub(super) struct Piece {
+    pub data: Vec<u8>,
+    /// Capture time of the segment that brought these bytes.
+    pub ts: Timestamp,
+    /// Time used to order this piece against the other direction. A piece that fills a hole
+    /// takes the time of the buffered data after it: those bytes were sent later than the
+    /// missing ones, whatever time the retransmission arrived.
+    pub order_ts: Timestamp,
+}
+
+/// Result of placing a segment's payload into a half-stream.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Placement {
+    /// Offset where the new (never seen) bytes start, if any is at the delivery point.
+    pub in_order_skip: Option<usize>,
+    /// Bytes dropped because an earlier copy exists (first copy wins).
+    pub duplicate_bytes: u64,
+    /// Bytes newly buffered out of order.
+    pub buffered_bytes: u64,
+    /// Pieces created by this placement.
+    pub buffered_pieces: usize,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Half {
+    /// Sequence number of stream offset 0 (ISN + 1 after a SYN); `None` until known.
+    pub base: Option<u32>,
+    pub syn_seen: bool,
+    /// Next offset to deliver; everything before it went to the consumer (or was a gap).
+    pub delivered: u64,
+    /// Buffered bytes at offsets `>= delivered`, non-overlapping, keyed by offset.
+    pub pieces: BTreeMap<u64, Piece>,
+    /// Sum of `pieces` lengths.
+    pub buffered: usize,
+    /// Offset of the FIN (one past the last byte), once seen.
+    pub fin_at: Option<u64>,
+    /// Capture time of the FIN.
+    pub fin_ts: Timestamp,
+    /// The consumer was told about the FIN.
+    pub fin_delivered: bool,
+}
+
+impl Half {
+    /// Bytes are missing before buffered data or before the FIN.
+    pub fn has_hole(&self) -> bool {
+        match self.pieces.first_key_value() {
+            Some((&at, _)) => at > self.delivered,
+            None => self.fin_at.is_some_and(|f| f > self.delivered),
+        }
+    }
+
+    /// The first piece, if it starts at the delivery point.
+    pub fn ready(&self) -> Option<&Piece> {
+        self.pieces
+            .first_key_value()
+            .filter(|(at, _)| **at == self.delivered)
+            .map(|(_, p)| p)
+    }
+
+    /// Places `payload` (starting at stream offset `at`) into the half-stream.
+    ///
+    /// When the new bytes start exactly at the delivery point and nothing is buffered, nothing is
+    /// copied: `in_order_skip` tells the caller which suffix of `payload` to deliver itself
+    /// (`buffer_in_order` forces a copy instead, used while the other direction waits for a hole).
+    pub fn place(
+        &mut self,
+        at: u64,
+        payload: &[u8],
+        ts: Timestamp,
+        buffer_in_order: bool,
+    ) -> Placement {
+        let mut out = Placement::default();
+        let end = at + payload.len() as u64;
+        if end <= self.delivered {
+            out.duplicate_bytes = payload.len() as u64;
+            return out;
+        }
+        let start = at.max(self.delivered);
+        out.duplicate_bytes += start - at;
+        if start == self.delivered && self.pieces.is_empty() && !buffer_in_order {
+            out.in_order_skip = Some((start - at) as usize);
+            return out;
+        }
+        // Copy only the sub-ranges of [start, end) no buffered piece covers.
+        let mut cursor = start;
+        let overlapping: Vec<(u64, u64)> = self
+            .pieces
+            .range(..end)
+            .rev()
+            .map(|(&k, p)| (k, k + p.data.len() as u64))
+            .take_while(|&(_, e)| e > start)
+            .collect();
+        // `overlapping` is in descending order; walk it ascending.
+        let mut new_ranges = Vec::new();
+        for &(s, e) in overlapping.iter().rev() {
+            if s > cursor {
+                new_ranges.push((cursor, s.min(end)));
+            }
+            cursor = cursor.max(e);
+        }
+        if cursor < end {
+            new_ranges.push((cursor, end));
+        }
+        let new_len: u64 = new_ranges.iter().map(|(s, e)| e - s).sum();
+        out.duplicate_bytes += (end - start) - new_len;
+        // A piece that lands before buffered data fills (part of) a hole: order it by the time of
+        // the data that follows it.
+        for (s, e) in new_ranges {
+            let order_ts = self
+                .pieces
+                .range(e..)
+                .next()
+                .map_or(ts, |(_, p)| p.order_ts.min(ts));
+            let data = payload[(s - at) as usize..(e - at) as usize].to_vec();
+            self.buffered += data.len();
+            out.buffered_bytes += data.len() as u64;
+            out.buffered_pieces += 1;
+            self.pieces.insert(s, Piece { data, ts, order_ts });
+        }
+        out
+    }
+
+    /// Removes and returns the piece at the delivery point, advancing past it.
+    pub fn pop_ready(&mut self) -> Option<Piece> {
+        let entry = self.pieces.first_entry()?;
+        if *entry.key() != self.delivered {
+            return None;
+        }
+        let piece = entry.remove();
+        self.buffered -= piece.data.len();
+        self.delivered += piece.data.len() as u64;
+        Some(piece)
+    }
+
+    /// Declares the hole before the first buffered piece (or before the FIN, when nothing is
+    /// buffered) lost; returns its length (0: no hole).
+    pub fn skip_hole(&mut self) -> u64 {
+        let next = match self.pieces.first_key_value() {
+            Some((&at, _)) => Some(at),
+            None => self.fin_at,
+        };
+        match next {
+            Some(at) if at > self.delivered => {
+                let len = at - self.delivered;
+                self.delivered = at;
+                len
+            }
+            _ => 0,
+        }
+    }
+
+    /// The FIN is due: every byte before it was delivered and the consumer was not told yet.
+    pub fn fin_due(&self) -> bool {
+        !self.fin_delivered && self.fin_at.is_some_and(|f| f <= self.delivered)
+    }
+
+    /// Oldest capture time of what waits for a hole: buffered data, or a FIN ahead of missing
+    /// bytes.
+    pub fn oldest_pending(&self) -> Option<Timestamp> {
+        let pieces = self.pieces.values().map(|p| p.ts).min();
+        let fin = (self.pieces.is_empty() && self.has_hole()).then_some(self.fin_ts);
+        pieces.into_iter().chain(fin).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(n: u64) -> Timestamp {
+        Timestamp::from_nanos(n)
+    }
+
+    fn collect(h: &mut Half) -> Vec<u8> {
+        let mut v = Vec::new();
+        while let Some(p) = h.pop_ready() {
+            v.extend_from_slice(&p.data);
+        }
+        v
+    }
+
+    #[test]
+    fn in_order_is_not_copied() {
+        let mut h = Half::default();
+        let p = h.place(0, b"hello", ts(1), false);
+        assert_eq!(p.in_order_skip, Some(0));
+        assert_eq!(h.buffered, 0);
+    }
+
+    #[test]
+    fn partial_retransmission_delivers_only_new_suffix() {
+        let mut h = Half {
+            delivered: 3,
+            ..Half::default()
+        };
+        let p = h.place(0, b"hello", ts(1), false);
+        assert_eq!(p.in_order_skip, Some(3));
+        assert_eq!(p.duplicate_bytes, 3);
+    }
+
+    #[test]
+    fn first_copy_wins_over_buffered_bytes() {
+        let mut h = Half::default();
+        h.place(2, b"CD", ts(1), false);
+        let p = h.place(1, b"xyzw", ts(2), false); // offsets 1..5, 2..4 already buffered
+        assert_eq!(p.duplicate_bytes, 2);
+        assert_eq!(p.buffered_bytes, 2);
+        h.place(0, b"A", ts(3), true);
+        assert_eq!(collect(&mut h), b"AxCDw");
+        assert_eq!(h.buffered, 0);
+    }
+
+    #[test]
+    fn filler_takes_time_of_following_data() {
+        let mut h = Half::default();
+        h.place(5, b"later", ts(10), false);
+        h.place(0, b"first", ts(20), true);
+        let first = h.pop_ready().expect("piece");
+        assert_eq!(first.ts, ts(20));
+        assert_eq!(first.order_ts, ts(10));
+    }
+
+    #[test]
+    fn skip_hole_reports_length() {
+        let mut h = Half::default();
+        h.place(10, b"xy", ts(1), false);
+        assert!(h.has_hole());
+        assert_eq!(h.skip_hole(), 10);
+        assert!(!h.has_hole());
+        assert_eq!(collect(&mut h), b"xy");
+        assert_eq!(h.delivered, 12);
+    }
+}

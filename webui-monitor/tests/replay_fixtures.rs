@@ -100,7 +100,7 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 #[test]
-#[ignore = "needs the real HTTP engine (http helper's branch); un-ignore after merging it"]
+
 fn exchanges_match_expected() {
     for name in CAPTURES {
         let want = expected(name);

@@ -261,6 +261,9 @@ impl WebSocketConnection {
         shared: &mut WebSocketShared,
         out: &mut Vec<SocketEvent>,
     ) {
+        if len == 0 {
+            return;
+        }
         shared.counters.gaps += 1;
         if !self.report_failure(ts, out) {
             return;

@@ -4,8 +4,8 @@
 //! Binary WebSocket messages are Engine.IO binary message packets (Socket.IO attachments): they
 //! have no type prefix and are not parsed here.
 
-/// An Engine.IO packet; payloads borrow from the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An Engine.IO packet; payloads borrow from the message. `Debug` shows payload lengths only.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum EnginePacket<'a> {
     /// `0{…}`: handshake from the server (JSON with the Engine.IO `sid`, ping settings).
     Open(&'a str),
@@ -21,6 +21,21 @@ pub enum EnginePacket<'a> {
     Upgrade,
     /// `6`
     Noop,
+}
+
+impl std::fmt::Debug for EnginePacket<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, len) = match self {
+            EnginePacket::Open(p) => ("Open", p.len()),
+            EnginePacket::Close => ("Close", 0),
+            EnginePacket::Ping(p) => ("Ping", p.len()),
+            EnginePacket::Pong(p) => ("Pong", p.len()),
+            EnginePacket::Message(p) => ("Message", p.len()),
+            EnginePacket::Upgrade => ("Upgrade", 0),
+            EnginePacket::Noop => ("Noop", 0),
+        };
+        write!(f, "{name}(<{len} bytes>)")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -241,12 +241,22 @@ impl FrameHeader {
 }
 
 /// A piece of a frame's payload as it is on the wire (still masked when the frame is).
-#[derive(Debug, Clone, Copy)]
+/// `Debug` shows its length only: payloads carry prompts, answers and tokens.
+#[derive(Clone, Copy)]
 pub struct PayloadChunk<'a> {
     bytes: &'a [u8],
     masking_key: Option<[u8; 4]>,
     /// Offset of `bytes[0]` within the frame payload (selects the masking key byte).
     offset: u64,
+}
+
+impl std::fmt::Debug for PayloadChunk<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadChunk")
+            .field("len", &self.bytes.len())
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> PayloadChunk<'a> {

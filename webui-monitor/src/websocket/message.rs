@@ -63,8 +63,8 @@ impl DirectionStats {
     }
 }
 
-/// What a direction yields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a direction yields. `Debug` shows message lengths, never their bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Decoded<'a> {
     /// A complete data message. `intact` is false when it was cut at the cap or a gap took part
     /// of it: then `bytes` is not the whole message and must not be parsed.
@@ -79,6 +79,26 @@ pub enum Decoded<'a> {
     },
     Ping,
     Pong,
+}
+
+impl std::fmt::Debug for Decoded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decoded::Message {
+                text,
+                bytes,
+                intact,
+            } => f
+                .debug_struct("Message")
+                .field("text", text)
+                .field("len", &bytes.len())
+                .field("intact", intact)
+                .finish(),
+            Decoded::Close { code } => f.debug_struct("Close").field("code", code).finish(),
+            Decoded::Ping => f.write_str("Ping"),
+            Decoded::Pong => f.write_str("Pong"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,8 +119,7 @@ struct PartialMessage {
     truncated: bool,
 }
 
-/// Decoder of one direction.
-#[derive(Debug)]
+/// Decoder of one direction. `Debug` leaves out the buffers (message text).
 pub struct DirectionDecoder {
     direction: Direction,
     frames: FrameDecoder,
@@ -114,6 +133,19 @@ pub struct DirectionDecoder {
     control: Vec<u8>,
     scratch: Vec<u8>,
     stats: DirectionStats,
+}
+
+impl std::fmt::Debug for DirectionDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectionDecoder")
+            .field("direction", &self.direction)
+            .field("deflate", &self.deflate)
+            .field("current", &self.current)
+            .field("message", &self.message)
+            .field("buffered", &self.buf.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DirectionDecoder {

@@ -5,7 +5,9 @@
 //! * server `40{"sid":…}`: the namespace session id, sent back as `session_id` in completion
 //!   requests → [`SocketEvent::Connected`];
 //! * client `42["user-join",{"auth":{"token":<jwt>}}]`: the socket's identity →
-//!   [`SocketEvent::UserJoin`];
+//!   [`SocketEvent::UserJoin`]; a client connect with a token (`40{"token":<jwt>}`, socket.io's
+//!   `auth` option, which Open WebUI's `connect` handler also honours) is reported the same way
+//!   (the browser capture's client connects before sign-in: `40{}`);
 //! * server `42["events",{"chat_id","message_id","data":{"type",…,"data":{…}}}]`:
 //!   - `response:completion` with a non-empty `delta` (Responses-style text delta) or
 //!     `choices[].delta.content`: the streamed answer; the first one of a message →
@@ -70,6 +72,13 @@ impl<'de> Deserialize<'de> for EventArray<'de> {
 struct SidPayload<'a> {
     #[serde(borrow)]
     sid: Option<Cow<'a, str>>,
+}
+
+/// Client connect payload (socket.io `auth`).
+#[derive(Deserialize)]
+struct ConnectAuth<'a> {
+    #[serde(borrow)]
+    token: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -284,6 +293,44 @@ fn bounded_id(
     Some(id.into_owned())
 }
 
+fn push_user_join(
+    token: Option<Cow<'_, str>>,
+    ts: Timestamp,
+    limits: &WebSocketLimits,
+    counters: &mut WebSocketCounters,
+    out: &mut Vec<SocketEvent>,
+) {
+    let Some(token) = token else {
+        return;
+    };
+    if token.is_empty() {
+        return;
+    }
+    if token.len() > limits.max_token_bytes {
+        counters.tokens_too_long += 1;
+        return;
+    }
+    out.push(SocketEvent::UserJoin {
+        token: Secret::new(token.as_bytes()),
+        ts,
+    });
+}
+
+fn on_client_connect(
+    payload: &str,
+    ts: Timestamp,
+    limits: &WebSocketLimits,
+    counters: &mut WebSocketCounters,
+    out: &mut Vec<SocketEvent>,
+) -> Result<(), serde_json::Error> {
+    if payload.is_empty() {
+        return Ok(());
+    }
+    let auth: ConnectAuth<'_> = serde_json::from_str(payload)?;
+    push_user_join(auth.token, ts, limits, counters, out);
+    Ok(())
+}
+
 impl OpenWebUiEvents {
     /// Handles one Socket.IO packet sent in `direction`.
     pub fn on_packet(
@@ -302,6 +349,9 @@ impl OpenWebUiEvents {
         let handled = match (direction, packet.kind) {
             (Direction::Response, PacketType::Connect) => {
                 self.on_connect(packet.payload, ts, limits, counters, out)
+            }
+            (Direction::Request, PacketType::Connect) => {
+                on_client_connect(packet.payload, ts, limits, counters, out)
             }
             (_, PacketType::Event) => {
                 self.on_event(direction, packet.payload, ts, limits, counters, out)
@@ -347,17 +397,7 @@ impl OpenWebUiEvents {
         match (direction, event.name) {
             (Direction::Request, Some("user-join")) => {
                 let join: UserJoinArg<'_> = serde_json::from_str(arg.get())?;
-                let Some(token) = join.auth.and_then(|a| a.token) else {
-                    return Ok(());
-                };
-                if token.len() > limits.max_token_bytes {
-                    counters.tokens_too_long += 1;
-                    return Ok(());
-                }
-                out.push(SocketEvent::UserJoin {
-                    token: Secret::new(token.as_bytes()),
-                    ts,
-                });
+                push_user_join(join.auth.and_then(|a| a.token), ts, limits, counters, out);
             }
             (Direction::Response, Some("events")) => {
                 self.on_events(arg, ts, limits, counters, out)?;
@@ -478,6 +518,19 @@ mod tests {
         );
         // The client's own connect packet carries no sid of interest.
         assert_eq!(run(Direction::Request, "0{}").0, []);
+        assert_eq!(run(Direction::Request, "0").0, []);
+    }
+
+    #[test]
+    fn client_connect_with_token() {
+        match run(Direction::Request, "0{\"token\":\"eyJ.c.d\"}")
+            .0
+            .as_slice()
+        {
+            [SocketEvent::UserJoin { token, .. }] => assert_eq!(token.expose(), b"eyJ.c.d"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(run(Direction::Request, "0{\"token\":\"\"}").0, []);
     }
 
     #[test]

@@ -14,8 +14,9 @@ pub enum PacketType {
     BinaryAck,
 }
 
-/// A parsed packet; namespace and payload borrow from the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A parsed packet; namespace and payload borrow from the message. `Debug` shows the payload's
+/// length only (it holds tokens, prompts and answers).
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SocketPacket<'a> {
     pub kind: PacketType,
     /// Binary attachments that follow (binary packet types only).
@@ -25,6 +26,18 @@ pub struct SocketPacket<'a> {
     pub ack_id: Option<u64>,
     /// JSON payload (possibly empty).
     pub payload: &'a str,
+}
+
+impl std::fmt::Debug for SocketPacket<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketPacket")
+            .field("kind", &self.kind)
+            .field("attachments", &self.attachments)
+            .field("namespace", &self.namespace)
+            .field("ack_id", &self.ack_id)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

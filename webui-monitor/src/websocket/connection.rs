@@ -181,6 +181,16 @@ impl WebSocketConnection {
         }
     }
 
+    /// A connection seen without its 101 response (joined mid-stream, or its HTTP side was
+    /// lost): where frames start and what the compression window holds are unknown, so it is
+    /// counted as undecodable and reports [`SocketEvent::Undecodable`] on its first call.
+    pub fn joined_mid_stream(key: ConnectionKey, shared: &mut WebSocketShared) -> Self {
+        let mut conn = Self::new(key, None, shared);
+        shared.counters.undecodable_connections += 1;
+        conn.health = Health::FailedUnreported;
+        conn
+    }
+
     pub fn key(&self) -> ConnectionKey {
         self.key
     }

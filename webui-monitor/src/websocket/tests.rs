@@ -156,6 +156,67 @@ fn masked_fragmented_with_control_frames_between_fragments() {
 }
 
 #[test]
+fn joined_mid_stream_is_undecodable() {
+    let mut shared = WebSocketShared::default();
+    let mut conn = WebSocketConnection::joined_mid_stream(key(), &mut shared);
+    let mut out = Vec::new();
+    let frame = frame(
+        true,
+        0,
+        Opcode::Text,
+        None,
+        openwebui::connect("s").as_bytes(),
+    );
+    conn.on_data(Direction::Response, &frame, TS, &mut shared, &mut out);
+    conn.on_data(Direction::Response, &frame, TS, &mut shared, &mut out);
+    conn.on_close(TS, &mut shared, &mut out);
+    assert_eq!(
+        out,
+        [
+            SocketEvent::Undecodable { ts: TS },
+            SocketEvent::Closed { ts: TS }
+        ]
+    );
+    assert_eq!(
+        (
+            shared.counters.connections,
+            shared.counters.undecodable_connections
+        ),
+        (1, 1)
+    );
+}
+
+#[test]
+fn testutil_round_trip() {
+    let mut server = Encoder::server(true);
+    let mut client = Encoder::client(true);
+    let texts = answer_messages();
+    let s2c: Vec<u8> = texts.iter().flat_map(|m| server.text(m)).collect();
+    let mut c2s = client.text(&openwebui::client_connect());
+    c2s.extend(client.text(&openwebui::user_join("h.p.s")));
+    assert_eq!(
+        crate::websocket::testutil::decode_messages(
+            Direction::Response,
+            Some(openwebui::EXTENSIONS),
+            &s2c
+        )
+        .unwrap(),
+        texts
+    );
+    assert_eq!(
+        crate::websocket::testutil::decode_messages(
+            Direction::Request,
+            Some(openwebui::EXTENSIONS),
+            &c2s
+        )
+        .unwrap(),
+        [openwebui::client_connect(), openwebui::user_join("h.p.s")]
+    );
+    assert!(openwebui::switching_protocols().ends_with("\r\n\r\n"));
+    assert!(openwebui::upgrade_request("127.0.0.1:8080").starts_with("GET /ws/socket.io/"));
+}
+
+#[test]
 fn sixty_four_bit_length_message() {
     // The final event carries a long answer before its usage: > 64 KiB needs a 64-bit length.
     let text = openwebui::usage("c1", "m1", 31, 19, true).replace(

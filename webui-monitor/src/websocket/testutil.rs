@@ -17,10 +17,44 @@
 //! could reject its output.
 use flate2::{Compress, Compression, FlushCompress};
 
-use crate::websocket::{
-    deflate::MESSAGE_TAIL,
-    frame::{FrameHeader, Opcode},
+use crate::{
+    segment::Direction,
+    websocket::{
+        WebSocketCounters, WebSocketLimits,
+        deflate::{DeflateError, MESSAGE_TAIL, parse_extensions},
+        frame::{FrameHeader, Opcode},
+        message::{DecodeError, Decoded, DirectionDecoder},
+    },
 };
+
+/// Decodes one direction of a connection into its text messages (test side: a synthetic
+/// Open WebUI server can read what its client sent). `extensions` is the 101 response's
+/// `Sec-WebSocket-Extensions`. Incomplete trailing bytes are left undecoded.
+pub fn decode_messages(
+    direction: Direction,
+    extensions: Option<&str>,
+    stream: &[u8],
+) -> Result<Vec<String>, DecodeError> {
+    let deflate = extensions
+        .map(parse_extensions)
+        .transpose()
+        .map_err(|e: DeflateError| DecodeError::Deflate(e))?
+        .flatten();
+    let mut decoder = DirectionDecoder::new(direction, deflate.map(|p| p.direction(direction)));
+    let limits = WebSocketLimits::default();
+    let mut counters = WebSocketCounters::default();
+    let mut input = stream;
+    let mut messages = Vec::new();
+    while let Some(decoded) = decoder.next(&mut input, &limits, &mut counters)? {
+        if let Decoded::Message {
+            text: true, bytes, ..
+        } = decoded
+        {
+            messages.push(String::from_utf8_lossy(bytes).into_owned());
+        }
+    }
+    Ok(messages)
+}
 
 /// Encodes one frame. `masking_key` masks the payload (client → server frames).
 pub fn frame(
@@ -192,6 +226,24 @@ impl Encoder {
 
 /// Open WebUI-shaped Engine.IO/Socket.IO messages (text of one WebSocket message each).
 pub mod openwebui {
+    /// RFC 6455 §1.3's sample key and the `Sec-WebSocket-Accept` that answers it.
+    pub const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+    pub const SAMPLE_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+    /// The browser's upgrade request (Chromium offers permessage-deflate).
+    pub fn upgrade_request(host: &str) -> String {
+        format!(
+            "GET /ws/socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+        )
+    }
+
+    /// Open WebUI's (uvicorn's) 101 response accepting permessage-deflate.
+    pub fn switching_protocols() -> String {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {SAMPLE_ACCEPT}\r\nSec-WebSocket-Extensions: {EXTENSIONS}\r\nserver: uvicorn\r\n\r\n"
+        )
+    }
+
     /// `Sec-WebSocket-Extensions` of Open WebUI's 101 response.
     pub const EXTENSIONS: &str =
         "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12";

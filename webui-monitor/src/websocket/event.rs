@@ -10,7 +10,9 @@ pub enum SocketEvent {
     /// Socket.IO `40{"sid":…}` from the server: the namespace session id, which the web UI sends
     /// as `session_id` in its completion requests.
     Connected { sid: String, ts: Timestamp },
-    /// `42["user-join",{"auth":{"token":…}}]` from the client: the socket's identity.
+    /// `42["user-join",{"auth":{"token":…}}]` from the client: the socket's identity. Also
+    /// reported for a client Socket.IO connect that carries a token (`40{"token":…}`, the
+    /// socket.io `auth` option, which Open WebUI's `connect` handler accepts too).
     UserJoin { token: Secret, ts: Timestamp },
     /// First `chat:completion` event of an answer that carries content (streamed delta).
     FirstDelta {
@@ -34,7 +36,7 @@ pub enum SocketEvent {
         ts: Timestamp,
     },
     /// The connection cannot be decoded (joined mid-stream with compression, gap in a compressed
-    /// stream, inflate error): nothing more will be reported for it.
+    /// stream, inflate error): nothing more will be reported for it but [`SocketEvent::Closed`].
     Undecodable { ts: Timestamp },
     /// Close frame seen or the TCP connection ended.
     Closed { ts: Timestamp },

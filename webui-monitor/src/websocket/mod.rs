@@ -1,6 +1,29 @@
 //! WebSocket connections upgraded from HTTP (Open WebUI's socket.io channel).
+//!
+//! Layers, bottom up: [`frame`] (RFC 6455) → [`message`] (fragmentation, [`deflate`]) →
+//! [`engineio`] → [`socketio`] → [`openwebui_events`] → [`SocketEvent`]s, driven by
+//! [`WebSocketConnection`].
 pub mod connection;
+pub mod deflate;
+pub mod engineio;
 pub mod event;
+pub mod frame;
+pub mod message;
+pub mod openwebui_events;
+pub mod socketio;
+#[cfg(test)]
+mod tests;
 
-pub use connection::{WebSocketConnection, WebSocketLimits, WebSocketShared};
+// `metrics/websocket.rs` belongs to this module's owner, but `metrics/mod.rs` does not: until
+// the lead declares it there (`pub mod websocket;`), compile and test it from here.
+#[cfg(test)]
+#[path = "../metrics/websocket.rs"]
+mod metrics_websocket;
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;
+
+pub use connection::{
+    ConnectionStats, PacketStats, WebSocketConnection, WebSocketCounters, WebSocketLimits,
+    WebSocketShared,
+};
 pub use event::SocketEvent;

@@ -1,0 +1,891 @@
+//! The [`Attributor`]: [`PipelineEvent`]s in, `openwebui_*` metrics out.
+//!
+//! For every HTTP exchange it picks the credential Open WebUI acts on, verifies or resolves it,
+//! names the route and the client kind, and counts requests, bytes, auth outcomes, chat
+//! completions (model, stream, status class, HTTP tokens, time to first SSE event). For the web
+//! UI's socket.io connections it takes the socket's identity from `user-join`, joins each answer
+//! to its completion request through the message id, and credits the answer's usage once, to
+//! the socket's user and the request's model (`source="websocket"`).
+//!
+//! Sans-IO: time is the traffic's own (exchange and socket event timestamps); the database
+//! snapshot is handed in by the shell ([`Attributor::set_directory`]).
+//!
+//! **Client kind.** A chat completion is `webui` iff its JSON body has a non-null `session_id`
+//! (the socket.io session its answer will travel on), else `api`. Any other request is `webui`
+//! iff it carries a `Sec-Fetch-Site` or `Sec-Fetch-Mode` header, which every current browser
+//! sends and page scripts cannot remove. Both are headers and bodies a script can forge: the
+//! verdict says "looks like the web UI", not "is a browser". Browser evidence is counted per
+//! signal in `openwebui_client_signals_total` so forgeries stand out as mismatches.
+use std::{collections::HashMap, sync::Arc};
+
+use prometheus::{Histogram, IntCounter};
+
+use super::{
+    apikey::{Directory, Fingerprint, KeyLookup, key_hash},
+    credential::{self, CredentialSource, CredentialType},
+    jwt::{InlineStr, JwtLimits, JwtSecret, JwtVerifier, MAX_ID_LEN, Verdict},
+    metrics::OpenWebuiMetrics,
+    route,
+    users::{
+        CompletionKey, LabelNames, OwnedUser, Special, TokenKey, UserLimits, UserRef, UserTable,
+    },
+};
+use crate::{
+    http::{Exchange, exchange::Usage},
+    pipeline::PipelineEvent,
+    segment::{ConnectionKey, Timestamp},
+    websocket::SocketEvent,
+};
+
+/// Configuration and caps of the semantics layer. Every cap has a `limit_hits` counter.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SemanticsConfig {
+    /// Most user ids exported as `user` label values (default 1,000); the rest are `other`.
+    pub max_users: usize,
+    /// Traffic-time seconds a user may stay idle before their series are dropped (default 3,600).
+    pub user_ttl_secs: u64,
+    /// Longest user id kept as a label (default 128 bytes).
+    pub max_user_id_len: usize,
+    /// Most distinct model label values (default 200); the rest are `other`.
+    pub max_models: usize,
+    /// Longest model name kept as a label (default 128 bytes).
+    pub max_model_len: usize,
+    /// Most WebSocket answers awaiting their request or their second usage event (default 10,000).
+    pub max_pending_answers: usize,
+    /// Traffic-time seconds an answer is remembered for joining and de-duplication (default 600).
+    pub pending_ttl_secs: u64,
+    /// Most upgraded connections tracked (default 10,000).
+    pub max_sockets: usize,
+    /// Most API-key fingerprints exported in `openwebui_api_key_info` (default 1,000).
+    pub max_api_key_info: usize,
+    /// Export `openwebui_user_info{user,name,email,role}` (personal data; default off).
+    pub export_user_info: bool,
+    /// How often (traffic-time seconds) idle users and stale answers are swept (default 10).
+    pub sweep_interval_secs: u64,
+    pub jwt: JwtLimits,
+}
+
+impl Default for SemanticsConfig {
+    fn default() -> Self {
+        Self {
+            max_users: 1_000,
+            user_ttl_secs: 3_600,
+            max_user_id_len: 128,
+            max_models: 200,
+            max_model_len: 128,
+            max_pending_answers: 10_000,
+            pending_ttl_secs: 600,
+            max_sockets: 10_000,
+            max_api_key_info: 1_000,
+            export_user_info: false,
+            sweep_interval_secs: 10,
+            jwt: JwtLimits::default(),
+        }
+    }
+}
+
+/// `auth` label: which kind of credential Open WebUI acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// A token in `Authorization` (Bearer JWT, or anything else decoded as one).
+    Jwt,
+    /// The `token` cookie alone.
+    Cookie,
+    /// An `sk-` key (in `Authorization` or the API-key header).
+    ApiKey,
+    None,
+}
+
+const AUTH_LABELS: [&str; 4] = ["jwt", "cookie", "api_key", "none"];
+const CLIENT_LABELS: [&str; 2] = ["webui", "api"];
+const STATUS_CLASS_LABELS: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none", "other"];
+
+impl Auth {
+    const fn index(self) -> u8 {
+        self as u8
+    }
+    pub const fn as_str(self) -> &'static str {
+        AUTH_LABELS[self as usize]
+    }
+}
+
+/// `client` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Webui,
+    Api,
+}
+
+impl Client {
+    pub const fn as_str(self) -> &'static str {
+        CLIENT_LABELS[self as usize]
+    }
+}
+
+/// `openwebui_auth_total{result}` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthResult {
+    Jwt(Verdict),
+    /// Without the secret (or the database), Open WebUI answered 401.
+    Rejected,
+    Anonymous,
+    UnknownApiKey,
+}
+
+impl AuthResult {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Jwt(v) => v.as_str(),
+            Self::Rejected => "rejected",
+            Self::Anonymous => "anonymous",
+            Self::UnknownApiKey => "unknown_api_key",
+        }
+    }
+}
+
+fn status_class(status: Option<u16>) -> u8 {
+    match status {
+        None => 5,
+        Some(s @ 100..=599) => (s / 100 - 1) as u8,
+        Some(_) => 6,
+    }
+}
+
+const METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+];
+
+fn method_label(method: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// Bounded model label values. Index 0 is `unknown` (no model in the request, or an answer
+/// never joined to one), 1 is `other` (beyond the cap or too long).
+#[derive(Debug)]
+struct ModelTable {
+    names: Vec<Box<str>>,
+    index: HashMap<Box<str>, u32>,
+    max: usize,
+    max_len: usize,
+    folded: u64,
+}
+
+const MODEL_UNKNOWN: u32 = 0;
+const MODEL_OTHER: u32 = 1;
+
+impl ModelTable {
+    fn new(max: usize, max_len: usize) -> Self {
+        Self {
+            names: vec!["unknown".into(), "other".into()],
+            index: HashMap::new(),
+            max,
+            max_len,
+            folded: 0,
+        }
+    }
+    fn id(&mut self, model: Option<&str>) -> u32 {
+        let Some(model) = model else {
+            return MODEL_UNKNOWN;
+        };
+        if let Some(&i) = self.index.get(model) {
+            return i;
+        }
+        if self.index.len() >= self.max || model.len() > self.max_len || model.is_empty() {
+            self.folded += 1;
+            return MODEL_OTHER;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(model.into());
+        self.index.insert(model.into(), i);
+        i
+    }
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("other", |n| n)
+    }
+}
+
+/// One upgraded (socket.io) connection.
+#[derive(Debug)]
+struct SocketState {
+    /// From the latest `user-join`; before it, the upgrade request's own identity.
+    user: OwnedUser,
+    sid: Option<Box<str>>,
+    undecodable: bool,
+    last_event: Timestamp,
+}
+
+/// One web-UI answer (keyed by message id) while its request and usage are being joined.
+#[derive(Debug)]
+struct Answer {
+    /// Model of the completion request whose body `id` is this message id.
+    model: Option<u32>,
+    /// End of that request (TTFT origin).
+    request_end: Option<Timestamp>,
+    session_id: Option<Box<str>>,
+    /// Usage waiting for its request, with the socket's user at the time.
+    usage: Option<(Usage, OwnedUser)>,
+    credited: bool,
+    first_delta: Option<Timestamp>,
+    ttft_observed: bool,
+    touched: Timestamp,
+}
+
+/// What the semantics layer cut or noticed; mirrored in `webui_monitor_openwebui_limit_hits_total`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SemanticsCounters {
+    pub exchanges: u64,
+    pub socket_events: u64,
+    /// Second (and later) usage events of an already credited answer.
+    pub duplicate_usage: u64,
+    /// Answers credited with model `unknown` (no request joined before expiry).
+    pub unjoined_answers: u64,
+    /// Answers whose request's `session_id` differs from the socket's sid.
+    pub session_mismatches: u64,
+    pub pending_answers_dropped: u64,
+    pub sockets_dropped: u64,
+    pub api_key_info_dropped: u64,
+}
+
+/// Per-request label handles, keyed by (method, route, status).
+type HttpSeries = HashMap<(&'static str, &'static str, u16), (IntCounter, Histogram)>;
+
+/// Open WebUI semantics over pipeline events.
+#[derive(Debug)]
+pub struct Attributor {
+    config: SemanticsConfig,
+    metrics: OpenWebuiMetrics,
+    verifier: JwtVerifier,
+    directory: Option<Arc<Directory>>,
+    users: UserTable,
+    models: ModelTable,
+    http: HttpSeries,
+    auth_results: HashMap<&'static str, IntCounter>,
+    sockets: HashMap<ConnectionKey, SocketState>,
+    answers: HashMap<Box<str>, Answer>,
+    api_keys_exported: HashMap<Fingerprint, ()>,
+    last_sweep: Timestamp,
+    pub counters: SemanticsCounters,
+}
+
+impl Attributor {
+    /// `secret`: Open WebUI's JWT secret, if configured (else verdicts are `unverified`).
+    pub fn new(
+        config: SemanticsConfig,
+        metrics: OpenWebuiMetrics,
+        secret: Option<&JwtSecret>,
+    ) -> Self {
+        let users = UserTable::new(UserLimits {
+            max_users: config.max_users,
+            ttl_secs: config.user_ttl_secs,
+            max_id_len: config.max_user_id_len,
+        });
+        Self {
+            verifier: JwtVerifier::new(secret, config.jwt.clone()),
+            models: ModelTable::new(config.max_models, config.max_model_len),
+            config,
+            metrics,
+            directory: None,
+            users,
+            http: HashMap::new(),
+            auth_results: HashMap::new(),
+            sockets: HashMap::new(),
+            answers: HashMap::new(),
+            api_keys_exported: HashMap::new(),
+            last_sweep: Timestamp::default(),
+            counters: SemanticsCounters::default(),
+        }
+    }
+
+    /// Install a (re)loaded database snapshot; `None` when no database is configured.
+    pub fn set_directory(&mut self, directory: Option<Arc<Directory>>) {
+        self.directory = directory;
+    }
+
+    pub fn metrics(&self) -> &OpenWebuiMetrics {
+        &self.metrics
+    }
+
+    /// Feed one pipeline event.
+    pub fn on_event(&mut self, event: &PipelineEvent) {
+        match event {
+            PipelineEvent::Exchange(ex) => self.on_exchange(ex),
+            PipelineEvent::Socket { connection, event } => self.on_socket(*connection, event),
+        }
+    }
+
+    fn limit_hit(&self, limit: &str) {
+        self.metrics.limit_hits.with_label_values(&[limit]).inc();
+    }
+}
+
+/// Who a request is from, before it is mapped to a label value.
+#[derive(Debug, Clone, Copy)]
+enum Who<'d> {
+    /// An API key's owner, borrowed from the directory snapshot.
+    Directory(&'d str),
+    /// A JWT's `id` claim (verified, or unverified without a secret).
+    Claimed(InlineStr<MAX_ID_LEN>),
+    Special(Special),
+}
+
+impl<'d> Who<'d> {
+    fn as_ref(&self) -> UserRef<'_> {
+        match self {
+            Who::Directory(id) => UserRef::Id(id),
+            Who::Claimed(id) => UserRef::Id(id.as_str()),
+            Who::Special(s) => UserRef::Special(*s),
+        }
+    }
+}
+
+/// The identity of one request.
+#[derive(Debug, Clone, Copy)]
+struct Identity<'d> {
+    who: Who<'d>,
+    auth: Auth,
+    result: AuthResult,
+    api_key: Option<Fingerprint>,
+}
+
+/// Resolve a token (request credential or `user-join`) to a user, as Open WebUI would.
+fn resolve_token<'d>(
+    verifier: &mut JwtVerifier,
+    token: &[u8],
+    now: Timestamp,
+    rejected: bool,
+) -> (Who<'d>, AuthResult) {
+    let checked = verifier.check(token, now);
+    match (checked.verdict, checked.claims.and_then(|c| c.id)) {
+        (Verdict::Verified, Some(id)) => (Who::Claimed(id), AuthResult::Jwt(Verdict::Verified)),
+        // Verified but without a usable id: Open WebUI answers 401 ("invalid token").
+        (Verdict::Verified, None) => (
+            Who::Special(Special::Invalid),
+            AuthResult::Jwt(Verdict::Verified),
+        ),
+        (Verdict::Unverified, _) if rejected => {
+            (Who::Special(Special::Invalid), AuthResult::Rejected)
+        }
+        (Verdict::Unverified, Some(id)) => (Who::Claimed(id), AuthResult::Jwt(Verdict::Unverified)),
+        (Verdict::Unverified, None) => (
+            Who::Special(Special::Invalid),
+            AuthResult::Jwt(Verdict::Unverified),
+        ),
+        (v, _) => (Who::Special(Special::Invalid), AuthResult::Jwt(v)),
+    }
+}
+
+fn identify<'d>(
+    verifier: &mut JwtVerifier,
+    ex: &Exchange,
+    dir: Option<&'d Directory>,
+) -> (credential::AuthCarrier, Identity<'d>) {
+    let creds = credential::extract(&ex.request_headers);
+    let rejected = ex.status == Some(401);
+    let identity = match creds.effective {
+        None => Identity {
+            who: Who::Special(Special::Anonymous),
+            auth: Auth::None,
+            result: AuthResult::Anonymous,
+            api_key: None,
+        },
+        Some(c) if c.kind == CredentialType::ApiKey => {
+            let hash = key_hash(c.expose());
+            let (who, result) = match dir.map(|d| d.lookup_hash(&hash)) {
+                Some(KeyLookup::Known(uid)) => {
+                    (Who::Directory(uid), AuthResult::Jwt(Verdict::Verified))
+                }
+                Some(KeyLookup::Unknown) => (
+                    Who::Special(Special::UnknownApiKey),
+                    AuthResult::UnknownApiKey,
+                ),
+                None if rejected => (Who::Special(Special::Invalid), AuthResult::Rejected),
+                None => (
+                    Who::Special(Special::UnresolvedApiKey),
+                    AuthResult::Jwt(Verdict::Unverified),
+                ),
+            };
+            Identity {
+                who,
+                auth: Auth::ApiKey,
+                result,
+                api_key: Some(Fingerprint::from_hash(&hash)),
+            }
+        }
+        Some(c) => {
+            let auth = if c.source == CredentialSource::Cookie {
+                Auth::Cookie
+            } else {
+                Auth::Jwt
+            };
+            let (who, result) =
+                resolve_token(verifier, c.expose(), ex.request.first_byte, rejected);
+            Identity {
+                who,
+                auth,
+                result,
+                api_key: None,
+            }
+        }
+    };
+    (creds.carrier, identity)
+}
+
+/// Three-digit status label without formatting (only on a series' first use anyway).
+fn status_label(status: Option<u16>, buf: &mut [u8; 3]) -> &str {
+    match status {
+        Some(s @ 100..=599) => {
+            *buf = [
+                b'0' + (s / 100) as u8,
+                b'0' + (s / 10 % 10) as u8,
+                b'0' + (s % 10) as u8,
+            ];
+            std::str::from_utf8(buf).unwrap_or("other")
+        }
+        Some(_) => "other",
+        None => "none",
+    }
+}
+
+impl Attributor {
+    /// Attribute one HTTP exchange.
+    pub fn on_exchange(&mut self, ex: &Exchange) {
+        self.counters.exchanges += 1;
+        let now = ex
+            .response
+            .as_ref()
+            .map_or(ex.request.last_byte, |r| r.last_byte)
+            .max(ex.request.first_byte);
+        self.maybe_sweep(now);
+
+        let dir = self.directory.clone();
+        let (carrier, id) = identify(&mut self.verifier, ex, dir.as_deref());
+        let route = route::route(&ex.path);
+        let method = method_label(&ex.method);
+        let completion = route::is_chat_completion(method, route);
+        let browser = ex.request_headers.sec_fetch_site.is_some()
+            || ex.request_headers.sec_fetch_mode.is_some();
+        let client = if completion {
+            if matches!(ex.request_fields.session_id, Some(Some(_))) {
+                Client::Webui
+            } else {
+                Client::Api
+            }
+        } else if browser {
+            Client::Webui
+        } else {
+            Client::Api
+        };
+
+        // Route series.
+        let status = ex.status.unwrap_or(0);
+        let m = &self.metrics;
+        let (requests, duration) = self.http.entry((method, route, status)).or_insert_with(|| {
+            let mut buf = [0u8; 3];
+            let s = status_label(ex.status, &mut buf);
+            (
+                m.http_requests.with_label_values(&[method, route, s]),
+                m.http_duration.with_label_values(&[method, route]),
+            )
+        });
+        requests.inc();
+        if let Some(resp) = &ex.response {
+            duration.observe(resp.last_byte.seconds_since(ex.request.first_byte));
+        }
+        let result = id.result.as_str();
+        self.auth_results
+            .entry(result)
+            .or_insert_with(|| m.auth.with_label_values(&[result]))
+            .inc();
+        self.signals(ex, client, carrier);
+
+        // User series.
+        let export_info = self.config.export_user_info;
+        let folded_before = self.users.folded;
+        let user = id.who.as_ref();
+        let entry = self.users.entry(user, &self.metrics, |uid| {
+            export_info
+                .then(|| dir.as_deref().and_then(|d| d.user(uid)).cloned())
+                .flatten()
+        });
+        entry
+            .requests(
+                &self.metrics,
+                (id.auth.index(), id.auth.as_str()),
+                (client as u8, client.as_str()),
+            )
+            .inc();
+        let resp = ex.response.as_ref();
+        entry.add_bytes(
+            ex.request.header_bytes + ex.request.body_wire_bytes,
+            resp.map_or(0, |r| r.header_bytes + r.body_wire_bytes),
+        );
+        entry.seen(now);
+        if self.users.folded != folded_before {
+            self.limit_hit("max_users");
+        }
+        if let Some(fp) = id.api_key {
+            self.export_api_key(fp, user);
+        }
+
+        if completion {
+            self.on_completion(ex, user, id.auth, client);
+        }
+        if ex.upgraded {
+            self.on_upgrade(ex.connection, user.into(), now);
+        }
+        self.metrics.tracked_users.set(self.users.len() as f64);
+    }
+
+    fn signals(&self, ex: &Exchange, client: Client, carrier: credential::AuthCarrier) {
+        let h = &ex.request_headers;
+        let signals = [
+            (
+                "sec_fetch",
+                h.sec_fetch_site.is_some()
+                    || h.sec_fetch_mode.is_some()
+                    || h.sec_fetch_dest.is_some(),
+            ),
+            ("origin", h.origin.is_some()),
+            (
+                "browser_user_agent",
+                h.user_agent
+                    .as_deref()
+                    .is_some_and(|ua| ua.starts_with("Mozilla/")),
+            ),
+            (
+                "cookie_with_authorization",
+                carrier.cookie_with_authorization(),
+            ),
+        ];
+        for (signal, present) in signals {
+            if present {
+                self.metrics
+                    .client_signals
+                    .with_label_values(&[client.as_str(), signal])
+                    .inc();
+            }
+        }
+    }
+
+    fn export_api_key(&mut self, fp: Fingerprint, user: UserRef<'_>) {
+        if self.api_keys_exported.contains_key(&fp) {
+            return;
+        }
+        if self.api_keys_exported.len() >= self.config.max_api_key_info {
+            self.counters.api_key_info_dropped += 1;
+            self.limit_hit("max_api_key_info");
+            return;
+        }
+        let label = self.users.label_of(user);
+        self.metrics
+            .api_key_info
+            .with_label_values(&[fp.as_str(), label])
+            .set(1);
+        self.api_keys_exported.insert(fp, ());
+    }
+
+    fn on_completion(&mut self, ex: &Exchange, user: UserRef<'_>, auth: Auth, client: Client) {
+        let folded = self.models.folded;
+        let model = self.models.id(ex.request_fields.model.as_deref());
+        if self.models.folded != folded {
+            self.limit_hit("max_models");
+        }
+        let stream = ex.request_fields.stream == Some(true);
+        let class = status_class(ex.status);
+        let key = CompletionKey {
+            model,
+            auth: auth.index(),
+            client: client as u8,
+            stream,
+            status_class: class,
+        };
+        let model_name = self.models.name(model);
+        let entry = self.users.entry(user, &self.metrics, |_| None);
+        entry
+            .completion(
+                &self.metrics,
+                key,
+                || {
+                    [
+                        auth.as_str(),
+                        client.as_str(),
+                        if stream { "true" } else { "false" },
+                        STATUS_CLASS_LABELS[usize::from(class)],
+                    ]
+                },
+                model_name,
+            )
+            .inc();
+        let ok = matches!(ex.status, Some(200..=299));
+        if let (true, Some(usage)) = (ok, ex.response_fields.usage) {
+            for (direction, n) in [(0, usage.prompt_tokens), (1, usage.completion_tokens)] {
+                entry
+                    .tokens(
+                        &self.metrics,
+                        TokenKey {
+                            model,
+                            direction,
+                            source: 0,
+                        },
+                        model_name,
+                    )
+                    .inc_by(n);
+            }
+        }
+        if let Some(first) = ex.response_fields.sse.as_ref().and_then(|s| s.first_event) {
+            self.metrics
+                .ttft
+                .with_label_values(&[model_name])
+                .observe(first.seconds_since(ex.request.last_byte));
+        }
+        if client == Client::Webui && ok {
+            if let Some(message_id) = ex.request_fields.id.as_deref() {
+                let session = match &ex.request_fields.session_id {
+                    Some(Some(s)) => Some(s.as_str()),
+                    _ => None,
+                };
+                self.join_request(message_id, model, ex.request.last_byte, session);
+            }
+        }
+    }
+
+    /// A web-UI completion request: remember its model for the answer that will arrive on the
+    /// socket (or credit an answer that arrived first).
+    fn join_request(
+        &mut self,
+        message_id: &str,
+        model: u32,
+        request_end: Timestamp,
+        session: Option<&str>,
+    ) {
+        if !self.answers.contains_key(message_id) && !self.reserve_answer() {
+            return;
+        }
+        let answer = self
+            .answers
+            .entry(message_id.into())
+            .or_insert_with(|| Answer::new(request_end));
+        answer.model = Some(model);
+        answer.request_end = Some(request_end);
+        answer.session_id = session.map(Into::into);
+        answer.touched = answer.touched.max(request_end);
+        if let Some((usage, user)) = answer.usage.take() {
+            answer.credited = true;
+            self.credit_ws(&user, model, usage);
+        }
+        self.observe_ws_ttft(message_id);
+    }
+
+    fn reserve_answer(&mut self) -> bool {
+        if self.answers.len() < self.config.max_pending_answers {
+            return true;
+        }
+        self.counters.pending_answers_dropped += 1;
+        self.limit_hit("max_pending_answers");
+        false
+    }
+
+    fn credit_ws(&mut self, user: &OwnedUser, model: u32, usage: Usage) {
+        let model_name = self.models.name(model);
+        let entry = self.users.entry(user.as_ref(), &self.metrics, |_| None);
+        for (direction, n) in [(0, usage.prompt_tokens), (1, usage.completion_tokens)] {
+            entry
+                .tokens(
+                    &self.metrics,
+                    TokenKey {
+                        model,
+                        direction,
+                        source: 1,
+                    },
+                    model_name,
+                )
+                .inc_by(n);
+        }
+    }
+
+    fn observe_ws_ttft(&mut self, message_id: &str) {
+        let Some(a) = self.answers.get_mut(message_id) else {
+            return;
+        };
+        if let (false, Some(first), Some(start), Some(model)) =
+            (a.ttft_observed, a.first_delta, a.request_end, a.model)
+        {
+            a.ttft_observed = true;
+            let name = self.models.name(model);
+            self.metrics
+                .ttft
+                .with_label_values(&[name])
+                .observe(first.seconds_since(start));
+        }
+    }
+
+    fn on_upgrade(&mut self, connection: ConnectionKey, user: OwnedUser, now: Timestamp) {
+        if !self.sockets.contains_key(&connection) && self.sockets.len() >= self.config.max_sockets
+        {
+            self.counters.sockets_dropped += 1;
+            self.limit_hit("max_sockets");
+            return;
+        }
+        self.sockets.insert(
+            connection,
+            SocketState {
+                user,
+                sid: None,
+                undecodable: false,
+                last_event: now,
+            },
+        );
+    }
+
+    /// Feed one WebSocket event of an upgraded connection.
+    pub fn on_socket(&mut self, connection: ConnectionKey, event: &SocketEvent) {
+        self.counters.socket_events += 1;
+        let ts = match event {
+            SocketEvent::Connected { ts, .. }
+            | SocketEvent::UserJoin { ts, .. }
+            | SocketEvent::FirstDelta { ts, .. }
+            | SocketEvent::Usage { ts, .. }
+            | SocketEvent::Done { ts, .. }
+            | SocketEvent::Undecodable { ts }
+            | SocketEvent::Closed { ts } => *ts,
+        };
+        self.maybe_sweep(ts);
+        if !self.sockets.contains_key(&connection) {
+            // Upgrade not seen (capture started later): the socket has no identity until
+            // its `user-join`.
+            self.on_upgrade(connection, OwnedUser::Special(Special::Anonymous), ts);
+        }
+        let Some(socket) = self.sockets.get_mut(&connection) else {
+            return;
+        };
+        socket.last_event = ts;
+        match event {
+            SocketEvent::Connected { sid, .. } => socket.sid = Some(sid.as_str().into()),
+            SocketEvent::UserJoin { token, ts } => {
+                let (who, _) = resolve_token(&mut self.verifier, token.expose(), *ts, false);
+                socket.user = who.as_ref().into();
+            }
+            SocketEvent::Undecodable { .. } => socket.undecodable = true,
+            SocketEvent::Closed { .. } => {
+                self.sockets.remove(&connection);
+            }
+            SocketEvent::FirstDelta { message_id, ts, .. } => {
+                if !self.answers.contains_key(message_id.as_str()) && !self.reserve_answer() {
+                    return;
+                }
+                let a = self
+                    .answers
+                    .entry(message_id.as_str().into())
+                    .or_insert_with(|| Answer::new(*ts));
+                a.first_delta.get_or_insert(*ts);
+                a.touched = a.touched.max(*ts);
+                self.observe_ws_ttft(message_id);
+            }
+            SocketEvent::Usage {
+                message_id,
+                usage,
+                ts,
+                ..
+            } => {
+                let user = socket.user.clone();
+                let sid = socket.sid.clone();
+                if !self.answers.contains_key(message_id.as_str()) && !self.reserve_answer() {
+                    return;
+                }
+                let a = self
+                    .answers
+                    .entry(message_id.as_str().into())
+                    .or_insert_with(|| Answer::new(*ts));
+                a.touched = a.touched.max(*ts);
+                if a.credited || a.usage.is_some() {
+                    // Open WebUI sends each answer's usage twice (delta and done): count once.
+                    self.counters.duplicate_usage += 1;
+                    return;
+                }
+                if let (Some(req), Some(sock)) = (&a.session_id, &sid) {
+                    if req != sock {
+                        self.counters.session_mismatches += 1;
+                    }
+                }
+                match a.model {
+                    Some(model) => {
+                        a.credited = true;
+                        self.credit_ws(&user, model, *usage);
+                    }
+                    None => a.usage = Some((*usage, user)),
+                }
+            }
+            SocketEvent::Done { .. } => {}
+        }
+    }
+
+    /// Advance traffic time (the shell calls this periodically): idle users lose their series,
+    /// stale answers are settled.
+    pub fn on_tick(&mut self, now: Timestamp) {
+        self.sweep(now, false);
+    }
+
+    /// End of input: settle every pending answer (usage without a request gets model `unknown`).
+    pub fn finish(&mut self, now: Timestamp) {
+        self.sweep(now, true);
+    }
+
+    fn maybe_sweep(&mut self, now: Timestamp) {
+        if now.seconds_since(self.last_sweep) >= self.config.sweep_interval_secs as f64 {
+            self.sweep(now, false);
+        }
+    }
+
+    fn sweep(&mut self, now: Timestamp, all: bool) {
+        self.last_sweep = now;
+        let ttl = self.config.pending_ttl_secs.saturating_mul(1_000_000_000);
+        let stale: Vec<Box<str>> = self
+            .answers
+            .iter()
+            .filter(|(_, a)| all || a.touched.as_nanos().saturating_add(ttl) <= now.as_nanos())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            if let Some(a) = self.answers.remove(&k) {
+                if let Some((usage, user)) = a.usage {
+                    self.counters.unjoined_answers += 1;
+                    self.credit_ws(&user, MODEL_UNKNOWN, usage);
+                }
+            }
+        }
+        let socket_ttl = self.config.user_ttl_secs.saturating_mul(1_000_000_000);
+        self.sockets
+            .retain(|_, s| s.last_event.as_nanos().saturating_add(socket_ttl) > now.as_nanos());
+        let models = &self.models;
+        let model_name = |i: u32| models.name(i);
+        let names = LabelNames {
+            auth: &AUTH_LABELS,
+            client: &CLIENT_LABELS,
+            status_class: &STATUS_CLASS_LABELS,
+            model: &model_name,
+        };
+        let dropped = self.users.expire(now, &self.metrics, &names);
+        self.metrics.users_evicted.inc_by(dropped as u64);
+        self.metrics.tracked_users.set(self.users.len() as f64);
+    }
+}
+
+impl Answer {
+    fn new(ts: Timestamp) -> Self {
+        Self {
+            model: None,
+            request_end: None,
+            session_id: None,
+            usage: None,
+            credited: false,
+            first_delta: None,
+            ttft_observed: false,
+            touched: ts,
+        }
+    }
+}

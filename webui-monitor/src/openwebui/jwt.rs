@@ -208,27 +208,43 @@ struct Header<'a> {
     alg: Option<&'a RawValue>,
 }
 
+/// A claim as it appears, `null` included (`Option<&RawValue>` would turn `null` into
+/// "absent", but PyJWT treats `"exp": null` as present and not an integer).
+#[derive(Default, Clone, Copy)]
+struct Claim<'a>(Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Claim<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a RawValue>::deserialize(d).map(|r| Claim(Some(r)))
+    }
+}
+
 #[derive(Deserialize)]
 struct RawClaims<'a> {
-    #[serde(borrow)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    typ: Option<&'a RawValue>,
-    #[serde(borrow)]
-    auth_method: Option<&'a RawValue>,
-    #[serde(borrow)]
-    exp: Option<&'a RawValue>,
-    #[serde(borrow)]
-    iat: Option<&'a RawValue>,
-    #[serde(borrow)]
-    nbf: Option<&'a RawValue>,
-    #[serde(borrow)]
-    aud: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    id: Claim<'a>,
+    #[serde(default, borrow)]
+    typ: Claim<'a>,
+    #[serde(default, borrow)]
+    auth_method: Claim<'a>,
+    #[serde(default, borrow)]
+    exp: Claim<'a>,
+    #[serde(default, borrow)]
+    iat: Claim<'a>,
+    #[serde(default, borrow)]
+    nbf: Claim<'a>,
+    #[serde(default, borrow)]
+    aud: Claim<'a>,
 }
 
 /// A JSON object (serde would also accept an array for a struct).
 fn is_json_object(bytes: &[u8]) -> bool {
     bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// Python truthiness of a JSON value (PyJWT accepts a falsy `aud` when none is expected).
+fn is_falsy(raw: &RawValue) -> bool {
+    matches!(raw.get().trim(), "null" | "false" | "0" | "\"\"" | "[]" | "{}")
 }
 
 fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
@@ -344,9 +360,9 @@ impl JwtVerifier {
         let Ok(raw) = serde_json::from_slice::<RawClaims<'_>>(payload) else {
             return malformed;
         };
-        let id = raw.id.and_then(raw_str);
+        let id = raw.id.0.and_then(raw_str);
         let id_inline = id.as_deref().and_then(InlineStr::new);
-        let id_unusable = raw.id.is_some() && id_inline.is_none();
+        let id_unusable = raw.id.0.is_some() && id_inline.is_none();
         if id_unusable {
             self.counters.unusable_ids += 1;
         }
@@ -355,11 +371,13 @@ impl JwtVerifier {
             id_unusable,
             typ: raw
                 .typ
+                .0
                 .and_then(raw_str)
                 .as_deref()
                 .and_then(InlineStr::new),
             auth_method: raw
                 .auth_method
+                .0
                 .and_then(raw_str)
                 .as_deref()
                 .and_then(InlineStr::new),
@@ -373,7 +391,7 @@ impl JwtVerifier {
             Some(r) => raw_int(r).map(Some).ok_or(()),
         };
         let (Ok(iat), Ok(nbf), Ok(exp)) =
-            (int_claim(raw.iat), int_claim(raw.nbf), int_claim(raw.exp))
+            (int_claim(raw.iat.0), int_claim(raw.nbf.0), int_claim(raw.exp.0))
         else {
             return Checked {
                 verdict: Verdict::Malformed,
@@ -391,7 +409,7 @@ impl JwtVerifier {
                 Verdict::NotYetValid
             } else if exp.is_some_and(|t| t <= now) {
                 Verdict::Expired
-            } else if raw.aud.is_some() {
+            } else if raw.aud.0.is_some_and(|a| !is_falsy(a)) {
                 Verdict::Malformed
             } else {
                 Verdict::Verified
@@ -575,11 +593,13 @@ pub(crate) mod tests {
             "a.b.c",
             "null",
             "...",
-            "e30.e30.!!!",
         ] {
             assert_eq!(verdict(&mut v, bad), Verdict::Malformed, "{bad:?}");
-            assert!(!is_jwt_shaped(bad.as_bytes()));
+            assert!(!is_jwt_shaped(bad.as_bytes()), "{bad:?}");
         }
+        // JWT-shaped (JSON header) but the signature segment is not base64url.
+        assert!(is_jwt_shaped(b"e30.e30.!!!"));
+        assert_eq!(verdict(&mut v, "e30.e30.!!!"), Verdict::Malformed);
         // Header an array, payload not an object, exp not an integer, aud present.
         assert_eq!(
             verdict(&mut v, &sign("[1]", "{}", SECRET)),

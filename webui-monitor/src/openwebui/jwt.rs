@@ -244,7 +244,10 @@ fn is_json_object(bytes: &[u8]) -> bool {
 
 /// Python truthiness of a JSON value (PyJWT accepts a falsy `aud` when none is expected).
 fn is_falsy(raw: &RawValue) -> bool {
-    matches!(raw.get().trim(), "null" | "false" | "0" | "\"\"" | "[]" | "{}")
+    matches!(
+        raw.get().trim(),
+        "null" | "false" | "0" | "\"\"" | "[]" | "{}"
+    )
 }
 
 fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
@@ -390,9 +393,11 @@ impl JwtVerifier {
             None => Ok(None),
             Some(r) => raw_int(r).map(Some).ok_or(()),
         };
-        let (Ok(iat), Ok(nbf), Ok(exp)) =
-            (int_claim(raw.iat.0), int_claim(raw.nbf.0), int_claim(raw.exp.0))
-        else {
+        let (Ok(iat), Ok(nbf), Ok(exp)) = (
+            int_claim(raw.iat.0),
+            int_claim(raw.nbf.0),
+            int_claim(raw.exp.0),
+        ) else {
             return Checked {
                 verdict: Verdict::Malformed,
                 claims: Some(claims),
@@ -586,14 +591,7 @@ pub(crate) mod tests {
     #[test]
     fn malformed_tokens() {
         let mut v = verifier(Some(SECRET));
-        for bad in [
-            "undefined",
-            "",
-            "a.b",
-            "a.b.c",
-            "null",
-            "...",
-        ] {
+        for bad in ["undefined", "", "a.b", "a.b.c", "null", "..."] {
             assert_eq!(verdict(&mut v, bad), Verdict::Malformed, "{bad:?}");
             assert!(!is_jwt_shaped(bad.as_bytes()), "{bad:?}");
         }

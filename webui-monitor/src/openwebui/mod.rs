@@ -11,6 +11,8 @@ pub mod attribution;
 mod b64;
 pub mod credential;
 pub mod db;
+#[cfg(test)]
+mod fixture_tests;
 pub mod jwt;
 pub mod route;
 pub mod users;

@@ -99,7 +99,20 @@ pub enum Auth {
 
 const AUTH_LABELS: [&str; 4] = ["jwt", "cookie", "api_key", "none"];
 const CLIENT_LABELS: [&str; 2] = ["webui", "api"];
-const STATUS_CLASS_LABELS: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none", "other"];
+/// `status_class` values. `incomplete`: a web-UI completion whose task was accepted (2xx) but
+/// whose answer never reported `done` on its socket before the socket closed or the answer
+/// expired.
+const STATUS_CLASS_LABELS: [&str; 8] = [
+    "1xx",
+    "2xx",
+    "3xx",
+    "4xx",
+    "5xx",
+    "none",
+    "other",
+    "incomplete",
+];
+const STATUS_INCOMPLETE: u8 = 7;
 
 impl Auth {
     const fn index(self) -> u8 {
@@ -230,6 +243,11 @@ struct Answer {
     /// Usage waiting for its request, with the socket's user at the time.
     usage: Option<(Usage, OwnedUser)>,
     credited: bool,
+    /// The answer reported `done` on its socket.
+    done: bool,
+    /// A web-UI completion counted only once its answer is done (its 2xx only means "task
+    /// accepted"): who and under which labels.
+    completion: Option<(OwnedUser, CompletionKey)>,
     first_delta: Option<Timestamp>,
     ttft_observed: bool,
     touched: Timestamp,
@@ -266,6 +284,8 @@ pub struct Attributor {
     http: HttpSeries,
     auth_results: HashMap<&'static str, IntCounter>,
     sockets: HashMap<ConnectionKey, SocketState>,
+    /// Socket.IO sid → socket (one per tracked socket, so bounded by `max_sockets`).
+    sessions: HashMap<Box<str>, ConnectionKey>,
     answers: HashMap<Box<str>, Answer>,
     api_keys_exported: HashMap<Fingerprint, ()>,
     last_sweep: Timestamp,
@@ -294,6 +314,7 @@ impl Attributor {
             http: HashMap::new(),
             auth_results: HashMap::new(),
             sockets: HashMap::new(),
+            sessions: HashMap::new(),
             answers: HashMap::new(),
             api_keys_exported: HashMap::new(),
             last_sweep: Timestamp::default(),
@@ -604,24 +625,26 @@ impl Attributor {
             stream,
             status_class: class,
         };
+        let ok = matches!(ex.status, Some(200..=299));
+        let message_id = ex.request_fields.id.as_deref();
+        let session = match &ex.request_fields.session_id {
+            Some(Some(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        // A web-UI task whose answer will travel on a socket we decode: count it when the
+        // answer is done (or settles as incomplete), so its status is the answer's.
+        let deferred = client == Client::Webui
+            && ok
+            && message_id.is_some()
+            && session
+                .and_then(|s| self.sessions.get(s))
+                .and_then(|c| self.sockets.get(c))
+                .is_some_and(|sock| !sock.undecodable);
+        if !deferred {
+            self.count_completion(user, key);
+        }
         let model_name = self.models.name(model);
         let entry = self.users.entry(user, &self.metrics, |_| None);
-        entry
-            .completion(
-                &self.metrics,
-                key,
-                || {
-                    [
-                        auth.as_str(),
-                        client.as_str(),
-                        if stream { "true" } else { "false" },
-                        STATUS_CLASS_LABELS[usize::from(class)],
-                    ]
-                },
-                model_name,
-            )
-            .inc();
-        let ok = matches!(ex.status, Some(200..=299));
         if let (true, Some(usage)) = (ok, ex.response_fields.usage) {
             for (direction, n) in [(0, usage.prompt_tokens), (1, usage.completion_tokens)] {
                 entry
@@ -643,14 +666,40 @@ impl Attributor {
                 .with_label_values(&[model_name])
                 .observe(first.seconds_since(ex.request.last_byte));
         }
-        if client == Client::Webui && ok {
-            if let Some(message_id) = ex.request_fields.id.as_deref() {
-                let session = match &ex.request_fields.session_id {
-                    Some(Some(s)) => Some(s.as_str()),
-                    _ => None,
-                };
-                self.join_request(message_id, model, ex.request.last_byte, session);
+        if let (Client::Webui, true, Some(message_id)) = (client, ok, message_id) {
+            let pending = deferred.then(|| (OwnedUser::from(user), key));
+            self.join_request(message_id, model, ex.request.last_byte, session, pending);
+        }
+    }
+
+    /// Count one chat completion under `key`'s labels.
+    fn count_completion(&mut self, user: UserRef<'_>, key: CompletionKey) {
+        let model_name = self.models.name(key.model);
+        let entry = self.users.entry(user, &self.metrics, |_| None);
+        entry
+            .completion(
+                &self.metrics,
+                key,
+                || {
+                    [
+                        AUTH_LABELS[usize::from(key.auth)],
+                        CLIENT_LABELS[usize::from(key.client)],
+                        if key.stream { "true" } else { "false" },
+                        STATUS_CLASS_LABELS[usize::from(key.status_class)],
+                    ]
+                },
+                model_name,
+            )
+            .inc();
+    }
+
+    /// Count a deferred web-UI completion, as done (its HTTP class) or `incomplete`.
+    fn settle_completion(&mut self, pending: Option<(OwnedUser, CompletionKey)>, done: bool) {
+        if let Some((user, mut key)) = pending {
+            if !done {
+                key.status_class = STATUS_INCOMPLETE;
             }
+            self.count_completion(user.as_ref(), key);
         }
     }
 
@@ -662,8 +711,11 @@ impl Attributor {
         model: u32,
         request_end: Timestamp,
         session: Option<&str>,
+        pending: Option<(OwnedUser, CompletionKey)>,
     ) {
         if !self.answers.contains_key(message_id) && !self.reserve_answer() {
+            // Not remembered: count the completion now rather than lose it.
+            self.settle_completion(pending, true);
             return;
         }
         let answer = self
@@ -674,10 +726,18 @@ impl Attributor {
         answer.request_end = Some(request_end);
         answer.session_id = session.map(Into::into);
         answer.touched = answer.touched.max(request_end);
-        if let Some((usage, user)) = answer.usage.take() {
+        let usage = answer.usage.take();
+        if usage.is_some() {
             answer.credited = true;
+        }
+        let settle_now = answer.done.then_some(pending.clone()).flatten();
+        if !answer.done {
+            answer.completion = pending;
+        }
+        if let Some((usage, user)) = usage {
             self.credit_ws(&user, model, usage);
         }
+        self.settle_completion(settle_now, true);
         self.observe_ws_ttft(message_id);
     }
 
@@ -765,14 +825,29 @@ impl Attributor {
         };
         socket.last_event = ts;
         match event {
-            SocketEvent::Connected { sid, .. } => socket.sid = Some(sid.as_str().into()),
+            SocketEvent::Connected { sid, .. } => {
+                if let Some(old) = socket.sid.replace(sid.as_str().into()) {
+                    self.sessions.remove(&old);
+                }
+                self.sessions.insert(sid.as_str().into(), connection);
+            }
             SocketEvent::UserJoin { token, ts } => {
                 let (who, _) = resolve_token(&mut self.verifier, token.expose(), *ts, false);
                 socket.user = who.as_ref().into();
             }
-            SocketEvent::Undecodable { .. } => socket.undecodable = true,
+            SocketEvent::Undecodable { .. } => {
+                socket.undecodable = true;
+                // Nothing more will come: its pending completions keep their HTTP status.
+                let sid = socket.sid.clone();
+                self.settle_session(sid.as_deref(), true);
+            }
             SocketEvent::Closed { .. } => {
-                self.sockets.remove(&connection);
+                if let Some(socket) = self.sockets.remove(&connection) {
+                    if let Some(sid) = &socket.sid {
+                        self.sessions.remove(sid);
+                    }
+                    self.settle_session(socket.sid.as_deref(), socket.undecodable);
+                }
             }
             SocketEvent::FirstDelta { message_id, ts, .. } => {
                 if !self.answers.contains_key(message_id.as_str()) && !self.reserve_answer() {
@@ -790,10 +865,14 @@ impl Attributor {
                 message_id,
                 usage,
                 ts,
+                done,
                 ..
             } => {
                 let user = socket.user.clone();
                 let sid = socket.sid.clone();
+                if *done {
+                    self.answer_done(message_id, *ts);
+                }
                 if !self.answers.contains_key(message_id.as_str()) && !self.reserve_answer() {
                     return;
                 }
@@ -807,10 +886,10 @@ impl Attributor {
                     self.counters.duplicate_usage += 1;
                     return;
                 }
-                if let (Some(req), Some(sock)) = (&a.session_id, &sid) {
-                    if req != sock {
-                        self.counters.session_mismatches += 1;
-                    }
+                if let (Some(req), Some(sock)) = (&a.session_id, &sid)
+                    && req != sock
+                {
+                    self.counters.session_mismatches += 1;
                 }
                 match a.model {
                     Some(model) => {
@@ -820,7 +899,38 @@ impl Attributor {
                     None => a.usage = Some((*usage, user)),
                 }
             }
-            SocketEvent::Done { .. } => {}
+            SocketEvent::Done { message_id, ts, .. } => self.answer_done(message_id, *ts),
+        }
+    }
+
+    /// An answer reported `done`: its deferred completion counts now.
+    fn answer_done(&mut self, message_id: &str, ts: Timestamp) {
+        if !self.answers.contains_key(message_id) && !self.reserve_answer() {
+            return;
+        }
+        let a = self
+            .answers
+            .entry(message_id.into())
+            .or_insert_with(|| Answer::new(ts));
+        a.done = true;
+        a.touched = a.touched.max(ts);
+        let pending = a.completion.take();
+        self.settle_completion(pending, true);
+    }
+
+    /// Settle the deferred completions of the answers of socket session `sid`.
+    fn settle_session(&mut self, sid: Option<&str>, done: bool) {
+        let Some(sid) = sid else {
+            return;
+        };
+        let pending: Vec<_> = self
+            .answers
+            .values_mut()
+            .filter(|a| a.session_id.as_deref() == Some(sid))
+            .filter_map(|a| a.completion.take())
+            .collect();
+        for p in pending {
+            self.settle_completion(Some(p), done);
         }
     }
 
@@ -851,16 +961,24 @@ impl Attributor {
             .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
-            if let Some(a) = self.answers.remove(&k) {
-                if let Some((usage, user)) = a.usage {
-                    self.counters.unjoined_answers += 1;
-                    self.credit_ws(&user, MODEL_UNKNOWN, usage);
-                }
+            let Some(a) = self.answers.remove(&k) else {
+                continue;
+            };
+            if let Some((usage, user)) = a.usage {
+                self.counters.unjoined_answers += 1;
+                self.credit_ws(&user, MODEL_UNKNOWN, usage);
             }
+            self.settle_completion(a.completion, a.done);
         }
         let socket_ttl = self.config.user_ttl_secs.saturating_mul(1_000_000_000);
-        self.sockets
-            .retain(|_, s| s.last_event.as_nanos().saturating_add(socket_ttl) > now.as_nanos());
+        let sessions = &mut self.sessions;
+        self.sockets.retain(|_, s| {
+            let keep = s.last_event.as_nanos().saturating_add(socket_ttl) > now.as_nanos();
+            if let (false, Some(sid)) = (keep, &s.sid) {
+                sessions.remove(sid);
+            }
+            keep
+        });
         let models = &self.models;
         let model_name = |i: u32| models.name(i);
         let names = LabelNames {
@@ -883,6 +1001,8 @@ impl Answer {
             session_id: None,
             usage: None,
             credited: false,
+            done: false,
+            completion: None,
             first_delta: None,
             ttft_observed: false,
             touched: ts,

@@ -298,9 +298,9 @@ mod tests {
         }
     }
 
-    fn summary(
-        h: &RequestHeaders,
-    ) -> (&'static str, Option<(&'static str, &'static str, Vec<u8>)>) {
+    type Summary = (&'static str, Option<(&'static str, &'static str, Vec<u8>)>);
+
+    fn summary(h: &RequestHeaders) -> Summary {
         let c = extract(h);
         (
             c.carrier.as_str(),

@@ -213,7 +213,10 @@ pub(crate) fn events(name: &str) -> Vec<PipelineEvent> {
 }
 
 /// Samples of the text exposition: (name, labels) → value.
-pub(crate) struct Samples(Vec<(String, Vec<(String, String)>, f64)>);
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// Samples of the text exposition.
+pub(crate) struct Samples(Vec<Sample>);
 
 impl Samples {
     pub(crate) fn gather(registry: &Registry) -> Self {

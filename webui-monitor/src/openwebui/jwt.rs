@@ -268,20 +268,34 @@ fn raw_int(raw: &RawValue) -> Option<i64> {
 
 /// Split `a.b.c` as PyJWT does (`rsplit('.', 1)` then `split('.', 1)`): exactly three parts,
 /// the signing input being everything before the last dot.
-fn split_token(token: &[u8]) -> Option<(&[u8], &[u8], &[u8], &[u8])> {
+/// The segments of a compact JWS.
+struct Parts<'a> {
+    /// `header.payload`, what the signature covers.
+    signing_input: &'a [u8],
+    header: &'a [u8],
+    payload: &'a [u8],
+    signature: &'a [u8],
+}
+
+fn split_token(token: &[u8]) -> Option<Parts<'_>> {
     let last = token.iter().rposition(|&b| b == b'.')?;
     let (signing_input, sig) = (&token[..last], &token[last + 1..]);
     let first = signing_input.iter().position(|&b| b == b'.')?;
     let (header, payload) = (&signing_input[..first], &signing_input[first + 1..]);
     // A third dot in the payload makes PyJWT's base64 decode fail.
-    Some((signing_input, header, payload, sig))
+    Some(Parts {
+        signing_input,
+        header,
+        payload,
+        signature: sig,
+    })
 }
 
 /// Does `value` look like a JWT (three base64url parts, the first a JSON object)? Allocates
 /// nothing: the header is decoded into a stack buffer (headers are tiny; a huge one is simply
 /// not JWT-shaped).
 pub fn is_jwt_shaped(value: &[u8]) -> bool {
-    let Some((_, header, _, _)) = split_token(value) else {
+    let Some(Parts { header, .. }) = split_token(value) else {
         return false;
     };
     let mut buf = [0u8; 512];
@@ -318,7 +332,13 @@ impl JwtVerifier {
             self.counters.oversized_tokens += 1;
             return malformed;
         }
-        let Some((signing_input, header_b64, payload_b64, sig_b64)) = split_token(token) else {
+        let Some(Parts {
+            signing_input,
+            header: header_b64,
+            payload: payload_b64,
+            signature: sig_b64,
+        }) = split_token(token)
+        else {
             return malformed;
         };
         // One scratch buffer, carved into header | payload | signature.

@@ -377,10 +377,10 @@ pub fn route(path: &str) -> &'static str {
         if template.bytes().filter(|&b| b == b'/').count() != slashes {
             continue;
         }
-        if let Some(score) = matches(template, path) {
-            if best.is_none_or(|(s, _)| score > s) {
-                best = Some((score, template));
-            }
+        if let Some(score) = matches(template, path)
+            && best.is_none_or(|(s, _)| score > s)
+        {
+            best = Some((score, template));
         }
     }
     if let Some((_, template)) = best {

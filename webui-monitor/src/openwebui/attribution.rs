@@ -283,12 +283,17 @@ pub struct Attributor {
     models: ModelTable,
     http: HttpSeries,
     auth_results: HashMap<&'static str, IntCounter>,
+    /// `openwebui_client_signals_total` children, `[client][signal]`, created on first use.
+    signal_counters: [[Option<IntCounter>; 4]; 2],
     sockets: HashMap<ConnectionKey, SocketState>,
     /// Socket.IO sid → socket (one per tracked socket, so bounded by `max_sockets`).
     sessions: HashMap<Box<str>, ConnectionKey>,
     answers: HashMap<Box<str>, Answer>,
-    api_keys_exported: HashMap<Fingerprint, ()>,
+    /// Fingerprint → the user label exported with it.
+    api_keys_exported: HashMap<Fingerprint, Box<str>>,
     last_sweep: Timestamp,
+    /// Latest traffic time seen (events may arrive slightly out of order across connections).
+    clock: Timestamp,
     pub counters: SemanticsCounters,
 }
 
@@ -313,11 +318,13 @@ impl Attributor {
             users,
             http: HashMap::new(),
             auth_results: HashMap::new(),
+            signal_counters: Default::default(),
             sockets: HashMap::new(),
             sessions: HashMap::new(),
             answers: HashMap::new(),
             api_keys_exported: HashMap::new(),
             last_sweep: Timestamp::default(),
+            clock: Timestamp::default(),
             counters: SemanticsCounters::default(),
         }
     }
@@ -562,52 +569,60 @@ impl Attributor {
         self.metrics.tracked_users.set(self.users.len() as f64);
     }
 
-    fn signals(&self, ex: &Exchange, client: Client, carrier: credential::AuthCarrier) {
-        let h = &ex.request_headers;
-        let signals = [
-            (
-                "sec_fetch",
-                h.sec_fetch_site.is_some()
-                    || h.sec_fetch_mode.is_some()
-                    || h.sec_fetch_dest.is_some(),
-            ),
-            ("origin", h.origin.is_some()),
-            (
-                "browser_user_agent",
-                h.user_agent
-                    .as_deref()
-                    .is_some_and(|ua| ua.starts_with("Mozilla/")),
-            ),
-            (
-                "cookie_with_authorization",
-                carrier.cookie_with_authorization(),
-            ),
+    /// Count browser evidence. What each signal means, and why none is proof: `sec_fetch`
+    /// (`Sec-Fetch-*`, set by browsers, not by page scripts, trivially by curl), `origin`
+    /// (browsers send it on CORS and POST requests), `browser_user_agent` (`Mozilla/…`),
+    /// `cookie_with_authorization` (the web UI sends its JWT as both).
+    fn signals(&mut self, ex: &Exchange, client: Client, carrier: credential::AuthCarrier) {
+        const SIGNALS: [&str; 4] = [
+            "sec_fetch",
+            "origin",
+            "browser_user_agent",
+            "cookie_with_authorization",
         ];
-        for (signal, present) in signals {
-            if present {
-                self.metrics
-                    .client_signals
-                    .with_label_values(&[client.as_str(), signal])
-                    .inc();
-            }
+        let h = &ex.request_headers;
+        let present = [
+            h.sec_fetch_site.is_some() || h.sec_fetch_mode.is_some() || h.sec_fetch_dest.is_some(),
+            h.origin.is_some(),
+            h.user_agent
+                .as_deref()
+                .is_some_and(|ua| ua.starts_with("Mozilla/")),
+            carrier.cookie_with_authorization(),
+        ];
+        let m = &self.metrics;
+        for (i, _) in present.iter().enumerate().filter(|(_, p)| **p) {
+            self.signal_counters[client as usize][i]
+                .get_or_insert_with(|| {
+                    m.client_signals
+                        .with_label_values(&[client.as_str(), SIGNALS[i]])
+                })
+                .inc();
         }
     }
 
     fn export_api_key(&mut self, fp: Fingerprint, user: UserRef<'_>) {
-        if self.api_keys_exported.contains_key(&fp) {
-            return;
-        }
-        if self.api_keys_exported.len() >= self.config.max_api_key_info {
-            self.counters.api_key_info_dropped += 1;
-            self.limit_hit("max_api_key_info");
-            return;
-        }
         let label = self.users.label_of(user);
+        match self.api_keys_exported.get(&fp) {
+            Some(exported) if **exported == *label => return,
+            // The key's owner label changed (database loaded, user folded or evicted).
+            Some(exported) => {
+                let _ = self
+                    .metrics
+                    .api_key_info
+                    .remove_label_values(&[fp.as_str(), exported]);
+            }
+            None if self.api_keys_exported.len() >= self.config.max_api_key_info => {
+                self.counters.api_key_info_dropped += 1;
+                self.limit_hit("max_api_key_info");
+                return;
+            }
+            None => {}
+        }
         self.metrics
             .api_key_info
             .with_label_values(&[fp.as_str(), label])
             .set(1);
-        self.api_keys_exported.insert(fp, ());
+        self.api_keys_exported.insert(fp, label.into());
     }
 
     fn on_completion(&mut self, ex: &Exchange, user: UserRef<'_>, auth: Auth, client: Client) {
@@ -676,6 +691,7 @@ impl Attributor {
     fn count_completion(&mut self, user: UserRef<'_>, key: CompletionKey) {
         let model_name = self.models.name(key.model);
         let entry = self.users.entry(user, &self.metrics, |_| None);
+        entry.seen(self.clock);
         entry
             .completion(
                 &self.metrics,
@@ -753,6 +769,7 @@ impl Attributor {
     fn credit_ws(&mut self, user: &OwnedUser, model: u32, usage: Usage) {
         let model_name = self.models.name(model);
         let entry = self.users.entry(user.as_ref(), &self.metrics, |_| None);
+        entry.seen(self.clock);
         for (direction, n) in [(0, usage.prompt_tokens), (1, usage.completion_tokens)] {
             entry
                 .tokens(
@@ -946,12 +963,14 @@ impl Attributor {
     }
 
     fn maybe_sweep(&mut self, now: Timestamp) {
+        self.clock = self.clock.max(now);
         if now.seconds_since(self.last_sweep) >= self.config.sweep_interval_secs as f64 {
             self.sweep(now, false);
         }
     }
 
     fn sweep(&mut self, now: Timestamp, all: bool) {
+        self.clock = self.clock.max(now);
         self.last_sweep = now;
         let ttl = self.config.pending_ttl_secs.saturating_mul(1_000_000_000);
         let stale: Vec<Box<str>> = self

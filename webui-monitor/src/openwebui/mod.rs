@@ -8,6 +8,8 @@
 //! it all together (including the web UI's WebSocket answers).
 pub mod apikey;
 pub mod attribution;
+#[cfg(test)]
+mod attribution_tests;
 mod b64;
 pub mod credential;
 pub mod db;

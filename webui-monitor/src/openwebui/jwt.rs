@@ -250,8 +250,14 @@ fn is_falsy(raw: &RawValue) -> bool {
     )
 }
 
+/// A JSON string claim, borrowed when it has no escapes (serde's `Cow` impl always copies).
 fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    serde_json::from_str::<Cow<'_, str>>(raw.get()).ok()
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(s) => Some(Cow::Borrowed(s)),
+        Err(_) => serde_json::from_str::<String>(raw.get())
+            .ok()
+            .map(Cow::Owned),
+    }
 }
 
 /// PyJWT's `int(payload[claim])`: integers, floats (truncated) and decimal strings pass.

@@ -14,6 +14,8 @@ mod b64;
 pub mod credential;
 pub mod db;
 #[cfg(test)]
+mod expected_check;
+#[cfg(test)]
 mod fixture_tests;
 pub mod jwt;
 pub mod route;

@@ -20,6 +20,14 @@ use std::{collections::HashMap, sync::Arc};
 
 use prometheus::{Histogram, IntCounter};
 
+mod socket;
+
+use self::socket::{Answer, SocketState};
+use super::labels::{
+    AUTH_LABELS, CLIENT_LABELS, MODEL_UNKNOWN, ModelTable, STATUS_CLASS_LABELS, STATUS_INCOMPLETE,
+    method_label, status_class, status_label,
+};
+pub use super::labels::{Auth, AuthResult, Client};
 use super::{
     apikey::{Directory, Fingerprint, KeyLookup, key_hash},
     credential::{self, CredentialSource, CredentialType},
@@ -31,10 +39,9 @@ use super::{
     },
 };
 use crate::{
-    http::{Exchange, exchange::Usage},
+    http::Exchange,
     pipeline::PipelineEvent,
     segment::{ConnectionKey, Timestamp},
-    websocket::SocketEvent,
 };
 
 /// Configuration and caps of the semantics layer. Every cap has a `limit_hits` counter.
@@ -83,174 +90,6 @@ impl Default for SemanticsConfig {
             jwt: JwtLimits::default(),
         }
     }
-}
-
-/// `auth` label: which kind of credential Open WebUI acted on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    /// A token in `Authorization` (Bearer JWT, or anything else decoded as one).
-    Jwt,
-    /// The `token` cookie alone.
-    Cookie,
-    /// An `sk-` key (in `Authorization` or the API-key header).
-    ApiKey,
-    None,
-}
-
-const AUTH_LABELS: [&str; 4] = ["jwt", "cookie", "api_key", "none"];
-const CLIENT_LABELS: [&str; 2] = ["webui", "api"];
-/// `status_class` values. `incomplete`: a web-UI completion whose task was accepted (2xx) but
-/// whose answer never reported `done` on its socket before the socket closed or the answer
-/// expired.
-const STATUS_CLASS_LABELS: [&str; 8] = [
-    "1xx",
-    "2xx",
-    "3xx",
-    "4xx",
-    "5xx",
-    "none",
-    "other",
-    "incomplete",
-];
-const STATUS_INCOMPLETE: u8 = 7;
-
-impl Auth {
-    const fn index(self) -> u8 {
-        self as u8
-    }
-    pub const fn as_str(self) -> &'static str {
-        AUTH_LABELS[self as usize]
-    }
-}
-
-/// `client` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Client {
-    Webui,
-    Api,
-}
-
-impl Client {
-    pub const fn as_str(self) -> &'static str {
-        CLIENT_LABELS[self as usize]
-    }
-}
-
-/// `openwebui_auth_total{result}` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthResult {
-    Jwt(Verdict),
-    /// Without the secret (or the database), Open WebUI answered 401.
-    Rejected,
-    Anonymous,
-    UnknownApiKey,
-}
-
-impl AuthResult {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Jwt(v) => v.as_str(),
-            Self::Rejected => "rejected",
-            Self::Anonymous => "anonymous",
-            Self::UnknownApiKey => "unknown_api_key",
-        }
-    }
-}
-
-fn status_class(status: Option<u16>) -> u8 {
-    match status {
-        None => 5,
-        Some(s @ 100..=599) => (s / 100 - 1) as u8,
-        Some(_) => 6,
-    }
-}
-
-const METHODS: [&str; 9] = [
-    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-];
-
-fn method_label(method: &str) -> &'static str {
-    METHODS
-        .iter()
-        .find(|m| **m == method)
-        .copied()
-        .unwrap_or("other")
-}
-
-/// Bounded model label values. Index 0 is `unknown` (no model in the request, or an answer
-/// never joined to one), 1 is `other` (beyond the cap or too long).
-#[derive(Debug)]
-struct ModelTable {
-    names: Vec<Box<str>>,
-    index: HashMap<Box<str>, u32>,
-    max: usize,
-    max_len: usize,
-    folded: u64,
-}
-
-const MODEL_UNKNOWN: u32 = 0;
-const MODEL_OTHER: u32 = 1;
-
-impl ModelTable {
-    fn new(max: usize, max_len: usize) -> Self {
-        Self {
-            names: vec!["unknown".into(), "other".into()],
-            index: HashMap::new(),
-            max,
-            max_len,
-            folded: 0,
-        }
-    }
-    fn id(&mut self, model: Option<&str>) -> u32 {
-        let Some(model) = model else {
-            return MODEL_UNKNOWN;
-        };
-        if let Some(&i) = self.index.get(model) {
-            return i;
-        }
-        if self.index.len() >= self.max || model.len() > self.max_len || model.is_empty() {
-            self.folded += 1;
-            return MODEL_OTHER;
-        }
-        let i = self.names.len() as u32;
-        self.names.push(model.into());
-        self.index.insert(model.into(), i);
-        i
-    }
-    fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map_or("other", |n| n)
-    }
-}
-
-/// One upgraded (socket.io) connection.
-#[derive(Debug)]
-struct SocketState {
-    /// From the latest `user-join`; before it, the upgrade request's own identity.
-    user: OwnedUser,
-    sid: Option<Box<str>>,
-    undecodable: bool,
-    last_event: Timestamp,
-}
-
-/// One web-UI answer (keyed by message id) while its request and usage are being joined.
-#[derive(Debug)]
-struct Answer {
-    /// Model of the completion request whose body `id` is this message id.
-    model: Option<u32>,
-    /// End of that request (TTFT origin).
-    request_end: Option<Timestamp>,
-    session_id: Option<Box<str>>,
-    /// Usage waiting for its request, with the socket's user at the time.
-    usage: Option<(Usage, OwnedUser)>,
-    credited: bool,
-    /// The answer reported `done` on its socket.
-    done: bool,
-    /// A web-UI completion counted only once its answer is done (its 2xx only means "task
-    /// accepted"): who and under which labels.
-    completion: Option<(OwnedUser, CompletionKey)>,
-    first_delta: Option<Timestamp>,
-    ttft_observed: bool,
-    touched: Timestamp,
 }
 
 /// What the semantics layer cut or noticed; mirrored in `webui_monitor_openwebui_limit_hits_total`.
@@ -389,21 +228,15 @@ fn resolve_token<'d>(
 ) -> (Who<'d>, AuthResult) {
     let checked = verifier.check(token, now);
     match (checked.verdict, checked.claims.and_then(|c| c.id)) {
-        (Verdict::Verified, Some(id)) => (Who::Claimed(id), AuthResult::Jwt(Verdict::Verified)),
+        (Verdict::Verified, Some(id)) => (Who::Claimed(id), AuthResult::Verified),
         // Verified but without a usable id: Open WebUI answers 401 ("invalid token").
-        (Verdict::Verified, None) => (
-            Who::Special(Special::Invalid),
-            AuthResult::Jwt(Verdict::Verified),
-        ),
+        (Verdict::Verified, None) => (Who::Special(Special::Invalid), AuthResult::Verified),
         (Verdict::Unverified, _) if rejected => {
             (Who::Special(Special::Invalid), AuthResult::Rejected)
         }
-        (Verdict::Unverified, Some(id)) => (Who::Claimed(id), AuthResult::Jwt(Verdict::Unverified)),
-        (Verdict::Unverified, None) => (
-            Who::Special(Special::Invalid),
-            AuthResult::Jwt(Verdict::Unverified),
-        ),
-        (v, _) => (Who::Special(Special::Invalid), AuthResult::Jwt(v)),
+        (Verdict::Unverified, Some(id)) => (Who::Claimed(id), AuthResult::Unverified),
+        (Verdict::Unverified, None) => (Who::Special(Special::Invalid), AuthResult::Unverified),
+        (v, _) => (Who::Special(Special::Invalid), AuthResult::from(v)),
     }
 }
 
@@ -424,9 +257,7 @@ fn identify<'d>(
         Some(c) if c.kind == CredentialType::ApiKey => {
             let hash = key_hash(c.expose());
             let (who, result) = match dir.map(|d| d.lookup_hash(&hash)) {
-                Some(KeyLookup::Known(uid)) => {
-                    (Who::Directory(uid), AuthResult::Jwt(Verdict::Verified))
-                }
+                Some(KeyLookup::Known(uid)) => (Who::Directory(uid), AuthResult::Verified),
                 Some(KeyLookup::Unknown) => (
                     Who::Special(Special::UnknownApiKey),
                     AuthResult::UnknownApiKey,
@@ -434,7 +265,7 @@ fn identify<'d>(
                 None if rejected => (Who::Special(Special::Invalid), AuthResult::Rejected),
                 None => (
                     Who::Special(Special::UnresolvedApiKey),
-                    AuthResult::Jwt(Verdict::Unverified),
+                    AuthResult::Unverified,
                 ),
             };
             Identity {
@@ -461,22 +292,6 @@ fn identify<'d>(
         }
     };
     (creds.carrier, identity)
-}
-
-/// Three-digit status label without formatting (only on a series' first use anyway).
-fn status_label(status: Option<u16>, buf: &mut [u8; 3]) -> &str {
-    match status {
-        Some(s @ 100..=599) => {
-            *buf = [
-                b'0' + (s / 100) as u8,
-                b'0' + (s / 10 % 10) as u8,
-                b'0' + (s % 10) as u8,
-            ];
-            std::str::from_utf8(buf).unwrap_or("other")
-        }
-        Some(_) => "other",
-        None => "none",
-    }
 }
 
 impl Attributor {
@@ -510,7 +325,12 @@ impl Attributor {
         };
 
         // Route series.
-        let status = ex.status.unwrap_or(0);
+        // Key by the label the status gets, so odd statuses cannot multiply map entries.
+        let status = match ex.status {
+            Some(s @ 100..=599) => s,
+            Some(_) => 1,
+            None => 0,
+        };
         let m = &self.metrics;
         let (requests, duration) = self.http.entry((method, route, status)).or_insert_with(|| {
             let mut buf = [0u8; 3];
@@ -719,238 +539,6 @@ impl Attributor {
         }
     }
 
-    /// A web-UI completion request: remember its model for the answer that will arrive on the
-    /// socket (or credit an answer that arrived first).
-    fn join_request(
-        &mut self,
-        message_id: &str,
-        model: u32,
-        request_end: Timestamp,
-        session: Option<&str>,
-        pending: Option<(OwnedUser, CompletionKey)>,
-    ) {
-        if !self.answers.contains_key(message_id) && !self.reserve_answer() {
-            // Not remembered: count the completion now rather than lose it.
-            self.settle_completion(pending, true);
-            return;
-        }
-        let answer = self
-            .answers
-            .entry(message_id.into())
-            .or_insert_with(|| Answer::new(request_end));
-        answer.model = Some(model);
-        answer.request_end = Some(request_end);
-        answer.session_id = session.map(Into::into);
-        answer.touched = answer.touched.max(request_end);
-        let usage = answer.usage.take();
-        if usage.is_some() {
-            answer.credited = true;
-        }
-        let settle_now = answer.done.then_some(pending.clone()).flatten();
-        if !answer.done {
-            answer.completion = pending;
-        }
-        if let Some((usage, user)) = usage {
-            self.credit_ws(&user, model, usage);
-        }
-        self.settle_completion(settle_now, true);
-        self.observe_ws_ttft(message_id);
-    }
-
-    fn reserve_answer(&mut self) -> bool {
-        if self.answers.len() < self.config.max_pending_answers {
-            return true;
-        }
-        self.counters.pending_answers_dropped += 1;
-        self.limit_hit("max_pending_answers");
-        false
-    }
-
-    fn credit_ws(&mut self, user: &OwnedUser, model: u32, usage: Usage) {
-        let model_name = self.models.name(model);
-        let entry = self.users.entry(user.as_ref(), &self.metrics, |_| None);
-        entry.seen(self.clock);
-        for (direction, n) in [(0, usage.prompt_tokens), (1, usage.completion_tokens)] {
-            entry
-                .tokens(
-                    &self.metrics,
-                    TokenKey {
-                        model,
-                        direction,
-                        source: 1,
-                    },
-                    model_name,
-                )
-                .inc_by(n);
-        }
-    }
-
-    fn observe_ws_ttft(&mut self, message_id: &str) {
-        let Some(a) = self.answers.get_mut(message_id) else {
-            return;
-        };
-        if let (false, Some(first), Some(start), Some(model)) =
-            (a.ttft_observed, a.first_delta, a.request_end, a.model)
-        {
-            a.ttft_observed = true;
-            let name = self.models.name(model);
-            self.metrics
-                .ttft
-                .with_label_values(&[name])
-                .observe(first.seconds_since(start));
-        }
-    }
-
-    fn on_upgrade(&mut self, connection: ConnectionKey, user: OwnedUser, now: Timestamp) {
-        if !self.sockets.contains_key(&connection) && self.sockets.len() >= self.config.max_sockets
-        {
-            self.counters.sockets_dropped += 1;
-            self.limit_hit("max_sockets");
-            return;
-        }
-        self.sockets.insert(
-            connection,
-            SocketState {
-                user,
-                sid: None,
-                undecodable: false,
-                last_event: now,
-            },
-        );
-    }
-
-    /// Feed one WebSocket event of an upgraded connection.
-    pub fn on_socket(&mut self, connection: ConnectionKey, event: &SocketEvent) {
-        self.counters.socket_events += 1;
-        let ts = match event {
-            SocketEvent::Connected { ts, .. }
-            | SocketEvent::UserJoin { ts, .. }
-            | SocketEvent::FirstDelta { ts, .. }
-            | SocketEvent::Usage { ts, .. }
-            | SocketEvent::Done { ts, .. }
-            | SocketEvent::Undecodable { ts }
-            | SocketEvent::Closed { ts } => *ts,
-        };
-        self.maybe_sweep(ts);
-        if !self.sockets.contains_key(&connection) {
-            // Upgrade not seen (capture started later): the socket has no identity until
-            // its `user-join`.
-            self.on_upgrade(connection, OwnedUser::Special(Special::Anonymous), ts);
-        }
-        let Some(socket) = self.sockets.get_mut(&connection) else {
-            return;
-        };
-        socket.last_event = ts;
-        match event {
-            SocketEvent::Connected { sid, .. } => {
-                if let Some(old) = socket.sid.replace(sid.as_str().into()) {
-                    self.sessions.remove(&old);
-                }
-                self.sessions.insert(sid.as_str().into(), connection);
-            }
-            SocketEvent::UserJoin { token, ts } => {
-                let (who, _) = resolve_token(&mut self.verifier, token.expose(), *ts, false);
-                socket.user = who.as_ref().into();
-            }
-            SocketEvent::Undecodable { .. } => {
-                socket.undecodable = true;
-                // Nothing more will come: its pending completions keep their HTTP status.
-                let sid = socket.sid.clone();
-                self.settle_session(sid.as_deref(), true);
-            }
-            SocketEvent::Closed { .. } => {
-                if let Some(socket) = self.sockets.remove(&connection) {
-                    if let Some(sid) = &socket.sid {
-                        self.sessions.remove(sid);
-                    }
-                    self.settle_session(socket.sid.as_deref(), socket.undecodable);
-                }
-            }
-            SocketEvent::FirstDelta { message_id, ts, .. } => {
-                if !self.answers.contains_key(message_id.as_str()) && !self.reserve_answer() {
-                    return;
-                }
-                let a = self
-                    .answers
-                    .entry(message_id.as_str().into())
-                    .or_insert_with(|| Answer::new(*ts));
-                a.first_delta.get_or_insert(*ts);
-                a.touched = a.touched.max(*ts);
-                self.observe_ws_ttft(message_id);
-            }
-            SocketEvent::Usage {
-                message_id,
-                usage,
-                ts,
-                done,
-                ..
-            } => {
-                let user = socket.user.clone();
-                let sid = socket.sid.clone();
-                if *done {
-                    self.answer_done(message_id, *ts);
-                }
-                if !self.answers.contains_key(message_id.as_str()) && !self.reserve_answer() {
-                    return;
-                }
-                let a = self
-                    .answers
-                    .entry(message_id.as_str().into())
-                    .or_insert_with(|| Answer::new(*ts));
-                a.touched = a.touched.max(*ts);
-                if a.credited || a.usage.is_some() {
-                    // Open WebUI sends each answer's usage twice (delta and done): count once.
-                    self.counters.duplicate_usage += 1;
-                    return;
-                }
-                if let (Some(req), Some(sock)) = (&a.session_id, &sid)
-                    && req != sock
-                {
-                    self.counters.session_mismatches += 1;
-                }
-                match a.model {
-                    Some(model) => {
-                        a.credited = true;
-                        self.credit_ws(&user, model, *usage);
-                    }
-                    None => a.usage = Some((*usage, user)),
-                }
-            }
-            SocketEvent::Done { message_id, ts, .. } => self.answer_done(message_id, *ts),
-        }
-    }
-
-    /// An answer reported `done`: its deferred completion counts now.
-    fn answer_done(&mut self, message_id: &str, ts: Timestamp) {
-        if !self.answers.contains_key(message_id) && !self.reserve_answer() {
-            return;
-        }
-        let a = self
-            .answers
-            .entry(message_id.into())
-            .or_insert_with(|| Answer::new(ts));
-        a.done = true;
-        a.touched = a.touched.max(ts);
-        let pending = a.completion.take();
-        self.settle_completion(pending, true);
-    }
-
-    /// Settle the deferred completions of the answers of socket session `sid`.
-    fn settle_session(&mut self, sid: Option<&str>, done: bool) {
-        let Some(sid) = sid else {
-            return;
-        };
-        let pending: Vec<_> = self
-            .answers
-            .values_mut()
-            .filter(|a| a.session_id.as_deref() == Some(sid))
-            .filter_map(|a| a.completion.take())
-            .collect();
-        for p in pending {
-            self.settle_completion(Some(p), done);
-        }
-    }
-
     /// Advance traffic time (the shell calls this periodically): idle users lose their series,
     /// stale answers are settled.
     pub fn on_tick(&mut self, now: Timestamp) {
@@ -1009,22 +597,5 @@ impl Attributor {
         let dropped = self.users.expire(now, &self.metrics, &names);
         self.metrics.users_evicted.inc_by(dropped as u64);
         self.metrics.tracked_users.set(self.users.len() as f64);
-    }
-}
-
-impl Answer {
-    fn new(ts: Timestamp) -> Self {
-        Self {
-            model: None,
-            request_end: None,
-            session_id: None,
-            usage: None,
-            credited: false,
-            done: false,
-            completion: None,
-            first_delta: None,
-            ttft_observed: false,
-            touched: ts,
-        }
     }
 }

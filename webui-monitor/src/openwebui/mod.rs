@@ -18,6 +18,7 @@ mod expected_check;
 #[cfg(test)]
 mod fixture_tests;
 pub mod jwt;
+pub mod labels;
 pub mod route;
 pub mod users;
 

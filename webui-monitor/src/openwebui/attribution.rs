@@ -23,20 +23,17 @@ use prometheus::{Histogram, IntCounter};
 mod socket;
 
 use self::socket::{Answer, SocketState};
-use super::labels::{
-    AUTH_LABELS, CLIENT_LABELS, MODEL_UNKNOWN, ModelTable, STATUS_CLASS_LABELS, STATUS_INCOMPLETE,
-    method_label, status_class, status_label,
-};
 pub use super::labels::{Auth, AuthResult, Client};
+use super::labels::{
+    MODEL_UNKNOWN, ModelTable, STATUS_INCOMPLETE, method_label, status_class, status_label,
+};
 use super::{
     apikey::{Directory, Fingerprint, KeyLookup, key_hash},
     credential::{self, CredentialSource, CredentialType},
     jwt::{InlineStr, JwtLimits, JwtSecret, JwtVerifier, MAX_ID_LEN, Verdict},
     metrics::OpenWebuiMetrics,
     route,
-    users::{
-        CompletionKey, LabelNames, OwnedUser, Special, TokenKey, UserLimits, UserRef, UserTable,
-    },
+    users::{CompletionKey, OwnedUser, Special, TokenKey, UserLimits, UserRef, UserTable},
 };
 use crate::{
     http::Exchange,
@@ -360,13 +357,7 @@ impl Attributor {
                 .then(|| dir.as_deref().and_then(|d| d.user(uid)).cloned())
                 .flatten()
         });
-        entry
-            .requests(
-                &self.metrics,
-                (id.auth.index(), id.auth.as_str()),
-                (client as u8, client.as_str()),
-            )
-            .inc();
+        entry.requests(&self.metrics, id.auth, client).inc();
         let resp = ex.response.as_ref();
         entry.add_bytes(
             ex.request.header_bytes + ex.request.body_wire_bytes,
@@ -512,21 +503,7 @@ impl Attributor {
         let model_name = self.models.name(key.model);
         let entry = self.users.entry(user, &self.metrics, |_| None);
         entry.seen(self.clock);
-        entry
-            .completion(
-                &self.metrics,
-                key,
-                || {
-                    [
-                        AUTH_LABELS[usize::from(key.auth)],
-                        CLIENT_LABELS[usize::from(key.client)],
-                        if key.stream { "true" } else { "false" },
-                        STATUS_CLASS_LABELS[usize::from(key.status_class)],
-                    ]
-                },
-                model_name,
-            )
-            .inc();
+        entry.completion(&self.metrics, key, model_name).inc();
     }
 
     /// Count a deferred web-UI completion, as done (its HTTP class) or `incomplete`.
@@ -586,15 +563,7 @@ impl Attributor {
             }
             keep
         });
-        let models = &self.models;
-        let model_name = |i: u32| models.name(i);
-        let names = LabelNames {
-            auth: &AUTH_LABELS,
-            client: &CLIENT_LABELS,
-            status_class: &STATUS_CLASS_LABELS,
-            model: &model_name,
-        };
-        let dropped = self.users.expire(now, &self.metrics, &names);
+        let dropped = self.users.expire(now, &self.metrics, &self.models);
         self.metrics.users_evicted.inc_by(dropped as u64);
         self.metrics.tracked_users.set(self.users.len() as f64);
     }

@@ -18,6 +18,8 @@ pub enum Auth {
 
 pub(crate) const AUTH_LABELS: [&str; 4] = ["jwt", "cookie", "api_key", "none"];
 pub(crate) const CLIENT_LABELS: [&str; 2] = ["webui", "api"];
+pub(crate) const TOKEN_DIRECTION_LABELS: [&str; 2] = ["input", "output"];
+pub(crate) const TOKEN_SOURCE_LABELS: [&str; 2] = ["http", "websocket"];
 /// `status_class` values. `incomplete`: a web-UI completion whose task was accepted (2xx) but
 /// whose answer never reported `done` on its socket before the socket closed or the answer
 /// expired.

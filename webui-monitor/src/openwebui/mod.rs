@@ -20,7 +20,7 @@ mod fixture_tests;
 pub mod jwt;
 pub mod labels;
 pub mod route;
-pub mod users;
+pub(crate) mod users;
 
 // TODO(lead): move this declaration to `metrics/mod.rs` as `pub mod openwebui;` and change the
 // re-export below to `crate::metrics::openwebui::OpenWebuiMetrics`.

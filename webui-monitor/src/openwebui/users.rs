@@ -9,8 +9,14 @@ use std::collections::HashMap;
 
 use prometheus::{Gauge, IntCounter};
 
-use super::apikey::UserRecord;
 use super::metrics::OpenWebuiMetrics;
+use super::{
+    apikey::UserRecord,
+    labels::{
+        AUTH_LABELS, Auth, CLIENT_LABELS, Client, ModelTable, STATUS_CLASS_LABELS,
+        TOKEN_DIRECTION_LABELS, TOKEN_SOURCE_LABELS,
+    },
+};
 use crate::segment::Timestamp;
 
 /// User label values that are not user ids.
@@ -29,13 +35,6 @@ pub enum Special {
 }
 
 impl Special {
-    const ALL: [Special; 5] = [
-        Special::Anonymous,
-        Special::Invalid,
-        Special::UnknownApiKey,
-        Special::UnresolvedApiKey,
-        Special::Other,
-    ];
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Anonymous => "anonymous",
@@ -134,20 +133,11 @@ impl UserEntry {
         }
     }
 
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
-    pub fn requests(
-        &mut self,
-        m: &OpenWebuiMetrics,
-        auth: (u8, &str),
-        client: (u8, &str),
-    ) -> &IntCounter {
+    pub fn requests(&mut self, m: &OpenWebuiMetrics, auth: Auth, client: Client) -> &IntCounter {
         let label = &self.label;
-        self.requests[usize::from(auth.0)][usize::from(client.0)].get_or_insert_with(|| {
+        self.requests[usize::from(auth.index())][client as usize].get_or_insert_with(|| {
             m.user_requests
-                .with_label_values(&[label, auth.1, client.1])
+                .with_label_values(&[label, auth.as_str(), client.as_str()])
         })
     }
 
@@ -163,26 +153,19 @@ impl UserEntry {
         }
     }
 
-    /// The completions child for `key`; `labels` builds its label values on first use only.
+    /// The completions child for `key` (created on first use).
     pub fn completion(
         &mut self,
         m: &OpenWebuiMetrics,
         key: CompletionKey,
-        labels: impl FnOnce() -> [&'static str; 4],
         model: &str,
     ) -> &IntCounter {
         if let Some(i) = self.completions.iter().position(|(k, _)| *k == key) {
             return &self.completions[i].1;
         }
-        let [auth, client, stream, class] = labels();
-        let c = m.chat_completions.with_label_values(&[
-            &self.label,
-            model,
-            auth,
-            client,
-            stream,
-            class,
-        ]);
+        let c = m
+            .chat_completions
+            .with_label_values(&completion_labels(&self.label, model, &key));
         self.completions.push((key, c));
         &self.completions.last().expect("just pushed").1
     }
@@ -191,24 +174,22 @@ impl UserEntry {
         if let Some(i) = self.tokens.iter().position(|(k, _)| *k == key) {
             return &self.tokens[i].1;
         }
-        let direction = ["input", "output"][usize::from(key.direction & 1)];
-        let source = ["http", "websocket"][usize::from(key.source & 1)];
         let c = m
             .llm_tokens
-            .with_label_values(&[&self.label, model, direction, source]);
+            .with_label_values(&token_labels(&self.label, model, &key));
         self.tokens.push((key, c));
         &self.tokens.last().expect("just pushed").1
     }
 
-    /// Drop every series of this user. `label_of` names the auth/client/model/… indexes again.
-    fn remove_series(&self, m: &OpenWebuiMetrics, names: &LabelNames<'_>) {
+    /// Drop every series of this user; `models` names the model indexes of the keys.
+    fn remove_series(&self, m: &OpenWebuiMetrics, models: &ModelTable) {
         let l: &str = &self.label;
         for (a, row) in self.requests.iter().enumerate() {
             for (c, child) in row.iter().enumerate() {
                 if child.is_some() {
                     let _ =
                         m.user_requests
-                            .remove_label_values(&[l, names.auth[a], names.client[c]]);
+                            .remove_label_values(&[l, AUTH_LABELS[a], CLIENT_LABELS[c]]);
                 }
             }
         }
@@ -216,22 +197,16 @@ impl UserEntry {
         let _ = m.user_bytes.remove_label_values(&[l, "response"]);
         let _ = m.user_last_seen.remove_label_values(&[l]);
         for (k, _) in &self.completions {
-            let _ = m.chat_completions.remove_label_values(&[
+            let _ = m.chat_completions.remove_label_values(&completion_labels(
                 l,
-                (names.model)(k.model),
-                names.auth[usize::from(k.auth)],
-                names.client[usize::from(k.client)],
-                if k.stream { "true" } else { "false" },
-                names.status_class[usize::from(k.status_class)],
-            ]);
+                models.name(k.model),
+                k,
+            ));
         }
         for (k, _) in &self.tokens {
-            let _ = m.llm_tokens.remove_label_values(&[
-                l,
-                (names.model)(k.model),
-                ["input", "output"][usize::from(k.direction & 1)],
-                ["http", "websocket"][usize::from(k.source & 1)],
-            ]);
+            let _ = m
+                .llm_tokens
+                .remove_label_values(&token_labels(l, models.name(k.model), k));
         }
         if let Some([name, email, role]) = &self.info {
             let _ = m.user_info.remove_label_values(&[l, name, email, role]);
@@ -239,12 +214,24 @@ impl UserEntry {
     }
 }
 
-/// Label strings of the small enums, indexed as in the cache keys (for series removal).
-pub struct LabelNames<'a> {
-    pub auth: &'a [&'static str],
-    pub client: &'a [&'static str],
-    pub status_class: &'a [&'static str],
-    pub model: &'a dyn Fn(u32) -> &'a str,
+fn completion_labels<'a>(user: &'a str, model: &'a str, k: &CompletionKey) -> [&'a str; 6] {
+    [
+        user,
+        model,
+        AUTH_LABELS[usize::from(k.auth)],
+        CLIENT_LABELS[usize::from(k.client)],
+        if k.stream { "true" } else { "false" },
+        STATUS_CLASS_LABELS[usize::from(k.status_class)],
+    ]
+}
+
+fn token_labels<'a>(user: &'a str, model: &'a str, k: &TokenKey) -> [&'a str; 4] {
+    [
+        user,
+        model,
+        TOKEN_DIRECTION_LABELS[usize::from(k.direction & 1)],
+        TOKEN_SOURCE_LABELS[usize::from(k.source & 1)],
+    ]
 }
 
 /// Caps of the user label set.
@@ -282,10 +269,6 @@ impl UserTable {
     /// Number of user ids currently tracked (specials excluded).
     pub fn len(&self) -> usize {
         self.ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
     }
 
     /// The entry of `user`, creating it (and its `user_info` series when `info` is given) on
@@ -331,30 +314,18 @@ impl UserTable {
     }
 
     /// Drop the series of ids idle since before `now - ttl`. Returns how many were dropped.
-    pub fn expire(
-        &mut self,
-        now: Timestamp,
-        m: &OpenWebuiMetrics,
-        names: &LabelNames<'_>,
-    ) -> usize {
+    pub fn expire(&mut self, now: Timestamp, m: &OpenWebuiMetrics, models: &ModelTable) -> usize {
         let ttl = self.limits.ttl_secs.saturating_mul(1_000_000_000);
         let before = self.ids.len();
         self.ids.retain(|_, e| {
             let keep = e.last_seen.as_nanos().saturating_add(ttl) > now.as_nanos();
             if !keep {
-                e.remove_series(m, names);
+                e.remove_series(m, models);
             }
             keep
         });
         let dropped = before - self.ids.len();
         self.evicted += dropped as u64;
         dropped
-    }
-
-    /// Every entry, ids and specials.
-    pub fn specials(&self) -> impl Iterator<Item = &UserEntry> {
-        Special::ALL
-            .iter()
-            .filter_map(|s| self.specials[s.index()].as_ref())
     }
 }

@@ -166,8 +166,17 @@ impl Attributor {
     }
 
     /// Install a (re)loaded database snapshot; `None` when no database is configured.
+    ///
+    /// The shell loads it with [`super::db::load`] at start, periodically and on SIGHUP; on a
+    /// load error it keeps the previous snapshot. With `export_user_info`, the account details
+    /// of tracked users are refreshed from the new snapshot.
     pub fn set_directory(&mut self, directory: Option<Arc<Directory>>) {
         self.directory = directory;
+        if self.config.export_user_info {
+            let dir = self.directory.as_deref();
+            self.users
+                .refresh_info(&self.metrics, |id| dir.and_then(|d| d.user(id)).cloned());
+        }
     }
 
     pub fn metrics(&self) -> &OpenWebuiMetrics {

@@ -691,3 +691,34 @@ fn client_kind_for_other_requests_follows_sec_fetch() {
         1.0
     );
 }
+
+#[test]
+fn user_info_follows_database_reloads() {
+    let config = SemanticsConfig {
+        export_user_info: true,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    f.a.set_directory(Some(directory()));
+    f.a.on_exchange(&bearer(request("/api/models", 200, 0), KEY));
+    let mut renamed = Directory::default();
+    renamed.insert_key(KEY.as_bytes(), ALICE);
+    renamed.insert_user(
+        ALICE,
+        UserRecord {
+            name: "Alice B.".into(),
+            email: "alice@example.com".into(),
+            role: "admin".into(),
+        },
+    );
+    f.a.set_directory(Some(Arc::new(renamed)));
+    let s = f.samples();
+    assert_eq!(s.label_values("openwebui_user_info", "name"), ["Alice B."]);
+    assert_eq!(s.label_values("openwebui_user_info", "role"), ["admin"]);
+    f.a.set_directory(None);
+    assert!(
+        f.samples()
+            .label_values("openwebui_user_info", "user")
+            .is_empty()
+    );
+}

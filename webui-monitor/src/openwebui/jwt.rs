@@ -49,6 +49,15 @@ impl JwtSecret {
         (!bytes.is_empty()).then(|| Self::new(bytes))
     }
 
+    /// The secret as the daemon takes it: from `file` (`--webui-secret-file`) when given, else
+    /// from `WEBUI_SECRET_KEY`; `None` when neither is set (verdicts are then `unverified`).
+    pub fn load(file: Option<&Path>) -> Result<Option<Self>, SecretError> {
+        match file {
+            Some(path) => Self::from_file(path).map(Some),
+            None => Ok(Self::from_env()),
+        }
+    }
+
     /// From a file holding the secret; one trailing newline (`\n` or `\r\n`) is dropped, as
     /// `echo secret > file` adds it.
     pub fn from_file(path: &Path) -> Result<Self, SecretError> {
@@ -529,6 +538,52 @@ pub(crate) mod tests {
         tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
         assert_eq!(verdict(&mut v, &tampered), Verdict::BadSignature);
+    }
+
+    #[test]
+    fn mutations_and_truncations_never_verify_and_never_panic() {
+        let mut v = verifier(Some(SECRET));
+        let now = Timestamp::from_secs(NOW);
+        let token = FIXTURE_TOKEN.as_bytes();
+        for i in 0..token.len() {
+            // The last character of a segment also carries padding bits, which PyJWT ignores.
+            let last_of_segment = i + 1 == token.len() || token[i + 1] == b'.';
+            for b in [
+                b'A', b'z', b'0', b'.', b'-', b'_', b'=', b' ', b'"', 0x00, 0xff,
+            ] {
+                if token[i] == b {
+                    continue;
+                }
+                let mut t = token.to_vec();
+                t[i] = b;
+                let verdict = v.check(&t, now).verdict;
+                assert!(
+                    last_of_segment || verdict != Verdict::Verified,
+                    "byte {i} -> {b:#x}"
+                );
+            }
+        }
+        for n in 0..token.len() {
+            assert_ne!(
+                v.check(&token[..n], now).verdict,
+                Verdict::Verified,
+                "prefix {n}"
+            );
+        }
+        // Garbage of every length up to the cap and beyond (xorshift, deterministic).
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for len in (0..9000).step_by(7) {
+            let garbage: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    b"eyJ.abc-_xyz09{}\\"[(x % 17) as usize]
+                })
+                .collect();
+            assert_ne!(v.check(&garbage, now).verdict, Verdict::Verified);
+            let _ = is_jwt_shaped(&garbage);
+        }
     }
 
     #[test]

@@ -304,6 +304,37 @@ impl UserTable {
         self.specials[special.index()].get_or_insert_with(|| UserEntry::new(special.as_str(), m))
     }
 
+    /// Re-read `openwebui_user_info` of every tracked id after a database reload: changed
+    /// accounts get their new labels, deleted ones lose the series.
+    pub fn refresh_info(
+        &mut self,
+        m: &OpenWebuiMetrics,
+        lookup: impl Fn(&str) -> Option<UserRecord>,
+    ) {
+        for (id, e) in &mut self.ids {
+            let new = lookup(id);
+            let unchanged = match (&e.info, &new) {
+                (Some([n, em, r]), Some(rec)) => {
+                    **n == *rec.name && **em == *rec.email && **r == *rec.role
+                }
+                (None, None) => true,
+                _ => false,
+            };
+            if unchanged {
+                continue;
+            }
+            if let Some([n, em, r]) = e.info.take() {
+                let _ = m.user_info.remove_label_values(&[&**id, &*n, &*em, &*r]);
+            }
+            if let Some(r) = new {
+                m.user_info
+                    .with_label_values(&[&**id, &r.name, &r.email, &r.role])
+                    .set(1);
+                e.info = Some([r.name.into(), r.email.into(), r.role.into()]);
+            }
+        }
+    }
+
     /// The label value `user` currently maps to (without creating anything).
     pub fn label_of<'s>(&'s self, user: UserRef<'s>) -> &'s str {
         match user {

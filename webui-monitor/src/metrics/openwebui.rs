@@ -1,0 +1,227 @@
+//! `openwebui_*` families: what Open WebUI's users do (issue 4), plus the
+//! `webui_monitor_openwebui_*` counters of what the semantics layer cut to stay bounded.
+//!
+//! Label values come only from bounded sets: routes from a static table, users capped with an
+//! `other` bucket and idle expiry, models capped, statuses and methods normalised. Credentials
+//! never become labels; API keys appear only as a 12-hex-digit SHA-256 fingerprint.
+use prometheus::{
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
+};
+
+/// Request durations: LLM streams run for minutes, so buckets go up to 300 s.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// Time to first token: from tens of milliseconds (cached) to a minute (cold model).
+pub const TTFT_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+
+/// Every Open WebUI semantics family, registered once in the shared registry.
+#[derive(Debug, Clone)]
+pub struct OpenWebuiMetrics {
+    /// `openwebui_http_requests_total{method,route,status}`.
+    pub http_requests: IntCounterVec,
+    /// `openwebui_http_request_duration_seconds{method,route}`: request's first byte to
+    /// response's last byte.
+    pub http_duration: HistogramVec,
+    /// `openwebui_user_requests_total{user,auth,client}`.
+    pub user_requests: IntCounterVec,
+    /// `openwebui_user_bytes_total{user,direction}`: header block + body wire bytes.
+    pub user_bytes: IntCounterVec,
+    /// `openwebui_user_last_seen_timestamp_seconds{user}` (traffic time).
+    pub user_last_seen: GaugeVec,
+    /// `openwebui_chat_completions_total{user,model,auth,client,stream,status_class}`.
+    pub chat_completions: IntCounterVec,
+    /// `openwebui_llm_tokens_total{user,model,direction,source}`.
+    pub llm_tokens: IntCounterVec,
+    /// `openwebui_chat_time_to_first_token_seconds{model}`.
+    pub ttft: HistogramVec,
+    /// `openwebui_auth_total{result}`: one per HTTP request.
+    pub auth: IntCounterVec,
+    /// `openwebui_api_key_info{key,user}` = 1 for API keys seen in traffic.
+    pub api_key_info: IntGaugeVec,
+    /// `openwebui_user_info{user,name,email,role}` = 1; filled only on opt-in (personal data).
+    pub user_info: IntGaugeVec,
+    /// `openwebui_client_signals_total{client,signal}`: browser evidence seen per request.
+    pub client_signals: IntCounterVec,
+    /// `webui_monitor_openwebui_limit_hits_total{limit}`: what a cap cut (users folded into
+    /// `other`, models folded, pending WebSocket answers dropped, …).
+    pub limit_hits: IntCounterVec,
+    /// `webui_monitor_openwebui_users_evicted_total`: users whose series were dropped when idle.
+    pub users_evicted: IntCounter,
+    /// `webui_monitor_openwebui_tracked_users`: user label values currently exported.
+    pub tracked_users: Gauge,
+}
+
+impl OpenWebuiMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        fn reg<C: prometheus::core::Collector + Clone + 'static>(
+            registry: &Registry,
+            c: C,
+        ) -> prometheus::Result<C> {
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        }
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            reg(registry, IntCounterVec::new(Opts::new(name, help), labels)?)
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
+            reg(
+                registry,
+                HistogramVec::new(
+                    HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                    labels,
+                )?,
+            )
+        };
+        Ok(Self {
+            http_requests: counter(
+                "openwebui_http_requests_total",
+                "HTTP requests to Open WebUI by method, route template and status (`none`: no response).",
+                &["method", "route", "status"],
+            )?,
+            http_duration: histogram(
+                "openwebui_http_request_duration_seconds",
+                "From the request's first byte to the response's last byte.",
+                &["method", "route"],
+                DURATION_BUCKETS,
+            )?,
+            user_requests: counter(
+                "openwebui_user_requests_total",
+                "HTTP requests by user, credential kind Open WebUI acts on, and client kind.",
+                &["user", "auth", "client"],
+            )?,
+            user_bytes: counter(
+                "openwebui_user_bytes_total",
+                "HTTP header and body bytes on the wire by user and direction (request|response).",
+                &["user", "direction"],
+            )?,
+            user_last_seen: reg(
+                registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "openwebui_user_last_seen_timestamp_seconds",
+                        "Traffic time of the user's latest request or response byte.",
+                    ),
+                    &["user"],
+                )?,
+            )?,
+            chat_completions: counter(
+                "openwebui_chat_completions_total",
+                "Chat completion requests by user, model, auth, client kind, stream flag and HTTP status class.",
+                &["user", "model", "auth", "client", "stream", "status_class"],
+            )?,
+            llm_tokens: counter(
+                "openwebui_llm_tokens_total",
+                "LLM tokens by user and model; direction input|output; source http (JSON/SSE usage) or websocket (web UI answers).",
+                &["user", "model", "direction", "source"],
+            )?,
+            ttft: histogram(
+                "openwebui_chat_time_to_first_token_seconds",
+                "From the end of the completion request to its first streamed event (SSE) or delta (WebSocket).",
+                &["model"],
+                TTFT_BUCKETS,
+            )?,
+            auth: counter(
+                "openwebui_auth_total",
+                "Authentication outcome of each HTTP request.",
+                &["result"],
+            )?,
+            api_key_info: reg(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "openwebui_api_key_info",
+                        "API keys seen in traffic: SHA-256 fingerprint (12 hex digits) and owner.",
+                    ),
+                    &["key", "user"],
+                )?,
+            )?,
+            user_info: reg(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "openwebui_user_info",
+                        "Open WebUI account details of tracked users (only when personal data export is enabled).",
+                    ),
+                    &["user", "name", "email", "role"],
+                )?,
+            )?,
+            client_signals: counter(
+                "openwebui_client_signals_total",
+                "Browser evidence per request (forgeable headers): sec_fetch, origin, browser_user_agent, cookie_with_authorization.",
+                &["client", "signal"],
+            )?,
+            limit_hits: counter(
+                "webui_monitor_openwebui_limit_hits_total",
+                "Events cut or folded by a cap of the Open WebUI semantics layer.",
+                &["limit"],
+            )?,
+            users_evicted: reg(
+                registry,
+                IntCounter::new(
+                    "webui_monitor_openwebui_users_evicted_total",
+                    "Users whose series were dropped after being idle longer than the user TTL.",
+                )?,
+            )?,
+            tracked_users: reg(
+                registry,
+                Gauge::new(
+                    "webui_monitor_openwebui_tracked_users",
+                    "User label values currently exported (the cap is --max-users).",
+                )?,
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_every_family_once() {
+        let registry = Registry::new();
+        let m = OpenWebuiMetrics::register(&registry).unwrap();
+        m.http_requests
+            .with_label_values(&["GET", "/api/config", "200"])
+            .inc();
+        m.http_duration
+            .with_label_values(&["GET", "/api/config"])
+            .observe(0.1);
+        m.user_requests
+            .with_label_values(&["u", "jwt", "api"])
+            .inc();
+        m.user_bytes.with_label_values(&["u", "request"]).inc();
+        m.user_last_seen.with_label_values(&["u"]).set(1.0);
+        m.chat_completions
+            .with_label_values(&["u", "m", "jwt", "api", "false", "2xx"])
+            .inc();
+        m.llm_tokens
+            .with_label_values(&["u", "m", "input", "http"])
+            .inc();
+        m.ttft.with_label_values(&["m"]).observe(0.1);
+        m.auth.with_label_values(&["verified"]).inc();
+        m.api_key_info
+            .with_label_values(&["46e99b8fcc3f", "u"])
+            .set(1);
+        m.user_info.with_label_values(&["u", "n", "e", "r"]).set(1);
+        m.client_signals
+            .with_label_values(&["webui", "origin"])
+            .inc();
+        m.limit_hits.with_label_values(&["max_users"]).inc();
+        let names: Vec<String> = registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
+        assert_eq!(names.len(), 15, "{names:?}");
+        assert!(
+            OpenWebuiMetrics::register(&registry).is_err(),
+            "double registration is refused"
+        );
+        let buckets = DURATION_BUCKETS.last().copied();
+        assert_eq!(buckets, Some(300.0));
+    }
+}

@@ -1,0 +1,724 @@
+//! Behaviour of the [`Attributor`] on hand-built exchanges and socket events: every
+//! authentication outcome, the caps, and the WebSocket join in both event orders.
+use std::{net::SocketAddr, sync::Arc};
+
+use prometheus::Registry;
+
+use super::{
+    Attributor, OpenWebuiMetrics, SemanticsConfig,
+    apikey::{Directory, UserRecord},
+    fixture_tests::Samples,
+    jwt::{
+        JwtSecret,
+        tests::{ALICE, NOW, SECRET, session_token},
+    },
+};
+use crate::{
+    http::{
+        Exchange,
+        exchange::{
+            MessageStats, RequestBodyFields, ResponseBodyFields, Secret, SseSummary, Usage,
+        },
+    },
+    segment::{ConnectionKey, Timestamp},
+    websocket::SocketEvent,
+};
+
+const BOB: &str = "11111111-2222-4333-8444-555555555555";
+const KEY: &str = "sk-b2f36db1e8f4423697d7fa73f0ac0987";
+const SID: &str = "ra3UWfHOjscDF_mPAAAH";
+const MSG: &str = "1036e29f-eb1d-4db1-9418-3fc4f3074356";
+
+fn conn(port: u16) -> ConnectionKey {
+    ConnectionKey {
+        client: SocketAddr::from(([10, 0, 0, 1], port)),
+        server: SocketAddr::from(([10, 0, 0, 2], 8080)),
+    }
+}
+
+fn at(secs: u64) -> Timestamp {
+    Timestamp::from_secs(secs)
+}
+
+/// A GET at `NOW + dt` seconds, 100-byte request, 1000-byte response.
+fn request(path: &str, status: u16, dt: u64) -> Exchange {
+    Exchange {
+        connection: conn(40000),
+        sequence: 0,
+        method: "GET".into(),
+        path: path.into(),
+        has_query: false,
+        status: Some(status),
+        request: MessageStats {
+            header_bytes: 100,
+            first_byte: at(NOW + dt),
+            last_byte: at(NOW + dt),
+            complete: true,
+            ..Default::default()
+        },
+        response: Some(MessageStats {
+            header_bytes: 200,
+            body_wire_bytes: 800,
+            first_byte: at(NOW + dt),
+            last_byte: at(NOW + dt),
+            complete: true,
+            ..Default::default()
+        }),
+        request_headers: Default::default(),
+        response_headers: Default::default(),
+        request_fields: Default::default(),
+        response_fields: Default::default(),
+        upgraded: false,
+        anomalies: Vec::new(),
+    }
+}
+
+fn bearer(mut ex: Exchange, value: &str) -> Exchange {
+    ex.request_headers.authorization = Some(Secret::new(format!("Bearer {value}").as_bytes()));
+    ex
+}
+
+fn cookie(mut ex: Exchange, value: &str) -> Exchange {
+    ex.request_headers.cookie_token = Some(Secret::new(value.as_bytes()));
+    ex
+}
+
+/// A chat completion POST; `session_id` makes it a web-UI one.
+fn completion(
+    model: &str,
+    session_id: Option<&str>,
+    message_id: Option<&str>,
+    dt: u64,
+) -> Exchange {
+    let mut ex = request("/api/chat/completions", 200, dt);
+    ex.method = "POST".into();
+    ex.request_fields = RequestBodyFields {
+        json: true,
+        model: Some(model.into()),
+        stream: Some(true),
+        session_id: session_id.map(|s| Some(s.into())),
+        chat_id: None,
+        id: message_id.map(Into::into),
+        has_messages: session_id.is_none(),
+    };
+    ex
+}
+
+fn usage(prompt: u64, completion: u64) -> Usage {
+    Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt + completion,
+    }
+}
+
+fn directory() -> Arc<Directory> {
+    let mut d = Directory::default();
+    d.insert_key(KEY.as_bytes(), ALICE);
+    d.insert_user(
+        ALICE,
+        UserRecord {
+            name: "Alice".into(),
+            email: "alice@example.com".into(),
+            role: "user".into(),
+        },
+    );
+    Arc::new(d)
+}
+
+struct Fixture {
+    registry: Registry,
+    a: Attributor,
+}
+
+impl Fixture {
+    fn new(config: SemanticsConfig, secret: bool) -> Self {
+        let registry = Registry::new();
+        let metrics = OpenWebuiMetrics::register(&registry).unwrap();
+        let secret = secret.then(|| JwtSecret::new(SECRET));
+        let a = Attributor::new(config, metrics, secret.as_ref());
+        Self { registry, a }
+    }
+    fn with_secret() -> Self {
+        Self::new(SemanticsConfig::default(), true)
+    }
+    fn samples(&self) -> Samples {
+        Samples::gather(&self.registry)
+    }
+    fn users(&self) -> Vec<String> {
+        self.samples()
+            .label_values("openwebui_user_requests_total", "user")
+    }
+    fn auth(&self, result: &str) -> f64 {
+        self.samples()
+            .sum("openwebui_auth_total", &[("result", result)])
+    }
+}
+
+#[test]
+fn verified_bearer_and_cookie_only() {
+    let mut f = Fixture::with_secret();
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    f.a.on_exchange(&cookie(
+        bearer(request("/api/v1/chats/", 200, 0), &token),
+        &token,
+    ));
+    f.a.on_exchange(&cookie(request("/_app/x.js", 200, 1), &token));
+    let s = f.samples();
+    let alice = ("user", ALICE);
+    assert_eq!(
+        s.sum("openwebui_user_requests_total", &[alice, ("auth", "jwt")]),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[alice, ("auth", "cookie")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_user_bytes_total",
+            &[alice, ("direction", "request")]
+        ),
+        200.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_user_bytes_total",
+            &[alice, ("direction", "response")]
+        ),
+        2000.0
+    );
+    assert_eq!(
+        s.sum("openwebui_user_last_seen_timestamp_seconds", &[alice]),
+        (NOW + 1) as f64
+    );
+    assert_eq!(f.auth("verified"), 2.0);
+    assert_eq!(
+        s.sum(
+            "openwebui_http_requests_total",
+            &[("route", "/_app/*"), ("status", "200")]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn forged_expired_and_malformed_tokens_are_invalid_never_the_claimed_id() {
+    let mut f = Fixture::with_secret();
+    let forged = session_token(ALICE, NOW - 60, b"attacker-guess");
+    let expired = session_token(ALICE, NOW - 2_419_200 - 1, SECRET);
+    let future = session_token(ALICE, NOW + 3600, SECRET);
+    f.a.on_exchange(&bearer(request("/api/v1/chats/", 200, 0), &forged));
+    f.a.on_exchange(&bearer(request("/api/v1/chats/", 401, 0), &expired));
+    f.a.on_exchange(&bearer(request("/api/version", 200, 0), "undefined"));
+    f.a.on_exchange(&cookie(request("/api/config", 200, 0), &future));
+    assert_eq!(f.users(), ["invalid"]);
+    assert_eq!(
+        f.samples()
+            .sum("openwebui_user_requests_total", &[("user", "invalid")]),
+        4.0
+    );
+    assert_eq!(f.auth("bad_signature"), 1.0);
+    assert_eq!(f.auth("expired"), 1.0);
+    assert_eq!(f.auth("malformed"), 1.0);
+    assert_eq!(f.auth("not_yet_valid"), 1.0);
+}
+
+#[test]
+fn without_secret_claimed_id_is_unverified_unless_rejected() {
+    let mut f = Fixture::new(SemanticsConfig::default(), false);
+    let any_key = session_token(ALICE, NOW, b"unknown-secret");
+    f.a.on_exchange(&bearer(request("/api/models", 200, 0), &any_key));
+    f.a.on_exchange(&bearer(request("/api/models", 401, 1), &any_key));
+    f.a.on_exchange(&bearer(request("/api/version", 200, 2), "undefined"));
+    f.a.on_exchange(&request("/api/config", 200, 3));
+    let s = f.samples();
+    assert_eq!(
+        s.sum("openwebui_user_requests_total", &[("user", ALICE)]),
+        1.0
+    );
+    assert_eq!(
+        s.sum("openwebui_user_requests_total", &[("user", "invalid")]),
+        2.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[("user", "anonymous"), ("auth", "none")]
+        ),
+        1.0
+    );
+    assert_eq!(f.auth("unverified"), 1.0);
+    assert_eq!(f.auth("rejected"), 1.0);
+    assert_eq!(f.auth("malformed"), 1.0);
+    assert_eq!(f.auth("anonymous"), 1.0);
+}
+
+#[test]
+fn api_keys_known_unknown_and_without_database() {
+    let mut f = Fixture::with_secret();
+    f.a.on_exchange(&bearer(request("/api/models", 200, 0), KEY));
+    f.a.set_directory(Some(directory()));
+    f.a.on_exchange(&bearer(request("/api/models", 200, 1), KEY));
+    let mut header = request("/api/models", 401, 2);
+    header.request_headers.api_key_header =
+        Some(Secret::new(b"sk-00000000000000000000000000000000"));
+    f.a.on_exchange(&header);
+    let s = f.samples();
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[("user", ALICE), ("auth", "api_key")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[("user", "unresolved_api_key")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[("user", "unknown_api_key")]
+        ),
+        1.0
+    );
+    assert_eq!(f.auth("unverified"), 1.0);
+    assert_eq!(f.auth("verified"), 1.0);
+    assert_eq!(f.auth("unknown_api_key"), 1.0);
+    // Fingerprints only; the owner label follows the database once loaded.
+    assert_eq!(
+        s.label_values("openwebui_api_key_info", "key"),
+        ["46e99b8fcc3f", "8acd31c3c56e"]
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_api_key_info",
+            &[("key", "46e99b8fcc3f"), ("user", ALICE)]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn user_cap_folds_into_other_and_idle_users_expire() {
+    let config = SemanticsConfig {
+        max_users: 1,
+        user_ttl_secs: 100,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    let alice = session_token(ALICE, NOW - 60, SECRET);
+    let bob = session_token(BOB, NOW - 60, SECRET);
+    f.a.on_exchange(&bearer(request("/api/models", 200, 0), &alice));
+    f.a.on_exchange(&bearer(request("/api/models", 200, 1), &bob));
+    f.a.on_exchange(&bearer(request("/api/models", 200, 2), &bob));
+    assert_eq!(f.users(), [ALICE, "other"]);
+    let s = f.samples();
+    assert_eq!(
+        s.sum("openwebui_user_requests_total", &[("user", "other")]),
+        2.0
+    );
+    assert_eq!(
+        s.sum(
+            "webui_monitor_openwebui_limit_hits_total",
+            &[("limit", "max_users")]
+        ),
+        2.0
+    );
+    assert_eq!(s.sum("webui_monitor_openwebui_tracked_users", &[]), 1.0);
+    // Alice idle for longer than the TTL (traffic time): her series go, Bob gets the slot.
+    f.a.on_tick(at(NOW + 101));
+    assert_eq!(f.users(), ["other"]);
+    f.a.on_exchange(&bearer(request("/api/models", 200, 102), &bob));
+    assert_eq!(f.users(), [BOB, "other"]);
+    assert_eq!(
+        f.samples()
+            .sum("webui_monitor_openwebui_users_evicted_total", &[]),
+        1.0
+    );
+    assert!(
+        f.samples()
+            .label_values("openwebui_user_last_seen_timestamp_seconds", "user")
+            .iter()
+            .all(|u| u != ALICE)
+    );
+}
+
+#[test]
+fn model_label_is_bounded_and_tokens_need_2xx() {
+    let config = SemanticsConfig {
+        max_models: 1,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    let mut ok = bearer(completion("mock-gpt", None, None, 0), &token);
+    ok.response_fields = ResponseBodyFields {
+        usage: Some(usage(4, 17)),
+        sse: Some(SseSummary {
+            events: 21,
+            done: true,
+            first_event: Some(Timestamp::from_nanos(at(NOW).as_nanos() + 70_000_000)),
+            last_event: None,
+        }),
+        ..Default::default()
+    };
+    f.a.on_exchange(&ok);
+    let mut other = bearer(completion("gpt-x", None, None, 1), &token);
+    other.status = Some(500);
+    other.response_fields.usage = Some(usage(1, 1));
+    f.a.on_exchange(&other);
+    let s = f.samples();
+    assert_eq!(
+        s.label_values("openwebui_chat_completions_total", "model"),
+        ["mock-gpt", "other"]
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_completions_total",
+            &[
+                ("model", "other"),
+                ("status_class", "5xx"),
+                ("client", "api"),
+                ("stream", "true")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum("openwebui_llm_tokens_total", &[("direction", "input")]),
+        4.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_llm_tokens_total",
+            &[("direction", "output"), ("source", "http")]
+        ),
+        17.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_time_to_first_token_seconds_count",
+            &[("model", "mock-gpt")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_time_to_first_token_seconds_sum",
+            &[("model", "mock-gpt")]
+        ),
+        0.07
+    );
+}
+
+/// The browser's socket: upgrade, `40{sid}`, `user-join` with `token`.
+fn open_socket(f: &mut Fixture, token: &str) {
+    let mut up = request("/ws/socket.io/", 101, 0);
+    up.connection = conn(56146);
+    up.upgraded = true;
+    f.a.on_exchange(&up);
+    let sock = conn(56146);
+    f.a.on_socket(
+        sock,
+        &SocketEvent::Connected {
+            sid: SID.into(),
+            ts: at(NOW),
+        },
+    );
+    let token = Secret::new(token.as_bytes());
+    f.a.on_socket(sock, &SocketEvent::UserJoin { token, ts: at(NOW) });
+}
+
+fn ws_usage(message_id: &str, u: Usage, done: bool, secs: u64) -> SocketEvent {
+    SocketEvent::Usage {
+        chat_id: Some("35ae9654-336e-4ee2-9dd7-f234e6760bae".into()),
+        message_id: message_id.into(),
+        usage: u,
+        done,
+        ts: at(secs),
+    }
+}
+
+#[test]
+fn websocket_answer_joins_its_request_and_counts_once() {
+    let mut f = Fixture::with_secret();
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    open_socket(&mut f, &token);
+    let post = bearer(completion("mock-gpt", Some(SID), Some(MSG), 2), &token);
+    f.a.on_exchange(&post);
+    // Deferred: the task was accepted, the answer is not done yet.
+    assert_eq!(
+        f.samples().sum("openwebui_chat_completions_total", &[]),
+        0.0
+    );
+    let sock = conn(56146);
+    let delta = SocketEvent::FirstDelta {
+        chat_id: None,
+        message_id: MSG.into(),
+        ts: Timestamp::from_nanos(at(NOW + 2).as_nanos() + 500_000_000),
+    };
+    f.a.on_socket(sock, &delta);
+    f.a.on_socket(sock, &ws_usage(MSG, usage(6, 19), false, NOW + 3));
+    f.a.on_socket(sock, &ws_usage(MSG, usage(6, 19), true, NOW + 3));
+    let s = f.samples();
+    let alice_ws = [
+        ("user", ALICE),
+        ("model", "mock-gpt"),
+        ("source", "websocket"),
+    ];
+    assert_eq!(
+        s.sum(
+            "openwebui_llm_tokens_total",
+            &[
+                alice_ws[0],
+                alice_ws[1],
+                alice_ws[2],
+                ("direction", "input")
+            ]
+        ),
+        6.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_llm_tokens_total",
+            &[
+                alice_ws[0],
+                alice_ws[1],
+                alice_ws[2],
+                ("direction", "output")
+            ]
+        ),
+        19.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_completions_total",
+            &[
+                ("user", ALICE),
+                ("client", "webui"),
+                ("auth", "jwt"),
+                ("status_class", "2xx")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_time_to_first_token_seconds_sum",
+            &[("model", "mock-gpt")]
+        ),
+        0.5
+    );
+    assert_eq!(f.a.counters.duplicate_usage, 1);
+}
+
+#[test]
+fn websocket_usage_before_its_request_waits_for_the_model() {
+    let mut f = Fixture::with_secret();
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    open_socket(&mut f, &token);
+    let sock = conn(56146);
+    f.a.on_socket(sock, &ws_usage(MSG, usage(31, 19), true, NOW + 1));
+    assert_eq!(f.samples().sum("openwebui_llm_tokens_total", &[]), 0.0);
+    f.a.on_exchange(&bearer(
+        completion("mock-gpt", Some(SID), Some(MSG), 2),
+        &token,
+    ));
+    let s = f.samples();
+    assert_eq!(
+        s.sum(
+            "openwebui_llm_tokens_total",
+            &[("model", "mock-gpt"), ("user", ALICE)]
+        ),
+        50.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_completions_total",
+            &[("status_class", "2xx")]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn unjoined_answer_is_credited_with_unknown_model_at_expiry() {
+    let mut f = Fixture::with_secret();
+    open_socket(&mut f, &session_token(ALICE, NOW - 60, SECRET));
+    f.a.on_socket(conn(56146), &ws_usage(MSG, usage(1, 2), true, NOW + 1));
+    f.a.finish(at(NOW + 2));
+    let s = f.samples();
+    assert_eq!(
+        s.sum(
+            "openwebui_llm_tokens_total",
+            &[("model", "unknown"), ("user", ALICE)]
+        ),
+        3.0
+    );
+    assert_eq!(f.a.counters.unjoined_answers, 1);
+}
+
+#[test]
+fn webui_completion_without_done_settles_incomplete_when_socket_closes() {
+    let mut f = Fixture::with_secret();
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    open_socket(&mut f, &token);
+    f.a.on_exchange(&bearer(
+        completion("mock-gpt", Some(SID), Some(MSG), 2),
+        &token,
+    ));
+    f.a.on_socket(conn(56146), &SocketEvent::Closed { ts: at(NOW + 5) });
+    assert_eq!(
+        f.samples().sum(
+            "openwebui_chat_completions_total",
+            &[("status_class", "incomplete"), ("client", "webui")]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn webui_completion_without_decoded_socket_counts_at_once() {
+    let mut f = Fixture::with_secret();
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    f.a.on_exchange(&bearer(
+        completion("mock-gpt", Some(SID), Some(MSG), 2),
+        &token,
+    ));
+    assert_eq!(
+        f.samples().sum(
+            "openwebui_chat_completions_total",
+            &[("status_class", "2xx"), ("client", "webui")]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn forged_user_join_makes_the_socket_invalid() {
+    let mut f = Fixture::with_secret();
+    let forged = session_token(ALICE, NOW - 60, b"nope");
+    open_socket(&mut f, &forged);
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    f.a.on_exchange(&bearer(
+        completion("mock-gpt", Some(SID), Some(MSG), 2),
+        &token,
+    ));
+    f.a.on_socket(conn(56146), &ws_usage(MSG, usage(6, 19), true, NOW + 3));
+    let s = f.samples();
+    assert_eq!(
+        s.sum(
+            "openwebui_llm_tokens_total",
+            &[("user", "invalid"), ("source", "websocket")]
+        ),
+        25.0
+    );
+    assert_eq!(s.sum("openwebui_llm_tokens_total", &[("user", ALICE)]), 0.0);
+}
+
+#[test]
+fn user_info_only_on_opt_in() {
+    for opt_in in [false, true] {
+        let config = SemanticsConfig {
+            export_user_info: opt_in,
+            ..Default::default()
+        };
+        let mut f = Fixture::new(config, true);
+        f.a.set_directory(Some(directory()));
+        f.a.on_exchange(&bearer(request("/api/models", 200, 0), KEY));
+        let s = f.samples();
+        let got = s.sum(
+            "openwebui_user_info",
+            &[
+                ("user", ALICE),
+                ("name", "Alice"),
+                ("email", "alice@example.com"),
+                ("role", "user"),
+            ],
+        );
+        assert_eq!(got, if opt_in { 1.0 } else { 0.0 });
+        assert_eq!(
+            s.label_values("openwebui_user_info", "email").is_empty(),
+            !opt_in
+        );
+    }
+}
+
+#[test]
+fn client_kind_for_other_requests_follows_sec_fetch() {
+    let mut f = Fixture::with_secret();
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    let mut browser = cookie(request("/api/config", 200, 0), &token);
+    browser.request_headers.sec_fetch_mode = Some("cors".into());
+    browser.request_headers.user_agent = Some("Mozilla/5.0".into());
+    f.a.on_exchange(&browser);
+    f.a.on_exchange(&bearer(request("/api/config", 200, 0), &token));
+    let s = f.samples();
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[("user", ALICE), ("client", "webui")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[("user", ALICE), ("client", "api")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_client_signals_total",
+            &[("client", "webui"), ("signal", "sec_fetch")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_client_signals_total",
+            &[("client", "webui"), ("signal", "browser_user_agent")]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn user_info_follows_database_reloads() {
+    let config = SemanticsConfig {
+        export_user_info: true,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    f.a.set_directory(Some(directory()));
+    f.a.on_exchange(&bearer(request("/api/models", 200, 0), KEY));
+    let mut renamed = Directory::default();
+    renamed.insert_key(KEY.as_bytes(), ALICE);
+    renamed.insert_user(
+        ALICE,
+        UserRecord {
+            name: "Alice B.".into(),
+            email: "alice@example.com".into(),
+            role: "admin".into(),
+        },
+    );
+    f.a.set_directory(Some(Arc::new(renamed)));
+    let s = f.samples();
+    assert_eq!(s.label_values("openwebui_user_info", "name"), ["Alice B."]);
+    assert_eq!(s.label_values("openwebui_user_info", "role"), ["admin"]);
+    f.a.set_directory(None);
+    assert!(
+        f.samples()
+            .label_values("openwebui_user_info", "user")
+            .is_empty()
+    );
+}

@@ -1,0 +1,187 @@
+//! Label values of the `openwebui_*` families that come from small fixed sets (auth, client,
+//! auth result, status class, method) and the bounded model label table.
+use std::collections::HashMap;
+
+use super::jwt::Verdict;
+
+/// `auth` label: which kind of credential Open WebUI acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// A token in `Authorization` (Bearer JWT, or anything else decoded as one).
+    Jwt,
+    /// The `token` cookie alone.
+    Cookie,
+    /// An `sk-` key (in `Authorization` or the API-key header).
+    ApiKey,
+    None,
+}
+
+pub(crate) const AUTH_LABELS: [&str; 4] = ["jwt", "cookie", "api_key", "none"];
+pub(crate) const CLIENT_LABELS: [&str; 2] = ["webui", "api"];
+pub(crate) const TOKEN_DIRECTION_LABELS: [&str; 2] = ["input", "output"];
+pub(crate) const TOKEN_SOURCE_LABELS: [&str; 2] = ["http", "websocket"];
+/// `status_class` values. `incomplete`: a web-UI completion whose task was accepted (2xx) but
+/// whose answer never reported `done` on its socket before the socket closed or the answer
+/// expired.
+pub(crate) const STATUS_CLASS_LABELS: [&str; 8] = [
+    "1xx",
+    "2xx",
+    "3xx",
+    "4xx",
+    "5xx",
+    "none",
+    "other",
+    "incomplete",
+];
+pub(crate) const STATUS_INCOMPLETE: u8 = 7;
+
+impl Auth {
+    pub(crate) const fn index(self) -> u8 {
+        self as u8
+    }
+    pub const fn as_str(self) -> &'static str {
+        AUTH_LABELS[self as usize]
+    }
+}
+
+/// `client` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Webui,
+    Api,
+}
+
+impl Client {
+    pub const fn as_str(self) -> &'static str {
+        CLIENT_LABELS[self as usize]
+    }
+}
+
+/// `openwebui_auth_total{result}` values: one per HTTP request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthResult {
+    /// A JWT verified with the secret, or an API key found in the database.
+    Verified,
+    /// A well-formed JWT checked without the secret, or an API key without a database.
+    Unverified,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    Malformed,
+    /// Not verifiable here (no secret or database) and Open WebUI answered 401.
+    Rejected,
+    /// No credential.
+    Anonymous,
+    /// An `sk-` key not in the database.
+    UnknownApiKey,
+}
+
+impl AuthResult {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::Unverified => "unverified",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Malformed => "malformed",
+            Self::Rejected => "rejected",
+            Self::Anonymous => "anonymous",
+            Self::UnknownApiKey => "unknown_api_key",
+        }
+    }
+}
+
+impl From<Verdict> for AuthResult {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Verified => Self::Verified,
+            Verdict::Unverified => Self::Unverified,
+            Verdict::BadSignature => Self::BadSignature,
+            Verdict::Expired => Self::Expired,
+            Verdict::NotYetValid => Self::NotYetValid,
+            Verdict::Malformed => Self::Malformed,
+        }
+    }
+}
+
+pub(crate) fn status_class(status: Option<u16>) -> u8 {
+    match status {
+        None => 5,
+        Some(s @ 100..=599) => (s / 100 - 1) as u8,
+        Some(_) => 6,
+    }
+}
+
+pub(crate) const METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+];
+
+pub(crate) fn method_label(method: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// Bounded model label values. Index 0 is `unknown` (no model in the request, or an answer
+/// never joined to one), 1 is `other` (beyond the cap or too long).
+#[derive(Debug)]
+pub(crate) struct ModelTable {
+    names: Vec<Box<str>>,
+    index: HashMap<Box<str>, u32>,
+    max: usize,
+    max_len: usize,
+    pub(crate) folded: u64,
+}
+
+pub(crate) const MODEL_UNKNOWN: u32 = 0;
+pub(crate) const MODEL_OTHER: u32 = 1;
+
+impl ModelTable {
+    pub(crate) fn new(max: usize, max_len: usize) -> Self {
+        Self {
+            names: vec!["unknown".into(), "other".into()],
+            index: HashMap::new(),
+            max,
+            max_len,
+            folded: 0,
+        }
+    }
+    pub(crate) fn id(&mut self, model: Option<&str>) -> u32 {
+        let Some(model) = model else {
+            return MODEL_UNKNOWN;
+        };
+        if let Some(&i) = self.index.get(model) {
+            return i;
+        }
+        if self.index.len() >= self.max || model.len() > self.max_len || model.is_empty() {
+            self.folded += 1;
+            return MODEL_OTHER;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(model.into());
+        self.index.insert(model.into(), i);
+        i
+    }
+    pub(crate) fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("other", |n| n)
+    }
+}
+
+/// Three-digit status label without formatting (only on a series' first use anyway).
+pub(crate) fn status_label(status: Option<u16>, buf: &mut [u8; 3]) -> &str {
+    match status {
+        Some(s @ 100..=599) => {
+            *buf = [
+                b'0' + (s / 100) as u8,
+                b'0' + (s / 10 % 10) as u8,
+                b'0' + (s % 10) as u8,
+            ];
+            std::str::from_utf8(buf).unwrap_or("other")
+        }
+        Some(_) => "other",
+        None => "none",
+    }
+}

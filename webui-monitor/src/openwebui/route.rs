@@ -1,0 +1,509 @@
+//! Request paths → a bounded set of route labels, modelled on Open WebUI 0.12.4's route table.
+//!
+//! A path matches a known template segment by segment (`{id}` matches any one non-empty
+//! segment, like a FastAPI path parameter; literal segments win over parameters, so
+//! `/api/v1/chats/pinned` is not `/api/v1/chats/{id}`). Static assets collapse into
+//! `/_app/*`, `/static/*`, `/assets/*`; other paths under a known router prefix become
+//! `<prefix>/*`; everything else is `other`. Every label is a `&'static str` from this file,
+//! so the label set is bounded whatever clients send.
+
+/// Prefixes whose whole subtree is one label (SvelteKit bundles, static files).
+const ASSET_GROUPS: [(&str, &str); 3] = [
+    ("/_app/", "/_app/*"),
+    ("/static/", "/static/*"),
+    ("/assets/", "/assets/*"),
+];
+
+/// Known endpoint templates (FastAPI routers under their `main.py` prefixes, `main.py`'s own
+/// routes, the socket.io mount and the SvelteKit pages the SPA handler serves).
+const TEMPLATES: &[&str] = &[
+    // main.py
+    "/api/config",
+    "/api/version",
+    "/api/version/updates",
+    "/api/changelog",
+    "/api/models",
+    "/api/models/base",
+    "/api/chat/completions",
+    "/api/v1/chat/completions",
+    "/api/chat/completed",
+    "/api/chat/actions/{id}",
+    "/api/embeddings",
+    "/api/tasks",
+    "/api/tasks/stop/{id}",
+    "/api/tasks/chat/{id}",
+    "/api/usage",
+    "/api/webhook",
+    "/api/v1/usage",
+    "/oauth/{id}/login",
+    "/oauth/{id}/callback",
+    "/health",
+    "/health/db",
+    "/ready",
+    "/manifest.json",
+    "/opensearch.xml",
+    "/ws/socket.io/",
+    // SPA pages and root files
+    "/",
+    "/auth",
+    "/error",
+    "/home",
+    "/notes",
+    "/notes/{id}",
+    "/playground",
+    "/playground/completions",
+    "/c/{id}",
+    "/s/{id}",
+    "/channels/{id}",
+    "/admin",
+    "/admin/users",
+    "/admin/evaluations",
+    "/admin/functions",
+    "/admin/settings",
+    "/admin/settings/{id}",
+    "/workspace",
+    "/workspace/models",
+    "/workspace/knowledge",
+    "/workspace/prompts",
+    "/workspace/tools",
+    "/favicon.png",
+    "/favicon.ico",
+    "/favicon.svg",
+    "/robots.txt",
+    "/docs",
+    "/openapi.json",
+    // OpenAI / Ollama proxies ({id} = url_idx)
+    "/openai/chat/completions",
+    "/openai/{id}/chat/completions",
+    "/openai/models",
+    "/openai/models/{id}",
+    "/openai/config",
+    "/openai/config/update",
+    "/openai/verify",
+    "/ollama/api/chat",
+    "/ollama/api/chat/{id}",
+    "/ollama/api/generate",
+    "/ollama/api/generate/{id}",
+    "/ollama/api/tags",
+    "/ollama/api/tags/{id}",
+    "/ollama/api/version",
+    "/ollama/api/ps",
+    "/ollama/api/show",
+    "/ollama/api/embed",
+    "/ollama/api/embeddings",
+    "/ollama/v1/chat/completions",
+    "/ollama/v1/completions",
+    "/ollama/v1/models",
+    "/ollama/config",
+    "/ollama/config/update",
+    // auths
+    "/api/v1/auths/",
+    "/api/v1/auths/signin",
+    "/api/v1/auths/signup",
+    "/api/v1/auths/signout",
+    "/api/v1/auths/ldap",
+    "/api/v1/auths/add",
+    "/api/v1/auths/update/profile",
+    "/api/v1/auths/update/password",
+    "/api/v1/auths/update/timezone",
+    "/api/v1/auths/admin/details",
+    "/api/v1/auths/admin/config",
+    "/api/v1/auths/admin/config/ldap",
+    "/api/v1/auths/admin/config/ldap/server",
+    "/api/v1/auths/api_key",
+    // users
+    "/api/v1/users/",
+    "/api/v1/users/all",
+    "/api/v1/users/search",
+    "/api/v1/users/groups",
+    "/api/v1/users/permissions",
+    "/api/v1/users/default/permissions",
+    "/api/v1/users/user/settings",
+    "/api/v1/users/user/settings/update",
+    "/api/v1/users/user/status",
+    "/api/v1/users/user/status/update",
+    "/api/v1/users/user/info",
+    "/api/v1/users/user/info/update",
+    "/api/v1/users/{id}",
+    "/api/v1/users/{id}/update",
+    "/api/v1/users/{id}/delete",
+    "/api/v1/users/{id}/info",
+    "/api/v1/users/{id}/oauth/sessions",
+    "/api/v1/users/{id}/profile/image",
+    "/api/v1/users/{id}/active",
+    "/api/v1/users/{id}/groups",
+    // chats
+    "/api/v1/chats/",
+    "/api/v1/chats/list",
+    "/api/v1/chats/new",
+    "/api/v1/chats/all",
+    "/api/v1/chats/all/db",
+    "/api/v1/chats/all/archived",
+    "/api/v1/chats/all/tags",
+    "/api/v1/chats/archived",
+    "/api/v1/chats/archive/all",
+    "/api/v1/chats/pinned",
+    "/api/v1/chats/search",
+    "/api/v1/chats/shared",
+    "/api/v1/chats/tags",
+    "/api/v1/chats/import",
+    "/api/v1/chats/stats/usage",
+    "/api/v1/chats/folder/{id}",
+    "/api/v1/chats/folder/{id}/list",
+    "/api/v1/chats/list/user/{id}",
+    "/api/v1/chats/share/{id}",
+    "/api/v1/chats/{id}",
+    "/api/v1/chats/{id}/pin",
+    "/api/v1/chats/{id}/pinned",
+    "/api/v1/chats/{id}/clone",
+    "/api/v1/chats/{id}/clone/shared",
+    "/api/v1/chats/{id}/archive",
+    "/api/v1/chats/{id}/share",
+    "/api/v1/chats/{id}/folder",
+    "/api/v1/chats/{id}/tags",
+    "/api/v1/chats/{id}/tags/all",
+    "/api/v1/chats/{id}/messages/{id}",
+    "/api/v1/chats/{id}/messages/{id}/event",
+    // models
+    "/api/v1/models/",
+    "/api/v1/models/list",
+    "/api/v1/models/base",
+    "/api/v1/models/create",
+    "/api/v1/models/export",
+    "/api/v1/models/import",
+    "/api/v1/models/sync",
+    "/api/v1/models/tags",
+    "/api/v1/models/delete/all",
+    "/api/v1/models/model",
+    "/api/v1/models/model/profile/image",
+    "/api/v1/models/model/toggle",
+    "/api/v1/models/model/update",
+    "/api/v1/models/model/delete",
+    // folders, configs, notes, memories, groups, channels
+    "/api/v1/folders/",
+    "/api/v1/folders/shared",
+    "/api/v1/folders/{id}",
+    "/api/v1/folders/{id}/update",
+    "/api/v1/folders/{id}/update/parent",
+    "/api/v1/folders/{id}/update/expanded",
+    "/api/v1/configs/banners",
+    "/api/v1/configs/export",
+    "/api/v1/configs/import",
+    "/api/v1/configs/models",
+    "/api/v1/configs/suggestions",
+    "/api/v1/configs/connections",
+    "/api/v1/configs/tool_servers",
+    "/api/v1/configs/code_execution",
+    "/api/v1/notes/",
+    "/api/v1/notes/list",
+    "/api/v1/notes/pinned",
+    "/api/v1/notes/create",
+    "/api/v1/notes/{id}",
+    "/api/v1/notes/{id}/update",
+    "/api/v1/notes/{id}/delete",
+    "/api/v1/memories/",
+    "/api/v1/memories/add",
+    "/api/v1/memories/query",
+    "/api/v1/memories/reset",
+    "/api/v1/memories/delete/user",
+    "/api/v1/memories/{id}",
+    "/api/v1/memories/{id}/update",
+    "/api/v1/groups/",
+    "/api/v1/groups/create",
+    "/api/v1/groups/id/{id}",
+    "/api/v1/groups/id/{id}/update",
+    "/api/v1/groups/id/{id}/delete",
+    "/api/v1/channels/",
+    "/api/v1/channels/create",
+    "/api/v1/channels/{id}",
+    "/api/v1/channels/{id}/messages",
+    "/api/v1/channels/{id}/messages/post",
+    // workspace objects
+    "/api/v1/functions/",
+    "/api/v1/functions/list",
+    "/api/v1/functions/create",
+    "/api/v1/functions/export",
+    "/api/v1/functions/id/{id}",
+    "/api/v1/functions/id/{id}/update",
+    "/api/v1/functions/id/{id}/delete",
+    "/api/v1/functions/id/{id}/toggle",
+    "/api/v1/functions/id/{id}/valves",
+    "/api/v1/tools/",
+    "/api/v1/tools/list",
+    "/api/v1/tools/create",
+    "/api/v1/tools/export",
+    "/api/v1/tools/id/{id}",
+    "/api/v1/tools/id/{id}/update",
+    "/api/v1/tools/id/{id}/delete",
+    "/api/v1/tools/id/{id}/valves",
+    "/api/v1/prompts/",
+    "/api/v1/prompts/list",
+    "/api/v1/prompts/create",
+    "/api/v1/prompts/command/{id}",
+    "/api/v1/prompts/command/{id}/update",
+    "/api/v1/prompts/command/{id}/delete",
+    "/api/v1/skills/",
+    "/api/v1/skills/list",
+    "/api/v1/skills/create",
+    "/api/v1/skills/{id}",
+    "/api/v1/terminals/",
+    "/api/v1/knowledge/",
+    "/api/v1/knowledge/list",
+    "/api/v1/knowledge/create",
+    "/api/v1/knowledge/{id}",
+    "/api/v1/knowledge/{id}/update",
+    "/api/v1/knowledge/{id}/delete",
+    "/api/v1/knowledge/{id}/file/add",
+    "/api/v1/knowledge/{id}/file/remove",
+    "/api/v1/files/",
+    "/api/v1/files/search",
+    "/api/v1/files/all",
+    "/api/v1/files/{id}",
+    "/api/v1/files/{id}/content",
+    "/api/v1/files/{id}/content/html",
+    "/api/v1/files/{id}/data/content",
+    "/api/v1/files/{id}/data/content/update",
+    "/api/v1/files/{id}/process/status",
+    // retrieval, audio, images, tasks, utils, evaluations, pipelines
+    "/api/v1/retrieval/",
+    "/api/v1/retrieval/config",
+    "/api/v1/retrieval/config/update",
+    "/api/v1/retrieval/embedding",
+    "/api/v1/retrieval/process/file",
+    "/api/v1/retrieval/process/text",
+    "/api/v1/retrieval/process/web",
+    "/api/v1/retrieval/process/web/search",
+    "/api/v1/retrieval/query/doc",
+    "/api/v1/retrieval/query/collection",
+    "/api/v1/audio/config",
+    "/api/v1/audio/config/update",
+    "/api/v1/audio/speech",
+    "/api/v1/audio/transcriptions",
+    "/api/v1/audio/models",
+    "/api/v1/audio/voices",
+    "/api/v1/images/config",
+    "/api/v1/images/config/update",
+    "/api/v1/images/models",
+    "/api/v1/images/generations",
+    "/api/v1/tasks/config",
+    "/api/v1/tasks/config/update",
+    "/api/v1/tasks/title/completions",
+    "/api/v1/tasks/follow_up/completions",
+    "/api/v1/tasks/tags/completions",
+    "/api/v1/tasks/queries/completions",
+    "/api/v1/tasks/auto/completions",
+    "/api/v1/tasks/emoji/completions",
+    "/api/v1/tasks/image_prompt/completions",
+    "/api/v1/tasks/moa/completions",
+    "/api/v1/utils/gravatar",
+    "/api/v1/utils/code/format",
+    "/api/v1/utils/code/execute",
+    "/api/v1/utils/markdown",
+    "/api/v1/utils/pdf",
+    "/api/v1/utils/db/download",
+    "/api/v1/evaluations/config",
+    "/api/v1/evaluations/feedbacks",
+    "/api/v1/evaluations/feedbacks/all",
+    "/api/v1/evaluations/feedback",
+    "/api/v1/evaluations/feedback/{id}",
+    "/api/v1/pipelines/",
+    "/api/v1/pipelines/list",
+];
+
+/// Router prefixes: a path below one that matches no template becomes `<prefix>/*`.
+const PREFIX_GROUPS: &[(&str, &str)] = &[
+    ("/api/v1/auths/", "/api/v1/auths/*"),
+    ("/api/v1/users/", "/api/v1/users/*"),
+    ("/api/v1/chats/", "/api/v1/chats/*"),
+    ("/api/v1/models/", "/api/v1/models/*"),
+    ("/api/v1/folders/", "/api/v1/folders/*"),
+    ("/api/v1/configs/", "/api/v1/configs/*"),
+    ("/api/v1/notes/", "/api/v1/notes/*"),
+    ("/api/v1/memories/", "/api/v1/memories/*"),
+    ("/api/v1/groups/", "/api/v1/groups/*"),
+    ("/api/v1/channels/", "/api/v1/channels/*"),
+    ("/api/v1/functions/", "/api/v1/functions/*"),
+    ("/api/v1/tools/", "/api/v1/tools/*"),
+    ("/api/v1/prompts/", "/api/v1/prompts/*"),
+    ("/api/v1/skills/", "/api/v1/skills/*"),
+    ("/api/v1/terminals/", "/api/v1/terminals/*"),
+    ("/api/v1/knowledge/", "/api/v1/knowledge/*"),
+    ("/api/v1/files/", "/api/v1/files/*"),
+    ("/api/v1/retrieval/", "/api/v1/retrieval/*"),
+    ("/api/v1/audio/", "/api/v1/audio/*"),
+    ("/api/v1/images/", "/api/v1/images/*"),
+    ("/api/v1/tasks/", "/api/v1/tasks/*"),
+    ("/api/v1/utils/", "/api/v1/utils/*"),
+    ("/api/v1/evaluations/", "/api/v1/evaluations/*"),
+    ("/api/v1/pipelines/", "/api/v1/pipelines/*"),
+    ("/api/v1/scim/", "/api/v1/scim/*"),
+    ("/api/v1/analytics/", "/api/v1/analytics/*"),
+    ("/api/v1/", "/api/v1/*"),
+    ("/api/", "/api/*"),
+    ("/openai/", "/openai/*"),
+    ("/ollama/", "/ollama/*"),
+    ("/oauth/", "/oauth/*"),
+    ("/ws/", "/ws/*"),
+    ("/cache/", "/cache/*"),
+];
+
+/// The label of any path that matches nothing above (SPA fallbacks, scanners, typos).
+pub const OTHER: &str = "other";
+
+fn matches(template: &str, path: &str) -> Option<usize> {
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    let mut literals = 0;
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(literals),
+            (Some("{id}"), Some(seg)) if !seg.is_empty() => {}
+            (Some(a), Some(b)) if a == b => literals += 1,
+            _ => return None,
+        }
+    }
+}
+
+/// The route label of a request path (query already removed).
+pub fn route(path: &str) -> &'static str {
+    for (prefix, label) in ASSET_GROUPS {
+        if path.starts_with(prefix) {
+            return label;
+        }
+    }
+    let slashes = path.bytes().filter(|&b| b == b'/').count();
+    let mut best: Option<(usize, &'static str)> = None;
+    for &template in TEMPLATES {
+        // Cheap pre-filter: same number of segments.
+        if template.bytes().filter(|&b| b == b'/').count() != slashes {
+            continue;
+        }
+        if let Some(score) = matches(template, path)
+            && best.is_none_or(|(s, _)| score > s)
+        {
+            best = Some((score, template));
+        }
+    }
+    if let Some((_, template)) = best {
+        return template;
+    }
+    PREFIX_GROUPS
+        .iter()
+        .find(|(prefix, _)| path.starts_with(prefix))
+        .map_or(OTHER, |&(_, label)| label)
+}
+
+/// Is this the chat-completion endpoint family whose requests carry a model and whose answers
+/// carry usage (`/api/chat/completions` and its OpenAI-compatible and Ollama-proxy siblings)?
+pub fn is_chat_completion(method: &str, route: &str) -> bool {
+    method == "POST"
+        && matches!(
+            route,
+            "/api/chat/completions"
+                | "/api/v1/chat/completions"
+                | "/openai/chat/completions"
+                | "/openai/{id}/chat/completions"
+                | "/ollama/api/chat"
+                | "/ollama/api/chat/{id}"
+                | "/ollama/api/generate"
+                | "/ollama/api/generate/{id}"
+                | "/ollama/v1/chat/completions"
+                | "/ollama/v1/completions"
+        )
+}
+
+/// Every label [`route`] can return (for tests and documentation).
+pub fn all_labels() -> impl Iterator<Item = &'static str> {
+    ASSET_GROUPS
+        .iter()
+        .map(|&(_, l)| l)
+        .chain(TEMPLATES.iter().copied())
+        .chain(PREFIX_GROUPS.iter().map(|&(_, l)| l))
+        .chain(std::iter::once(OTHER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fixture_path_gets_its_expected_route_group() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/openwebui");
+        let mut checked = 0;
+        for name in [
+            "setup",
+            "setup_model_access",
+            "browser",
+            "script_jwt",
+            "script_apikey",
+        ] {
+            let text = std::fs::read_to_string(format!("{dir}/{name}.expected.json")).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for ex in json["exchanges"].as_array().unwrap() {
+                let path = ex["path"].as_str().unwrap();
+                assert_eq!(
+                    route(path),
+                    ex["route_group"].as_str().unwrap(),
+                    "{name}: {path}"
+                );
+                checked += 1;
+            }
+            for row in json["totals"]["by_method_route_status"].as_array().unwrap() {
+                let r = row["route"].as_str().unwrap();
+                assert!(all_labels().any(|l| l == r), "{r} is its own label");
+            }
+        }
+        assert_eq!(checked, 11 + 3 + 258 + 3 + 2);
+    }
+
+    #[test]
+    fn ids_are_parameters_and_literals_win() {
+        assert_eq!(
+            route("/api/v1/chats/35ae9654-336e-4ee2-9dd7-f234e6760bae"),
+            "/api/v1/chats/{id}"
+        );
+        assert_eq!(route("/api/v1/chats/not-a-uuid"), "/api/v1/chats/{id}");
+        assert_eq!(route("/api/v1/chats/pinned"), "/api/v1/chats/pinned");
+        assert_eq!(
+            route("/api/v1/users/user/settings"),
+            "/api/v1/users/user/settings"
+        );
+        assert_eq!(
+            route("/api/v1/users/123/profile/image"),
+            "/api/v1/users/{id}/profile/image"
+        );
+        assert_eq!(
+            route("/openai/0/chat/completions"),
+            "/openai/{id}/chat/completions"
+        );
+        assert_eq!(route("/c/35ae9654-336e-4ee2-9dd7-f234e6760bae"), "/c/{id}");
+    }
+
+    #[test]
+    fn unknown_paths_are_bounded() {
+        assert_eq!(route("/api/v1/chats/a/b/c/d"), "/api/v1/chats/*");
+        assert_eq!(route("/api/v1/nonexistent"), "/api/v1/*");
+        assert_eq!(route("/api/whatever"), "/api/*");
+        assert_eq!(route("/wp-login.php"), OTHER);
+        assert_eq!(route(""), OTHER);
+        assert_eq!(route("/api/v1/chats//x"), "/api/v1/chats/*");
+        assert_eq!(route("/_app/version.json"), "/_app/*");
+        let labels: std::collections::HashSet<_> = all_labels().collect();
+        assert!(labels.len() < 400);
+    }
+
+    #[test]
+    fn chat_completion_endpoints() {
+        assert!(is_chat_completion("POST", route("/api/chat/completions")));
+        assert!(is_chat_completion(
+            "POST",
+            route("/api/v1/chat/completions")
+        ));
+        assert!(is_chat_completion(
+            "POST",
+            route("/openai/chat/completions")
+        ));
+        assert!(is_chat_completion("POST", route("/ollama/api/generate")));
+        assert!(!is_chat_completion("GET", route("/api/chat/completions")));
+        assert!(!is_chat_completion("POST", route("/api/chat/completed")));
+    }
+}

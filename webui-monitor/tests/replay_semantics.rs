@@ -3,12 +3,8 @@
 //! (per-user requests by auth, bytes, auth results, chat completions by model/auth/client/
 //! stream/status, HTTP and WebSocket tokens by user and model).
 //!
-//! The pcap reading here is a minimal classic-pcap/Ethernet/IPv4/TCP decoder so this test
-//! depends only on the pipeline contract.
-//! TODO(lead): once `webui_monitor::pcap` and the real `Pipeline` are merged, switch
-//! `segments()` to the crate's reader, use the pipeline's real constructor, and remove the
-//! `#[ignore]` of `replay_matches_expected_*` (they fail against the contract stub, which emits
-//! no events).
+//! The captures go through the same code as `webui-monitor replay`
+//! ([`replay_capture`]), so this is also the replay command's acceptance test.
 //!
 //! It also checks the performance contract: attributing an exchange of an already-seen user
 //! allocates nothing.
@@ -18,7 +14,7 @@ mod expected_check;
 use std::{
     alloc::{GlobalAlloc, Layout, System},
     cell::Cell,
-    net::{Ipv4Addr, SocketAddr},
+    net::SocketAddr,
     sync::Arc,
 };
 
@@ -32,8 +28,9 @@ use webui_monitor::{
         },
     },
     openwebui::{Attributor, OpenWebuiMetrics, SemanticsConfig, db, jwt::JwtSecret},
-    pipeline::{Pipeline, PipelineEvent},
-    segment::{ConnectionKey, Direction, Segment, TcpFlags, Timestamp},
+    pipeline::PipelineConfig,
+    replay::{ReplayStats, replay_capture},
+    segment::{ConnectionKey, Timestamp},
 };
 
 /// `WEBUI_SECRET_KEY` of the captures (FIXTURES-README).
@@ -69,84 +66,6 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
 
-// ---- minimal pcap reader ----
-
-/// One TCP segment of the monitored port, owning its payload.
-struct Packet {
-    key: ConnectionKey,
-    direction: Direction,
-    seq: u32,
-    flags: u8,
-    payload: Vec<u8>,
-    ts: Timestamp,
-}
-
-fn be16(b: &[u8], i: usize) -> u16 {
-    u16::from_be_bytes([b[i], b[i + 1]])
-}
-
-/// Classic pcap (µs, little-endian), Ethernet, IPv4, TCP to or from port 8080.
-fn segments(name: &str) -> Vec<Packet> {
-    let data = std::fs::read(fixture_dir().join(format!("{name}.pcap"))).unwrap();
-    assert_eq!(
-        &data[..4],
-        &[0xd4, 0xc3, 0xb2, 0xa1],
-        "little-endian µs pcap"
-    );
-    assert_eq!(
-        u32::from_le_bytes(data[20..24].try_into().unwrap()),
-        1,
-        "Ethernet"
-    );
-    let mut out = Vec::new();
-    let mut at = 24;
-    while at + 16 <= data.len() {
-        let word = |i: usize| u32::from_le_bytes(data[at + i..at + i + 4].try_into().unwrap());
-        let (sec, usec, incl) = (word(0), word(4), word(8) as usize);
-        let frame = &data[at + 16..at + 16 + incl];
-        at += 16 + incl;
-        if frame.len() < 14 || be16(frame, 12) != 0x0800 {
-            continue;
-        }
-        let ip = &frame[14..];
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        let total = usize::from(be16(ip, 2)).min(ip.len());
-        if ip[9] != 6 {
-            continue;
-        }
-        let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-        let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-        let tcp = &ip[ihl..total];
-        let (sport, dport) = (be16(tcp, 0), be16(tcp, 2));
-        let seq = u32::from_be_bytes(tcp[4..8].try_into().unwrap());
-        let offset = usize::from(tcp[12] >> 4) * 4;
-        let (direction, client, server) = if dport == PORT {
-            (
-                Direction::Request,
-                SocketAddr::from((src, sport)),
-                SocketAddr::from((dst, dport)),
-            )
-        } else if sport == PORT {
-            (
-                Direction::Response,
-                SocketAddr::from((dst, dport)),
-                SocketAddr::from((src, sport)),
-            )
-        } else {
-            continue;
-        };
-        out.push(Packet {
-            key: ConnectionKey { client, server },
-            direction,
-            seq,
-            flags: tcp[13],
-            payload: tcp[offset..].to_vec(),
-            ts: Timestamp::from_nanos(u64::from(sec) * 1_000_000_000 + u64::from(usec) * 1_000),
-        });
-    }
-    out
-}
-
 fn attributor(registry: &Registry) -> Attributor {
     let metrics = OpenWebuiMetrics::register(registry).unwrap();
     let mut a = Attributor::new(
@@ -159,71 +78,63 @@ fn attributor(registry: &Registry) -> Attributor {
     a
 }
 
-/// Replay a capture through the pipeline and the attributor; return the registry.
-fn replay(name: &str) -> Registry {
+/// Replay a capture through the crate's pcap reader, the pipeline and the attributor; return the
+/// registry and the replay's totals.
+fn replay_with_stats(name: &str) -> (Registry, ReplayStats) {
     let registry = Registry::new();
     let mut attributor = attributor(&registry);
-    let mut pipeline = Pipeline::default();
-    let mut events: Vec<PipelineEvent> = Vec::new();
-    let mut last = Timestamp::default();
-    for p in segments(name) {
-        let segment = Segment {
-            key: p.key,
-            direction: p.direction,
-            seq: p.seq,
-            flags: TcpFlags(p.flags),
-            payload: &p.payload,
-            timestamp: p.ts,
-        };
-        last = last.max(p.ts);
-        pipeline.on_segment(&segment, &mut events);
-        for e in events.drain(..) {
-            attributor.on_event(&e);
-        }
-    }
-    pipeline.finish(last, &mut events);
-    for e in events.drain(..) {
-        attributor.on_event(&e);
-    }
-    attributor.finish(last);
-    registry
+    let file = std::fs::File::open(fixture_dir().join(format!("{name}.pcap"))).unwrap();
+    let (_, stats) = replay_capture(
+        std::io::BufReader::new(file),
+        &[PORT],
+        PipelineConfig::default(),
+        |event| attributor.on_event(&event),
+        |_| {},
+    )
+    .unwrap();
+    attributor.finish(stats.last_ts.unwrap_or_default());
+    (registry, stats)
+}
+
+fn replay(name: &str) -> Registry {
+    replay_with_stats(name).0
 }
 
 #[test]
 fn pcap_reader_sees_every_packet_of_the_monitored_port() {
     for name in expected_check::CAPTURES {
         let packets = expected(name)["meta"]["packets"].as_u64().unwrap();
-        assert_eq!(segments(name).len() as u64, packets, "{name}");
+        let (_, stats) = replay_with_stats(name);
+        assert_eq!(stats.packets, packets, "{name}");
+        assert_eq!(
+            stats.segments, packets,
+            "{name}: every packet is TCP on port {PORT}"
+        );
     }
 }
 
 #[test]
-#[ignore = "needs the real pipeline (stream/http/websocket helpers); see TODO(lead) above"]
 fn replay_matches_expected_setup() {
     assert_matches_expected("setup", &Samples::gather(&replay("setup")));
 }
 
 #[test]
-#[ignore = "needs the real pipeline (stream/http/websocket helpers); see TODO(lead) above"]
 fn replay_matches_expected_setup_model_access() {
     let name = "setup_model_access";
     assert_matches_expected(name, &Samples::gather(&replay(name)));
 }
 
 #[test]
-#[ignore = "needs the real pipeline (stream/http/websocket helpers); see TODO(lead) above"]
 fn replay_matches_expected_browser() {
     assert_matches_expected("browser", &Samples::gather(&replay("browser")));
 }
 
 #[test]
-#[ignore = "needs the real pipeline (stream/http/websocket helpers); see TODO(lead) above"]
 fn replay_matches_expected_script_jwt() {
     assert_matches_expected("script_jwt", &Samples::gather(&replay("script_jwt")));
 }
 
 #[test]
-#[ignore = "needs the real pipeline (stream/http/websocket helpers); see TODO(lead) above"]
 fn replay_matches_expected_script_apikey() {
     assert_matches_expected("script_apikey", &Samples::gather(&replay("script_apikey")));
 }

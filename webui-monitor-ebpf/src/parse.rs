@@ -167,6 +167,8 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
             key.family = FAMILY_IPV6;
             l4_offset = offset + 40;
         }
+        // A third tag: beyond what the parser reads.
+        ETH_P_8021Q | ETH_P_8021AD => return Parsed::Unparsed,
         _ => return Parsed::Ignored,
     }
 

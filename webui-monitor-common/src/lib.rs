@@ -65,7 +65,8 @@ pub const FAMILY_IPV6: u8 = 6;
 ///
 /// IPv4 addresses occupy the first 4 bytes of the 16-byte fields, the rest is zero. Ports are in
 /// host byte order. Used as the LRU hash key, so every byte (padding included) is initialised.
-#[repr(C)]
+/// 8-byte aligned so the programs build and copy it with 64-bit stores, not byte loops.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConnKey {
     pub client_addr: [u8; 16],
@@ -75,6 +76,18 @@ pub struct ConnKey {
     /// [`FAMILY_IPV4`] or [`FAMILY_IPV6`].
     pub family: u8,
     pub _pad: [u8; 3],
+}
+
+impl ConnKey {
+    /// All zero: the start of every key (padding must be zero in hash keys).
+    pub const ZERO: ConnKey = ConnKey {
+        client_addr: [0; 16],
+        server_addr: [0; 16],
+        client_port: 0,
+        server_port: 0,
+        family: 0,
+        _pad: [0; 3],
+    };
 }
 
 /// Direction of a chunk: client → server.

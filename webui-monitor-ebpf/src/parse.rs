@@ -99,19 +99,11 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
         offset += 4;
     }
 
-    let mut key = ConnKey {
-        client_addr: [0; 16],
-        server_addr: [0; 16],
-        client_port: 0,
-        server_port: 0,
-        family: 0,
-        _pad: [0; 3],
-    };
-    let mut src = [0u8; 16];
-    let mut dst = [0u8; 16];
     // IP payload length according to the IP header; 0 means "use the frame length" (BIG TCP).
     let ip_payload_len: u32;
     let l4_offset: usize;
+    let family: u8;
+    let ip_header: *const u8;
     match ethertype {
         ETH_P_IPV4 => {
             let Some(ip) = pkt.ptr_at::<[u8; 20]>(offset) else {
@@ -139,8 +131,8 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
             } else {
                 total_len - ihl as u32
             };
-            family_v4(&mut src, &mut dst, ip);
-            key.family = FAMILY_IPV4;
+            family = FAMILY_IPV4;
+            ip_header = ip;
             l4_offset = offset + ihl;
         }
         ETH_P_IPV6 => {
@@ -160,11 +152,8 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
                 return Parsed::Unparsed;
             }
             ip_payload_len = be16(unsafe { ip.add(4) }) as u32;
-            unsafe {
-                core::ptr::copy_nonoverlapping(ip.add(8), src.as_mut_ptr(), 16);
-                core::ptr::copy_nonoverlapping(ip.add(24), dst.as_mut_ptr(), 16);
-            }
-            key.family = FAMILY_IPV6;
+            family = FAMILY_IPV6;
+            ip_header = ip;
             l4_offset = offset + 40;
         }
         // A third tag: beyond what the parser reads.
@@ -200,14 +189,29 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
         return Parsed::Unparsed;
     }
 
+    // Built only now: traffic on other ports never pays for it.
+    let mut key = ConnKey::ZERO;
+    key.family = family;
+    // SAFETY: `ip_header` was bounds-checked for the whole fixed header of its family.
+    unsafe {
+        let (src, dst) = if family == FAMILY_IPV4 {
+            (ip_header.add(12), ip_header.add(16))
+        } else {
+            (ip_header.add(8), ip_header.add(24))
+        };
+        let (client, server) = if direction == DIRECTION_REQUEST {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
+        let len = if family == FAMILY_IPV4 { 4 } else { 16 };
+        core::ptr::copy_nonoverlapping(client, key.client_addr.as_mut_ptr(), len);
+        core::ptr::copy_nonoverlapping(server, key.server_addr.as_mut_ptr(), len);
+    }
     if direction == DIRECTION_REQUEST {
-        key.client_addr = src;
-        key.server_addr = dst;
         key.client_port = src_port;
         key.server_port = dst_port;
     } else {
-        key.client_addr = dst;
-        key.server_addr = src;
         key.client_port = dst_port;
         key.server_port = src_port;
     }
@@ -219,12 +223,4 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
         payload_offset: l4_offset as u32 + data_offset,
         payload_len: l4_len - data_offset,
     })
-}
-
-#[inline(always)]
-fn family_v4(src: &mut [u8; 16], dst: &mut [u8; 16], ip: *const u8) {
-    unsafe {
-        core::ptr::copy_nonoverlapping(ip.add(12), src.as_mut_ptr(), 4);
-        core::ptr::copy_nonoverlapping(ip.add(16), dst.as_mut_ptr(), 4);
-    }
 }

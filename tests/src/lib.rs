@@ -1,1 +1,5 @@
-//! Helpers for the privileged end-to-end tests.
+//! Helpers for the privileged end-to-end tests: frame builders for `BPF_PROG_TEST_RUN`, and
+//! guards that undo what a test set up (network namespaces, veth pairs, processes) even when
+//! it fails.
+pub mod frame;
+pub mod net;

@@ -1,2 +1,229 @@
 //! `#[repr(C)]` types shared by the eBPF programs and the daemon.
+//!
+//! Every type here crosses the kernel/user boundary, so the layouts are fixed: fields are
+//! naturally aligned, padding is explicit (and zeroed by the kernel side, because [`ConnKey`] is
+//! a hash key), and the sizes are asserted at compile time.
 #![no_std]
+
+/// Maximum number of monitored TCP ports (the size of [`Config::ports`]).
+pub const MAX_PORTS: usize = 16;
+
+/// Bytes of TCP payload one ring record carries.
+///
+/// Records are fixed-size because `bpf_ringbuf_reserve` only takes constant sizes. 2 KiB per
+/// record (header included) holds a full-MTU segment (1,448 payload bytes) in one record while
+/// wasting less ring space on small segments than a 4 KiB record would; a 64 KB loopback GSO
+/// segment takes 34 records.
+pub const CHUNK_DATA_SIZE: usize = 2048 - core::mem::size_of::<ChunkHeader>();
+
+/// Most chunks one segment is split into: enough for the largest non-jumbo IP packet (65,535
+/// bytes of IP payload). Bytes beyond are counted as [`LossReason::Truncated`].
+pub const MAX_CHUNKS_PER_SEGMENT: usize = 65_535_usize.div_ceil(CHUNK_DATA_SIZE);
+
+/// Name of the global holding [`Config`] in the eBPF object (written by the loader).
+pub const CONFIG_SYMBOL: &str = "CONFIG";
+/// Name of the ring buffer map carrying [`ChunkRecord`]s.
+pub const RING_MAP: &str = "CHUNKS";
+/// Name of the LRU hash of per-connection [`ConnStats`].
+pub const CONNECTIONS_MAP: &str = "CONNECTIONS";
+/// Name of the per-CPU array (one entry) of [`CaptureStats`].
+pub const STATS_MAP: &str = "STATS";
+/// Name of the XDP program (ingress; on `lo` the only one).
+pub const XDP_PROGRAM: &str = "webui_monitor_ingress";
+/// Name of the TC program (egress, attached through tcx).
+pub const TC_PROGRAM: &str = "webui_monitor_egress";
+/// Name of the trivial XDP program used as the benchmark baseline.
+pub const BASELINE_PROGRAM: &str = "webui_monitor_baseline";
+
+/// Configuration the loader writes into the object's read-only data before loading.
+///
+/// Because it lives in `.rodata`, the verifier sees the values as constants and prunes the unused
+/// port slots from the monitored-port check.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Monitored server ports; only the first `port_count` entries count.
+    pub ports: [u16; MAX_PORTS],
+    /// Number of valid entries in `ports` (≤ [`MAX_PORTS`]).
+    pub port_count: u32,
+}
+
+impl Config {
+    /// No port monitored: the programs look at nothing.
+    pub const EMPTY: Config = Config {
+        ports: [0; MAX_PORTS],
+        port_count: 0,
+    };
+}
+
+/// Address family of a [`ConnKey`].
+pub const FAMILY_IPV4: u8 = 4;
+/// Address family of a [`ConnKey`].
+pub const FAMILY_IPV6: u8 = 6;
+
+/// A TCP connection, canonically oriented: `server` is the endpoint on a monitored port.
+///
+/// IPv4 addresses occupy the first 4 bytes of the 16-byte fields, the rest is zero. Ports are in
+/// host byte order. Used as the LRU hash key, so every byte (padding included) is initialised.
+/// 8-byte aligned so the programs build and copy it with 64-bit stores, not byte loops.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    pub client_addr: [u8; 16],
+    pub server_addr: [u8; 16],
+    pub client_port: u16,
+    pub server_port: u16,
+    /// [`FAMILY_IPV4`] or [`FAMILY_IPV6`].
+    pub family: u8,
+    pub _pad: [u8; 3],
+}
+
+impl ConnKey {
+    /// All zero: the start of every key (padding must be zero in hash keys).
+    pub const ZERO: ConnKey = ConnKey {
+        client_addr: [0; 16],
+        server_addr: [0; 16],
+        client_port: 0,
+        server_port: 0,
+        family: 0,
+        _pad: [0; 3],
+    };
+}
+
+/// Direction of a chunk: client → server.
+pub const DIRECTION_REQUEST: u8 = 0;
+/// Direction of a chunk: server → client.
+pub const DIRECTION_RESPONSE: u8 = 1;
+
+/// TCP flag bits as on the wire (the low byte of the flags field).
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_PSH: u8 = 0x08;
+pub const TCP_ACK: u8 = 0x10;
+
+/// [`ChunkHeader::chunk_flags`]: this is the last chunk of its segment.
+pub const CHUNK_LAST: u8 = 0x01;
+/// [`ChunkHeader::chunk_flags`]: bytes of this segment after this chunk were not captured
+/// (counted as [`LossReason::Truncated`]).
+pub const CHUNK_TRUNCATED: u8 = 0x02;
+
+/// Header of one ring record.
+///
+/// A segment with `n` payload bytes becomes `ceil(n / CHUNK_DATA_SIZE)` records (one record of
+/// length 0 if it has none but carries SYN, FIN or RST). SYN is set on the first chunk only, FIN
+/// and RST on the last only; ACK and PSH on every chunk.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkHeader {
+    /// `bpf_ktime_get_boot_ns()` when the program saw the packet (CLOCK_BOOTTIME).
+    pub timestamp_ns: u64,
+    pub key: ConnKey,
+    /// TCP sequence number of the chunk's first byte (the segment's sequence number plus the
+    /// chunk's offset in the payload).
+    pub seq: u32,
+    /// Valid bytes in [`ChunkRecord::data`] (≤ [`CHUNK_DATA_SIZE`]).
+    pub len: u16,
+    /// [`DIRECTION_REQUEST`] or [`DIRECTION_RESPONSE`].
+    pub direction: u8,
+    /// TCP flags (see the type docs for which chunk carries which).
+    pub tcp_flags: u8,
+    /// [`CHUNK_LAST`], [`CHUNK_TRUNCATED`].
+    pub chunk_flags: u8,
+    pub _pad: [u8; 7],
+}
+
+/// One ring buffer record: header plus up to [`CHUNK_DATA_SIZE`] payload bytes (bytes past
+/// `header.len` are unspecified).
+#[repr(C)]
+pub struct ChunkRecord {
+    pub header: ChunkHeader,
+    pub data: [u8; CHUNK_DATA_SIZE],
+}
+
+/// [`ConnStats::flags`] bits: SYN, FIN, RST seen, per direction (request bits shifted by 0,
+/// response bits by 4).
+pub const SEEN_SYN: u64 = 0x1;
+pub const SEEN_FIN: u64 = 0x2;
+pub const SEEN_RST: u64 = 0x4;
+/// Shift of the response direction's `SEEN_*` bits in [`ConnStats::flags`].
+pub const SEEN_RESPONSE_SHIFT: u64 = 4;
+
+/// Per-connection counters (value of the LRU hash keyed by [`ConnKey`]). Updated with atomic
+/// adds: several CPUs see packets of one connection.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnStats {
+    /// Packets per direction (index: `DIRECTION_*`).
+    pub packets: [u64; 2],
+    /// TCP payload bytes per direction.
+    pub bytes: [u64; 2],
+    /// CLOCK_BOOTTIME of the first packet.
+    pub first_seen_ns: u64,
+    /// CLOCK_BOOTTIME of the latest packet.
+    pub last_seen_ns: u64,
+    /// `SEEN_*` bits. 64 bits wide because BPF has no 32-bit atomic OR without ALU32.
+    pub flags: u64,
+}
+
+/// Why captured data did not reach userspace (index into [`CaptureStats`] loss arrays).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossReason {
+    /// `bpf_ringbuf_reserve` failed: the ring was full (userspace too slow).
+    RingFull = 0,
+    /// Payload beyond [`MAX_CHUNKS_PER_SEGMENT`] chunks, or a payload copy that failed.
+    Truncated = 1,
+    /// A TCP/IP packet the parser could not read (truncated or malformed headers, IP fragments,
+    /// IPv6 extension headers, more than two VLAN tags). Counted as one record and the frame's
+    /// bytes, because its payload and connection are unknown.
+    Unparsed = 2,
+}
+
+/// Number of [`LossReason`]s.
+pub const LOSS_REASONS: usize = 3;
+
+impl LossReason {
+    pub const ALL: [LossReason; LOSS_REASONS] = [
+        LossReason::RingFull,
+        LossReason::Truncated,
+        LossReason::Unparsed,
+    ];
+}
+
+/// Global per-CPU counters (one entry of a per-CPU array; userspace sums the CPUs). Per CPU, so
+/// plain adds are exact without atomics.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Packets of monitored connections per direction.
+    pub packets: [u64; 2],
+    /// TCP payload bytes of monitored connections per direction.
+    pub bytes: [u64; 2],
+    /// Connections inserted into the connection map (new connections seen).
+    pub connections: u64,
+    /// Records lost, per [`LossReason`].
+    pub lost_records: [u64; LOSS_REASONS],
+    /// Bytes lost, per [`LossReason`].
+    pub lost_bytes: [u64; LOSS_REASONS],
+    /// Records submitted to the ring.
+    pub records: u64,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<ConnKey>() == 40);
+    assert!(core::mem::size_of::<ChunkHeader>() == 64);
+    assert!(core::mem::size_of::<ChunkRecord>() == 2048);
+    assert!(core::mem::size_of::<ConnStats>() == 56);
+    assert!(core::mem::size_of::<Config>() == 36);
+    assert!(MAX_CHUNKS_PER_SEGMENT == 34);
+};
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain-old-data `#[repr(C)]` types without implicit padding (asserted above).
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::ConnKey {}
+    unsafe impl aya::Pod for super::ConnStats {}
+    unsafe impl aya::Pod for super::CaptureStats {}
+}

@@ -1,9 +1,12 @@
-fn main() -> std::process::ExitCode {
+//! `webui-monitor`: see `webui-monitor --help`.
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
     match webui_monitor::cli::run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("webui-monitor: {err:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,1 +1,197 @@
-//! (in progress)
+//! The HTTP endpoint: `/metrics` for Prometheus, a landing page at `/`, `/healthz` (the process
+//! serves) and `/readyz` (the capture is attached).
+//!
+//! HTTP/1.1 only, GET and HEAD only; routing is a pure function ([`respond`]) so it is tested
+//! without sockets.
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    header,
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
+use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
+use tokio::net::TcpListener;
+
+/// Default listen address of the metrics endpoint: `127.0.0.1:9741`.
+///
+/// 9741 lies in the Prometheus exporter range (9100–9999) and is the default of none of the
+/// well-known exporters (the range's wiki list is fully allocated, so check it before
+/// registering). Loopback by default because the series name users: exposing them is an
+/// explicit choice (`--listen 0.0.0.0:9741`).
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9741);
+
+/// What the endpoint serves.
+pub struct State {
+    pub registry: Registry,
+    /// Set once the capture is attached.
+    pub ready: AtomicBool,
+}
+
+/// Registers `webui_monitor_build_info{version}` (always 1).
+pub fn register_build_info(registry: &Registry) -> prometheus::Result<()> {
+    let info = IntGaugeVec::new(
+        Opts::new(
+            "webui_monitor_build_info",
+            "webui-monitor version (always 1)",
+        ),
+        &["version"],
+    )?;
+    info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    registry.register(Box::new(info))
+}
+
+const LANDING: &str = concat!(
+    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>webui-monitor</title></head>\n",
+    "<body><h1>webui-monitor ",
+    env!("CARGO_PKG_VERSION"),
+    "</h1>\n<ul>\n<li><a href=\"/metrics\">/metrics</a> (Prometheus)</li>\n",
+    "<li><a href=\"/healthz\">/healthz</a></li>\n<li><a href=\"/readyz\">/readyz</a></li>\n",
+    "</ul></body></html>\n"
+);
+
+/// The response to `method path`.
+pub fn respond(method: &Method, path: &str, state: &State) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n")
+            .map(|mut r| {
+                r.headers_mut()
+                    .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+                r
+            })
+            .unwrap_or_else(|_| Response::new(Full::default()));
+    }
+    let response = match path {
+        "/" => with_type(StatusCode::OK, "text/html; charset=utf-8", LANDING.into()),
+        "/metrics" => {
+            let mut body = Vec::new();
+            let encoder = TextEncoder::new();
+            match encoder.encode(&state.registry.gather(), &mut body) {
+                Ok(()) => with_type(StatusCode::OK, encoder.format_type(), body.into()),
+                Err(error) => {
+                    log::warn!("encoding metrics failed: {error}");
+                    text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "encoding metrics failed\n",
+                    )
+                }
+            }
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if state.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "capture not attached\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    let mut response = response.unwrap_or_else(|_| Response::new(Full::default()));
+    if method == Method::HEAD {
+        *response.body_mut() = Full::default();
+    }
+    response
+}
+
+fn text(status: StatusCode, body: &'static str) -> hyper::http::Result<Response<Full<Bytes>>> {
+    with_type(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
+}
+
+fn with_type(
+    status: StatusCode,
+    content_type: &str,
+    body: Bytes,
+) -> hyper::http::Result<Response<Full<Bytes>>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Full::new(body))
+}
+
+/// Serves `state` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, state: Arc<State>) -> std::io::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let response = respond(request.method(), request.uri().path(), &state);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            if let Err(error) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                log::debug!("HTTP connection from {peer}: {error}");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn state(ready: bool) -> State {
+        let registry = Registry::new();
+        register_build_info(&registry).unwrap();
+        State {
+            registry,
+            ready: AtomicBool::new(ready),
+        }
+    }
+
+    async fn body(response: Response<Full<Bytes>>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn routes() {
+        let s = state(false);
+        let metrics = respond(&Method::GET, "/metrics", &s);
+        assert_eq!(metrics.status(), StatusCode::OK);
+        let text = body(metrics).await;
+        assert!(text.contains(&format!(
+            "webui_monitor_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
+        let landing = body(respond(&Method::GET, "/", &s)).await;
+        assert!(landing.contains("<a href=\"/metrics\">"));
+        assert_eq!(
+            respond(&Method::GET, "/healthz", &s).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            respond(&Method::GET, "/readyz", &s).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        s.ready.store(true, Ordering::Relaxed);
+        assert_eq!(
+            respond(&Method::GET, "/readyz", &s).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            respond(&Method::GET, "/nope", &s).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            respond(&Method::POST, "/metrics", &s).status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(body(respond(&Method::HEAD, "/", &s)).await, "");
+    }
+}

@@ -1,1 +1,374 @@
-//! (in progress)
+//! Live capture: the eBPF programs, their loader, and the ring buffer reader.
+//!
+//! The kernel side (`webui-monitor-ebpf`) sends every TCP payload byte of the monitored ports as
+//! fixed-size chunk records through a BPF ring buffer and counts what it could not send. This
+//! module loads it ([`loader`]), reads the ring through tokio's [`AsyncFd`] ([`Capture`]),
+//! decodes records into [`Segment`](crate::segment::Segment)s ([`record`], a pure function) and
+//! reads the kernel's counters ([`counters`]). [`check`] tells whether this machine can run it.
+pub mod check;
+pub mod clock;
+pub mod counters;
+pub mod loader;
+pub mod record;
+pub mod run;
+
+use std::{
+    os::fd::{AsRawFd, RawFd},
+    time::Duration,
+};
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{
+        LinkOrder, ProgramError, TcAttach, TcAttachType, XdpMode, tc::SchedClassifierLinkId,
+        xdp::XdpLinkId,
+    },
+};
+use serde::Deserialize;
+use tokio::io::{Interest, unix::AsyncFd};
+use webui_monitor_common::{CaptureStats, ConnKey, ConnStats, MAX_PORTS, XDP_PROGRAM};
+
+pub use loader::Attachment;
+pub use record::{DecodeError, Record};
+
+/// What to capture and how much memory the kernel side may use.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct CaptureConfig {
+    /// Interfaces to attach to. Default: `["lo"]` (a proxy on the same host).
+    pub interfaces: Vec<String>,
+    /// Monitored server ports, at most 16. Default: `[8080]` (Open WebUI).
+    pub ports: Vec<u16>,
+    /// Connections the kernel tracks at once (LRU: the least recently used is evicted).
+    /// Default: 65,536.
+    pub max_connections: u32,
+    /// Ring buffer size in bytes: a power of two, at least a page. Default: 16 MiB, i.e.
+    /// 8,192 records of 2 KiB (about 11 MB of full-MTU segments, or 240 loopback 64 KB
+    /// segments) of slack while userspace is busy.
+    pub ring_bytes: u32,
+    /// How often the kernel counters are mirrored into the metrics. Default: 1 s.
+    pub stats_interval: Duration,
+    /// How often the connection table is scanned for the active-connection gauge (a syscall
+    /// per entry, so less often). Default: 15 s.
+    pub active_scan_interval: Duration,
+    /// A connection without packets for this long is no longer active. Default: 10 min.
+    pub idle_timeout: Duration,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            interfaces: vec!["lo".to_owned()],
+            ports: vec![8080],
+            max_connections: 65_536,
+            ring_bytes: 16 << 20,
+            stats_interval: Duration::from_secs(1),
+            active_scan_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Errors of the live capture.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(
+        "this binary was built without its eBPF programs (AYA_BUILD_SKIP=1); rebuild it \
+         after `cargo xtask setup`"
+    )]
+    EmptyObject,
+    #[error("no port to monitor")]
+    NoPorts,
+    #[error("{0} ports given, at most {MAX_PORTS} can be monitored")]
+    TooManyPorts(usize),
+    #[error("ring buffer size {0} is not a power of two of at least one page")]
+    RingSize(u32),
+    #[error("the connection table needs at least one entry")]
+    MaxConnections,
+    #[error("no network interface named {0:?}")]
+    NoInterface(String),
+    #[error("loading the eBPF object failed (root or CAP_BPF + CAP_NET_ADMIN needed)")]
+    Load(#[source] Box<aya::EbpfError>),
+    #[error("the kernel rejected program {program}")]
+    Verify {
+        program: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("the eBPF object has no {0}")]
+    Missing(&'static str),
+    #[error("eBPF map access failed")]
+    Map(#[source] aya::maps::MapError),
+    #[error("attaching {what} to {interface} failed")]
+    Attach {
+        what: &'static str,
+        interface: String,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("detaching from {interface} failed")]
+    Detach {
+        interface: String,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("reading the ring buffer failed")]
+    Io(#[from] std::io::Error),
+}
+
+enum Link {
+    Xdp(XdpLinkId),
+    Tcx(SchedClassifierLinkId),
+}
+
+/// The loaded programs, their attachments and the maps userspace reads.
+///
+/// Dropping it detaches everything: the attachments are bpf links owned by this process (they
+/// also go away if the process dies, so a crash leaves nothing attached either).
+pub struct Capture {
+    ebpf: Ebpf,
+    stats: PerCpuArray<MapData, CaptureStats>,
+    connections: HashMap<MapData, ConnKey, ConnStats>,
+    ring: AsyncFd<RingFd>,
+    attachments: Vec<Attachment>,
+    links: Vec<Link>,
+    logger: Option<Logger>,
+}
+
+/// The aya-log reader of the programs' (rare, never per-packet) debug messages.
+pub type Logger = aya_log::EbpfLogger<&'static dyn log::Log>;
+
+/// The ring buffer, as something tokio can poll.
+struct RingFd(RingBuf<MapData>);
+
+impl AsRawFd for RingFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl Capture {
+    /// Loads and verifies the programs with `config`; nothing is attached yet. Needs a tokio
+    /// runtime (the ring is registered with its reactor).
+    pub fn load(config: &CaptureConfig) -> Result<Self, CaptureError> {
+        let mut ebpf = loader::load(config)?;
+        let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(logger) => Some(logger),
+            Err(error) => {
+                log::debug!("eBPF logging unavailable: {error}");
+                None
+            }
+        };
+        let maps = loader::take_maps(&mut ebpf)?;
+        Ok(Self {
+            ebpf,
+            stats: maps.stats,
+            connections: maps.connections,
+            // SAFETY: `RingFd` owns the ring's fd and never closes or swaps it while the
+            // AsyncFd owns it.
+            ring: unsafe { AsyncFd::register_with_interest(RingFd(maps.ring), Interest::READABLE) }
+                .map_err(|e| CaptureError::Io(e.into()))?,
+            attachments: Vec::new(),
+            links: Vec::new(),
+            logger,
+        })
+    }
+
+    /// The loaded object (tests run its programs through `BPF_PROG_TEST_RUN`).
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    /// Takes the aya-log reader; the caller must poll it (see [`poll_logger`]). `None` once
+    /// taken.
+    pub fn take_logger(&mut self) -> Option<Logger> {
+        self.logger.take()
+    }
+
+    /// Attaches to each interface: XDP (driver mode first, generic with a log line if the
+    /// driver has none) and, except on loopback, the TC program on tcx egress. See the eBPF
+    /// crate's docs for why loopback needs XDP only.
+    pub fn attach(&mut self, interfaces: &[String]) -> Result<&[Attachment], CaptureError> {
+        for interface in interfaces {
+            let loopback = loader::is_loopback(interface)?;
+            let name = loader::interface_name(interface)?;
+            self.attach_xdp(interface)?;
+            if !loopback {
+                let order = LinkOrder::default();
+                let id = loader::tc(&mut self.ebpf)?
+                    .attach(
+                        name.as_c_str(),
+                        TcAttach::Tcx {
+                            attach_type: TcAttachType::Egress,
+                            order,
+                        },
+                    )
+                    .map_err(|source| CaptureError::Attach {
+                        what: "tcx egress",
+                        interface: interface.clone(),
+                        source,
+                    })?;
+                self.record_link(
+                    Attachment::TcxEgress {
+                        interface: interface.clone(),
+                    },
+                    Link::Tcx(id),
+                );
+            }
+        }
+        Ok(&self.attachments)
+    }
+
+    fn attach_xdp(&mut self, interface: &str) -> Result<(), CaptureError> {
+        let name = loader::interface_name(interface)?;
+        let xdp = loader::xdp(&mut self.ebpf, XDP_PROGRAM)?;
+        let (attachment, id) = match xdp.attach(name.as_c_str(), XdpMode::Driver) {
+            Ok(id) => (
+                Attachment::XdpDriver {
+                    interface: interface.to_owned(),
+                },
+                id,
+            ),
+            Err(driver_error) => {
+                log::info!(
+                    "{interface}: driver-mode XDP unavailable ({driver_error}); falling back \
+                     to generic XDP (slower, sees the same packets)"
+                );
+                let id = xdp
+                    .attach(name.as_c_str(), XdpMode::Skb)
+                    .map_err(|source| CaptureError::Attach {
+                        what: "XDP",
+                        interface: interface.to_owned(),
+                        source,
+                    })?;
+                (
+                    Attachment::XdpGeneric {
+                        interface: interface.to_owned(),
+                    },
+                    id,
+                )
+            }
+        };
+        self.record_link(attachment, Link::Xdp(id));
+        Ok(())
+    }
+
+    fn record_link(&mut self, attachment: Attachment, link: Link) {
+        log::info!("attached {attachment}");
+        self.attachments.push(attachment);
+        self.links.push(link);
+    }
+
+    /// What is attached where.
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attachments
+    }
+
+    /// Detaches every program; the maps stay readable (drain the ring afterwards).
+    pub fn detach(&mut self) -> Result<(), CaptureError> {
+        let mut first_error = None;
+        while let Some(link) = self.links.pop() {
+            let attachment = self.attachments.pop();
+            let interface = attachment
+                .as_ref()
+                .map(|a| a.interface().to_owned())
+                .unwrap_or_default();
+            let result = match link {
+                Link::Xdp(id) => loader::xdp(&mut self.ebpf, XDP_PROGRAM).and_then(|p| {
+                    p.detach(id).map_err(|source| CaptureError::Detach {
+                        interface: interface.clone(),
+                        source,
+                    })
+                }),
+                Link::Tcx(id) => loader::tc(&mut self.ebpf).and_then(|p| {
+                    p.detach(id).map_err(|source| CaptureError::Detach {
+                        interface: interface.clone(),
+                        source,
+                    })
+                }),
+            };
+            match result {
+                Ok(()) => {
+                    if let Some(attachment) = attachment {
+                        log::info!("detached {attachment}");
+                    }
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Waits until the ring has records.
+    pub async fn readable(&self) -> Result<(), CaptureError> {
+        let mut guard = self.ring.readable().await?;
+        // Edge-triggered: clear, then the caller drains everything.
+        guard.clear_ready();
+        Ok(())
+    }
+
+    /// Hands every record now in the ring to `on_record` (decoded, or the decoding error) and
+    /// returns how many there were.
+    pub fn drain(&mut self, mut on_record: impl FnMut(Result<Record<'_>, DecodeError>)) -> usize {
+        let ring = &mut self.ring.get_mut().0;
+        let mut count = 0;
+        while let Some(item) = ring.next() {
+            on_record(Record::decode(&item));
+            count += 1;
+        }
+        count
+    }
+
+    /// The kernel's counters now, summed over CPUs.
+    pub fn totals(&self) -> Result<CaptureStats, CaptureError> {
+        counters::read_totals(&self.stats).map_err(CaptureError::Map)
+    }
+
+    /// Counters of one connection, if the kernel tracks it.
+    pub fn connection(&self, key: &ConnKey) -> Option<ConnStats> {
+        self.connections.get(key, 0).ok()
+    }
+
+    /// Connections in the kernel's table with their counters.
+    pub fn connections(&self) -> Vec<(ConnKey, ConnStats)> {
+        self.connections.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Connections neither closed nor idle for `idle` (see [`counters::is_active`]).
+    pub fn count_active(&self, idle: Duration) -> Result<u64, CaptureError> {
+        let now = clock::boot_now_ns()?;
+        Ok(counters::count_active(
+            &self.connections,
+            now,
+            u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
+        ))
+    }
+}
+
+impl Attachment {
+    /// The interface of this attachment.
+    pub fn interface(&self) -> &str {
+        match self {
+            Attachment::XdpDriver { interface }
+            | Attachment::XdpGeneric { interface }
+            | Attachment::TcxEgress { interface } => interface,
+        }
+    }
+}
+
+/// Polls the aya-log reader forever (aya-log 0.4 does not poll by itself: unread messages
+/// would just fill its ring).
+pub async fn poll_logger(logger: Logger) -> std::io::Result<()> {
+    // SAFETY: the logger owns its ring's fd and keeps it open and unchanged while the AsyncFd
+    // owns it (aya-log's documented pattern).
+    let mut logger = unsafe { AsyncFd::register_with_interest(logger, Interest::READABLE) }
+        .map_err(std::io::Error::from)?;
+    loop {
+        let mut guard = logger.readable_mut().await?;
+        guard.get_inner_mut().flush();
+        guard.clear_ready();
+    }
+}

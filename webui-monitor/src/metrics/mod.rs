@@ -2,3 +2,4 @@
 //! the shared registry: `openwebui_*` for what Open WebUI's users do, `webui_monitor_*` for the
 //! monitor itself.
 pub mod stream;
+pub mod capture;

@@ -1,0 +1,474 @@
+//! The kernel programs under `BPF_PROG_TEST_RUN`: crafted frames in, exact map contents and
+//! ring records out. Needs root (or CAP_BPF + CAP_PERFMON).
+use aya::programs::{TestRun, TestRunOptions};
+use webui_monitor::{
+    capture::{Capture, CaptureConfig, clock::boot_now_ns, loader},
+    segment::{ConnectionKey, Direction},
+};
+use webui_monitor_common::{
+    CHUNK_DATA_SIZE, CaptureStats, ConnKey, ConnStats, FAMILY_IPV4, FAMILY_IPV6, SEEN_FIN,
+    SEEN_RESPONSE_SHIFT, SEEN_RST, SEEN_SYN, XDP_PROGRAM,
+};
+use webui_monitor_tests::frame::{Ip, TPID_8021AD, TPID_8021Q, Tcp, frame, pattern};
+
+const XDP_PASS: u32 = 2;
+/// `TCX_NEXT` (-1) as the u32 the test run returns.
+const TCX_NEXT: u32 = u32::MAX;
+const PSH_ACK: u8 = 0x18;
+const SYN: u8 = 0x02;
+const FIN_ACK: u8 = 0x11;
+const RST: u8 = 0x04;
+const UNPARSED: usize = 2;
+
+const CLIENT4: [u8; 4] = [10, 0, 0, 1];
+const SERVER4: [u8; 4] = [10, 0, 0, 2];
+const CLIENT6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const SERVER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
+fn v4() -> Ip {
+    Ip::V4 {
+        src: CLIENT4,
+        dst: SERVER4,
+        options: vec![],
+    }
+}
+
+fn v4_response() -> Ip {
+    Ip::V4 {
+        src: SERVER4,
+        dst: CLIENT4,
+        options: vec![],
+    }
+}
+
+fn request(seq: u32, flags: u8, payload: &[u8]) -> Tcp {
+    Tcp {
+        src_port: 40000,
+        dst_port: 8080,
+        seq,
+        flags,
+        options: vec![],
+        payload: payload.to_vec(),
+    }
+}
+
+fn key4() -> ConnKey {
+    let mut key = ConnKey {
+        client_addr: [0; 16],
+        server_addr: [0; 16],
+        client_port: 40000,
+        server_port: 8080,
+        family: FAMILY_IPV4,
+        _pad: [0; 3],
+    };
+    key.client_addr[..4].copy_from_slice(&CLIENT4);
+    key.server_addr[..4].copy_from_slice(&SERVER4);
+    key
+}
+
+fn connection4() -> ConnectionKey {
+    ConnectionKey {
+        client: "10.0.0.1:40000".parse().unwrap(),
+        server: "10.0.0.2:8080".parse().unwrap(),
+    }
+}
+
+/// A decoded record, minus its timestamp (checked separately).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Got {
+    key: ConnectionKey,
+    direction: Direction,
+    seq: u32,
+    flags: u8,
+    payload: Vec<u8>,
+    last_chunk: bool,
+    truncated: bool,
+}
+
+struct Harness {
+    capture: Capture,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with_ports(vec![8080])
+    }
+
+    fn with_ports(ports: Vec<u16>) -> Self {
+        let config = CaptureConfig {
+            ports,
+            ..CaptureConfig::default()
+        };
+        Self {
+            capture: Capture::load(&config).expect("load (root needed)"),
+        }
+    }
+
+    fn xdp(&mut self, data: &[u8]) -> u32 {
+        let program = loader::xdp(self.capture.ebpf_mut(), XDP_PROGRAM).unwrap();
+        program
+            .test_run(TestRunOptions {
+                data_in: Some(data),
+                ..TestRunOptions::default()
+            })
+            .expect("test run")
+            .return_value
+    }
+
+    fn tc(&mut self, data: &[u8]) -> u32 {
+        let program = loader::tc(self.capture.ebpf_mut()).unwrap();
+        program
+            .test_run(TestRunOptions {
+                data_in: Some(data),
+                ..TestRunOptions::default()
+            })
+            .expect("test run")
+            .return_value
+    }
+
+    /// Every record now in the ring, with their timestamps checked to lie in `[since, now]`.
+    fn records(&mut self, since: u64) -> Vec<Got> {
+        let until = boot_now_ns().unwrap();
+        let mut out = Vec::new();
+        self.capture.drain(|record| {
+            let record = record.expect("decodable");
+            assert!(
+                (since..=until).contains(&record.boot_ns),
+                "timestamp {} outside [{since}, {until}]",
+                record.boot_ns
+            );
+            out.push(Got {
+                key: record.key,
+                direction: record.direction,
+                seq: record.seq,
+                flags: record.flags.0,
+                payload: record.payload.to_vec(),
+                last_chunk: record.last_chunk,
+                truncated: record.truncated,
+            });
+        });
+        out
+    }
+
+    fn totals(&self) -> CaptureStats {
+        self.capture.totals().unwrap()
+    }
+
+    /// The connection's counters, with first/last seen checked to lie in `[since, now]`.
+    fn connection(&self, key: &ConnKey, since: u64) -> ConnStats {
+        let stats = self.capture.connection(key).expect("connection tracked");
+        let until = boot_now_ns().unwrap();
+        assert!(since <= stats.first_seen_ns && stats.first_seen_ns <= stats.last_seen_ns);
+        assert!(stats.last_seen_ns <= until);
+        stats
+    }
+}
+
+fn got(key: ConnectionKey, direction: Direction, seq: u32, flags: u8, payload: &[u8]) -> Got {
+    Got {
+        key,
+        direction,
+        seq,
+        flags,
+        payload: payload.to_vec(),
+        last_chunk: true,
+        truncated: false,
+    }
+}
+
+#[tokio::test]
+async fn ipv4_request_payload_is_one_record_and_counted() {
+    let mut h = Harness::new();
+    let since = boot_now_ns().unwrap();
+    let body = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(
+        h.xdp(&frame(&[], &v4(), &request(1000, PSH_ACK, body))),
+        XDP_PASS
+    );
+    assert_eq!(
+        h.records(since),
+        vec![got(connection4(), Direction::Request, 1000, PSH_ACK, body)]
+    );
+    let stats = h.connection(&key4(), since);
+    assert_eq!(stats.packets, [1, 0]);
+    assert_eq!(stats.bytes, [body.len() as u64, 0]);
+    assert_eq!(stats.flags, 0);
+    assert_eq!(
+        h.totals(),
+        CaptureStats {
+            packets: [1, 0],
+            bytes: [body.len() as u64, 0],
+            connections: 1,
+            records: 1,
+            ..CaptureStats::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn response_direction_uses_the_canonical_key() {
+    let mut h = Harness::new();
+    let since = boot_now_ns().unwrap();
+    let tcp = Tcp {
+        src_port: 8080,
+        dst_port: 40000,
+        seq: 77,
+        flags: PSH_ACK,
+        payload: b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+        ..Tcp::default()
+    };
+    h.xdp(&frame(&[], &v4(), &request(1, PSH_ACK, b"x")));
+    h.xdp(&frame(&[], &v4_response(), &tcp));
+    let records = h.records(since);
+    assert_eq!(records.len(), 2);
+    assert_eq!(
+        records[1],
+        got(
+            connection4(),
+            Direction::Response,
+            77,
+            PSH_ACK,
+            &tcp.payload
+        )
+    );
+    let stats = h.connection(&key4(), since);
+    assert_eq!(stats.packets, [1, 1]);
+    assert_eq!(stats.bytes, [1, tcp.payload.len() as u64]);
+    assert_eq!(
+        h.totals().connections,
+        1,
+        "both directions are one connection"
+    );
+}
+
+#[tokio::test]
+async fn ipv6_with_double_vlan_and_tcp_options() {
+    let mut h = Harness::with_ports(vec![443, 8080]);
+    let since = boot_now_ns().unwrap();
+    let tcp = Tcp {
+        options: vec![2, 4, 0x05, 0xb4, 1, 3, 3, 7, 4, 2], // MSS, NOP, WS, SACK-permitted
+        ..request(0xfffffff0, PSH_ACK, &pattern(300))
+    };
+    let ip = Ip::V6 {
+        src: CLIENT6,
+        dst: SERVER6,
+    };
+    let data = frame(&[(TPID_8021AD, 100), (TPID_8021Q, 200)], &ip, &tcp);
+    assert_eq!(h.xdp(&data), XDP_PASS);
+    let key = ConnectionKey {
+        client: "[2001:db8::1]:40000".parse().unwrap(),
+        server: "[2001:db8::2]:8080".parse().unwrap(),
+    };
+    assert_eq!(
+        h.records(since),
+        vec![got(
+            key,
+            Direction::Request,
+            0xfffffff0,
+            PSH_ACK,
+            &pattern(300)
+        )]
+    );
+    let ckey = ConnKey {
+        client_addr: CLIENT6,
+        server_addr: SERVER6,
+        client_port: 40000,
+        server_port: 8080,
+        family: FAMILY_IPV6,
+        _pad: [0; 3],
+    };
+    assert_eq!(h.connection(&ckey, since).bytes, [300, 0]);
+}
+
+#[tokio::test]
+async fn ipv4_options_and_single_vlan() {
+    let mut h = Harness::new();
+    let since = boot_now_ns().unwrap();
+    let ip = Ip::V4 {
+        src: CLIENT4,
+        dst: SERVER4,
+        options: vec![0x94, 0x04, 0, 0, 1, 1, 1, 0], // Router Alert, NOPs, EOL
+    };
+    let data = frame(&[(TPID_8021Q, 5)], &ip, &request(5, PSH_ACK, b"abc"));
+    assert_eq!(h.xdp(&data), XDP_PASS);
+    assert_eq!(
+        h.records(since),
+        vec![got(connection4(), Direction::Request, 5, PSH_ACK, b"abc")]
+    );
+}
+
+#[tokio::test]
+async fn other_ports_leave_no_trace() {
+    let mut h = Harness::new();
+    let since = boot_now_ns().unwrap();
+    let tcp = Tcp {
+        dst_port: 8081,
+        ..request(1, PSH_ACK, b"not ours")
+    };
+    assert_eq!(h.xdp(&frame(&[], &v4(), &tcp)), XDP_PASS);
+    assert_eq!(h.tc(&frame(&[], &v4(), &tcp)), TCX_NEXT);
+    assert_eq!(h.records(since), vec![]);
+    assert!(h.capture.connections().is_empty());
+    assert_eq!(h.totals(), CaptureStats::default());
+}
+
+#[tokio::test]
+async fn syn_fin_rst_produce_empty_records_and_flags() {
+    let mut h = Harness::new();
+    let since = boot_now_ns().unwrap();
+    h.xdp(&frame(&[], &v4(), &request(100, SYN, b"")));
+    // A bare ACK: counted, no record.
+    h.xdp(&frame(&[], &v4(), &request(101, 0x10, b"")));
+    h.xdp(&frame(&[], &v4(), &request(101, FIN_ACK, b"")));
+    let rst = Tcp {
+        src_port: 8080,
+        dst_port: 40000,
+        seq: 9,
+        flags: RST,
+        ..Tcp::default()
+    };
+    h.xdp(&frame(&[], &v4_response(), &rst));
+    assert_eq!(
+        h.records(since),
+        vec![
+            got(connection4(), Direction::Request, 100, SYN, b""),
+            got(connection4(), Direction::Request, 101, FIN_ACK, b""),
+            got(connection4(), Direction::Response, 9, RST, b""),
+        ]
+    );
+    let stats = h.connection(&key4(), since);
+    assert_eq!(stats.packets, [3, 1]);
+    assert_eq!(stats.bytes, [0, 0]);
+    assert_eq!(
+        stats.flags,
+        SEEN_SYN | SEEN_FIN | (SEEN_RST << SEEN_RESPONSE_SHIFT)
+    );
+}
+
+#[tokio::test]
+async fn a_64k_segment_arrives_whole_in_chunks() {
+    let mut h = Harness::new();
+    let since = boot_now_ns().unwrap();
+    // The largest IPv4 TCP payload: 65,535 − 20 − 20 bytes, spread over XDP fragments.
+    let payload = pattern(65_495);
+    let data = frame(&[], &v4(), &request(0xffff_0000, PSH_ACK | 0x01, &payload));
+    assert_eq!(h.xdp(&data), XDP_PASS);
+    let records = h.records(since);
+    assert_eq!(records.len(), payload.len().div_ceil(CHUNK_DATA_SIZE));
+    for (i, record) in records.iter().enumerate() {
+        let offset = i * CHUNK_DATA_SIZE;
+        let end = (offset + CHUNK_DATA_SIZE).min(payload.len());
+        let last = i + 1 == records.len();
+        assert_eq!(
+            *record,
+            Got {
+                key: connection4(),
+                direction: Direction::Request,
+                seq: 0xffff_0000u32.wrapping_add(offset as u32),
+                // FIN only on the last chunk.
+                flags: if last { PSH_ACK | 0x01 } else { PSH_ACK },
+                payload: payload[offset..end].to_vec(),
+                last_chunk: last,
+                truncated: false,
+            },
+            "chunk {i}"
+        );
+    }
+    assert_eq!(h.totals().bytes, [payload.len() as u64, 0]);
+    assert_eq!(h.totals().records, records.len() as u64);
+}
+
+#[tokio::test]
+async fn tc_egress_captures_like_xdp() {
+    let mut h = Harness::new();
+    let since = boot_now_ns().unwrap();
+    let tcp = Tcp {
+        src_port: 8080,
+        dst_port: 40000,
+        seq: 3,
+        flags: PSH_ACK,
+        payload: pattern(1448),
+        ..Tcp::default()
+    };
+    assert_eq!(h.tc(&frame(&[], &v4_response(), &tcp)), TCX_NEXT);
+    assert_eq!(
+        h.records(since),
+        vec![got(
+            connection4(),
+            Direction::Response,
+            3,
+            PSH_ACK,
+            &pattern(1448)
+        )]
+    );
+    assert_eq!(h.connection(&key4(), since).bytes, [0, 1448]);
+}
+
+#[tokio::test]
+async fn malformed_headers_pass_and_are_counted() {
+    let mut h = Harness::new();
+    let since = boot_now_ns().unwrap();
+    let good = frame(&[], &v4(), &request(1, PSH_ACK, b"payload"));
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    cases.push(("IPv4 header cut", good[..14 + 12].to_vec()));
+    let mut bad_ihl = good.clone();
+    bad_ihl[14] = 0x44;
+    cases.push(("IHL < 5", bad_ihl));
+    let mut bad_doff = good.clone();
+    bad_doff[14 + 20 + 12] = 0x40;
+    cases.push(("TCP data offset < 5", bad_doff));
+    let mut long_total = good.clone();
+    long_total[16..18].copy_from_slice(&2000u16.to_be_bytes());
+    cases.push(("IP length beyond the frame", long_total));
+    cases.push(("TCP header cut", good[..14 + 20 + 10].to_vec()));
+    let mut fragment = good.clone();
+    fragment[20] = 0x20; // MF
+    cases.push(("IPv4 fragment", fragment));
+    let mut v6_ext = frame(
+        &[],
+        &Ip::V6 {
+            src: CLIENT6,
+            dst: SERVER6,
+        },
+        &request(1, PSH_ACK, b"x"),
+    );
+    v6_ext[14 + 6] = 0; // hop-by-hop options header
+    cases.push(("IPv6 extension header", v6_ext));
+    let vlans = [(TPID_8021AD, 1), (TPID_8021Q, 2), (TPID_8021Q, 3)];
+    cases.push((
+        "three VLAN tags",
+        frame(&vlans, &v4(), &request(1, 0, b"x")),
+    ));
+
+    let mut lost_bytes = 0;
+    for (name, data) in &cases {
+        assert_eq!(h.xdp(data), XDP_PASS, "{name}");
+        lost_bytes += data.len() as u64;
+    }
+    assert_eq!(h.records(since), vec![]);
+    let totals = h.totals();
+    assert_eq!(totals.lost_records[UNPARSED], cases.len() as u64);
+    assert_eq!(totals.lost_bytes[UNPARSED], lost_bytes);
+    assert_eq!(totals.packets, [0, 0]);
+    // Not IP, or not TCP: ignored, not counted.
+    let mut arp = good.clone();
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    let mut udp = good.clone();
+    udp[14 + 9] = 17;
+    assert_eq!(h.xdp(&arp), XDP_PASS);
+    assert_eq!(h.xdp(&udp), XDP_PASS);
+    assert_eq!(h.totals(), totals);
+}
+
+#[tokio::test]
+async fn ethernet_padding_is_not_payload() {
+    let mut h = Harness::new();
+    let since = boot_now_ns().unwrap();
+    let mut data = frame(&[], &v4(), &request(1, PSH_ACK, b"ab"));
+    data.resize(60, 0xee); // minimum Ethernet frame, padded
+    h.xdp(&data);
+    assert_eq!(
+        h.records(since),
+        vec![got(connection4(), Direction::Request, 1, PSH_ACK, b"ab")]
+    );
+}

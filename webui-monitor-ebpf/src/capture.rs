@@ -1,0 +1,289 @@
+//! What happens to a packet of a monitored connection: counters, then payload chunks.
+use core::intrinsics::{AtomicOrdering::Relaxed, atomic_or, atomic_xadd};
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::generated::{bpf_ktime_get_boot_ns, bpf_loop},
+};
+use aya_log_ebpf::warn;
+use webui_monitor_common::{
+    CHUNK_DATA_SIZE, CHUNK_LAST, CHUNK_TRUNCATED, CaptureStats, ChunkHeader, ChunkRecord,
+    ConnStats, LossReason, MAX_CHUNKS_PER_SEGMENT, SEEN_FIN, SEEN_RESPONSE_SHIFT, SEEN_RST,
+    SEEN_SYN, TCP_FIN, TCP_RST, TCP_SYN,
+};
+
+use crate::{
+    CHUNKS, CONNECTIONS, LOGGED, STATS,
+    packet::Packet,
+    parse::{Parsed, Segment, parse},
+};
+
+const LOGGED_RING_FULL: u32 = 0x1;
+const LOGGED_TRUNCATED: u32 = 0x2;
+
+#[inline(always)]
+pub fn on_packet<P: Packet>(pkt: &P) {
+    match parse(pkt) {
+        Parsed::Ignored => {}
+        Parsed::Unparsed => {
+            if let Some(stats) = stats() {
+                stats.lost_records[LossReason::Unparsed as usize] += 1;
+                stats.lost_bytes[LossReason::Unparsed as usize] += pkt.total_len() as u64;
+            }
+        }
+        Parsed::Monitored(segment) => on_segment(pkt, &segment),
+    }
+}
+
+/// This CPU's counters. Per-CPU memory: plain (non-atomic) updates are exact, since a program
+/// runs to completion on its CPU without preemption by another program using the same entry.
+#[inline(always)]
+fn stats() -> Option<&'static mut CaptureStats> {
+    // SAFETY: index 0 exists (max_entries 1); the entry belongs to this CPU.
+    STATS.get_ptr_mut(0).map(|p| unsafe { &mut *p })
+}
+
+#[inline(always)]
+fn on_segment<P: Packet>(pkt: &P, segment: &Segment) {
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let dir = segment.direction as usize & 1;
+    let Some(stats) = stats() else { return };
+    stats.packets[dir] += 1;
+    stats.bytes[dir] += segment.payload_len as u64;
+    count_connection(stats, segment, dir, now);
+
+    let control = segment.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST);
+    if segment.payload_len == 0 && control == 0 {
+        // A bare ACK: counted, nothing for the byte stream.
+        return;
+    }
+    emit_chunks(pkt, stats, segment, now);
+}
+
+#[inline(always)]
+fn seen_bits(tcp_flags: u8, dir: usize) -> u64 {
+    let mut bits = 0;
+    if tcp_flags & TCP_SYN != 0 {
+        bits |= SEEN_SYN;
+    }
+    if tcp_flags & TCP_FIN != 0 {
+        bits |= SEEN_FIN;
+    }
+    if tcp_flags & TCP_RST != 0 {
+        bits |= SEEN_RST;
+    }
+    bits << (dir as u64 * SEEN_RESPONSE_SHIFT)
+}
+
+#[inline(always)]
+fn count_connection(stats: &mut CaptureStats, segment: &Segment, dir: usize, now: u64) {
+    let bytes = segment.payload_len as u64;
+    let bits = seen_bits(segment.tcp_flags, dir);
+    if let Some(entry) = CONNECTIONS.get_ptr_mut(&segment.key) {
+        update_connection(entry, dir, bytes, bits, now);
+        return;
+    }
+    let mut fresh = ConnStats {
+        first_seen_ns: now,
+        last_seen_ns: now,
+        flags: bits,
+        ..ConnStats::default()
+    };
+    fresh.packets[dir] = 1;
+    fresh.bytes[dir] = bytes;
+    if CONNECTIONS
+        .insert(&segment.key, &fresh, BPF_NOEXIST as u64)
+        .is_ok()
+    {
+        stats.connections += 1;
+    } else if let Some(entry) = CONNECTIONS.get_ptr_mut(&segment.key) {
+        // Another CPU inserted it between our lookup and insert.
+        update_connection(entry, dir, bytes, bits, now);
+    }
+}
+
+#[inline(always)]
+fn update_connection(entry: *mut ConnStats, dir: usize, bytes: u64, bits: u64, now: u64) {
+    // Several CPUs update one connection (RSS queues, both directions): atomic adds keep the
+    // counters exact.
+    // (`core::sync::atomic` has no read-modify-write operations on the BPF target; the
+    // intrinsics lower to BPF_ATOMIC instructions.)
+    unsafe {
+        atomic_xadd::<u64, u64, { Relaxed }>(&raw mut (*entry).packets[dir], 1);
+        if bytes != 0 {
+            atomic_xadd::<u64, u64, { Relaxed }>(&raw mut (*entry).bytes[dir], bytes);
+        }
+        if bits != 0 {
+            atomic_or::<u64, u64, { Relaxed }>(&raw mut (*entry).flags, bits);
+        }
+        (*entry).last_seen_ns = now;
+    }
+}
+
+/// State shared with [`chunk_callback`] (lives on the program's stack).
+struct ChunkLoop<P> {
+    pkt: *const P,
+    segment: *const Segment,
+    now: u64,
+    /// Chunks to emit (≥ 1, ≤ MAX_CHUNKS_PER_SEGMENT).
+    chunks: u32,
+    /// The segment had more payload than `chunks` chunks hold.
+    truncated: bool,
+}
+
+/// Splits the segment into chunk records with `bpf_loop`: the verifier checks the loop body
+/// once instead of once per iteration (an unrolled 34-iteration loop exceeds its budget).
+#[inline(always)]
+fn emit_chunks<P: Packet>(pkt: &P, stats: &mut CaptureStats, segment: &Segment, now: u64) {
+    let payload_len = segment.payload_len;
+    let mut chunks = payload_len.div_ceil(CHUNK_DATA_SIZE as u32).max(1);
+    let mut truncated = false;
+    if chunks > MAX_CHUNKS_PER_SEGMENT as u32 {
+        // Larger than any non-jumbo IP packet (BIG TCP): keep the stream's loss visible.
+        chunks = MAX_CHUNKS_PER_SEGMENT as u32;
+        truncated = true;
+        let cut = payload_len - (MAX_CHUNKS_PER_SEGMENT * CHUNK_DATA_SIZE) as u32;
+        stats.lost_records[LossReason::Truncated as usize] += 1;
+        stats.lost_bytes[LossReason::Truncated as usize] += cut as u64;
+        log_once(pkt, LOGGED_TRUNCATED);
+    }
+    let mut state = ChunkLoop {
+        pkt: pkt as *const P,
+        segment: segment as *const Segment,
+        now,
+        chunks,
+        truncated,
+    };
+    // SAFETY: the callback only reads `state` (on this stack frame) during the call.
+    unsafe {
+        bpf_loop(
+            chunks,
+            chunk_callback::<P> as *mut c_void,
+            (&raw mut state).cast::<c_void>(),
+            0,
+        );
+    }
+}
+
+/// One iteration of [`emit_chunks`]: returns 0 to continue, 1 to stop.
+unsafe extern "C" fn chunk_callback<P: Packet>(index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the `ChunkLoop<P>` emit_chunks passed, alive for the whole loop.
+    let state = unsafe { &*ctx.cast::<ChunkLoop<P>>() };
+    let (pkt, segment) = unsafe { (&*state.pkt, &*state.segment) };
+    let Some(stats) = stats() else { return 1 };
+    let index = index as u32;
+    if index >= state.chunks {
+        return 1;
+    }
+    let offset = index * CHUNK_DATA_SIZE as u32;
+    if offset > segment.payload_len {
+        return 1;
+    }
+    let remaining = segment.payload_len - offset;
+    let len = remaining.min(CHUNK_DATA_SIZE as u32);
+    let last = index + 1 == state.chunks;
+    let mut chunk_flags = 0;
+    let mut tcp_flags = segment.tcp_flags & !(TCP_SYN | TCP_FIN | TCP_RST);
+    if index == 0 {
+        tcp_flags |= segment.tcp_flags & TCP_SYN;
+    }
+    if last {
+        chunk_flags |= CHUNK_LAST;
+        tcp_flags |= segment.tcp_flags & (TCP_FIN | TCP_RST);
+        if state.truncated {
+            chunk_flags |= CHUNK_TRUNCATED;
+        }
+    }
+    submit_chunk(
+        pkt,
+        stats,
+        segment,
+        state.now,
+        offset,
+        len,
+        tcp_flags,
+        chunk_flags,
+    );
+    if last { 1 } else { 0 }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn submit_chunk<P: Packet>(
+    pkt: &P,
+    stats: &mut CaptureStats,
+    segment: &Segment,
+    now: u64,
+    offset: u32,
+    len: u32,
+    tcp_flags: u8,
+    chunk_flags: u8,
+) {
+    let Some(mut entry) = CHUNKS.reserve::<ChunkRecord>(0) else {
+        stats.lost_records[LossReason::RingFull as usize] += 1;
+        stats.lost_bytes[LossReason::RingFull as usize] += len as u64;
+        log_once(pkt, LOGGED_RING_FULL);
+        return;
+    };
+    let record = entry.as_mut_ptr();
+    // SAFETY: the reservation is exclusively ours and sized for a ChunkRecord.
+    unsafe {
+        (&raw mut (*record).header).write(ChunkHeader {
+            timestamp_ns: now,
+            key: segment.key,
+            seq: segment.seq.wrapping_add(offset),
+            len: len as u16,
+            direction: segment.direction,
+            tcp_flags,
+            chunk_flags,
+            _pad: [0; 7],
+        });
+    }
+    // For the verifier, `len` must be checked in the register passed to the helper. Without
+    // the black box LLVM rewrites `len != 0` as `payload_len != offset`, which the verifier
+    // cannot relate to `len`.
+    // 64-bit, so the check is not done on a zero-extended copy the verifier cannot link back.
+    let copy_len = core::hint::black_box(len as u64);
+    if copy_len > 0 && copy_len <= CHUNK_DATA_SIZE as u64 {
+        let dst = unsafe { (&raw mut (*record).data).cast::<u8>() };
+        if unsafe { pkt.load_bytes(segment.payload_offset + offset, dst, copy_len as u32) }.is_err()
+        {
+            stats.lost_records[LossReason::Truncated as usize] += 1;
+            stats.lost_bytes[LossReason::Truncated as usize] += len as u64;
+            entry.discard(0);
+            return;
+        }
+    }
+    stats.records += 1;
+    entry.submit(0);
+}
+
+/// Logs a loss the first time it happens on this CPU: aya-log costs far more than the capture
+/// itself, so it must stay off the per-packet path.
+#[cold]
+#[inline(never)]
+fn log_once<P: Packet>(pkt: &P, what: u32) {
+    let Some(logged) = LOGGED.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU entry of this CPU.
+    let logged = unsafe { &mut *logged };
+    if *logged & what != 0 {
+        return;
+    }
+    *logged |= what;
+    if what == LOGGED_RING_FULL {
+        warn!(
+            pkt,
+            "ring buffer full: records lost (counted in webui_monitor_capture_lost_total); \
+             a larger ring or a faster consumer is needed"
+        );
+    } else {
+        warn!(
+            pkt,
+            "segment larger than the chunks a segment may use: bytes truncated (counted)"
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! `webui-monitor check`: can this machine run the capture, and if not, what is missing.
+//!
+//! Each check is tried for real where possible (the programs are loaded, attached and detached
+//! again), because feature probing by kernel version misses distribution backports and
+//! lockdown/LSM policies.
+use std::fmt;
+
+use aya::programs::{LinkOrder, TcAttach, TcAttachType, XdpMode};
+use webui_monitor_common::XDP_PROGRAM;
+
+use super::{CaptureConfig, loader};
+
+/// Oldest kernel with tcx (6.6); everything else the programs use is older.
+pub const MIN_KERNEL: (u32, u32) = (6, 6);
+
+/// Outcome of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    /// `Ok(detail)` or `Err(what is missing)`.
+    pub outcome: Result<String, String>,
+}
+
+/// All checks, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.outcome.is_ok())
+    }
+
+    /// One line per failed check, for the error message.
+    pub fn missing(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter_map(|c| c.outcome.as_ref().err().map(|e| format!("{}: {e}", c.name)))
+            .collect()
+    }
+
+    fn push(&mut self, name: impl Into<String>, outcome: Result<String, String>) -> bool {
+        let ok = outcome.is_ok();
+        self.checks.push(Check {
+            name: name.into(),
+            outcome,
+        });
+        ok
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for check in &self.checks {
+            match &check.outcome {
+                Ok(detail) => writeln!(f, "ok    {:<28} {detail}", check.name)?,
+                Err(missing) => writeln!(f, "FAIL  {:<28} {missing}", check.name)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses the `major.minor` prefix of a kernel release string ("6.18.44-fc-v657").
+pub fn parse_kernel_release(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(['.', '-', '+']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Whether the effective capabilities (`CapEff` of /proc/self/status) allow loading and
+/// attaching: CAP_SYS_ADMIN, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN.
+pub fn capabilities_sufficient(cap_eff: u64) -> Result<(), &'static str> {
+    const NET_ADMIN: u64 = 1 << 12;
+    const SYS_ADMIN: u64 = 1 << 21;
+    const PERFMON: u64 = 1 << 38;
+    const BPF: u64 = 1 << 39;
+    if cap_eff & NET_ADMIN == 0 {
+        return Err("CAP_NET_ADMIN is missing (run as root)");
+    }
+    if cap_eff & SYS_ADMIN != 0 || cap_eff & (BPF | PERFMON) == BPF | PERFMON {
+        Ok(())
+    } else {
+        Err("CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) are missing (run as root)")
+    }
+}
+
+fn effective_capabilities() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+    u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
+}
+
+fn kernel_release() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// Runs every check for `config` (its interfaces and sizes).
+pub fn run(config: &CaptureConfig) -> Report {
+    let mut report = Report::default();
+    let release = kernel_release();
+    let version = release.as_deref().and_then(parse_kernel_release);
+    report.push(
+        "kernel version",
+        match (&release, version) {
+            (Some(r), Some(v)) if v >= MIN_KERNEL => Ok(r.clone()),
+            (Some(r), _) => Err(format!(
+                "{r}: kernel {}.{} or newer needed (tcx)",
+                MIN_KERNEL.0, MIN_KERNEL.1
+            )),
+            (None, _) => Err("cannot read /proc/sys/kernel/osrelease".into()),
+        },
+    );
+    report.push(
+        "BTF",
+        if std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+            Ok("/sys/kernel/btf/vmlinux".into())
+        } else {
+            Err(
+                "/sys/kernel/btf/vmlinux missing: kernel built without CONFIG_DEBUG_INFO_BTF"
+                    .into(),
+            )
+        },
+    );
+    let caps = match effective_capabilities() {
+        Some(caps) => capabilities_sufficient(caps)
+            .map(|()| format!("CapEff {caps:#x}"))
+            .map_err(str::to_owned),
+        None => Err("cannot read CapEff from /proc/self/status".into()),
+    };
+    report.push("capabilities", caps);
+
+    let mut interfaces_ok = true;
+    for interface in &config.interfaces {
+        let outcome = match loader::is_loopback(interface) {
+            Ok(true) => Ok("loopback: XDP only".into()),
+            Ok(false) => Ok("XDP ingress + tcx egress".into()),
+            Err(e) => Err(e.to_string()),
+        };
+        interfaces_ok &= report.push(format!("interface {interface}"), outcome);
+    }
+
+    let mut ebpf = match loader::load(config) {
+        Ok(ebpf) => {
+            report.push(
+                "load (ring buffer, verifier)",
+                Ok("programs verified, ring buffer created".into()),
+            );
+            ebpf
+        }
+        Err(error) => {
+            report.push("load (ring buffer, verifier)", Err(error_chain(&error)));
+            return report;
+        }
+    };
+    if !interfaces_ok {
+        return report;
+    }
+    for interface in &config.interfaces {
+        let outcome = try_xdp(&mut ebpf, interface);
+        report.push(format!("XDP attach on {interface}"), outcome);
+        if !matches!(loader::is_loopback(interface), Ok(true)) {
+            let outcome = try_tcx(&mut ebpf, interface);
+            report.push(format!("tcx attach on {interface}"), outcome);
+        }
+    }
+    report
+}
+
+fn try_xdp(ebpf: &mut aya::Ebpf, interface: &str) -> Result<String, String> {
+    let name = loader::interface_name(interface).map_err(|e| error_chain(&e))?;
+    let program = loader::xdp(ebpf, XDP_PROGRAM).map_err(|e| error_chain(&e))?;
+    let (mode, id) = match program.attach(name.as_c_str(), XdpMode::Driver) {
+        Ok(id) => ("driver mode", id),
+        Err(_) => (
+            "generic mode (no driver support)",
+            program
+                .attach(name.as_c_str(), XdpMode::Skb)
+                .map_err(|e| error_chain(&e))?,
+        ),
+    };
+    program.detach(id).map_err(|e| error_chain(&e))?;
+    Ok(format!("{mode}; detached again"))
+}
+
+fn try_tcx(ebpf: &mut aya::Ebpf, interface: &str) -> Result<String, String> {
+    let name = loader::interface_name(interface).map_err(|e| error_chain(&e))?;
+    let program = loader::tc(ebpf).map_err(|e| error_chain(&e))?;
+    let id = program
+        .attach(
+            name.as_c_str(),
+            TcAttach::Tcx {
+                attach_type: TcAttachType::Egress,
+                order: LinkOrder::default(),
+            },
+        )
+        .map_err(|e| error_chain(&e))?;
+    program.detach(id).map_err(|e| error_chain(&e))?;
+    Ok("egress; detached again".into())
+}
+
+/// An error and its sources; a verifier log inside is cut to its last lines (the reason).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    const KEEP_LINES: usize = 6;
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() > 2 * KEEP_LINES {
+        let omitted = lines.len() - KEEP_LINES - 1;
+        let mut short = format!("{}\n  [... {omitted} lines ...]\n", lines[0]);
+        short.push_str(&lines[lines.len() - KEEP_LINES..].join("\n"));
+        return short;
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_releases() {
+        assert_eq!(parse_kernel_release("6.18.44-fc-v657"), Some((6, 18)));
+        assert_eq!(parse_kernel_release("5.15.0-91-generic"), Some((5, 15)));
+        assert_eq!(parse_kernel_release("6.6"), Some((6, 6)));
+        assert_eq!(parse_kernel_release("garbage"), None);
+        assert!(parse_kernel_release("6.18.44").unwrap() >= MIN_KERNEL);
+        assert!(parse_kernel_release("6.5.1").unwrap() < MIN_KERNEL);
+    }
+
+    #[test]
+    fn capabilities() {
+        assert!(capabilities_sufficient(0x000001ffffffffff).is_ok());
+        assert!(capabilities_sufficient((1 << 12) | (1 << 21)).is_ok());
+        assert!(capabilities_sufficient((1 << 12) | (1 << 38) | (1 << 39)).is_ok());
+        assert!(capabilities_sufficient((1 << 12) | (1 << 39)).is_err());
+        assert!(capabilities_sufficient(1 << 21).is_err());
+        assert!(capabilities_sufficient(0).is_err());
+    }
+
+    #[test]
+    fn report_lists_what_is_missing() {
+        let mut report = Report::default();
+        report.push("BTF", Ok("x".into()));
+        report.push("capabilities", Err("CAP_BPF missing".into()));
+        assert!(!report.ok());
+        assert_eq!(report.missing(), vec!["capabilities: CAP_BPF missing"]);
+        assert_eq!(
+            report.to_string(),
+            format!(
+                "ok    {:<28} x\nFAIL  {:<28} CAP_BPF missing\n",
+                "BTF", "capabilities"
+            )
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Loading the embedded eBPF object with the daemon's configuration, and attaching it.
+//!
+//! Where each program goes (and why loopback gets XDP only) is explained in the eBPF crate's
+//! top-level docs (`webui-monitor-ebpf/src/main.rs`).
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{SchedClassifier, Xdp},
+};
+use webui_monitor_common::{
+    CONFIG_SYMBOL, CONNECTIONS_MAP, CaptureStats, Config, ConnKey, ConnStats, MAX_PORTS, RING_MAP,
+    STATS_MAP, TC_PROGRAM, XDP_PROGRAM,
+};
+
+use super::{CaptureConfig, CaptureError};
+
+/// The eBPF object `build.rs` produced (empty when built with `AYA_BUILD_SKIP=1`).
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/webui-monitor"));
+
+/// How a program is attached to one interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attachment {
+    /// XDP in the driver (native).
+    XdpDriver { interface: String },
+    /// Generic (skb) XDP: the driver has no native XDP (always the case on `lo`).
+    XdpGeneric { interface: String },
+    /// The TC program on the interface's tcx egress hook.
+    TcxEgress { interface: String },
+}
+
+impl std::fmt::Display for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attachment::XdpDriver { interface } => write!(f, "XDP (driver mode) on {interface}"),
+            Attachment::XdpGeneric { interface } => {
+                write!(f, "XDP (generic mode) on {interface}")
+            }
+            Attachment::TcxEgress { interface } => write!(f, "tcx egress on {interface}"),
+        }
+    }
+}
+
+/// The maps userspace reads, taken out of the [`Ebpf`] so tasks can own them.
+pub struct Maps {
+    pub ring: RingBuf<MapData>,
+    pub stats: PerCpuArray<MapData, CaptureStats>,
+    pub connections: HashMap<MapData, ConnKey, ConnStats>,
+}
+
+/// Validates `config` and turns it into the kernel's [`Config`].
+pub fn kernel_config(config: &CaptureConfig) -> Result<Config, CaptureError> {
+    if config.ports.is_empty() {
+        return Err(CaptureError::NoPorts);
+    }
+    if config.ports.len() > MAX_PORTS {
+        return Err(CaptureError::TooManyPorts(config.ports.len()));
+    }
+    let page = page_size();
+    if !config.ring_bytes.is_power_of_two() || config.ring_bytes < page {
+        return Err(CaptureError::RingSize(config.ring_bytes));
+    }
+    if config.max_connections == 0 {
+        return Err(CaptureError::MaxConnections);
+    }
+    let mut kernel = Config::EMPTY;
+    for (slot, port) in kernel.ports.iter_mut().zip(&config.ports) {
+        *slot = *port;
+    }
+    kernel.port_count = config.ports.len() as u32;
+    Ok(kernel)
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(size).unwrap_or(4096)
+}
+
+/// Loads the object with `config` written into it and loads (verifies) both capture programs.
+/// Nothing is attached yet.
+pub fn load(config: &CaptureConfig) -> Result<Ebpf, CaptureError> {
+    if OBJECT.is_empty() {
+        return Err(CaptureError::EmptyObject);
+    }
+    let kernel = kernel_config(config)?;
+    let mut ebpf = EbpfLoader::new()
+        .override_global(CONFIG_SYMBOL, &kernel, true)
+        .map_max_entries(RING_MAP, config.ring_bytes)
+        .map_max_entries(CONNECTIONS_MAP, config.max_connections)
+        .load(OBJECT)
+        .map_err(|e| CaptureError::Load(Box::new(e)))?;
+    xdp(&mut ebpf, XDP_PROGRAM)?
+        .load()
+        .map_err(|source| CaptureError::Verify {
+            program: XDP_PROGRAM,
+            source,
+        })?;
+    tc(&mut ebpf)?
+        .load()
+        .map_err(|source| CaptureError::Verify {
+            program: TC_PROGRAM,
+            source,
+        })?;
+    Ok(ebpf)
+}
+
+/// The XDP program `name` of a loaded object.
+pub fn xdp<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, CaptureError> {
+    ebpf.program_mut(name)
+        .ok_or(CaptureError::Missing(name))?
+        .try_into()
+        .map_err(|source| CaptureError::Verify {
+            program: name,
+            source,
+        })
+}
+
+/// The TC program of a loaded object.
+pub fn tc(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, CaptureError> {
+    ebpf.program_mut(TC_PROGRAM)
+        .ok_or(CaptureError::Missing(TC_PROGRAM))?
+        .try_into()
+        .map_err(|source| CaptureError::Verify {
+            program: TC_PROGRAM,
+            source,
+        })
+}
+
+/// Takes the maps userspace reads out of `ebpf`.
+pub fn take_maps(ebpf: &mut Ebpf) -> Result<Maps, CaptureError> {
+    let mut take = |name: &'static str| ebpf.take_map(name).ok_or(CaptureError::Missing(name));
+    let ring = take(RING_MAP)?;
+    let stats = take(STATS_MAP)?;
+    let connections = take(CONNECTIONS_MAP)?;
+    Ok(Maps {
+        ring: RingBuf::try_from(ring).map_err(CaptureError::Map)?,
+        stats: PerCpuArray::try_from(stats).map_err(CaptureError::Map)?,
+        connections: HashMap::try_from(connections).map_err(CaptureError::Map)?,
+    })
+}
+
+/// `interface` as the C string the attach calls take.
+pub fn interface_name(interface: &str) -> Result<std::ffi::CString, CaptureError> {
+    std::ffi::CString::new(interface).map_err(|_| CaptureError::NoInterface(interface.to_owned()))
+}
+
+/// Whether `interface` is a loopback device (`IFF_LOOPBACK` in its sysfs flags).
+pub fn is_loopback(interface: &str) -> Result<bool, CaptureError> {
+    if interface.is_empty()
+        || interface.contains(['/', '\0'])
+        || interface == "."
+        || interface == ".."
+    {
+        return Err(CaptureError::NoInterface(interface.to_owned()));
+    }
+    let path = format!("/sys/class/net/{interface}/flags");
+    let flags = std::fs::read_to_string(&path)
+        .map_err(|_| CaptureError::NoInterface(interface.to_owned()))?;
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16)
+        .map_err(|_| CaptureError::NoInterface(interface.to_owned()))?;
+    Ok(flags & libc::IFF_LOOPBACK as u32 != 0)
+}

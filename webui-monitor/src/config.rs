@@ -123,29 +123,33 @@ pub enum XdpMode {
 
 /// `[reassembly]`: caps of TCP reassembly.
 ///
-/// TODO(lead): placeholder until `reassembly::ReassemblyLimits` lands on main — replace this
-/// type by a re-export of it and update the `[reassembly]` section of `deploy/config.toml`.
+/// TODO(lead): mirror of `reassembly::ReassemblyLimits` on the `stream` branch (same fields and
+/// defaults) until it lands on main — then delete this and `pub use
+/// crate::reassembly::ReassemblyLimits;` instead.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReassemblyLimits {
-    /// Connections tracked at once; the least recently used is evicted beyond it.
     pub max_connections: usize,
-    /// Out-of-order bytes buffered per connection and direction.
     pub max_buffered_bytes_per_connection: usize,
-    /// Out-of-order bytes buffered over all connections.
-    pub max_buffered_bytes: usize,
-    /// A connection without traffic for this long is closed.
-    #[serde(with = "duration")]
-    pub idle_timeout: Duration,
+    pub max_buffered_bytes_total: usize,
+    pub max_buffered_pieces_per_connection: usize,
+    pub hole_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub closed_linger_ms: u64,
+    pub max_closed_connections: usize,
 }
 
 impl Default for ReassemblyLimits {
     fn default() -> Self {
         Self {
             max_connections: 65_536,
-            max_buffered_bytes_per_connection: 1 << 20,
-            max_buffered_bytes: 256 << 20,
-            idle_timeout: Duration::from_secs(300),
+            max_buffered_bytes_per_connection: 4 << 20,
+            max_buffered_bytes_total: 256 << 20,
+            max_buffered_pieces_per_connection: 4096,
+            hole_timeout_ms: 10_000,
+            idle_timeout_ms: 300_000,
+            closed_linger_ms: 60_000,
+            max_closed_connections: 65_536,
         }
     }
 }

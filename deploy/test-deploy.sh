@@ -68,6 +68,10 @@ for path in sys.argv[1:]:
     assert docs, f"{path}: empty"
 PY
 
+"$here/kubernetes/gen-prometheusrule.sh" "$tmp/prometheusrule.yaml"
+check "PrometheusRule matches alerts.yml (else run kubernetes/gen-prometheusrule.sh)" \
+    diff -u "$here/kubernetes/prometheusrule.yaml" "$tmp/prometheusrule.yaml"
+
 check "systemd unit" "$here/systemd/test-unit.sh"
 
 echo "$passed passed, $failed failed"

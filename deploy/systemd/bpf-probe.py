@@ -119,7 +119,7 @@ def main() -> int:
 
     blob = ctypes.create_string_buffer(btf_blob(), len(btf_blob()))
     step("btf_load", lambda: bpf(BPF_BTF_LOAD, struct.pack("<QQIII", ctypes.addressof(blob), 0, len(blob), 0, 0)))
-    step("map_create_ringbuf", lambda: bpf(BPF_MAP_CREATE, struct.pack("<IIIII", MAP_RINGBUF, 0, 0, 1 << 20, 0)))
+    step("map_create_ringbuf", lambda: bpf(BPF_MAP_CREATE, struct.pack("<IIIII", MAP_RINGBUF, 0, 0, 16 << 20, 0)))
     step("map_create_lru_hash", lambda: bpf(BPF_MAP_CREATE, struct.pack("<IIIII", MAP_LRU_HASH, 40, 64, 65536, 0)))
     ring = fds.get("map_create_ringbuf")
     if ring is None:

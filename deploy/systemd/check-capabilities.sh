@@ -9,7 +9,8 @@
 #
 # e.g.: check-capabilities.sh -- ./target/release/webui-monitor check --interface IFACE
 #
-# Needs root, iproute2 and setpriv (util-linux). Exits non-zero if the documented set
+# RLIMIT_MEMLOCK is lowered to 64 KiB for every run: no CAP_SYS_RESOURCE / LimitMEMLOCK= needed.
+# Needs root, iproute2, setpriv and prlimit (util-linux). Exits non-zero if the documented set
 # (the unit's AmbientCapabilities) fails or if any smaller set is also enough (then the unit
 # grants too much).
 set -euo pipefail
@@ -41,7 +42,9 @@ ip -n "$ns" link set lo up
 run_with() {
     local caps=$1 spec="-all"
     [[ -n $caps ]] && spec="-all,$(sed 's/\([a-z_]*\)/+\1/g' <<<"$caps")"
-    ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    # RLIMIT_MEMLOCK at 64 KiB: BPF memory must be charged to the memory cgroup (Linux >= 5.11),
+    # so the 16 MiB ring buffer must still be created.
+    prlimit --memlock=65536:65536 -- ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups \
         --inh-caps="$spec" --ambient-caps="$spec" --bounding-set="$spec" \
         --no-new-privs -- "${cmd[@]}"
 }

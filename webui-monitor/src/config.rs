@@ -276,6 +276,26 @@ pub struct ConfigArgs {
     pub set: Vec<String>,
 }
 
+/// `webui-monitor config …`: wire as `Config { #[command(subcommand)] command: ConfigCommand }`
+/// and call [`ConfigCommand::run`].
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration (file, environment, flags, secret) and print it, secret masked
+    Check(ConfigArgs),
+}
+
+impl ConfigCommand {
+    /// Prints the outcome on stdout; errors (with their fix) are returned for `main` to print.
+    pub fn run(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Check(args) => {
+                print!("{}", check_args(args)?);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Everything that can go wrong while building the configuration. Each message names the
 /// offending source and says how to fix it.
 #[derive(Debug, thiserror::Error)]

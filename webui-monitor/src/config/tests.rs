@@ -464,3 +464,43 @@ fn env_candidates_read_toml_then_list_then_string() {
         Some(&toml::Value::String("x".into()))
     );
 }
+
+#[test]
+fn config_command_parses_like_the_cli_will() {
+    use clap::{Parser, Subcommand};
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+    #[derive(Subcommand)]
+    enum Command {
+        Config {
+            #[command(subcommand)]
+            command: ConfigCommand,
+        },
+    }
+    let cli = Cli::try_parse_from([
+        "webui-monitor",
+        "config",
+        "check",
+        "--config",
+        "/tmp/x.toml",
+        "--port",
+        "8080",
+        "--port",
+        "3000",
+        "--log-format",
+        "json",
+        "--set",
+        "http.max_headers=64",
+    ])
+    .unwrap();
+    let Command::Config {
+        command: ConfigCommand::Check(args),
+    } = cli.command;
+    assert_eq!(args.config.as_deref(), Some(Path::new("/tmp/x.toml")));
+    assert_eq!(args.ports, [8080, 3000]);
+    assert_eq!(args.log_format, Some(LogFormat::Json));
+    assert_eq!(args.set, ["http.max_headers=64"]);
+}

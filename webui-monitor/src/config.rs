@@ -608,9 +608,15 @@ impl Config {
 
 /// Reads the configuration the way the daemon does: file, process environment, `args`.
 pub fn load(args: &ConfigArgs) -> Result<Loaded, ConfigError> {
+    // Variables that are not UTF-8 cannot be configuration; they are not ours.
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
+    load_with_env(args, &env)
+}
+
+/// [`load`] with an explicit environment (the file is still read from disk).
+pub fn load_with_env(args: &ConfigArgs, env: &[(String, String)]) -> Result<Loaded, ConfigError> {
     let env_path = env
         .iter()
         .find(|(k, _)| k == CONFIG_PATH_ENV)
@@ -626,7 +632,7 @@ pub fn load(args: &ConfigArgs) -> Result<Loaded, ConfigError> {
         Err(source) => return Err(ConfigError::Read { path, source }),
     };
     let file = text.as_deref().map(|text| FileSource { path: &path, text });
-    let (config, overrides) = Config::resolve(file, &env, args)?;
+    let (config, overrides) = Config::resolve(file, env, args)?;
     Ok(Loaded {
         config,
         file: text.map(|_| path),

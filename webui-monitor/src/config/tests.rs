@@ -504,3 +504,32 @@ fn config_command_parses_like_the_cli_will() {
     assert_eq!(args.log_format, Some(LogFormat::Json));
     assert_eq!(args.set, ["http.max_headers=64"]);
 }
+
+#[test]
+fn config_file_is_chosen_by_flag_then_environment() {
+    let from_env = scratch("from-env.toml", b"[capture]\nports = [1111]\n");
+    let from_flag = scratch("from-flag.toml", b"[capture]\nports = [2222]\n");
+    let vars = env(&[(CONFIG_PATH_ENV, &from_env.display().to_string())]);
+    let loaded = load_with_env(&ConfigArgs::default(), &vars).unwrap();
+    assert_eq!(loaded.config.capture.ports, [1111]);
+    assert_eq!(loaded.file.as_deref(), Some(from_env.as_path()));
+    let args = ConfigArgs {
+        config: Some(from_flag.clone()),
+        ..ConfigArgs::default()
+    };
+    assert_eq!(
+        load_with_env(&args, &vars).unwrap().config.capture.ports,
+        [2222]
+    );
+    // A file named explicitly must exist, even through the environment.
+    let missing = env(&[(CONFIG_PATH_ENV, "/nonexistent/config.toml")]);
+    let e = load_with_env(&ConfigArgs::default(), &missing)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot read config file /nonexistent/config.toml"),
+        "{e}"
+    );
+    let _ = std::fs::remove_file(from_env);
+    let _ = std::fs::remove_file(from_flag);
+}

@@ -533,3 +533,28 @@ fn config_file_is_chosen_by_flag_then_environment() {
     let _ = std::fs::remove_file(from_env);
     let _ = std::fs::remove_file(from_flag);
 }
+
+#[test]
+fn json_log_lines_escape_everything_json_requires() {
+    let line = json_log_line(
+        "2026-11-27T09:00:00.123Z",
+        log::Level::Warn,
+        "webui_monitor::capture",
+        "ring \"full\"\\ on\teth0\nnext\u{1}",
+    );
+    assert_eq!(
+        line,
+        r#"{"ts":"2026-11-27T09:00:00.123Z","level":"warn","target":"webui_monitor::capture","msg":"ring \"full\"\\ on\teth0\nnext\u0001"}"#
+    );
+}
+
+#[test]
+fn logger_follows_the_configured_level() {
+    let logger = LogConfig {
+        format: LogFormat::Json,
+        level: LogLevel::Warn,
+    }
+    .logger()
+    .build();
+    assert_eq!(logger.filter(), log::LevelFilter::Warn);
+}

@@ -2,7 +2,8 @@
 # Static checks of everything under deploy/ (no daemon needed):
 #   - alert rules: promtool check rules + promtool test rules;
 #   - example Prometheus config: promtool check config;
-#   - every dashboard/rule expression (extract-queries.py) parses as PromQL (promtool);
+#   - every dashboard/rule expression (extract-queries.py) parses as PromQL (promtool), and
+#     returns data from a real Prometheus scraping fake-exporter.py (check-queries.py);
 #   - the dashboard is valid JSON with unique panel ids and the expected variables;
 #   - the systemd unit: systemd-analyze verify + security in the "OK" band (systemd/test-unit.sh);
 #   - Kubernetes manifests and provisioning files are valid YAML.
@@ -42,6 +43,9 @@ check "promtool check config" promtool check config "$here/prometheus/prometheus
     done < <("$here/extract-queries.py" --kind dashboard --kind record --kind alert)
 } >"$tmp/extracted.yml"
 check "extracted expressions parse" promtool check rules "$tmp/extracted.yml"
+
+check "every expression returns data from a real Prometheus (fake exporter)" \
+    "$here/check-queries.py" --self-test --scrape-seconds 10
 
 check "dashboard JSON" python3 - "$here/grafana/webui-monitor.json" <<'PY'
 import json, sys

@@ -558,3 +558,32 @@ fn logger_follows_the_configured_level() {
     .build();
     assert_eq!(logger.filter(), log::LevelFilter::Warn);
 }
+
+/// Every key the code knows (as far as it serializes) is documented in deploy/config.toml.
+#[test]
+fn shipped_config_lists_every_key() {
+    let defaults = toml::Table::try_from(Config::default()).unwrap();
+    let mut section = "";
+    let mut documented = std::collections::BTreeSet::new();
+    for line in SHIPPED.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name;
+        } else if let Some((key, _)) = line.trim_start_matches(['#', ' ']).split_once(" = ") {
+            documented.insert(format!("{section}.{key}"));
+        }
+    }
+    for (name, table) in &defaults {
+        for key in table.as_table().expect("sections are tables").keys() {
+            assert!(
+                documented.contains(&format!("{name}.{key}")),
+                "{name}.{key} is not in deploy/config.toml"
+            );
+        }
+    }
+    for key in ["openwebui.webui_secret_file", "openwebui.db"] {
+        assert!(
+            documented.contains(key),
+            "{key} is not in deploy/config.toml"
+        );
+    }
+}

@@ -15,6 +15,7 @@
 //! out. The async shell ([`capture`], [`server`]) owns file descriptors, timers and sockets.
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod http;
 pub mod json;
 pub mod metrics;

@@ -3,3 +3,4 @@
 //! it fails.
 pub mod frame;
 pub mod net;
+pub mod stack;

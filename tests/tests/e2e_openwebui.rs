@@ -1,0 +1,308 @@
+//! End to end, shaped like production (see `webui_monitor_tests::stack`): curl and a web-UI
+//! client → nginx terminating TLS → an Open WebUI-shaped server, with webui-monitor on the
+//! nginx → server hop. The test sends known traffic — scripts with a JWT, with an API key, a
+//! cookie-only request, forged, expired and unknown credentials, and a web-UI chat whose answer
+//! travels over a permessage-deflate socket.io WebSocket — then asserts the exact per-user,
+//! per-auth and per-client numbers on /metrics, evaluates every dashboard and alert expression
+//! through a real Prometheus, and greps everything the monitor wrote for the secrets it saw.
+use std::time::Duration;
+
+use base64::Engine as _;
+use hmac::Mac as _;
+use webui_monitor_tests::stack::{
+    ADMIN, ADMIN_PASSWORD, ALICE, ALICE_API_KEY, ALICE_PASSWORD, APP_ADDR, METRICS_PORT, SECRET,
+    Stack, repo_root, sample, wait_for,
+};
+
+/// Prompts are unique marker strings: none may appear in anything the monitor writes.
+const PROMPT_JWT: &str = "zebra-jwt prompt about quarterly numbers";
+const PROMPT_SSE: &str = "okapi-sse prompt streamed please";
+const PROMPT_KEY: &str = "narwhal-apikey prompt";
+const PROMPT_WEB_1: &str = "quokka-webui first browser message";
+const PROMPT_WEB_2: &str = "axolotl-webui second message what is 2+2";
+
+fn words(text: &str) -> f64 {
+    text.split_whitespace().count() as f64
+}
+
+/// Completion tokens of the shaped server's answer: `Shaped reply from MODEL. You said: "…".
+/// Deterministic.` is the prompt's words plus 7.
+fn reply_words(prompt: &str) -> f64 {
+    words(prompt) + 7.0
+}
+
+/// A JWT like Open WebUI's, signed with `key`.
+fn jwt(key: &str, user: &str, iat: u64, exp: u64) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = format!(
+        r#"{{"id":"{user}","typ":"session","auth_method":"password","exp":{exp},"jti":"e2e","iat":{iat}}}"#
+    );
+    let signing_input = format!("{header}.{}", b64.encode(claims));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("any key");
+    mac.update(signing_input.as_bytes());
+    format!(
+        "{signing_input}.{}",
+        b64.encode(mac.finalize().into_bytes())
+    )
+}
+
+fn signin(stack: &Stack, email: &str, password: &str) -> anyhow::Result<String> {
+    let body = format!(r#"{{"email":"{email}","password":"{password}"}}"#);
+    let (status, text) = stack.curl("POST", "/api/v1/auths/signin", &[], Some(&body))?;
+    anyhow::ensure!(status == 200, "signin answered {status}");
+    let value: serde_json::Value = serde_json::from_str(&text)?;
+    Ok(value["token"].as_str().unwrap_or_default().to_owned())
+}
+
+fn completion(stack: &Stack, auth: &str, prompt: &str, stream: bool) -> anyhow::Result<u16> {
+    let body = format!(
+        r#"{{"model":"mock-gpt","stream":{stream},"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
+    );
+    Ok(stack
+        .curl("POST", "/api/chat/completions", &[auth], Some(&body))?
+        .0)
+}
+
+#[test]
+fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
+    let stack = Stack::start("ow", &[])?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+
+    // Anonymous: the config before login, two sign-ins.
+    assert_eq!(stack.curl("GET", "/api/config", &[], None)?.0, 200);
+    let alice = signin(&stack, "alice@example.com", ALICE_PASSWORD)?;
+    let admin = signin(&stack, "admin@example.com", ADMIN_PASSWORD)?;
+
+    // Alice's scripts: her session JWT (JSON and SSE) and her API key.
+    let bearer_alice = format!("Authorization: Bearer {alice}");
+    assert_eq!(completion(&stack, &bearer_alice, PROMPT_JWT, false)?, 200);
+    assert_eq!(completion(&stack, &bearer_alice, PROMPT_SSE, true)?, 200);
+    let bearer_key = format!("Authorization: Bearer {ALICE_API_KEY}");
+    assert_eq!(completion(&stack, &bearer_key, PROMPT_KEY, false)?, 200);
+
+    // The admin with the cookie alone.
+    let cookie_admin = format!("Cookie: token={admin}");
+    assert_eq!(
+        stack.curl("GET", "/api/models", &[&cookie_admin], None)?.0,
+        200
+    );
+
+    // Credentials that must never be attributed to the id they claim.
+    let forged = jwt("not-the-secret", ADMIN, now, now + 3600);
+    let expired = jwt(SECRET, ADMIN, now - 7200, now - 3600);
+    for token in [&forged, &expired] {
+        let header = format!("Authorization: Bearer {token}");
+        assert_eq!(completion(&stack, &header, PROMPT_JWT, false)?, 401);
+    }
+    let unknown_key = "Authorization: Bearer sk-00000000000000000000000000000000";
+    assert_eq!(completion(&stack, unknown_key, PROMPT_KEY, false)?, 401);
+
+    // Alice in the web UI: socket.io with permessage-deflate, two messages.
+    let answers = stack.webui_chat(&alice, &[PROMPT_WEB_1, PROMPT_WEB_2])?;
+    let answers: serde_json::Value = serde_json::from_str(&answers)?;
+    assert_eq!(answers["answers"].as_array().map(Vec::len), Some(2));
+
+    // Every completion counted (the web UI's once their answers are done on the socket).
+    let completions = |m: &str| {
+        m.lines()
+            .filter(|l| l.starts_with("openwebui_chat_completions_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    wait_for(
+        "the monitor to count 8 completions",
+        Duration::from_secs(30),
+        || stack.metrics().is_ok_and(|m| completions(&m) == 8.0),
+    )
+    .map_err(|e| e.context(format!("metrics:\n{}", stack.metrics().unwrap_or_default())))?;
+    let m = stack.metrics()?;
+    let get = |name: &str, labels: &[(&str, &str)]| sample(&m, name, labels);
+
+    // Who, how, which client.
+    let requests = "openwebui_user_requests_total";
+    assert_eq!(
+        get(
+            requests,
+            &[("user", ALICE), ("auth", "jwt"), ("client", "api")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        get(
+            requests,
+            &[("user", ALICE), ("auth", "api_key"), ("client", "api")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        get(
+            requests,
+            &[("user", ALICE), ("auth", "jwt"), ("client", "webui")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        get(
+            requests,
+            &[("user", ADMIN), ("auth", "cookie"), ("client", "api")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        get(
+            requests,
+            &[("user", "invalid"), ("auth", "jwt"), ("client", "api")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        get(
+            requests,
+            &[
+                ("user", "unknown_api_key"),
+                ("auth", "api_key"),
+                ("client", "api")
+            ]
+        ),
+        Some(1.0)
+    );
+    // GET /api/config, two sign-ins, the WebSocket upgrade (which carries no credential).
+    assert_eq!(
+        get(
+            requests,
+            &[("user", "anonymous"), ("auth", "none"), ("client", "api")]
+        ),
+        Some(4.0)
+    );
+
+    let auth = "openwebui_auth_total";
+    assert_eq!(get(auth, &[("result", "verified")]), Some(6.0));
+    assert_eq!(get(auth, &[("result", "bad_signature")]), Some(1.0));
+    assert_eq!(get(auth, &[("result", "expired")]), Some(1.0));
+    assert_eq!(get(auth, &[("result", "unknown_api_key")]), Some(1.0));
+    assert_eq!(get(auth, &[("result", "anonymous")]), Some(4.0));
+
+    // Completions per user, model, auth, client, stream and outcome.
+    let chat = "openwebui_chat_completions_total";
+    let labels = |user, auth, client, stream, class| {
+        [
+            ("user", user),
+            ("model", "mock-gpt"),
+            ("auth", auth),
+            ("client", client),
+            ("stream", stream),
+            ("status_class", class),
+        ]
+    };
+    assert_eq!(
+        get(chat, &labels(ALICE, "jwt", "api", "false", "2xx")),
+        Some(1.0)
+    );
+    assert_eq!(
+        get(chat, &labels(ALICE, "jwt", "api", "true", "2xx")),
+        Some(1.0)
+    );
+    assert_eq!(
+        get(chat, &labels(ALICE, "api_key", "api", "false", "2xx")),
+        Some(1.0)
+    );
+    assert_eq!(
+        get(chat, &labels(ALICE, "jwt", "webui", "true", "2xx")),
+        Some(2.0)
+    );
+    assert_eq!(
+        get(chat, &labels("invalid", "jwt", "api", "false", "4xx")),
+        Some(2.0)
+    );
+    assert_eq!(
+        get(
+            chat,
+            &labels("unknown_api_key", "api_key", "api", "false", "4xx")
+        ),
+        Some(1.0)
+    );
+
+    // Tokens: scripts over HTTP, the web UI over the WebSocket.
+    let tokens = "openwebui_llm_tokens_total";
+    let token_labels = |direction, source| {
+        [
+            ("user", ALICE),
+            ("model", "mock-gpt"),
+            ("direction", direction),
+            ("source", source),
+        ]
+    };
+    let scripted = [PROMPT_JWT, PROMPT_SSE, PROMPT_KEY];
+    let web = [PROMPT_WEB_1, PROMPT_WEB_2];
+    assert_eq!(
+        get(tokens, &token_labels("input", "http")),
+        Some(scripted.iter().map(|p| words(p)).sum())
+    );
+    assert_eq!(
+        get(tokens, &token_labels("output", "http")),
+        Some(scripted.iter().map(|p| reply_words(p)).sum())
+    );
+    assert_eq!(
+        get(tokens, &token_labels("input", "websocket")),
+        Some(web.iter().map(|p| words(p)).sum())
+    );
+    assert_eq!(
+        get(tokens, &token_labels("output", "websocket")),
+        Some(web.iter().map(|p| reply_words(p)).sum())
+    );
+    // Nothing was lost on the way.
+    for line in m
+        .lines()
+        .filter(|l| l.starts_with("webui_monitor_capture_lost_total{"))
+    {
+        assert!(line.ends_with(" 0"), "capture loss: {line}");
+    }
+
+    // Every dashboard and alert expression returns data from a real Prometheus scraping the
+    // monitor (user info is opt-in and off here).
+    let check = repo_root().join("deploy/check-queries.py");
+    let target = format!("{APP_ADDR}:{METRICS_PORT}");
+    let report = stack.proxy.run(
+        "python3",
+        &[
+            check.to_str().unwrap_or_default(),
+            "--target",
+            &target,
+            "--allow-empty",
+            "User directory",
+        ],
+    );
+    let report = report.map_err(|e| e.context("dashboard/alert expressions against Prometheus"))?;
+    assert!(report.contains(" 0 failed"), "{report}");
+
+    // Privacy: nothing the monitor wrote contains a secret it saw.
+    let outputs = [
+        ("metrics", stack.metrics()?),
+        ("monitor output", stack.monitor.output()),
+    ];
+    let secrets = [
+        ("WEBUI_SECRET_KEY", SECRET),
+        ("Alice's password", ALICE_PASSWORD),
+        ("the admin's password", ADMIN_PASSWORD),
+        ("Alice's API key", ALICE_API_KEY),
+        ("Alice's JWT", alice.as_str()),
+        ("the admin's JWT", admin.as_str()),
+        ("a forged JWT", forged.as_str()),
+        ("JWT signature", alice.rsplit('.').next().unwrap_or("-")),
+        ("a prompt", "zebra-jwt"),
+        ("a prompt", "okapi-sse"),
+        ("a prompt", "narwhal-apikey"),
+        ("a web-UI prompt", "quokka-webui"),
+        ("a web-UI prompt", "axolotl-webui"),
+        ("an answer", "Shaped reply"),
+    ];
+    for (what, text) in &outputs {
+        for (secret_name, secret) in secrets {
+            assert!(!text.contains(secret), "{what} contains {secret_name}");
+        }
+    }
+    Ok(())
+}

@@ -69,9 +69,21 @@ fuzz_target!(|data: &[u8]| {
         rest = after;
         ts += 1;
         if control & 2 != 0 {
-            conn.on_gap(direction, len as u64, Timestamp::from_nanos(ts), &mut shared, &mut out);
+            conn.on_gap(
+                direction,
+                len as u64,
+                Timestamp::from_nanos(ts),
+                &mut shared,
+                &mut out,
+            );
         } else {
-            conn.on_data(direction, chunk, Timestamp::from_nanos(ts), &mut shared, &mut out);
+            conn.on_data(
+                direction,
+                chunk,
+                Timestamp::from_nanos(ts),
+                &mut shared,
+                &mut out,
+            );
         }
         // Events are bounded by the input: at most a handful per byte.
         assert!(out.len() <= 4 * data.len() + 2);

@@ -1,7 +1,21 @@
 //! Fuzzes the WebSocket decoder of an upgraded connection: frame parser, fragmentation,
 //! permessage-deflate inflater, Engine.IO/Socket.IO and Open WebUI event parsing.
 //!
-//! Run: `AYA_BUILD_SKIP=1 cargo +nightly fuzz run websocket` (from the repository root).
+//! Run: `AYA_BUILD_SKIP=1 cargo +nightly fuzz run websocket` (from the repository root). If the
+//! installed nightly is older than the pinned toolchain (aya needs 1.98), build with the pinned
+//! stable compiler instead; the coverage flags are stable `-C` options:
+//!
+//! ```text
+//! cd fuzz && AYA_BUILD_SKIP=1 RUSTFLAGS="-Cpasses=sancov-module \
+//!   -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+//!   -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares \
+//!   --cfg fuzzing -Cdebug-assertions -Coverflow-checks" \
+//!   cargo build --release --target x86_64-unknown-linux-gnu --bin websocket
+//! ./target/x86_64-unknown-linux-gnu/release/websocket -rss_limit_mb=512 corpus/websocket
+//! ```
+//!
+//! Seeds: the WebSocket streams of `fixtures/openwebui/browser.pcap` in the layout below
+//! (byte 0 = 1, then records of up to 63 bytes).
 //!
 //! Input layout: byte 0 selects the negotiated extension; then records of one control byte
 //! (bit 0: direction, bit 1: a gap instead of data, bits 2..7: length) followed by that many
@@ -55,9 +69,21 @@ fuzz_target!(|data: &[u8]| {
         rest = after;
         ts += 1;
         if control & 2 != 0 {
-            conn.on_gap(direction, len as u64, Timestamp::from_nanos(ts), &mut shared, &mut out);
+            conn.on_gap(
+                direction,
+                len as u64,
+                Timestamp::from_nanos(ts),
+                &mut shared,
+                &mut out,
+            );
         } else {
-            conn.on_data(direction, chunk, Timestamp::from_nanos(ts), &mut shared, &mut out);
+            conn.on_data(
+                direction,
+                chunk,
+                Timestamp::from_nanos(ts),
+                &mut shared,
+                &mut out,
+            );
         }
         // Events are bounded by the input: at most a handful per byte.
         assert!(out.len() <= 4 * data.len() + 2);

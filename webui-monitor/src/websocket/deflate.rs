@@ -10,7 +10,7 @@
 //! first compressed message.
 use flate2::{Decompress, FlushDecompress, Status};
 
-use crate::segment::Direction;
+use crate::{segment::Direction, websocket::message::reserve_within};
 
 /// The four bytes RFC 7692 §7.2.2 strips from the end of every compressed message (the empty
 /// stored block of a sync flush); the receiver appends them before inflating the message's end.
@@ -226,6 +226,7 @@ impl Inflater {
                 .map_or(scratch.len(), |p| p.min(scratch.len()));
             input = &input[consumed..];
             let room = keep.saturating_sub(out.len()).min(produced);
+            reserve_within(out, room, keep);
             out.extend_from_slice(&scratch[..room]);
             result.produced += produced as u64;
             result.dropped += (produced - room) as u64;

@@ -8,7 +8,10 @@ use crate::{
     websocket::{
         connection::{WebSocketCounters, WebSocketLimits},
         deflate::{DeflateError, DirectionParams, Inflated, Inflater},
-        frame::{FrameDecoder, FrameError, FrameHeader, FrameItem, Opcode, PayloadChunk},
+        frame::{
+            FrameDecoder, FrameError, FrameHeader, FrameItem, MAX_CONTROL_PAYLOAD, Opcode,
+            PayloadChunk,
+        },
     },
 };
 
@@ -311,6 +314,7 @@ impl DirectionDecoder {
         };
         if header.opcode.is_control() {
             // At most 125 bytes: checked by the frame parser.
+            reserve_within(&mut self.control, chunk.len(), MAX_CONTROL_PAYLOAD as usize);
             chunk.unmask_into(&mut self.control);
             return Ok(());
         }
@@ -327,6 +331,7 @@ impl DirectionDecoder {
                 let (piece, tail) = rest.split_at(UNMASK_PIECE);
                 rest = tail;
                 self.scratch.clear();
+                reserve_within(&mut self.scratch, piece.len(), UNMASK_PIECE);
                 piece.unmask_into(&mut self.scratch);
                 let inflated = inflater
                     .inflate(
@@ -341,6 +346,7 @@ impl DirectionDecoder {
         } else {
             let room = keep.saturating_sub(self.buf.len());
             let (kept, dropped) = chunk.split_at(room);
+            reserve_within(&mut self.buf, kept.len(), keep);
             kept.unmask_into(&mut self.buf);
             if !dropped.is_empty() {
                 message.intact = false;
@@ -403,6 +409,19 @@ impl DirectionDecoder {
     }
 }
 
+/// Makes room for `additional` bytes in a buffer that never holds more than `cap`: amortised
+/// doubling like `Vec`'s, but the capacity never overshoots the cap.
+pub(crate) fn reserve_within(buf: &mut Vec<u8>, additional: usize, cap: usize) {
+    let needed = buf.len().saturating_add(additional);
+    if needed <= buf.capacity() {
+        return;
+    }
+    let target = needed
+        .max(buf.capacity().saturating_mul(2))
+        .min(cap.max(needed));
+    buf.reserve_exact(target - buf.len());
+}
+
 fn note_dropped(message: &mut PartialMessage, inflated: Inflated) {
     if inflated.dropped > 0 {
         message.intact = false;
@@ -414,5 +433,22 @@ fn count_deflate_error(error: &DeflateError, counters: &mut WebSocketCounters) {
     match error {
         DeflateError::InflatedTooLarge(_) => counters.inflated_too_large += 1,
         _ => counters.inflate_errors += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_within_never_overshoots_the_cap() {
+        let mut buf = Vec::new();
+        for _ in 0..100 {
+            let room = 1000usize.saturating_sub(buf.len()).min(100);
+            reserve_within(&mut buf, room, 1000);
+            buf.extend(std::iter::repeat_n(0u8, room));
+            assert!(buf.capacity() <= 1000, "{}", buf.capacity());
+        }
+        assert_eq!(buf.len(), 1000);
     }
 }

@@ -953,3 +953,18 @@ fn browser_capture_socketio_event_counts() {
         assert_eq!(counts, want, "{key}");
     }
 }
+
+#[test]
+fn limits_deserialize_with_defaults() {
+    let limits: WebSocketLimits =
+        serde_json::from_str("{\"max_message_bytes\": 1024}").expect("limits");
+    assert_eq!(
+        limits,
+        WebSocketLimits {
+            max_message_bytes: 1024,
+            ..WebSocketLimits::default()
+        }
+    );
+    assert_eq!(WebSocketLimits::default().max_frame_bytes, 64 << 20);
+    assert!(serde_json::from_str::<WebSocketLimits>("{\"max_mesage_bytes\": 1}").is_err());
+}

@@ -3,3 +3,4 @@
 //! monitor itself.
 pub mod capture;
 pub mod stream;
+pub mod websocket;

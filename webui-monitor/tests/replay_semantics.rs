@@ -337,3 +337,40 @@ fn attribution_of_seen_users_allocates_nothing() {
         303.0
     );
 }
+
+#[test]
+#[ignore = "ad-hoc timing"]
+fn timing_probe() {
+    let registry = Registry::new();
+    let mut a = attributor(&registry);
+    let (jwt, _key) = alice_credentials();
+    let ts = Timestamp::from_secs(1_795_766_900);
+    let bearer_jwt = [b"Bearer ".as_slice(), &jwt].concat();
+    let ex = exchange("/api/v1/chats/", Some(&bearer_jwt), Some(&jwt), ts);
+    let t = std::time::Instant::now();
+    for _ in 0..100_000 {
+        a.on_exchange(&ex);
+    }
+    eprintln!("per exchange: {:?}", t.elapsed() / 100_000);
+    let t = std::time::Instant::now();
+    for _ in 0..100_000 {
+        std::hint::black_box(webui_monitor::openwebui::credential::extract(
+            &ex.request_headers,
+        ));
+    }
+    eprintln!("extract: {:?}", t.elapsed() / 100_000);
+    let mut v = webui_monitor::openwebui::jwt::JwtVerifier::new(
+        Some(&JwtSecret::new(SECRET)),
+        Default::default(),
+    );
+    let t = std::time::Instant::now();
+    for _ in 0..100_000 {
+        std::hint::black_box(v.check(&jwt, ts));
+    }
+    eprintln!("check: {:?}", t.elapsed() / 100_000);
+    let t = std::time::Instant::now();
+    for _ in 0..100_000 {
+        std::hint::black_box(webui_monitor::openwebui::route::route("/api/v1/chats/"));
+    }
+    eprintln!("route: {:?}", t.elapsed() / 100_000);
+}

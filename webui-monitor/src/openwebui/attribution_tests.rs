@@ -722,3 +722,32 @@ fn user_info_follows_database_reloads() {
             .is_empty()
     );
 }
+
+#[test]
+fn debug_output_holds_no_secret_or_personal_data() {
+    let config = SemanticsConfig {
+        export_user_info: true,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    f.a.set_directory(Some(directory()));
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    f.a.on_exchange(&cookie(
+        bearer(request("/api/models", 200, 0), &token),
+        &token,
+    ));
+    f.a.on_exchange(&bearer(request("/api/models", 200, 0), KEY));
+    open_socket(&mut f, &token);
+    let dbg = format!("{:?}", f.a);
+    for needle in [
+        KEY,
+        &token,
+        &token[token.rfind('.').unwrap()..],
+        std::str::from_utf8(SECRET).unwrap(),
+        "alice@example.com",
+        "Alice",
+    ] {
+        assert!(!dbg.contains(needle), "Debug leaks {needle:.12}…");
+    }
+    assert!(dbg.contains(ALICE), "ids (pseudonymous) are fine to show");
+}

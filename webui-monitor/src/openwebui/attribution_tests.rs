@@ -751,3 +751,28 @@ fn debug_output_holds_no_secret_or_personal_data() {
     }
     assert!(dbg.contains(ALICE), "ids (pseudonymous) are fine to show");
 }
+
+#[test]
+fn websocket_upgrade_with_origin_is_webui() {
+    let mut f = Fixture::with_secret();
+    let mut up = request("/ws/socket.io/", 101, 0);
+    up.upgraded = true;
+    up.request_headers.upgrade = Some("websocket".into());
+    up.request_headers.origin = Some("http://127.0.0.1:8080".into());
+    f.a.on_exchange(&up);
+    let s = f.samples();
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[("user", "anonymous"), ("client", "webui"), ("auth", "none")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_http_requests_total",
+            &[("route", "/ws/socket.io/"), ("status", "101")]
+        ),
+        1.0
+    );
+}

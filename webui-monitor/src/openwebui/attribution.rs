@@ -13,9 +13,10 @@
 //! **Client kind.** A chat completion is `webui` iff its JSON body has a non-null `session_id`
 //! (the socket.io session its answer will travel on), else `api`. Any other request is `webui`
 //! iff it carries a `Sec-Fetch-Site` or `Sec-Fetch-Mode` header, which every current browser
-//! sends and page scripts cannot remove (a WebSocket upgrade: an `Origin` header). Both are headers and bodies a script can forge: the
-//! verdict says "looks like the web UI", not "is a browser". Browser evidence is counted per
-//! signal in `openwebui_client_signals_total` so forgeries stand out as mismatches.
+//! sends and page scripts cannot remove (a WebSocket upgrade: an `Origin` header). Both are
+//! headers and bodies a script can forge: the verdict says "looks like the web UI", not "is a
+//! browser". Browser evidence is counted per signal in `openwebui_client_signals_total` so
+//! forgeries stand out as mismatches.
 use std::{collections::HashMap, sync::Arc};
 
 use prometheus::{Histogram, IntCounter};

@@ -253,6 +253,10 @@ struct RawClaims<'a> {
     nbf: Claim<'a>,
     #[serde(default, borrow)]
     aud: Claim<'a>,
+    #[serde(default, borrow)]
+    sub: Claim<'a>,
+    #[serde(default, borrow)]
+    jti: Claim<'a>,
 }
 
 /// A JSON object (serde would also accept an array for a struct).
@@ -470,6 +474,10 @@ impl JwtVerifier {
             signed,
             ints_ok,
             aud_truthy: raw.aud.0.is_some_and(|a| !is_falsy(a)),
+            // PyJWT ≥ 2.10 requires `sub` and `jti`, when present, to be strings.
+            sub_jti_ok: [raw.sub.0, raw.jti.0]
+                .iter()
+                .all(|c| c.is_none_or(|r| r.get().starts_with('"'))),
         }
     }
 }
@@ -490,13 +498,15 @@ enum Stage {
         ints_ok: bool,
         /// A truthy `aud` claim, which PyJWT rejects when no audience is expected.
         aud_truthy: bool,
+        /// `sub` and `jti` are strings where present.
+        sub_jti_ok: bool,
     },
 }
 
 impl Stage {
-    /// PyJWT's claim checks at `now`, in its order: iat, nbf, exp, then aud.
+    /// PyJWT's claim checks at `now`, in its order: iat, nbf, exp, aud, sub, jti.
     fn judge(self, now: Timestamp) -> Checked {
-        let (claims, signed, ints_ok, aud_truthy) = match self {
+        let (claims, signed, ints_ok, claims_ok) = match self {
             Stage::Final(verdict) => {
                 return Checked {
                     verdict,
@@ -508,7 +518,8 @@ impl Stage {
                 signed,
                 ints_ok,
                 aud_truthy,
-            } => (claims, signed, ints_ok, aud_truthy),
+                sub_jti_ok,
+            } => (claims, signed, ints_ok, !aud_truthy && sub_jti_ok),
         };
         // PyJWT compares integer claims with a float `now`; for integers, comparing with the
         // whole seconds is the same.
@@ -521,7 +532,7 @@ impl Stage {
             Verdict::NotYetValid
         } else if claims.exp.is_some_and(|t| t <= now) {
             Verdict::Expired
-        } else if aud_truthy {
+        } else if !claims_ok {
             Verdict::Malformed
         } else {
             Verdict::Verified
@@ -813,6 +824,18 @@ pub(crate) mod tests {
         assert_eq!(
             verdict(&mut v, &sign(HS256, r#"{"aud":"x"}"#, SECRET)),
             Verdict::Malformed
+        );
+        assert_eq!(
+            verdict(&mut v, &sign(HS256, r#"{"aud":""}"#, SECRET)),
+            Verdict::Verified
+        );
+        assert_eq!(
+            verdict(&mut v, &sign(HS256, r#"{"jti":7}"#, SECRET)),
+            Verdict::Malformed
+        );
+        assert_eq!(
+            verdict(&mut v, &sign(HS256, r#"{"sub":"u","jti":"j"}"#, SECRET)),
+            Verdict::Verified
         );
         // Decimal strings and floats pass PyJWT's int().
         let exp = NOW + 10;

@@ -192,6 +192,17 @@ impl Attributor {
         }
     }
 
+    /// Sizes of the bounded maps: (users, sockets, sessions, answers).
+    #[cfg(test)]
+    pub(crate) fn sizes(&self) -> (usize, usize, usize, usize) {
+        (
+            self.users.len(),
+            self.sockets.len(),
+            self.sessions.len(),
+            self.answers.len(),
+        )
+    }
+
     fn limit_hit(&self, limit: &str) {
         self.metrics.limit_hits.with_label_values(&[limit]).inc();
     }
@@ -570,9 +581,11 @@ impl Attributor {
         }
         let socket_ttl = self.config.user_ttl_secs.saturating_mul(1_000_000_000);
         let sessions = &mut self.sessions;
-        self.sockets.retain(|_, s| {
+        self.sockets.retain(|connection, s| {
             let keep = s.last_event.as_nanos().saturating_add(socket_ttl) > now.as_nanos();
-            if let (false, Some(sid)) = (keep, &s.sid) {
+            if let (false, Some(sid)) = (keep, &s.sid)
+                && sessions.get(sid) == Some(connection)
+            {
                 sessions.remove(sid);
             }
             keep

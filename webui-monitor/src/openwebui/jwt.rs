@@ -2,7 +2,9 @@
 //! algorithms=["HS256"])`), judged at the traffic's own time.
 //!
 //! Decoding reuses one scratch buffer owned by the [`JwtVerifier`] and borrows every claim from
-//! it (`serde_json` raw values), so verifying a token allocates nothing. The secret lives in a
+//! it (`serde_json` raw values); the time-independent outcome is cached per distinct token
+//! (bounded), so a token already seen costs one hash lookup and no allocation, and only its
+//! time claims are judged again, at each request's own time. The secret lives in a
 //! [`JwtSecret`] whose `Debug` is redacted; it comes from the environment or a file, never from
 //! the command line (which `ps` shows).
 use std::{borrow::Cow, collections::HashMap, fmt, path::Path};

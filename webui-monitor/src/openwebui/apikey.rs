@@ -42,19 +42,39 @@ impl std::fmt::Debug for Fingerprint {
     }
 }
 
-/// One row of Open WebUI's `user` table (personal data: exported only on opt-in).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// One row of Open WebUI's `user` table (personal data: exported only on opt-in; `Debug`
+/// shows the role only).
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct UserRecord {
     pub name: String,
     pub email: String,
     pub role: String,
 }
 
-/// A snapshot of Open WebUI's users and API keys (keys as hashes only).
-#[derive(Debug, Clone, Default)]
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("name", &"<redacted>")
+            .field("email", &"<redacted>")
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// A snapshot of Open WebUI's users and API keys (keys as hashes only). `Debug` shows sizes.
+#[derive(Clone, Default)]
 pub struct Directory {
     keys: HashMap<KeyHash, Box<str>>,
     users: HashMap<Box<str>, UserRecord>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("keys", &self.keys.len())
+            .field("users", &self.users.len())
+            .finish()
+    }
 }
 
 /// How an API key resolved.

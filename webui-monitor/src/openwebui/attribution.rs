@@ -13,9 +13,10 @@
 //! **Client kind.** A chat completion is `webui` iff its JSON body has a non-null `session_id`
 //! (the socket.io session its answer will travel on), else `api`. Any other request is `webui`
 //! iff it carries a `Sec-Fetch-Site` or `Sec-Fetch-Mode` header, which every current browser
-//! sends and page scripts cannot remove. Both are headers and bodies a script can forge: the
-//! verdict says "looks like the web UI", not "is a browser". Browser evidence is counted per
-//! signal in `openwebui_client_signals_total` so forgeries stand out as mismatches.
+//! sends and page scripts cannot remove (a WebSocket upgrade: an `Origin` header). Both are
+//! headers and bodies a script can forge: the verdict says "looks like the web UI", not "is a
+//! browser". Browser evidence is counted per signal in `openwebui_client_signals_total` so
+//! forgeries stand out as mismatches.
 use std::{collections::HashMap, sync::Arc};
 
 use prometheus::{Histogram, IntCounter};
@@ -191,6 +192,17 @@ impl Attributor {
         }
     }
 
+    /// Sizes of the bounded maps: (users, sockets, sessions, answers).
+    #[cfg(test)]
+    pub(crate) fn sizes(&self) -> (usize, usize, usize, usize) {
+        (
+            self.users.len(),
+            self.sockets.len(),
+            self.sessions.len(),
+            self.answers.len(),
+        )
+    }
+
     fn limit_hit(&self, limit: &str) {
         self.metrics.limit_hits.with_label_values(&[limit]).inc();
     }
@@ -316,8 +328,12 @@ impl Attributor {
         let route = route::route(&ex.path);
         let method = method_label(&ex.method);
         let completion = route::is_chat_completion(method, route);
-        let browser = ex.request_headers.sec_fetch_site.is_some()
-            || ex.request_headers.sec_fetch_mode.is_some();
+        let h = &ex.request_headers;
+        // Browsers send `Sec-Fetch-*` on every request but the WebSocket upgrade (Chromium
+        // 156 in browser.pcap), which always carries `Origin` instead.
+        let browser = h.sec_fetch_site.is_some()
+            || h.sec_fetch_mode.is_some()
+            || (h.upgrade.is_some() && h.origin.is_some());
         let client = if completion {
             if matches!(ex.request_fields.session_id, Some(Some(_))) {
                 Client::Webui
@@ -565,9 +581,11 @@ impl Attributor {
         }
         let socket_ttl = self.config.user_ttl_secs.saturating_mul(1_000_000_000);
         let sessions = &mut self.sessions;
-        self.sockets.retain(|_, s| {
+        self.sockets.retain(|connection, s| {
             let keep = s.last_event.as_nanos().saturating_add(socket_ttl) > now.as_nanos();
-            if let (false, Some(sid)) = (keep, &s.sid) {
+            if let (false, Some(sid)) = (keep, &s.sid)
+                && sessions.get(sid) == Some(connection)
+            {
                 sessions.remove(sid);
             }
             keep

@@ -722,3 +722,161 @@ fn user_info_follows_database_reloads() {
             .is_empty()
     );
 }
+
+#[test]
+fn debug_output_holds_no_secret_or_personal_data() {
+    let config = SemanticsConfig {
+        export_user_info: true,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    f.a.set_directory(Some(directory()));
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    f.a.on_exchange(&cookie(
+        bearer(request("/api/models", 200, 0), &token),
+        &token,
+    ));
+    f.a.on_exchange(&bearer(request("/api/models", 200, 0), KEY));
+    open_socket(&mut f, &token);
+    let dbg = format!("{:?}", f.a);
+    for needle in [
+        KEY,
+        &token,
+        &token[token.rfind('.').unwrap()..],
+        std::str::from_utf8(SECRET).unwrap(),
+        "alice@example.com",
+        "Alice",
+    ] {
+        assert!(!dbg.contains(needle), "Debug leaks {needle:.12}…");
+    }
+    assert!(dbg.contains(ALICE), "ids (pseudonymous) are fine to show");
+}
+
+#[test]
+fn websocket_upgrade_with_origin_is_webui() {
+    let mut f = Fixture::with_secret();
+    let mut up = request("/ws/socket.io/", 101, 0);
+    up.upgraded = true;
+    up.request_headers.upgrade = Some("websocket".into());
+    up.request_headers.origin = Some("http://127.0.0.1:8080".into());
+    f.a.on_exchange(&up);
+    let s = f.samples();
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[("user", "anonymous"), ("client", "webui"), ("auth", "none")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_http_requests_total",
+            &[("route", "/ws/socket.io/"), ("status", "101")]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn random_event_storm_stays_within_every_cap() {
+    let config = SemanticsConfig {
+        max_users: 3,
+        max_models: 2,
+        max_pending_answers: 8,
+        max_sockets: 4,
+        max_api_key_info: 2,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    f.a.set_directory(Some(directory()));
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let ids: Vec<String> = (0..10).map(|i| format!("user-{i}")).collect();
+    let tokens: Vec<String> = ids
+        .iter()
+        .map(|id| session_token(id, NOW - 60, SECRET))
+        .collect();
+    for step in 0..5_000u64 {
+        let dt = step / 10;
+        let port = 50_000 + next(16) as u16;
+        let msg = format!("m{}", next(40));
+        let token = &tokens[next(10) as usize];
+        match next(9) {
+            0 => {
+                let mut up = request("/ws/socket.io/", 101, dt);
+                up.connection = conn(port);
+                up.upgraded = true;
+                f.a.on_exchange(&up);
+            }
+            1 => f.a.on_socket(
+                conn(port),
+                &SocketEvent::Connected {
+                    sid: format!("s{}", next(8)),
+                    ts: at(NOW + dt),
+                },
+            ),
+            2 => f.a.on_socket(
+                conn(port),
+                &SocketEvent::UserJoin {
+                    token: Secret::new(token.as_bytes()),
+                    ts: at(NOW + dt),
+                },
+            ),
+            3 => f.a.on_socket(
+                conn(port),
+                &ws_usage(&msg, usage(next(50), next(50)), next(2) == 0, NOW + dt),
+            ),
+            4 => f.a.on_socket(
+                conn(port),
+                &SocketEvent::FirstDelta {
+                    chat_id: None,
+                    message_id: msg,
+                    ts: at(NOW + dt),
+                },
+            ),
+            5 => {
+                f.a.on_socket(conn(port), &SocketEvent::Closed { ts: at(NOW + dt) })
+            }
+            6 => f.a.on_socket(
+                conn(port),
+                &SocketEvent::Done {
+                    chat_id: None,
+                    message_id: msg,
+                    ts: at(NOW + dt),
+                },
+            ),
+            7 => {
+                let model = format!("model-{}", next(5));
+                let sid = format!("s{}", next(8));
+                f.a.on_exchange(&bearer(
+                    completion(&model, Some(&sid), Some(&msg), dt),
+                    token,
+                ));
+            }
+            _ => {
+                let key = format!("sk-{:032x}", next(4));
+                f.a.on_exchange(&bearer(request("/api/models", 200, dt), &key));
+            }
+        }
+        let (users, sockets, sessions, answers) = f.a.sizes();
+        assert!(
+            users <= 3 && sockets <= 4 && sessions <= 4 && answers <= 8,
+            "step {step}: {:?}",
+            f.a.sizes()
+        );
+    }
+    f.a.finish(at(NOW + 1_000));
+    let s = f.samples();
+    assert!(
+        s.label_values("openwebui_chat_completions_total", "model")
+            .len()
+            <= 4
+    ); // 2 + other + unknown
+    assert!(s.label_values("openwebui_api_key_info", "key").len() <= 2);
+    assert!(s.sum("webui_monitor_openwebui_limit_hits_total", &[]) > 0.0);
+}

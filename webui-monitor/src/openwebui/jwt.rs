@@ -2,10 +2,12 @@
 //! algorithms=["HS256"])`), judged at the traffic's own time.
 //!
 //! Decoding reuses one scratch buffer owned by the [`JwtVerifier`] and borrows every claim from
-//! it (`serde_json` raw values), so verifying a token allocates nothing. The secret lives in a
+//! it (`serde_json` raw values); the time-independent outcome is cached per distinct token
+//! (bounded), so a token already seen costs one hash lookup and no allocation, and only its
+//! time claims are judged again, at each request's own time. The secret lives in a
 //! [`JwtSecret`] whose `Debug` is redacted; it comes from the environment or a file, never from
 //! the command line (which `ps` shows).
-use std::{borrow::Cow, fmt, path::Path};
+use std::{borrow::Cow, collections::HashMap, fmt, path::Path};
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -173,12 +175,16 @@ pub struct JwtLimits {
     /// Longest token decoded (bytes); longer ones are `malformed` and counted. Default 8 KiB,
     /// far above Open WebUI's ~350-byte session tokens.
     pub max_token_bytes: usize,
+    /// Distinct tokens whose decoding and signature check are remembered (default 4,096; 0
+    /// disables the cache). When full, the cache is emptied and the flush counted.
+    pub cache_entries: usize,
 }
 
 impl Default for JwtLimits {
     fn default() -> Self {
         Self {
             max_token_bytes: 8 * 1024,
+            cache_entries: 4096,
         }
     }
 }
@@ -188,8 +194,10 @@ impl Default for JwtLimits {
 pub struct JwtCounters {
     /// Tokens longer than `max_token_bytes`.
     pub oversized_tokens: u64,
-    /// `id` claims not kept (too long or not a string).
+    /// `id` claims not kept (too long or not a string), per distinct token.
     pub unusable_ids: u64,
+    /// Times the verification cache was full and emptied.
+    pub cache_flushes: u64,
 }
 
 /// Checks tokens against an optional secret; owns the scratch buffer decoding borrows from.
@@ -198,6 +206,9 @@ pub struct JwtVerifier {
     mac: Option<HmacSha256>,
     limits: JwtLimits,
     scratch: Vec<u8>,
+    /// Token → time-independent result. Keyed by the whole token: an exact match is the only
+    /// safe reuse of a signature check.
+    cache: HashMap<Box<[u8]>, Stage>,
     pub counters: JwtCounters,
 }
 
@@ -244,6 +255,10 @@ struct RawClaims<'a> {
     nbf: Claim<'a>,
     #[serde(default, borrow)]
     aud: Claim<'a>,
+    #[serde(default, borrow)]
+    sub: Claim<'a>,
+    #[serde(default, borrow)]
+    jti: Claim<'a>,
 }
 
 /// A JSON object (serde would also accept an array for a struct).
@@ -328,6 +343,7 @@ impl JwtVerifier {
             mac,
             limits,
             scratch,
+            cache: HashMap::new(),
             counters: JwtCounters::default(),
         }
     }
@@ -338,15 +354,40 @@ impl JwtVerifier {
     }
 
     /// Check `token` as PyJWT would at `now` (the request's capture time).
+    ///
+    /// The time-independent part (decoding, signature) is cached per distinct token, so the
+    /// browser's repeated session token costs one hash lookup; the claims are still judged
+    /// against each request's own time.
     pub fn check(&mut self, token: &[u8], now: Timestamp) -> Checked {
-        let malformed = Checked {
-            verdict: Verdict::Malformed,
-            claims: None,
-        };
         if token.len() > self.limits.max_token_bytes {
             self.counters.oversized_tokens += 1;
-            return malformed;
+            return Checked {
+                verdict: Verdict::Malformed,
+                claims: None,
+            };
         }
+        let stage = match self.cache.get(token) {
+            Some(stage) => *stage,
+            None => {
+                let stage = self.decode(token);
+                if self.cache.len() >= self.limits.cache_entries {
+                    // Bounded: start over rather than track recency (a flood of distinct
+                    // tokens is itself the anomaly, counted here).
+                    self.cache.clear();
+                    self.counters.cache_flushes += 1;
+                }
+                if self.limits.cache_entries > 0 {
+                    self.cache.insert(token.into(), stage);
+                }
+                stage
+            }
+        };
+        stage.judge(now)
+    }
+
+    /// Everything about `token` that does not depend on time.
+    fn decode(&mut self, token: &[u8]) -> Stage {
+        let malformed = Stage::Final(Verdict::Malformed);
         let Some(Parts {
             signing_input,
             header: header_b64,
@@ -375,22 +416,19 @@ impl JwtVerifier {
             return malformed;
         };
 
-        let signature_ok = match &self.mac {
-            None => None,
+        let signed = match &self.mac {
+            None => false,
             Some(mac) => {
                 let alg_ok = header.alg.and_then(raw_str).is_some_and(|a| a == "HS256");
                 let mut mac = mac.clone();
                 mac.update(signing_input);
                 // `verify_slice` compares in constant time.
-                Some(alg_ok && mac.verify_slice(sig).is_ok())
+                if !(alg_ok && mac.verify_slice(sig).is_ok()) {
+                    return Stage::Final(Verdict::BadSignature);
+                }
+                true
             }
         };
-        if signature_ok == Some(false) {
-            return Checked {
-                verdict: Verdict::BadSignature,
-                claims: None,
-            };
-        }
 
         if !is_json_object(payload) {
             return malformed;
@@ -404,7 +442,17 @@ impl JwtVerifier {
         if id_unusable {
             self.counters.unusable_ids += 1;
         }
-        let mut claims = Claims {
+        let int_claim = |raw: Option<&RawValue>| match raw {
+            None => Ok(None),
+            Some(r) => raw_int(r).map(Some).ok_or(()),
+        };
+        let (iat, nbf, exp) = (
+            int_claim(raw.iat.0),
+            int_claim(raw.nbf.0),
+            int_claim(raw.exp.0),
+        );
+        let ints_ok = iat.is_ok() && nbf.is_ok() && exp.is_ok();
+        let claims = Claims {
             id: id_inline,
             id_unusable,
             typ: raw
@@ -419,41 +467,77 @@ impl JwtVerifier {
                 .and_then(raw_str)
                 .as_deref()
                 .and_then(InlineStr::new),
-            exp: None,
-            iat: None,
-            nbf: None,
+            exp: exp.unwrap_or(None),
+            iat: iat.unwrap_or(None),
+            nbf: nbf.unwrap_or(None),
         };
-        // PyJWT's order: iat, nbf, exp, then aud (rejected when no audience is expected).
-        let int_claim = |raw: Option<&RawValue>| match raw {
-            None => Ok(None),
-            Some(r) => raw_int(r).map(Some).ok_or(()),
-        };
-        let (Ok(iat), Ok(nbf), Ok(exp)) = (
-            int_claim(raw.iat.0),
-            int_claim(raw.nbf.0),
-            int_claim(raw.exp.0),
-        ) else {
-            return Checked {
-                verdict: Verdict::Malformed,
-                claims: Some(claims),
-            };
-        };
-        (claims.iat, claims.nbf, claims.exp) = (iat, nbf, exp);
-        let verdict = if signature_ok.is_none() {
-            Verdict::Unverified
-        } else {
-            // PyJWT compares integer claims with a float `now`; for integers, comparing with
-            // the whole seconds is the same.
-            let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-            if iat.is_some_and(|t| t > now) || nbf.is_some_and(|t| t > now) {
-                Verdict::NotYetValid
-            } else if exp.is_some_and(|t| t <= now) {
-                Verdict::Expired
-            } else if raw.aud.0.is_some_and(|a| !is_falsy(a)) {
-                Verdict::Malformed
-            } else {
-                Verdict::Verified
+        Stage::Decoded {
+            claims,
+            signed,
+            ints_ok,
+            aud_truthy: raw.aud.0.is_some_and(|a| !is_falsy(a)),
+            // PyJWT ≥ 2.10 requires `sub` and `jti`, when present, to be strings.
+            sub_jti_ok: [raw.sub.0, raw.jti.0]
+                .iter()
+                .all(|c| c.is_none_or(|r| r.get().starts_with('"'))),
+        }
+    }
+}
+
+/// The time-independent result of decoding a token (what the cache holds).
+// Inline claims (~250 bytes) keep a cache hit free of pointer chasing and allocation; the
+// cache is bounded, so the size difference costs at most `cache_entries` × that.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    /// `malformed` or `bad_signature`, whatever the time.
+    Final(Verdict),
+    Decoded {
+        claims: Claims,
+        /// Signature checked and valid (false: no secret configured).
+        signed: bool,
+        /// `exp`, `iat`, `nbf` are integers where present.
+        ints_ok: bool,
+        /// A truthy `aud` claim, which PyJWT rejects when no audience is expected.
+        aud_truthy: bool,
+        /// `sub` and `jti` are strings where present.
+        sub_jti_ok: bool,
+    },
+}
+
+impl Stage {
+    /// PyJWT's claim checks at `now`, in its order: iat, nbf, exp, aud, sub, jti.
+    fn judge(self, now: Timestamp) -> Checked {
+        let (claims, signed, ints_ok, claims_ok) = match self {
+            Stage::Final(verdict) => {
+                return Checked {
+                    verdict,
+                    claims: None,
+                };
             }
+            Stage::Decoded {
+                claims,
+                signed,
+                ints_ok,
+                aud_truthy,
+                sub_jti_ok,
+            } => (claims, signed, ints_ok, !aud_truthy && sub_jti_ok),
+        };
+        // PyJWT compares integer claims with a float `now`; for integers, comparing with the
+        // whole seconds is the same.
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let verdict = if !ints_ok {
+            Verdict::Malformed
+        } else if !signed {
+            Verdict::Unverified
+        } else if claims.iat.is_some_and(|t| t > now) || claims.nbf.is_some_and(|t| t > now) {
+            Verdict::NotYetValid
+        } else if claims.exp.is_some_and(|t| t <= now) {
+            Verdict::Expired
+        } else if !claims_ok {
+            Verdict::Malformed
+        } else {
+            Verdict::Verified
         };
         Checked {
             verdict,
@@ -587,6 +671,49 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn cache_keeps_judging_time_and_stays_bounded() {
+        let limits = JwtLimits {
+            cache_entries: 2,
+            ..Default::default()
+        };
+        let mut v = JwtVerifier::new(Some(&JwtSecret::new(SECRET)), limits);
+        let token = FIXTURE_TOKEN.as_bytes();
+        // Same token, cached after the first check, judged at each request's time.
+        assert_eq!(
+            v.check(token, Timestamp::from_secs(NOW)).verdict,
+            Verdict::Verified
+        );
+        assert_eq!(
+            v.check(token, Timestamp::from_secs(1_798_186_027)).verdict,
+            Verdict::Expired
+        );
+        assert_eq!(
+            v.check(token, Timestamp::from_secs(1_795_766_826)).verdict,
+            Verdict::NotYetValid
+        );
+        let forged = session_token(ALICE, NOW, b"x");
+        for _ in 0..2 {
+            assert_eq!(verdict(&mut v, &forged), Verdict::BadSignature);
+        }
+        assert_eq!(v.counters.cache_flushes, 0);
+        assert_eq!(verdict(&mut v, "undefined"), Verdict::Malformed);
+        assert_eq!(v.counters.cache_flushes, 1);
+        // Without a cache, the same answers.
+        let mut uncached = JwtVerifier::new(
+            Some(&JwtSecret::new(SECRET)),
+            JwtLimits {
+                cache_entries: 0,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            uncached.check(token, Timestamp::from_secs(NOW)).verdict,
+            Verdict::Verified
+        );
+        assert_eq!(verdict(&mut uncached, &forged), Verdict::BadSignature);
+    }
+
+    #[test]
     fn verified_token_yields_claims() {
         let mut v = verifier(Some(SECRET));
         let token = session_token(ALICE, NOW - 10, SECRET);
@@ -700,6 +827,18 @@ pub(crate) mod tests {
             verdict(&mut v, &sign(HS256, r#"{"aud":"x"}"#, SECRET)),
             Verdict::Malformed
         );
+        assert_eq!(
+            verdict(&mut v, &sign(HS256, r#"{"aud":""}"#, SECRET)),
+            Verdict::Verified
+        );
+        assert_eq!(
+            verdict(&mut v, &sign(HS256, r#"{"jti":7}"#, SECRET)),
+            Verdict::Malformed
+        );
+        assert_eq!(
+            verdict(&mut v, &sign(HS256, r#"{"sub":"u","jti":"j"}"#, SECRET)),
+            Verdict::Verified
+        );
         // Decimal strings and floats pass PyJWT's int().
         let exp = NOW + 10;
         assert_eq!(
@@ -721,6 +860,7 @@ pub(crate) mod tests {
             Some(&JwtSecret::new(SECRET)),
             JwtLimits {
                 max_token_bytes: 64,
+                ..Default::default()
             },
         );
         assert_eq!(

@@ -25,7 +25,7 @@
 //!   socket.io session its answer travels on; Open WebUI 0.12.4's UI omits `chat_id` on a new
 //!   chat's first message, so `chat_id` is no signal), else `api`. Other requests are `webui`
 //!   iff they carry `Sec-Fetch-Site` or `Sec-Fetch-Mode`, which browsers add and page scripts
-//!   cannot remove. **Both are forgeable** by any script that copies them: the label means
+//!   cannot remove (or, for a WebSocket upgrade, which has no `Sec-Fetch-*`, an `Origin`). **Both are forgeable** by any script that copies them: the label means
 //!   "behaves like the web UI". The identity (`user`, `auth`) rests on the signature check, not
 //!   on headers. `openwebui_client_signals_total{client,signal}` counts the browser evidence of
 //!   each request so a script imitating the UI stands out by its missing signals.

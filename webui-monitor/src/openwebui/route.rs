@@ -7,6 +7,8 @@
 //! `<prefix>/*`; everything else is `other`. Every label is a `&'static str` from this file,
 //! so the label set is bounded whatever clients send.
 
+use std::{collections::HashMap, sync::LazyLock};
+
 /// Prefixes whose whole subtree is one label (SvelteKit bundles, static files).
 const ASSET_GROUPS: [(&str, &str); 3] = [
     ("/_app/", "/_app/*"),
@@ -350,16 +352,48 @@ const PREFIX_GROUPS: &[(&str, &str)] = &[
 /// The label of any path that matches nothing above (SPA fallbacks, scanners, typos).
 pub const OTHER: &str = "other";
 
-fn matches(template: &str, path: &str) -> Option<usize> {
-    let (mut t, mut p) = (template.split('/'), path.split('/'));
-    let mut literals = 0;
-    loop {
-        match (t.next(), p.next()) {
-            (None, None) => return Some(literals),
-            (Some("{id}"), Some(seg)) if !seg.is_empty() => {}
-            (Some(a), Some(b)) if a == b => literals += 1,
-            _ => return None,
+/// The templates as a segment trie, built once: matching costs one hash lookup per path
+/// segment instead of a scan of the table.
+#[derive(Default)]
+struct Node {
+    literal: HashMap<&'static str, Node>,
+    param: Option<Box<Node>>,
+    template: Option<&'static str>,
+}
+
+static TRIE: LazyLock<Node> = LazyLock::new(|| {
+    let mut root = Node::default();
+    for &template in TEMPLATES {
+        let mut node = &mut root;
+        for seg in template.split('/') {
+            node = if seg == "{id}" {
+                node.param.get_or_insert_with(Default::default)
+            } else {
+                node.literal.entry(seg).or_default()
+            };
         }
+        node.template = Some(template);
+    }
+    root
+});
+
+/// Depth-first, literal before parameter (FastAPI matches in declaration order; Open WebUI
+/// declares literal routes like `/chats/pinned` before `/chats/{id}`). Recursion depth is
+/// bounded by the deepest template, whatever the path.
+fn walk(node: &Node, mut segments: std::str::Split<'_, char>) -> Option<&'static str> {
+    let Some(seg) = segments.next() else {
+        return node.template;
+    };
+    if let Some(t) = node
+        .literal
+        .get(seg)
+        .and_then(|c| walk(c, segments.clone()))
+    {
+        return Some(t);
+    }
+    match &node.param {
+        Some(p) if !seg.is_empty() => walk(p, segments),
+        _ => None,
     }
 }
 
@@ -370,20 +404,7 @@ pub fn route(path: &str) -> &'static str {
             return label;
         }
     }
-    let slashes = path.bytes().filter(|&b| b == b'/').count();
-    let mut best: Option<(usize, &'static str)> = None;
-    for &template in TEMPLATES {
-        // Cheap pre-filter: same number of segments.
-        if template.bytes().filter(|&b| b == b'/').count() != slashes {
-            continue;
-        }
-        if let Some(score) = matches(template, path)
-            && best.is_none_or(|(s, _)| score > s)
-        {
-            best = Some((score, template));
-        }
-    }
-    if let Some((_, template)) = best {
+    if let Some(template) = walk(&TRIE, path.split('/')) {
         return template;
     }
     PREFIX_GROUPS
@@ -487,6 +508,9 @@ mod tests {
         assert_eq!(route(""), OTHER);
         assert_eq!(route("/api/v1/chats//x"), "/api/v1/chats/*");
         assert_eq!(route("/_app/version.json"), "/_app/*");
+        // Pathological depth: bounded work, no deep recursion.
+        assert_eq!(route(&"/api/v1/chats".repeat(10_000)), "/api/v1/chats/*");
+        assert_eq!(route(&"/".repeat(100_000)), OTHER);
         let labels: std::collections::HashSet<_> = all_labels().collect();
         assert!(labels.len() < 400);
     }

@@ -102,7 +102,6 @@ pub struct TokenKey {
 }
 
 /// Metric handles of one user label value, created on first use.
-#[derive(Debug)]
 pub struct UserEntry {
     label: Box<str>,
     /// `[auth][client]`.
@@ -114,6 +113,18 @@ pub struct UserEntry {
     tokens: Vec<(TokenKey, IntCounter)>,
     /// Label values of `openwebui_user_info` when exported.
     info: Option<[Box<str>; 3]>,
+}
+
+impl std::fmt::Debug for UserEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Account details (`info`) are personal data: never in Debug output.
+        f.debug_struct("UserEntry")
+            .field("label", &self.label)
+            .field("last_seen", &self.last_seen)
+            .field("completion_series", &self.completions.len())
+            .field("token_series", &self.tokens.len())
+            .finish()
+    }
 }
 
 impl UserEntry {

@@ -157,7 +157,7 @@ impl Attributor {
             self.limit_hit("max_sockets");
             return;
         }
-        self.sockets.insert(
+        let previous = self.sockets.insert(
             connection,
             SocketState {
                 user,
@@ -166,6 +166,25 @@ impl Attributor {
                 last_event: now,
             },
         );
+        // A new upgrade on a reused connection key ends the old socket.
+        if let Some(old) = previous {
+            self.forget_socket(connection, old);
+        }
+    }
+
+    /// A socket is gone: unmap its sid and settle its answers' pending completions.
+    pub(super) fn forget_socket(&mut self, connection: ConnectionKey, socket: SocketState) {
+        if let Some(sid) = &socket.sid {
+            self.unmap_session(sid, connection);
+        }
+        self.settle_session(socket.sid.as_deref(), socket.undecodable);
+    }
+
+    /// Remove `sid → connection` unless another socket has since claimed the sid.
+    pub(super) fn unmap_session(&mut self, sid: &str, connection: ConnectionKey) {
+        if self.sessions.get(sid) == Some(&connection) {
+            self.sessions.remove(sid);
+        }
     }
 
     /// Feed one WebSocket event of an upgraded connection.
@@ -193,7 +212,7 @@ impl Attributor {
         match event {
             SocketEvent::Connected { sid, .. } => {
                 if let Some(old) = socket.sid.replace(sid.as_str().into()) {
-                    self.sessions.remove(&old);
+                    self.unmap_session(&old, connection);
                 }
                 self.sessions.insert(sid.as_str().into(), connection);
             }
@@ -209,10 +228,7 @@ impl Attributor {
             }
             SocketEvent::Closed { .. } => {
                 if let Some(socket) = self.sockets.remove(&connection) {
-                    if let Some(sid) = &socket.sid {
-                        self.sessions.remove(sid);
-                    }
-                    self.settle_session(socket.sid.as_deref(), socket.undecodable);
+                    self.forget_socket(connection, socket);
                 }
             }
             SocketEvent::FirstDelta { message_id, ts, .. } => {

@@ -2,5 +2,6 @@
 //! the shared registry: `openwebui_*` for what Open WebUI's users do, `webui_monitor_*` for the
 //! monitor itself.
 pub mod capture;
+pub mod openwebui;
 pub mod stream;
 pub mod websocket;

@@ -29,10 +29,10 @@ use super::labels::{
     MODEL_UNKNOWN, ModelTable, STATUS_INCOMPLETE, method_label, status_class, status_label,
 };
 use super::{
+    OpenWebuiMetrics,
     apikey::{Directory, Fingerprint, KeyLookup, key_hash},
     credential::{self, CredentialSource, CredentialType},
     jwt::{InlineStr, JwtLimits, JwtSecret, JwtVerifier, MAX_ID_LEN, Verdict},
-    metrics::OpenWebuiMetrics,
     route,
     users::{CompletionKey, OwnedUser, Special, TokenKey, UserLimits, UserRef, UserTable},
 };

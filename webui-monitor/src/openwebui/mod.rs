@@ -61,10 +61,5 @@ pub mod labels;
 pub mod route;
 pub(crate) mod users;
 
-// TODO(lead): move this declaration to `metrics/mod.rs` as `pub mod openwebui;` and change the
-// re-export below to `crate::metrics::openwebui::OpenWebuiMetrics`.
-#[path = "../metrics/openwebui.rs"]
-pub mod metrics;
-
+pub use crate::metrics::openwebui::OpenWebuiMetrics;
 pub use attribution::{Attributor, SemanticsConfig};
-pub use metrics::OpenWebuiMetrics;

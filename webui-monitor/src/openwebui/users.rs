@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use prometheus::{Gauge, IntCounter};
 
-use super::metrics::OpenWebuiMetrics;
 use super::{
     apikey::UserRecord,
     labels::{
@@ -17,6 +16,7 @@ use super::{
         TOKEN_DIRECTION_LABELS, TOKEN_SOURCE_LABELS,
     },
 };
+use crate::metrics::openwebui::OpenWebuiMetrics;
 use crate::segment::Timestamp;
 
 /// User label values that are not user ids.

@@ -491,3 +491,24 @@ fn diff_detects_mismatches() {
     e["chat"]["usage"]["prompt_tokens"] = 5.into();
     assert_eq!(diff(&got[2], &e).len(), 2);
 }
+
+/// Throughput of the HTTP engine alone on the browser capture (`--ignored --nocapture`, in
+/// release). Prints, asserts nothing about time.
+#[test]
+#[ignore]
+fn throughput_report() {
+    let pcap = std::fs::read(fixture("browser.pcap")).unwrap();
+    let rounds = 20;
+    let start = std::time::Instant::now();
+    let mut exchanges = 0;
+    for _ in 0..rounds {
+        exchanges += run(&pcap, None).0.len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let bits = (pcap.len() * rounds * 8) as f64;
+    eprintln!(
+        "{exchanges} exchanges, {:.2} Gbit/s of capture, {:.0} exchanges/s (test harness included)",
+        bits / secs / 1e9,
+        exchanges as f64 / secs
+    );
+}

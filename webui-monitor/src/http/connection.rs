@@ -37,7 +37,7 @@ pub struct HttpLimits {
     pub max_header_value_bytes: usize,
     /// Longest chunk-extension list and trailer section of a chunked body (default 8 KiB).
     pub max_chunk_meta_bytes: usize,
-    /// Most decoded bytes per body; decoding stops there (default 64 MiB).
+    /// Most decoded bytes per content-encoded body; decoding stops there (default 64 MiB).
     pub max_decoded_body_bytes: u64,
     /// Largest zstd window accepted, as log2 bytes (default 23 = 8 MiB, RFC 9659's limit).
     pub max_zstd_window_log: u32,

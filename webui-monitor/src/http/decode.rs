@@ -196,7 +196,13 @@ impl BodyDecoder {
         };
         let coding = coding.map(|c| c.trim().to_ascii_lowercase());
         match coding.as_deref() {
-            None | Some("") | Some("identity") => {}
+            None | Some("") | Some("identity") => {
+                // The cap bounds decompression work; an identity body costs no more than its
+                // wire bytes.
+                if let Some(s) = d.sink.as_mut() {
+                    s.cap = u64::MAX;
+                }
+            }
             Some("gzip") | Some("x-gzip") => {
                 if let Some(s) = d.sink.take() {
                     d.inner = Inner::Gzip(Box::new(flate2::write::GzDecoder::new(s)));

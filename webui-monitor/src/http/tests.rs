@@ -768,6 +768,38 @@ proptest! {
         prop_assert_eq!(whole.shared.counters, split.shared.counters);
     }
 
+    /// Any interleaving of the two directions (responses may even arrive before their
+    /// requests are parsed) gives identical exchanges.
+    #[test]
+    fn any_interleaving_gives_identical_exchanges(
+        req_cuts in proptest::collection::vec(0usize..2000, 0..12),
+        resp_cuts in proptest::collection::vec(0usize..2000, 0..12),
+        order in proptest::collection::vec(any::<bool>(), 0..30),
+    ) {
+        let (req, resp) = composite();
+        let whole = run(&[Step::Data(REQ, &req, 1), Step::Data(RESP, &resp, 1), Step::Close]);
+        let pieces = |data: &[u8], cuts: &[usize]| -> Vec<(usize, usize)> {
+            let mut c: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+            c.push(0);
+            c.push(data.len());
+            c.sort_unstable();
+            c.dedup();
+            c.windows(2).map(|w| (w[0], w[1])).collect()
+        };
+        let (mut a, mut b) = (pieces(&req, &req_cuts).into_iter(), pieces(&resp, &resp_cuts).into_iter());
+        let mut steps: Vec<Step<'_>> = Vec::new();
+        let mut pick = order.into_iter();
+        loop {
+            let next = if pick.next().unwrap_or(true) { a.next().map(|p| (REQ, p)).or_else(|| b.next().map(|p| (RESP, p))) } else { b.next().map(|p| (RESP, p)).or_else(|| a.next().map(|p| (REQ, p))) };
+            let Some((d, (x, y))) = next else { break };
+            let data = if d == REQ { &req[x..y] } else { &resp[x..y] };
+            steps.push(Step::Data(d, data, 1));
+        }
+        steps.push(Step::Close);
+        let split = run(&steps);
+        prop_assert_eq!(summary(&whole), summary(&split));
+    }
+
     /// Random bytes in either direction never panic and leave bounded state.
     #[test]
     fn garbage_never_panics(

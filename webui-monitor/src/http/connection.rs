@@ -1,11 +1,27 @@
 //! One HTTP/1.1 connection: both directions' byte streams in, [`HttpEvent`]s out.
 //!
-//! Each direction runs its own framing state machine ([`Phase`]); requests are queued as they
+//! Each direction runs its own framing state machine (`Phase`); requests are queued as they
 //! are parsed and responses are matched to them in order (pipelining). An exchange is emitted
 //! when both its request and its response have ended, always in request order. Bodies are never
 //! buffered: bytes flow through the chunked decoder, the content decoder and a field extractor
-//! and are dropped. Only header blocks (capped), one partial line while resynchronising, and the
-//! bytes that wait for an upgrade verdict (capped) are held.
+//! and are dropped. Only header blocks (capped), the tail of one line while resynchronising,
+//! and bytes that wait (capped) are held.
+//!
+//! Policies, in one place:
+//! - **Waiting.** After a request carrying `Upgrade`, further request bytes are held until its
+//!   final response: a `101` hands them over as WebSocket leftovers, anything else releases
+//!   them as HTTP. Response bytes that arrive before their request is parsed are held too.
+//! - **Malformed input** (bad start line, header line, `Content-Length`, chunk framing, a cap)
+//!   is counted, and the direction resynchronises on the next plausible start line, searched
+//!   anywhere in a line since a message may follow the tail of a lost body without a line
+//!   break. A connection joined mid-stream starts that way; its response direction ignores
+//!   everything until a request has been seen (those bytes answer requests we never saw).
+//! - **Gaps.** Inside a body whose remaining length is known (or that runs to the close) a gap
+//!   is skipped: sizes stay exact, the body's decoding is abandoned (`Anomaly::BodyGap`).
+//!   Elsewhere the message is cut and the direction resynchronises; a gap between or inside
+//!   header blocks is taken to have swallowed one message, and requests and responses are
+//!   re-paired accordingly (a placeholder request absorbs the orphaned response).
+
 use std::collections::VecDeque;
 
 use crate::{

@@ -820,3 +820,11 @@ proptest! {
         ]);
     }
 }
+
+/// The pipeline may move connections across threads.
+#[test]
+fn connection_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<HttpConnection>();
+    assert_send::<HttpShared>();
+}

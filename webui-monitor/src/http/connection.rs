@@ -55,6 +55,10 @@ pub struct HttpLimits {
     pub max_chunk_meta_bytes: usize,
     /// Most decoded bytes per content-encoded body; decoding stops there (default 64 MiB).
     pub max_decoded_body_bytes: u64,
+    /// Decode content-encoded bodies whose content no extractor reads (scripts, styles,
+    /// images), only to report their decoded size (default true). Decoding dominates the cost
+    /// of compressed traffic; false leaves their `body_decoded_bytes` at `None`.
+    pub decode_unused_bodies: bool,
     /// Largest zstd window accepted, as log2 bytes (default 23 = 8 MiB, RFC 9659's limit).
     pub max_zstd_window_log: u32,
     /// Most bytes held while waiting: request bytes after an `Upgrade` request until its
@@ -78,6 +82,7 @@ impl Default for HttpLimits {
             max_chunk_meta_bytes: 8 * 1024,
             max_decoded_body_bytes: 64 * 1024 * 1024,
             max_zstd_window_log: 23,
+            decode_unused_bodies: true,
             max_held_bytes: 64 * 1024,
             max_pending_requests: 64,
             api_key_header: "x-api-key".to_owned(),
@@ -1005,7 +1010,7 @@ impl HttpConnection {
                 Some(DecodeStop::Error) => anomalies.push(Anomaly::DecodeError),
                 Some(DecodeStop::Capped) => anomalies.push(Anomaly::DecodeCapped),
                 Some(DecodeStop::Abandoned) => anomalies.push(Anomaly::BodyGap),
-                None => {}
+                Some(DecodeStop::Skipped) | None => {}
             }
             if extracted.json_truncated && stop.is_none() {
                 anomalies.push(Anomaly::JsonTruncated);
@@ -1035,6 +1040,15 @@ fn new_body(
     shared: &HttpShared,
 ) -> Box<Body> {
     let limits = &shared.limits;
+    let mut decoder = BodyDecoder::new(
+        coding,
+        consumer,
+        limits.max_decoded_body_bytes,
+        limits.max_zstd_window_log,
+    );
+    if !limits.decode_unused_bodies && decoder.discards() {
+        decoder.skip();
+    }
     Box::new(Body {
         framing: match framing {
             BodyFraming::Length(n) => Framing::Length(n),
@@ -1043,12 +1057,7 @@ fn new_body(
             }
             BodyFraming::Close | BodyFraming::None => Framing::Close,
         },
-        decoder: BodyDecoder::new(
-            coding,
-            consumer,
-            limits.max_decoded_body_bytes,
-            limits.max_zstd_window_log,
-        ),
+        decoder,
         gap: false,
     })
 }

@@ -148,6 +148,8 @@ pub enum DecodeStop {
     Capped,
     /// Input bytes were lost (reassembly gap).
     Abandoned,
+    /// Not decoded by configuration: nothing reads the content.
+    Skipped,
 }
 
 /// The decoding pipeline of one body.
@@ -256,6 +258,28 @@ impl BodyDecoder {
         if self.stop.is_none() {
             let capped = self.sink.as_ref().is_some_and(|s| s.capped);
             self.stop = Some(if capped { DecodeStop::Capped } else { why });
+        }
+    }
+
+    /// Does not decode at all (the content is not needed); the body is only counted.
+    pub fn skip(&mut self) {
+        if !matches!(self.inner, Inner::Identity) {
+            self.stop(DecodeStop::Skipped);
+        }
+    }
+
+    /// Whether nothing reads the decoded content.
+    pub fn discards(&self) -> bool {
+        match &self.inner {
+            Inner::Gzip(w) => matches!(w.get_ref().consumer, Consumer::Discard),
+            Inner::Zlib(w) => matches!(w.get_ref().consumer, Consumer::Discard),
+            Inner::Raw(w) => matches!(w.get_ref().consumer, Consumer::Discard),
+            Inner::Brotli(w) => matches!(w.get_ref().consumer, Consumer::Discard),
+            Inner::Zstd(w) => matches!(w.get_ref().consumer, Consumer::Discard),
+            _ => self
+                .sink
+                .as_ref()
+                .is_none_or(|s| matches!(s.consumer, Consumer::Discard)),
         }
     }
 

@@ -415,6 +415,36 @@ fn decode_errors_and_caps_are_flagged() {
     assert_eq!(r.shared.counters.decode_capped, 1);
 }
 
+#[test]
+fn unused_bodies_can_be_left_encoded() {
+    let limits = HttpLimits {
+        decode_unused_bodies: false,
+        ..HttpLimits::default()
+    };
+    let script = b"HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nxyz";
+    let json = encoded_response("gzip", &gzip(USAGE_JSON));
+    let r = run_with(
+        limits,
+        false,
+        &[
+            Step::Data(REQ, GET, 1),
+            Step::Data(RESP, script, 2),
+            Step::Data(REQ, GET, 3),
+            Step::Data(RESP, &json, 4),
+        ],
+    );
+    let (a, b) = (&r.exchanges[0], &r.exchanges[1]);
+    assert_eq!(a.response.as_ref().unwrap().body_decoded_bytes, None);
+    assert!(a.anomalies.is_empty());
+    // A body whose fields are needed is still decoded.
+    assert_eq!(
+        b.response.as_ref().unwrap().body_decoded_bytes,
+        Some(USAGE_JSON.len() as u64)
+    );
+    assert_eq!(b.response_fields.usage.map(|u| u.total_tokens), Some(21));
+    assert_eq!(r.shared.counters.decode_errors, 0);
+}
+
 /// Open WebUI's SSE: each event is two chunks, `data: …\n` then `\n`.
 fn sse_response(events: &[&str]) -> Vec<u8> {
     let mut v = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();

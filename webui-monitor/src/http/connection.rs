@@ -152,6 +152,9 @@ pub enum HttpEvent {
     },
 }
 
+/// Buffer capacity kept between messages; larger buffers are released.
+const SHRINK_ABOVE: usize = 16 * 1024;
+
 #[derive(Debug)]
 enum Framing {
     Length(u64),
@@ -215,7 +218,12 @@ impl Side {
     }
 
     fn reset_head(&mut self) {
-        self.buf.clear();
+        // A rare huge head or hold must not pin its capacity for the connection's lifetime.
+        if self.buf.capacity() > SHRINK_ABOVE {
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
         self.line_len = 0;
         self.start_checked = false;
     }

@@ -569,6 +569,19 @@ impl HttpConnection {
         shared: &mut HttpShared,
         out: &mut Vec<HttpEvent>,
     ) {
+        self.parse_requests(data, ts, shared, out);
+        // Held responses are matched only once all of this input is parsed, so that request
+        // bytes following an upgrade request are already held when its 101 is seen.
+        self.release_response(shared, out);
+    }
+
+    fn parse_requests(
+        &mut self,
+        data: &[u8],
+        ts: Timestamp,
+        shared: &mut HttpShared,
+        out: &mut Vec<HttpEvent>,
+    ) {
         let mut input = data;
         while !input.is_empty() {
             match &mut self.req.phase {
@@ -692,7 +705,6 @@ impl HttpConnection {
                 self.req.phase = Phase::Body(new_body(f, coding.as_deref(), consumer, shared));
             }
         }
-        self.release_response(shared, out);
     }
 
     /// The request has ended: the next request starts, unless it asked for an upgrade.

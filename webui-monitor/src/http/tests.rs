@@ -750,6 +750,7 @@ fn composite() -> (Vec<u8>, Vec<u8>) {
     req.extend_from_slice(b"HEAD /h HTTP/1.1\r\n\r\n");
     resp.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n");
     req.extend_from_slice(UPGRADE);
+    req.extend_from_slice(b"\x81\x81abcdy");
     resp.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x01x",
     );

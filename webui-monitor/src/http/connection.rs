@@ -954,14 +954,11 @@ impl HttpConnection {
             }
             Framing::Chunked(c) => {
                 let decoder = &mut body.decoder;
-                match c.feed(input, |d| {
+                let fed = c.feed(input, |d| {
                     decoder.feed(d, ts);
                     body_bytes += d.len() as u64;
-                }) {
-                    Ok(fed) => (fed.consumed, fed.done, false),
-                    // The rest of this input is not trusted as body.
-                    Err(_) => (0, true, true),
-                }
+                });
+                (fed.consumed, fed.done, fed.error.is_some())
             }
         };
         let chunks = match &body.framing {
@@ -983,8 +980,8 @@ impl HttpConnection {
             if !self.finished {
                 self.side(direction).resync();
             }
-            // The bad byte is skipped by the resynchronisation.
-            return 0;
+            // The rest of this input, from the offending byte on, goes to resynchronisation.
+            return used;
         }
         if done {
             self.end_body(direction, true, shared, out);

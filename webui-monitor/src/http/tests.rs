@@ -831,6 +831,43 @@ proptest! {
         prop_assert_eq!(summary(&whole), summary(&split));
     }
 
+    /// Valid traffic with random byte flips, cuts and gaps never panics, and what comes out
+    /// stays consistent.
+    #[test]
+    fn mutated_traffic_never_panics(
+        flips in proptest::collection::vec((any::<bool>(), 0usize..2000, any::<u8>()), 0..6),
+        cuts in proptest::collection::vec((any::<bool>(), 0usize..2000, 0u64..50), 0..6),
+        mid in any::<bool>(),
+    ) {
+        let (mut req, mut resp) = composite();
+        for (is_req, at, b) in flips {
+            let v = if is_req { &mut req } else { &mut resp };
+            let n = v.len();
+            v[at % n] = b;
+        }
+        let mut steps = Vec::new();
+        let (mut ri, mut si) = (0, 0);
+        for (is_req, at, gap) in cuts {
+            let (v, i, d) = if is_req { (&req, &mut ri, REQ) } else { (&resp, &mut si, RESP) };
+            let end = (*i + at % 300).min(v.len());
+            steps.push(Step::Data(d, &v[*i..end], 1));
+            *i = end;
+            steps.push(Step::Gap(d, gap));
+        }
+        steps.push(Step::Data(REQ, &req[ri..], 2));
+        steps.push(Step::Data(RESP, &resp[si..], 2));
+        steps.push(Step::Fin(RESP));
+        steps.push(Step::Close);
+        let r = run_with(HttpLimits::default(), mid, &steps);
+        prop_assert!(r.exchanges.len() <= 4);
+        for x in &r.exchanges {
+            if let Some(resp) = &x.response {
+                prop_assert!(resp.body_bytes <= resp.body_wire_bytes);
+            }
+            prop_assert!(x.request.body_bytes <= x.request.body_wire_bytes);
+        }
+    }
+
     /// Random bytes in either direction never panic and leave bounded state.
     #[test]
     fn garbage_never_panics(

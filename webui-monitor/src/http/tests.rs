@@ -896,3 +896,19 @@ fn connection_is_send() {
     assert_send::<HttpConnection>();
     assert_send::<HttpShared>();
 }
+
+#[test]
+fn limits_deserialize_with_defaults() {
+    let l: HttpLimits =
+        serde_json::from_str(r#"{"max_headers": 5, "json": {"max_depth": 3}}"#).unwrap();
+    let d = HttpLimits::default();
+    assert_eq!(
+        (l.max_headers, l.json.max_depth, l.json.max_string_bytes),
+        (5, 3, d.json.max_string_bytes)
+    );
+    assert_eq!(
+        (l.max_header_bytes, l.api_key_header.as_str()),
+        (64 * 1024, "x-api-key")
+    );
+    assert!(serde_json::from_str::<HttpLimits>(r#"{"max_headerz": 5}"#).is_err());
+}

@@ -127,6 +127,8 @@ pub struct HttpCounters {
     pub missing_responses: u64,
     /// Connections upgraded (101).
     pub upgrades: u64,
+    /// Connections turned into tunnels by a 2xx to CONNECT (not parsed further).
+    pub tunnels: u64,
     /// Messages presumed lost in a gap between or inside header blocks.
     pub lost_messages: u64,
     /// Bytes received after the connection ended for HTTP (upgrade or close).
@@ -857,6 +859,9 @@ impl HttpConnection {
             .as_deref()
             .map(str::to_ascii_lowercase);
         target.ex.response_headers = head.headers;
+        // A 2xx to CONNECT turns the connection into an opaque tunnel (RFC 9110 §9.3.6).
+        let tunnel =
+            target.ex.method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&head.status);
         if head.status == 101 {
             target.ex.upgraded = true;
             target.response_done = true;
@@ -886,6 +891,16 @@ impl HttpConnection {
             self.req.buf = Vec::new();
             self.resp.buf = Vec::new();
             self.finished = true;
+            return true;
+        }
+        if tunnel {
+            shared.counters.tunnels += 1;
+            if let Some(r) = self.response_target().and_then(|t| t.ex.response.as_mut()) {
+                r.complete = true;
+                r.body_decoded_bytes = Some(0);
+            }
+            self.finish_response(shared, out);
+            self.on_close(ts, shared, out);
             return true;
         }
         match framing {

@@ -145,7 +145,10 @@ pub fn plausible_request_line(line: &[u8]) -> bool {
             .all(|&b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
         && !target.is_empty()
         && target.iter().all(|&b| b > b' ' && b != 0x7f)
-        && (target[0] == b'/' || target[0] == b'*' || target.starts_with(b"http"))
+        && (target[0] == b'/'
+            || target[0] == b'*'
+            || target.starts_with(b"http")
+            || (method == b"CONNECT" && target.contains(&b':')))
         && version_ok(version)
 }
 
@@ -303,7 +306,7 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
     let method = parts.next().unwrap_or_default();
     let target = parts.next().unwrap_or_default();
     // Absolute form (`http://host/path?q`): keep the path.
-    let target = if target.starts_with(b"http") {
+    let target = if target.starts_with(b"http://") || target.starts_with(b"https://") {
         let after_scheme = target
             .windows(3)
             .position(|w| w == b"://")

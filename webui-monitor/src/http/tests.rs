@@ -912,3 +912,30 @@ fn limits_deserialize_with_defaults() {
     );
     assert!(serde_json::from_str::<HttpLimits>(r#"{"max_headerz": 5}"#).is_err());
 }
+
+#[test]
+fn connect_tunnels_end_http() {
+    let r = run(&[
+        Step::Data(REQ, b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 1),
+        Step::Data(
+            RESP,
+            b"HTTP/1.1 200 Connection Established\r\n\r\n\x16\x03\x01",
+            2,
+        ),
+        Step::Data(REQ, b"\x16\x03\x01\x00", 3),
+    ]);
+    assert_eq!(r.exchanges.len(), 1);
+    let x = &r.exchanges[0];
+    assert_eq!(
+        (x.method.as_str(), x.status, x.upgraded),
+        ("CONNECT", Some(200), false)
+    );
+    assert!(x.response.as_ref().unwrap().complete);
+    assert_eq!(
+        (
+            r.shared.counters.tunnels,
+            r.shared.counters.malformed_messages
+        ),
+        (1, 0)
+    );
+}

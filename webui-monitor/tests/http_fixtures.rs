@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::Value;
 use webui_monitor::{
-    http::{Exchange, HttpConnection, HttpEvent, HttpShared},
+    http::{Exchange, HttpConnection, HttpEvent, HttpLimits, HttpShared},
     segment::{ConnectionKey, Direction, Timestamp},
 };
 
@@ -104,7 +104,14 @@ struct Stream {
 
 /// Runs a capture through one `HttpConnection` per TCP connection.
 fn run(pcap: &[u8], split: Option<usize>) -> (Vec<Exchange>, HttpShared) {
-    let mut shared = HttpShared::default();
+    run_with(pcap, split, HttpLimits::default())
+}
+
+fn run_with(pcap: &[u8], split: Option<usize>, limits: HttpLimits) -> (Vec<Exchange>, HttpShared) {
+    let mut shared = HttpShared {
+        limits,
+        ..HttpShared::default()
+    };
     let mut conns: HashMap<ConnectionKey, (HttpConnection, [Stream; 2], [bool; 2])> =
         HashMap::new();
     let mut out = Vec::new();
@@ -490,4 +497,31 @@ fn diff_detects_mismatches() {
     e["response_body_bytes"] = 4268.into();
     e["chat"]["usage"]["prompt_tokens"] = 5.into();
     assert_eq!(diff(&got[2], &e).len(), 2);
+}
+
+/// Throughput of the HTTP engine alone on the browser capture (`--ignored --nocapture`, in
+/// release). Prints, asserts nothing about time.
+#[test]
+#[ignore]
+fn throughput_report() {
+    let pcap = std::fs::read(fixture("browser.pcap")).unwrap();
+    let rounds = 20;
+    for decode_unused_bodies in [true, false] {
+        let limits = HttpLimits {
+            decode_unused_bodies,
+            ..HttpLimits::default()
+        };
+        let start = std::time::Instant::now();
+        let mut exchanges = 0;
+        for _ in 0..rounds {
+            exchanges += run_with(&pcap, None, limits.clone()).0.len();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let bits = (pcap.len() * rounds * 8) as f64;
+        eprintln!(
+            "decode_unused_bodies={decode_unused_bodies}: {exchanges} exchanges, {:.2} Gbit/s of capture, {:.0} exchanges/s (test harness included)",
+            bits / secs / 1e9,
+            exchanges as f64 / secs
+        );
+    }
 }

@@ -32,6 +32,7 @@ enum State {
     /// CR seen at the start of a trailer line: the final blank line.
     FinalLf,
     Done,
+    Failed(ChunkedError),
 }
 
 /// Progress of one [`ChunkedDecoder::feed`] call.
@@ -41,6 +42,8 @@ pub struct Fed {
     pub consumed: usize,
     /// The terminating chunk and trailers were read.
     pub done: bool,
+    /// The body broke framing at input offset `consumed`.
+    pub error: Option<ChunkedError>,
 }
 
 /// The decoder state of one chunked body.
@@ -108,21 +111,39 @@ impl ChunkedDecoder {
         }
     }
 
-    /// Decodes `input`, handing chunk data to `on_data`.
-    pub fn feed(
+    /// Decodes `input`, handing chunk data to `on_data`. After an error the decoder stays
+    /// failed; `consumed` then counts the bytes read before the offending one.
+    pub fn feed(&mut self, input: &[u8], mut on_data: impl FnMut(&[u8])) -> Fed {
+        let mut i = 0;
+        let error = match self.state {
+            State::Failed(e) => Some(e),
+            _ => self.run(input, &mut on_data, &mut i).err(),
+        };
+        if let Some(e) = error {
+            self.state = State::Failed(e);
+        }
+        Fed {
+            consumed: i,
+            done: self.state == State::Done,
+            error,
+        }
+    }
+
+    fn run(
         &mut self,
         input: &[u8],
-        mut on_data: impl FnMut(&[u8]),
-    ) -> Result<Fed, ChunkedError> {
-        let mut i = 0;
-        while i < input.len() {
-            let b = input[i];
+        on_data: &mut dyn FnMut(&[u8]),
+        i: &mut usize,
+    ) -> Result<(), ChunkedError> {
+        while *i < input.len() {
+            let b = input[*i];
             match self.state {
-                State::Done => break,
+                State::Done | State::Failed(_) => break,
                 State::Data { remaining } => {
-                    let n = (input.len() - i).min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                    on_data(&input[i..i + n]);
-                    i += n;
+                    let n =
+                        (input.len() - *i).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                    on_data(&input[*i..*i + n]);
+                    *i += n;
                     let left = remaining - n as u64;
                     self.state = if left == 0 {
                         State::DataCr
@@ -177,7 +198,7 @@ impl ChunkedDecoder {
                     b'\r' => self.state = State::FinalLf,
                     b'\n' => {
                         self.state = State::Done;
-                        i += 1;
+                        *i += 1;
                         break;
                     }
                     _ => {
@@ -196,16 +217,13 @@ impl ChunkedDecoder {
                         return Err(ChunkedError::SizeLine);
                     }
                     self.state = State::Done;
-                    i += 1;
+                    *i += 1;
                     break;
                 }
             }
-            i += 1;
+            *i += 1;
         }
-        Ok(Fed {
-            consumed: i,
-            done: self.state == State::Done,
-        })
+        Ok(())
     }
 
     fn next_size(&mut self) {
@@ -224,7 +242,10 @@ mod tests {
         let mut consumed = 0;
         let mut done = false;
         for part in wire.chunks(split.max(1)) {
-            let fed = d.feed(part, |b| out.extend_from_slice(b))?;
+            let fed = d.feed(part, |b| out.extend_from_slice(b));
+            if let Some(e) = fed.error {
+                return Err(e);
+            }
             consumed += fed.consumed;
             done = fed.done;
             if done {

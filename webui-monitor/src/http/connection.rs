@@ -1,11 +1,27 @@
 //! One HTTP/1.1 connection: both directions' byte streams in, [`HttpEvent`]s out.
 //!
-//! Each direction runs its own framing state machine ([`Phase`]); requests are queued as they
+//! Each direction runs its own framing state machine (`Phase`); requests are queued as they
 //! are parsed and responses are matched to them in order (pipelining). An exchange is emitted
 //! when both its request and its response have ended, always in request order. Bodies are never
 //! buffered: bytes flow through the chunked decoder, the content decoder and a field extractor
-//! and are dropped. Only header blocks (capped), one partial line while resynchronising, and the
-//! bytes that wait for an upgrade verdict (capped) are held.
+//! and are dropped. Only header blocks (capped), the tail of one line while resynchronising,
+//! and bytes that wait (capped) are held.
+//!
+//! Policies, in one place:
+//! - **Waiting.** After a request carrying `Upgrade`, further request bytes are held until its
+//!   final response: a `101` hands them over as WebSocket leftovers, anything else releases
+//!   them as HTTP. Response bytes that arrive before their request is parsed are held too.
+//! - **Malformed input** (bad start line, header line, `Content-Length`, chunk framing, a cap)
+//!   is counted, and the direction resynchronises on the next plausible start line, searched
+//!   anywhere in a line since a message may follow the tail of a lost body without a line
+//!   break. A connection joined mid-stream starts that way; its response direction ignores
+//!   everything until a request has been seen (those bytes answer requests we never saw).
+//! - **Gaps.** Inside a body whose remaining length is known (or that runs to the close) a gap
+//!   is skipped: sizes stay exact, the body's decoding is abandoned (`Anomaly::BodyGap`).
+//!   Elsewhere the message is cut and the direction resynchronises; a gap between or inside
+//!   header blocks is taken to have swallowed one message, and requests and responses are
+//!   re-paired accordingly (a placeholder request absorbs the orphaned response).
+
 use std::collections::VecDeque;
 
 use crate::{
@@ -37,8 +53,12 @@ pub struct HttpLimits {
     pub max_header_value_bytes: usize,
     /// Longest chunk-extension list and trailer section of a chunked body (default 8 KiB).
     pub max_chunk_meta_bytes: usize,
-    /// Most decoded bytes per body; decoding stops there (default 64 MiB).
+    /// Most decoded bytes per content-encoded body; decoding stops there (default 64 MiB).
     pub max_decoded_body_bytes: u64,
+    /// Decode content-encoded bodies whose content no extractor reads (scripts, styles,
+    /// images), only to report their decoded size (default true). Decoding dominates the cost
+    /// of compressed traffic; false leaves their `body_decoded_bytes` at `None`.
+    pub decode_unused_bodies: bool,
     /// Largest zstd window accepted, as log2 bytes (default 23 = 8 MiB, RFC 9659's limit).
     pub max_zstd_window_log: u32,
     /// Most bytes held while waiting: request bytes after an `Upgrade` request until its
@@ -62,6 +82,7 @@ impl Default for HttpLimits {
             max_chunk_meta_bytes: 8 * 1024,
             max_decoded_body_bytes: 64 * 1024 * 1024,
             max_zstd_window_log: 23,
+            decode_unused_bodies: true,
             max_held_bytes: 64 * 1024,
             max_pending_requests: 64,
             api_key_header: "x-api-key".to_owned(),
@@ -106,6 +127,8 @@ pub struct HttpCounters {
     pub missing_responses: u64,
     /// Connections upgraded (101).
     pub upgrades: u64,
+    /// Connections turned into tunnels by a 2xx to CONNECT (not parsed further).
+    pub tunnels: u64,
     /// Messages presumed lost in a gap between or inside header blocks.
     pub lost_messages: u64,
     /// Bytes received after the connection ended for HTTP (upgrade or close).
@@ -130,6 +153,9 @@ pub enum HttpEvent {
         leftover: [Vec<u8>; 2],
     },
 }
+
+/// Buffer capacity kept between messages; larger buffers are released.
+const SHRINK_ABOVE: usize = 16 * 1024;
 
 #[derive(Debug)]
 enum Framing {
@@ -194,7 +220,12 @@ impl Side {
     }
 
     fn reset_head(&mut self) {
-        self.buf.clear();
+        // A rare huge head or hold must not pin its capacity for the connection's lifetime.
+        if self.buf.capacity() > SHRINK_ABOVE {
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
         self.line_len = 0;
         self.start_checked = false;
     }
@@ -540,6 +571,19 @@ impl HttpConnection {
         shared: &mut HttpShared,
         out: &mut Vec<HttpEvent>,
     ) {
+        self.parse_requests(data, ts, shared, out);
+        // Held responses are matched only once all of this input is parsed, so that request
+        // bytes following an upgrade request are already held when its 101 is seen.
+        self.release_response(shared, out);
+    }
+
+    fn parse_requests(
+        &mut self,
+        data: &[u8],
+        ts: Timestamp,
+        shared: &mut HttpShared,
+        out: &mut Vec<HttpEvent>,
+    ) {
         let mut input = data;
         while !input.is_empty() {
             match &mut self.req.phase {
@@ -663,7 +707,6 @@ impl HttpConnection {
                 self.req.phase = Phase::Body(new_body(f, coding.as_deref(), consumer, shared));
             }
         }
-        self.release_response(shared, out);
     }
 
     /// The request has ended: the next request starts, unless it asked for an upgrade.
@@ -816,6 +859,9 @@ impl HttpConnection {
             .as_deref()
             .map(str::to_ascii_lowercase);
         target.ex.response_headers = head.headers;
+        // A 2xx to CONNECT turns the connection into an opaque tunnel (RFC 9110 §9.3.6).
+        let tunnel =
+            target.ex.method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&head.status);
         if head.status == 101 {
             target.ex.upgraded = true;
             target.response_done = true;
@@ -845,6 +891,16 @@ impl HttpConnection {
             self.req.buf = Vec::new();
             self.resp.buf = Vec::new();
             self.finished = true;
+            return true;
+        }
+        if tunnel {
+            shared.counters.tunnels += 1;
+            if let Some(r) = self.response_target().and_then(|t| t.ex.response.as_mut()) {
+                r.complete = true;
+                r.body_decoded_bytes = Some(0);
+            }
+            self.finish_response(shared, out);
+            self.on_close(ts, shared, out);
             return true;
         }
         match framing {
@@ -913,14 +969,11 @@ impl HttpConnection {
             }
             Framing::Chunked(c) => {
                 let decoder = &mut body.decoder;
-                match c.feed(input, |d| {
+                let fed = c.feed(input, |d| {
                     decoder.feed(d, ts);
                     body_bytes += d.len() as u64;
-                }) {
-                    Ok(fed) => (fed.consumed, fed.done, false),
-                    // The rest of this input is not trusted as body.
-                    Err(_) => (0, true, true),
-                }
+                });
+                (fed.consumed, fed.done, fed.error.is_some())
             }
         };
         let chunks = match &body.framing {
@@ -942,8 +995,8 @@ impl HttpConnection {
             if !self.finished {
                 self.side(direction).resync();
             }
-            // The bad byte is skipped by the resynchronisation.
-            return 0;
+            // The rest of this input, from the offending byte on, goes to resynchronisation.
+            return used;
         }
         if done {
             self.end_body(direction, true, shared, out);
@@ -989,7 +1042,7 @@ impl HttpConnection {
                 Some(DecodeStop::Error) => anomalies.push(Anomaly::DecodeError),
                 Some(DecodeStop::Capped) => anomalies.push(Anomaly::DecodeCapped),
                 Some(DecodeStop::Abandoned) => anomalies.push(Anomaly::BodyGap),
-                None => {}
+                Some(DecodeStop::Skipped) | None => {}
             }
             if extracted.json_truncated && stop.is_none() {
                 anomalies.push(Anomaly::JsonTruncated);
@@ -1019,6 +1072,15 @@ fn new_body(
     shared: &HttpShared,
 ) -> Box<Body> {
     let limits = &shared.limits;
+    let mut decoder = BodyDecoder::new(
+        coding,
+        consumer,
+        limits.max_decoded_body_bytes,
+        limits.max_zstd_window_log,
+    );
+    if !limits.decode_unused_bodies && decoder.discards() {
+        decoder.skip();
+    }
     Box::new(Body {
         framing: match framing {
             BodyFraming::Length(n) => Framing::Length(n),
@@ -1027,12 +1089,7 @@ fn new_body(
             }
             BodyFraming::Close | BodyFraming::None => Framing::Close,
         },
-        decoder: BodyDecoder::new(
-            coding,
-            consumer,
-            limits.max_decoded_body_bytes,
-            limits.max_zstd_window_log,
-        ),
+        decoder,
         gap: false,
     })
 }

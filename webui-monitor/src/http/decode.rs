@@ -148,6 +148,8 @@ pub enum DecodeStop {
     Capped,
     /// Input bytes were lost (reassembly gap).
     Abandoned,
+    /// Not decoded by configuration: nothing reads the content.
+    Skipped,
 }
 
 /// The decoding pipeline of one body.
@@ -196,7 +198,13 @@ impl BodyDecoder {
         };
         let coding = coding.map(|c| c.trim().to_ascii_lowercase());
         match coding.as_deref() {
-            None | Some("") | Some("identity") => {}
+            None | Some("") | Some("identity") => {
+                // The cap bounds decompression work; an identity body costs no more than its
+                // wire bytes.
+                if let Some(s) = d.sink.as_mut() {
+                    s.cap = u64::MAX;
+                }
+            }
             Some("gzip") | Some("x-gzip") => {
                 if let Some(s) = d.sink.take() {
                     d.inner = Inner::Gzip(Box::new(flate2::write::GzDecoder::new(s)));
@@ -250,6 +258,28 @@ impl BodyDecoder {
         if self.stop.is_none() {
             let capped = self.sink.as_ref().is_some_and(|s| s.capped);
             self.stop = Some(if capped { DecodeStop::Capped } else { why });
+        }
+    }
+
+    /// Does not decode at all (the content is not needed); the body is only counted.
+    pub fn skip(&mut self) {
+        if !matches!(self.inner, Inner::Identity) {
+            self.stop(DecodeStop::Skipped);
+        }
+    }
+
+    /// Whether nothing reads the decoded content.
+    pub fn discards(&self) -> bool {
+        match &self.inner {
+            Inner::Gzip(w) => matches!(w.get_ref().consumer, Consumer::Discard),
+            Inner::Zlib(w) => matches!(w.get_ref().consumer, Consumer::Discard),
+            Inner::Raw(w) => matches!(w.get_ref().consumer, Consumer::Discard),
+            Inner::Brotli(w) => matches!(w.get_ref().consumer, Consumer::Discard),
+            Inner::Zstd(w) => matches!(w.get_ref().consumer, Consumer::Discard),
+            _ => self
+                .sink
+                .as_ref()
+                .is_none_or(|s| matches!(s.consumer, Consumer::Discard)),
         }
     }
 

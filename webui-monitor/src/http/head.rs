@@ -145,7 +145,10 @@ pub fn plausible_request_line(line: &[u8]) -> bool {
             .all(|&b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
         && !target.is_empty()
         && target.iter().all(|&b| b > b' ' && b != 0x7f)
-        && (target[0] == b'/' || target[0] == b'*' || target.starts_with(b"http"))
+        && (target[0] == b'/'
+            || target[0] == b'*'
+            || target.starts_with(b"http")
+            || (method == b"CONNECT" && target.contains(&b':')))
         && version_ok(version)
 }
 
@@ -303,7 +306,7 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
     let method = parts.next().unwrap_or_default();
     let target = parts.next().unwrap_or_default();
     // Absolute form (`http://host/path?q`): keep the path.
-    let target = if target.starts_with(b"http") {
+    let target = if target.starts_with(b"http://") || target.starts_with(b"https://") {
         let after_scheme = target
             .windows(3)
             .position(|w| w == b"://")
@@ -398,4 +401,88 @@ pub fn parse_response(block: &[u8], limits: &HeadLimits<'_>) -> Result<ResponseH
         framing,
         headers: h,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits<'static> = HeadLimits {
+        max_headers: 8,
+        max_path_bytes: 16,
+        max_value_bytes: 32,
+        api_key_header: "x-api-key",
+    };
+
+    #[test]
+    fn start_lines_are_found_after_a_body_tail() {
+        assert_eq!(
+            find_request_line(b"\"}]}POST /api/chat HTTP/1.1\r"),
+            Some(4)
+        );
+        assert_eq!(find_request_line(b"QUJDREVGGET / HTTP/1.1"), Some(8));
+        assert_eq!(find_request_line(b"GET / HTTP/1.1"), Some(0));
+        assert_eq!(find_request_line(b"GET / HTTP/2.0"), None);
+        assert_eq!(find_request_line(b"get / HTTP/1.1"), None);
+        assert_eq!(find_status_line(b"0\r\n\r\nHTTP/1.1 200 OK\r"), Some(5));
+        assert_eq!(find_status_line(b"HTTP/1.1 2000"), None);
+        assert!(plausible_status_line(b"HTTP/1.0 204"));
+    }
+
+    #[test]
+    fn request_head_fields() {
+        let h = parse_request(
+            b"POST http://h:8080/a/very/long/path/indeed?x=1 HTTP/1.1\r\nContent-Length: 5, 5\r\nConnection: keep-alive, close\r\nCookie: x=1;token=\r\n\r\n",
+            &LIMITS,
+        )
+        .unwrap();
+        assert_eq!(
+            (h.method.as_str(), h.path.as_str()),
+            ("POST", "/a/very/long/pat")
+        );
+        assert!(h.path_truncated && h.has_query && h.framing.connection_close);
+        assert_eq!(h.body_framing(), BodyFraming::Length(5));
+        assert_eq!(
+            h.headers.cookie_token.as_ref().map(Secret::expose),
+            Some(&b""[..])
+        );
+    }
+
+    #[test]
+    fn framing_rules() {
+        let parse = |head: &[u8]| parse_response(head, &LIMITS);
+        let r = parse(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.body_framing("GET"), BodyFraming::Chunked);
+        assert_eq!(r.body_framing("HEAD"), BodyFraming::None);
+        let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n").unwrap();
+        assert_eq!(r.body_framing("GET"), BodyFraming::Close);
+        let r = parse(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        assert_eq!(r.body_framing("GET"), BodyFraming::Close);
+        assert_eq!(
+            parse(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n")
+                .unwrap()
+                .body_framing("GET"),
+            BodyFraming::None
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+                .unwrap_err(),
+            HeadError::ContentLength
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n").unwrap_err(),
+            HeadError::ContentLength
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n").unwrap_err(),
+            HeadError::HeaderLine
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\n: x\r\n\r\n").unwrap_err(),
+            HeadError::HeaderLine
+        );
+    }
 }

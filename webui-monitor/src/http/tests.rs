@@ -415,6 +415,36 @@ fn decode_errors_and_caps_are_flagged() {
     assert_eq!(r.shared.counters.decode_capped, 1);
 }
 
+#[test]
+fn unused_bodies_can_be_left_encoded() {
+    let limits = HttpLimits {
+        decode_unused_bodies: false,
+        ..HttpLimits::default()
+    };
+    let script = b"HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nxyz";
+    let json = encoded_response("gzip", &gzip(USAGE_JSON));
+    let r = run_with(
+        limits,
+        false,
+        &[
+            Step::Data(REQ, GET, 1),
+            Step::Data(RESP, script, 2),
+            Step::Data(REQ, GET, 3),
+            Step::Data(RESP, &json, 4),
+        ],
+    );
+    let (a, b) = (&r.exchanges[0], &r.exchanges[1]);
+    assert_eq!(a.response.as_ref().unwrap().body_decoded_bytes, None);
+    assert!(a.anomalies.is_empty());
+    // A body whose fields are needed is still decoded.
+    assert_eq!(
+        b.response.as_ref().unwrap().body_decoded_bytes,
+        Some(USAGE_JSON.len() as u64)
+    );
+    assert_eq!(b.response_fields.usage.map(|u| u.total_tokens), Some(21));
+    assert_eq!(r.shared.counters.decode_errors, 0);
+}
+
 /// Open WebUI's SSE: each event is two chunks, `data: …\n` then `\n`.
 fn sse_response(events: &[&str]) -> Vec<u8> {
     let mut v = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
@@ -720,6 +750,7 @@ fn composite() -> (Vec<u8>, Vec<u8>) {
     req.extend_from_slice(b"HEAD /h HTTP/1.1\r\n\r\n");
     resp.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n");
     req.extend_from_slice(UPGRADE);
+    req.extend_from_slice(b"\x81\x81abcdy");
     resp.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x01x",
     );
@@ -768,6 +799,75 @@ proptest! {
         prop_assert_eq!(whole.shared.counters, split.shared.counters);
     }
 
+    /// Any interleaving of the two directions (responses may even arrive before their
+    /// requests are parsed) gives identical exchanges.
+    #[test]
+    fn any_interleaving_gives_identical_exchanges(
+        req_cuts in proptest::collection::vec(0usize..2000, 0..12),
+        resp_cuts in proptest::collection::vec(0usize..2000, 0..12),
+        order in proptest::collection::vec(any::<bool>(), 0..30),
+    ) {
+        let (req, resp) = composite();
+        let whole = run(&[Step::Data(REQ, &req, 1), Step::Data(RESP, &resp, 1), Step::Close]);
+        let pieces = |data: &[u8], cuts: &[usize]| -> Vec<(usize, usize)> {
+            let mut c: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+            c.push(0);
+            c.push(data.len());
+            c.sort_unstable();
+            c.dedup();
+            c.windows(2).map(|w| (w[0], w[1])).collect()
+        };
+        let (mut a, mut b) = (pieces(&req, &req_cuts).into_iter(), pieces(&resp, &resp_cuts).into_iter());
+        let mut steps: Vec<Step<'_>> = Vec::new();
+        let mut pick = order.into_iter();
+        loop {
+            let next = if pick.next().unwrap_or(true) { a.next().map(|p| (REQ, p)).or_else(|| b.next().map(|p| (RESP, p))) } else { b.next().map(|p| (RESP, p)).or_else(|| a.next().map(|p| (REQ, p))) };
+            let Some((d, (x, y))) = next else { break };
+            let data = if d == REQ { &req[x..y] } else { &resp[x..y] };
+            steps.push(Step::Data(d, data, 1));
+        }
+        steps.push(Step::Close);
+        let split = run(&steps);
+        prop_assert_eq!(summary(&whole), summary(&split));
+    }
+
+    /// Valid traffic with random byte flips, cuts and gaps never panics, and what comes out
+    /// stays consistent.
+    #[test]
+    fn mutated_traffic_never_panics(
+        flips in proptest::collection::vec((any::<bool>(), 0usize..2000, any::<u8>()), 0..6),
+        cuts in proptest::collection::vec((any::<bool>(), 0usize..2000, 0u64..50), 0..6),
+        mid in any::<bool>(),
+    ) {
+        let (mut req, mut resp) = composite();
+        for (is_req, at, b) in flips {
+            let v = if is_req { &mut req } else { &mut resp };
+            let n = v.len();
+            v[at % n] = b;
+        }
+        let mut steps = Vec::new();
+        let (mut ri, mut si) = (0, 0);
+        for (is_req, at, gap) in cuts {
+            let (v, i, d) = if is_req { (&req, &mut ri, REQ) } else { (&resp, &mut si, RESP) };
+            let end = (*i + at % 300).min(v.len());
+            steps.push(Step::Data(d, &v[*i..end], 1));
+            *i = end;
+            steps.push(Step::Gap(d, gap));
+        }
+        steps.push(Step::Data(REQ, &req[ri..], 2));
+        steps.push(Step::Data(RESP, &resp[si..], 2));
+        steps.push(Step::Fin(RESP));
+        steps.push(Step::Close);
+        let r = run_with(HttpLimits::default(), mid, &steps);
+        prop_assert!(r.exchanges.len() <= 4);
+        for x in &r.exchanges {
+            if let Some(resp) = &x.response {
+                prop_assert!(resp.body_bytes <= resp.body_wire_bytes);
+            }
+            prop_assert!(x.request.body_bytes <= x.request.body_wire_bytes);
+        }
+    }
+
     /// Random bytes in either direction never panic and leave bounded state.
     #[test]
     fn garbage_never_panics(
@@ -787,4 +887,55 @@ proptest! {
             Step::Close,
         ]);
     }
+}
+
+/// The pipeline may move connections across threads.
+#[test]
+fn connection_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<HttpConnection>();
+    assert_send::<HttpShared>();
+}
+
+#[test]
+fn limits_deserialize_with_defaults() {
+    let l: HttpLimits =
+        serde_json::from_str(r#"{"max_headers": 5, "json": {"max_depth": 3}}"#).unwrap();
+    let d = HttpLimits::default();
+    assert_eq!(
+        (l.max_headers, l.json.max_depth, l.json.max_string_bytes),
+        (5, 3, d.json.max_string_bytes)
+    );
+    assert_eq!(
+        (l.max_header_bytes, l.api_key_header.as_str()),
+        (64 * 1024, "x-api-key")
+    );
+    assert!(serde_json::from_str::<HttpLimits>(r#"{"max_headerz": 5}"#).is_err());
+}
+
+#[test]
+fn connect_tunnels_end_http() {
+    let r = run(&[
+        Step::Data(REQ, b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 1),
+        Step::Data(
+            RESP,
+            b"HTTP/1.1 200 Connection Established\r\n\r\n\x16\x03\x01",
+            2,
+        ),
+        Step::Data(REQ, b"\x16\x03\x01\x00", 3),
+    ]);
+    assert_eq!(r.exchanges.len(), 1);
+    let x = &r.exchanges[0];
+    assert_eq!(
+        (x.method.as_str(), x.status, x.upgraded),
+        ("CONNECT", Some(200), false)
+    );
+    assert!(x.response.as_ref().unwrap().complete);
+    assert_eq!(
+        (
+            r.shared.counters.tunnels,
+            r.shared.counters.malformed_messages
+        ),
+        (1, 0)
+    );
 }

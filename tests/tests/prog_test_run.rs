@@ -378,6 +378,38 @@ async fn a_64k_segment_arrives_whole_in_chunks() {
     assert_eq!(h.totals().records, records.len() as u64);
 }
 
+/// A 64 KB loopback frame with TCP timestamps ends past offset 0xffff, which
+/// bpf_xdp_load_bytes cannot read from: the last chunk starts at 0xffff instead, the one
+/// before it is shorter, and every byte still arrives exactly once.
+#[tokio::test]
+async fn chunks_never_start_past_offset_0xffff() {
+    let mut h = Harness::new();
+    let since = boot_now_ns().unwrap();
+    let timestamps = vec![1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+    let payload = pattern(65_535 - 20 - 32);
+    let tcp = Tcp {
+        options: timestamps,
+        ..request(500, PSH_ACK, &payload)
+    };
+    assert_eq!(h.xdp(&frame(&[], &v4(), &tcp)), XDP_PASS);
+    let records = h.records(since);
+    let payload_offset = 14 + 20 + 32;
+    let last_start = 0xffff - payload_offset;
+    let lengths: Vec<usize> = records.iter().map(|r| r.payload.len()).collect();
+    let mut expected = vec![CHUNK_DATA_SIZE; 32];
+    expected.push(last_start - 32 * CHUNK_DATA_SIZE);
+    expected.push(payload.len() - last_start);
+    assert_eq!(lengths, expected);
+    let mut offset = 0;
+    for record in &records {
+        assert_eq!(record.seq, 500 + offset as u32);
+        assert_eq!(record.payload, payload[offset..offset + record.payload.len()]);
+        offset += record.payload.len();
+    }
+    assert_eq!(offset, payload.len());
+    assert_eq!(h.totals().lost_records, [0, 0, 0]);
+}
+
 #[tokio::test]
 async fn tc_egress_captures_like_xdp() {
     let mut h = Harness::new();

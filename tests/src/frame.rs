@@ -34,7 +34,7 @@ pub struct Tcp {
 
 fn padded(options: &[u8]) -> Vec<u8> {
     let mut out = options.to_vec();
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     out

@@ -378,6 +378,38 @@ async fn a_64k_segment_arrives_whole_in_chunks() {
     assert_eq!(h.totals().records, records.len() as u64);
 }
 
+/// A 64 KB loopback frame with TCP timestamps ends past offset 0xffff, which
+/// bpf_xdp_load_bytes cannot read from: the last chunk starts at 0xffff instead, the one
+/// before it is shorter, and every byte still arrives exactly once.
+#[tokio::test]
+async fn chunks_never_start_past_offset_0xffff() {
+    let mut h = Harness::new();
+    let since = boot_now_ns().unwrap();
+    let timestamps = vec![1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+    let payload = pattern(65_535 - 20 - 32);
+    let tcp = Tcp {
+        options: timestamps,
+        ..request(500, PSH_ACK, &payload)
+    };
+    assert_eq!(h.xdp(&frame(&[], &v4(), &tcp)), XDP_PASS);
+    let records = h.records(since);
+    let payload_offset = 14 + 20 + 32;
+    let last_start = 0xffff - payload_offset;
+    let lengths: Vec<usize> = records.iter().map(|r| r.payload.len()).collect();
+    let mut expected = vec![CHUNK_DATA_SIZE; 32];
+    expected.push(last_start - 32 * CHUNK_DATA_SIZE);
+    expected.push(payload.len() - last_start);
+    assert_eq!(lengths, expected);
+    let mut offset = 0;
+    for record in &records {
+        assert_eq!(record.seq, 500 + offset as u32);
+        assert_eq!(record.payload, payload[offset..offset + record.payload.len()]);
+        offset += record.payload.len();
+    }
+    assert_eq!(offset, payload.len());
+    assert_eq!(h.totals().lost_records, [0, 0, 0]);
+}
+
 #[tokio::test]
 async fn tc_egress_captures_like_xdp() {
     let mut h = Harness::new();
@@ -424,16 +456,10 @@ async fn malformed_headers_pass_and_are_counted() {
     let mut fragment = good.clone();
     fragment[20] = 0x20; // MF
     cases.push(("IPv4 fragment", fragment));
-    let mut v6_ext = frame(
-        &[],
-        &Ip::V6 {
-            src: CLIENT6,
-            dst: SERVER6,
-        },
-        &request(1, PSH_ACK, b"x"),
-    );
-    v6_ext[14 + 6] = 0; // hop-by-hop options header
-    cases.push(("IPv6 extension header", v6_ext));
+    cases.push((
+        "IPv6 fragment of a TCP segment",
+        with_ipv6_extension(44, &request(1, PSH_ACK, b"x")),
+    ));
     let vlans = [(TPID_8021AD, 1), (TPID_8021Q, 2), (TPID_8021Q, 3)];
     cases.push((
         "three VLAN tags",
@@ -458,6 +484,49 @@ async fn malformed_headers_pass_and_are_counted() {
     assert_eq!(h.xdp(&arp), XDP_PASS);
     assert_eq!(h.xdp(&udp), XDP_PASS);
     assert_eq!(h.totals(), totals);
+}
+
+/// An IPv6 frame with one 8-byte extension header of type `kind` before the TCP segment.
+fn with_ipv6_extension(kind: u8, tcp: &Tcp) -> Vec<u8> {
+    let plain = frame(
+        &[],
+        &Ip::V6 {
+            src: CLIENT6,
+            dst: SERVER6,
+        },
+        tcp,
+    );
+    let (header, l4) = plain.split_at(14 + 40);
+    let mut out = header.to_vec();
+    let payload_len = u16::from_be_bytes([out[18], out[19]]) + 8;
+    out[18..20].copy_from_slice(&payload_len.to_be_bytes());
+    out[20] = kind;
+    // next header TCP, then (hop-by-hop: length 0 = 8 bytes, PadN) / (fragment: offset 0, M).
+    if kind == 44 {
+        out.extend_from_slice(&[6, 0, 0, 1, 0, 0, 0, 7]);
+    } else {
+        out.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    out.extend_from_slice(l4);
+    out
+}
+
+#[tokio::test]
+async fn ipv6_hop_by_hop_header_is_walked() {
+    let mut h = Harness::new();
+    let since = boot_now_ns().unwrap();
+    assert_eq!(
+        h.xdp(&with_ipv6_extension(0, &request(7, PSH_ACK, b"hello"))),
+        XDP_PASS
+    );
+    let key = ConnectionKey {
+        client: "[2001:db8::1]:40000".parse().unwrap(),
+        server: "[2001:db8::2]:8080".parse().unwrap(),
+    };
+    assert_eq!(
+        h.records(since),
+        vec![got(key, Direction::Request, 7, PSH_ACK, b"hello")]
+    );
 }
 
 #[tokio::test]

@@ -20,6 +20,9 @@ use crate::{
     parse::{Parsed, Segment, parse},
 };
 
+/// Highest packet offset `bpf_xdp_load_bytes` reads from.
+const MAX_LOAD_OFFSET: u32 = 0xffff;
+
 const LOGGED_RING_FULL: u32 = 0x1;
 const LOGGED_TRUNCATED: u32 = 0x2;
 
@@ -182,8 +185,25 @@ unsafe extern "C" fn chunk_callback<P: Packet>(index: u64, ctx: *mut c_void) -> 
         return 1;
     }
     let remaining = segment.payload_len - offset;
-    let len = remaining.min(CHUNK_DATA_SIZE as u32);
+    let mut len = remaining.min(CHUNK_DATA_SIZE as u32);
     let last = index + 1 == state.chunks;
+    // bpf_xdp_load_bytes() refuses offsets above 0xffff (`bpf_xdp_pointer()` in
+    // net/core/filter.c), and the last bytes of a 64 KB loopback frame lie beyond: the IP
+    // packet may be 65,535 bytes long, the frame adds the Ethernet header. Such a last chunk
+    // is moved back to start at 0xffff and the chunk before it shortened by as much; the
+    // shift is at most the Ethernet header's length, far less than a chunk.
+    let mut offset = offset;
+    let absolute = segment.payload_offset + offset;
+    if last && absolute > MAX_LOAD_OFFSET {
+        let shift = absolute - MAX_LOAD_OFFSET;
+        offset -= shift;
+        len += shift;
+    } else if index + 2 == state.chunks {
+        let next = absolute + CHUNK_DATA_SIZE as u32;
+        if next > MAX_LOAD_OFFSET {
+            len -= next - MAX_LOAD_OFFSET;
+        }
+    }
     let mut chunk_flags = 0;
     let mut tcp_flags = segment.tcp_flags & !(TCP_SYN | TCP_FIN | TCP_RST);
     if index == 0 {
@@ -246,10 +266,12 @@ fn submit_chunk<P: Packet>(
     // cannot relate to `len`.
     // 64-bit, so the check is not done on a zero-extended copy the verifier cannot link back.
     let copy_len = core::hint::black_box(len as u64);
-    if copy_len > 0 && copy_len <= CHUNK_DATA_SIZE as u64 {
+    if copy_len > 0 {
         let dst = unsafe { (&raw mut (*record).data).cast::<u8>() };
-        if unsafe { pkt.load_bytes(segment.payload_offset + offset, dst, copy_len as u32) }.is_err()
-        {
+        let copied = copy_len <= CHUNK_DATA_SIZE as u64
+            && unsafe { pkt.load_bytes(segment.payload_offset + offset, dst, copy_len as u32) }
+                .is_ok();
+        if !copied {
             stats.lost_records[LossReason::Truncated as usize] += 1;
             stats.lost_bytes[LossReason::Truncated as usize] += len as u64;
             entry.discard(0);

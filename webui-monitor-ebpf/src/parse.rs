@@ -17,9 +17,20 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_TCP: u8 = 6;
-/// IPv6 extension headers that may precede TCP. Packets carrying them are counted as unparsed
-/// rather than walked: the hop this monitor watches (proxy → Open WebUI) does not use them.
-const IPV6_EXTENSION_HEADERS: [u8; 6] = [0, 43, 44, 50, 51, 60];
+const IPPROTO_HOPOPTS: u8 = 0;
+const IPPROTO_ROUTING: u8 = 43;
+const IPPROTO_FRAGMENT: u8 = 44;
+const IPPROTO_DSTOPTS: u8 = 60;
+/// Extension headers walked before giving up (counted as unparsed if TCP may follow).
+const MAX_IPV6_EXTENSION_HEADERS: usize = 4;
+
+#[inline(always)]
+fn is_ipv6_extension(next_header: u8) -> bool {
+    matches!(
+        next_header,
+        IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_FRAGMENT | IPPROTO_DSTOPTS
+    )
+}
 const TCP_HEADER: usize = 20;
 
 /// A TCP segment of a monitored connection.
@@ -140,21 +151,59 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
                 return Parsed::Unparsed;
             };
             let ip = ip as *const u8;
-            let next_header = unsafe { *ip.add(6) };
+            if unsafe { *ip } >> 4 != 6 {
+                return Parsed::Unparsed;
+            }
+            // Walk the extension headers that may precede TCP (ICMPv6 such as MLD often
+            // carries a hop-by-hop header: it must not count as unparsed).
+            let mut next_header = unsafe { *ip.add(6) };
+            let mut l4 = offset + 40;
+            for _ in 0..MAX_IPV6_EXTENSION_HEADERS {
+                let length = match next_header {
+                    IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
+                        let Some(ext) = pkt.ptr_at::<[u8; 2]>(l4) else {
+                            return Parsed::Unparsed;
+                        };
+                        let ext = ext as *const u8;
+                        next_header = unsafe { *ext };
+                        (unsafe { *ext.add(1) } as usize + 1) * 8
+                    }
+                    IPPROTO_FRAGMENT => {
+                        let Some(ext) = pkt.ptr_at::<[u8; 4]>(l4) else {
+                            return Parsed::Unparsed;
+                        };
+                        let ext = ext as *const u8;
+                        next_header = unsafe { *ext };
+                        // A fragment's TCP ports are unknown (or absent).
+                        if next_header == IPPROTO_TCP {
+                            return Parsed::Unparsed;
+                        }
+                        8
+                    }
+                    _ => break,
+                };
+                l4 += length;
+            }
             if next_header != IPPROTO_TCP {
-                return if IPV6_EXTENSION_HEADERS.contains(&next_header) {
+                return if is_ipv6_extension(next_header) {
                     Parsed::Unparsed
                 } else {
                     Parsed::Ignored
                 };
             }
-            if unsafe { *ip } >> 4 != 6 {
+            let payload_len = be16(unsafe { ip.add(4) }) as u32;
+            let extensions = (l4 - offset - 40) as u32;
+            if payload_len != 0 && payload_len < extensions {
                 return Parsed::Unparsed;
             }
-            ip_payload_len = be16(unsafe { ip.add(4) }) as u32;
+            ip_payload_len = if payload_len == 0 {
+                0
+            } else {
+                payload_len - extensions
+            };
             family = FAMILY_IPV6;
             ip_header = ip;
-            l4_offset = offset + 40;
+            l4_offset = l4;
         }
         // A third tag: beyond what the parser reads.
         ETH_P_8021Q | ETH_P_8021AD => return Parsed::Unparsed,

@@ -2,6 +2,8 @@
 //!
 //! Where each program goes (and why loopback gets XDP only) is explained in the eBPF crate's
 //! top-level docs (`webui-monitor-ebpf/src/main.rs`).
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
@@ -144,19 +146,34 @@ pub fn interface_name(interface: &str) -> Result<std::ffi::CString, CaptureError
     std::ffi::CString::new(interface).map_err(|_| CaptureError::NoInterface(interface.to_owned()))
 }
 
-/// Whether `interface` is a loopback device (`IFF_LOOPBACK` in its sysfs flags).
+/// Whether `interface` is a loopback device (`IFF_LOOPBACK`).
+///
+/// Asked through `SIOCGIFFLAGS` on a socket rather than sysfs: a socket belongs to the calling
+/// thread's network namespace, as the attach calls do, while /sys shows the namespace it was
+/// mounted in.
 pub fn is_loopback(interface: &str) -> Result<bool, CaptureError> {
-    if interface.is_empty()
-        || interface.contains(['/', '\0'])
-        || interface == "."
-        || interface == ".."
-    {
-        return Err(CaptureError::NoInterface(interface.to_owned()));
+    let missing = || CaptureError::NoInterface(interface.to_owned());
+    let name = interface.as_bytes();
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(&0) {
+        return Err(missing());
     }
-    let path = format!("/sys/class/net/{interface}/flags");
-    let flags = std::fs::read_to_string(&path)
-        .map_err(|_| CaptureError::NoInterface(interface.to_owned()))?;
-    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16)
-        .map_err(|_| CaptureError::NoInterface(interface.to_owned()))?;
-    Ok(flags & libc::IFF_LOOPBACK as u32 != 0)
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(CaptureError::Io(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in request.ifr_name.iter_mut().zip(name) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_flags of the ifreq we own.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) } < 0 {
+        return Err(missing());
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = unsafe { request.ifr_ifru.ifru_flags };
+    Ok(flags as libc::c_int & libc::IFF_LOOPBACK != 0)
 }

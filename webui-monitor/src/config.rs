@@ -35,6 +35,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::reassembly::ReassemblyLimits;
 use crate::{
     http::{HttpLimits, exchange::Secret},
     websocket::WebSocketLimits,
@@ -60,13 +61,8 @@ pub const MAX_PORTS: usize = 16;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub capture: CaptureConfig,
-    // TODO(lead): the three limit sections are owned by other modules; once they derive
-    // `Serialize`, drop `skip_serializing` and the Debug appendix in `render`.
-    #[serde(skip_serializing)]
     pub reassembly: ReassemblyLimits,
-    #[serde(skip_serializing)]
     pub http: HttpLimits,
-    #[serde(skip_serializing)]
     pub websocket: WebSocketLimits,
     pub openwebui: OpenWebUiConfig,
     pub log: LogConfig,
@@ -119,39 +115,6 @@ pub enum XdpMode {
     Driver,
     /// Generic (skb) mode only.
     Generic,
-}
-
-/// `[reassembly]`: caps of TCP reassembly.
-///
-/// TODO(lead): mirror of `reassembly::ReassemblyLimits` on the `stream` branch (same fields and
-/// defaults) until it lands on main — then delete this and `pub use
-/// crate::reassembly::ReassemblyLimits;` instead.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ReassemblyLimits {
-    pub max_connections: usize,
-    pub max_buffered_bytes_per_connection: usize,
-    pub max_buffered_bytes_total: usize,
-    pub max_buffered_pieces_per_connection: usize,
-    pub hole_timeout_ms: u64,
-    pub idle_timeout_ms: u64,
-    pub closed_linger_ms: u64,
-    pub max_closed_connections: usize,
-}
-
-impl Default for ReassemblyLimits {
-    fn default() -> Self {
-        Self {
-            max_connections: 65_536,
-            max_buffered_bytes_per_connection: 4 << 20,
-            max_buffered_bytes_total: 256 << 20,
-            max_buffered_pieces_per_connection: 4096,
-            hole_timeout_ms: 10_000,
-            idle_timeout_ms: 300_000,
-            closed_linger_ms: 60_000,
-            max_closed_connections: 65_536,
-        }
-    }
 }
 
 /// `[openwebui]`: how requests are attributed to Open WebUI users.
@@ -652,11 +615,6 @@ impl Config {
         }
         out.push_str(&format!("# JWT secret: {secret}\n\n"));
         out.push_str(&toml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n")));
-        // See the TODO on `Config`: these sections cannot be serialized yet.
-        out.push_str(&format!(
-            "\n# [reassembly] {:?}\n# [http] {:?}\n# [websocket] {:?}\n",
-            self.reassembly, self.http, self.websocket
-        ));
         out
     }
 }

@@ -16,9 +16,11 @@
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod http;
 pub mod json;
 pub mod metrics;
+pub mod monitor;
 pub mod openwebui;
 pub mod pcap;
 pub mod pipeline;

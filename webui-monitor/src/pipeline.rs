@@ -39,8 +39,10 @@ pub struct PipelineConfig {
 /// The protocol spoken on a connection.
 #[derive(Debug)]
 enum Protocol {
-    Http(HttpConnection),
-    WebSocket(WebSocketConnection),
+    // Both engines are hundreds of bytes inline; boxed, a table entry stays one pointer wide
+    // and turning HTTP into a WebSocket moves no large value.
+    Http(Box<HttpConnection>),
+    WebSocket(Box<WebSocketConnection>),
 }
 
 /// Per-connection state kept by the reassembler.
@@ -100,7 +102,7 @@ impl Engines<'_> {
                             ws.on_data(dir, bytes, ts, self.websocket, self.socket_events);
                         }
                     }
-                    state.protocol = Protocol::WebSocket(ws);
+                    state.protocol = Protocol::WebSocket(Box::new(ws));
                 }
             }
         }
@@ -125,7 +127,7 @@ impl StreamHandler for Engines<'_> {
 
     fn open(&mut self, key: ConnectionKey, mid_stream: bool, _ts: Timestamp) -> ConnState {
         ConnState {
-            protocol: Protocol::Http(HttpConnection::new(key, mid_stream)),
+            protocol: Protocol::Http(Box::new(HttpConnection::new(key, mid_stream))),
         }
     }
 

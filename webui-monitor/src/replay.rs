@@ -17,10 +17,12 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{
+    config::{self, ConfigArgs},
     http::Exchange,
-    metrics::stream::StreamMetrics,
+    monitor::Monitor,
+    openwebui::db,
     pcap::{CaptureReader, Dissector, PcapLimits, SkipReason},
-    pipeline::{Pipeline, PipelineConfig, PipelineEvent},
+    pipeline::{Pipeline, PipelineEvent},
     segment::Timestamp,
 };
 
@@ -30,9 +32,6 @@ pub struct ReplayArgs {
     /// Capture file: pcap (µs or ns, either byte order) or pcapng; Ethernet, Linux cooked
     /// (SLL/SLL2), raw IP or BSD loopback frames.
     pub file: PathBuf,
-    /// Server port of the monitored connections (repeatable).
-    #[arg(long = "port", value_name = "PORT", default_values_t = [8080u16])]
-    pub ports: Vec<u16>,
     /// Write one JSON object per exchange to stdout (sizes, timings, status, route and the
     /// extracted fields; never a credential or body text). The summary then goes to stderr.
     #[arg(long)]
@@ -40,6 +39,11 @@ pub struct ReplayArgs {
     /// Write the Prometheus exposition the daemon would serve after this traffic to FILE.
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
+    /// Ports, Open WebUI's database, limits: the daemon's configuration, so the replay
+    /// attributes exactly as `run` would. The JWT secret comes from `WEBUI_SECRET_KEY` or
+    /// `openwebui.webui_secret_file`; expiry is judged against the packets' timestamps.
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// Totals of one replay.
@@ -60,31 +64,27 @@ pub struct ReplayStats {
 /// Traffic-time interval between pipeline ticks (idle expiry, hole timeouts).
 const TICK_NANOS: u64 = 1_000_000_000;
 
-/// Runs the pipeline over every packet of `input`, calling `on_event` for each event and
-/// `on_progress` with the bytes read so far (every few thousand packets). Returns the pipeline
-/// (for its counters) and the replay's totals.
+/// Runs `monitor` over every packet of `input` (segments of `ports`), calling `on_event` for
+/// each event and `on_progress` with the bytes read so far (every few thousand packets), then
+/// finishes it at the last packet's time. Returns the replay's totals.
 pub fn replay_capture<R: Read>(
     input: R,
     ports: &[u16],
-    config: PipelineConfig,
-    mut on_event: impl FnMut(PipelineEvent),
+    monitor: &mut Monitor,
+    mut on_event: impl FnMut(&PipelineEvent),
     mut on_progress: impl FnMut(u64),
-) -> anyhow::Result<(Pipeline, ReplayStats)> {
+) -> anyhow::Result<ReplayStats> {
     let mut reader =
         CaptureReader::new(input, PcapLimits::default()).context("reading the capture header")?;
     let dissector = Dissector::new(ports.iter().copied());
-    let mut pipeline = Pipeline::new(config);
     let mut stats = ReplayStats::default();
-    let mut events = Vec::new();
     let mut next_tick = 0u64;
-    let mut emit = |events: &mut Vec<PipelineEvent>, stats: &mut ReplayStats| {
-        for event in events.drain(..) {
-            match event {
-                PipelineEvent::Exchange(_) => stats.exchanges += 1,
-                PipelineEvent::Socket { .. } => stats.socket_events += 1,
-            }
-            on_event(event);
+    let mut count = |event: &PipelineEvent, stats: &mut ReplayStats| {
+        match event {
+            PipelineEvent::Exchange(_) => stats.exchanges += 1,
+            PipelineEvent::Socket { .. } => stats.socket_events += 1,
         }
+        on_event(event);
     };
     loop {
         let packet = match reader.next_packet() {
@@ -99,26 +99,27 @@ pub fn replay_capture<R: Read>(
         stats.first_ts.get_or_insert(ts);
         stats.last_ts = Some(stats.last_ts.map_or(ts, |t| t.max(ts)));
         if ts.as_nanos() >= next_tick {
-            pipeline.on_tick(ts, &mut events);
+            monitor.on_tick(ts, |e| count(e, &mut stats));
             next_tick = ts.as_nanos().saturating_add(TICK_NANOS);
         }
         match dissector.dissect(packet.link_type, ts, packet.data) {
             Ok(segment) => {
                 stats.segments += 1;
                 stats.payload_bytes += segment.payload.len() as u64;
-                pipeline.on_segment(&segment, &mut events);
+                monitor.on_segment(&segment, |e| count(e, &mut stats));
             }
             Err(reason) => stats.skipped[reason.index()] += 1,
         }
-        emit(&mut events, &mut stats);
         if stats.packets % 4096 == 0 {
             on_progress(reader.bytes_read());
         }
     }
     on_progress(reader.bytes_read());
-    pipeline.finish(stats.last_ts.unwrap_or_default(), &mut events);
-    emit(&mut events, &mut stats);
-    Ok((pipeline, stats))
+    monitor.finish(stats.last_ts.unwrap_or_default(), |e| count(e, &mut stats));
+    monitor
+        .stream_metrics()
+        .update_pcap(stats.packets, &stats.skipped);
+    Ok(stats)
 }
 
 /// Open WebUI route template of a path: UUID and all-digit segments become `{id}`.
@@ -275,6 +276,21 @@ fn write_summary(
 
 /// `webui-monitor replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
+    let config = config::load(&args.config)?.config;
+    let _ = config.log.logger().try_init();
+    let secret = config.load_webui_secret()?;
+    let registry = prometheus::Registry::new();
+    crate::server::register_build_info(&registry)?;
+    let mut monitor = Monitor::new(&config, secret.as_ref(), &registry)?;
+    if let Some(path) = &config.openwebui.db {
+        let directory = db::load(path).with_context(|| {
+            format!(
+                "reading Open WebUI's database {} (openwebui.db)",
+                path.display()
+            )
+        })?;
+        monitor.set_directory(Some(std::sync::Arc::new(directory)));
+    }
     let file =
         File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -295,10 +311,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let mut json_error: Option<std::io::Error> = None;
     let mut summary = Summary::new();
     let started = Instant::now();
-    let (pipeline, stats) = replay_capture(
+    let stats = replay_capture(
         BufReader::with_capacity(1 << 20, file),
-        &args.ports,
-        PipelineConfig::default(),
+        &config.capture.ports,
+        &mut monitor,
         |event| {
             if let PipelineEvent::Exchange(e) = event {
                 let route = route_group(&path_template(&e.path));
@@ -308,7 +324,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
                 if let Some(out) = json_out.as_mut()
                     && json_error.is_none()
                 {
-                    let line = exchange_json(&e).to_string();
+                    let line = exchange_json(e).to_string();
                     if let Err(err) = writeln!(out, "{line}") {
                         json_error = Some(err);
                     }
@@ -333,11 +349,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         out.flush().context("writing JSON lines")?;
     }
 
+    let pipeline = monitor.pipeline();
     if let Some(path) = &args.metrics_out {
-        let registry = prometheus::Registry::new();
-        let metrics = StreamMetrics::register(&registry)?;
-        metrics.update(&pipeline);
-        metrics.update_pcap(stats.packets, &stats.skipped);
         let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather())?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -347,7 +360,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             &mut std::io::stderr().lock(),
             &summary,
             &stats,
-            &pipeline,
+            pipeline,
             secs,
         )?;
     } else {
@@ -355,7 +368,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             &mut std::io::stdout().lock(),
             &summary,
             &stats,
-            &pipeline,
+            pipeline,
             secs,
         )?;
     }

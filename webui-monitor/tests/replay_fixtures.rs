@@ -8,8 +8,10 @@ use std::{
 
 use serde_json::Value;
 use webui_monitor::{
+    config::{Config, ConfigArgs},
     http::Exchange,
-    pipeline::{PipelineConfig, PipelineEvent},
+    monitor::Monitor,
+    pipeline::PipelineEvent,
     replay::{self, ReplayArgs, ReplayStats, path_template, replay_capture},
 };
 
@@ -33,18 +35,21 @@ fn expected(name: &str) -> Value {
 fn replay_fixture(name: &str) -> (Vec<Exchange>, ReplayStats) {
     let f = File::open(fixtures().join(format!("{name}.pcap"))).expect("pcap");
     let mut exchanges = Vec::new();
-    let (pipeline, stats) = replay_capture(
+    let registry = prometheus::Registry::new();
+    let mut monitor = Monitor::new(&Config::default(), None, &registry).expect("monitor");
+    let stats = replay_capture(
         BufReader::new(f),
         &[8080],
-        PipelineConfig::default(),
+        &mut monitor,
         |e| {
             if let PipelineEvent::Exchange(e) = e {
-                exchanges.push(*e);
+                exchanges.push((**e).clone());
             }
         },
         |_| {},
     )
     .expect("replay");
+    let pipeline = monitor.pipeline();
     let c = pipeline.reassembly_counters();
     assert_eq!(c.gaps, 0, "{name}");
     assert_eq!(pipeline.active_connections(), 0, "{name}");
@@ -73,9 +78,12 @@ fn metrics_out_writes_the_exposition() {
     let out = dir.join("metrics.prom");
     replay::run(ReplayArgs {
         file: fixtures().join("script_jwt.pcap"),
-        ports: vec![8080],
         json: false,
         metrics_out: Some(out.clone()),
+        config: ConfigArgs {
+            config: Some("/dev/null".into()),
+            ..ConfigArgs::default()
+        },
     })
     .expect("replay");
     let text = std::fs::read_to_string(&out).expect("metrics file");

@@ -21,14 +21,15 @@ use std::{
 use expected_check::{Samples, assert_matches_expected, expected, fixture_dir};
 use prometheus::Registry;
 use webui_monitor::{
+    config::Config,
     http::{
         Exchange,
         exchange::{
             MessageStats, RequestBodyFields, ResponseBodyFields, Secret, SseSummary, Usage,
         },
     },
+    monitor::Monitor,
     openwebui::{Attributor, OpenWebuiMetrics, SemanticsConfig, db, jwt::JwtSecret},
-    pipeline::PipelineConfig,
     replay::{ReplayStats, replay_capture},
     segment::{ConnectionKey, Timestamp},
 };
@@ -78,21 +79,23 @@ fn attributor(registry: &Registry) -> Attributor {
     a
 }
 
-/// Replay a capture through the crate's pcap reader, the pipeline and the attributor; return the
-/// registry and the replay's totals.
+/// Replay a capture the way `webui-monitor replay` does — the crate's pcap reader into a
+/// [`Monitor`] with the captures' secret and database — and return the registry and totals.
 fn replay_with_stats(name: &str) -> (Registry, ReplayStats) {
     let registry = Registry::new();
-    let mut attributor = attributor(&registry);
+    let mut monitor =
+        Monitor::new(&Config::default(), Some(&Secret::new(SECRET)), &registry).unwrap();
+    let directory = db::load(&fixture_dir().join("webui.db")).unwrap();
+    monitor.set_directory(Some(Arc::new(directory)));
     let file = std::fs::File::open(fixture_dir().join(format!("{name}.pcap"))).unwrap();
-    let (_, stats) = replay_capture(
+    let stats = replay_capture(
         std::io::BufReader::new(file),
         &[PORT],
-        PipelineConfig::default(),
-        |event| attributor.on_event(&event),
+        &mut monitor,
+        |_| {},
         |_| {},
     )
     .unwrap();
-    attributor.finish(stats.last_ts.unwrap_or_default());
     (registry, stats)
 }
 

@@ -10,7 +10,6 @@ pub mod clock;
 pub mod counters;
 pub mod loader;
 pub mod record;
-pub mod run;
 
 use std::{
     os::fd::{AsRawFd, RawFd},

@@ -40,7 +40,7 @@ use crate::{
 };
 
 /// Caps of the HTTP engine. Every cap has a counter in [`HttpCounters`].
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpLimits {
     /// Longest header block (start line through CRLFCRLF) accepted (default 64 KiB).
@@ -66,7 +66,9 @@ pub struct HttpLimits {
     pub max_held_bytes: usize,
     /// Most requests waiting for their responses on one connection (default 64).
     pub max_pending_requests: usize,
-    /// Name of the API-key request header (default `x-api-key`).
+    /// Name of the API-key request header (default `x-api-key`). Set from the configuration's
+    /// `openwebui.api_key_header`: it is an Open WebUI setting, not an HTTP limit.
+    #[serde(skip)]
     pub api_key_header: String,
     /// Caps of the JSON field extraction.
     pub json: JsonLimits,

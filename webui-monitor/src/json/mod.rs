@@ -17,7 +17,7 @@ const MAX_KEY: usize = 32;
 const MAX_NUMBER: usize = 40;
 
 /// Caps of the scanner. Every cut is reported through [`JsonScanner::truncated`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JsonLimits {
     /// Deepest nesting of arrays/objects accepted (default 64); deeper input stops the scan.

@@ -2,7 +2,7 @@
 use serde::Deserialize;
 
 /// Every memory and time bound of TCP reassembly. Each has a counter in [`ReassemblyCounters`].
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReassemblyLimits {
     /// Connections tracked at once; the least recently used one is evicted beyond this.

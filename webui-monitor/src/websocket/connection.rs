@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Caps of the WebSocket decoder. Each cap has a counter in [`WebSocketCounters`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebSocketLimits {
     /// Largest frame payload (declared length) accepted; a larger one is taken as a

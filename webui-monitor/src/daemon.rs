@@ -1,0 +1,255 @@
+//! `webui-monitor run`: the async shell around the sans-IO [`Monitor`].
+//!
+//! It owns everything with a file descriptor or a clock: the eBPF programs and their ring
+//! buffer, the metrics endpoint, signals and timers. One task drives the monitor, so the core
+//! needs no locks:
+//!
+//! * ring buffer readable → decode records into segments → [`Monitor::on_segment`];
+//! * every `stats_interval` → kernel counters into the metrics, traffic time forward;
+//! * every `db_reload_interval` and on SIGHUP → re-read Open WebUI's database (and, on SIGHUP,
+//!   the configuration; settings that need new kernel programs say so in the log);
+//! * SIGINT/SIGTERM → detach, drain what the ring still holds, settle the pipeline, exit.
+use std::{
+    path::Path,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use prometheus::Registry;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    time::{MissedTickBehavior, interval},
+};
+
+use crate::{
+    capture::{self, Capture, CaptureConfig, clock::BootClock},
+    config::{self, Config, ConfigArgs},
+    metrics::capture::CaptureMetrics,
+    monitor::Monitor,
+    openwebui::{apikey::Directory, db},
+    server,
+};
+
+/// Builds the runtime and runs the daemon until SIGINT/SIGTERM.
+pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
+    let loaded = config::load(args)?;
+    // A second init (tests) is harmless: the first logger stays.
+    let _ = loaded.config.log.logger().try_init();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(daemon(args, loaded.config))
+}
+
+/// The kernel side of the configuration.
+pub fn capture_config(config: &Config) -> CaptureConfig {
+    CaptureConfig {
+        interfaces: config.capture.interfaces.clone(),
+        ports: config.capture.ports.clone(),
+        max_connections: config.capture.max_connections,
+        ring_bytes: config.capture.ring_bytes,
+        ..CaptureConfig::default()
+    }
+}
+
+async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
+    let secret = config.load_webui_secret()?;
+    if secret.is_none() {
+        log::warn!(
+            "no WEBUI_SECRET_KEY: JWTs are decoded but not verified (auth result \"unverified\"); \
+             set it in the environment or openwebui.webui_secret_file"
+        );
+    }
+    let capture_config = capture_config(&config);
+    let registry = Registry::new();
+    server::register_build_info(&registry)?;
+    let capture_metrics = CaptureMetrics::register(&registry)?;
+    let mut monitor = Monitor::new(&config, secret.as_ref(), &registry)?;
+    monitor.set_directory(load_directory(config.openwebui.db.as_deref(), None));
+    let state = Arc::new(server::State {
+        registry,
+        ready: false.into(),
+    });
+    let listen = config.capture.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen} (capture.listen)"))?;
+    log::info!("serving /metrics on http://{listen}");
+
+    let mut capture = Capture::load(&capture_config).context("loading the eBPF programs")?;
+    if let Some(logger) = capture.take_logger() {
+        tokio::spawn(async move {
+            if let Err(error) = capture::poll_logger(logger).await {
+                log::warn!("reading eBPF log messages failed: {error}");
+            }
+        });
+    }
+    // On failure `capture` is dropped, which detaches whatever was attached.
+    capture
+        .attach(&capture_config.interfaces)
+        .context("attaching the eBPF programs (run `webui-monitor check` for what is missing)")?;
+    state.ready.store(true, Ordering::Relaxed);
+    let server = tokio::spawn(server::serve(listener, Arc::clone(&state)));
+
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut hangup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut stats_tick = interval(capture_config.stats_interval);
+    stats_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut active_tick = interval(capture_config.active_scan_interval);
+    active_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut db_tick = interval(
+        config
+            .openwebui
+            .db_reload_interval
+            .max(Duration::from_secs(1)),
+    );
+    db_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    db_tick.reset(); // the first load happened above
+
+    let mut clock = BootClock::sample().context("reading the clocks")?;
+    let mut active = 0;
+    let mut records = 0u64;
+    let mut decode_errors = 0u64;
+    let outcome: anyhow::Result<()> = loop {
+        tokio::select! {
+            _ = interrupt.recv() => { log::info!("SIGINT: detaching"); break Ok(()); }
+            _ = terminate.recv() => { log::info!("SIGTERM: detaching"); break Ok(()); }
+            _ = hangup.recv() => {
+                config = reload(args, config, &mut monitor);
+            }
+            ready = capture.readable() => {
+                if let Err(error) = ready {
+                    break Err(error).context("waiting for the ring buffer");
+                }
+                drain(&mut capture, &mut monitor, &clock, &mut records, &mut decode_errors);
+            }
+            _ = stats_tick.tick() => {
+                // Re-sampled so steps of the wall clock (NTP) reach the timestamps.
+                match BootClock::sample() {
+                    Ok(sampled) => clock = sampled,
+                    Err(error) => break Err(error).context("reading the clocks"),
+                }
+                match (capture.totals(), capture::clock::boot_now_ns()) {
+                    (Ok(totals), Ok(now)) => {
+                        capture_metrics.observe(&totals, active);
+                        monitor.on_tick(clock.to_epoch(now), |_| {});
+                    }
+                    (Err(error), _) => break Err(error).context("reading the kernel counters"),
+                    (_, Err(error)) => break Err(error).context("reading the clocks"),
+                }
+            }
+            _ = active_tick.tick() => {
+                match capture.count_active(capture_config.idle_timeout) {
+                    Ok(n) => active = n,
+                    Err(error) => break Err(error).context("scanning the connection table"),
+                }
+            }
+            _ = db_tick.tick() => {
+                if let Some(directory) = load_directory(config.openwebui.db.as_deref(), Some("periodic")) {
+                    monitor.set_directory(Some(directory));
+                }
+            }
+        }
+    };
+    state.ready.store(false, Ordering::Relaxed);
+    let detached = capture.detach();
+    drain(
+        &mut capture,
+        &mut monitor,
+        &clock,
+        &mut records,
+        &mut decode_errors,
+    );
+    if let Ok(totals) = capture.totals() {
+        capture_metrics.observe(&totals, 0);
+    }
+    monitor.finish(
+        clock.to_epoch(capture::clock::boot_now_ns().unwrap_or_default()),
+        |_| {},
+    );
+    server.abort();
+    outcome?;
+    detached.context("detaching the eBPF programs")?;
+    log::info!(
+        "stopped: {records} ring records read ({decode_errors} undecodable), everything detached"
+    );
+    Ok(())
+}
+
+/// Feeds every record the ring holds to the monitor.
+fn drain(
+    capture: &mut Capture,
+    monitor: &mut Monitor,
+    clock: &BootClock,
+    records: &mut u64,
+    decode_errors: &mut u64,
+) {
+    capture.drain(|record| match record {
+        Ok(record) => {
+            *records += 1;
+            monitor.on_segment(&record.segment(clock), |_| {});
+        }
+        Err(error) => {
+            if *decode_errors == 0 {
+                log::warn!(
+                    "undecodable ring record ({error}): the eBPF object does not match this binary"
+                );
+            }
+            *decode_errors += 1;
+        }
+    });
+}
+
+/// Open WebUI's database as a directory of users and API keys. A failed read keeps the previous
+/// snapshot (returns `None`) and says why.
+fn load_directory(path: Option<&Path>, why: Option<&str>) -> Option<Arc<Directory>> {
+    let path = path?;
+    match db::load(path) {
+        Ok(directory) => {
+            log::debug!(
+                "read Open WebUI's database {}{}",
+                path.display(),
+                why.map(|w| format!(" ({w})")).unwrap_or_default()
+            );
+            Some(Arc::new(directory))
+        }
+        Err(error) => {
+            log::warn!(
+                "cannot read Open WebUI's database {}: {error}; API keys resolve with the previous \
+                 snapshot (check openwebui.db and that the daemon may read the file)",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// SIGHUP: re-read the configuration and the database. Counters are kept: the monitor lives
+/// on. Capture settings need new kernel programs and take effect at the next start.
+fn reload(args: &ConfigArgs, current: Config, monitor: &mut Monitor) -> Config {
+    let new = match config::load(args) {
+        Ok(loaded) => loaded.config,
+        Err(error) => {
+            log::warn!("SIGHUP: configuration not reloaded: {error}");
+            if let Some(directory) = load_directory(current.openwebui.db.as_deref(), Some("SIGHUP"))
+            {
+                monitor.set_directory(Some(directory));
+            }
+            return current;
+        }
+    };
+    if new.capture != current.capture {
+        log::warn!("SIGHUP: [capture] changed; restart webui-monitor to apply it");
+    }
+    if new.openwebui.db.is_none() {
+        monitor.set_directory(None);
+    } else if let Some(directory) = load_directory(new.openwebui.db.as_deref(), Some("SIGHUP")) {
+        monitor.set_directory(Some(directory));
+    }
+    log::info!("SIGHUP: configuration and Open WebUI database re-read");
+    new
+}

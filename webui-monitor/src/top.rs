@@ -136,12 +136,12 @@ pub enum TopError {
     )]
     Url { url: String, reason: &'static str },
     #[error(
-        "cannot connect to {url}: {source}; is `webui-monitor run` listening there? pass --url \
+        "cannot connect to {url}: {error}; is `webui-monitor run` listening there? pass --url \
          with the address of its --listen"
     )]
-    Connect { url: String, source: std::io::Error },
-    #[error("talking to {url} failed: {source}; is `webui-monitor run` listening there?")]
-    Io { url: String, source: std::io::Error },
+    Connect { url: String, error: std::io::Error },
+    #[error("talking to {url} failed: {error}; is `webui-monitor run` listening there?")]
+    Io { url: String, error: std::io::Error },
     #[error("the response of {url} is larger than {limit} bytes")]
     TooLarge { url: String, limit: usize },
     #[error("{url} did not answer with valid HTTP/1.1 ({reason}); is --url a webui-monitor?")]
@@ -151,10 +151,10 @@ pub enum TopError {
          --listen address (pass --url)"
     )]
     Status { url: String, status: u16 },
-    #[error("{url} sent no valid users summary ({source}); is --url a webui-monitor?")]
+    #[error("{url} sent no valid users summary ({error}); is --url a webui-monitor?")]
     Json {
         url: String,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
@@ -238,6 +238,11 @@ impl Endpoint {
         })
     }
 
+    /// The URL actually requested, for messages.
+    pub fn target(&self) -> String {
+        format!("http://{}{}", self.authority, self.path)
+    }
+
     /// The GET request sent for a summary.
     pub fn request(&self) -> String {
         format!(
@@ -255,7 +260,7 @@ pub fn fetch(endpoint: &Endpoint, limits: &FetchLimits) -> Result<UsersSummary, 
     let timeout = Duration::from_millis(limits.timeout_ms.max(1));
     let addrs = (endpoint.host.as_str(), endpoint.port)
         .to_socket_addrs()
-        .map_err(|source| TopError::Connect { url: url(), source })?;
+        .map_err(|error| TopError::Connect { url: url(), error })?;
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address");
     let mut stream = None;
     for addr in addrs {
@@ -269,9 +274,9 @@ pub fn fetch(endpoint: &Endpoint, limits: &FetchLimits) -> Result<UsersSummary, 
     }
     let mut stream = stream.ok_or(TopError::Connect {
         url: url(),
-        source: last,
+        error: last,
     })?;
-    let io = |source| TopError::Io { url: url(), source };
+    let io = |error| TopError::Io { url: url(), error };
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
     stream
@@ -293,13 +298,16 @@ pub fn fetch(endpoint: &Endpoint, limits: &FetchLimits) -> Result<UsersSummary, 
         });
     }
     let body = parse_response(&response).map_err(|e| match e {
-        ResponseError::Status(status) => TopError::Status { url: url(), status },
+        ResponseError::Status(status) => TopError::Status {
+            url: endpoint.target(),
+            status,
+        },
         other => TopError::Http {
             url: url(),
             reason: other.to_string(),
         },
     })?;
-    serde_json::from_slice(&body).map_err(|source| TopError::Json { url: url(), source })
+    serde_json::from_slice(&body).map_err(|error| TopError::Json { url: url(), error })
 }
 
 /// Why a response (read until the server closed) was not a usable 200.
@@ -1098,6 +1106,61 @@ mod tests {
         assert_eq!(request, endpoint.request().into_bytes());
     }
 
+    /// The daemon's stack end to end: hyper (as `server.rs` runs it) serving
+    /// [`crate::usage_summary::users_json`] of a registry the semantics layer filled.
+    #[test]
+    fn fetches_users_json_from_a_hyper_server() {
+        use http_body_util::Full;
+        use hyper::{Response, body::Bytes, server::conn::http1, service::service_fn};
+        use hyper_util::rt::TokioIo;
+
+        let registry = prometheus::Registry::new();
+        let m = crate::openwebui::OpenWebuiMetrics::register(&registry).unwrap();
+        m.user_requests
+            .with_label_values(&["alice", "jwt", "api"])
+            .inc_by(3);
+        m.user_last_seen.with_label_values(&["alice"]).set(100.0);
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(160);
+        let body = crate::usage_summary::users_json(&registry, now);
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let (stream, _) = listener.accept().await.unwrap();
+                let service = service_fn(move |_request| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+                            body,
+                        ))))
+                    }
+                });
+                http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                    .unwrap();
+            });
+        });
+        let summary = fetch(&Endpoint::parse(&url).unwrap(), &FetchLimits::default()).unwrap();
+        server.join().unwrap();
+        assert_eq!(summary.generated_at, 160.0);
+        let sort = Sort {
+            key: SortKey::Requests,
+            reverse: false,
+        };
+        assert_eq!(
+            render(&summary, None, sort, 200)[3],
+            "alice        -       3      0       0        0     1m ago  jwt 100%              api 100%"
+        );
+    }
+
     #[test]
     fn errors_say_what_to_do() {
         let (url, server) = serve_once(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
@@ -1106,7 +1169,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "{url} answered HTTP 404; a webui-monitor that serves /api/users listens on its --listen address (pass --url)"
+                "{url}/api/users answered HTTP 404; a webui-monitor that serves /api/users listens on its --listen address (pass --url)"
             )
         );
 

@@ -357,8 +357,10 @@ pub fn parse_response(response: &[u8]) -> Result<Vec<u8>, ResponseError> {
         BodyFraming::Chunked => {
             let mut body = Vec::with_capacity(rest.len());
             let mut decoder = ChunkedDecoder::new(4096);
-            let fed = decoder.feed(rest, |data| body.extend_from_slice(data))?;
-            if fed.done {
+            let fed = decoder.feed(rest, |data| body.extend_from_slice(data));
+            if let Some(error) = fed.error {
+                Err(error.into())
+            } else if fed.done {
                 Ok(body)
             } else {
                 Err(ResponseError::ChunkedUnfinished)

@@ -28,4 +28,6 @@ pub mod reassembly;
 pub mod replay;
 pub mod segment;
 pub mod server;
+pub mod top;
+pub mod usage_summary;
 pub mod websocket;

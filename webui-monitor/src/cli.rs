@@ -8,6 +8,7 @@ use crate::{
     config::{self, ConfigArgs, ConfigCommand},
     daemon,
     replay::{self, ReplayArgs},
+    top,
 };
 
 #[derive(Debug, Parser)]
@@ -27,6 +28,8 @@ pub enum Command {
     /// Run the pipeline over a pcap/pcapng file: exchanges, attribution and metrics, exactly as
     /// the daemon would have seen the traffic.
     Replay(ReplayArgs),
+    /// Live per-user view of the running daemon (one snapshot when stdout is not a terminal).
+    Top(top::TopArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -41,6 +44,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Check(args) => check(&args),
         Command::Replay(args) => replay::run(args),
         Command::Config { command } => command.run(),
+        Command::Top(args) => top::run(args),
     }
 }
 

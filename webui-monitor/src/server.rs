@@ -10,6 +10,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    time::SystemTime,
 };
 
 use http_body_util::Full;
@@ -58,6 +59,7 @@ const LANDING: &str = concat!(
     "<body><h1>webui-monitor ",
     env!("CARGO_PKG_VERSION"),
     "</h1>\n<ul>\n<li><a href=\"/metrics\">/metrics</a> (Prometheus)</li>\n",
+    "<li><a href=\"/api/users\">/api/users</a> (per-user JSON for <code>webui-monitor top</code>)</li>\n",
     "<li><a href=\"/healthz\">/healthz</a></li>\n<li><a href=\"/readyz\">/readyz</a></li>\n",
     "</ul></body></html>\n"
 );
@@ -88,6 +90,10 @@ pub fn respond(method: &Method, path: &str, state: &State) -> Response<Full<Byte
                     )
                 }
             }
+        }
+        "/api/users" => {
+            let body = crate::usage_summary::users_json(&state.registry, SystemTime::now());
+            with_type(StatusCode::OK, "application/json", body.into())
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if state.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "ready\n"),

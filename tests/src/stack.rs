@@ -268,7 +268,7 @@ impl Stack {
                         "-skf",
                         "-o",
                         "/dev/null",
-                        &format!("https://127.0.0.1:{NGINX_PORT}/api/config"),
+                        &format!("https://127.0.0.1:{NGINX_PORT}/nginx-ready"),
                     ],
                 )
                 .is_ok()

@@ -75,7 +75,7 @@ class Socket:
         data = self.recv_exact(length)
         if rsv1:
             data = self.inflater.decompress(data + b"\x00\x00\xff\xff")
-        return opcode, data.decode()
+        return opcode, data.decode(errors="replace")
 
     def send_frame(self, opcode, payload, compressed):
         first = 0x80 | opcode | (0x40 if compressed else 0)

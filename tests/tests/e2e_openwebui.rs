@@ -169,13 +169,21 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         ),
         Some(1.0)
     );
-    // GET /api/config, two sign-ins, the WebSocket upgrade (which carries no credential).
+    // GET /api/config and two sign-ins; the WebSocket upgrade carries no credential and, with
+    // its Origin header, counts as the web UI.
     assert_eq!(
         get(
             requests,
             &[("user", "anonymous"), ("auth", "none"), ("client", "api")]
         ),
-        Some(4.0)
+        Some(3.0)
+    );
+    assert_eq!(
+        get(
+            requests,
+            &[("user", "anonymous"), ("auth", "none"), ("client", "webui")]
+        ),
+        Some(1.0)
     );
 
     let auth = "openwebui_auth_total";
@@ -265,18 +273,36 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     // monitor (user info is opt-in and off here).
     let check = repo_root().join("deploy/check-queries.py");
     let target = format!("{APP_ADDR}:{METRICS_PORT}");
-    let report = stack.proxy.run(
-        "python3",
-        &[
-            check.to_str().unwrap_or_default(),
-            "--target",
-            &target,
-            "--allow-empty",
-            "User directory",
-        ],
+    // Prometheus scrapes for a while; Alice keeps using the UI meanwhile, so rates and
+    // increases over that window are data, as in production.
+    let mut checker = stack
+        .proxy
+        .command(
+            "python3",
+            &[
+                check.to_str().unwrap_or_default(),
+                "--target",
+                &target,
+                "--allow-empty",
+                "User directory",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let cookie_alice = format!("Cookie: token={alice}");
+    let started = std::time::Instant::now();
+    while checker.try_wait()?.is_none() && started.elapsed() < Duration::from_secs(120) {
+        stack.curl("GET", "/api/models", &[&cookie_alice], None)?;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let output = checker.wait_with_output()?;
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && report.contains(" 0 failed"),
+        "dashboard/alert expressions against Prometheus:\n{report}{}",
+        String::from_utf8_lossy(&output.stderr)
     );
-    let report = report.map_err(|e| e.context("dashboard/alert expressions against Prometheus"))?;
-    assert!(report.contains(" 0 failed"), "{report}");
 
     // Privacy: nothing the monitor wrote contains a secret it saw.
     let outputs = [

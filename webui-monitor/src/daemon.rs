@@ -66,6 +66,10 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     let capture_config = capture_config(&config);
     let registry = Registry::new();
     server::register_build_info(&registry)?;
+    // process_* (memory, CPU, file descriptors), as every exporter serves them.
+    registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))?;
     let capture_metrics = CaptureMetrics::register(&registry)?;
     let mut monitor = Monitor::new(&config, secret.as_ref(), &registry)?;
     monitor.set_directory(load_directory(config.openwebui.db.as_deref(), None));

@@ -29,7 +29,9 @@ const HUGE_BYTES: usize = 3 << 20;
 
 pub fn run() -> anyhow::Result<()> {
     let root = workspace_root()?;
-    let dir = root.join("target/bench-replay");
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("bench-replay");
     std::fs::create_dir_all(&dir)?;
     let pcap = dir.join("bench.pcap");
 
@@ -59,7 +61,8 @@ pub fn run() -> anyhow::Result<()> {
         .status()
         .context("running cargo build")?;
     ensure!(status.success(), "cargo build failed");
-    let bin = root.join("target/release/webui-monitor");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let bin = target.join("release/webui-monitor");
 
     // Warm the page cache so neither tool pays for the disk.
     let mut sink = vec![0u8; 1 << 20];

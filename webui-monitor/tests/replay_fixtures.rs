@@ -312,3 +312,27 @@ fn socket_events_match_expected() {
         }
     }
 }
+
+/// The `--json` line of every exchange of every capture carries no credential and no body text:
+/// not the API key, not a JWT (all start `eyJ`), not the prompts, not a `Set-Cookie` value.
+#[test]
+fn json_lines_carry_no_secret() {
+    let forbidden = [
+        "sk-b2f36db1e8f4423697d7fa73f0ac0987",
+        "eyJ",
+        "Hello from the browser",
+        "Second browser message",
+        "Mock reply",
+        "token=",
+        "Bearer",
+    ];
+    for name in CAPTURES {
+        let (exchanges, _) = replay_fixture(name);
+        for e in &exchanges {
+            let line = replay::exchange_json(e).to_string();
+            for secret in forbidden {
+                assert!(!line.contains(secret), "{name}: {secret:?} in a JSON line");
+            }
+        }
+    }
+}

@@ -11,7 +11,7 @@
 //!   live connections): the stream starts at that segment and the handler is told, so HTTP can
 //!   resynchronise on the next message start. Payload-less segments never open a connection.
 //! * **Sequence numbers** are mapped to 64-bit stream offsets wrap-around-safely ([`seq`]).
-//! * **Overlaps and retransmissions: first copy wins** ([`half`]): bytes already delivered or
+//! * **Overlaps and retransmissions: first copy wins** (see `half.rs`): bytes already delivered or
 //!   buffered are never replaced.
 //! * **Out-of-order data** is buffered until the hole before it is filled. While one direction
 //!   has a hole, the other direction's data is held back too, so the consumer sees both

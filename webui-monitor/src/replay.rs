@@ -26,7 +26,8 @@ use crate::{
     segment::Timestamp,
 };
 
-/// Arguments of `webui-monitor replay`.
+/// Replay a capture file through the pipeline: exchanges by method, route and status, and
+/// optionally one JSON line per exchange and the Prometheus metrics it would produce.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplayArgs {
     /// Capture file: pcap (µs or ns, either byte order) or pcapng; Ethernet, Linux cooked

@@ -162,3 +162,184 @@ fn captures_match_expected_connections_and_stream_bytes() {
         );
     }
 }
+
+/// A dissected segment, owned, for comparing captures.
+type SegmentRow = (String, bool, u32, u8, Vec<u8>, u64);
+
+fn segments(bytes: &[u8]) -> Vec<SegmentRow> {
+    let mut reader = CaptureReader::new(bytes, PcapLimits::default()).expect("header");
+    let dissector = Dissector::new([8080]);
+    let mut out = Vec::new();
+    while let Some(p) = reader.next_packet().expect("packet") {
+        let s = dissector
+            .dissect(p.link_type, p.timestamp, p.data)
+            .expect("segment");
+        out.push((
+            s.key.to_string(),
+            s.direction == Direction::Request,
+            s.seq,
+            s.flags.0,
+            s.payload.to_vec(),
+            s.timestamp.as_nanos(),
+        ));
+    }
+    out
+}
+
+/// Re-encodes a capture's frames (Ethernet + IPv4) as another format and link type.
+#[derive(Clone, Copy)]
+enum Encoding {
+    /// pcapng, big-endian, nanosecond `if_tsresol`, Linux cooked v2 frames.
+    PcapngBigSll2,
+    /// pcapng, little-endian, default µs, BSD loopback frames; a second interface declared.
+    PcapngLittleNull,
+    /// Classic pcap, big-endian, nanosecond magic, raw IP (101).
+    ClassicBigNanosRaw,
+    /// Classic pcap, little-endian, µs, Linux cooked v1 with an 802.1Q tag inside.
+    ClassicSllVlan,
+}
+
+fn reencode(original: &[u8], enc: Encoding) -> Vec<u8> {
+    let big = matches!(enc, Encoding::PcapngBigSll2 | Encoding::ClassicBigNanosRaw);
+    let u16b = |v: u16| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let u32b = |v: u32| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let mut out = Vec::new();
+    let block = |out: &mut Vec<u8>, t: u32, body: &[u8]| {
+        let padded = body.len().next_multiple_of(4);
+        let total = (12 + padded) as u32;
+        out.extend_from_slice(&u32b(t));
+        out.extend_from_slice(&u32b(total));
+        out.extend_from_slice(body);
+        out.resize(out.len() + padded - body.len(), 0);
+        out.extend_from_slice(&u32b(total));
+    };
+    let link: u32 = match enc {
+        Encoding::PcapngBigSll2 => 276,
+        Encoding::PcapngLittleNull => 0,
+        Encoding::ClassicBigNanosRaw => 101,
+        Encoding::ClassicSllVlan => 113,
+    };
+    match enc {
+        Encoding::PcapngBigSll2 | Encoding::PcapngLittleNull => {
+            let mut shb = Vec::new();
+            shb.extend_from_slice(&u32b(0x1a2b_3c4d));
+            shb.extend_from_slice(&u16b(1));
+            shb.extend_from_slice(&u16b(0));
+            shb.extend_from_slice(&[0xff; 8]);
+            block(&mut out, 0x0a0d_0d0a, &shb);
+            if matches!(enc, Encoding::PcapngLittleNull) {
+                let mut idb = Vec::new();
+                idb.extend_from_slice(&u16b(1));
+                idb.extend_from_slice(&[0; 6]);
+                block(&mut out, 1, &idb); // interface 0: unused Ethernet
+            }
+            let mut idb = Vec::new();
+            idb.extend_from_slice(&u16b(link as u16));
+            idb.extend_from_slice(&u16b(0));
+            idb.extend_from_slice(&u32b(0));
+            if matches!(enc, Encoding::PcapngBigSll2) {
+                idb.extend_from_slice(&u16b(9));
+                idb.extend_from_slice(&u16b(1));
+                idb.extend_from_slice(&[9, 0, 0, 0]);
+            }
+            idb.extend_from_slice(&[0; 4]);
+            block(&mut out, 1, &idb);
+        }
+        Encoding::ClassicBigNanosRaw | Encoding::ClassicSllVlan => {
+            let nanos = matches!(enc, Encoding::ClassicBigNanosRaw);
+            out.extend_from_slice(&u32b(if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 }));
+            out.extend_from_slice(&u16b(2));
+            out.extend_from_slice(&u16b(4));
+            out.extend_from_slice(&[0; 8]);
+            out.extend_from_slice(&u32b(262_144));
+            out.extend_from_slice(&u32b(link));
+        }
+    }
+    let mut reader = CaptureReader::new(original, PcapLimits::default()).expect("header");
+    while let Some(p) = reader.next_packet().expect("packet") {
+        let ip = &p.data[14..];
+        let mut frame = Vec::new();
+        match enc {
+            Encoding::PcapngBigSll2 => {
+                frame.extend_from_slice(&[0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 772u16 as u8, 0, 6]);
+                frame.extend_from_slice(&[0; 8]);
+            }
+            Encoding::PcapngLittleNull => frame.extend_from_slice(&2u32.to_le_bytes()),
+            Encoding::ClassicBigNanosRaw => {}
+            Encoding::ClassicSllVlan => {
+                frame.extend_from_slice(&[0, 0, 3, 4, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00]);
+                frame.extend_from_slice(&[0, 42, 0x08, 0x00]);
+            }
+        }
+        frame.extend_from_slice(ip);
+        let ns = p.timestamp.as_nanos();
+        match enc {
+            Encoding::PcapngBigSll2 | Encoding::PcapngLittleNull => {
+                let ticks = if matches!(enc, Encoding::PcapngBigSll2) {
+                    ns
+                } else {
+                    ns / 1000
+                };
+                let mut epb = Vec::new();
+                let iface: u32 = if matches!(enc, Encoding::PcapngLittleNull) {
+                    1
+                } else {
+                    0
+                };
+                epb.extend_from_slice(&u32b(iface));
+                epb.extend_from_slice(&u32b((ticks >> 32) as u32));
+                epb.extend_from_slice(&u32b(ticks as u32));
+                epb.extend_from_slice(&u32b(frame.len() as u32));
+                epb.extend_from_slice(&u32b(frame.len() as u32));
+                epb.extend_from_slice(&frame);
+                block(&mut out, 6, &epb);
+            }
+            Encoding::ClassicBigNanosRaw | Encoding::ClassicSllVlan => {
+                let nanos = matches!(enc, Encoding::ClassicBigNanosRaw);
+                let frac = if nanos {
+                    ns % 1_000_000_000
+                } else {
+                    ns % 1_000_000_000 / 1000
+                };
+                out.extend_from_slice(&u32b((ns / 1_000_000_000) as u32));
+                out.extend_from_slice(&u32b(frac as u32));
+                out.extend_from_slice(&u32b(frame.len() as u32));
+                out.extend_from_slice(&u32b(frame.len() as u32));
+                out.extend_from_slice(&frame);
+            }
+        }
+    }
+    out
+}
+
+/// The same real traffic in every supported format and link type dissects to identical
+/// segments, timestamps included.
+#[test]
+fn every_format_and_link_type_yields_identical_segments() {
+    for name in ["script_jwt", "setup"] {
+        let original = std::fs::read(fixtures().join(format!("{name}.pcap"))).expect("pcap");
+        let want = segments(&original);
+        assert!(!want.is_empty());
+        for enc in [
+            Encoding::PcapngBigSll2,
+            Encoding::PcapngLittleNull,
+            Encoding::ClassicBigNanosRaw,
+            Encoding::ClassicSllVlan,
+        ] {
+            let got = segments(&reencode(&original, enc));
+            assert!(got == want, "{name}: re-encoded capture differs");
+        }
+    }
+}

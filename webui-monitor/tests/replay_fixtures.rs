@@ -13,6 +13,7 @@ use webui_monitor::{
     monitor::Monitor,
     pipeline::PipelineEvent,
     replay::{self, ReplayArgs, ReplayStats, path_template, replay_capture},
+    websocket::SocketEvent,
 };
 
 const CAPTURES: [&str; 5] = [
@@ -33,17 +34,25 @@ fn expected(name: &str) -> Value {
 }
 
 fn replay_fixture(name: &str) -> (Vec<Exchange>, ReplayStats) {
+    let (exchanges, _, stats) = replay_all(name);
+    (exchanges, stats)
+}
+
+/// Exchanges, socket events (with the client port) and totals of one capture.
+fn replay_all(name: &str) -> (Vec<Exchange>, Vec<(u16, SocketEvent)>, ReplayStats) {
     let f = File::open(fixtures().join(format!("{name}.pcap"))).expect("pcap");
     let mut exchanges = Vec::new();
+    let mut sockets = Vec::new();
     let registry = prometheus::Registry::new();
     let mut monitor = Monitor::new(&Config::default(), None, &registry).expect("monitor");
     let stats = replay_capture(
         BufReader::new(f),
         &[8080],
         &mut monitor,
-        |e| {
-            if let PipelineEvent::Exchange(e) = e {
-                exchanges.push((**e).clone());
+        |e| match e {
+            PipelineEvent::Exchange(e) => exchanges.push((**e).clone()),
+            PipelineEvent::Socket { connection, event } => {
+                sockets.push((connection.client.port(), event.clone()));
             }
         },
         |_| {},
@@ -53,7 +62,7 @@ fn replay_fixture(name: &str) -> (Vec<Exchange>, ReplayStats) {
     let c = pipeline.reassembly_counters();
     assert_eq!(c.gaps, 0, "{name}");
     assert_eq!(pipeline.active_connections(), 0, "{name}");
-    (exchanges, stats)
+    (exchanges, sockets, stats)
 }
 
 #[test]
@@ -233,6 +242,103 @@ fn exchanges_match_expected() {
                     usage["completion_tokens"].as_u64(),
                     "{ctx}"
                 );
+            }
+        }
+    }
+}
+
+#[test]
+fn socket_events_match_expected() {
+    for name in CAPTURES {
+        let want = expected(name);
+        let (_, sockets, _) = replay_all(name);
+        let sockets_expected = want["websocket"].as_array().expect("websocket");
+        if sockets_expected.is_empty() {
+            assert!(sockets.is_empty(), "{name}");
+            continue;
+        }
+        for w in sockets_expected {
+            let port = w["connection"].as_u64().expect("connection") as u16;
+            let events: Vec<&SocketEvent> = sockets
+                .iter()
+                .filter(|(p, _)| *p == port)
+                .map(|(_, e)| e)
+                .collect();
+            let sids: Vec<&str> = events
+                .iter()
+                .filter_map(|e| match e {
+                    SocketEvent::Connected { sid, .. } => Some(sid.as_str()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(sids, [w["socketio_sid"].as_str().expect("sid")], "{name}");
+            let joins = events
+                .iter()
+                .filter(|e| matches!(e, SocketEvent::UserJoin { .. }))
+                .count();
+            assert_eq!(
+                joins,
+                w["user_joins"].as_array().expect("user_joins").len(),
+                "{name}"
+            );
+            let usage: Vec<(String, u64, u64, bool)> = events
+                .iter()
+                .filter_map(|e| match e {
+                    SocketEvent::Usage {
+                        message_id,
+                        usage,
+                        done,
+                        ..
+                    } => Some((
+                        message_id.clone(),
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
+                        *done,
+                    )),
+                    _ => None,
+                })
+                .collect();
+            let want_usage: Vec<(String, u64, u64, bool)> = w["usage_events"]
+                .as_array()
+                .expect("usage_events")
+                .iter()
+                .map(|u| {
+                    (
+                        u["message_id"].as_str().expect("message_id").to_owned(),
+                        u["prompt_tokens"].as_u64().expect("prompt_tokens"),
+                        u["completion_tokens"].as_u64().expect("completion_tokens"),
+                        u["done"].as_bool().expect("done"),
+                    )
+                })
+                .collect();
+            assert_eq!(usage, want_usage, "{name}");
+            assert!(
+                matches!(events.last(), Some(SocketEvent::Closed { .. })),
+                "{name}: the socket ends with Closed"
+            );
+        }
+    }
+}
+
+/// The `--json` line of every exchange of every capture carries no credential and no body text:
+/// not the API key, not a JWT (all start `eyJ`), not the prompts, not a `Set-Cookie` value.
+#[test]
+fn json_lines_carry_no_secret() {
+    let forbidden = [
+        "sk-b2f36db1e8f4423697d7fa73f0ac0987",
+        "eyJ",
+        "Hello from the browser",
+        "Second browser message",
+        "Mock reply",
+        "token=",
+        "Bearer",
+    ];
+    for name in CAPTURES {
+        let (exchanges, _) = replay_fixture(name);
+        for e in &exchanges {
+            let line = replay::exchange_json(e).to_string();
+            for secret in forbidden {
+                assert!(!line.contains(secret), "{name}: {secret:?} in a JSON line");
             }
         }
     }

@@ -6,6 +6,7 @@
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::{
+    http::connection::HttpCounters,
     pcap::SkipReason,
     pipeline::Pipeline,
     reassembly::{CapKind, CloseReason},
@@ -28,8 +29,7 @@ pub struct StreamMetrics {
     bytes_before_start: IntCounter,
     connections_active: IntGauge,
     buffered_bytes: IntGauge,
-    http_malformed: IntCounter,
-    http_upgrades: IntCounter,
+    http_events: IntCounterVec,
     pcap_packets: IntCounter,
     pcap_skipped: IntCounterVec,
 }
@@ -63,6 +63,55 @@ fn sync(c: &IntCounter, total: u64) {
     if delta > 0 {
         c.inc_by(delta);
     }
+}
+
+/// The HTTP engine's counters as (label value, total). Owned by the HTTP engine: list every
+/// field of [`HttpCounters`] here.
+fn http_counter_values(c: &HttpCounters) -> impl Iterator<Item = (&'static str, u64)> {
+    // Destructured without `..`: a new counter does not compile until it is exported here.
+    let HttpCounters {
+        malformed_messages,
+        headers_too_large,
+        too_many_headers,
+        chunked_errors,
+        resync_skipped_bytes,
+        body_gaps,
+        stream_gaps,
+        decode_errors,
+        decode_capped,
+        json_truncated,
+        paths_truncated,
+        interim_responses,
+        orphan_responses,
+        held_bytes_dropped,
+        missing_responses,
+        upgrades,
+        tunnels,
+        lost_messages,
+        ignored_bytes,
+    } = c;
+    [
+        ("malformed_messages", *malformed_messages),
+        ("headers_too_large", *headers_too_large),
+        ("too_many_headers", *too_many_headers),
+        ("chunked_errors", *chunked_errors),
+        ("resync_skipped_bytes", *resync_skipped_bytes),
+        ("body_gaps", *body_gaps),
+        ("stream_gaps", *stream_gaps),
+        ("decode_errors", *decode_errors),
+        ("decode_capped", *decode_capped),
+        ("json_truncated", *json_truncated),
+        ("paths_truncated", *paths_truncated),
+        ("interim_responses", *interim_responses),
+        ("orphan_responses", *orphan_responses),
+        ("held_bytes_dropped", *held_bytes_dropped),
+        ("missing_responses", *missing_responses),
+        ("upgrades", *upgrades),
+        ("tunnels", *tunnels),
+        ("lost_messages", *lost_messages),
+        ("ignored_bytes", *ignored_bytes),
+    ]
+    .into_iter()
 }
 
 const CLOSE_REASONS: [(CloseReason, &str); 6] = [
@@ -149,15 +198,11 @@ impl StreamMetrics {
                 "webui_monitor_reassembly_buffered_bytes",
                 "Bytes currently held back waiting for holes to fill.",
             )?,
-            http_malformed: counter(
+            http_events: counter_vec(
                 registry,
-                "webui_monitor_http_malformed_messages_total",
-                "HTTP messages that could not be parsed (the connection resynchronises).",
-            )?,
-            http_upgrades: counter(
-                registry,
-                "webui_monitor_http_upgrades_total",
-                "Connections switched from HTTP to WebSocket (101).",
+                "webui_monitor_http_parse_events_total",
+                "What the HTTP engine rejected, cut or skipped, by event (a field of HttpCounters).",
+                "event",
             )?,
             pcap_packets: counter(
                 registry,
@@ -180,6 +225,9 @@ impl StreamMetrics {
         }
         for reason in SkipReason::ALL {
             m.pcap_skipped.with_label_values(&[reason.as_str()]);
+        }
+        for (event, _) in http_counter_values(&HttpCounters::default()) {
+            m.http_events.with_label_values(&[event]);
         }
         Ok(m)
     }
@@ -218,11 +266,9 @@ impl StreamMetrics {
             .set(i64::try_from(pipeline.active_connections()).unwrap_or(i64::MAX));
         self.buffered_bytes
             .set(i64::try_from(pipeline.buffered_bytes()).unwrap_or(i64::MAX));
-        sync(
-            &self.http_malformed,
-            pipeline.http_counters().malformed_messages,
-        );
-        sync(&self.http_upgrades, pipeline.upgrades());
+        for (event, total) in http_counter_values(pipeline.http_counters()) {
+            sync(&self.http_events.with_label_values(&[event]), total);
+        }
     }
 
     /// Copies the capture-file totals of a replay: packets read and, per [`SkipReason::index`],
@@ -264,6 +310,9 @@ mod tests {
         assert!(text.contains("webui_monitor_pcap_packets_skipped_total{reason=\"not_tcp\"} 1"));
         assert!(text.contains("webui_monitor_reassembly_connections_active 0"));
         assert!(text.contains("webui_monitor_pcap_packets_total 3"));
+        assert!(
+            text.contains("webui_monitor_http_parse_events_total{event=\"malformed_messages\"} 0")
+        );
         // Registering twice in one registry is an error, not a panic.
         assert!(StreamMetrics::register(&registry).is_err());
     }

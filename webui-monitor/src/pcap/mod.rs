@@ -13,7 +13,7 @@ pub mod wire;
 
 use std::io::Read;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::segment::Timestamp;
 
@@ -41,7 +41,7 @@ impl LinkType {
 }
 
 /// Bounds of the capture reader.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PcapLimits {
     /// Largest packet record / pcapng block accepted; a larger one ends the replay with

@@ -1,8 +1,8 @@
 //! Caps of the reassembler and the counters of what they cut.
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Every memory and time bound of TCP reassembly. Each has a counter in [`ReassemblyCounters`].
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReassemblyLimits {
     /// Connections tracked at once; the least recently used one is evicted beyond this.

@@ -11,7 +11,7 @@
 //!   live connections): the stream starts at that segment and the handler is told, so HTTP can
 //!   resynchronise on the next message start. Payload-less segments never open a connection.
 //! * **Sequence numbers** are mapped to 64-bit stream offsets wrap-around-safely ([`seq`]).
-//! * **Overlaps and retransmissions: first copy wins** ([`half`]): bytes already delivered or
+//! * **Overlaps and retransmissions: first copy wins** (see `half.rs`): bytes already delivered or
 //!   buffered are never replaced.
 //! * **Out-of-order data** is buffered until the hole before it is filled. While one direction
 //!   has a hole, the other direction's data is held back too, so the consumer sees both
@@ -245,33 +245,33 @@ impl<S> Reassembler<S> {
             }
         }
 
-        if self.buffered_total > 0 || self.open.iter().any(|(_, c)| c.oldest_hole().is_some()) {
-            let timeout = ms(self.limits.hole_timeout_ms);
-            let mut to_close = Vec::new();
-            for (key, conn) in self.open.iter_mut() {
-                let timed_out = conn
-                    .oldest_hole()
-                    .is_some_and(|t| t.as_nanos().saturating_add(timeout) <= now.as_nanos());
-                if timed_out {
-                    self.counters.hit(CapKind::HoleTimeout);
-                    skip_holes(
-                        conn,
-                        *key,
-                        &mut self.counters,
-                        &mut self.buffered_total,
-                        now,
-                        h,
-                    );
-                    if conn.halves.iter().all(|half| half.fin_delivered) {
-                        to_close.push(*key);
-                    }
+        // O(connections) once per tick: cheap next to the per-segment work, and it keeps the
+        // per-segment path free of any timer bookkeeping.
+        let timeout = ms(self.limits.hole_timeout_ms);
+        let mut to_close = Vec::new();
+        for (key, conn) in self.open.iter_mut() {
+            let timed_out = conn
+                .oldest_hole()
+                .is_some_and(|t| t.as_nanos().saturating_add(timeout) <= now.as_nanos());
+            if timed_out {
+                self.counters.hit(CapKind::HoleTimeout);
+                skip_holes(
+                    conn,
+                    *key,
+                    &mut self.counters,
+                    &mut self.buffered_total,
+                    now,
+                    h,
+                );
+                if conn.halves.iter().all(|half| half.fin_delivered) {
+                    to_close.push(*key);
                 }
             }
-            for key in to_close {
-                if let Some(conn) = self.open.pop(&key) {
-                    self.counters.connections_closed_fin += 1;
-                    self.close_conn(key, conn, CloseReason::Fin, now, h);
-                }
+        }
+        for key in to_close {
+            if let Some(conn) = self.open.pop(&key) {
+                self.counters.connections_closed_fin += 1;
+                self.close_conn(key, conn, CloseReason::Fin, now, h);
             }
         }
 
@@ -342,8 +342,9 @@ impl<S> Reassembler<S> {
             ts,
             h,
         );
-        // Data left means a direction never had a base (cannot happen) — release the memory.
-        self.buffered_total -= conn.buffered();
+        // `skip_holes` delivered everything; saturating in case of an accounting slip, which
+        // must not take the daemon down.
+        self.buffered_total = self.buffered_total.saturating_sub(conn.buffered());
         let ts = ts.max(conn.delivered_ts);
         h.close(conn.state, key, reason, ts);
         if matches!(reason, CloseReason::Fin | CloseReason::Rst) {

@@ -188,6 +188,24 @@ fn in_order_exchange_with_fin_close() {
 }
 
 #[test]
+fn kernel_chunk_records_are_plain_segments() {
+    // The kernel splits a 64 KiB GSO segment into chunk records: each has the sequence number of
+    // its first byte and only the last carries FIN.
+    let body: Vec<u8> = (0..65_000u32).map(|i| (i % 251) as u8).collect();
+    let mut segs = handshake();
+    for (i, chunk) in body.chunks(4096).enumerate() {
+        let last = (i + 1) * 4096 >= body.len();
+        let seq = 5001 + (i * 4096) as u32;
+        segs.push(Seg::new(RSP, seq, if last { FIN } else { ACK }, chunk, 10));
+    }
+    segs.push(Seg::new(REQ, 1001, FIN, b"", 11));
+    let (r, rec) = run(ReassemblyLimits::default(), &segs);
+    assert_eq!(rec.stream(0, RSP), body);
+    assert_eq!(rec.log(0).last(), Some(&Ev::Close(CloseReason::Fin)));
+    assert_eq!(r.counters().out_of_order_segments, 0);
+}
+
+#[test]
 fn out_of_order_is_buffered_and_released_in_order() {
     let mut segs = handshake();
     segs.extend([

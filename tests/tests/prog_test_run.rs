@@ -403,7 +403,10 @@ async fn chunks_never_start_past_offset_0xffff() {
     let mut offset = 0;
     for record in &records {
         assert_eq!(record.seq, 500 + offset as u32);
-        assert_eq!(record.payload, payload[offset..offset + record.payload.len()]);
+        assert_eq!(
+            record.payload,
+            payload[offset..offset + record.payload.len()]
+        );
         offset += record.payload.len();
     }
     assert_eq!(offset, payload.len());

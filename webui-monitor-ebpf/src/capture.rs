@@ -261,10 +261,10 @@ fn submit_chunk<P: Packet>(
             _pad: [0; 7],
         });
     }
-    // For the verifier, `len` must be checked in the register passed to the helper. Without
-    // the black box LLVM rewrites `len != 0` as `payload_len != offset`, which the verifier
-    // cannot relate to `len`.
-    // 64-bit, so the check is not done on a zero-extended copy the verifier cannot link back.
+    // The verifier needs `0 < len <= CHUNK_DATA_SIZE` proven on the register passed to the
+    // helper. Without the black box LLVM proves `len != 0` as `payload_len != offset`, which
+    // the verifier cannot relate to `len`; 64-bit, so the bound is not checked on a
+    // zero-extended copy the verifier cannot link back either.
     let copy_len = core::hint::black_box(len as u64);
     if copy_len > 0 {
         let dst = unsafe { (&raw mut (*record).data).cast::<u8>() };

@@ -89,14 +89,40 @@ async fn main() -> anyhow::Result<()> {
         ..CaptureConfig::default()
     })?;
     let warm = mean_ns(&mut small, XDP_PROGRAM, &payload, 256)?;
+    let small_payload = frame(&[], &ip, &tcp(8080, 0x18, pattern(60)));
+    let small_copy = mean_ns(&mut small, XDP_PROGRAM, &small_payload, 256)?;
+    // Diagnostic: a one-page ring is full after one record, so this is the cost of everything
+    // but the copy and the commit (the reservation fails and is counted).
+    let mut full = Capture::load(&CaptureConfig {
+        ring_bytes: 4096,
+        ..CaptureConfig::default()
+    })?;
+    let reserve_fails = {
+        let result = loader::xdp(full.ebpf_mut(), XDP_PROGRAM)?.test_run(TestRunOptions {
+            data_in: Some(&payload),
+            repeat: REPEAT,
+            ..TestRunOptions::default()
+        })?;
+        result.duration.as_nanos() as f64
+    };
     let cases = [
         cases[0],
         cases[1],
         cases[2],
         ("monitored, 1,448 B payload, ring in cache", warm, 200.0),
+        ("monitored, 60 B payload, ring in cache", small_copy, 200.0),
+        (
+            "(diagnostic) 1,448 B payload, ring full",
+            reserve_fails,
+            f64::NAN,
+        ),
     ];
     let totals = capture.totals()?;
     let small_totals = small.totals()?;
+    println!(
+        "records lost on purpose in the ring-full diagnostic: {}",
+        full.totals()?.lost_records[0]
+    );
     println!(
         "kernel: {}",
         std::fs::read_to_string("/proc/sys/kernel/osrelease")?.trim()

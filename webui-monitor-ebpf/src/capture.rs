@@ -159,14 +159,16 @@ fn emit_chunks<P: Packet>(pkt: &P, stats: &mut CaptureStats, segment: &Segment, 
         chunks,
         truncated,
     };
+    let state_ptr = (&raw mut state).cast::<c_void>();
+    if chunks == 1 {
+        // The common case (a segment up to one chunk, e.g. every full-MTU segment): no loop.
+        // SAFETY: as below.
+        unsafe { chunk_callback::<P>(0, state_ptr) };
+        return;
+    }
     // SAFETY: the callback only reads `state` (on this stack frame) during the call.
     unsafe {
-        bpf_loop(
-            chunks,
-            chunk_callback::<P> as *mut c_void,
-            (&raw mut state).cast::<c_void>(),
-            0,
-        );
+        bpf_loop(chunks, chunk_callback::<P> as *mut c_void, state_ptr, 0);
     }
 }
 

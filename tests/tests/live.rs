@@ -20,7 +20,7 @@ use std::{
 use anyhow::{Context as _, ensure};
 use aya::programs::{SchedClassifier, TcAttachType};
 use webui_monitor::{
-    capture::{Attachment, Capture, CaptureConfig},
+    capture::{Attachment, Capture, CaptureConfig, XdpAttachMode},
     segment::{ConnectionKey, Direction},
 };
 use webui_monitor_common::{CaptureStats, ConnKey, ConnStats};
@@ -107,7 +107,7 @@ impl LiveCapture {
                 .build()?;
             runtime.block_on(async move {
                 let mut capture = Capture::load(&CaptureConfig::default())?;
-                let attachments = capture.attach(&interfaces)?.to_vec();
+                let attachments = capture.attach(&interfaces, XdpAttachMode::Auto)?.to_vec();
                 let _ = ready_tx.send(attachments.clone());
                 let mut records = Vec::new();
                 let mut push = |r: Result<webui_monitor::capture::Record<'_>, _>| {

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use prometheus::Registry;
 
 use crate::{
-    capture::{self, Capture, CaptureConfig},
+    capture::{self, Capture, CaptureConfig, XdpAttachMode},
     metrics::capture::CaptureMetrics,
     pipeline::Pipeline,
     server,
@@ -52,6 +52,9 @@ pub struct CaptureArgs {
     /// Size of the payload ring buffer in bytes (power of two).
     #[arg(long, default_value_t = CaptureConfig::default().ring_bytes)]
     pub ring_bytes: u32,
+    /// How XDP is attached.
+    #[arg(long, value_enum, default_value_t = XdpAttachMode::Auto)]
+    pub xdp_mode: XdpAttachMode,
 }
 
 impl CaptureArgs {
@@ -61,6 +64,7 @@ impl CaptureArgs {
             ports: self.ports.clone(),
             max_connections: self.max_connections,
             ring_bytes: self.ring_bytes,
+            xdp_mode: self.xdp_mode,
             ..CaptureConfig::default()
         }
     }
@@ -127,7 +131,7 @@ async fn daemon(args: RunArgs) -> anyhow::Result<()> {
     }
     // On failure `capture` is dropped, which detaches whatever was attached.
     capture
-        .attach(&config.interfaces)
+        .attach(&config.interfaces, config.xdp_mode)
         .context("attaching the eBPF programs (run `webui-monitor check`)")?;
     state.ready.store(true, Ordering::Relaxed);
     let server = tokio::spawn(server::serve(listener, Arc::clone(&state)));

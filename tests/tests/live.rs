@@ -20,7 +20,7 @@ use std::{
 use anyhow::{Context as _, ensure};
 use aya::programs::{SchedClassifier, TcAttachType};
 use webui_monitor::{
-    capture::{Attachment, Capture, CaptureConfig},
+    capture::{Attachment, Capture, CaptureConfig, XdpAttachMode},
     segment::{ConnectionKey, Direction},
 };
 use webui_monitor_common::{CaptureStats, ConnKey, ConnStats};
@@ -107,7 +107,7 @@ impl LiveCapture {
                 .build()?;
             runtime.block_on(async move {
                 let mut capture = Capture::load(&CaptureConfig::default())?;
-                let attachments = capture.attach(&interfaces)?.to_vec();
+                let attachments = capture.attach(&interfaces, XdpAttachMode::Auto)?.to_vec();
                 let _ = ready_tx.send(attachments.clone());
                 let mut records = Vec::new();
                 let mut push = |r: Result<webui_monitor::capture::Record<'_>, _>| {
@@ -522,6 +522,54 @@ fn daemon_detaches_on_sigterm() -> anyhow::Result<()> {
     assert!(attached(&ns, "lo")?.0);
     let metrics = ns.run("curl", &["-sf", "http://127.0.0.1:19741/metrics"])?;
     assert!(metrics.contains("webui_monitor_build_info{version=\""));
+
+    // One exchange with a server on the monitored port: the counters reach /metrics exactly.
+    let scratch = Scratch::new("daemon-srv")?;
+    let _server = ChildGuard(
+        ns.command(
+            "python3",
+            &[
+                SERVER_SCRIPT,
+                "127.0.0.1",
+                "8080",
+                &scratch.0.to_string_lossy(),
+            ],
+        )
+        .spawn()?,
+    );
+    wait_for("the test server", || scratch.0.join("ready").exists())?;
+    ns.run(
+        "curl",
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "http://127.0.0.1:8080/bytes/100000",
+        ],
+    )?;
+    wait_for("the server's record", || {
+        server_records(&scratch.0).is_ok_and(|r| r.len() == 1)
+    })?;
+    let recorded = server_records(&scratch.0)?;
+    let (request, response) = recorded.values().next().context("one exchange")?;
+    let expected = [
+        format!(
+            "webui_monitor_tcp_bytes_total{{direction=\"request\"}} {}",
+            request.len()
+        ),
+        format!(
+            "webui_monitor_tcp_bytes_total{{direction=\"response\"}} {}",
+            response.len()
+        ),
+        "webui_monitor_tcp_connections_total 1".to_owned(),
+        "webui_monitor_capture_lost_total{reason=\"ring_full\"} 0".to_owned(),
+    ];
+    // The daemon mirrors the kernel counters once per second: poll until they all show (a
+    // mismatch fails at the setup deadline).
+    wait_for("the counters on /metrics", || {
+        ns.run("curl", &["-sf", "http://127.0.0.1:19741/metrics"])
+            .is_ok_and(|text| expected.iter().all(|line| text.lines().any(|l| l == line)))
+    })?;
 
     let status = daemon.signal_and_wait(libc::SIGTERM)?;
     assert!(status.success(), "daemon exit: {status}");

@@ -159,14 +159,16 @@ fn emit_chunks<P: Packet>(pkt: &P, stats: &mut CaptureStats, segment: &Segment, 
         chunks,
         truncated,
     };
+    let state_ptr = (&raw mut state).cast::<c_void>();
+    if chunks == 1 {
+        // The common case (a segment up to one chunk, e.g. every full-MTU segment): no loop.
+        // SAFETY: as below.
+        unsafe { chunk_callback::<P>(0, state_ptr) };
+        return;
+    }
     // SAFETY: the callback only reads `state` (on this stack frame) during the call.
     unsafe {
-        bpf_loop(
-            chunks,
-            chunk_callback::<P> as *mut c_void,
-            (&raw mut state).cast::<c_void>(),
-            0,
-        );
+        bpf_loop(chunks, chunk_callback::<P> as *mut c_void, state_ptr, 0);
     }
 }
 
@@ -261,10 +263,10 @@ fn submit_chunk<P: Packet>(
             _pad: [0; 7],
         });
     }
-    // For the verifier, `len` must be checked in the register passed to the helper. Without
-    // the black box LLVM rewrites `len != 0` as `payload_len != offset`, which the verifier
-    // cannot relate to `len`.
-    // 64-bit, so the check is not done on a zero-extended copy the verifier cannot link back.
+    // The verifier needs `0 < len <= CHUNK_DATA_SIZE` proven on the register passed to the
+    // helper. Without the black box LLVM proves `len != 0` as `payload_len != offset`, which
+    // the verifier cannot relate to `len`; 64-bit, so the bound is not checked on a
+    // zero-extended copy the verifier cannot link back either.
     let copy_len = core::hint::black_box(len as u64);
     if copy_len > 0 {
         let dst = unsafe { (&raw mut (*record).data).cast::<u8>() };

@@ -35,7 +35,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::reassembly::ReassemblyLimits;
+pub use crate::{capture::XdpAttachMode, reassembly::ReassemblyLimits};
 use crate::{
     http::{HttpLimits, exchange::Secret},
     websocket::WebSocketLimits,
@@ -80,7 +80,7 @@ pub struct CaptureConfig {
     /// Address of the `/metrics` endpoint.
     pub listen: SocketAddr,
     /// XDP attach mode: `auto` tries driver mode and falls back to generic (logged).
-    pub xdp_mode: XdpMode,
+    pub xdp_mode: XdpAttachMode,
     /// Size of the BPF ring buffer carrying payload chunks to userspace (power of two, at least
     /// one page). Too small a ring shows up as `webui_monitor_capture_lost_total{reason="ring_full"}`.
     /// The chunk record size itself is compiled into the eBPF object, not configurable.
@@ -98,24 +98,13 @@ impl Default for CaptureConfig {
             listen: DEFAULT_LISTEN
                 .parse()
                 .expect("DEFAULT_LISTEN is a valid address"),
-            xdp_mode: XdpMode::Auto,
+            xdp_mode: XdpAttachMode::Auto,
             ring_bytes: 16 << 20,
             max_connections: 65_536,
         }
     }
 }
 
-/// How the XDP program is attached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpMode {
-    /// Driver (native) mode, generic mode if the driver has no XDP support.
-    Auto,
-    /// Driver mode only; fail if unsupported.
-    Driver,
-    /// Generic (skb) mode only.
-    Generic,
-}
 
 /// `[openwebui]`: how requests are attributed to Open WebUI users.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -271,6 +260,9 @@ pub struct ConfigArgs {
     /// Address of the /metrics endpoint [config: capture.listen]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// How XDP is attached: auto (driver, else generic), driver or generic [config: capture.xdp_mode]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub xdp_mode: Option<XdpAttachMode>,
     /// File holding Open WebUI's WEBUI_SECRET_KEY [config: openwebui.webui_secret_file]
     #[arg(long, value_name = "PATH")]
     pub webui_secret_file: Option<PathBuf>,
@@ -822,6 +814,10 @@ fn flag_overrides(args: &ConfigArgs) -> Result<Vec<Override>, ConfigError> {
     }
     if let Some(listen) = args.listen {
         typed("capture", "listen", string(&listen.to_string()), "--listen");
+    }
+    if let Some(mode) = args.xdp_mode {
+        let v = toml::Value::try_from(mode).unwrap_or_else(|_| string("auto"));
+        typed("capture", "xdp_mode", v, "--xdp-mode");
     }
     if let Some(p) = &args.webui_secret_file {
         typed(

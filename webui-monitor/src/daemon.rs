@@ -51,6 +51,7 @@ pub fn capture_config(config: &Config) -> CaptureConfig {
         ports: config.capture.ports.clone(),
         max_connections: config.capture.max_connections,
         ring_bytes: config.capture.ring_bytes,
+        xdp_mode: config.capture.xdp_mode,
         ..CaptureConfig::default()
     }
 }
@@ -93,7 +94,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     }
     // On failure `capture` is dropped, which detaches whatever was attached.
     capture
-        .attach(&capture_config.interfaces)
+        .attach(&capture_config.interfaces, capture_config.xdp_mode)
         .context("attaching the eBPF programs (run `webui-monitor check` for what is missing)")?;
     state.ready.store(true, Ordering::Relaxed);
     let server = tokio::spawn(server::serve(listener, Arc::clone(&state)));

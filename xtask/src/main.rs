@@ -6,6 +6,8 @@
 //!
 //! xtask deliberately does not depend on the daemon crate: `setup` must work before
 //! bpf-linker (which the daemon's build script needs) exists.
+mod bench_replay;
+
 use std::process::Command;
 
 use anyhow::{Context as _, bail, ensure};
@@ -46,6 +48,8 @@ enum Task {
     },
     /// Benchmark the kernel programs through BPF_PROG_TEST_RUN (needs root).
     BenchKernel,
+    /// Benchmark `webui-monitor replay` against tshark on a large generated capture.
+    BenchReplay,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup(),
         Task::Test { args } => test(&args),
         Task::BenchKernel => bench_kernel(),
+        Task::BenchReplay => bench_replay::run(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::fmt;
 use aya::programs::{LinkOrder, TcAttach, TcAttachType, XdpMode};
 use webui_monitor_common::XDP_PROGRAM;
 
-use super::{CaptureConfig, loader};
+use super::{CaptureConfig, XdpAttachMode, loader};
 
 /// Oldest kernel with tcx (6.6); everything else the programs use is older.
 pub const MIN_KERNEL: (u32, u32) = (6, 6);
@@ -161,7 +161,7 @@ pub fn run(config: &CaptureConfig) -> Report {
         return report;
     }
     for interface in &config.interfaces {
-        let outcome = try_xdp(&mut ebpf, interface);
+        let outcome = try_xdp(&mut ebpf, interface, config.xdp_mode);
         report.push(format!("XDP attach on {interface}"), outcome);
         if !matches!(loader::is_loopback(interface), Ok(true)) {
             let outcome = try_tcx(&mut ebpf, interface);
@@ -171,13 +171,22 @@ pub fn run(config: &CaptureConfig) -> Report {
     report
 }
 
-fn try_xdp(ebpf: &mut aya::Ebpf, interface: &str) -> Result<String, String> {
+fn try_xdp(ebpf: &mut aya::Ebpf, interface: &str, mode: XdpAttachMode) -> Result<String, String> {
     let name = loader::interface_name(interface).map_err(|e| error_chain(&e))?;
     let program = loader::xdp(ebpf, XDP_PROGRAM).map_err(|e| error_chain(&e))?;
-    let (mode, id) = match program.attach(name.as_c_str(), XdpMode::Driver) {
-        Ok(id) => ("driver mode", id),
-        Err(_) => (
-            "generic mode (no driver support)",
+    let driver = match mode {
+        XdpAttachMode::Generic => None,
+        XdpAttachMode::Driver => Some(
+            program
+                .attach(name.as_c_str(), XdpMode::Driver)
+                .map_err(|e| format!("driver mode: {}", error_chain(&e)))?,
+        ),
+        XdpAttachMode::Auto => program.attach(name.as_c_str(), XdpMode::Driver).ok(),
+    };
+    let (mode, id) = match driver {
+        Some(id) => ("driver mode", id),
+        None => (
+            "generic mode",
             program
                 .attach(name.as_c_str(), XdpMode::Skb)
                 .map_err(|e| error_chain(&e))?,

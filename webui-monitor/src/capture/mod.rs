@@ -53,6 +53,24 @@ pub struct CaptureConfig {
     pub active_scan_interval: Duration,
     /// A connection without packets for this long is no longer active. Default: 10 min.
     pub idle_timeout: Duration,
+    /// How XDP is attached. Default: `auto`.
+    pub xdp_mode: XdpAttachMode,
+}
+
+/// How the XDP program is attached.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpAttachMode {
+    /// Driver (native) mode, falling back to generic mode (with a log line) if the driver has
+    /// no XDP support.
+    #[default]
+    Auto,
+    /// Driver mode only; attaching fails if unsupported.
+    Driver,
+    /// Generic (skb) mode only.
+    Generic,
 }
 
 impl Default for CaptureConfig {
@@ -65,6 +83,7 @@ impl Default for CaptureConfig {
             stats_interval: Duration::from_secs(1),
             active_scan_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(600),
+            xdp_mode: XdpAttachMode::Auto,
         }
     }
 }
@@ -188,11 +207,15 @@ impl Capture {
     /// Attaches to each interface: XDP (driver mode first, generic with a log line if the
     /// driver has none) and, except on loopback, the TC program on tcx egress. See the eBPF
     /// crate's docs for why loopback needs XDP only.
-    pub fn attach(&mut self, interfaces: &[String]) -> Result<&[Attachment], CaptureError> {
+    pub fn attach(
+        &mut self,
+        interfaces: &[String],
+        mode: XdpAttachMode,
+    ) -> Result<&[Attachment], CaptureError> {
         for interface in interfaces {
             let loopback = loader::is_loopback(interface)?;
             let name = loader::interface_name(interface)?;
-            self.attach_xdp(interface)?;
+            self.attach_xdp(interface, mode)?;
             if !loopback {
                 let order = LinkOrder::default();
                 let id = loader::tc(&mut self.ebpf)?
@@ -219,34 +242,39 @@ impl Capture {
         Ok(&self.attachments)
     }
 
-    fn attach_xdp(&mut self, interface: &str) -> Result<(), CaptureError> {
+    fn attach_xdp(&mut self, interface: &str, mode: XdpAttachMode) -> Result<(), CaptureError> {
         let name = loader::interface_name(interface)?;
         let xdp = loader::xdp(&mut self.ebpf, XDP_PROGRAM)?;
-        let (attachment, id) = match xdp.attach(name.as_c_str(), XdpMode::Driver) {
-            Ok(id) => (
-                Attachment::XdpDriver {
-                    interface: interface.to_owned(),
-                },
-                id,
+        let attach_error = |source| CaptureError::Attach {
+            what: "XDP",
+            interface: interface.to_owned(),
+            source,
+        };
+        let driver = match mode {
+            XdpAttachMode::Generic => None,
+            XdpAttachMode::Driver => Some(
+                xdp.attach(name.as_c_str(), XdpMode::Driver)
+                    .map_err(attach_error)?,
             ),
-            Err(driver_error) => {
-                log::info!(
-                    "{interface}: driver-mode XDP unavailable ({driver_error}); falling back \
-                     to generic XDP (slower, sees the same packets)"
-                );
+            XdpAttachMode::Auto => match xdp.attach(name.as_c_str(), XdpMode::Driver) {
+                Ok(id) => Some(id),
+                Err(driver_error) => {
+                    log::info!(
+                        "{interface}: driver-mode XDP unavailable ({driver_error}); falling \
+                         back to generic XDP (slower, sees the same packets)"
+                    );
+                    None
+                }
+            },
+        };
+        let interface = interface.to_owned();
+        let (attachment, id) = match driver {
+            Some(id) => (Attachment::XdpDriver { interface }, id),
+            None => {
                 let id = xdp
                     .attach(name.as_c_str(), XdpMode::Skb)
-                    .map_err(|source| CaptureError::Attach {
-                        what: "XDP",
-                        interface: interface.to_owned(),
-                        source,
-                    })?;
-                (
-                    Attachment::XdpGeneric {
-                        interface: interface.to_owned(),
-                    },
-                    id,
-                )
+                    .map_err(attach_error)?;
+                (Attachment::XdpGeneric { interface }, id)
             }
         };
         self.record_link(attachment, Link::Xdp(id));

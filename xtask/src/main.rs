@@ -1,8 +1,12 @@
 //! `cargo xtask`: project chores that need more than cargo.
 //!
 //! * `setup`: install what a fresh Debian machine lacks (idempotent).
-//! * `test`: run every test — unit, kernel (`BPF_PROG_TEST_RUN`) and end-to-end — as root.
+//! * `run`: setup, then the daemon on the local Open WebUI (`lo`, port 8080) — the README's
+//!   first command.
+//! * `test`: setup, then every test — unit, kernel (`BPF_PROG_TEST_RUN`), end-to-end, the
+//!   deploy files and the .deb — as root; the README's second command and CI's.
 //! * `bench-kernel`: ns per packet of the kernel programs, over a trivial XDP baseline.
+//! * `bench-replay`: `webui-monitor replay` against tshark on a large generated capture.
 //!
 //! xtask deliberately does not depend on the daemon crate: `setup` must work before
 //! bpf-linker (which the daemon's build script needs) exists.
@@ -16,16 +20,24 @@ use clap::{Parser, Subcommand};
 /// The bpf-linker release the eBPF build is tested with.
 const BPF_LINKER_VERSION: &str = "0.10.4";
 
-/// Debian packages the tests use: nginx, Prometheus, tshark, wrk, curl and sqlite3 for the
-/// end-to-end tests, iproute2 for network namespaces, python3 for test HTTP servers.
+/// The cargo-deb release the packaging test builds the .deb with.
+const CARGO_DEB_VERSION: &str = "3.8.0";
+
+/// Debian packages the tests use: nginx and openssl (TLS-terminating proxy with a certificate
+/// made per run), Prometheus (promtool and a real server), tshark and wrk for benchmarks, curl,
+/// iproute2 for network namespaces, python3 (+ PyYAML) for the test servers and deploy checks,
+/// systemd for `systemd-analyze`, sqlite3 to inspect Open WebUI databases.
 const DEBIAN_PACKAGES: &[&str] = &[
     "nginx",
+    "openssl",
     "prometheus",
     "tshark",
     "wrk",
     "curl",
     "iproute2",
     "python3",
+    "python3-yaml",
+    "systemd",
     "sqlite3",
 ];
 
@@ -40,7 +52,12 @@ struct Cli {
 enum Task {
     /// Install bpf-linker and the Debian packages the tests need (skips what is present).
     Setup,
-    /// Run every test: unit, kernel and end-to-end (needs root).
+    /// Set up, build and run the daemon (needs root); arguments go to `webui-monitor run`.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run every test: unit, kernel, end-to-end, deploy files, .deb (needs root).
     Test {
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(trailing_var_arg = true)]
@@ -55,6 +72,7 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup(),
+        Task::Run { args } => run(&args),
         Task::Test { args } => test(&args),
         Task::BenchKernel => bench_kernel(),
         Task::BenchReplay => bench_replay::run(),
@@ -96,6 +114,18 @@ fn setup() -> anyhow::Result<()> {
         ]))?;
     }
 
+    let deb = Command::new("cargo-deb").arg("--version").output();
+    if deb.is_ok_and(|o| o.status.success()) {
+        println!("cargo-deb: present");
+    } else {
+        println!("installing cargo-deb {CARGO_DEB_VERSION}");
+        status(cargo().args([
+            "install",
+            "--locked",
+            &format!("cargo-deb@{CARGO_DEB_VERSION}"),
+        ]))?;
+    }
+
     let missing: Vec<&str> = DEBIAN_PACKAGES
         .iter()
         .copied()
@@ -128,6 +158,18 @@ fn debian_installed(package: &str) -> bool {
         .is_ok_and(|o| o.status.success() && o.stdout.ends_with(b"install ok installed"))
 }
 
+fn run(args: &[String]) -> anyhow::Result<()> {
+    if !is_root() {
+        bail!("the daemon loads eBPF programs: run `cargo xtask run` as root");
+    }
+    setup()?;
+    status(
+        cargo()
+            .args(["run", "--release", "--package", "webui-monitor", "--", "run"])
+            .args(args),
+    )
+}
+
 fn test(args: &[String]) -> anyhow::Result<()> {
     if !is_root() {
         bail!(
@@ -135,6 +177,7 @@ fn test(args: &[String]) -> anyhow::Result<()> {
              run `cargo xtask test` as root"
         );
     }
+    setup()?;
     // The workspace's default members: everything but the eBPF crate, which only builds for
     // the BPF target (the daemon's build script builds it).
     let mut command = cargo();
@@ -142,7 +185,24 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     if !args.is_empty() {
         command.arg("--").args(args);
     }
-    status(&mut command)
+    status(&mut command)?;
+    if !args.is_empty() {
+        // A filtered run: the deploy checks below are not what was asked for.
+        return Ok(());
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_path_buf();
+    println!("deploy files: alert rules, dashboard queries, systemd unit, manifests");
+    status(Command::new("bash").arg(root.join("deploy/test-deploy.sh")))?;
+    println!("package: build the release binary and the .deb, install, check, purge");
+    status(cargo().args(["build", "--release", "--package", "webui-monitor"]))?;
+    status(
+        Command::new("bash")
+            .arg(root.join("deploy/test-deb.sh"))
+            .current_dir(&root),
+    )
 }
 
 fn bench_kernel() -> anyhow::Result<()> {

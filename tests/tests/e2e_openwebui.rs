@@ -269,6 +269,24 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         assert!(line.ends_with(" 0"), "capture loss: {line}");
     }
 
+    // SIGHUP re-reads the configuration and Open WebUI's database; no counter is lost.
+    let pid = i32::try_from(stack.monitor.child.0.id())?;
+    // SAFETY: a signal to our own child (`ip netns exec` execs the daemon in place).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    wait_for("the monitor to reload", Duration::from_secs(20), || {
+        stack
+            .monitor
+            .output()
+            .contains("SIGHUP: configuration and Open WebUI database re-read")
+    })?;
+    let after = stack.metrics()?;
+    for (name, labels) in [
+        (chat, labels(ALICE, "jwt", "webui", "true", "2xx")),
+        (chat, labels(ALICE, "api_key", "api", "false", "2xx")),
+    ] {
+        assert_eq!(sample(&after, name, &labels), Some(get(name, &labels).unwrap_or(-1.0)));
+    }
+
     // Every dashboard and alert expression returns data from a real Prometheus scraping the
     // monitor (user info is opt-in and off here).
     let check = repo_root().join("deploy/check-queries.py");

@@ -54,12 +54,10 @@ fn request(seq: u32, flags: u8, payload: &[u8]) -> Tcp {
 
 fn key4() -> ConnKey {
     let mut key = ConnKey {
-        client_addr: [0; 16],
-        server_addr: [0; 16],
         client_port: 40000,
         server_port: 8080,
         family: FAMILY_IPV4,
-        _pad: [0; 3],
+        ..ConnKey::ZERO
     };
     key.client_addr[..4].copy_from_slice(&CLIENT4);
     key.server_addr[..4].copy_from_slice(&SERVER4);
@@ -275,7 +273,7 @@ async fn ipv6_with_double_vlan_and_tcp_options() {
         client_port: 40000,
         server_port: 8080,
         family: FAMILY_IPV6,
-        _pad: [0; 3],
+        ..ConnKey::ZERO
     };
     assert_eq!(h.connection(&ckey, since).bytes, [300, 0]);
 }

@@ -75,7 +75,8 @@ pub struct ConnKey {
     pub server_port: u16,
     /// [`FAMILY_IPV4`] or [`FAMILY_IPV6`].
     pub family: u8,
-    pub _pad: [u8; 3],
+    pub _pad0: u8,
+    pub _pad1: u16,
 }
 
 impl ConnKey {
@@ -86,7 +87,8 @@ impl ConnKey {
         client_port: 0,
         server_port: 0,
         family: 0,
-        _pad: [0; 3],
+        _pad0: 0,
+        _pad1: 0,
     };
 }
 
@@ -130,7 +132,9 @@ pub struct ChunkHeader {
     pub tcp_flags: u8,
     /// [`CHUNK_LAST`], [`CHUNK_TRUNCATED`].
     pub chunk_flags: u8,
-    pub _pad: [u8; 7],
+    pub _pad0: u8,
+    pub _pad1: u16,
+    pub _pad2: u32,
 }
 
 /// One ring buffer record: header plus up to [`CHUNK_DATA_SIZE`] payload bytes (bytes past
@@ -151,7 +155,7 @@ pub const SEEN_RESPONSE_SHIFT: u64 = 4;
 
 /// Per-connection counters (value of the LRU hash keyed by [`ConnKey`]). Updated with atomic
 /// adds: several CPUs see packets of one connection.
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnStats {
     /// Packets per direction (index: `DIRECTION_*`).

@@ -18,6 +18,7 @@ use crate::{
     CHUNKS, CONNECTIONS, LOGGED, STATS,
     packet::Packet,
     parse::{Parsed, Segment, parse},
+    zeroed,
 };
 
 /// Highest packet offset `bpf_xdp_load_bytes` reads from.
@@ -88,12 +89,10 @@ fn count_connection(stats: &mut CaptureStats, segment: &Segment, dir: usize, now
         update_connection(entry, dir, bytes, bits, now);
         return;
     }
-    let mut fresh = ConnStats {
-        first_seen_ns: now,
-        last_seen_ns: now,
-        flags: bits,
-        ..ConnStats::default()
-    };
+    let mut fresh: ConnStats = zeroed();
+    fresh.first_seen_ns = now;
+    fresh.last_seen_ns = now;
+    fresh.flags = bits;
     fresh.packets[dir] = 1;
     fresh.bytes[dir] = bytes;
     if CONNECTIONS
@@ -260,7 +259,9 @@ fn submit_chunk<P: Packet>(
             direction: segment.direction,
             tcp_flags,
             chunk_flags,
-            _pad: [0; 7],
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
         });
     }
     // The verifier needs `0 < len <= CHUNK_DATA_SIZE` proven on the register passed to the

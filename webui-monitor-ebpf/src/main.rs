@@ -62,6 +62,23 @@ static STATS: PerCpuArray<CaptureStats> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static LOGGED: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
+/// An all-zero `T` built with 64-bit stores.
+///
+/// LLVM merges zero stores into `memset`, which on BPF becomes a call into a byte loop (about
+/// a hundred instructions for a 40-byte key); volatile stores cannot be merged.
+#[inline(always)]
+pub(crate) fn zeroed<T>() -> T {
+    const { assert!(size_of::<T>() % 8 == 0 && align_of::<T>() >= 8) };
+    let mut value = core::mem::MaybeUninit::<T>::uninit();
+    let words = value.as_mut_ptr().cast::<u64>();
+    for i in 0..size_of::<T>() / 8 {
+        // SAFETY: in bounds and aligned (asserted above).
+        unsafe { core::ptr::write_volatile(words.add(i), 0) };
+    }
+    // SAFETY: every byte was written; all-zero is valid for the plain-data types used here.
+    unsafe { value.assume_init() }
+}
+
 #[xdp(frags)]
 pub fn webui_monitor_ingress(ctx: XdpContext) -> u32 {
     capture::on_packet(&ctx);

@@ -9,7 +9,7 @@ use webui_monitor_common::{
     ConnKey, DIRECTION_REQUEST, DIRECTION_RESPONSE, FAMILY_IPV4, FAMILY_IPV6, MAX_PORTS,
 };
 
-use crate::{CONFIG, packet::Packet};
+use crate::{CONFIG, packet::Packet, zeroed};
 
 const ETH_HEADER: usize = 14;
 const ETH_P_IPV4: u16 = 0x0800;
@@ -57,6 +57,13 @@ pub enum Parsed {
 fn be16(p: *const u8) -> u16 {
     // SAFETY: callers pass pointers checked by `Packet::ptr_at` for at least 2 bytes.
     unsafe { u16::from_be_bytes([*p, *p.add(1)]) }
+}
+
+/// Four packet bytes as an in-memory word (order preserved), without an unaligned load.
+#[inline(always)]
+fn word(p: *const u8) -> u32 {
+    // SAFETY: callers pass pointers checked by `Packet::ptr_at` for at least 4 bytes.
+    unsafe { u32::from_ne_bytes([*p, *p.add(1), *p.add(2), *p.add(3)]) }
 }
 
 #[inline(always)]
@@ -238,8 +245,9 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
         return Parsed::Unparsed;
     }
 
-    // Built only now: traffic on other ports never pays for it.
-    let mut key = ConnKey::ZERO;
+    // Built only now: traffic on other ports never pays for it. Word-wise: a byte-wise or
+    // variable-length copy compiles to a call into a byte loop on BPF.
+    let mut key: ConnKey = zeroed();
     key.family = family;
     // SAFETY: `ip_header` was bounds-checked for the whole fixed header of its family.
     unsafe {
@@ -253,9 +261,17 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
         } else {
             (dst, src)
         };
-        let len = if family == FAMILY_IPV4 { 4 } else { 16 };
-        core::ptr::copy_nonoverlapping(client, key.client_addr.as_mut_ptr(), len);
-        core::ptr::copy_nonoverlapping(server, key.server_addr.as_mut_ptr(), len);
+        let words = if family == FAMILY_IPV4 { 1 } else { 4 };
+        let client_words = key.client_addr.as_mut_ptr().cast::<u32>();
+        let server_words = key.server_addr.as_mut_ptr().cast::<u32>();
+        for i in 0..4 {
+            if i >= words {
+                break;
+            }
+            // ConnKey is 8-byte aligned and the address fields start at 0 and 16.
+            client_words.add(i).write(word(client.add(4 * i)));
+            server_words.add(i).write(word(server.add(4 * i)));
+        }
     }
     if direction == DIRECTION_REQUEST {
         key.client_port = src_port;

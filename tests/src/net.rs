@@ -1,5 +1,12 @@
-//! Guards that undo test setup on drop (also when the test panics).
-use std::process::{Child, Command};
+//! Guards that undo test setup on drop (also when the test panics), and the helpers every
+//! privileged test shares.
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail, ensure};
 
 /// Runs a command, failing with its stderr.
 pub fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
@@ -67,4 +74,36 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The daemon binary cargo built next to this test binary (`target/<profile>/webui-monitor`).
+pub fn daemon_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let binary = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("target dir")?
+        .join("webui-monitor");
+    ensure!(
+        binary.exists(),
+        "{} is missing: run the tests through `cargo xtask test`, which builds it",
+        binary.display()
+    );
+    Ok(binary)
+}
+
+/// Polls `ready` every 100 ms until it holds, failing after `limit` with `what` in the error.
+pub fn wait_for(
+    what: &str,
+    limit: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while !ready() {
+        if start.elapsed() > limit {
+            bail!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }

@@ -14,12 +14,12 @@ use std::{
     io::Read as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::Context as _;
 
-use crate::net::{ChildGuard, Netns};
+use crate::net::{ChildGuard, Netns, daemon_binary, wait_for};
 
 /// Open WebUI's `WEBUI_SECRET_KEY` for the shaped server and the monitor.
 pub const SECRET: &str = "e2e-webui-secret-key-do-not-leak-4242";
@@ -42,38 +42,6 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("workspace root")
         .to_path_buf()
-}
-
-/// The daemon binary cargo built next to this test binary (`target/<profile>/webui-monitor`).
-pub fn daemon_binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let binary = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("target dir")?
-        .join("webui-monitor");
-    ensure!(
-        binary.exists(),
-        "{} is missing: run the tests through `cargo xtask test`, which builds it",
-        binary.display()
-    );
-    Ok(binary)
-}
-
-/// Polls `ready` every 100 ms until it holds, failing after `limit` with `what` in the error.
-pub fn wait_for(
-    what: &str,
-    limit: Duration,
-    mut ready: impl FnMut() -> bool,
-) -> anyhow::Result<()> {
-    let start = Instant::now();
-    while !ready() {
-        if start.elapsed() > limit {
-            bail!("timed out after {limit:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
 }
 
 /// A daemon or server whose output is captured to a file, so the test can grep it for secrets.

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::Mac as _;
+use webui_monitor_tests::net::wait_for;
 use webui_monitor_tests::stack::{
     ADMIN, ADMIN_PASSWORD, ALICE, ALICE_API_KEY, ALICE_PASSWORD, APP_ADDR, METRICS_PORT, SECRET,
-    Stack, repo_root, sample, wait_for,
+    Stack, repo_root, sample,
 };
 
 /// Prompts are unique marker strings: none may appear in anything the monitor writes.
@@ -284,7 +285,10 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         (chat, labels(ALICE, "jwt", "webui", "true", "2xx")),
         (chat, labels(ALICE, "api_key", "api", "false", "2xx")),
     ] {
-        assert_eq!(sample(&after, name, &labels), Some(get(name, &labels).unwrap_or(-1.0)));
+        assert_eq!(
+            sample(&after, name, &labels),
+            Some(get(name, &labels).unwrap_or(-1.0))
+        );
     }
 
     // Every dashboard and alert expression returns data from a real Prometheus scraping the

@@ -14,7 +14,7 @@ use std::{
         mpsc,
     },
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, ensure};
@@ -24,7 +24,7 @@ use webui_monitor::{
     segment::{ConnectionKey, Direction},
 };
 use webui_monitor_common::{CaptureStats, ConnKey, ConnStats};
-use webui_monitor_tests::net::{ChildGuard, Netns, run};
+use webui_monitor_tests::net::{self, ChildGuard, Netns, run};
 
 const SERVER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/recording_server.py");
 /// Upper bound for setup steps (server start, daemon readiness): a hang guard, not a timing
@@ -50,16 +50,8 @@ impl Drop for Scratch {
     }
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
-    let start = Instant::now();
-    while !done() {
-        ensure!(
-            start.elapsed() < SETUP_DEADLINE,
-            "gave up waiting for {what}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
+fn wait_for(what: &str, done: impl FnMut() -> bool) -> anyhow::Result<()> {
+    net::wait_for(what, SETUP_DEADLINE, done)
 }
 
 /// Moves the calling thread into network namespace `name`.
@@ -493,12 +485,7 @@ fn daemon_detaches_on_sigterm() -> anyhow::Result<()> {
     ns.run("ip", &["link", "set", "lo", "up"])?;
     assert_eq!(attached(&ns, &a)?, (false, 0));
 
-    let binary = std::env::current_exe()?
-        .parent()
-        .and_then(Path::parent)
-        .context("target dir")?
-        .join("webui-monitor");
-    let binary = binary.to_string_lossy().into_owned();
+    let binary = net::daemon_binary()?.to_string_lossy().into_owned();
     let mut daemon = ChildGuard(
         ns.command(
             &binary,

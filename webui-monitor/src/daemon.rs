@@ -84,6 +84,8 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {listen} (capture.listen)"))?;
     log::info!("serving /metrics on http://{listen}");
 
+    capture::check::require_capabilities()
+        .map_err(|why| anyhow::anyhow!("cannot load the eBPF programs: {why}"))?;
     let mut capture = Capture::load(&capture_config).context("loading the eBPF programs")?;
     if let Some(logger) = capture.take_logger() {
         tokio::spawn(async move {

@@ -70,20 +70,50 @@ pub fn parse_kernel_release(release: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-/// Whether the effective capabilities (`CapEff` of /proc/self/status) allow loading and
-/// attaching: CAP_SYS_ADMIN, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN.
-pub fn capabilities_sufficient(cap_eff: u64) -> Result<(), &'static str> {
+/// The capabilities that loading and attaching need and `cap_eff` (a `CapEff` mask) lacks:
+/// CAP_NET_ADMIN (networking program types, XDP and tcx links), CAP_BPF (maps, BTF, programs)
+/// and CAP_PERFMON (the verifier accepts pointer arithmetic on packet data only with it:
+/// `allow_ptr_leaks` in kernel/bpf/verifier.c) — CAP_SYS_ADMIN stands in for the last two.
+pub fn missing_capabilities(cap_eff: u64) -> Vec<&'static str> {
     const NET_ADMIN: u64 = 1 << 12;
     const SYS_ADMIN: u64 = 1 << 21;
     const PERFMON: u64 = 1 << 38;
     const BPF: u64 = 1 << 39;
-    if cap_eff & NET_ADMIN == 0 {
-        return Err("CAP_NET_ADMIN is missing (run as root)");
+    let mut missing = Vec::new();
+    for (bit, name) in [
+        (BPF, "CAP_BPF"),
+        (PERFMON, "CAP_PERFMON"),
+        (NET_ADMIN, "CAP_NET_ADMIN"),
+    ] {
+        let covered = cap_eff & bit != 0 || (bit != NET_ADMIN && cap_eff & SYS_ADMIN != 0);
+        if !covered {
+            missing.push(name);
+        }
     }
-    if cap_eff & SYS_ADMIN != 0 || cap_eff & (BPF | PERFMON) == BPF | PERFMON {
+    missing
+}
+
+/// `Err` with what to do when the effective capabilities cannot load and attach.
+pub fn capabilities_sufficient(cap_eff: u64) -> Result<(), String> {
+    let missing = missing_capabilities(cap_eff);
+    if missing.is_empty() {
         Ok(())
     } else {
-        Err("CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) are missing (run as root)")
+        Err(format!(
+            "{} missing: run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (the \
+             systemd unit deploy/systemd/webui-monitor.service does)",
+            missing.join(", ")
+        ))
+    }
+}
+
+/// Fails early, with the fix, when this process cannot load and attach the programs (the
+/// kernel's own refusal — EPERM, or a verifier log about pointer arithmetic — says neither).
+pub fn require_capabilities() -> Result<(), String> {
+    match effective_capabilities() {
+        Some(caps) => capabilities_sufficient(caps),
+        // Not Linux-like /proc: let the kernel decide.
+        None => Ok(()),
     }
 }
 
@@ -127,9 +157,7 @@ pub fn run(config: &CaptureConfig) -> Report {
         },
     );
     let caps = match effective_capabilities() {
-        Some(caps) => capabilities_sufficient(caps)
-            .map(|()| format!("CapEff {caps:#x}"))
-            .map_err(str::to_owned),
+        Some(caps) => capabilities_sufficient(caps).map(|()| format!("CapEff {caps:#x}")),
         None => Err("cannot read CapEff from /proc/self/status".into()),
     };
     report.push("capabilities", caps);
@@ -252,6 +280,15 @@ mod tests {
         assert!(capabilities_sufficient((1 << 12) | (1 << 21)).is_ok());
         assert!(capabilities_sufficient((1 << 12) | (1 << 38) | (1 << 39)).is_ok());
         assert!(capabilities_sufficient((1 << 12) | (1 << 39)).is_err());
+        assert_eq!(missing_capabilities((1 << 12) | (1 << 39)), ["CAP_PERFMON"]);
+        assert_eq!(
+            missing_capabilities((1 << 38) | (1 << 39)),
+            ["CAP_NET_ADMIN"]
+        );
+        assert_eq!(
+            missing_capabilities(0),
+            ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"]
+        );
         assert!(capabilities_sufficient(1 << 21).is_err());
         assert!(capabilities_sufficient(0).is_err());
     }

@@ -105,7 +105,6 @@ impl Default for CaptureConfig {
     }
 }
 
-
 /// `[openwebui]`: how requests are attributed to Open WebUI users.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]

@@ -165,7 +165,14 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     setup()?;
     status(
         cargo()
-            .args(["run", "--release", "--package", "webui-monitor", "--", "run"])
+            .args([
+                "run",
+                "--release",
+                "--package",
+                "webui-monitor",
+                "--",
+                "run",
+            ])
             .args(args),
     )
 }

@@ -270,6 +270,26 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         assert!(line.ends_with(" 0"), "capture loss: {line}");
     }
 
+    // `webui-monitor top` without a terminal prints one snapshot of the same users.
+    let binary = webui_monitor_tests::net::daemon_binary()?;
+    let url = format!("http://{APP_ADDR}:{METRICS_PORT}");
+    let top = stack.proxy.run(
+        binary.to_str().unwrap_or_default(),
+        &[
+            "top",
+            "--once",
+            "--interval",
+            "0",
+            "--sort",
+            "tokens",
+            "--url",
+            &url,
+        ],
+    )?;
+    for user in [ALICE, ADMIN, "invalid", "anonymous"] {
+        assert!(top.contains(user), "top lacks {user}:\n{top}");
+    }
+
     // SIGHUP re-reads the configuration and Open WebUI's database; no counter is lost.
     let pid = i32::try_from(stack.monitor.child.0.id())?;
     // SAFETY: a signal to our own child (`ip netns exec` execs the daemon in place).

@@ -70,7 +70,24 @@ impl ChildGuard {
 }
 
 impl Drop for ChildGuard {
+    /// SIGTERM first, so a process can stop its own children (nginx's master stops its
+    /// workers; SIGKILL would orphan them) and the daemon detaches as in production; SIGKILL
+    /// after a few seconds.
     fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return; // already reaped: its pid may belong to someone else by now
+        }
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            // SAFETY: plain syscall on our own, not yet reaped, child's pid.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

@@ -82,7 +82,7 @@ impl Monitor {
 
     /// Mirrors the pipeline's counters (cumulative, kept in the sans-IO core) into their
     /// Prometheus families.
-    pub fn refresh_metrics(&mut self) {
+    pub fn refresh_metrics(&self) {
         self.stream_metrics.update(&self.pipeline);
         self.websocket_metrics
             .update(self.pipeline.websocket_counters());

@@ -59,7 +59,6 @@ pub struct Pipeline {
     websocket: WebSocketShared,
     http_events: Vec<HttpEvent>,
     socket_events: Vec<SocketEvent>,
-    upgrades: u64,
 }
 
 impl Default for Pipeline {
@@ -74,7 +73,6 @@ struct Engines<'p> {
     websocket: &'p mut WebSocketShared,
     http_events: &'p mut Vec<HttpEvent>,
     socket_events: &'p mut Vec<SocketEvent>,
-    upgrades: &'p mut u64,
     out: &'p mut Vec<PipelineEvent>,
 }
 
@@ -90,7 +88,6 @@ impl Engines<'_> {
                     websocket_extensions,
                     leftover,
                 } => {
-                    *self.upgrades += 1;
                     let mut ws = WebSocketConnection::new(
                         key,
                         websocket_extensions.as_deref(),
@@ -223,7 +220,6 @@ impl Pipeline {
             websocket,
             http_events: Vec::new(),
             socket_events: Vec::new(),
-            upgrades: 0,
         }
     }
 
@@ -238,7 +234,6 @@ impl Pipeline {
                 websocket: &mut self.websocket,
                 http_events: &mut self.http_events,
                 socket_events: &mut self.socket_events,
-                upgrades: &mut self.upgrades,
                 out,
             },
         )
@@ -282,11 +277,6 @@ impl Pipeline {
     /// Bytes held back by reassembly.
     pub fn buffered_bytes(&self) -> usize {
         self.reassembler.buffered_bytes()
-    }
-
-    /// Connections upgraded from HTTP to WebSocket.
-    pub fn upgrades(&self) -> u64 {
-        self.upgrades
     }
 }
 

@@ -144,7 +144,6 @@ pub struct HttpShared {
     pub counters: HttpCounters,
 }
 
-#[derive(Debug)]
 pub enum HttpEvent {
     /// A request and its final response (or a request whose response never came, on close).
     Exchange(Box<Exchange>),
@@ -154,6 +153,24 @@ pub enum HttpEvent {
         websocket_extensions: Option<String>,
         leftover: [Vec<u8>; 2],
     },
+}
+
+/// Lengths only: the leftover is raw traffic (the client's first WebSocket frames can carry the
+/// Socket.IO `auth` token).
+impl std::fmt::Debug for HttpEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exchange(exchange) => f.debug_tuple("Exchange").field(exchange).finish(),
+            Self::Upgraded {
+                websocket_extensions,
+                leftover,
+            } => f
+                .debug_struct("Upgraded")
+                .field("websocket_extensions", websocket_extensions)
+                .field("leftover_bytes", &leftover.each_ref().map(Vec::len))
+                .finish(),
+        }
+    }
 }
 
 /// Buffer capacity kept between messages; larger buffers are released.
@@ -187,7 +204,6 @@ enum Phase {
     Ignore,
 }
 
-#[derive(Debug)]
 struct Side {
     phase: Phase,
     /// Header block, partial resync line, or held bytes.
@@ -202,6 +218,21 @@ struct Side {
     resynced: bool,
     /// Held bytes were lost: resynchronise when released.
     hold_gap: bool,
+}
+
+/// `buf` as a length only: it holds raw header blocks (Authorization, Cookie) or held bodies.
+impl std::fmt::Debug for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Side")
+            .field("phase", &self.phase)
+            .field("buf_bytes", &self.buf.len())
+            .field("line_len", &self.line_len)
+            .field("start_checked", &self.start_checked)
+            .field("first_ts", &self.first_ts)
+            .field("resynced", &self.resynced)
+            .field("hold_gap", &self.hold_gap)
+            .finish()
+    }
 }
 
 impl Side {

@@ -218,7 +218,6 @@ pub fn exchange_json(e: &Exchange) -> serde_json::Value {
     })
 }
 
-/// Exchanges counted by (method, route group, status).
 /// Exchanges by method, route label (as in `openwebui_http_requests_total`) and status.
 type Summary = BTreeMap<(String, &'static str, Option<u16>), u64>;
 

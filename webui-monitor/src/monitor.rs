@@ -88,10 +88,12 @@ impl Monitor {
             .update(self.pipeline.websocket_counters());
     }
 
+    /// The stream engine, for its counters and gauges.
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
     }
 
+    /// The stream engine's families (replay adds the capture-file totals to them).
     pub fn stream_metrics(&self) -> &StreamMetrics {
         &self.stream_metrics
     }

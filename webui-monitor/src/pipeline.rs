@@ -20,7 +20,9 @@ use crate::{
 /// What the pipeline reports.
 #[derive(Debug)]
 pub enum PipelineEvent {
+    /// A completed HTTP exchange (boxed: it is large and the other variant is small).
     Exchange(Box<Exchange>),
+    /// A WebSocket fact of the upgraded connection `connection`.
     Socket {
         connection: ConnectionKey,
         event: SocketEvent,
@@ -208,6 +210,7 @@ impl StreamHandler for Engines<'_> {
 }
 
 impl Pipeline {
+    /// A pipeline with no connection; every cap comes from `config`.
     pub fn new(config: PipelineConfig) -> Self {
         // Assigned after `default()`: the engines may keep private fields in their shared state.
         let mut http = HttpShared::default();
@@ -257,14 +260,17 @@ impl Pipeline {
         reassembler.finish(now, &mut engines);
     }
 
+    /// Cumulative reassembly totals.
     pub fn reassembly_counters(&self) -> &ReassemblyCounters {
         self.reassembler.counters()
     }
 
+    /// Cumulative HTTP engine totals (all connections).
     pub fn http_counters(&self) -> &HttpCounters {
         &self.http.counters
     }
 
+    /// Cumulative WebSocket decoder totals (all connections).
     pub fn websocket_counters(&self) -> &WebSocketCounters {
         &self.websocket.counters
     }

@@ -144,6 +144,7 @@ pub struct HttpShared {
     pub counters: HttpCounters,
 }
 
+/// What an [`HttpConnection`] reports.
 pub enum HttpEvent {
     /// A request and its final response (or a request whose response never came, on close).
     Exchange(Box<Exchange>),
@@ -310,6 +311,9 @@ enum HeadStep {
     Error(HeadError, usize),
 }
 
+/// The HTTP/1.1 engine of one TCP connection: both directions' bytes in capture order, complete
+/// [`Exchange`]s out. Requests and responses are matched in order (pipelining included);
+/// bytes after a `101` are handed over in [`HttpEvent::Upgraded`].
 #[derive(Debug)]
 pub struct HttpConnection {
     key: ConnectionKey,
@@ -340,6 +344,7 @@ impl HttpConnection {
         }
     }
 
+    /// The connection this engine parses.
     pub fn key(&self) -> ConnectionKey {
         self.key
     }
@@ -349,6 +354,8 @@ impl HttpConnection {
         self.finished
     }
 
+    /// In-order bytes of `direction` (timestamps never decrease); events it completes are
+    /// appended to `out`.
     pub fn on_data(
         &mut self,
         direction: Direction,

@@ -58,6 +58,7 @@ pub enum CloseReason {
 ///
 /// Timestamps passed to `data` never decrease within a connection.
 pub trait StreamHandler {
+    /// What the handler keeps per connection (the reassembler stores it with the connection).
     type State;
     /// A connection was opened (`mid_stream`: no SYN seen, the stream starts at an arbitrary
     /// byte).
@@ -150,6 +151,7 @@ const fn ms(ms: u64) -> u64 {
 }
 
 impl<S> Reassembler<S> {
+    /// An empty table; every bound comes from `limits`.
     pub fn new(limits: ReassemblyLimits) -> Self {
         Self {
             limits,
@@ -160,10 +162,12 @@ impl<S> Reassembler<S> {
         }
     }
 
+    /// The caps this reassembler enforces.
     pub fn limits(&self) -> &ReassemblyLimits {
         &self.limits
     }
 
+    /// Cumulative totals since creation (exported by `StreamMetrics`).
     pub fn counters(&self) -> &ReassemblyCounters {
         &self.counters
     }

@@ -270,6 +270,15 @@ impl Side {
         self.resynced = true;
     }
 
+    /// After a rejected header block in `buf`.
+    fn recover(&mut self, error: HeadError, request: bool) {
+        if error == HeadError::StartLine {
+            self.resync_in_start_line(request);
+        } else {
+            self.resync();
+        }
+    }
+
     /// The start line in `buf` was rejected: a message may still start inside it (after the
     /// tail of a lost body), else resynchronise after it.
     fn resync_in_start_line(&mut self, request: bool) {
@@ -644,11 +653,7 @@ impl HttpConnection {
                     HeadStep::More => return,
                     HeadStep::Error(e, used) => {
                         Self::head_error(shared, e);
-                        if e == HeadError::StartLine {
-                            self.req.resync_in_start_line(true);
-                        } else {
-                            self.req.resync();
-                        }
+                        self.req.recover(e, true);
                         input = &input[used..];
                     }
                     HeadStep::Complete(used) => {
@@ -827,11 +832,7 @@ impl HttpConnection {
                         HeadStep::More => return,
                         HeadStep::Error(e, used) => {
                             Self::head_error(shared, e);
-                            if e == HeadError::StartLine {
-                                self.resp.resync_in_start_line(false);
-                            } else {
-                                self.resp.resync();
-                            }
+                            self.resp.recover(e, false);
                             input = &input[used..];
                         }
                         HeadStep::Complete(used) => {

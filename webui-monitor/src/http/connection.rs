@@ -699,15 +699,7 @@ impl HttpConnection {
             anomalies.push(Anomaly::MidStreamPickup);
         }
         let framing = head.body_framing();
-        let stats = MessageStats {
-            header_bytes: self.req.buf.len() as u64,
-            first_byte: self.req.first_ts,
-            last_byte: ts,
-            complete: framing == BodyFraming::None,
-            body_decoded_bytes: (framing == BodyFraming::None).then_some(0),
-            chunked: framing == BodyFraming::Chunked,
-            ..MessageStats::default()
-        };
+        let stats = head_stats(self.req.buf.len(), self.req.first_ts, ts, framing);
         let wants_upgrade = head.headers.upgrade.is_some();
         let json = head
             .framing
@@ -869,7 +861,7 @@ impl HttpConnection {
                 return false;
             }
         };
-        let header_bytes = self.resp.buf.len() as u64;
+        let header_bytes = self.resp.buf.len();
         let first_ts = self.resp.first_ts;
         self.resp.reset_head();
         self.resp.resynced = false;
@@ -884,15 +876,7 @@ impl HttpConnection {
         };
         let framing = head.body_framing(&target.ex.method);
         target.ex.status = Some(head.status);
-        target.ex.response = Some(MessageStats {
-            header_bytes,
-            first_byte: first_ts,
-            last_byte: ts,
-            complete: framing == BodyFraming::None,
-            body_decoded_bytes: (framing == BodyFraming::None).then_some(0),
-            chunked: framing == BodyFraming::Chunked,
-            ..MessageStats::default()
-        });
+        target.ex.response = Some(head_stats(header_bytes, first_ts, ts, framing));
         let coding = head.framing.content_encoding.clone();
         let content_type = head
             .framing
@@ -1103,6 +1087,25 @@ impl HttpConnection {
             }
             Direction::Response => self.finish_response(shared, out),
         }
+    }
+}
+
+/// Stats of a message whose header block just ended; a message without a body is complete.
+fn head_stats(
+    header_bytes: usize,
+    first_byte: Timestamp,
+    last_byte: Timestamp,
+    framing: BodyFraming,
+) -> MessageStats {
+    let bodiless = framing == BodyFraming::None;
+    MessageStats {
+        header_bytes: header_bytes as u64,
+        first_byte,
+        last_byte,
+        complete: bodiless,
+        body_decoded_bytes: bodiless.then_some(0),
+        chunked: framing == BodyFraming::Chunked,
+        ..MessageStats::default()
     }
 }
 

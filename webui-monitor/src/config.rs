@@ -865,14 +865,15 @@ fn flag_overrides(args: &ConfigArgs) -> Result<Vec<Override>, ConfigError> {
         typed("log", "level", v, "--log-level");
     }
     for set in &args.set {
-        let origin = format!("--set {set}");
+        // Errors name the key, never the value: a misplaced secret must not be echoed.
+        let (name, value) = set.split_once('=').ok_or_else(|| ConfigError::Override {
+            origin: "--set".to_owned(),
+            message: "expected SECTION.KEY=VALUE, e.g. --set http.max_headers=64".into(),
+        })?;
         let bad = |message: String| ConfigError::Override {
-            origin: origin.clone(),
+            origin: format!("--set {name}"),
             message,
         };
-        let (name, value) = set.split_once('=').ok_or_else(|| {
-            bad("expected SECTION.KEY=VALUE, e.g. --set http.max_headers=64".into())
-        })?;
         let (section, key) = name
             .trim()
             .split_once('.')

@@ -614,3 +614,16 @@ fn file_errors_do_not_quote_the_file() {
     assert!(e.contains("unknown field `webui_secret_key`"), "{e}");
     assert!(!e.contains("owui-pasted-secret"), "{e}");
 }
+
+/// `--set` errors name the key, not the value (a secret typed into the wrong flag).
+#[test]
+fn set_flag_errors_do_not_echo_the_value() {
+    let args = |s: &str| ConfigArgs {
+        set: vec![s.into()],
+        ..ConfigArgs::default()
+    };
+    let e = err(None, &[], &args("webui_secret=owui-typed-secret"));
+    assert!(!e.contains("owui-typed-secret"), "{e}");
+    let e = err(None, &[], &args("owui-typed-secret"));
+    assert!(!e.contains("owui-typed-secret"), "{e}");
+}

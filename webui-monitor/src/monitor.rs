@@ -107,7 +107,7 @@ impl Monitor {
 }
 
 /// The pipeline's caps from the config's `[reassembly]`, `[http]` and `[websocket]` sections.
-fn pipeline_config(config: &Config) -> PipelineConfig {
+pub(crate) fn pipeline_config(config: &Config) -> PipelineConfig {
     let mut http = config.http.clone();
     http.api_key_header = config.openwebui.api_key_header.clone();
     PipelineConfig {

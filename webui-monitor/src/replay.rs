@@ -23,7 +23,7 @@ use crate::{
     openwebui::{db, route},
     pcap::{CaptureReader, Dissector, PcapLimits, SkipReason},
     pipeline::{Pipeline, PipelineEvent},
-    segment::Timestamp,
+    segment::{Segment, Timestamp},
 };
 
 /// Replay a capture file through the pipeline: exchanges by method, route and status, and
@@ -65,6 +65,68 @@ pub struct ReplayStats {
 /// Traffic-time interval between pipeline ticks (idle expiry, hole timeouts).
 const TICK_NANOS: u64 = 1_000_000_000;
 
+/// What a replay drives: the whole [`Monitor`] (what `replay` and the daemon run), or the bare
+/// [`PipelineOnly`] baseline that benchmarks measure attribution against.
+pub trait ReplayTarget {
+    /// One TCP segment; `observe` sees every event it yields.
+    fn on_segment(&mut self, segment: &Segment<'_>, observe: impl FnMut(&PipelineEvent));
+    /// Traffic time advanced to `now`.
+    fn on_tick(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent));
+    /// End of input at `now`.
+    fn finish(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent));
+}
+
+impl ReplayTarget for Monitor {
+    fn on_segment(&mut self, segment: &Segment<'_>, observe: impl FnMut(&PipelineEvent)) {
+        Monitor::on_segment(self, segment, observe);
+    }
+    fn on_tick(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
+        Monitor::on_tick(self, now, observe);
+    }
+    fn finish(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
+        Monitor::finish(self, now, observe);
+    }
+}
+
+/// Reassembly, HTTP and WebSocket decoding without attribution or metrics: events are shown to
+/// the observer and dropped. The baseline of the attribution benchmarks
+/// (`benches/replay.rs`, `examples/bench_attribution.rs`).
+pub struct PipelineOnly {
+    pub pipeline: Pipeline,
+    events: Vec<PipelineEvent>,
+}
+
+impl PipelineOnly {
+    /// The pipeline [`Monitor::new`] would build from `config`.
+    pub fn new(config: &config::Config) -> Self {
+        Self {
+            pipeline: Pipeline::new(crate::monitor::pipeline_config(config)),
+            events: Vec::new(),
+        }
+    }
+
+    fn drain(&mut self, mut observe: impl FnMut(&PipelineEvent)) {
+        for event in self.events.drain(..) {
+            observe(&event);
+        }
+    }
+}
+
+impl ReplayTarget for PipelineOnly {
+    fn on_segment(&mut self, segment: &Segment<'_>, observe: impl FnMut(&PipelineEvent)) {
+        self.pipeline.on_segment(segment, &mut self.events);
+        self.drain(observe);
+    }
+    fn on_tick(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
+        self.pipeline.on_tick(now, &mut self.events);
+        self.drain(observe);
+    }
+    fn finish(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
+        self.pipeline.finish(now, &mut self.events);
+        self.drain(observe);
+    }
+}
+
 /// Runs `monitor` over every packet of `input` (segments of `ports`), calling `on_event` for
 /// each event and `on_progress` with the bytes read so far (every few thousand packets), then
 /// finishes it at the last packet's time. Returns the replay's totals.
@@ -72,6 +134,21 @@ pub fn replay_capture<R: Read>(
     input: R,
     ports: &[u16],
     monitor: &mut Monitor,
+    on_event: impl FnMut(&PipelineEvent),
+    on_progress: impl FnMut(u64),
+) -> anyhow::Result<ReplayStats> {
+    let stats = replay_into(input, ports, monitor, on_event, on_progress)?;
+    monitor
+        .stream_metrics()
+        .update_pcap(stats.packets, &stats.skipped);
+    Ok(stats)
+}
+
+/// [`replay_capture`] for any [`ReplayTarget`], without the capture-level metrics.
+pub fn replay_into<R: Read, T: ReplayTarget>(
+    input: R,
+    ports: &[u16],
+    target: &mut T,
     mut on_event: impl FnMut(&PipelineEvent),
     mut on_progress: impl FnMut(u64),
 ) -> anyhow::Result<ReplayStats> {
@@ -100,14 +177,14 @@ pub fn replay_capture<R: Read>(
         stats.first_ts.get_or_insert(ts);
         stats.last_ts = Some(stats.last_ts.map_or(ts, |t| t.max(ts)));
         if ts.as_nanos() >= next_tick {
-            monitor.on_tick(ts, |e| count(e, &mut stats));
+            target.on_tick(ts, |e| count(e, &mut stats));
             next_tick = ts.as_nanos().saturating_add(TICK_NANOS);
         }
         match dissector.dissect(packet.link_type, ts, packet.data) {
             Ok(segment) => {
                 stats.segments += 1;
                 stats.payload_bytes += segment.payload.len() as u64;
-                monitor.on_segment(&segment, |e| count(e, &mut stats));
+                target.on_segment(&segment, |e| count(e, &mut stats));
             }
             Err(reason) => stats.skipped[reason.index()] += 1,
         }
@@ -116,10 +193,7 @@ pub fn replay_capture<R: Read>(
         }
     }
     on_progress(reader.bytes_read());
-    monitor.finish(stats.last_ts.unwrap_or_default(), |e| count(e, &mut stats));
-    monitor
-        .stream_metrics()
-        .update_pcap(stats.packets, &stats.skipped);
+    target.finish(stats.last_ts.unwrap_or_default(), |e| count(e, &mut stats));
     Ok(stats)
 }
 

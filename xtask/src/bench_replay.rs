@@ -6,8 +6,10 @@
 //! JSON completions with usage, 304s, uploads, and a multi-megabyte body every few thousand
 //! exchanges in each direction. Both tools read the same file from the page cache (one warm-up
 //! read first); the request counts must agree. Times are CPU seconds (user + system) of each
-//! child, which stay meaningful on a busy machine; wall time is printed next to them. Not a timed
-//! test: it prints a table.
+//! child, which stay meaningful on a busy machine; wall time is printed next to them. Then
+//! `examples/bench_attribution.rs` replays the same capture in one process with attribution off
+//! and on (the fixtures' secret and database; the traffic carries Alice's real JWT and API key)
+//! and prints exchanges/s of both. Not a timed test: it prints tables.
 use std::{
     fs::File,
     io::{BufWriter, Read, Write},
@@ -18,6 +20,13 @@ use std::{
 
 use anyhow::{Context, bail, ensure};
 use flate2::{Compression, write::GzEncoder};
+
+/// Alice's session JWT and API key from the fixture captures (`fixtures/openwebui/`, secret
+/// [`FIXTURE_SECRET`], valid at the capture's timestamps), so that attribution does its real
+/// work: verify a JWT, resolve a key through the fixture database, count per user.
+const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZCI6IjcwMGMxNTU2LTlkODYtNDUyYS04ODBmLWVkYmM4YTc0ZWFkOCIsInR5cCI6InNlc3Npb24iLCJhdXRoX21ldGhvZCI6InBhc3N3b3JkIiwiYXV0aF90aW1lIjoxNzk1NzY2ODI3LCJzZXNzaW9uX3N0YW1wIjoiODhmMmIyOTMtZDZhMy00Zjg0LTk0YmItYWQyMmU5MmMyN2MwIiwibWZhX3ZlcmlmaWVkIjpmYWxzZSwiZXhwIjoxNzk4MTg2MDI3LCJqdGkiOiIzZDJkMTQ2Yi03OGRlLTQxYzYtYjNlZC01NTAzOGI1NWQyMmIiLCJpYXQiOjE3OTU3NjY4Mjd9.qs52nIFrcrxH7rZv1eEyGvUj45DyB23achqSjN-L44I";
+const API_KEY_AUTH: &str = "Authorization: Bearer sk-b2f36db1e8f4423697d7fa73f0ac0987\r\n";
+const FIXTURE_SECRET: &str = "owui-test-secret-key-0123456789abcdef";
 
 /// Exchanges in the capture.
 const EXCHANGES: u64 = 200_000;
@@ -148,6 +157,29 @@ pub fn run() -> anyhow::Result<()> {
             generated.exchanges
         );
     }
+
+    // Attribution off vs on, in one process over the same in-memory capture (issue
+    // "Performance": with attribution ≥ 90 % of the pipeline's exchanges/s).
+    eprintln!("running the attribution comparison (examples/bench_attribution.rs) ...");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "webui-monitor",
+            "--example",
+            "bench_attribution",
+            "--",
+        ])
+        .arg(&pcap)
+        .arg(root.join("fixtures/openwebui/webui.db"))
+        .env("WEBUI_SECRET_KEY", FIXTURE_SECRET)
+        .env("BENCH_PORT", "8080")
+        .current_dir(&root)
+        .status()
+        .context("running the bench_attribution example")?;
+    ensure!(status.success(), "bench_attribution failed");
     Ok(())
 }
 
@@ -353,7 +385,7 @@ impl Bodies {
 fn request(method: &str, path: &str, extra: &str, body: &[u8]) -> Vec<u8> {
     let mut r = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: bench/1.0\r\nAccept-Encoding: gzip\r\n\
-         Cookie: token=eyJhbGciOiJIUzI1NiJ9.e30.sig\r\n{extra}"
+         Cookie: token={JWT}\r\n{extra}"
     );
     if !body.is_empty() || method == "POST" {
         r.push_str(&format!(
@@ -422,12 +454,7 @@ fn generate(path: &Path) -> anyhow::Result<Generated> {
                     )
                 } else {
                     (
-                        request(
-                            "POST",
-                            "/api/chat/completions",
-                            "Authorization: Bearer sk-0123456789abcdef0123456789abcdef\r\n",
-                            &bodies.huge,
-                        ),
+                        request("POST", "/api/chat/completions", API_KEY_AUTH, &bodies.huge),
                         response(
                             "200 OK",
                             &format!(
@@ -458,11 +485,11 @@ fn generate(path: &Path) -> anyhow::Result<Generated> {
                         )
                     }
                     6 => (
-                        request("POST", "/api/chat/completions", "Authorization: Bearer sk-0123456789abcdef0123456789abcdef\r\n", br#"{"model":"mock-gpt","stream":true,"messages":[{"role":"user","content":"hi"}]}"#),
+                        request("POST", "/api/chat/completions", API_KEY_AUTH, br#"{"model":"mock-gpt","stream":true,"messages":[{"role":"user","content":"hi"}]}"#),
                         response("200 OK", "content-type: text/event-stream; charset=utf-8\r\ntransfer-encoding: chunked\r\n", &bodies.sse),
                     ),
                     7 => (
-                        request("POST", "/api/chat/completions", "Authorization: Bearer sk-0123456789abcdef0123456789abcdef\r\n", br#"{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}]}"#),
+                        request("POST", "/api/chat/completions", API_KEY_AUTH, br#"{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}]}"#),
                         response("200 OK", &format!("content-type: application/json\r\ncontent-length: {}\r\n", bodies.completion.len()), &bodies.completion),
                     ),
                     8 => (

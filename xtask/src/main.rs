@@ -6,7 +6,8 @@
 //! * `test`: setup, then every test — unit, kernel (`BPF_PROG_TEST_RUN`), end-to-end, the
 //!   deploy files and the .deb — as root; the README's second command and CI's.
 //! * `bench-kernel`: ns per packet of the kernel programs, over a trivial XDP baseline.
-//! * `bench-replay`: `webui-monitor replay` against tshark on a large generated capture.
+//! * `bench-replay`: `webui-monitor replay` against tshark on a large generated capture, then
+//!   exchanges/s with attribution off and on (`webui-monitor/examples/bench_attribution.rs`).
 //!
 //! xtask deliberately does not depend on the daemon crate: `setup` must work before
 //! bpf-linker (which the daemon's build script needs) exists.

@@ -1,0 +1,127 @@
+//! Exchanges per second of one capture with attribution off and on, in one process.
+//!
+//! `cargo run --release -p webui-monitor --example bench_attribution -- FILE [DB]`
+//!
+//! The capture is read into memory once, then replayed alternately through the bare pipeline
+//! (reassembly, HTTP, WebSocket; events dropped) and through the whole `Monitor` (the same
+//! pipeline plus Open WebUI attribution and metrics), `ROUNDS` times each. Each variant's best
+//! round counts: on a busy machine the minimum is the least disturbed measurement. Times are the
+//! thread's CPU time, wall time beside them. The JWT secret comes from `WEBUI_SECRET_KEY`, the
+//! users and API keys from the optional Open WebUI database `DB`, and the monitored port from
+//! `BENCH_PORT` (default 8080). `cargo xtask bench-replay` runs this on its generated capture.
+use std::{sync::Arc, time::Instant};
+
+use anyhow::{Context, ensure};
+use webui_monitor::{
+    config::Config,
+    http::exchange::Secret,
+    monitor::Monitor,
+    openwebui::db,
+    replay::{PipelineOnly, ReplayStats, ReplayTarget, replay_into},
+};
+
+const ROUNDS: usize = 3;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args_os().skip(1);
+    let file = args
+        .next()
+        .context("usage: bench_attribution FILE [OPEN_WEBUI_DB]")?;
+    let db_path = args.next();
+    let port: u16 = std::env::var("BENCH_PORT")
+        .ok()
+        .map(|p| p.parse())
+        .transpose()
+        .context("BENCH_PORT")?
+        .unwrap_or(8080);
+    let secret = std::env::var("WEBUI_SECRET_KEY")
+        .ok()
+        .map(|s| Secret::new(s.as_bytes()));
+    let directory = db_path
+        .map(|p| db::load(std::path::Path::new(&p)).map(Arc::new))
+        .transpose()
+        .context("reading the Open WebUI database")?;
+    let capture = std::fs::read(&file).with_context(|| format!("reading {file:?}"))?;
+    let config = Config::default();
+
+    let mut best = [Run::default(), Run::default()];
+    for _ in 0..ROUNDS {
+        best[0].keep_best(measure(&capture, port, &mut PipelineOnly::new(&config))?);
+        let registry = prometheus::Registry::new();
+        let mut monitor = Monitor::new(&config, secret.as_ref(), &registry)?;
+        monitor.set_directory(directory.clone());
+        best[1].keep_best(measure(&capture, port, &mut monitor)?);
+    }
+    ensure!(
+        best[0].stats.exchanges == best[1].stats.exchanges,
+        "the variants saw different exchanges"
+    );
+
+    println!(
+        "| variant | exchanges | CPU s | wall s | exchanges/s (CPU) | Gbit/s of capture (CPU) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let bits = capture.len() as f64 * 8.0;
+    for (name, run) in ["pipeline only", "with attribution"].iter().zip(&best) {
+        println!(
+            "| {name} | {} | {:.3} | {:.3} | {:.0} | {:.2} |",
+            run.stats.exchanges,
+            run.cpu,
+            run.wall,
+            run.stats.exchanges as f64 / run.cpu,
+            bits / run.cpu / 1e9,
+        );
+    }
+    println!(
+        "| attribution on / off | | | | {:.1} % (target >= 90 %) | |",
+        100.0 * best[0].cpu / best[1].cpu
+    );
+    println!(
+        "\nbest of {ROUNDS} alternating rounds each; JWT secret {}, database {}",
+        if secret.is_some() { "set" } else { "unset" },
+        if directory.is_some() {
+            "loaded"
+        } else {
+            "none"
+        },
+    );
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+struct Run {
+    stats: ReplayStats,
+    cpu: f64,
+    wall: f64,
+}
+
+impl Run {
+    /// Keep the faster of `self` and `run`.
+    fn keep_best(&mut self, run: Run) {
+        if self.cpu == 0.0 || run.cpu < self.cpu {
+            *self = run;
+        }
+    }
+}
+
+fn measure(capture: &[u8], port: u16, target: &mut impl ReplayTarget) -> anyhow::Result<Run> {
+    let wall = Instant::now();
+    let cpu = thread_cpu_secs();
+    let stats = replay_into(capture, &[port], target, |_| {}, |_| {})?;
+    Ok(Run {
+        cpu: thread_cpu_secs() - cpu,
+        wall: wall.elapsed().as_secs_f64(),
+        stats,
+    })
+}
+
+/// CPU seconds this thread has run: unlike wall time, not inflated by other processes.
+fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the struct it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}

@@ -705,7 +705,7 @@ impl HttpConnection {
             .framing
             .content_type
             .as_deref()
-            .is_none_or(|ct| ct.to_ascii_lowercase().contains("json"));
+            .is_none_or(mentions_json);
         let coding = head.framing.content_encoding.clone();
         let ex = Exchange {
             connection: self.key,
@@ -878,11 +878,11 @@ impl HttpConnection {
         target.ex.status = Some(head.status);
         target.ex.response = Some(head_stats(header_bytes, first_ts, ts, framing));
         let coding = head.framing.content_encoding.clone();
-        let content_type = head
-            .framing
-            .content_type
-            .as_deref()
-            .map(str::to_ascii_lowercase);
+        let content_type = head.framing.content_type.as_deref();
+        let (sse, json) = (
+            content_type.is_some_and(is_event_stream),
+            content_type.is_some_and(mentions_json),
+        );
         target.ex.response_headers = head.headers;
         // A 2xx to CONNECT turns the connection into an opaque tunnel (RFC 9110 §9.3.6).
         let tunnel =
@@ -931,12 +931,12 @@ impl HttpConnection {
         match framing {
             BodyFraming::None => self.finish_response(shared, out),
             f => {
-                let consumer = match content_type.as_deref() {
-                    Some(ct) if ct.starts_with("text/event-stream") => {
-                        Consumer::sse(shared.limits.json)
-                    }
-                    Some(ct) if ct.contains("json") => Consumer::response_json(shared.limits.json),
-                    _ => Consumer::Discard,
+                let consumer = if sse {
+                    Consumer::sse(shared.limits.json)
+                } else if json {
+                    Consumer::response_json(shared.limits.json)
+                } else {
+                    Consumer::Discard
                 };
                 self.resp.phase = Phase::Body(new_body(f, coding.as_deref(), consumer, shared));
             }
@@ -1088,6 +1088,24 @@ impl HttpConnection {
             Direction::Response => self.finish_response(shared, out),
         }
     }
+}
+
+/// Media types are case-insensitive (RFC 9110 §8.3.1); these compare in place rather than
+/// lowercasing a copy for every message.
+fn is_event_stream(content_type: &str) -> bool {
+    const SSE: &[u8] = b"text/event-stream";
+    content_type
+        .as_bytes()
+        .get(..SSE.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(SSE))
+}
+
+/// `json` anywhere in the media type (`application/json`, `application/vnd.api+json`, …).
+fn mentions_json(content_type: &str) -> bool {
+    content_type
+        .as_bytes()
+        .windows(4)
+        .any(|w| w.eq_ignore_ascii_case(b"json"))
 }
 
 /// Stats of a message whose header block just ended; a message without a body is complete.

@@ -723,9 +723,19 @@ fn warnings(config: &Config) -> Vec<String> {
 }
 
 fn parse_file(file: FileSource<'_>) -> Result<toml::Table, ConfigError> {
+    // Not `e.to_string()`: toml quotes the offending line, and a secret pasted into the file
+    // by mistake (an unknown key) would then reach stderr and the journal.
     let err = |e: toml::de::Error| ConfigError::File {
         path: file.path.to_owned(),
-        message: e.to_string(),
+        message: match e.span() {
+            Some(span) => {
+                let before = &file.text[..span.start.min(file.text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |nl| nl + 1) + 1;
+                format!("line {line}, column {column}: {}\n", e.message())
+            }
+            None => format!("{}\n", e.message()),
+        },
     };
     // Deserializing the text (not just the table) gives line/column spans for unknown keys and
     // wrong types, which the merged table no longer has.
@@ -855,14 +865,15 @@ fn flag_overrides(args: &ConfigArgs) -> Result<Vec<Override>, ConfigError> {
         typed("log", "level", v, "--log-level");
     }
     for set in &args.set {
-        let origin = format!("--set {set}");
+        // Errors name the key, never the value: a misplaced secret must not be echoed.
+        let (name, value) = set.split_once('=').ok_or_else(|| ConfigError::Override {
+            origin: "--set".to_owned(),
+            message: "expected SECTION.KEY=VALUE, e.g. --set http.max_headers=64".into(),
+        })?;
         let bad = |message: String| ConfigError::Override {
-            origin: origin.clone(),
+            origin: format!("--set {name}"),
             message,
         };
-        let (name, value) = set.split_once('=').ok_or_else(|| {
-            bad("expected SECTION.KEY=VALUE, e.g. --set http.max_headers=64".into())
-        })?;
         let (section, key) = name
             .trim()
             .split_once('.')

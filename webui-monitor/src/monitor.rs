@@ -82,16 +82,18 @@ impl Monitor {
 
     /// Mirrors the pipeline's counters (cumulative, kept in the sans-IO core) into their
     /// Prometheus families.
-    pub fn refresh_metrics(&mut self) {
+    pub fn refresh_metrics(&self) {
         self.stream_metrics.update(&self.pipeline);
         self.websocket_metrics
             .update(self.pipeline.websocket_counters());
     }
 
+    /// The stream engine, for its counters and gauges.
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
     }
 
+    /// The stream engine's families (replay adds the capture-file totals to them).
     pub fn stream_metrics(&self) -> &StreamMetrics {
         &self.stream_metrics
     }

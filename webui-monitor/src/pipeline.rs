@@ -20,7 +20,9 @@ use crate::{
 /// What the pipeline reports.
 #[derive(Debug)]
 pub enum PipelineEvent {
+    /// A completed HTTP exchange (boxed: it is large and the other variant is small).
     Exchange(Box<Exchange>),
+    /// A WebSocket fact of the upgraded connection `connection`.
     Socket {
         connection: ConnectionKey,
         event: SocketEvent,
@@ -59,7 +61,6 @@ pub struct Pipeline {
     websocket: WebSocketShared,
     http_events: Vec<HttpEvent>,
     socket_events: Vec<SocketEvent>,
-    upgrades: u64,
 }
 
 impl Default for Pipeline {
@@ -74,7 +75,6 @@ struct Engines<'p> {
     websocket: &'p mut WebSocketShared,
     http_events: &'p mut Vec<HttpEvent>,
     socket_events: &'p mut Vec<SocketEvent>,
-    upgrades: &'p mut u64,
     out: &'p mut Vec<PipelineEvent>,
 }
 
@@ -90,7 +90,6 @@ impl Engines<'_> {
                     websocket_extensions,
                     leftover,
                 } => {
-                    *self.upgrades += 1;
                     let mut ws = WebSocketConnection::new(
                         key,
                         websocket_extensions.as_deref(),
@@ -211,6 +210,7 @@ impl StreamHandler for Engines<'_> {
 }
 
 impl Pipeline {
+    /// A pipeline with no connection; every cap comes from `config`.
     pub fn new(config: PipelineConfig) -> Self {
         // Assigned after `default()`: the engines may keep private fields in their shared state.
         let mut http = HttpShared::default();
@@ -223,7 +223,6 @@ impl Pipeline {
             websocket,
             http_events: Vec::new(),
             socket_events: Vec::new(),
-            upgrades: 0,
         }
     }
 
@@ -238,7 +237,6 @@ impl Pipeline {
                 websocket: &mut self.websocket,
                 http_events: &mut self.http_events,
                 socket_events: &mut self.socket_events,
-                upgrades: &mut self.upgrades,
                 out,
             },
         )
@@ -262,14 +260,17 @@ impl Pipeline {
         reassembler.finish(now, &mut engines);
     }
 
+    /// Cumulative reassembly totals.
     pub fn reassembly_counters(&self) -> &ReassemblyCounters {
         self.reassembler.counters()
     }
 
+    /// Cumulative HTTP engine totals (all connections).
     pub fn http_counters(&self) -> &HttpCounters {
         &self.http.counters
     }
 
+    /// Cumulative WebSocket decoder totals (all connections).
     pub fn websocket_counters(&self) -> &WebSocketCounters {
         &self.websocket.counters
     }
@@ -282,11 +283,6 @@ impl Pipeline {
     /// Bytes held back by reassembly.
     pub fn buffered_bytes(&self) -> usize {
         self.reassembler.buffered_bytes()
-    }
-
-    /// Connections upgraded from HTTP to WebSocket.
-    pub fn upgrades(&self) -> u64 {
-        self.upgrades
     }
 }
 

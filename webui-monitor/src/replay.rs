@@ -20,7 +20,7 @@ use crate::{
     config::{self, ConfigArgs},
     http::Exchange,
     monitor::Monitor,
-    openwebui::db,
+    openwebui::{db, route},
     pcap::{CaptureReader, Dissector, PcapLimits, SkipReason},
     pipeline::{Pipeline, PipelineEvent},
     segment::{Segment, Timestamp},
@@ -214,16 +214,6 @@ pub fn path_template(path: &str) -> String {
     out
 }
 
-/// Route group: static assets collapsed into one label value per tree.
-pub fn route_group(template: &str) -> String {
-    for prefix in ["/_app/", "/static/", "/assets/"] {
-        if template.starts_with(prefix) {
-            return format!("{prefix}*");
-        }
-    }
-    template.to_owned()
-}
-
 fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
@@ -260,7 +250,7 @@ pub fn exchange_json(e: &Exchange) -> serde_json::Value {
         "sequence": e.sequence,
         "method": e.method,
         "path_template": template,
-        "route_group": route_group(&template),
+        "route_group": route::route(&e.path),
         "has_query": e.has_query,
         "status": e.status,
         "upgraded": e.upgraded,
@@ -302,8 +292,8 @@ pub fn exchange_json(e: &Exchange) -> serde_json::Value {
     })
 }
 
-/// Exchanges counted by (method, route group, status).
-type Summary = BTreeMap<(String, String, Option<u16>), u64>;
+/// Exchanges by method, route label (as in `openwebui_http_requests_total`) and status.
+type Summary = BTreeMap<(String, &'static str, Option<u16>), u64>;
 
 fn write_summary(
     out: &mut dyn Write,
@@ -392,9 +382,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         &mut monitor,
         |event| {
             if let PipelineEvent::Exchange(e) = event {
-                let route = route_group(&path_template(&e.path));
                 *summary
-                    .entry((e.method.clone(), route, e.status))
+                    .entry((e.method.clone(), route::route(&e.path), e.status))
                     .or_default() += 1;
                 if let Some(out) = json_out.as_mut()
                     && json_error.is_none()
@@ -462,7 +451,7 @@ mod tests {
         );
         assert_eq!(path_template("/api/v1/x/12/y"), "/api/v1/x/{id}/y");
         assert_eq!(path_template("/api/v1/chats/"), "/api/v1/chats/");
-        assert_eq!(route_group("/_app/immutable/chunks/a.js"), "/_app/*");
-        assert_eq!(route_group("/api/config"), "/api/config");
+        assert_eq!(route::route("/_app/immutable/chunks/a.js"), "/_app/*");
+        assert_eq!(route::route("/api/config"), "/api/config");
     }
 }

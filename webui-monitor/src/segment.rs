@@ -11,12 +11,15 @@ use std::{fmt, net::SocketAddr};
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
+    /// From nanoseconds since the epoch.
     pub const fn from_nanos(nanos: u64) -> Self {
         Self(nanos)
     }
+    /// From whole seconds since the epoch (for tests and fixtures: overflows past year 2554).
     pub const fn from_secs(secs: u64) -> Self {
         Self(secs * 1_000_000_000)
     }
+    /// Nanoseconds since the epoch.
     pub const fn as_nanos(self) -> u64 {
         self.0
     }
@@ -24,6 +27,7 @@ impl Timestamp {
     pub const fn as_secs(self) -> u64 {
         self.0 / 1_000_000_000
     }
+    /// Seconds since the epoch, for Prometheus gauges and JSON output.
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / 1e9
     }
@@ -45,18 +49,21 @@ pub enum Direction {
 impl Direction {
     pub const ALL: [Direction; 2] = [Direction::Request, Direction::Response];
 
+    /// The `direction` label value.
     pub const fn as_str(self) -> &'static str {
         match self {
             Direction::Request => "request",
             Direction::Response => "response",
         }
     }
+    /// Index into per-direction arrays (`[request, response]`).
     pub const fn index(self) -> usize {
         match self {
             Direction::Request => 0,
             Direction::Response => 1,
         }
     }
+    /// The other way.
     pub const fn opposite(self) -> Direction {
         match self {
             Direction::Request => Direction::Response,

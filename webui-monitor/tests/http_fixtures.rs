@@ -1,99 +1,23 @@
 //! The HTTP engine against the real Open WebUI captures: every exchange field that the
 //! `*.expected.json` files define must come out exactly.
 //!
-//! TEST-ONLY stream extraction: the fixtures are classic pcap, Ethernet, IPv4, without loss, so
-//! a few lines of parsing stand in for the real capture and reassembly modules. Retransmitted
-//! bytes are dropped by sequence number, and both directions are fed in packet order.
-use std::{
-    collections::{BTreeMap, HashMap},
-    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
-    path::PathBuf,
-};
+//! The crate's pcap reader and dissector read the captures; a minimal in-order delivery (no
+//! loss in these fixtures, retransmitted bytes dropped by sequence number) stands in for the
+//! reassembler, so that the HTTP engine alone is under test and segments can be re-cut at will.
+#[path = "../src/openwebui/expected_check.rs"]
+mod expected_check;
 
+use std::collections::{BTreeMap, HashMap};
+
+use expected_check::{expected, fixture_dir};
 use serde_json::Value;
 use webui_monitor::{
     http::{Exchange, HttpConnection, HttpEvent, HttpLimits, HttpShared},
-    segment::{ConnectionKey, Direction, Timestamp},
+    pcap::{CaptureReader, Dissector, PcapLimits},
+    segment::{ConnectionKey, Timestamp},
 };
 
 const PORT: u16 = 8080;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/openwebui")
-        .join(name)
-}
-
-struct Packet<'a> {
-    ts: Timestamp,
-    key: ConnectionKey,
-    direction: Direction,
-    seq: u32,
-    flags: u8,
-    payload: &'a [u8],
-}
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn packets(pcap: &[u8]) -> Vec<Packet<'_>> {
-    assert_eq!(
-        &pcap[..4],
-        &[0xd4, 0xc3, 0xb2, 0xa1],
-        "little-endian µs pcap"
-    );
-    let mut out = Vec::new();
-    let mut at = 24;
-    while at + 16 <= pcap.len() {
-        let rd = |o: usize| u32::from_le_bytes(pcap[at + o..at + o + 4].try_into().unwrap());
-        let (sec, usec, incl) = (rd(0), rd(4), rd(8) as usize);
-        let frame = &pcap[at + 16..at + 16 + incl];
-        at += 16 + incl;
-        if be16(frame, 12) != 0x0800 {
-            continue;
-        }
-        let ip = &frame[14..];
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        let total = usize::from(be16(ip, 2));
-        if ip[9] != 6 {
-            continue;
-        }
-        let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-        let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-        let tcp = &ip[ihl..total];
-        let (sport, dport) = (be16(tcp, 0), be16(tcp, 2));
-        let seq = u32::from_be_bytes(tcp[4..8].try_into().unwrap());
-        let off = usize::from(tcp[12] >> 4) * 4;
-        let (client, server, direction) = if dport == PORT {
-            (
-                SocketAddrV4::new(src, sport),
-                SocketAddrV4::new(dst, dport),
-                Direction::Request,
-            )
-        } else if sport == PORT {
-            (
-                SocketAddrV4::new(dst, dport),
-                SocketAddrV4::new(src, sport),
-                Direction::Response,
-            )
-        } else {
-            continue;
-        };
-        out.push(Packet {
-            ts: Timestamp(u64::from(sec) * 1_000_000_000 + u64::from(usec) * 1000),
-            key: ConnectionKey {
-                client: SocketAddr::V4(client),
-                server: SocketAddr::V4(server),
-            },
-            direction,
-            seq,
-            flags: tcp[13],
-            payload: &tcp[off..],
-        });
-    }
-    out
-}
 
 /// Per connection and direction: the next expected sequence number and segments that came early.
 #[derive(Default)]
@@ -116,8 +40,13 @@ fn run_with(pcap: &[u8], split: Option<usize>, limits: HttpLimits) -> (Vec<Excha
         HashMap::new();
     let mut out = Vec::new();
     let mut last_ts = Timestamp::default();
-    for p in packets(pcap) {
-        last_ts = p.ts;
+    let mut reader = CaptureReader::new(pcap, PcapLimits::default()).expect("pcap header");
+    let dissector = Dissector::new([PORT]);
+    while let Some(packet) = reader.next_packet().expect("pcap record") {
+        let Ok(p) = dissector.dissect(packet.link_type, packet.timestamp, packet.data) else {
+            continue;
+        };
+        last_ts = p.timestamp;
         let (conn, streams, fins) = conns.entry(p.key).or_insert_with(|| {
             (
                 HttpConnection::new(p.key, false),
@@ -127,12 +56,12 @@ fn run_with(pcap: &[u8], split: Option<usize>, limits: HttpLimits) -> (Vec<Excha
         });
         let d = p.direction.index();
         let s = &mut streams[d];
-        if p.flags & 0x02 != 0 {
+        if p.flags.syn() {
             s.next = Some(p.seq.wrapping_add(1));
         }
         if !p.payload.is_empty() {
             let next = s.next.expect("SYN seen");
-            s.early.insert(p.seq, (p.payload.to_vec(), p.ts));
+            s.early.insert(p.seq, (p.payload.to_vec(), p.timestamp));
             // Deliver whatever is now contiguous; drop what was already delivered.
             let mut next = next;
             while let Some(&seq) = s
@@ -157,15 +86,15 @@ fn run_with(pcap: &[u8], split: Option<usize>, limits: HttpLimits) -> (Vec<Excha
             }
             s.next = Some(next);
         }
-        if p.flags & 0x01 != 0 && !fins[d] {
+        if p.flags.fin() && !fins[d] {
             fins[d] = true;
-            conn.on_fin(p.direction, p.ts, &mut shared, &mut out);
+            conn.on_fin(p.direction, p.timestamp, &mut shared, &mut out);
             if fins[0] && fins[1] {
-                conn.on_close(p.ts, &mut shared, &mut out);
+                conn.on_close(p.timestamp, &mut shared, &mut out);
             }
         }
-        if p.flags & 0x04 != 0 {
-            conn.on_close(p.ts, &mut shared, &mut out);
+        if p.flags.rst() {
+            conn.on_close(p.timestamp, &mut shared, &mut out);
         }
     }
     for (conn, _, _) in conns.values_mut() {
@@ -406,10 +335,8 @@ fn diff(x: &Exchange, e: &Value) -> Vec<String> {
 }
 
 fn check_capture(name: &str, split: Option<usize>) {
-    let pcap = std::fs::read(fixture(&format!("{name}.pcap"))).unwrap();
-    let expected: Value =
-        serde_json::from_slice(&std::fs::read(fixture(&format!("{name}.expected.json"))).unwrap())
-            .unwrap();
+    let pcap = std::fs::read(fixture_dir().join(format!("{name}.pcap"))).unwrap();
+    let expected = expected(name);
     let want = expected["exchanges"].as_array().unwrap();
     let (mut got, shared) = run(&pcap, split);
     // Expected order: capture time of the request's first byte.
@@ -477,10 +404,8 @@ fn script_jwt_capture_split_bytes() {
 /// The comparison itself catches a wrong number (guards against a vacuous test).
 #[test]
 fn diff_detects_mismatches() {
-    let pcap = std::fs::read(fixture("script_jwt.pcap")).unwrap();
-    let expected: Value =
-        serde_json::from_slice(&std::fs::read(fixture("script_jwt.expected.json")).unwrap())
-            .unwrap();
+    let pcap = std::fs::read(fixture_dir().join("script_jwt.pcap")).unwrap();
+    let expected = expected("script_jwt");
     let (mut got, _) = run(&pcap, None);
     got.sort_by_key(|x| x.request.first_byte);
     let mut e = expected["exchanges"][2].clone();
@@ -504,7 +429,7 @@ fn diff_detects_mismatches() {
 #[test]
 #[ignore]
 fn throughput_report() {
-    let pcap = std::fs::read(fixture("browser.pcap")).unwrap();
+    let pcap = std::fs::read(fixture_dir().join("browser.pcap")).unwrap();
     let rounds = 20;
     for decode_unused_bodies in [true, false] {
         let limits = HttpLimits {

@@ -1,30 +1,17 @@
 //! The pcap reader and the reassembler on the real Open WebUI captures: packet counts, link
 //! types, connections, and the exact stream bytes per connection and direction of
 //! `<capture>.expected.json`.
-use std::{
-    collections::BTreeMap,
-    fs::File,
-    io::BufReader,
-    path::{Path, PathBuf},
-};
+#[path = "../src/openwebui/expected_check.rs"]
+mod expected_check;
 
+use std::{collections::BTreeMap, fs::File, io::BufReader};
+
+use expected_check::{CAPTURES, expected, fixture_dir};
 use webui_monitor::{
     pcap::{CaptureReader, Dissector, PcapLimits},
     reassembly::{CloseReason, Reassembler, ReassemblyLimits, StreamHandler},
     segment::{ConnectionKey, Direction, Timestamp},
 };
-
-const CAPTURES: [&str; 5] = [
-    "setup",
-    "setup_model_access",
-    "browser",
-    "script_jwt",
-    "script_apikey",
-];
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/openwebui")
-}
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Seen {
@@ -63,12 +50,8 @@ impl StreamHandler for Counter {
 #[test]
 fn captures_match_expected_connections_and_stream_bytes() {
     for name in CAPTURES {
-        let dir = fixtures();
-        let expected: serde_json::Value = serde_json::from_reader(BufReader::new(
-            File::open(dir.join(format!("{name}.expected.json"))).expect("expected json"),
-        ))
-        .expect("json");
-        let file = File::open(dir.join(format!("{name}.pcap"))).expect("pcap");
+        let expected = expected(name);
+        let file = File::open(fixture_dir().join(format!("{name}.pcap"))).expect("pcap");
         let mut reader =
             CaptureReader::new(BufReader::new(file), PcapLimits::default()).expect("header");
         assert_eq!(reader.format_name(), "pcap");
@@ -329,7 +312,7 @@ fn reencode(original: &[u8], enc: Encoding) -> Vec<u8> {
 #[test]
 fn every_format_and_link_type_yields_identical_segments() {
     for name in ["script_jwt", "setup"] {
-        let original = std::fs::read(fixtures().join(format!("{name}.pcap"))).expect("pcap");
+        let original = std::fs::read(fixture_dir().join(format!("{name}.pcap"))).expect("pcap");
         let want = segments(&original);
         assert!(!want.is_empty());
         for enc in [

@@ -1,12 +1,10 @@
 //! `replay` over the real Open WebUI captures, compared with `<capture>.expected.json`.
-use std::{
-    collections::BTreeMap,
-    fs::File,
-    io::BufReader,
-    path::{Path, PathBuf},
-};
+#[path = "../src/openwebui/expected_check.rs"]
+mod expected_check;
 
-use serde_json::Value;
+use std::{collections::BTreeMap, fs::File, io::BufReader};
+
+use expected_check::{CAPTURES, expected, fixture_dir};
 use webui_monitor::{
     config::{Config, ConfigArgs},
     http::Exchange,
@@ -16,23 +14,6 @@ use webui_monitor::{
     websocket::SocketEvent,
 };
 
-const CAPTURES: [&str; 5] = [
-    "setup",
-    "setup_model_access",
-    "browser",
-    "script_jwt",
-    "script_apikey",
-];
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/openwebui")
-}
-
-fn expected(name: &str) -> Value {
-    let f = File::open(fixtures().join(format!("{name}.expected.json"))).expect("expected json");
-    serde_json::from_reader(BufReader::new(f)).expect("json")
-}
-
 fn replay_fixture(name: &str) -> (Vec<Exchange>, ReplayStats) {
     let (exchanges, _, stats) = replay_all(name);
     (exchanges, stats)
@@ -40,7 +21,7 @@ fn replay_fixture(name: &str) -> (Vec<Exchange>, ReplayStats) {
 
 /// Exchanges, socket events (with the client port) and totals of one capture.
 fn replay_all(name: &str) -> (Vec<Exchange>, Vec<(u16, SocketEvent)>, ReplayStats) {
-    let f = File::open(fixtures().join(format!("{name}.pcap"))).expect("pcap");
+    let f = File::open(fixture_dir().join(format!("{name}.pcap"))).expect("pcap");
     let mut exchanges = Vec::new();
     let mut sockets = Vec::new();
     let registry = prometheus::Registry::new();
@@ -86,7 +67,7 @@ fn metrics_out_writes_the_exposition() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let out = dir.join("metrics.prom");
     replay::run(ReplayArgs {
-        file: fixtures().join("script_jwt.pcap"),
+        file: fixture_dir().join("script_jwt.pcap"),
         json: false,
         metrics_out: Some(out.clone()),
         config: ConfigArgs {

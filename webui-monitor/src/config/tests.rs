@@ -601,3 +601,29 @@ fn shipped_config_lists_every_key() {
         );
     }
 }
+
+/// A value put under a wrong key (a secret pasted into the file) is not quoted back.
+#[test]
+fn file_errors_do_not_quote_the_file() {
+    let e = err(
+        Some("[openwebui]\nwebui_secret_key = \"owui-pasted-secret\"\n"),
+        &[],
+        &ConfigArgs::default(),
+    );
+    assert!(e.contains("line 2"), "{e}");
+    assert!(e.contains("unknown field `webui_secret_key`"), "{e}");
+    assert!(!e.contains("owui-pasted-secret"), "{e}");
+}
+
+/// `--set` errors name the key, not the value (a secret typed into the wrong flag).
+#[test]
+fn set_flag_errors_do_not_echo_the_value() {
+    let args = |s: &str| ConfigArgs {
+        set: vec![s.into()],
+        ..ConfigArgs::default()
+    };
+    let e = err(None, &[], &args("webui_secret=owui-typed-secret"));
+    assert!(!e.contains("owui-typed-secret"), "{e}");
+    let e = err(None, &[], &args("owui-typed-secret"));
+    assert!(!e.contains("owui-typed-secret"), "{e}");
+}

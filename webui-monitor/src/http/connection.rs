@@ -144,7 +144,7 @@ pub struct HttpShared {
     pub counters: HttpCounters,
 }
 
-#[derive(Debug)]
+/// What an [`HttpConnection`] reports.
 pub enum HttpEvent {
     /// A request and its final response (or a request whose response never came, on close).
     Exchange(Box<Exchange>),
@@ -154,6 +154,24 @@ pub enum HttpEvent {
         websocket_extensions: Option<String>,
         leftover: [Vec<u8>; 2],
     },
+}
+
+/// Lengths only: the leftover is raw traffic (the client's first WebSocket frames can carry the
+/// Socket.IO `auth` token).
+impl std::fmt::Debug for HttpEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exchange(exchange) => f.debug_tuple("Exchange").field(exchange).finish(),
+            Self::Upgraded {
+                websocket_extensions,
+                leftover,
+            } => f
+                .debug_struct("Upgraded")
+                .field("websocket_extensions", websocket_extensions)
+                .field("leftover_bytes", &leftover.each_ref().map(Vec::len))
+                .finish(),
+        }
+    }
 }
 
 /// Buffer capacity kept between messages; larger buffers are released.
@@ -187,7 +205,6 @@ enum Phase {
     Ignore,
 }
 
-#[derive(Debug)]
 struct Side {
     phase: Phase,
     /// Header block, partial resync line, or held bytes.
@@ -202,6 +219,21 @@ struct Side {
     resynced: bool,
     /// Held bytes were lost: resynchronise when released.
     hold_gap: bool,
+}
+
+/// `buf` as a length only: it holds raw header blocks (Authorization, Cookie) or held bodies.
+impl std::fmt::Debug for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Side")
+            .field("phase", &self.phase)
+            .field("buf_bytes", &self.buf.len())
+            .field("line_len", &self.line_len)
+            .field("start_checked", &self.start_checked)
+            .field("first_ts", &self.first_ts)
+            .field("resynced", &self.resynced)
+            .field("hold_gap", &self.hold_gap)
+            .finish()
+    }
 }
 
 impl Side {
@@ -236,6 +268,15 @@ impl Side {
         self.reset_head();
         self.phase = Phase::Resync;
         self.resynced = true;
+    }
+
+    /// After a rejected header block in `buf`.
+    fn recover(&mut self, error: HeadError, request: bool) {
+        if error == HeadError::StartLine {
+            self.resync_in_start_line(request);
+        } else {
+            self.resync();
+        }
     }
 
     /// The start line in `buf` was rejected: a message may still start inside it (after the
@@ -279,6 +320,9 @@ enum HeadStep {
     Error(HeadError, usize),
 }
 
+/// The HTTP/1.1 engine of one TCP connection: both directions' bytes in capture order, complete
+/// [`Exchange`]s out. Requests and responses are matched in order (pipelining included);
+/// bytes after a `101` are handed over in [`HttpEvent::Upgraded`].
 #[derive(Debug)]
 pub struct HttpConnection {
     key: ConnectionKey,
@@ -309,6 +353,7 @@ impl HttpConnection {
         }
     }
 
+    /// The connection this engine parses.
     pub fn key(&self) -> ConnectionKey {
         self.key
     }
@@ -318,6 +363,8 @@ impl HttpConnection {
         self.finished
     }
 
+    /// In-order bytes of `direction` (timestamps never decrease); events it completes are
+    /// appended to `out`.
     pub fn on_data(
         &mut self,
         direction: Direction,
@@ -606,11 +653,7 @@ impl HttpConnection {
                     HeadStep::More => return,
                     HeadStep::Error(e, used) => {
                         Self::head_error(shared, e);
-                        if e == HeadError::StartLine {
-                            self.req.resync_in_start_line(true);
-                        } else {
-                            self.req.resync();
-                        }
+                        self.req.recover(e, true);
                         input = &input[used..];
                     }
                     HeadStep::Complete(used) => {
@@ -656,21 +699,13 @@ impl HttpConnection {
             anomalies.push(Anomaly::MidStreamPickup);
         }
         let framing = head.body_framing();
-        let stats = MessageStats {
-            header_bytes: self.req.buf.len() as u64,
-            first_byte: self.req.first_ts,
-            last_byte: ts,
-            complete: framing == BodyFraming::None,
-            body_decoded_bytes: (framing == BodyFraming::None).then_some(0),
-            chunked: framing == BodyFraming::Chunked,
-            ..MessageStats::default()
-        };
+        let stats = head_stats(self.req.buf.len(), self.req.first_ts, ts, framing);
         let wants_upgrade = head.headers.upgrade.is_some();
         let json = head
             .framing
             .content_type
             .as_deref()
-            .is_none_or(|ct| ct.to_ascii_lowercase().contains("json"));
+            .is_none_or(mentions_json);
         let coding = head.framing.content_encoding.clone();
         let ex = Exchange {
             connection: self.key,
@@ -789,11 +824,7 @@ impl HttpConnection {
                         HeadStep::More => return,
                         HeadStep::Error(e, used) => {
                             Self::head_error(shared, e);
-                            if e == HeadError::StartLine {
-                                self.resp.resync_in_start_line(false);
-                            } else {
-                                self.resp.resync();
-                            }
+                            self.resp.recover(e, false);
                             input = &input[used..];
                         }
                         HeadStep::Complete(used) => {
@@ -830,7 +861,7 @@ impl HttpConnection {
                 return false;
             }
         };
-        let header_bytes = self.resp.buf.len() as u64;
+        let header_bytes = self.resp.buf.len();
         let first_ts = self.resp.first_ts;
         self.resp.reset_head();
         self.resp.resynced = false;
@@ -845,21 +876,13 @@ impl HttpConnection {
         };
         let framing = head.body_framing(&target.ex.method);
         target.ex.status = Some(head.status);
-        target.ex.response = Some(MessageStats {
-            header_bytes,
-            first_byte: first_ts,
-            last_byte: ts,
-            complete: framing == BodyFraming::None,
-            body_decoded_bytes: (framing == BodyFraming::None).then_some(0),
-            chunked: framing == BodyFraming::Chunked,
-            ..MessageStats::default()
-        });
+        target.ex.response = Some(head_stats(header_bytes, first_ts, ts, framing));
         let coding = head.framing.content_encoding.clone();
-        let content_type = head
-            .framing
-            .content_type
-            .as_deref()
-            .map(str::to_ascii_lowercase);
+        let content_type = head.framing.content_type.as_deref();
+        let (sse, json) = (
+            content_type.is_some_and(is_event_stream),
+            content_type.is_some_and(mentions_json),
+        );
         target.ex.response_headers = head.headers;
         // A 2xx to CONNECT turns the connection into an opaque tunnel (RFC 9110 §9.3.6).
         let tunnel =
@@ -908,12 +931,12 @@ impl HttpConnection {
         match framing {
             BodyFraming::None => self.finish_response(shared, out),
             f => {
-                let consumer = match content_type.as_deref() {
-                    Some(ct) if ct.starts_with("text/event-stream") => {
-                        Consumer::sse(shared.limits.json)
-                    }
-                    Some(ct) if ct.contains("json") => Consumer::response_json(shared.limits.json),
-                    _ => Consumer::Discard,
+                let consumer = if sse {
+                    Consumer::sse(shared.limits.json)
+                } else if json {
+                    Consumer::response_json(shared.limits.json)
+                } else {
+                    Consumer::Discard
                 };
                 self.resp.phase = Phase::Body(new_body(f, coding.as_deref(), consumer, shared));
             }
@@ -1064,6 +1087,43 @@ impl HttpConnection {
             }
             Direction::Response => self.finish_response(shared, out),
         }
+    }
+}
+
+/// Media types are case-insensitive (RFC 9110 §8.3.1); these compare in place rather than
+/// lowercasing a copy for every message.
+fn is_event_stream(content_type: &str) -> bool {
+    const SSE: &[u8] = b"text/event-stream";
+    content_type
+        .as_bytes()
+        .get(..SSE.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(SSE))
+}
+
+/// `json` anywhere in the media type (`application/json`, `application/vnd.api+json`, …).
+fn mentions_json(content_type: &str) -> bool {
+    content_type
+        .as_bytes()
+        .windows(4)
+        .any(|w| w.eq_ignore_ascii_case(b"json"))
+}
+
+/// Stats of a message whose header block just ended; a message without a body is complete.
+fn head_stats(
+    header_bytes: usize,
+    first_byte: Timestamp,
+    last_byte: Timestamp,
+    framing: BodyFraming,
+) -> MessageStats {
+    let bodiless = framing == BodyFraming::None;
+    MessageStats {
+        header_bytes: header_bytes as u64,
+        first_byte,
+        last_byte,
+        complete: bodiless,
+        body_decoded_bytes: bodiless.then_some(0),
+        chunked: framing == BodyFraming::Chunked,
+        ..MessageStats::default()
     }
 }
 

@@ -939,3 +939,22 @@ fn connect_tunnels_end_http() {
         (1, 0)
     );
 }
+
+/// Debug output of a connection holds no byte of a half-read header block or request body.
+#[test]
+fn debug_output_carries_no_traffic_bytes() {
+    let mut conn = HttpConnection::new(key(), false);
+    let mut shared = HttpShared::default();
+    let mut out = Vec::new();
+    let secret = b"sk-0123456789abcdef";
+    let mut head = b"POST /api/chat/completions HTTP/1.1\r\nAuthorization: Bearer ".to_vec();
+    head.extend_from_slice(secret);
+    conn.on_data(REQ, &head, Timestamp::default(), &mut shared, &mut out);
+    let debug = format!("{conn:?}");
+    // Vec<u8> would print as decimal bytes: neither form may appear.
+    let as_numbers = format!("{:?}", &secret[..4]);
+    let as_numbers = as_numbers.trim_matches(|c| c == '[' || c == ']');
+    assert!(!debug.contains("sk-0123"), "{debug}");
+    assert!(!debug.contains(as_numbers), "{debug}");
+    assert!(debug.contains("buf_bytes"), "{debug}");
+}

@@ -149,7 +149,7 @@ impl Key {
 
 /// The streaming scanner. Feed it with [`JsonScanner::feed`], end it with
 /// [`JsonScanner::finish`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JsonScanner {
     limits: JsonLimits,
     state: State,
@@ -163,6 +163,20 @@ pub struct JsonScanner {
     high_surrogate: Option<u16>,
     truncated: bool,
     started: bool,
+}
+
+/// `scratch` as a length only: it holds string values of request and response bodies.
+impl std::fmt::Debug for JsonScanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonScanner")
+            .field("limits", &self.limits)
+            .field("state", &self.state)
+            .field("depth", &self.stack.len())
+            .field("scratch_bytes", &self.scratch.len())
+            .field("truncated", &self.truncated)
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JsonScanner {

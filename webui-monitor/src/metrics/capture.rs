@@ -1,9 +1,10 @@
 //! `webui_monitor_tcp_*` and `webui_monitor_capture_*`: what the kernel capture saw and lost.
 //!
 //! The kernel keeps the authoritative totals (per-CPU counters); these families mirror them.
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 use webui_monitor_common::{CaptureStats, LossReason};
 
+use super::util::{advance, counter, counter_vec, gauge, set_count};
 use crate::segment::Direction;
 
 /// Label value of a [`LossReason`].
@@ -27,51 +28,44 @@ pub struct CaptureMetrics {
 }
 
 impl CaptureMetrics {
+    /// Registers the families, with every `direction` and `reason` series at zero.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let metrics = Self {
-            connections_total: IntCounter::new(
+            connections_total: counter(
+                registry,
                 "webui_monitor_tcp_connections_total",
                 "TCP connections on a monitored port seen by the kernel capture",
             )?,
-            connections_active: IntGauge::new(
+            connections_active: gauge(
+                registry,
                 "webui_monitor_tcp_connections_active",
                 "Monitored TCP connections neither closed (FIN both ways or RST) nor idle",
             )?,
-            bytes_total: IntCounterVec::new(
-                Opts::new(
-                    "webui_monitor_tcp_bytes_total",
-                    "TCP payload bytes on monitored connections",
-                ),
+            bytes_total: counter_vec(
+                registry,
+                "webui_monitor_tcp_bytes_total",
+                "TCP payload bytes on monitored connections",
                 &["direction"],
             )?,
-            packets_total: IntCounterVec::new(
-                Opts::new(
-                    "webui_monitor_tcp_packets_total",
-                    "TCP packets on monitored connections",
-                ),
+            packets_total: counter_vec(
+                registry,
+                "webui_monitor_tcp_packets_total",
+                "TCP packets on monitored connections",
                 &["direction"],
             )?,
-            lost_total: IntCounterVec::new(
-                Opts::new(
-                    "webui_monitor_capture_lost_total",
-                    "Capture records lost before reaching userspace, by reason",
-                ),
+            lost_total: counter_vec(
+                registry,
+                "webui_monitor_capture_lost_total",
+                "Capture records lost before reaching userspace, by reason",
                 &["reason"],
             )?,
-            lost_bytes_total: IntCounterVec::new(
-                Opts::new(
-                    "webui_monitor_capture_lost_bytes_total",
-                    "Bytes lost before reaching userspace, by reason",
-                ),
+            lost_bytes_total: counter_vec(
+                registry,
+                "webui_monitor_capture_lost_bytes_total",
+                "Bytes lost before reaching userspace, by reason",
                 &["reason"],
             )?,
         };
-        registry.register(Box::new(metrics.connections_total.clone()))?;
-        registry.register(Box::new(metrics.connections_active.clone()))?;
-        registry.register(Box::new(metrics.bytes_total.clone()))?;
-        registry.register(Box::new(metrics.packets_total.clone()))?;
-        registry.register(Box::new(metrics.lost_total.clone()))?;
-        registry.register(Box::new(metrics.lost_bytes_total.clone()))?;
         // Every series exists from the start, so rate() works from the first scrape.
         for direction in Direction::ALL {
             metrics.bytes_total.with_label_values(&[direction.as_str()]);
@@ -114,31 +108,14 @@ impl CaptureMetrics {
                 totals.lost_bytes[i],
             );
         }
-        self.connections_active
-            .set(i64::try_from(active_connections).unwrap_or(i64::MAX));
-    }
-}
-
-/// Moves a counter up to a kernel total (kernel totals only grow while the programs are loaded).
-fn advance(counter: &IntCounter, total: u64) {
-    let current = counter.get();
-    if total > current {
-        counter.inc_by(total - current);
+        set_count(&self.connections_active, active_connections);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prometheus::{Encoder, TextEncoder};
-
-    fn render(registry: &Registry) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&registry.gather(), &mut out)
-            .unwrap();
-        String::from_utf8(out).unwrap()
-    }
+    use crate::metrics::util::render;
 
     #[test]
     fn mirrors_kernel_totals() {

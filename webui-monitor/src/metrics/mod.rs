@@ -4,4 +4,5 @@
 pub mod capture;
 pub mod openwebui;
 pub mod stream;
+mod util;
 pub mod websocket;

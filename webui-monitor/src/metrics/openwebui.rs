@@ -9,6 +9,8 @@ use prometheus::{
     Registry,
 };
 
+use super::util::register;
+
 /// Request durations: LLM streams run for minutes, so buckets go up to 300 s.
 pub const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
@@ -55,19 +57,13 @@ pub struct OpenWebuiMetrics {
 }
 
 impl OpenWebuiMetrics {
+    /// Registers every family; labelled series appear as traffic creates them.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        fn reg<C: prometheus::core::Collector + Clone + 'static>(
-            registry: &Registry,
-            c: C,
-        ) -> prometheus::Result<C> {
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        }
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            reg(registry, IntCounterVec::new(Opts::new(name, help), labels)?)
+            register(registry, IntCounterVec::new(Opts::new(name, help), labels)?)
         };
         let histogram = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
-            reg(
+            register(
                 registry,
                 HistogramVec::new(
                     HistogramOpts::new(name, help).buckets(buckets.to_vec()),
@@ -97,7 +93,7 @@ impl OpenWebuiMetrics {
                 "HTTP header and body bytes on the wire by user and direction (request|response).",
                 &["user", "direction"],
             )?,
-            user_last_seen: reg(
+            user_last_seen: register(
                 registry,
                 GaugeVec::new(
                     Opts::new(
@@ -128,7 +124,7 @@ impl OpenWebuiMetrics {
                 "Authentication outcome of each HTTP request.",
                 &["result"],
             )?,
-            api_key_info: reg(
+            api_key_info: register(
                 registry,
                 IntGaugeVec::new(
                     Opts::new(
@@ -138,7 +134,7 @@ impl OpenWebuiMetrics {
                     &["key", "user"],
                 )?,
             )?,
-            user_info: reg(
+            user_info: register(
                 registry,
                 IntGaugeVec::new(
                     Opts::new(
@@ -158,14 +154,14 @@ impl OpenWebuiMetrics {
                 "Events cut or folded by a cap of the Open WebUI semantics layer.",
                 &["limit"],
             )?,
-            users_evicted: reg(
+            users_evicted: register(
                 registry,
                 IntCounter::new(
                     "webui_monitor_openwebui_users_evicted_total",
                     "Users whose series were dropped after being idle longer than the user TTL.",
                 )?,
             )?,
-            tracked_users: reg(
+            tracked_users: register(
                 registry,
                 Gauge::new(
                     "webui_monitor_openwebui_tracked_users",

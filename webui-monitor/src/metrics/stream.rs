@@ -3,8 +3,9 @@
 //!
 //! The engine keeps plain integer counters (sans-IO, no Prometheus in the hot path);
 //! [`StreamMetrics::update`] copies them into the registry, e.g. before each scrape.
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 
+use super::util::{advance, counter, counter_vec, gauge, set_count};
 use crate::{
     http::connection::HttpCounters,
     pcap::SkipReason,
@@ -32,37 +33,6 @@ pub struct StreamMetrics {
     http_events: IntCounterVec,
     pcap_packets: IntCounter,
     pcap_skipped: IntCounterVec,
-}
-
-fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
-    let c = IntCounter::new(name, help)?;
-    registry.register(Box::new(c.clone()))?;
-    Ok(c)
-}
-
-fn counter_vec(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    label: &str,
-) -> prometheus::Result<IntCounterVec> {
-    let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
-    registry.register(Box::new(c.clone()))?;
-    Ok(c)
-}
-
-fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
-    let g = IntGauge::new(name, help)?;
-    registry.register(Box::new(g.clone()))?;
-    Ok(g)
-}
-
-/// Raises a Prometheus counter to the engine's running total.
-fn sync(c: &IntCounter, total: u64) {
-    let delta = total.saturating_sub(c.get());
-    if delta > 0 {
-        c.inc_by(delta);
-    }
 }
 
 /// The HTTP engine's counters as (label value, total). Owned by the HTTP engine: list every
@@ -124,6 +94,7 @@ const CLOSE_REASONS: [(CloseReason, &str); 6] = [
 ];
 
 impl StreamMetrics {
+    /// Registers the families, with every label value exported at zero.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let m = Self {
             gaps: counter(
@@ -160,7 +131,7 @@ impl StreamMetrics {
                 registry,
                 "webui_monitor_reassembly_cap_hits_total",
                 "Times a reassembly cap cut something, by cap.",
-                "cap",
+                &["cap"],
             )?,
             connections_opened: counter(
                 registry,
@@ -176,7 +147,7 @@ impl StreamMetrics {
                 registry,
                 "webui_monitor_reassembly_connections_closed_total",
                 "Connections closed, by reason (evicted: table full; idle: expired).",
-                "reason",
+                &["reason"],
             )?,
             segments_ignored: counter(
                 registry,
@@ -202,7 +173,7 @@ impl StreamMetrics {
                 registry,
                 "webui_monitor_http_parse_events_total",
                 "What the HTTP engine rejected, cut or skipped, by event (a field of HttpCounters).",
-                "event",
+                &["event"],
             )?,
             pcap_packets: counter(
                 registry,
@@ -213,7 +184,7 @@ impl StreamMetrics {
                 registry,
                 "webui_monitor_pcap_packets_skipped_total",
                 "Packets of capture files that yielded no segment, by reason.",
-                "reason",
+                &["reason"],
             )?,
         };
         // Export every label value from the start, so that rates and alerts see zeros.
@@ -235,20 +206,20 @@ impl StreamMetrics {
     /// Copies the pipeline's counters and gauges into the registry.
     pub fn update(&self, pipeline: &Pipeline) {
         let c = pipeline.reassembly_counters();
-        sync(&self.gaps, c.gaps);
-        sync(&self.gap_bytes, c.gap_bytes);
-        sync(&self.out_of_order_segments, c.out_of_order_segments);
-        sync(&self.out_of_order_bytes, c.out_of_order_bytes);
-        sync(&self.duplicate_segments, c.duplicate_segments);
-        sync(&self.duplicate_bytes, c.duplicate_bytes);
+        advance(&self.gaps, c.gaps);
+        advance(&self.gap_bytes, c.gap_bytes);
+        advance(&self.out_of_order_segments, c.out_of_order_segments);
+        advance(&self.out_of_order_bytes, c.out_of_order_bytes);
+        advance(&self.duplicate_segments, c.duplicate_segments);
+        advance(&self.duplicate_bytes, c.duplicate_bytes);
         for cap in CapKind::ALL {
-            sync(
+            advance(
                 &self.cap_hits.with_label_values(&[cap.as_str()]),
                 c.cap_hits(cap),
             );
         }
-        sync(&self.connections_opened, c.connections_opened);
-        sync(&self.connections_mid_stream, c.connections_mid_stream);
+        advance(&self.connections_opened, c.connections_opened);
+        advance(&self.connections_mid_stream, c.connections_mid_stream);
         for (reason, label) in CLOSE_REASONS {
             let total = match reason {
                 CloseReason::Fin => c.connections_closed_fin,
@@ -258,25 +229,23 @@ impl StreamMetrics {
                 CloseReason::Reused => c.connections_reused,
                 CloseReason::Finish => c.connections_finished,
             };
-            sync(&self.connections_closed.with_label_values(&[label]), total);
+            advance(&self.connections_closed.with_label_values(&[label]), total);
         }
-        sync(&self.segments_ignored, c.segments_ignored);
-        sync(&self.bytes_before_start, c.bytes_before_start);
-        self.connections_active
-            .set(i64::try_from(pipeline.active_connections()).unwrap_or(i64::MAX));
-        self.buffered_bytes
-            .set(i64::try_from(pipeline.buffered_bytes()).unwrap_or(i64::MAX));
+        advance(&self.segments_ignored, c.segments_ignored);
+        advance(&self.bytes_before_start, c.bytes_before_start);
+        set_count(&self.connections_active, pipeline.active_connections());
+        set_count(&self.buffered_bytes, pipeline.buffered_bytes());
         for (event, total) in http_counter_values(pipeline.http_counters()) {
-            sync(&self.http_events.with_label_values(&[event]), total);
+            advance(&self.http_events.with_label_values(&[event]), total);
         }
     }
 
     /// Copies the capture-file totals of a replay: packets read and, per [`SkipReason::index`],
     /// packets that yielded no segment.
     pub fn update_pcap(&self, packets: u64, skipped: &[u64; SkipReason::ALL.len()]) {
-        sync(&self.pcap_packets, packets);
+        advance(&self.pcap_packets, packets);
         for reason in SkipReason::ALL {
-            sync(
+            advance(
                 &self.pcap_skipped.with_label_values(&[reason.as_str()]),
                 skipped[reason.index()],
             );

@@ -1,8 +1,9 @@
 //! `webui_monitor_websocket_*`: how the WebSocket decoder fares (connections, frames, messages
 //! and bytes per direction, undecodable connections and why, caps hit). Exported from the
 //! cumulative [`WebSocketCounters`] of `WebSocketShared`.
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, Registry};
 
+use super::util::{advance, counter, counter_vec};
 use crate::{segment::Direction, websocket::WebSocketCounters};
 
 /// Label values of `webui_monitor_websocket_caps_hit_total{cap}` (see `WebSocketLimits`).
@@ -31,28 +32,10 @@ pub struct WebSocketMetrics {
     caps_hit: IntCounterVec,
     packet_errors: IntCounterVec,
     binary_messages_skipped: IntCounter,
-    /// What was exported so far: counters only move by the difference.
-    exported: WebSocketCounters,
-}
-
-fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
-    let c = IntCounter::with_opts(Opts::new(name, help))?;
-    registry.register(Box::new(c.clone()))?;
-    Ok(c)
-}
-
-fn counter_vec(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntCounterVec> {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(c.clone()))?;
-    Ok(c)
 }
 
 impl WebSocketMetrics {
+    /// Registers the families, with every direction, cap, gap outcome and error layer at zero.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let metrics = Self {
             connections: counter(
@@ -127,7 +110,6 @@ impl WebSocketMetrics {
                 "webui_monitor_websocket_binary_messages_skipped_total",
                 "Socket.IO binary events and attachments, counted but not decoded.",
             )?,
-            exported: WebSocketCounters::default(),
         };
         // Pre-create labelled series so that dashboards see zeros rather than nothing.
         for d in Direction::ALL {
@@ -154,111 +136,51 @@ impl WebSocketMetrics {
 
     /// Brings the exported counters up to `counters` (the cumulative totals of
     /// `WebSocketShared::counters`).
-    pub fn update(&mut self, counters: &WebSocketCounters) {
-        let last = &self.exported;
-        let add = |c: &IntCounter, now: u64, before: u64| c.inc_by(now.saturating_sub(before));
-        add(&self.connections, counters.connections, last.connections);
-        add(
-            &self.undecodable_connections,
-            counters.undecodable_connections,
-            last.undecodable_connections,
-        );
-        add(
-            &self.inflate_errors,
-            counters.inflate_errors,
-            last.inflate_errors,
-        );
-        add(
-            &self.protocol_errors,
-            counters.protocol_errors,
-            last.protocol_errors,
-        );
-        add(
-            &self.extension_errors,
-            counters.extension_errors,
-            last.extension_errors,
-        );
-        add(
-            &self.binary_messages_skipped,
-            counters.binary_messages_skipped,
-            last.binary_messages_skipped,
-        );
-        let add_vec = |c: &IntCounterVec, label: &str, now: u64, before: u64| {
-            c.with_label_values(&[label])
-                .inc_by(now.saturating_sub(before));
+    pub fn update(&self, counters: &WebSocketCounters) {
+        let c = counters;
+        advance(&self.connections, c.connections);
+        advance(&self.undecodable_connections, c.undecodable_connections);
+        advance(&self.inflate_errors, c.inflate_errors);
+        advance(&self.protocol_errors, c.protocol_errors);
+        advance(&self.extension_errors, c.extension_errors);
+        advance(&self.binary_messages_skipped, c.binary_messages_skipped);
+        let advance_vec = |family: &IntCounterVec, label: &str, total: u64| {
+            advance(&family.with_label_values(&[label]), total);
         };
         for d in Direction::ALL {
             let (i, l) = (d.index(), d.as_str());
-            add_vec(&self.frames, l, counters.frames[i], last.frames[i]);
-            add_vec(
-                &self.compressed_frames,
-                l,
-                counters.compressed_frames[i],
-                last.compressed_frames[i],
-            );
-            add_vec(&self.messages, l, counters.messages[i], last.messages[i]);
-            add_vec(
-                &self.wire_bytes,
-                l,
-                counters.wire_bytes[i],
-                last.wire_bytes[i],
-            );
+            advance_vec(&self.frames, l, c.frames[i]);
+            advance_vec(&self.compressed_frames, l, c.compressed_frames[i]);
+            advance_vec(&self.messages, l, c.messages[i]);
+            advance_vec(&self.wire_bytes, l, c.wire_bytes[i]);
         }
-        let fatal = |c: &WebSocketCounters| c.gaps.saturating_sub(c.gaps_skipped);
-        add_vec(
-            &self.gaps,
-            "skipped",
-            counters.gaps_skipped,
-            last.gaps_skipped,
-        );
-        add_vec(&self.gaps, "fatal", fatal(counters), fatal(last));
-        let caps = |c: &WebSocketCounters| {
-            [
-                c.frames_too_large,
-                c.messages_truncated,
-                c.inflated_too_large,
-                c.tokens_too_long,
-                c.ids_too_long,
-                c.tracked_messages_evicted,
-            ]
-        };
-        for ((cap, now), before) in CAPS.iter().zip(caps(counters)).zip(caps(last)) {
-            add_vec(&self.caps_hit, cap, now, before);
+        advance_vec(&self.gaps, "skipped", c.gaps_skipped);
+        advance_vec(&self.gaps, "fatal", c.gaps.saturating_sub(c.gaps_skipped));
+        let caps = [
+            c.frames_too_large,
+            c.messages_truncated,
+            c.inflated_too_large,
+            c.tokens_too_long,
+            c.ids_too_long,
+            c.tracked_messages_evicted,
+        ];
+        for (cap, total) in CAPS.iter().zip(caps) {
+            advance_vec(&self.caps_hit, cap, total);
         }
-        add_vec(
-            &self.packet_errors,
-            "socketio",
-            counters.packet_errors,
-            last.packet_errors,
-        );
-        add_vec(
-            &self.packet_errors,
-            "json",
-            counters.json_errors,
-            last.json_errors,
-        );
-        self.exported = counters.clone();
+        advance_vec(&self.packet_errors, "socketio", c.packet_errors);
+        advance_vec(&self.packet_errors, "json", c.json_errors);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use prometheus::{Encoder, TextEncoder};
-
     use super::*;
-
-    fn render(registry: &Registry) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&registry.gather(), &mut out)
-            .unwrap();
-        String::from_utf8(out).unwrap()
-    }
+    use crate::metrics::util::render;
 
     #[test]
     fn exports_cumulative_counters_once() {
         let registry = Registry::new();
-        let mut metrics = WebSocketMetrics::register(&registry).unwrap();
+        let metrics = WebSocketMetrics::register(&registry).unwrap();
         let text = render(&registry);
         assert!(text.contains("webui_monitor_websocket_frames_total{direction=\"request\"} 0"));
         assert!(text.contains("webui_monitor_websocket_caps_hit_total{cap=\"message_bytes\"} 0"));

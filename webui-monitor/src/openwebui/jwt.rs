@@ -104,19 +104,6 @@ pub enum Verdict {
     Malformed,
 }
 
-impl Verdict {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Verified => "verified",
-            Self::Unverified => "unverified",
-            Self::BadSignature => "bad_signature",
-            Self::Expired => "expired",
-            Self::NotYetValid => "not_yet_valid",
-            Self::Malformed => "malformed",
-        }
-    }
-}
-
 /// A short string claim held inline (no allocation). Longer values are dropped (`None`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct InlineStr<const N: usize> {

@@ -53,7 +53,7 @@ mod b64;
 pub mod credential;
 pub mod db;
 #[cfg(test)]
-mod expected_check;
+pub(crate) mod expected_check;
 #[cfg(test)]
 mod fixture_tests;
 pub mod jwt;

@@ -448,17 +448,9 @@ mod tests {
 
     #[test]
     fn every_fixture_path_gets_its_expected_route_group() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/openwebui");
         let mut checked = 0;
-        for name in [
-            "setup",
-            "setup_model_access",
-            "browser",
-            "script_jwt",
-            "script_apikey",
-        ] {
-            let text = std::fs::read_to_string(format!("{dir}/{name}.expected.json")).unwrap();
-            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for name in super::super::expected_check::CAPTURES {
+            let json = super::super::expected_check::expected(name);
             for ex in json["exchanges"].as_array().unwrap() {
                 let path = ex["path"].as_str().unwrap();
                 assert_eq!(

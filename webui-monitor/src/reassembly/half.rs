@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use crate::segment::Timestamp;
 
 /// A run of buffered bytes at a known offset.
-#[derive(Debug)]
 pub(super) struct Piece {
     pub data: Vec<u8>,
     /// Capture time of the segment that brought these bytes.
@@ -19,6 +18,17 @@ pub(super) struct Piece {
     /// takes the time of the buffered data after it: those bytes were sent later than the
     /// missing ones, whatever time the retransmission arrived.
     pub order_ts: Timestamp,
+}
+
+/// `data` as a length only: it is raw stream content (credentials, prompts).
+impl std::fmt::Debug for Piece {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Piece")
+            .field("bytes", &self.data.len())
+            .field("ts", &self.ts)
+            .field("order_ts", &self.order_ts)
+            .finish()
+    }
 }
 
 /// Result of placing a segment's payload into a half-stream.

@@ -58,6 +58,7 @@ pub enum CloseReason {
 ///
 /// Timestamps passed to `data` never decrease within a connection.
 pub trait StreamHandler {
+    /// What the handler keeps per connection (the reassembler stores it with the connection).
     type State;
     /// A connection was opened (`mid_stream`: no SYN seen, the stream starts at an arbitrary
     /// byte).
@@ -150,6 +151,7 @@ const fn ms(ms: u64) -> u64 {
 }
 
 impl<S> Reassembler<S> {
+    /// An empty table; every bound comes from `limits`.
     pub fn new(limits: ReassemblyLimits) -> Self {
         Self {
             limits,
@@ -160,10 +162,12 @@ impl<S> Reassembler<S> {
         }
     }
 
+    /// The caps this reassembler enforces.
     pub fn limits(&self) -> &ReassemblyLimits {
         &self.limits
     }
 
+    /// Cumulative totals since creation (exported by `StreamMetrics`).
     pub fn counters(&self) -> &ReassemblyCounters {
         &self.counters
     }
@@ -196,21 +200,24 @@ impl<S> Reassembler<S> {
             }
         }
 
-        if !self.open.contains(&key) {
-            if self.closed.contains(&key) && !syn {
-                self.counters.segments_ignored += 1;
-                return;
-            }
-            if !syn && seg.payload.is_empty() {
-                self.counters.segments_ignored += 1;
-                return;
-            }
-            self.closed.pop(&key);
-            self.open_conn(key, !syn, ts, h);
-        }
-
-        let Some(conn) = self.open.get_mut(&key) else {
+        // The common case, a segment of a tracked connection, costs one table lookup.
+        if self.feed_open(seg, h) {
             return;
+        }
+        if (self.closed.contains(&key) || seg.payload.is_empty()) && !syn {
+            self.counters.segments_ignored += 1;
+            return;
+        }
+        self.closed.pop(&key);
+        self.open_conn(key, !syn, ts, h);
+        self.feed_open(seg, h);
+    }
+
+    /// Feeds `seg` to its connection if it is open; false if it is not.
+    fn feed_open<H: StreamHandler<State = S>>(&mut self, seg: &Segment<'_>, h: &mut H) -> bool {
+        let key = seg.key;
+        let Some(conn) = self.open.get_mut(&key) else {
+            return false;
         };
         let outcome = process(
             conn,
@@ -224,8 +231,9 @@ impl<S> Reassembler<S> {
         if let Outcome::Close(reason) = outcome
             && let Some(conn) = self.open.pop(&key)
         {
-            self.close_conn(key, conn, reason, ts, h);
+            self.close_conn(key, conn, reason, seg.timestamp, h);
         }
+        true
     }
 
     /// Advances traffic time: skips timed-out holes, expires idle connections, forgets old closed

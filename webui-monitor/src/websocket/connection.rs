@@ -252,10 +252,7 @@ impl WebSocketConnection {
                 }
                 Decoded::Close { code } => {
                     self.close_codes[d] = self.close_codes[d].or(code);
-                    if !self.closed_reported {
-                        self.closed_reported = true;
-                        out.push(SocketEvent::Closed { ts });
-                    }
+                    self.report_closed(ts, out);
                 }
                 Decoded::Ping | Decoded::Pong => {}
             }
@@ -293,6 +290,11 @@ impl WebSocketConnection {
         out: &mut Vec<SocketEvent>,
     ) {
         self.report_failure(ts, out);
+        self.report_closed(ts, out);
+    }
+
+    /// [`SocketEvent::Closed`] once per connection: at the first close frame or the TCP end.
+    fn report_closed(&mut self, ts: Timestamp, out: &mut Vec<SocketEvent>) {
         if !self.closed_reported {
             self.closed_reported = true;
             out.push(SocketEvent::Closed { ts });

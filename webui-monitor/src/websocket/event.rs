@@ -5,6 +5,8 @@ use crate::{
     segment::Timestamp,
 };
 
+/// One fact about an upgraded connection, in traffic order; `ts` is the capture time of the
+/// segment that completed it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SocketEvent {
     /// Socket.IO `40{"sid":…}` from the server: the namespace session id, which the web UI sends

@@ -116,23 +116,23 @@ struct EventData<'a> {
 struct CompletionData {
     usage: Option<UsageJson>,
     done: Option<bool>,
-    content: Option<HasText>,
-    delta: Option<HasText>,
+    content: Option<Scalar>,
+    delta: Option<Scalar>,
     choices: Option<ChoicesHaveContent>,
 }
 
 #[derive(Deserialize)]
 struct UsageJson {
-    prompt_tokens: Option<TokenCount>,
-    completion_tokens: Option<TokenCount>,
-    total_tokens: Option<TokenCount>,
-    input_tokens: Option<TokenCount>,
-    output_tokens: Option<TokenCount>,
+    prompt_tokens: Option<Scalar>,
+    completion_tokens: Option<Scalar>,
+    total_tokens: Option<Scalar>,
+    input_tokens: Option<Scalar>,
+    output_tokens: Option<Scalar>,
 }
 
 impl UsageJson {
     fn usage(&self) -> Option<Usage> {
-        let get = |v: &Option<TokenCount>| v.as_ref().and_then(|t| t.0);
+        let get = |v: &Option<Scalar>| v.as_ref().and_then(|t| t.count);
         let prompt = get(&self.prompt_tokens).or(get(&self.input_tokens));
         let completion = get(&self.completion_tokens).or(get(&self.output_tokens));
         if prompt.is_none() && completion.is_none() {
@@ -148,89 +148,64 @@ impl UsageJson {
     }
 }
 
-/// A token count: a non-negative integer (or integral float); anything else is `None`.
-struct TokenCount(Option<u64>);
-
-impl<'de> Deserialize<'de> for TokenCount {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CountVisitor;
-        impl<'de> Visitor<'de> for CountVisitor {
-            type Value = TokenCount;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a token count")
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(TokenCount(Some(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(TokenCount(u64::try_from(v).ok()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                let ok = v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64;
-                Ok(TokenCount(ok.then_some(v as u64)))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(TokenCount(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(TokenCount(None))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(TokenCount(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(TokenCount(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(TokenCount(None))
-            }
-        }
-        deserializer.deserialize_any(CountVisitor)
-    }
+/// What the events need of a JSON value, without keeping it: its value if it is a token count
+/// (a non-negative integer or integral float) and whether it is a non-empty string. Strings are
+/// never copied; arrays and objects are skipped.
+#[derive(Default)]
+struct Scalar {
+    count: Option<u64>,
+    text: bool,
 }
 
-/// Any JSON value: true iff it is a non-empty string. The string itself is not kept.
-#[derive(Default)]
-struct HasText(bool);
-
-impl<'de> Deserialize<'de> for HasText {
+impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> Visitor<'de> for TextVisitor {
-            type Value = HasText;
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any value")
             }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Scalar {
+                    count: Some(v),
+                    text: false,
+                })
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar {
+                    count: u64::try_from(v).ok(),
+                    text: false,
+                })
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                let ok = v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64;
+                Ok(Scalar {
+                    count: ok.then_some(v as u64),
+                    text: false,
+                })
+            }
             fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(HasText(!v.is_empty()))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(HasText(false))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(HasText(false))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(HasText(false))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(HasText(false))
+                Ok(Scalar {
+                    count: None,
+                    text: !v.is_empty(),
+                })
             }
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(HasText(false))
+                Ok(Scalar::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::default())
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(HasText(false))
+                Ok(Scalar::default())
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(HasText(false))
+                Ok(Scalar::default())
             }
         }
-        deserializer.deserialize_any(TextVisitor)
+        deserializer.deserialize_any(ScalarVisitor)
     }
 }
 
@@ -245,7 +220,7 @@ struct Choice {
 
 #[derive(Deserialize)]
 struct Delta {
-    content: Option<HasText>,
+    content: Option<Scalar>,
 }
 
 impl<'de> Deserialize<'de> for ChoicesHaveContent {
@@ -260,7 +235,7 @@ impl<'de> Deserialize<'de> for ChoicesHaveContent {
                 let mut any = false;
                 // No Vec: each choice is inspected and dropped.
                 while let Some(choice) = seq.next_element::<Choice>()? {
-                    any |= choice.delta.and_then(|d| d.content).is_some_and(|c| c.0);
+                    any |= choice.delta.and_then(|d| d.content).is_some_and(|c| c.text);
                 }
                 Ok(ChoicesHaveContent(any))
             }
@@ -274,7 +249,7 @@ impl<'de> Deserialize<'de> for ChoicesHaveContent {
 
 impl CompletionData {
     fn carries_content(&self) -> bool {
-        let text = |t: &Option<HasText>| t.as_ref().is_some_and(|t| t.0);
+        let text = |t: &Option<Scalar>| t.as_ref().is_some_and(|t| t.text);
         text(&self.content) || text(&self.delta) || self.choices.as_ref().is_some_and(|c| c.0)
     }
 }

@@ -9,6 +9,8 @@ use proptest::prelude::*;
 
 use crate::{
     http::exchange::Usage,
+    openwebui::expected_check,
+    pcap::{CaptureReader, Dissector, PcapLimits},
     segment::{ConnectionKey, Direction, Timestamp},
     websocket::{
         SocketEvent, WebSocketConnection, WebSocketCounters, WebSocketLimits, WebSocketShared,
@@ -577,48 +579,26 @@ struct BrowserCapture {
     s2c_segments: Vec<(Timestamp, std::ops::Range<usize>)>,
 }
 
-/// Throwaway extractor (the real pcap reader lives in `crate::pcap`): classic little-endian
-/// pcap, Ethernet, IPv4, TCP, in order without retransmissions (as the fixture README states).
+/// The client 56146 connection's streams as the crate's pcap reader and dissector see them:
+/// the fixture has no loss or retransmission (FIXTURES-README), so payloads concatenate in
+/// capture order without a reassembler.
 fn browser_capture() -> BrowserCapture {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../fixtures/openwebui/browser.pcap"
-    );
-    let file = std::fs::read(path).expect("fixture");
-    assert_eq!(&file[..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
-    let u32le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let be16 = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+    let file = std::fs::read(expected_check::fixture_dir().join("browser.pcap")).expect("fixture");
+    let mut reader = CaptureReader::new(file.as_slice(), PcapLimits::default()).expect("header");
+    let dissector = Dissector::new([8080]);
     let mut streams: [Vec<u8>; 2] = Default::default();
     let mut segments: [Vec<(Timestamp, std::ops::Range<usize>)>; 2] = Default::default();
-    let mut off = 24;
-    while off + 16 <= file.len() {
-        let (sec, usec, incl) = (
-            u64::from(u32le(&file[off..])),
-            u64::from(u32le(&file[off + 4..])),
-            u32le(&file[off + 8..]) as usize,
-        );
-        let pkt = &file[off + 16..off + 16 + incl];
-        off += 16 + incl;
-        let ip = &pkt[14..];
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        let total = usize::from(be16(&ip[2..]));
-        let tcp = &ip[ihl..total];
-        let (sport, dport) = (be16(tcp), be16(&tcp[2..]));
-        let payload = &tcp[usize::from(tcp[12] >> 4) * 4..];
-        let d = match (sport, dport) {
-            (56146, _) => 0,
-            (_, 56146) => 1,
-            _ => continue,
+    while let Some(packet) = reader.next_packet().expect("packet") {
+        let Ok(seg) = dissector.dissect(packet.link_type, packet.timestamp, packet.data) else {
+            continue;
         };
-        if payload.is_empty() {
+        if seg.key.client.port() != 56146 || seg.payload.is_empty() {
             continue;
         }
+        let d = seg.direction.index();
         let start = streams[d].len();
-        streams[d].extend_from_slice(payload);
-        segments[d].push((
-            Timestamp::from_nanos(sec * 1_000_000_000 + usec * 1000),
-            start..streams[d].len(),
-        ));
+        streams[d].extend_from_slice(seg.payload);
+        segments[d].push((seg.timestamp, start..streams[d].len()));
     }
     // The HTTP part ends with the upgrade request and the 101 response headers.
     let cut = |d: usize| {
@@ -646,13 +626,7 @@ fn browser_capture() -> BrowserCapture {
 }
 
 fn expected_websocket() -> serde_json::Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../fixtures/openwebui/browser.expected.json"
-    );
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("json");
-    json["websocket"][0].clone()
+    expected_check::expected("browser")["websocket"][0].clone()
 }
 
 /// Replays the capture segment by segment in capture order (both directions interleaved).

@@ -347,13 +347,13 @@ fn metrics_file_carries_no_secret() {
     for name in CAPTURES {
         let out = dir.join(format!("{name}.prom"));
         replay::run(ReplayArgs {
-            file: fixtures().join(format!("{name}.pcap")),
+            file: fixture_dir().join(format!("{name}.pcap")),
             json: false,
             metrics_out: Some(out.clone()),
             config: ConfigArgs {
                 config: Some("/dev/null".into()),
                 webui_secret_file: Some(secret.clone()),
-                openwebui_db: Some(fixtures().join("webui.db")),
+                openwebui_db: Some(fixture_dir().join("webui.db")),
                 personal_data: true,
                 ..ConfigArgs::default()
             },

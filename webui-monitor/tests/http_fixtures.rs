@@ -27,8 +27,13 @@ struct Stream {
 }
 
 /// Runs a capture through one `HttpConnection` per TCP connection.
+/// Every body decoded, unused ones too: the expected files give each one's decoded size.
 fn run(pcap: &[u8], split: Option<usize>) -> (Vec<Exchange>, HttpShared) {
-    run_with(pcap, split, HttpLimits::default())
+    let limits = HttpLimits {
+        decode_unused_bodies: true,
+        ..HttpLimits::default()
+    };
+    run_with(pcap, split, limits)
 }
 
 fn run_with(pcap: &[u8], split: Option<usize>, limits: HttpLimits) -> (Vec<Exchange>, HttpShared) {

@@ -24,8 +24,11 @@ fn replay_all(name: &str) -> (Vec<Exchange>, Vec<(u16, SocketEvent)>, ReplayStat
     let f = File::open(fixture_dir().join(format!("{name}.pcap"))).expect("pcap");
     let mut exchanges = Vec::new();
     let mut sockets = Vec::new();
+    // Every body decoded, unused ones too: the expected files give each one's decoded size.
+    let mut config = Config::default();
+    config.http.decode_unused_bodies = true;
     let registry = prometheus::Registry::new();
-    let mut monitor = Monitor::new(&Config::default(), None, &registry).expect("monitor");
+    let mut monitor = Monitor::new(&config, None, &registry).expect("monitor");
     let stats = replay_capture(
         BufReader::new(f),
         &[8080],

@@ -56,8 +56,9 @@ pub struct HttpLimits {
     /// Most decoded bytes per content-encoded body; decoding stops there (default 64 MiB).
     pub max_decoded_body_bytes: u64,
     /// Decode content-encoded bodies whose content no extractor reads (scripts, styles,
-    /// images), only to report their decoded size (default true). Decoding dominates the cost
-    /// of compressed traffic; false leaves their `body_decoded_bytes` at `None`.
+    /// images), only to report their decoded size (default false). No metric uses that size —
+    /// only `body_decoded_bytes` of `replay --json` lines, `None` when false — and decompressing
+    /// dominates the cost of compressed traffic: the web UI's assets are most of its bytes.
     pub decode_unused_bodies: bool,
     /// Largest zstd window accepted, as log2 bytes (default 23 = 8 MiB, RFC 9659's limit).
     pub max_zstd_window_log: u32,
@@ -84,7 +85,7 @@ impl Default for HttpLimits {
             max_chunk_meta_bytes: 8 * 1024,
             max_decoded_body_bytes: 64 * 1024 * 1024,
             max_zstd_window_log: 23,
-            decode_unused_bodies: true,
+            decode_unused_bodies: false,
             max_held_bytes: 64 * 1024,
             max_pending_requests: 64,
             api_key_header: "x-api-key".to_owned(),

@@ -158,6 +158,18 @@ pub enum TopError {
     },
 }
 
+/// `url` with any `user:password@` replaced by `***@`: error messages reach terminals and logs.
+fn redact_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Where the summary is fetched from, parsed from `--url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -176,7 +188,7 @@ impl Endpoint {
     /// Parses `http://HOST[:PORT][/PREFIX]`; the port defaults to 80 as in any URL.
     pub fn parse(url: &str) -> Result<Self, TopError> {
         let bad = |reason| TopError::Url {
-            url: url.to_owned(),
+            url: redact_userinfo(url),
             reason,
         };
         let rest = match url.split_once("://") {
@@ -1019,7 +1031,6 @@ mod tests {
             "http://:9741",
             "http://h:port",
             "http://[::1",
-            "http://u:p@h:1",
         ] {
             let error = Endpoint::parse(bad).unwrap_err().to_string();
             assert!(
@@ -1031,6 +1042,15 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn url_errors_do_not_echo_credentials() {
+        let error = Endpoint::parse("http://admin:hunter2@127.0.0.1:9741/")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("http://***@127.0.0.1:9741/"), "{error}");
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! ring records out. Needs root (or CAP_BPF + CAP_PERFMON).
 use aya::programs::{TestRun, TestRunOptions};
 use webui_monitor::{
-    capture::{Capture, CaptureConfig, clock::boot_now_ns, loader},
+    capture::{
+        Capture, CaptureConfig,
+        clock::{boot_now_ns, coarse_now_ns},
+        loader,
+    },
     segment::{ConnectionKey, Direction},
 };
 use webui_monitor_common::{
@@ -83,6 +87,23 @@ struct Got {
     truncated: bool,
 }
 
+/// When a test case started, on the clocks of the ring records (BOOTTIME) and of the
+/// connection table (MONOTONIC_COARSE).
+#[derive(Clone, Copy)]
+struct Since {
+    boot_ns: u64,
+    coarse_ns: u64,
+}
+
+impl Since {
+    fn now() -> Self {
+        Self {
+            boot_ns: boot_now_ns().unwrap(),
+            coarse_ns: coarse_now_ns().unwrap(),
+        }
+    }
+}
+
 struct Harness {
     capture: Capture,
 }
@@ -93,10 +114,13 @@ impl Harness {
     }
 
     fn with_ports(ports: Vec<u16>) -> Self {
-        let config = CaptureConfig {
+        Self::with_config(CaptureConfig {
             ports,
             ..CaptureConfig::default()
-        };
+        })
+    }
+
+    fn with_config(config: CaptureConfig) -> Self {
         Self {
             capture: Capture::load(&config).expect("load (root needed)"),
         }
@@ -125,7 +149,8 @@ impl Harness {
     }
 
     /// Every record now in the ring, with their timestamps checked to lie in `[since, now]`.
-    fn records(&mut self, since: u64) -> Vec<Got> {
+    fn records(&mut self, since: Since) -> Vec<Got> {
+        let since = since.boot_ns;
         let until = boot_now_ns().unwrap();
         let mut out = Vec::new();
         self.capture.drain(|record| {
@@ -153,9 +178,10 @@ impl Harness {
     }
 
     /// The connection's counters, with first/last seen checked to lie in `[since, now]`.
-    fn connection(&self, key: &ConnKey, since: u64) -> ConnStats {
+    fn connection(&self, key: &ConnKey, since: Since) -> ConnStats {
         let stats = self.capture.connection(key).expect("connection tracked");
-        let until = boot_now_ns().unwrap();
+        let since = since.coarse_ns;
+        let until = coarse_now_ns().unwrap();
         assert!(since <= stats.first_seen_ns && stats.first_seen_ns <= stats.last_seen_ns);
         assert!(stats.last_seen_ns <= until);
         stats
@@ -177,7 +203,7 @@ fn got(key: ConnectionKey, direction: Direction, seq: u32, flags: u8, payload: &
 #[tokio::test]
 async fn ipv4_request_payload_is_one_record_and_counted() {
     let mut h = Harness::new();
-    let since = boot_now_ns().unwrap();
+    let since = Since::now();
     let body = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     assert_eq!(
         h.xdp(&frame(&[], &v4(), &request(1000, PSH_ACK, body))),
@@ -206,7 +232,7 @@ async fn ipv4_request_payload_is_one_record_and_counted() {
 #[tokio::test]
 async fn response_direction_uses_the_canonical_key() {
     let mut h = Harness::new();
-    let since = boot_now_ns().unwrap();
+    let since = Since::now();
     let tcp = Tcp {
         src_port: 8080,
         dst_port: 40000,
@@ -242,7 +268,7 @@ async fn response_direction_uses_the_canonical_key() {
 #[tokio::test]
 async fn ipv6_with_double_vlan_and_tcp_options() {
     let mut h = Harness::with_ports(vec![443, 8080]);
-    let since = boot_now_ns().unwrap();
+    let since = Since::now();
     let tcp = Tcp {
         options: vec![2, 4, 0x05, 0xb4, 1, 3, 3, 7, 4, 2], // MSS, NOP, WS, SACK-permitted
         ..request(0xfffffff0, PSH_ACK, &pattern(300))
@@ -281,7 +307,7 @@ async fn ipv6_with_double_vlan_and_tcp_options() {
 #[tokio::test]
 async fn ipv4_options_and_single_vlan() {
     let mut h = Harness::new();
-    let since = boot_now_ns().unwrap();
+    let since = Since::now();
     let ip = Ip::V4 {
         src: CLIENT4,
         dst: SERVER4,
@@ -298,7 +324,7 @@ async fn ipv4_options_and_single_vlan() {
 #[tokio::test]
 async fn other_ports_leave_no_trace() {
     let mut h = Harness::new();
-    let since = boot_now_ns().unwrap();
+    let since = Since::now();
     let tcp = Tcp {
         dst_port: 8081,
         ..request(1, PSH_ACK, b"not ours")
@@ -313,7 +339,7 @@ async fn other_ports_leave_no_trace() {
 #[tokio::test]
 async fn syn_fin_rst_produce_empty_records_and_flags() {
     let mut h = Harness::new();
-    let since = boot_now_ns().unwrap();
+    let since = Since::now();
     h.xdp(&frame(&[], &v4(), &request(100, SYN, b"")));
     // A bare ACK: counted, no record.
     h.xdp(&frame(&[], &v4(), &request(101, 0x10, b"")));
@@ -346,7 +372,7 @@ async fn syn_fin_rst_produce_empty_records_and_flags() {
 #[tokio::test]
 async fn a_64k_segment_arrives_whole_in_chunks() {
     let mut h = Harness::new();
-    let since = boot_now_ns().unwrap();
+    let since = Since::now();
     // The largest IPv4 TCP payload: 65,535 − 20 − 20 bytes, spread over XDP fragments.
     let payload = pattern(65_495);
     let data = frame(&[], &v4(), &request(0xffff_0000, PSH_ACK | 0x01, &payload));
@@ -382,7 +408,7 @@ async fn a_64k_segment_arrives_whole_in_chunks() {
 #[tokio::test]
 async fn chunks_never_start_past_offset_0xffff() {
     let mut h = Harness::new();
-    let since = boot_now_ns().unwrap();
+    let since = Since::now();
     let timestamps = vec![1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
     let payload = pattern(65_535 - 20 - 32);
     let tcp = Tcp {
@@ -414,7 +440,7 @@ async fn chunks_never_start_past_offset_0xffff() {
 #[tokio::test]
 async fn tc_egress_captures_like_xdp() {
     let mut h = Harness::new();
-    let since = boot_now_ns().unwrap();
+    let since = Since::now();
     let tcp = Tcp {
         src_port: 8080,
         dst_port: 40000,
@@ -440,7 +466,7 @@ async fn tc_egress_captures_like_xdp() {
 #[tokio::test]
 async fn malformed_headers_pass_and_are_counted() {
     let mut h = Harness::new();
-    let since = boot_now_ns().unwrap();
+    let since = Since::now();
     let good = frame(&[], &v4(), &request(1, PSH_ACK, b"payload"));
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
     cases.push(("IPv4 header cut", good[..14 + 12].to_vec()));
@@ -515,7 +541,7 @@ fn with_ipv6_extension(kind: u8, tcp: &Tcp) -> Vec<u8> {
 #[tokio::test]
 async fn ipv6_hop_by_hop_header_is_walked() {
     let mut h = Harness::new();
-    let since = boot_now_ns().unwrap();
+    let since = Since::now();
     assert_eq!(
         h.xdp(&with_ipv6_extension(0, &request(7, PSH_ACK, b"hello"))),
         XDP_PASS
@@ -533,7 +559,7 @@ async fn ipv6_hop_by_hop_header_is_walked() {
 #[tokio::test]
 async fn ethernet_padding_is_not_payload() {
     let mut h = Harness::new();
-    let since = boot_now_ns().unwrap();
+    let since = Since::now();
     let mut data = frame(&[], &v4(), &request(1, PSH_ACK, b"ab"));
     data.resize(60, 0xee); // minimum Ethernet frame, padded
     h.xdp(&data);
@@ -541,4 +567,55 @@ async fn ethernet_padding_is_not_payload() {
         h.records(since),
         vec![got(connection4(), Direction::Request, 1, PSH_ACK, b"ab")]
     );
+}
+
+/// Records take the ring space of their length, not of the largest record: a one-page ring
+/// (4,096 bytes) holds 31 records of a 56-byte segment (8 bytes of ring header + 64 + 56 = 128
+/// bytes each; the producer may run at most 4,095 bytes ahead). The 32nd is lost and counted,
+/// and once userspace has read the ring there is room again.
+#[tokio::test]
+async fn small_segments_pack_the_ring_and_a_full_ring_is_counted() {
+    let mut h = Harness::with_config(CaptureConfig {
+        ring_bytes: 4096,
+        ..CaptureConfig::default()
+    });
+    let since = Since::now();
+    let payload = pattern(56);
+    for i in 0..32u32 {
+        let seq = 1000 + i * 56;
+        assert_eq!(
+            h.xdp(&frame(&[], &v4(), &request(seq, PSH_ACK, &payload))),
+            XDP_PASS
+        );
+    }
+    let expected: Vec<Got> = (0..31u32)
+        .map(|i| {
+            got(
+                connection4(),
+                Direction::Request,
+                1000 + i * 56,
+                PSH_ACK,
+                &payload,
+            )
+        })
+        .collect();
+    assert_eq!(h.records(since), expected);
+    let totals = h.totals();
+    assert_eq!(totals.records, 31);
+    assert_eq!(totals.lost_records, [1, 0, 0]);
+    assert_eq!(totals.lost_bytes, [56, 0, 0]);
+    // Every packet is counted, captured or not.
+    assert_eq!(totals.packets, [32, 0]);
+    assert_eq!(h.connection(&key4(), since).bytes, [32 * 56, 0]);
+
+    assert_eq!(
+        h.xdp(&frame(
+            &[],
+            &v4(),
+            &request(1000 + 32 * 56, PSH_ACK, &payload)
+        )),
+        XDP_PASS
+    );
+    assert_eq!(h.records(since).len(), 1);
+    assert_eq!(h.totals().records, 32);
 }

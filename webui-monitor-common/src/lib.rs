@@ -8,12 +8,12 @@
 /// Maximum number of monitored TCP ports (the size of [`Config::ports`]).
 pub const MAX_PORTS: usize = 16;
 
-/// Bytes of TCP payload one ring record carries.
+/// Most TCP payload bytes one ring record carries.
 ///
-/// Records are fixed-size because `bpf_ringbuf_reserve` only takes constant sizes. 2 KiB per
-/// record (header included) holds a full-MTU segment (1,448 payload bytes) in one record while
-/// wasting less ring space on small segments than a 4 KiB record would; a 64 KB loopback GSO
-/// segment takes 34 records.
+/// The kernel builds a [`ChunkRecord`] in per-CPU scratch memory and copies it to the ring with
+/// its exact length, header plus `len` payload bytes: a full-MTU segment (1,448 payload bytes)
+/// takes one record of 1,512 bytes, a bare FIN one of 64. 2 KiB in all bounds the scratch copy;
+/// a 64 KB loopback GSO segment takes 34 records.
 pub const CHUNK_DATA_SIZE: usize = 2048 - core::mem::size_of::<ChunkHeader>();
 
 /// Most chunks one segment is split into: enough for the largest non-jumbo IP packet (65,535
@@ -34,6 +34,9 @@ pub const XDP_PROGRAM: &str = "webui_monitor_ingress";
 pub const TC_PROGRAM: &str = "webui_monitor_egress";
 /// Name of the trivial XDP program used as the benchmark baseline.
 pub const BASELINE_PROGRAM: &str = "webui_monitor_baseline";
+/// Name of the benchmark's reference XDP program that only copies one full-MTU record to the
+/// ring (never attached).
+pub const BENCH_RING_COPY_PROGRAM: &str = "webui_monitor_bench_ring_copy";
 
 /// Configuration the loader writes into the object's read-only data before loading.
 ///
@@ -137,8 +140,8 @@ pub struct ChunkHeader {
     pub _pad2: u32,
 }
 
-/// One ring buffer record: header plus up to [`CHUNK_DATA_SIZE`] payload bytes (bytes past
-/// `header.len` are unspecified).
+/// The largest ring buffer record: header plus up to [`CHUNK_DATA_SIZE`] payload bytes. A record
+/// in the ring is the first `size_of::<ChunkHeader>() + header.len` bytes of one.
 #[repr(C)]
 pub struct ChunkRecord {
     pub header: ChunkHeader,
@@ -162,9 +165,10 @@ pub struct ConnStats {
     pub packets: [u64; 2],
     /// TCP payload bytes per direction.
     pub bytes: [u64; 2],
-    /// CLOCK_BOOTTIME of the first packet.
+    /// CLOCK_MONOTONIC_COARSE of the first packet (`bpf_ktime_get_coarse_ns()`: the last
+    /// timer tick, so up to one jiffy early).
     pub first_seen_ns: u64,
-    /// CLOCK_BOOTTIME of the latest packet.
+    /// CLOCK_MONOTONIC_COARSE of the latest packet.
     pub last_seen_ns: u64,
     /// `SEEN_*` bits. 64 bits wide because BPF has no 32-bit atomic OR without ALU32.
     pub flags: u64,

@@ -5,17 +5,17 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::generated::{bpf_ktime_get_boot_ns, bpf_loop},
+    helpers::generated::{bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns, bpf_loop},
 };
 use aya_log_ebpf::warn;
 use webui_monitor_common::{
-    CHUNK_DATA_SIZE, CHUNK_LAST, CHUNK_TRUNCATED, CaptureStats, ChunkHeader, ChunkRecord,
-    ConnStats, LossReason, MAX_CHUNKS_PER_SEGMENT, SEEN_FIN, SEEN_RESPONSE_SHIFT, SEEN_RST,
-    SEEN_SYN, TCP_FIN, TCP_RST, TCP_SYN,
+    CHUNK_DATA_SIZE, CHUNK_LAST, CHUNK_TRUNCATED, CaptureStats, ChunkHeader, ConnStats, LossReason,
+    MAX_CHUNKS_PER_SEGMENT, SEEN_FIN, SEEN_RESPONSE_SHIFT, SEEN_RST, SEEN_SYN, TCP_FIN, TCP_RST,
+    TCP_SYN,
 };
 
 use crate::{
-    CHUNKS, CONNECTIONS, LOGGED, STATS,
+    CHUNKS, CONNECTIONS, LOGGED, RECORD_SCRATCH, STATS,
     packet::Packet,
     parse::{Parsed, Segment, parse},
     zeroed,
@@ -51,18 +51,24 @@ fn stats() -> Option<&'static mut CaptureStats> {
 
 #[inline(always)]
 fn on_segment<P: Packet>(pkt: &P, segment: &Segment) {
-    let now = unsafe { bpf_ktime_get_boot_ns() };
     let dir = segment.direction as usize & 1;
     let Some(stats) = stats() else { return };
     stats.packets[dir] += 1;
     stats.bytes[dir] += segment.payload_len as u64;
-    count_connection(stats, segment, dir, now);
+    // The connection table only needs to know when a connection was last active, to the
+    // jiffy. `bpf_ktime_get_coarse_ns()` reads the timekeeper's last tick; the precise clock
+    // reads the clocksource, which costs more than half a bare ACK's budget on a KVM guest
+    // (docs/benchmarks-kernel.md). Records, whose timestamps time requests, take the precise
+    // clock.
+    let seen = unsafe { bpf_ktime_get_coarse_ns() };
+    count_connection(stats, segment, dir, seen);
 
     let control = segment.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST);
     if segment.payload_len == 0 && control == 0 {
         // A bare ACK: counted, nothing for the byte stream.
         return;
     }
+    let now = unsafe { bpf_ktime_get_boot_ns() };
     emit_chunks(pkt, stats, segment, now);
 }
 
@@ -242,14 +248,12 @@ fn submit_chunk<P: Packet>(
     tcp_flags: u8,
     chunk_flags: u8,
 ) {
-    let Some(mut entry) = CHUNKS.reserve::<ChunkRecord>(0) else {
-        stats.lost_records[LossReason::RingFull as usize] += 1;
-        stats.lost_bytes[LossReason::RingFull as usize] += len as u64;
-        log_once(pkt, LOGGED_RING_FULL);
+    // The record is built in this CPU's scratch entry and copied to the ring with its exact
+    // length (see `RECORD_SCRATCH`).
+    let Some(record) = RECORD_SCRATCH.get_ptr_mut(0) else {
         return;
     };
-    let record = entry.as_mut_ptr();
-    // SAFETY: the reservation is exclusively ours and sized for a ChunkRecord.
+    // SAFETY: this CPU's entry, which no other program uses until this one returns.
     unsafe {
         (&raw mut (*record).header).write(ChunkHeader {
             timestamp_ns: now,
@@ -264,25 +268,33 @@ fn submit_chunk<P: Packet>(
             _pad2: 0,
         });
     }
-    // The verifier needs `0 < len <= CHUNK_DATA_SIZE` proven on the register passed to the
-    // helper. Without the black box LLVM proves `len != 0` as `payload_len != offset`, which
-    // the verifier cannot relate to `len`; 64-bit, so the bound is not checked on a
-    // zero-extended copy the verifier cannot link back either.
+    // The verifier needs `len <= CHUNK_DATA_SIZE` proven on the register passed to the helpers.
+    // Without the black box LLVM folds the check into comparisons on `payload_len` and
+    // `offset` that the verifier cannot relate to `len`; 64-bit, so the bound is not checked
+    // on a zero-extended copy the verifier cannot link back either.
     let copy_len = core::hint::black_box(len as u64);
+    if copy_len > CHUNK_DATA_SIZE as u64 {
+        return;
+    }
     if copy_len > 0 {
         let dst = unsafe { (&raw mut (*record).data).cast::<u8>() };
-        let copied = copy_len <= CHUNK_DATA_SIZE as u64
-            && unsafe { pkt.load_bytes(segment.payload_offset + offset, dst, copy_len as u32) }
-                .is_ok();
-        if !copied {
+        if unsafe { pkt.load_bytes(segment.payload_offset + offset, dst, copy_len as u32) }.is_err()
+        {
             stats.lost_records[LossReason::Truncated as usize] += 1;
             stats.lost_bytes[LossReason::Truncated as usize] += len as u64;
-            entry.discard(0);
             return;
         }
     }
+    let size = size_of::<ChunkHeader>() + copy_len as usize;
+    // SAFETY: `size` ≤ size_of::<ChunkRecord>() (checked above), and all of it was written.
+    let bytes = unsafe { core::slice::from_raw_parts(record.cast::<u8>(), size) };
+    if CHUNKS.output(bytes, 0).is_err() {
+        stats.lost_records[LossReason::RingFull as usize] += 1;
+        stats.lost_bytes[LossReason::RingFull as usize] += len as u64;
+        log_once(pkt, LOGGED_RING_FULL);
+        return;
+    }
     stats.records += 1;
-    entry.submit(0);
 }
 
 /// Logs a loss the first time it happens on this CPU: aya-log costs far more than the capture

@@ -53,6 +53,23 @@ static CHUNKS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 #[map]
 static CONNECTIONS: LruHashMap<ConnKey, ConnStats> = LruHashMap::with_max_entries(65_536, 0);
 
+/// Per CPU: the record being built, copied to `CHUNKS` with its exact length.
+///
+/// `bpf_ringbuf_reserve` only takes constant sizes: reserving a whole `ChunkRecord` for every
+/// segment spreads records 2 KiB apart, so each one lands on fresh cache lines and every
+/// second one on a fresh page, and a 60-byte segment takes as much ring as a 1,448-byte one.
+/// `bpf_ringbuf_output` takes a bounded variable size: records are packed back to back. The
+/// extra copy is from memory this CPU just wrote (docs/benchmarks-kernel.md has the numbers).
+///
+/// One entry per CPU is enough because the programs never interleave on a CPU: both run with
+/// bottom halves disabled. XDP runs in softirq (the NAPI poll; generic XDP in the receive
+/// path, which "may only be called from softirq context", `netif_receive_skb()` in
+/// net/core/dev.c), the egress hook under `rcu_read_lock_bh()` (`__dev_queue_xmit()`, same
+/// file). That serialises them on a CPU, on PREEMPT_RT too, where `local_bh_disable()` takes
+/// a per-CPU lock (kernel/softirq.c). `STATS` relies on the same.
+#[map]
+static RECORD_SCRATCH: PerCpuArray<ChunkRecord> = PerCpuArray::with_max_entries(1, 0);
+
 /// Global counters, per CPU.
 #[map]
 static STATS: PerCpuArray<CaptureStats> = PerCpuArray::with_max_entries(1, 0);
@@ -94,6 +111,21 @@ pub fn webui_monitor_egress(ctx: TcContext) -> i32 {
 /// The benchmark baseline: what an XDP program costs before it does anything.
 #[xdp(frags)]
 pub fn webui_monitor_baseline(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+/// A benchmark reference, never attached: the ring copy alone. One record the size of a
+/// full-MTU segment's (64 + 1,448 bytes) goes from this CPU's scratch entry to the ring, which
+/// is all a monitored 1,448-byte packet costs beyond parsing and counting. (The record's
+/// content is whatever the scratch holds; the benchmark discards it.)
+#[xdp(frags)]
+pub fn webui_monitor_bench_ring_copy(_ctx: XdpContext) -> u32 {
+    if let Some(record) = RECORD_SCRATCH.get_ptr_mut(0) {
+        let size = size_of::<webui_monitor_common::ChunkHeader>() + 1448;
+        // SAFETY: in bounds of this CPU's ChunkRecord entry (map memory, initialised).
+        let bytes = unsafe { core::slice::from_raw_parts(record.cast::<u8>(), size) };
+        let _ = CHUNKS.output(bytes, 0);
+    }
     xdp_action::XDP_PASS
 }
 

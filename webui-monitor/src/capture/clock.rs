@@ -40,6 +40,12 @@ pub fn boot_now_ns() -> std::io::Result<u64> {
     now_ns(libc::CLOCK_BOOTTIME)
 }
 
+/// CLOCK_MONOTONIC_COARSE now, in nanoseconds: the clock of the connection table's first/last
+/// seen (`bpf_ktime_get_coarse_ns()` reads the same timekeeper value).
+pub fn coarse_now_ns() -> std::io::Result<u64> {
+    now_ns(libc::CLOCK_MONOTONIC_COARSE)
+}
+
 fn now_ns(clock: libc::clockid_t) -> std::io::Result<u64> {
     let mut ts = libc::timespec {
         tv_sec: 0,

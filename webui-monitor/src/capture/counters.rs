@@ -29,24 +29,24 @@ pub fn read_totals(stats: &PerCpuArray<MapData, CaptureStats>) -> Result<Capture
 
 /// A connection counts as active until it is closed (RST either way, or FIN both ways) or idle
 /// for `idle_ns` (entries of vanished peers stay in the LRU table until evicted).
-pub fn is_active(stats: &ConnStats, now_boot_ns: u64, idle_ns: u64) -> bool {
+pub fn is_active(stats: &ConnStats, now_coarse_ns: u64, idle_ns: u64) -> bool {
     let fin_both = SEEN_FIN | (SEEN_FIN << SEEN_RESPONSE_SHIFT);
     let rst_any = SEEN_RST | (SEEN_RST << SEEN_RESPONSE_SHIFT);
     let closed = stats.flags & fin_both == fin_both || stats.flags & rst_any != 0;
-    !closed && now_boot_ns.saturating_sub(stats.last_seen_ns) < idle_ns
+    !closed && now_coarse_ns.saturating_sub(stats.last_seen_ns) < idle_ns
 }
 
 /// Counts the active connections in the kernel's table.
 pub fn count_active(
     connections: &HashMap<MapData, ConnKey, ConnStats>,
-    now_boot_ns: u64,
+    now_coarse_ns: u64,
     idle_ns: u64,
 ) -> u64 {
     connections
         .iter()
         // An entry evicted between two iteration steps is simply not counted.
         .filter_map(Result::ok)
-        .filter(|(_, stats)| is_active(stats, now_boot_ns, idle_ns))
+        .filter(|(_, stats)| is_active(stats, now_coarse_ns, idle_ns))
         .count() as u64
 }
 

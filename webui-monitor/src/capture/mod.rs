@@ -1,7 +1,7 @@
 //! Live capture: the eBPF programs, their loader, and the ring buffer reader.
 //!
 //! The kernel side (`webui-monitor-ebpf`) sends every TCP payload byte of the monitored ports as
-//! fixed-size chunk records through a BPF ring buffer and counts what it could not send. This
+//! chunk records through a BPF ring buffer and counts what it could not send. This
 //! module loads it ([`loader`]), reads the ring through tokio's [`AsyncFd`] ([`Capture`]),
 //! decodes records into [`Segment`](crate::segment::Segment)s ([`record`], a pure function) and
 //! reads the kernel's counters ([`counters`]). [`check`] tells whether this machine can run it.
@@ -42,9 +42,9 @@ pub struct CaptureConfig {
     /// Connections the kernel tracks at once (LRU: the least recently used is evicted).
     /// Default: 65,536.
     pub max_connections: u32,
-    /// Ring buffer size in bytes: a power of two, at least a page. Default: 16 MiB, i.e.
-    /// 8,192 records of 2 KiB (about 11 MB of full-MTU segments, or 240 loopback 64 KB
-    /// segments) of slack while userspace is busy.
+    /// Ring buffer size in bytes: a power of two, at least a page. Default: 16 MiB of slack
+    /// while userspace is busy: about 11,000 full-MTU segments (1,520 bytes of ring each),
+    /// 250 loopback 64 KB segments, or 120,000 small ones such as 60-byte WebSocket frames.
     pub ring_bytes: u32,
     /// How often the kernel counters are mirrored into the metrics. Default: 1 s.
     pub stats_interval: Duration,
@@ -366,7 +366,7 @@ impl Capture {
 
     /// Connections neither closed nor idle for `idle` (see [`counters::is_active`]).
     pub fn count_active(&self, idle: Duration) -> Result<u64, CaptureError> {
-        let now = clock::boot_now_ns()?;
+        let now = clock::coarse_now_ns()?;
         Ok(counters::count_active(
             &self.connections,
             now,

@@ -619,3 +619,77 @@ async fn small_segments_pack_the_ring_and_a_full_ring_is_counted() {
     assert_eq!(h.records(since).len(), 1);
     assert_eq!(h.totals().records, 32);
 }
+
+/// Ring events seen by an edge-triggered epoll instance, which (like the daemon's tokio
+/// reactor) only learns of records when the kernel wakes the ring's readers.
+struct RingWakeups(std::os::fd::OwnedFd);
+
+impl RingWakeups {
+    fn watch(ring: std::os::fd::BorrowedFd<'_>) -> Self {
+        use std::os::fd::{AsRawFd as _, FromRawFd as _};
+        // SAFETY: plain syscalls; the new fd is owned by the OwnedFd right away.
+        unsafe {
+            let epoll = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+            assert!(epoll >= 0, "epoll_create1");
+            let epoll = std::os::fd::OwnedFd::from_raw_fd(epoll);
+            let mut event = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+                u64: 0,
+            };
+            let added = libc::epoll_ctl(
+                epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                ring.as_raw_fd(),
+                &mut event,
+            );
+            assert_eq!(added, 0, "epoll_ctl");
+            Self(epoll)
+        }
+    }
+
+    /// Whether a wakeup arrived within `timeout_ms`.
+    fn woken(&self, timeout_ms: i32) -> bool {
+        use std::os::fd::AsRawFd as _;
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: one writable event.
+        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), &mut event, 1, timeout_ms) };
+        assert!(n >= 0, "epoll_wait");
+        n == 1
+    }
+}
+
+/// Records wake the reader only when the unread part of the ring crosses an eighth of it;
+/// otherwise the daemon reads them every `drain_interval`. With a 64 KiB ring the threshold is
+/// 8,192 bytes and a full-MTU record takes 1,520 (8 + 64 + 1,448): the 6th record takes the
+/// unread bytes from 7,600 to 9,120 and wakes the reader, the 7th finds them above already and
+/// does not.
+#[tokio::test]
+async fn the_reader_is_woken_when_records_pile_up() {
+    let mut h = Harness::with_config(CaptureConfig {
+        ring_bytes: 64 << 10,
+        ..CaptureConfig::default()
+    });
+    let since = Since::now();
+    let wakeups = RingWakeups::watch(h.capture.ring_fd());
+    let payload = pattern(1448);
+    let send = |h: &mut Harness, i: u32| {
+        let packet = frame(&[], &v4(), &request(1000 + i * 1448, PSH_ACK, &payload));
+        assert_eq!(h.xdp(&packet), XDP_PASS);
+    };
+    for i in 0..5 {
+        send(&mut h, i);
+    }
+    assert!(
+        !wakeups.woken(100),
+        "5 records (7,600 bytes) woke the reader"
+    );
+    send(&mut h, 5);
+    assert!(
+        wakeups.woken(5_000),
+        "the 6th record did not wake the reader"
+    );
+    send(&mut h, 6);
+    assert!(!wakeups.woken(100), "the 7th record woke the reader again");
+    assert_eq!(h.records(since).len(), 7);
+    assert_eq!(h.totals().records, 7);
+}

@@ -49,6 +49,12 @@ pub struct Config {
     pub ports: [u16; MAX_PORTS],
     /// Number of valid entries in `ports` (≤ [`MAX_PORTS`]).
     pub port_count: u32,
+    /// Unread ring bytes at which the reader is woken: the record that takes the unread part
+    /// of the ring across this many bytes wakes it; every other record is submitted without a
+    /// wakeup, and the reader collects records on its own schedule. A wakeup is an interrupt
+    /// plus a context switch, costlier than the record itself, and the kernel's default is to
+    /// wake a reader that has read everything, i.e. on nearly every record.
+    pub wakeup_bytes: u32,
 }
 
 impl Config {
@@ -56,6 +62,7 @@ impl Config {
     pub const EMPTY: Config = Config {
         ports: [0; MAX_PORTS],
         port_count: 0,
+        wakeup_bytes: 0,
     };
 }
 
@@ -223,7 +230,7 @@ const _: () = {
     assert!(core::mem::size_of::<ChunkHeader>() == 64);
     assert!(core::mem::size_of::<ChunkRecord>() == 2048);
     assert!(core::mem::size_of::<ConnStats>() == 56);
-    assert!(core::mem::size_of::<Config>() == 36);
+    assert!(core::mem::size_of::<Config>() == 40);
     assert!(MAX_CHUNKS_PER_SEGMENT == 34);
 };
 

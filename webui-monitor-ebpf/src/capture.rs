@@ -3,8 +3,10 @@ use core::intrinsics::{AtomicOrdering::Relaxed, atomic_or, atomic_xadd};
 
 use core::ffi::c_void;
 
+use core::ptr::read_volatile;
+
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::generated::{bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns, bpf_loop},
 };
 use aya_log_ebpf::warn;
@@ -15,7 +17,7 @@ use webui_monitor_common::{
 };
 
 use crate::{
-    CHUNKS, CONNECTIONS, LOGGED, RECORD_SCRATCH, STATS,
+    CHUNKS, CONFIG, CONNECTIONS, LOGGED, RECORD_SCRATCH, STATS,
     packet::Packet,
     parse::{Parsed, Segment, parse},
     zeroed,
@@ -288,13 +290,37 @@ fn submit_chunk<P: Packet>(
     let size = size_of::<ChunkHeader>() + copy_len as usize;
     // SAFETY: `size` ≤ size_of::<ChunkRecord>() (checked above), and all of it was written.
     let bytes = unsafe { core::slice::from_raw_parts(record.cast::<u8>(), size) };
-    if CHUNKS.output(bytes, 0).is_err() {
+    if CHUNKS.output(bytes, wakeup_flag(size as u64)).is_err() {
         stats.lost_records[LossReason::RingFull as usize] += 1;
         stats.lost_bytes[LossReason::RingFull as usize] += len as u64;
         log_once(pkt, LOGGED_RING_FULL);
         return;
     }
     stats.records += 1;
+}
+
+/// Whether a record of `size` bytes wakes the reader: the record that takes the unread part
+/// of the ring across `CONFIG.wakeup_bytes` does, no other (see `Config::wakeup_bytes`).
+///
+/// Without a flag the kernel wakes the reader whenever it had read everything
+/// (`bpf_ringbuf_commit()` in kernel/bpf/ringbuf.c), which for a reader that keeps up is
+/// nearly every record. Waking on every record above the threshold instead would raise an
+/// interrupt per record exactly when the reader is busiest. CPUs racing across the threshold
+/// may both wake it, or (reading stale positions) neither: the reader's `drain_interval`
+/// bounds the delay then.
+#[inline(always)]
+fn wakeup_flag(size: u64) -> u64 {
+    // SAFETY: plain data in .rodata (see `direction_of` for why volatile).
+    let threshold = unsafe { read_volatile(&raw const CONFIG.wakeup_bytes) } as u64;
+    let unread = CHUNKS.query(BPF_RB_AVAIL_DATA as u64);
+    // What the record takes of the ring: its 8-byte header, rounded up to 8
+    // (`__bpf_ringbuf_reserve()`).
+    let taken = (size + 8 + 7) & !7;
+    if unread < threshold && unread + taken >= threshold {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
 }
 
 /// Logs a loss the first time it happens on this CPU: aya-log costs far more than the capture

@@ -83,7 +83,7 @@ pub struct CaptureConfig {
     pub xdp_mode: XdpAttachMode,
     /// Size of the BPF ring buffer carrying payload chunks to userspace (power of two, at least
     /// one page). Too small a ring shows up as `webui_monitor_capture_lost_total{reason="ring_full"}`.
-    /// The chunk record size itself is compiled into the eBPF object, not configurable.
+    /// A record takes 72 bytes of ring plus its payload (at most 1,984 bytes per record).
     pub ring_bytes: u32,
     /// Entries of the kernel's per-connection LRU hash; the least recently used connection's
     /// counters are evicted beyond it.

@@ -12,7 +12,7 @@ pub mod loader;
 pub mod record;
 
 use std::{
-    os::fd::{AsRawFd, RawFd},
+    os::fd::{AsFd as _, AsRawFd, RawFd},
     time::Duration,
 };
 
@@ -55,6 +55,9 @@ pub struct CaptureConfig {
     pub idle_timeout: Duration,
     /// How XDP is attached. Default: `auto`.
     pub xdp_mode: XdpAttachMode,
+    /// How often the ring is read when the kernel has not woken the reader (it does once
+    /// [`loader::WAKEUP_FRACTION`] of the ring is unread). Default: 10 ms.
+    pub drain_interval: Duration,
 }
 
 /// How the XDP program is attached.
@@ -84,6 +87,7 @@ impl Default for CaptureConfig {
             active_scan_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(600),
             xdp_mode: XdpAttachMode::Auto,
+            drain_interval: Duration::from_millis(10),
         }
     }
 }
@@ -149,6 +153,7 @@ pub struct Capture {
     stats: PerCpuArray<MapData, CaptureStats>,
     connections: HashMap<MapData, ConnKey, ConnStats>,
     ring: AsyncFd<RingFd>,
+    drain_interval: Duration,
     attachments: Vec<Attachment>,
     links: Vec<Link>,
     logger: Option<Logger>,
@@ -187,6 +192,7 @@ impl Capture {
             // AsyncFd owns it.
             ring: unsafe { AsyncFd::register_with_interest(RingFd(maps.ring), Interest::READABLE) }
                 .map_err(|e| CaptureError::Io(e.into()))?,
+            drain_interval: config.drain_interval,
             attachments: Vec::new(),
             links: Vec::new(),
             logger,
@@ -329,12 +335,20 @@ impl Capture {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Waits until the ring has records.
+    /// Waits until the ring is worth reading: the kernel woke the reader (records pile up), or
+    /// [`CaptureConfig::drain_interval`] passed (the kernel submits records without a wakeup
+    /// until then; see `Config::wakeup_bytes`). The caller then drains the ring.
     pub async fn readable(&self) -> Result<(), CaptureError> {
-        let mut guard = self.ring.readable().await?;
-        // Edge-triggered: clear, then the caller drains everything.
-        guard.clear_ready();
+        if let Ok(guard) = tokio::time::timeout(self.drain_interval, self.ring.readable()).await {
+            // Edge-triggered: clear, then the caller drains everything.
+            guard?.clear_ready();
+        }
         Ok(())
+    }
+
+    /// The ring buffer's file descriptor, for tests and tools that poll it themselves.
+    pub fn ring_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.ring.get_ref().0.as_fd()
     }
 
     /// Hands every record now in the ring to `on_record` (decoded, or the decoding error) and

@@ -275,17 +275,19 @@ fn submit_chunk<P: Packet>(
     // `offset` that the verifier cannot relate to `len`; 64-bit, so the bound is not checked
     // on a zero-extended copy the verifier cannot link back either.
     let copy_len = core::hint::black_box(len as u64);
-    if copy_len > CHUNK_DATA_SIZE as u64 {
+    // Longer than a chunk: only a full last chunk moved back from beyond 0xffff (see
+    // `chunk_callback`), which only a segment already cut at MAX_CHUNKS_PER_SEGMENT has.
+    let copied = copy_len <= CHUNK_DATA_SIZE as u64
+        && (copy_len == 0 || {
+            let dst = unsafe { (&raw mut (*record).data).cast::<u8>() };
+            unsafe { pkt.load_bytes(segment.payload_offset + offset, dst, copy_len as u32) }.is_ok()
+        });
+    // The bound again: the record's size below is computed from `copy_len`, and the verifier
+    // must see it bounded on this path whatever LLVM makes of `copied`.
+    if !copied || copy_len > CHUNK_DATA_SIZE as u64 {
+        stats.lost_records[LossReason::Truncated as usize] += 1;
+        stats.lost_bytes[LossReason::Truncated as usize] += len as u64;
         return;
-    }
-    if copy_len > 0 {
-        let dst = unsafe { (&raw mut (*record).data).cast::<u8>() };
-        if unsafe { pkt.load_bytes(segment.payload_offset + offset, dst, copy_len as u32) }.is_err()
-        {
-            stats.lost_records[LossReason::Truncated as usize] += 1;
-            stats.lost_bytes[LossReason::Truncated as usize] += len as u64;
-            return;
-        }
     }
     let size = size_of::<ChunkHeader>() + copy_len as usize;
     // SAFETY: `size` ≤ size_of::<ChunkRecord>() (checked above), and all of it was written.

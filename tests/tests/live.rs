@@ -365,7 +365,7 @@ fn exchange_and_verify(
         "a multi-megabyte response"
     );
     let totals = captured.totals;
-    assert_eq!(totals.lost_records, [0, 0, 0], "nothing lost");
+    assert_eq!(totals.lost_records, [0, 0, 0, 0], "nothing lost");
     let delivered: u64 = captured
         .records
         .iter()

@@ -26,6 +26,9 @@ pub const CONFIG_SYMBOL: &str = "CONFIG";
 pub const RING_MAP: &str = "CHUNKS";
 /// Name of the LRU hash of per-connection [`ConnStats`].
 pub const CONNECTIONS_MAP: &str = "CONNECTIONS";
+/// Name of the per-CPU array (one entry) whose `u64` is non-zero while a program on that CPU
+/// builds a record in its scratch entry.
+pub const SCRATCH_BUSY_MAP: &str = "SCRATCH_BUSY";
 /// Name of the per-CPU array (one entry) of [`CaptureStats`].
 pub const STATS_MAP: &str = "STATS";
 /// Name of the XDP program (ingress; on `lo` the only one).
@@ -175,7 +178,8 @@ pub struct ConnStats {
     /// CLOCK_MONOTONIC_COARSE of the first packet (`bpf_ktime_get_coarse_ns()`: the last
     /// timer tick, so up to one jiffy early).
     pub first_seen_ns: u64,
-    /// CLOCK_MONOTONIC_COARSE of the latest packet.
+    /// CLOCK_MONOTONIC_COARSE of the latest packet. (MONOTONIC stops during suspend: a
+    /// suspended machine's sleep does not count toward idleness.)
     pub last_seen_ns: u64,
     /// `SEEN_*` bits. 64 bits wide because BPF has no 32-bit atomic OR without ALU32.
     pub flags: u64,
@@ -185,7 +189,7 @@ pub struct ConnStats {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LossReason {
-    /// `bpf_ringbuf_reserve` failed: the ring was full (userspace too slow).
+    /// `bpf_ringbuf_output` failed: the ring was full (userspace too slow).
     RingFull = 0,
     /// Payload beyond [`MAX_CHUNKS_PER_SEGMENT`] chunks, or a payload copy that failed.
     Truncated = 1,
@@ -193,21 +197,27 @@ pub enum LossReason {
     /// IPv6 extension headers, more than two VLAN tags). Counted as one record and the frame's
     /// bytes, because its payload and connection are unknown.
     Unparsed = 2,
+    /// This CPU's record scratch was in use by a program that was preempted while building a
+    /// record, which only a PREEMPT_RT kernel does. The chunk is counted instead of being
+    /// written into a record another program is halfway through.
+    ScratchBusy = 3,
 }
 
 /// Number of [`LossReason`]s.
-pub const LOSS_REASONS: usize = 3;
+pub const LOSS_REASONS: usize = 4;
 
 impl LossReason {
     pub const ALL: [LossReason; LOSS_REASONS] = [
         LossReason::RingFull,
         LossReason::Truncated,
         LossReason::Unparsed,
+        LossReason::ScratchBusy,
     ];
 }
 
 /// Global per-CPU counters (one entry of a per-CPU array; userspace sums the CPUs). Per CPU, so
-/// plain adds are exact without atomics.
+/// plain adds are exact without atomics, except on a PREEMPT_RT kernel, where a program
+/// preempted between the load and the store of an add can lose another's increment.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CaptureStats {

@@ -1,5 +1,5 @@
 //! What happens to a packet of a monitored connection: counters, then payload chunks.
-use core::intrinsics::{AtomicOrdering::Relaxed, atomic_or, atomic_xadd};
+use core::intrinsics::{AtomicOrdering::Relaxed, atomic_or, atomic_xadd, atomic_xchg};
 
 use core::ffi::c_void;
 
@@ -17,7 +17,7 @@ use webui_monitor_common::{
 };
 
 use crate::{
-    CHUNKS, CONFIG, CONNECTIONS, LOGGED, RECORD_SCRATCH, STATS,
+    CHUNKS, CONFIG, CONNECTIONS, LOGGED, RECORD_SCRATCH, SCRATCH_BUSY, STATS,
     packet::Packet,
     parse::{Parsed, Segment, parse},
     zeroed,
@@ -44,7 +44,9 @@ pub fn on_packet<P: Packet>(pkt: &P) {
 }
 
 /// This CPU's counters. Per-CPU memory: plain (non-atomic) updates are exact, since a program
-/// runs to completion on its CPU without preemption by another program using the same entry.
+/// runs to completion on its CPU without another program interleaving, except on PREEMPT_RT
+/// (see `RECORD_SCRATCH`), where an increment can be lost: atomics on every counter would
+/// cost every kernel for the sake of one.
 #[inline(always)]
 fn stats() -> Option<&'static mut CaptureStats> {
     // SAFETY: index 0 exists (max_entries 1); the entry belongs to this CPU.
@@ -238,6 +240,8 @@ unsafe extern "C" fn chunk_callback<P: Packet>(index: u64, ctx: *mut c_void) -> 
     if last { 1 } else { 0 }
 }
 
+/// Sends one chunk as a ring record, holding this CPU's scratch entry meanwhile (see
+/// `SCRATCH_BUSY`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn submit_chunk<P: Packet>(
@@ -250,9 +254,47 @@ fn submit_chunk<P: Packet>(
     tcp_flags: u8,
     chunk_flags: u8,
 ) {
+    let busy = SCRATCH_BUSY.get_ptr_mut(0);
+    // SAFETY: this CPU's entry. The exchange is atomic with respect to a program preempting
+    // this one on the same CPU, the only other writer.
+    let Some(busy) = busy.filter(|&busy| unsafe { atomic_xchg::<u64, { Relaxed }>(busy, 1) } == 0)
+    else {
+        stats.lost_records[LossReason::ScratchBusy as usize] += 1;
+        stats.lost_bytes[LossReason::ScratchBusy as usize] += len as u64;
+        return;
+    };
+    build_and_send(
+        pkt,
+        stats,
+        segment,
+        now,
+        offset,
+        len,
+        tcp_flags,
+        chunk_flags,
+    );
+    // SAFETY: as above; only this program set it.
+    unsafe { core::ptr::write_volatile(busy, 0) };
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn build_and_send<P: Packet>(
+    pkt: &P,
+    stats: &mut CaptureStats,
+    segment: &Segment,
+    now: u64,
+    offset: u32,
+    len: u32,
+    tcp_flags: u8,
+    chunk_flags: u8,
+) {
     // The record is built in this CPU's scratch entry and copied to the ring with its exact
     // length (see `RECORD_SCRATCH`).
     let Some(record) = RECORD_SCRATCH.get_ptr_mut(0) else {
+        // Index 0 of a one-entry array: unreachable, but a loss must never go uncounted.
+        stats.lost_records[LossReason::ScratchBusy as usize] += 1;
+        stats.lost_bytes[LossReason::ScratchBusy as usize] += len as u64;
         return;
     };
     // SAFETY: this CPU's entry, which no other program uses until this one returns.

@@ -61,14 +61,19 @@ static CONNECTIONS: LruHashMap<ConnKey, ConnStats> = LruHashMap::with_max_entrie
 /// `bpf_ringbuf_output` takes a bounded variable size: records are packed back to back. The
 /// extra copy is from memory this CPU just wrote (docs/benchmarks-kernel.md has the numbers).
 ///
-/// One entry per CPU is enough because the programs never interleave on a CPU: both run with
-/// bottom halves disabled. XDP runs in softirq (the NAPI poll; generic XDP in the receive
-/// path, which "may only be called from softirq context", `netif_receive_skb()` in
-/// net/core/dev.c), the egress hook under `rcu_read_lock_bh()` (`__dev_queue_xmit()`, same
-/// file). That serialises them on a CPU, on PREEMPT_RT too, where `local_bh_disable()` takes
-/// a per-CPU lock (kernel/softirq.c). `STATS` relies on the same.
+/// One entry per CPU: a program runs on one CPU from start to end (migration is disabled),
+/// and with bottom halves disabled, so another program on the same CPU can only interleave
+/// with it on PREEMPT_RT, where since 6.18 disabling bottom halves no longer excludes other
+/// tasks unless `CONFIG_PREEMPT_RT_NEEDS_BH_LOCK` is set (kernel/softirq.c). `SCRATCH_BUSY`
+/// guards the entry for that case.
 #[map]
 static RECORD_SCRATCH: PerCpuArray<ChunkRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per CPU: non-zero while a program builds a record in `RECORD_SCRATCH`. A program that finds
+/// it set (it preempted another on a PREEMPT_RT kernel) counts its chunk as
+/// `LossReason::ScratchBusy` instead of overwriting a record halfway through.
+#[map]
+static SCRATCH_BUSY: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Global counters, per CPU.
 #[map]

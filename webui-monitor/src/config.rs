@@ -83,7 +83,8 @@ pub struct CaptureConfig {
     pub xdp_mode: XdpAttachMode,
     /// Size of the BPF ring buffer carrying payload chunks to userspace (power of two, at least
     /// one page). Too small a ring shows up as `webui_monitor_capture_lost_total{reason="ring_full"}`.
-    /// A record takes 72 bytes of ring plus its payload (at most 1,984 bytes per record).
+    /// A record takes 72 bytes of ring plus its payload (at most 1,984 bytes per record),
+    /// rounded up to 8.
     pub ring_bytes: u32,
     /// Entries of the kernel's per-connection LRU hash; the least recently used connection's
     /// counters are evicted beyond it.

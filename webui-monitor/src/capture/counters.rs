@@ -61,8 +61,8 @@ mod tests {
             packets: [1, 2],
             bytes: [10, 20],
             connections: 1,
-            lost_records: [1, 2, 3],
-            lost_bytes: [4, 5, 6],
+            lost_records: [1, 2, 3, 4],
+            lost_bytes: [4, 5, 6, 7],
             records: 7,
         };
         let total = sum([&a, &a, &CaptureStats::default()]);
@@ -72,8 +72,8 @@ mod tests {
                 packets: [2, 4],
                 bytes: [20, 40],
                 connections: 2,
-                lost_records: [2, 4, 6],
-                lost_bytes: [8, 10, 12],
+                lost_records: [2, 4, 6, 8],
+                lost_bytes: [8, 10, 12, 14],
                 records: 14,
             }
         );

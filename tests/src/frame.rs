@@ -74,7 +74,10 @@ pub fn frame(vlans: &[(u16, u16)], ip: &Ip, tcp: &Tcp) -> Vec<u8> {
             out.extend_from_slice(&0x0800u16.to_be_bytes());
             out.push(0x40 | ihl as u8);
             out.push(0);
-            out.extend_from_slice(&(total as u16).to_be_bytes());
+            // Larger than an IPv4 length can say: BIG TCP, which sends a total length of 0
+            // (`iph_set_totlen()` in include/net/ip.h).
+            let total = u16::try_from(total).unwrap_or(0);
+            out.extend_from_slice(&total.to_be_bytes());
             out.extend_from_slice(&[0, 0, 0x40, 0]); // id, DF
             out.push(64);
             out.push(6);

@@ -437,6 +437,44 @@ async fn chunks_never_start_past_offset_0xffff() {
     assert_eq!(h.totals().lost_records, [0, 0, 0, 0]);
 }
 
+/// A BIG TCP segment (IPv4 total length 0, 70,000-byte frame) is cut at 34 chunks. Its 34th
+/// chunk would start past offset 0xffff and is moved back, which makes it longer than a
+/// chunk: it is counted as truncated too, and every payload byte is either delivered or
+/// counted.
+#[tokio::test]
+async fn a_big_tcp_segment_is_cut_and_every_byte_accounted_for() {
+    let mut h = Harness::new();
+    let since = Since::now();
+    let timestamps = vec![1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+    let payload_offset = 14 + 20 + 32;
+    let payload = pattern(70_000 - payload_offset);
+    let tcp = Tcp {
+        options: timestamps,
+        ..request(500, PSH_ACK, &payload)
+    };
+    let data = frame(&[], &v4(), &tcp);
+    assert_eq!(data.len(), 70_000);
+    assert_eq!(h.xdp(&data), XDP_PASS);
+    let records = h.records(since);
+    // Chunk 33 would start at 66 + 33 × 1,984 = 65,538: moved back by 3, so chunk 32 ends 3
+    // bytes early.
+    let mut expected = vec![CHUNK_DATA_SIZE; 32];
+    expected.push(CHUNK_DATA_SIZE - 3);
+    let lengths: Vec<usize> = records.iter().map(|r| r.payload.len()).collect();
+    assert_eq!(lengths, expected);
+    let delivered: usize = lengths.iter().sum();
+    let received: Vec<u8> = records.iter().flat_map(|r| r.payload.clone()).collect();
+    assert_eq!(received, payload[..delivered], "delivered bytes in order");
+    let totals = h.totals();
+    assert_eq!(totals.records, 33);
+    assert_eq!(totals.lost_records, [0, 2, 0, 0]);
+    assert_eq!(
+        totals.lost_bytes,
+        [0, (payload.len() - delivered) as u64, 0, 0]
+    );
+    assert_eq!(totals.bytes, [payload.len() as u64, 0]);
+}
+
 #[tokio::test]
 async fn tc_egress_captures_like_xdp() {
     let mut h = Harness::new();

@@ -13,6 +13,10 @@ fixtures/openwebui/README.md), with the Python standard library only:
     web UI), and streams the answer and its usage over that session's socket.io WebSocket;
   - a two-chunks-per-event SSE stream with a usage-only chunk and `[DONE]` when `stream` is true;
   - an OpenAI JSON completion with `usage` otherwise;
+* `POST /ollama/api/chat` and `/ollama/api/generate` (Open WebUI's proxy to Ollama's native
+  API) authenticate the same way and answer as Ollama does: an `application/x-ndjson` stream,
+  one line per word and a last `"done":true` line with `prompt_eval_count` and `eval_count`,
+  unless the body says `"stream": false` (Ollama streams by default), then one such JSON object;
 * `GET /ws/socket.io/?EIO=4&transport=websocket` upgrades to a WebSocket with
   permessage-deflate (window bits 12, context takeover), speaking Engine.IO 4 / Socket.IO;
 * anything else answers a small JSON; bodies over 500 bytes are gzip-compressed when the client
@@ -200,6 +204,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.signin(body)
         if path == "/api/chat/completions":
             return self.chat_completions(body)
+        if path in ("/ollama/api/chat", "/ollama/api/generate"):
+            return self.ollama_completion(path, body)
         return self.send_json(200, {"status": True})
 
     def signin(self, body):
@@ -264,6 +270,41 @@ class Handler(BaseHTTPRequestHandler):
             for piece in (f"data: {data}\n".encode(), b"\n"):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+    def ollama_completion(self, path, body):
+        user_id = self.credential_user()
+        if user_id is None:
+            return self.send_json(401, {"detail": "Not authenticated"})
+        model = body.get("model", "")
+        chat = path.endswith("/chat")
+        if not chat:
+            body = dict(body, messages=[{"content": body.get("prompt", "")}])
+        reply, prompt_tokens = answer_for(body)
+
+        def line(text, done):
+            out = {"model": model, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            if chat:
+                out["message"] = {"role": "assistant", "content": text}
+            else:
+                out["response"] = text
+            out["done"] = done
+            if done:
+                out.update(done_reason="stop", total_duration=1_000_000,
+                           prompt_eval_count=prompt_tokens, eval_count=words(reply))
+            return out
+
+        if body.get("stream") is False:
+            return self.send_json(200, line(reply, True))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-ndjson")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        pieces = [line(word + " ", False) for word in reply.split()] + [line("", True)]
+        for piece in pieces:
+            data = json.dumps(piece, separators=(",", ":")).encode() + b"\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
 
     def webui_completion(self, body, model, reply, usage):

@@ -1,7 +1,7 @@
 //! End to end, shaped like production (see `webui_monitor_tests::stack`): curl and a web-UI
 //! client → nginx terminating TLS → an Open WebUI-shaped server, with webui-monitor on the
-//! nginx → server hop. The test sends known traffic — scripts with a JWT, with an API key, a
-//! cookie-only request, forged, expired and unknown credentials, and a web-UI chat whose answer
+//! nginx → server hop. The test sends known traffic — scripts with a JWT (OpenAI-style and
+//! Ollama's native API, streamed as NDJSON), with an API key, a cookie-only request, forged, expired and unknown credentials, and a web-UI chat whose answer
 //! travels over a permessage-deflate socket.io WebSocket — then asserts the exact per-user,
 //! per-auth and per-client numbers on /metrics, evaluates every dashboard and alert expression
 //! through a real Prometheus, and greps everything the monitor wrote for the secrets it saw.
@@ -19,6 +19,10 @@ use webui_monitor_tests::stack::{
 const PROMPT_JWT: &str = "zebra-jwt prompt about quarterly numbers";
 const PROMPT_SSE: &str = "okapi-sse prompt streamed please";
 const PROMPT_KEY: &str = "narwhal-apikey prompt";
+const PROMPT_OLLAMA_CHAT: &str = "ibex-ollama chat streamed by default";
+const PROMPT_OLLAMA_GENERATE: &str = "tapir-ollama generate in one piece";
+/// The model the Ollama-native calls name.
+const OLLAMA_MODEL: &str = "llama3.2:1b";
 const PROMPT_WEB_1: &str = "quokka-webui first browser message";
 const PROMPT_WEB_2: &str = "axolotl-webui second message what is 2+2";
 
@@ -65,6 +69,13 @@ fn completion(stack: &Stack, auth: &str, prompt: &str, stream: bool) -> anyhow::
         .0)
 }
 
+/// A call to Ollama's native API through Open WebUI's `/ollama` proxy; the answer's text.
+fn ollama(stack: &Stack, auth: &str, path: &str, body: &str) -> anyhow::Result<String> {
+    let (status, text) = stack.curl("POST", path, &[auth], Some(body))?;
+    anyhow::ensure!(status == 200, "{path} answered {status}");
+    Ok(text)
+}
+
 #[test]
 fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     let stack = Stack::start("ow", &[])?;
@@ -81,6 +92,29 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     let bearer_alice = format!("Authorization: Bearer {alice}");
     assert_eq!(completion(&stack, &bearer_alice, PROMPT_JWT, false)?, 200);
     assert_eq!(completion(&stack, &bearer_alice, PROMPT_SSE, true)?, 200);
+    // Her JWT on Ollama's native API: `/api/chat` without `stream` (Ollama streams NDJSON by
+    // default), `/api/generate` in one JSON answer.
+    let streamed = ollama(
+        &stack,
+        &bearer_alice,
+        "/ollama/api/chat",
+        &format!(
+            r#"{{"model":"{OLLAMA_MODEL}","messages":[{{"role":"user","content":"{PROMPT_OLLAMA_CHAT}"}}]}}"#
+        ),
+    )?;
+    assert_eq!(
+        streamed.lines().count() as f64,
+        reply_words(PROMPT_OLLAMA_CHAT) + 1.0
+    );
+    let whole = ollama(
+        &stack,
+        &bearer_alice,
+        "/ollama/api/generate",
+        &format!(
+            r#"{{"model":"{OLLAMA_MODEL}","prompt":"{PROMPT_OLLAMA_GENERATE}","stream":false}}"#
+        ),
+    )?;
+    assert!(whole.contains(r#""done":true"#), "{whole}");
     let bearer_key = format!("Authorization: Bearer {ALICE_API_KEY}");
     assert_eq!(completion(&stack, &bearer_key, PROMPT_KEY, false)?, 200);
 
@@ -114,9 +148,9 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
             .sum::<f64>()
     };
     wait_for(
-        "the monitor to count 8 completions",
+        "the monitor to count 10 completions",
         Duration::from_secs(30),
-        || stack.metrics().is_ok_and(|m| completions(&m) == 8.0),
+        || stack.metrics().is_ok_and(|m| completions(&m) == 10.0),
     )
     .map_err(|e| e.context(format!("metrics:\n{}", stack.metrics().unwrap_or_default())))?;
     let m = stack.metrics()?;
@@ -129,7 +163,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
             requests,
             &[("user", ALICE), ("auth", "jwt"), ("client", "api")]
         ),
-        Some(2.0)
+        Some(4.0)
     );
     assert_eq!(
         get(
@@ -188,7 +222,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     );
 
     let auth = "openwebui_auth_total";
-    assert_eq!(get(auth, &[("result", "verified")]), Some(6.0));
+    assert_eq!(get(auth, &[("result", "verified")]), Some(8.0));
     assert_eq!(get(auth, &[("result", "bad_signature")]), Some(1.0));
     assert_eq!(get(auth, &[("result", "expired")]), Some(1.0));
     assert_eq!(get(auth, &[("result", "unknown_api_key")]), Some(1.0));
@@ -233,6 +267,17 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         ),
         Some(1.0)
     );
+    for stream in ["true", "false"] {
+        let labels = [
+            ("user", ALICE),
+            ("model", OLLAMA_MODEL),
+            ("auth", "jwt"),
+            ("client", "api"),
+            ("stream", stream),
+            ("status_class", "2xx"),
+        ];
+        assert_eq!(get(chat, &labels), Some(1.0), "Ollama, stream={stream}");
+    }
 
     // Tokens: scripts over HTTP, the web UI over the WebSocket.
     let tokens = "openwebui_llm_tokens_total";
@@ -253,6 +298,32 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     assert_eq!(
         get(tokens, &token_labels("output", "http")),
         Some(scripted.iter().map(|p| reply_words(p)).sum())
+    );
+    // Ollama's own counts: the NDJSON stream's last line, and the one-piece answer.
+    let ollama_prompts = [PROMPT_OLLAMA_CHAT, PROMPT_OLLAMA_GENERATE];
+    let ollama_tokens = |direction| {
+        [
+            ("user", ALICE),
+            ("model", OLLAMA_MODEL),
+            ("direction", direction),
+            ("source", "http"),
+        ]
+    };
+    assert_eq!(
+        get(tokens, &ollama_tokens("input")),
+        Some(ollama_prompts.iter().map(|p| words(p)).sum())
+    );
+    assert_eq!(
+        get(tokens, &ollama_tokens("output")),
+        Some(ollama_prompts.iter().map(|p| reply_words(p)).sum())
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "openwebui_chat_time_to_first_token_seconds_count",
+            &[("model", OLLAMA_MODEL)]
+        ),
+        Some(1.0)
     );
     assert_eq!(
         get(tokens, &token_labels("input", "websocket")),
@@ -363,6 +434,8 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         ("a prompt", "zebra-jwt"),
         ("a prompt", "okapi-sse"),
         ("a prompt", "narwhal-apikey"),
+        ("an Ollama prompt", "ibex-ollama"),
+        ("an Ollama prompt", "tapir-ollama"),
         ("a web-UI prompt", "quokka-webui"),
         ("a web-UI prompt", "axolotl-webui"),
         ("an answer", "Shaped reply"),

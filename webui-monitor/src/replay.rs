@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{
     config::{self, ConfigArgs},
-    http::Exchange,
+    http::{Exchange, exchange::StreamSummary},
     monitor::Monitor,
     openwebui::{db, route},
     pcap::{CaptureReader, Dissector, PcapLimits, SkipReason},
@@ -281,14 +281,19 @@ pub fn exchange_json(e: &Exchange) -> serde_json::Value {
                 "total_tokens": u.total_tokens,
             })),
             "has_task_ids": sf.has_task_ids,
-            "sse": sf.sse.as_ref().map(|s| json!({
-                "events": s.events,
-                "done": s.done,
-                "first_event": s.first_event.map(Timestamp::as_secs_f64),
-                "last_event": s.last_event.map(Timestamp::as_secs_f64),
-            })),
+            "sse": sf.sse.as_ref().map(stream_json),
+            "ndjson": sf.ndjson.as_ref().map(stream_json),
         },
         "anomalies": e.anomalies.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
+    })
+}
+
+fn stream_json(s: &StreamSummary) -> serde_json::Value {
+    serde_json::json!({
+        "events": s.events,
+        "done": s.done,
+        "first_event": s.first_event.map(Timestamp::as_secs_f64),
+        "last_event": s.last_event.map(Timestamp::as_secs_f64),
     })
 }
 

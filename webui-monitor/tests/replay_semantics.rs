@@ -25,7 +25,7 @@ use webui_monitor::{
     http::{
         Exchange,
         exchange::{
-            MessageStats, RequestBodyFields, ResponseBodyFields, Secret, SseSummary, Usage,
+            MessageStats, RequestBodyFields, ResponseBodyFields, Secret, StreamSummary, Usage,
         },
     },
     monitor::Monitor,
@@ -212,7 +212,7 @@ fn attribution_of_seen_users_allocates_nothing() {
             completion_tokens: 17,
             total_tokens: 21,
         }),
-        sse: Some(SseSummary {
+        sse: Some(StreamSummary {
             events: 21,
             done: true,
             first_event: Some(ts),

@@ -880,8 +880,9 @@ impl HttpConnection {
         target.ex.response = Some(head_stats(header_bytes, first_ts, ts, framing));
         let coding = head.framing.content_encoding.clone();
         let content_type = head.framing.content_type.as_deref();
-        let (sse, json) = (
+        let (sse, ndjson, json) = (
             content_type.is_some_and(is_event_stream),
+            content_type.is_some_and(is_ndjson),
             content_type.is_some_and(mentions_json),
         );
         target.ex.response_headers = head.headers;
@@ -934,6 +935,8 @@ impl HttpConnection {
             f => {
                 let consumer = if sse {
                     Consumer::sse(shared.limits.json)
+                } else if ndjson {
+                    Consumer::ndjson(shared.limits.json)
                 } else if json {
                     Consumer::response_json(shared.limits.json)
                 } else {
@@ -1099,6 +1102,19 @@ fn is_event_stream(content_type: &str) -> bool {
         .as_bytes()
         .get(..SSE.len())
         .is_some_and(|p| p.eq_ignore_ascii_case(SSE))
+}
+
+/// One JSON value per line: Ollama sends `application/x-ndjson`; the other names are the
+/// same format's registrations and aliases.
+fn is_ndjson(content_type: &str) -> bool {
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    [
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+    ]
+    .iter()
+    .any(|t| media_type.eq_ignore_ascii_case(t))
 }
 
 /// `json` anywhere in the media type (`application/json`, `application/vnd.api+json`, …).

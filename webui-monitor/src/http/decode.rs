@@ -9,6 +9,7 @@ use crate::{
     http::{
         exchange::{RequestBodyFields, ResponseBodyFields},
         fields::{RequestVisitor, ResponseVisitor},
+        ndjson::NdjsonParser,
         sse::SseParser,
     },
     json::{JsonLimits, JsonScanner},
@@ -27,6 +28,8 @@ pub enum Consumer {
     Response(Box<(JsonScanner, ResponseVisitor)>),
     /// A `text/event-stream` response.
     Sse(Box<SseParser>),
+    /// An NDJSON response (Ollama's native streaming).
+    Ndjson(Box<NdjsonParser>),
 }
 
 impl Consumer {
@@ -45,6 +48,9 @@ impl Consumer {
     pub fn sse(limits: JsonLimits) -> Self {
         Consumer::Sse(Box::new(SseParser::new(limits)))
     }
+    pub fn ndjson(limits: JsonLimits) -> Self {
+        Consumer::Ndjson(Box::new(NdjsonParser::new(limits)))
+    }
 
     fn feed(&mut self, data: &[u8], ts: Timestamp) {
         match self {
@@ -52,6 +58,7 @@ impl Consumer {
             Consumer::Request(b) => b.0.feed(data, &mut b.1),
             Consumer::Response(b) => b.0.feed(data, &mut b.1),
             Consumer::Sse(p) => p.feed(data, ts),
+            Consumer::Ndjson(p) => p.feed(data, ts),
         }
     }
 }
@@ -84,13 +91,21 @@ impl Consumer {
                 let ok = whole && scanner.finish(visitor).is_ok();
                 out.json_truncated = visitor.object && (!ok || scanner.truncated());
                 out.response.json = ok && visitor.object;
-                out.response.usage = visitor.usage;
+                out.response.usage = visitor.usage();
                 out.response.has_task_ids = visitor.has_task_ids;
             }
             Consumer::Sse(p) => {
                 out.json_truncated = p.truncated();
                 out.response.usage = p.usage();
                 out.response.sse = Some(p.summary().clone());
+            }
+            Consumer::Ndjson(mut p) => {
+                if whole {
+                    p.finish();
+                }
+                out.json_truncated = p.truncated();
+                out.response.usage = p.usage();
+                out.response.ndjson = Some(p.summary().clone());
             }
         }
         out

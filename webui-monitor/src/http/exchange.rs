@@ -117,25 +117,36 @@ pub struct RequestBodyFields {
     pub has_messages: bool,
 }
 
-/// Server-sent events seen in a `text/event-stream` response.
+/// The events of a streamed response: server-sent events of a `text/event-stream`, or the lines
+/// of an NDJSON stream (Ollama's native API).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SseSummary {
+pub struct StreamSummary {
     pub events: u32,
-    /// A `data: [DONE]` event was seen.
+    /// The stream said it was complete: an SSE `data: [DONE]` event, or an NDJSON line with
+    /// `"done": true`.
     pub done: bool,
     pub first_event: Option<Timestamp>,
     pub last_event: Option<Timestamp>,
 }
 
-/// Fields of a JSON or SSE response body.
+/// Fields of a JSON, SSE or NDJSON response body.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResponseBodyFields {
     pub json: bool,
-    /// `usage` of a JSON completion, or of the last SSE event that carried one.
+    /// Token counts of a JSON completion, or of the last SSE event or NDJSON line that carried
+    /// them (an OpenAI `usage` object, or Ollama's `prompt_eval_count` and `eval_count`).
     pub usage: Option<Usage>,
     /// A top-level `task_ids` key (the web UI's asynchronous completion reply).
     pub has_task_ids: bool,
-    pub sse: Option<SseSummary>,
+    pub sse: Option<StreamSummary>,
+    pub ndjson: Option<StreamSummary>,
+}
+
+impl ResponseBodyFields {
+    /// The events of a streamed response, whichever its format.
+    pub fn stream(&self) -> Option<&StreamSummary> {
+        self.sse.as_ref().or(self.ndjson.as_ref())
+    }
 }
 
 /// Something unusual about an exchange; counted in metrics, kept out of labels' value space.

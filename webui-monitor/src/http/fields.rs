@@ -64,11 +64,17 @@ impl JsonVisitor for RequestVisitor {
     }
 }
 
-/// `usage` and `task_ids` of a JSON response or of one SSE event.
+/// `usage` and `task_ids` of a JSON response, of one SSE event or of one NDJSON line.
 #[derive(Debug, Default)]
 pub struct ResponseVisitor {
     /// A non-null `usage` object, with the counts found in it.
     pub usage: Option<Usage>,
+    /// Ollama's native counts, top-level in its final line (or its one JSON answer):
+    /// `prompt_eval_count` and `eval_count`.
+    pub prompt_eval_count: Option<u64>,
+    pub eval_count: Option<u64>,
+    /// A top-level `"done": true` (Ollama's last line).
+    pub done: bool,
     pub has_task_ids: bool,
     pub object: bool,
 }
@@ -76,6 +82,27 @@ pub struct ResponseVisitor {
 impl ResponseVisitor {
     pub fn clear(&mut self) {
         *self = Self::default();
+    }
+
+    /// The token counts this value reported: its `usage` object, else Ollama's counts.
+    ///
+    /// Open WebUI's own endpoints answer Ollama models in OpenAI's shape, with the Ollama
+    /// counts copied *inside* `usage` (`convert_ollama_usage_to_openai()`); only the
+    /// `/ollama/api/*` proxy passes Ollama's top-level fields through. So a value never has
+    /// both at the top level, and neither is counted twice.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage.or_else(|| {
+            if self.prompt_eval_count.is_none() && self.eval_count.is_none() {
+                return None;
+            }
+            let prompt_tokens = self.prompt_eval_count.unwrap_or(0);
+            let completion_tokens = self.eval_count.unwrap_or(0);
+            Some(Usage {
+                prompt_tokens,
+                completion_tokens,
+                total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            })
+        })
     }
 }
 
@@ -98,6 +125,9 @@ impl JsonVisitor for ResponseVisitor {
                 self.usage = (value == JsonValue::Object).then(Usage::default);
             }
             [b"task_ids"] => self.has_task_ids = true,
+            [b"prompt_eval_count"] => self.prompt_eval_count = Some(count(value)),
+            [b"eval_count"] => self.eval_count = Some(count(value)),
+            [b"done"] => self.done = value == JsonValue::Bool(true),
             [b"usage", field] => {
                 if let Some(u) = self.usage.as_mut() {
                     match *field {

@@ -2,7 +2,8 @@
 //! server-sent events and JSON field extraction, yielding [`Exchange`]s.
 //!
 //! Layers, each usable alone: [`head`] (start line and header fields), [`chunked`] (transfer
-//! coding), [`decode`] (Content-Encoding with an output cap), [`sse`] (event streams),
+//! coding), [`decode`] (Content-Encoding with an output cap), [`sse`] (event streams), [`ndjson`]
+//! (Ollama's line streams),
 //! [`fields`] (the JSON fields the semantics need), and [`connection`], which drives them per
 //! connection.
 pub mod chunked;
@@ -11,6 +12,7 @@ pub mod decode;
 pub mod exchange;
 pub mod fields;
 pub mod head;
+pub mod ndjson;
 pub mod sse;
 
 pub use connection::{HttpConnection, HttpCounters, HttpEvent, HttpLimits, HttpShared};

@@ -6,7 +6,7 @@
 //! streamed into a [`JsonScanner`] instead of being buffered.
 use crate::{
     http::{
-        exchange::{SseSummary, Usage},
+        exchange::{StreamSummary, Usage},
         fields::ResponseVisitor,
     },
     json::{JsonLimits, JsonScanner},
@@ -45,7 +45,7 @@ pub struct SseParser {
     data_len: u64,
     scanner: JsonScanner,
     visitor: ResponseVisitor,
-    summary: SseSummary,
+    summary: StreamSummary,
     usage: Option<Usage>,
     truncated: bool,
 }
@@ -63,14 +63,14 @@ impl SseParser {
             data_len: 0,
             scanner: JsonScanner::new(limits),
             visitor: ResponseVisitor::default(),
-            summary: SseSummary::default(),
+            summary: StreamSummary::default(),
             usage: None,
             truncated: false,
         }
     }
 
     /// Events, `[DONE]` and event times so far.
-    pub fn summary(&self) -> &SseSummary {
+    pub fn summary(&self) -> &StreamSummary {
         &self.summary
     }
 
@@ -219,7 +219,7 @@ impl SseParser {
 mod tests {
     use super::*;
 
-    fn run(stream: &[u8], split: usize) -> (SseSummary, Option<Usage>) {
+    fn run(stream: &[u8], split: usize) -> (StreamSummary, Option<Usage>) {
         let mut p = SseParser::new(JsonLimits::default());
         for (i, part) in stream.chunks(split.max(1)).enumerate() {
             p.feed(part, Timestamp(i as u64));

@@ -485,6 +485,110 @@ fn sse_events_usage_and_done() {
     assert_eq!(x.request_fields.stream, Some(true));
 }
 
+/// Ollama's native chat stream through Open WebUI's `/ollama` proxy: NDJSON, one line per
+/// chunk, the counts in the last line.
+const OLLAMA_LINES: [&str; 3] = [
+    r#"{"model":"llama3.2","created_at":"2026-11-27T10:00:00.1Z","message":{"role":"assistant","content":"Hi"},"done":false}"#,
+    r#"{"model":"llama3.2","created_at":"2026-11-27T10:00:00.2Z","message":{"role":"assistant","content":"!"},"done":false}"#,
+    r#"{"model":"llama3.2","created_at":"2026-11-27T10:00:00.3Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","total_duration":488358345,"prompt_eval_count":26,"prompt_eval_duration":3425460,"eval_count":282,"eval_duration":45355990}"#,
+];
+const OLLAMA_USAGE: Usage = Usage {
+    prompt_tokens: 26,
+    completion_tokens: 282,
+    total_tokens: 308,
+};
+
+#[test]
+fn ollama_ndjson_stream_lines_and_counts() {
+    let mut resp = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for line in OLLAMA_LINES {
+        let line = format!("{line}\n");
+        resp.extend_from_slice(format!("{:x}\r\n{line}\r\n", line.len()).as_bytes());
+    }
+    resp.extend_from_slice(b"0\r\n\r\n");
+    // Cut in the middle of the second line: the first is complete in the first piece.
+    let second_chunk = resp.windows(3).position(|w| w == b"\"!\"").unwrap();
+    let r = run(&[
+        Step::Data(
+            REQ,
+            b"POST /ollama/api/chat HTTP/1.1\r\ncontent-length: 20\r\n\r\n{\"model\":\"llama3.2\"}",
+            1,
+        ),
+        Step::Data(RESP, &resp[..second_chunk], 2),
+        Step::Data(RESP, &resp[second_chunk..], 3),
+    ]);
+    let x = &r.exchanges[0];
+    let lines = x.response_fields.ndjson.as_ref().unwrap();
+    assert_eq!((lines.events, lines.done), (3, true));
+    assert_eq!(lines.first_event, Some(Timestamp::from_secs(2)));
+    assert_eq!(lines.last_event, Some(Timestamp::from_secs(3)));
+    assert_eq!(x.response_fields.stream(), Some(lines));
+    assert_eq!(x.response_fields.sse, None);
+    assert_eq!(x.response_fields.usage, Some(OLLAMA_USAGE));
+    assert!(x.anomalies.is_empty(), "{:?}", x.anomalies);
+    assert_eq!(x.request_fields.stream, None);
+}
+
+#[test]
+fn ollama_ndjson_compressed_and_cut_short() {
+    let body: String = OLLAMA_LINES.iter().map(|l| format!("{l}\n")).collect();
+    let packed = gzip(body.as_bytes());
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson; charset=utf-8\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        packed.len()
+    );
+    let request: &[u8] = b"POST /ollama/api/generate HTTP/1.1\r\ncontent-length: 2\r\n\r\n{}";
+    let r = run(&[
+        Step::Data(REQ, request, 1),
+        Step::Data(RESP, head.as_bytes(), 2),
+        Step::Data(RESP, &packed, 3),
+    ]);
+    let x = &r.exchanges[0];
+    assert_eq!(x.response_fields.usage, Some(OLLAMA_USAGE));
+    assert_eq!(x.response_fields.ndjson.as_ref().map(|l| l.events), Some(3));
+
+    // The connection closes in the middle of the last line: the lines before it are counted,
+    // the cut one is neither a value nor malformed JSON, and carries no counts.
+    let cut = body.len() - 40;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let r = run(&[
+        Step::Data(REQ, request, 1),
+        Step::Data(RESP, head.as_bytes(), 2),
+        Step::Data(RESP, &body.as_bytes()[..cut], 3),
+        Step::Close,
+    ]);
+    let x = &r.exchanges[0];
+    let lines = x.response_fields.ndjson.as_ref().unwrap();
+    assert_eq!((lines.events, lines.done), (2, false));
+    assert_eq!(x.response_fields.usage, None);
+    assert!(!x.anomalies.contains(&Anomaly::JsonTruncated));
+}
+
+#[test]
+fn ollama_json_answer_counts() {
+    let body = OLLAMA_LINES[2];
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let r = run(&[
+        Step::Data(
+            REQ,
+            b"POST /ollama/api/chat HTTP/1.1\r\ncontent-length: 16\r\n\r\n{\"stream\":false}",
+            1,
+        ),
+        Step::Data(RESP, resp.as_bytes(), 2),
+    ]);
+    let x = &r.exchanges[0];
+    assert!(x.response_fields.json);
+    assert_eq!(x.response_fields.usage, Some(OLLAMA_USAGE));
+    assert_eq!(x.response_fields.stream(), None);
+    assert_eq!(x.request_fields.stream, Some(false));
+}
+
 #[test]
 fn request_fields_from_a_large_body() {
     let big = "A".repeat(3_000_000);

@@ -110,12 +110,12 @@ impl OpenWebuiMetrics {
             )?,
             llm_tokens: counter(
                 "openwebui_llm_tokens_total",
-                "LLM tokens by user and model; direction input|output; source http (JSON/SSE usage) or websocket (web UI answers).",
+                "LLM tokens by user and model; direction input|output; source http (JSON/SSE usage, Ollama NDJSON counts) or websocket (web UI answers).",
                 &["user", "model", "direction", "source"],
             )?,
             ttft: histogram(
                 "openwebui_chat_time_to_first_token_seconds",
-                "From the end of the completion request to its first streamed event (SSE) or delta (WebSocket).",
+                "From the end of the completion request to its first streamed event (SSE event, Ollama NDJSON line) or delta (WebSocket).",
                 &["model"],
                 TTFT_BUCKETS,
             )?,

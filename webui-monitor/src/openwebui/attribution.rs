@@ -2,7 +2,7 @@
 //!
 //! For every HTTP exchange it picks the credential Open WebUI acts on, verifies or resolves it,
 //! names the route and the client kind, and counts requests, bytes, auth outcomes, chat
-//! completions (model, stream, status class, HTTP tokens, time to first SSE event). For the web
+//! completions (model, stream, status class, HTTP tokens, time to first streamed event). For the web
 //! UI's socket.io connections it takes the socket's identity from `user-join`, joins each answer
 //! to its completion request through the message id, and credits the answer's usage once, to
 //! the socket's user and the request's model (`source="websocket"`).
@@ -397,7 +397,7 @@ impl Attributor {
         }
 
         if completion {
-            self.on_completion(ex, user, id.auth, client);
+            self.on_completion(ex, route, user, id.auth, client);
         }
         if ex.upgraded {
             self.on_upgrade(ex.connection, user.into(), now);
@@ -461,13 +461,23 @@ impl Attributor {
         self.api_keys_exported.insert(fp, label.into());
     }
 
-    fn on_completion(&mut self, ex: &Exchange, user: UserRef<'_>, auth: Auth, client: Client) {
+    fn on_completion(
+        &mut self,
+        ex: &Exchange,
+        route: &str,
+        user: UserRef<'_>,
+        auth: Auth,
+        client: Client,
+    ) {
         let folded = self.models.folded;
         let model = self.models.id(ex.request_fields.model.as_deref());
         if self.models.folded != folded {
             self.limit_hit("max_models");
         }
-        let stream = ex.request_fields.stream == Some(true);
+        let stream = ex
+            .request_fields
+            .stream
+            .unwrap_or_else(|| route::streams_by_default(route));
         let class = status_class(ex.status);
         let key = CompletionKey {
             model,
@@ -511,7 +521,7 @@ impl Attributor {
                     .inc_by(n);
             }
         }
-        if let Some(first) = ex.response_fields.sse.as_ref().and_then(|s| s.first_event) {
+        if let Some(first) = ex.response_fields.stream().and_then(|s| s.first_event) {
             self.metrics
                 .ttft
                 .with_label_values(&[model_name])

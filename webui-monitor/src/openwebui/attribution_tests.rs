@@ -17,7 +17,7 @@ use crate::{
     http::{
         Exchange,
         exchange::{
-            MessageStats, RequestBodyFields, ResponseBodyFields, Secret, SseSummary, Usage,
+            MessageStats, RequestBodyFields, ResponseBodyFields, Secret, StreamSummary, Usage,
         },
     },
     segment::{ConnectionKey, Timestamp},
@@ -362,7 +362,7 @@ fn model_label_is_bounded_and_tokens_need_2xx() {
     let mut ok = bearer(completion("mock-gpt", None, None, 0), &token);
     ok.response_fields = ResponseBodyFields {
         usage: Some(usage(4, 17)),
-        sse: Some(SseSummary {
+        sse: Some(StreamSummary {
             events: 21,
             done: true,
             first_event: Some(Timestamp::from_nanos(at(NOW).as_nanos() + 70_000_000)),
@@ -420,6 +420,78 @@ fn model_label_is_bounded_and_tokens_need_2xx() {
 }
 
 /// The browser's socket: upgrade, `40{sid}`, `user-join` with `token`.
+/// A script calling Ollama's native API through Open WebUI's proxy with a copied session JWT:
+/// its tokens come from the NDJSON stream's last line, and a request without `stream` streams.
+#[test]
+fn ollama_native_completions_count_tokens_and_stream_by_default() {
+    let mut f = Fixture::with_secret();
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    let mut streamed = bearer(completion("llama3.2", None, None, 0), &token);
+    streamed.path = "/ollama/api/chat".into();
+    streamed.request_fields.stream = None;
+    streamed.response_fields = ResponseBodyFields {
+        usage: Some(usage(26, 282)),
+        ndjson: Some(StreamSummary {
+            events: 3,
+            done: true,
+            first_event: Some(Timestamp::from_nanos(at(NOW).as_nanos() + 250_000_000)),
+            last_event: None,
+        }),
+        ..Default::default()
+    };
+    f.a.on_exchange(&streamed);
+    let mut whole = bearer(completion("llama3.2", None, None, 1), &token);
+    whole.path = "/ollama/api/generate".into();
+    whole.request_fields.stream = Some(false);
+    whole.response_fields = ResponseBodyFields {
+        json: true,
+        usage: Some(usage(10, 5)),
+        ..Default::default()
+    };
+    f.a.on_exchange(&whole);
+    let s = f.samples();
+    let completions = |stream| {
+        s.sum(
+            "openwebui_chat_completions_total",
+            &[
+                ("user", ALICE),
+                ("model", "llama3.2"),
+                ("auth", "jwt"),
+                ("client", "api"),
+                ("stream", stream),
+                ("status_class", "2xx"),
+            ],
+        )
+    };
+    assert_eq!((completions("true"), completions("false")), (1.0, 1.0));
+    let tokens = |direction| {
+        s.sum(
+            "openwebui_llm_tokens_total",
+            &[
+                ("user", ALICE),
+                ("model", "llama3.2"),
+                ("direction", direction),
+                ("source", "http"),
+            ],
+        )
+    };
+    assert_eq!((tokens("input"), tokens("output")), (36.0, 287.0));
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_time_to_first_token_seconds_sum",
+            &[("model", "llama3.2")]
+        ),
+        0.25
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_time_to_first_token_seconds_count",
+            &[("model", "llama3.2")]
+        ),
+        1.0
+    );
+}
+
 fn open_socket(f: &mut Fixture, token: &str) {
     let mut up = request("/ws/socket.io/", 101, 0);
     up.connection = conn(56146);

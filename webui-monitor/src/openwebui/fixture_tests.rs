@@ -20,7 +20,7 @@ use crate::{
         Exchange,
         exchange::{
             MessageStats, RequestBodyFields, RequestHeaders, ResponseBodyFields, Secret,
-            SseSummary, Usage,
+            StreamSummary, Usage,
         },
     },
     pipeline::PipelineEvent,
@@ -100,12 +100,13 @@ fn exchange(e: &Value, creds: &HashMap<String, String>) -> Exchange {
                 total_tokens: u(&chat["usage"]["total_tokens"]),
             }),
             has_task_ids: chat["response_kind"] == "json_task",
-            sse: chat["sse"].is_object().then(|| SseSummary {
+            sse: chat["sse"].is_object().then(|| StreamSummary {
                 events: u(&chat["sse"]["events"]) as u32,
                 done: chat["sse"]["done"] == true,
                 first_event: Some(ts(&chat["sse"]["first_event_ts"])),
                 last_event: None,
             }),
+            ndjson: None,
         };
     }
     let status = e["status"].as_u64().map(|s| s as u16);

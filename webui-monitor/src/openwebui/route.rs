@@ -432,6 +432,19 @@ pub fn is_chat_completion(method: &str, route: &str) -> bool {
         )
 }
 
+/// Does a completion on this route stream when its request does not say? Ollama's native API
+/// does (its `stream` defaults to true, as does Open WebUI's proxy form for it,
+/// `GenerateChatCompletionForm` in backend/open_webui/routers/ollama.py); OpenAI's does not.
+pub fn streams_by_default(route: &str) -> bool {
+    matches!(
+        route,
+        "/ollama/api/chat"
+            | "/ollama/api/chat/{id}"
+            | "/ollama/api/generate"
+            | "/ollama/api/generate/{id}"
+    )
+}
+
 /// Every label [`route`] can return (for tests and documentation).
 pub fn all_labels() -> impl Iterator<Item = &'static str> {
     ASSET_GROUPS
@@ -521,5 +534,9 @@ mod tests {
         assert!(is_chat_completion("POST", route("/ollama/api/generate")));
         assert!(!is_chat_completion("GET", route("/api/chat/completions")));
         assert!(!is_chat_completion("POST", route("/api/chat/completed")));
+        assert!(streams_by_default(route("/ollama/api/chat")));
+        assert!(streams_by_default(route("/ollama/api/generate/1")));
+        assert!(!streams_by_default(route("/ollama/v1/chat/completions")));
+        assert!(!streams_by_default(route("/api/chat/completions")));
     }
 }

@@ -797,3 +797,25 @@ async fn a_record_without_a_wakeup_is_read_after_the_drain_interval() {
         vec![got(connection4(), Direction::Request, 1000, PSH_ACK, body)]
     );
 }
+
+/// An idle ring is read less and less often, down to once per `idle_drain_interval`, so an idle
+/// daemon hardly wakes; records bring the reads back to every `drain_interval`.
+#[tokio::test]
+async fn an_idle_ring_is_read_less_often_until_records_come() {
+    let mut h = Harness::with_config(CaptureConfig {
+        drain_interval: std::time::Duration::from_millis(10),
+        idle_drain_interval: std::time::Duration::from_secs(1),
+        ..CaptureConfig::default()
+    });
+    let wait_ms = |h: &Harness| h.capture.drain_wait().as_millis();
+    assert_eq!(wait_ms(&h), 10);
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        assert_eq!(h.capture.drain(|_| {}), 0);
+        waits.push(wait_ms(&h));
+    }
+    assert_eq!(waits, [20, 40, 80, 160, 320, 640, 1000, 1000]);
+    h.xdp(&frame(&[], &v4(), &request(1000, PSH_ACK, b"hello")));
+    assert_eq!(h.capture.drain(|_| {}), 1);
+    assert_eq!(wait_ms(&h), 10);
+}

@@ -50,7 +50,8 @@ pub struct Maps {
 }
 
 /// The reader is woken once this fraction of the ring is unread (see [`Config::wakeup_bytes`]);
-/// until then it collects records every [`CaptureConfig::drain_interval`]. An eighth of the
+/// until then it collects records every [`CaptureConfig::drain_interval`] (less often while
+/// the ring stays empty, see [`CaptureConfig::idle_drain_interval`]). An eighth of the
 /// default ring is 2 MiB, 1.6 ms at 10 Gbit/s: plenty of room left for the reader to wake up.
 pub const WAKEUP_FRACTION: u32 = 8;
 

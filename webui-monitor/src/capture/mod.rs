@@ -58,6 +58,12 @@ pub struct CaptureConfig {
     /// How often the ring is read when the kernel has not woken the reader (it does once
     /// [`loader::WAKEUP_FRACTION`] of the ring is unread). Default: 10 ms.
     pub drain_interval: Duration,
+    /// The longest wait between reads of an idle ring: each read that finds nothing doubles
+    /// the wait from `drain_interval` up to this, and a read that finds records resets it.
+    /// An idle daemon then wakes once a second instead of 100 times; the first records after
+    /// a pause reach the metrics up to this late (their timestamps are the kernel's, so no
+    /// measured time changes), and a burst still wakes the reader at once. Default: 1 s.
+    pub idle_drain_interval: Duration,
 }
 
 /// How the XDP program is attached.
@@ -88,6 +94,7 @@ impl Default for CaptureConfig {
             idle_timeout: Duration::from_secs(600),
             xdp_mode: XdpAttachMode::Auto,
             drain_interval: Duration::from_millis(10),
+            idle_drain_interval: Duration::from_secs(1),
         }
     }
 }
@@ -154,6 +161,9 @@ pub struct Capture {
     connections: HashMap<MapData, ConnKey, ConnStats>,
     ring: AsyncFd<RingFd>,
     drain_interval: Duration,
+    idle_drain_interval: Duration,
+    /// How long the next [`Capture::readable`] waits without a wakeup.
+    drain_wait: Duration,
     attachments: Vec<Attachment>,
     links: Vec<Link>,
     logger: Option<Logger>,
@@ -193,6 +203,8 @@ impl Capture {
             ring: unsafe { AsyncFd::register_with_interest(RingFd(maps.ring), Interest::READABLE) }
                 .map_err(|e| CaptureError::Io(e.into()))?,
             drain_interval: config.drain_interval,
+            idle_drain_interval: config.idle_drain_interval.max(config.drain_interval),
+            drain_wait: config.drain_interval,
             attachments: Vec::new(),
             links: Vec::new(),
             logger,
@@ -336,10 +348,10 @@ impl Capture {
     }
 
     /// Waits until the ring is worth reading: the kernel woke the reader (records pile up), or
-    /// [`CaptureConfig::drain_interval`] passed (the kernel submits records without a wakeup
-    /// until then; see `Config::wakeup_bytes`). The caller then drains the ring.
+    /// [`Capture::drain_wait`] passed (the kernel submits records without a wakeup until then;
+    /// see `Config::wakeup_bytes`). The caller then drains the ring.
     pub async fn readable(&self) -> Result<(), CaptureError> {
-        if let Ok(guard) = tokio::time::timeout(self.drain_interval, self.ring.readable()).await {
+        if let Ok(guard) = tokio::time::timeout(self.drain_wait, self.ring.readable()).await {
             // Edge-triggered: clear, then the caller drains everything.
             guard?.clear_ready();
         }
@@ -352,7 +364,8 @@ impl Capture {
     }
 
     /// Hands every record now in the ring to `on_record` (decoded, or the decoding error) and
-    /// returns how many there were.
+    /// returns how many there were. An empty ring makes the next [`Capture::readable`] wait
+    /// longer (see [`CaptureConfig::idle_drain_interval`]), records reset the wait.
     pub fn drain(&mut self, mut on_record: impl FnMut(Result<Record<'_>, DecodeError>)) -> usize {
         let ring = &mut self.ring.get_mut().0;
         let mut count = 0;
@@ -360,7 +373,18 @@ impl Capture {
             on_record(Record::decode(&item));
             count += 1;
         }
+        self.drain_wait = if count == 0 {
+            (self.drain_wait * 2).min(self.idle_drain_interval)
+        } else {
+            self.drain_interval
+        };
         count
+    }
+
+    /// How long the next [`Capture::readable`] waits for a wakeup before it returns anyway:
+    /// [`CaptureConfig::drain_interval`] after records, growing while the ring stays empty.
+    pub fn drain_wait(&self) -> Duration {
+        self.drain_wait
     }
 
     /// The kernel's counters now, summed over CPUs.

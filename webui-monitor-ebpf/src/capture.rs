@@ -48,7 +48,7 @@ pub fn on_packet<P: Packet>(pkt: &P) {
 /// (see `RECORD_SCRATCH`), where an increment can be lost: atomics on every counter would
 /// cost every kernel for the sake of one.
 #[inline(always)]
-fn stats() -> Option<&'static mut CaptureStats> {
+pub fn stats() -> Option<&'static mut CaptureStats> {
     // SAFETY: index 0 exists (max_entries 1); the entry belongs to this CPU.
     STATS.get_ptr_mut(0).map(|p| unsafe { &mut *p })
 }
@@ -334,13 +334,25 @@ fn build_and_send<P: Packet>(
     let size = size_of::<ChunkHeader>() + copy_len as usize;
     // SAFETY: `size` ≤ size_of::<ChunkRecord>() (checked above), and all of it was written.
     let bytes = unsafe { core::slice::from_raw_parts(record.cast::<u8>(), size) };
-    if CHUNKS.output(bytes, wakeup_flag(size as u64)).is_err() {
-        stats.lost_records[LossReason::RingFull as usize] += 1;
-        stats.lost_bytes[LossReason::RingFull as usize] += len as u64;
+    if !output_record(stats, bytes, len) {
         log_once(pkt, LOGGED_RING_FULL);
-        return;
+    }
+}
+
+/// Copies one record to the ring (waking the reader as [`wakeup_flag`] says) and counts it,
+/// or counts its `payload_len` bytes as lost to a full ring. Returns whether it was sent.
+#[inline(always)]
+pub fn output_record(stats: &mut CaptureStats, bytes: &[u8], payload_len: u32) -> bool {
+    if CHUNKS
+        .output(bytes, wakeup_flag(bytes.len() as u64))
+        .is_err()
+    {
+        stats.lost_records[LossReason::RingFull as usize] += 1;
+        stats.lost_bytes[LossReason::RingFull as usize] += payload_len as u64;
+        return false;
     }
     stats.records += 1;
+    true
 }
 
 /// Whether a record of `size` bytes wakes the reader: the record that takes the unread part

@@ -121,15 +121,16 @@ pub fn webui_monitor_baseline(_ctx: XdpContext) -> u32 {
 
 /// A benchmark reference, never attached: the ring copy alone. One record the size of a
 /// full-MTU segment's (64 + 1,448 bytes) goes from this CPU's scratch entry to the ring, which
-/// is all a monitored 1,448-byte packet costs beyond parsing and counting. (The record's
-/// content is whatever the scratch holds; the benchmark discards it.)
+/// is all a monitored 1,448-byte packet costs beyond parsing and counting: the same output,
+/// wakeup policy and counters as the capture program's. (The record's content is whatever the
+/// scratch holds; the benchmark discards it.)
 #[xdp(frags)]
 pub fn webui_monitor_bench_ring_copy(_ctx: XdpContext) -> u32 {
-    if let Some(record) = RECORD_SCRATCH.get_ptr_mut(0) {
+    if let (Some(record), Some(stats)) = (RECORD_SCRATCH.get_ptr_mut(0), capture::stats()) {
         let size = size_of::<webui_monitor_common::ChunkHeader>() + 1448;
         // SAFETY: in bounds of this CPU's ChunkRecord entry (map memory, initialised).
         let bytes = unsafe { core::slice::from_raw_parts(record.cast::<u8>(), size) };
-        let _ = CHUNKS.output(bytes, 0);
+        capture::output_record(stats, bytes, 1448);
     }
     xdp_action::XDP_PASS
 }

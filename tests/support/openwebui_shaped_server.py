@@ -13,6 +13,8 @@ fixtures/openwebui/README.md), with the Python standard library only:
     web UI), and streams the answer and its usage over that session's socket.io WebSocket;
   - a two-chunks-per-event SSE stream with a usage-only chunk and `[DONE]` when `stream` is true;
   - an OpenAI JSON completion with `usage` otherwise;
+  - for model `mock-nousage`, the same without any usage (a backend that reports none, or a
+    stream requested without `stream_options.include_usage`);
 * `POST /ollama/api/chat` and `/ollama/api/generate` (Open WebUI's proxy to Ollama's native
   API) authenticate the same way and answer as Ollama does: an `application/x-ndjson` stream,
   one line per word and a last `"done":true` line with `prompt_eval_count` and `eval_count`,
@@ -231,6 +233,8 @@ class Handler(BaseHTTPRequestHandler):
             "completion_tokens": words(reply),
             "total_tokens": prompt_tokens + words(reply),
         }
+        if model == "mock-nousage":
+            usage = None
         if body.get("session_id") is not None:
             return self.webui_completion(body, model, reply, usage)
         if body.get("stream"):
@@ -249,7 +253,7 @@ class Handler(BaseHTTPRequestHandler):
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": usage,
+                **({"usage": usage} if usage is not None else {}),
             },
         )
 
@@ -263,7 +267,8 @@ class Handler(BaseHTTPRequestHandler):
         for word in reply.split():
             events.append(dict(base, choices=[{"index": 0, "delta": {"content": word + " "}}]))
         events.append(dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
-        events.append(dict(base, choices=[], usage=usage))
+        if usage is not None:
+            events.append(dict(base, choices=[], usage=usage))
         datas = [json.dumps(e, separators=(",", ":")) for e in events] + ["[DONE]"]
         for data in datas:
             # Open WebUI writes each event as two chunks: "data: …\n", then "\n".
@@ -320,11 +325,12 @@ class Handler(BaseHTTPRequestHandler):
             content += word + " "
             session.emit_event(chat_id, message_id, {"type": "chat:completion",
                                                      "data": {"content": content}})
-        session.emit_event(chat_id, message_id, {"type": "chat:completion",
-                                                 "data": {"usage": usage}})
-        session.emit_event(chat_id, message_id, {"type": "chat:completion",
-                                                 "data": {"done": True, "content": content,
-                                                          "model": model, "usage": usage}})
+        done = {"done": True, "content": content, "model": model}
+        if usage is not None:
+            session.emit_event(chat_id, message_id, {"type": "chat:completion",
+                                                     "data": {"usage": usage}})
+            done["usage"] = usage
+        session.emit_event(chat_id, message_id, {"type": "chat:completion", "data": done})
 
     # -- WebSocket (RFC 6455 + RFC 7692 permessage-deflate) + Engine.IO 4 / Socket.IO ------
     def websocket(self):

@@ -168,8 +168,9 @@ def main():
             data = payload.get("data", {}).get("data", {})
             if name == "events" and payload.get("message_id") == message_id and data.get("done"):
                 chat_id = payload.get("chat_id")
+                usage = data.get("usage") or {}
                 answers.append({"message_id": message_id, **{
-                    k: data["usage"][k] for k in ("prompt_tokens", "completion_tokens")}})
+                    k: usage.get(k) for k in ("prompt_tokens", "completion_tokens")}})
                 break
     ws.close()
     print(json.dumps({"sid": sid, "answers": answers}))

@@ -21,6 +21,7 @@ const PROMPT_SSE: &str = "okapi-sse prompt streamed please";
 const PROMPT_KEY: &str = "narwhal-apikey prompt";
 const PROMPT_OLLAMA_CHAT: &str = "ibex-ollama chat streamed by default";
 const PROMPT_OLLAMA_GENERATE: &str = "tapir-ollama generate in one piece";
+const PROMPT_NO_USAGE: &str = "gecko-nousage streamed without token counts";
 /// The model the Ollama-native calls name.
 const OLLAMA_MODEL: &str = "llama3.2:1b";
 const PROMPT_WEB_1: &str = "quokka-webui first browser message";
@@ -61,8 +62,18 @@ fn signin(stack: &Stack, email: &str, password: &str) -> anyhow::Result<String> 
 }
 
 fn completion(stack: &Stack, auth: &str, prompt: &str, stream: bool) -> anyhow::Result<u16> {
+    completion_of(stack, auth, "mock-gpt", prompt, stream)
+}
+
+fn completion_of(
+    stack: &Stack,
+    auth: &str,
+    model: &str,
+    prompt: &str,
+    stream: bool,
+) -> anyhow::Result<u16> {
     let body = format!(
-        r#"{{"model":"mock-gpt","stream":{stream},"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
+        r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
     );
     Ok(stack
         .curl("POST", "/api/chat/completions", &[auth], Some(&body))?
@@ -115,6 +126,11 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         ),
     )?;
     assert!(whole.contains(r#""done":true"#), "{whole}");
+    // A stream whose backend reports no usage: counted as a completion without token counts.
+    assert_eq!(
+        completion_of(&stack, &bearer_alice, "mock-nousage", PROMPT_NO_USAGE, true)?,
+        200
+    );
     let bearer_key = format!("Authorization: Bearer {ALICE_API_KEY}");
     assert_eq!(completion(&stack, &bearer_key, PROMPT_KEY, false)?, 200);
 
@@ -148,9 +164,9 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
             .sum::<f64>()
     };
     wait_for(
-        "the monitor to count 10 completions",
+        "the monitor to count 11 completions",
         Duration::from_secs(30),
-        || stack.metrics().is_ok_and(|m| completions(&m) == 10.0),
+        || stack.metrics().is_ok_and(|m| completions(&m) == 11.0),
     )
     .map_err(|e| e.context(format!("metrics:\n{}", stack.metrics().unwrap_or_default())))?;
     let m = stack.metrics()?;
@@ -163,7 +179,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
             requests,
             &[("user", ALICE), ("auth", "jwt"), ("client", "api")]
         ),
-        Some(4.0)
+        Some(5.0)
     );
     assert_eq!(
         get(
@@ -222,7 +238,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     );
 
     let auth = "openwebui_auth_total";
-    assert_eq!(get(auth, &[("result", "verified")]), Some(8.0));
+    assert_eq!(get(auth, &[("result", "verified")]), Some(9.0));
     assert_eq!(get(auth, &[("result", "bad_signature")]), Some(1.0));
     assert_eq!(get(auth, &[("result", "expired")]), Some(1.0));
     assert_eq!(get(auth, &[("result", "unknown_api_key")]), Some(1.0));
@@ -298,6 +314,31 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     assert_eq!(
         get(tokens, &token_labels("output", "http")),
         Some(scripted.iter().map(|p| reply_words(p)).sum())
+    );
+    // The answer without usage: no tokens, one completion without token counts, nothing else.
+    let without_usage = "openwebui_chat_completions_without_usage_total";
+    assert_eq!(
+        get(
+            without_usage,
+            &[
+                ("user", ALICE),
+                ("model", "mock-nousage"),
+                ("source", "http")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.lines()
+            .filter(|l| l.starts_with(&format!("{without_usage}{{")))
+            .count(),
+        1,
+        "only the mock-nousage completion lacks token counts"
+    );
+    assert!(
+        !m.lines()
+            .any(|l| l.starts_with(tokens) && l.contains(r#"model="mock-nousage""#)),
+        "tokens for an answer that reported none"
     );
     // Ollama's own counts: the NDJSON stream's last line, and the one-piece answer.
     let ollama_prompts = [PROMPT_OLLAMA_CHAT, PROMPT_OLLAMA_GENERATE];
@@ -436,6 +477,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         ("a prompt", "narwhal-apikey"),
         ("an Ollama prompt", "ibex-ollama"),
         ("an Ollama prompt", "tapir-ollama"),
+        ("a prompt", "gecko-nousage"),
         ("a web-UI prompt", "quokka-webui"),
         ("a web-UI prompt", "axolotl-webui"),
         ("an answer", "Shaped reply"),

@@ -142,6 +142,20 @@ fn replay_matches_expected_script_apikey() {
     assert_matches_expected("script_apikey", &Samples::gather(&replay("script_apikey")));
 }
 
+/// Open WebUI 0.12.4 reported usage for every answer in the real captures, over HTTP (JSON and
+/// SSE) and on the web UI's socket: none may count as an answer without token counts.
+#[test]
+fn every_completion_in_the_real_captures_carried_token_counts() {
+    for name in expected_check::CAPTURES {
+        let samples = Samples::gather(&replay(name));
+        assert_eq!(
+            samples.sum("openwebui_chat_completions_without_usage_total", &[]),
+            0.0,
+            "{name}"
+        );
+    }
+}
+
 // ---- no per-request allocation for already-seen users ----
 
 fn exchange(path: &str, auth: Option<&[u8]>, cookie: Option<&[u8]>, ts: Timestamp) -> Exchange {

@@ -37,6 +37,9 @@ pub struct OpenWebuiMetrics {
     pub chat_completions: IntCounterVec,
     /// `openwebui_llm_tokens_total{user,model,direction,source}`.
     pub llm_tokens: IntCounterVec,
+    /// `openwebui_chat_completions_without_usage_total{user,model,source}`: answers that
+    /// carried no token counts, so `llm_tokens` misses their tokens.
+    pub completions_without_usage: IntCounterVec,
     /// `openwebui_chat_time_to_first_token_seconds{model}`.
     pub ttft: HistogramVec,
     /// `openwebui_auth_total{result}`: one per HTTP request.
@@ -112,6 +115,11 @@ impl OpenWebuiMetrics {
                 "openwebui_llm_tokens_total",
                 "LLM tokens by user and model; direction input|output; source http (JSON/SSE usage, Ollama NDJSON counts) or websocket (web UI answers).",
                 &["user", "model", "direction", "source"],
+            )?,
+            completions_without_usage: counter(
+                "openwebui_chat_completions_without_usage_total",
+                "Successful chat completions whose answer carried no token counts (e.g. streamed without stream_options.include_usage), by user, model and source (http|websocket): their tokens are missing from openwebui_llm_tokens_total.",
+                &["user", "model", "source"],
             )?,
             ttft: histogram(
                 "openwebui_chat_time_to_first_token_seconds",
@@ -197,6 +205,9 @@ mod tests {
         m.llm_tokens
             .with_label_values(&["u", "m", "input", "http"])
             .inc();
+        m.completions_without_usage
+            .with_label_values(&["u", "m", "http"])
+            .inc();
         m.ttft.with_label_values(&["m"]).observe(0.1);
         m.auth.with_label_values(&["verified"]).inc();
         m.api_key_info
@@ -212,7 +223,7 @@ mod tests {
             .iter()
             .map(|f| f.name().to_string())
             .collect();
-        assert_eq!(names.len(), 15, "{names:?}");
+        assert_eq!(names.len(), 16, "{names:?}");
         assert!(
             OpenWebuiMetrics::register(&registry).is_err(),
             "double registration is refused"

@@ -506,20 +506,29 @@ impl Attributor {
         }
         let model_name = self.models.name(model);
         let entry = self.users.entry(user, &self.metrics, |_| None);
-        if let (true, Some(usage)) = (ok, ex.response_fields.usage) {
-            for (direction, n) in [(0, usage.prompt_tokens), (1, usage.completion_tokens)] {
-                entry
-                    .tokens(
-                        &self.metrics,
-                        TokenKey {
-                            model,
-                            direction,
-                            source: 0,
-                        },
-                        model_name,
-                    )
-                    .inc_by(n);
+        match (ok, ex.response_fields.usage) {
+            (true, Some(usage)) => {
+                for (direction, n) in [(0, usage.prompt_tokens), (1, usage.completion_tokens)] {
+                    entry
+                        .tokens(
+                            &self.metrics,
+                            TokenKey {
+                                model,
+                                direction,
+                                source: 0,
+                            },
+                            model_name,
+                        )
+                        .inc_by(n);
+                }
             }
+            // The web UI's reply only accepts the task; its answer's counts come on the socket.
+            (true, None) if !ex.response_fields.has_task_ids => {
+                entry
+                    .without_usage(&self.metrics, model, 0, model_name)
+                    .inc();
+            }
+            _ => {}
         }
         if let Some(first) = ex.response_fields.stream().and_then(|s| s.first_event) {
             self.metrics
@@ -586,6 +595,9 @@ impl Attributor {
             if let Some((usage, user)) = a.usage {
                 self.counters.unjoined_answers += 1;
                 self.credit_ws(&user, MODEL_UNKNOWN, usage);
+            }
+            if let Some(user) = a.done_without_usage {
+                self.count_ws_without_usage(&user, MODEL_UNKNOWN);
             }
             self.settle_completion(a.completion, a.done);
         }

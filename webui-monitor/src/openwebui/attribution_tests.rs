@@ -952,3 +952,77 @@ fn random_event_storm_stays_within_every_cap() {
     assert!(s.label_values("openwebui_api_key_info", "key").len() <= 2);
     assert!(s.sum("webui_monitor_openwebui_limit_hits_total", &[]) > 0.0);
 }
+
+fn ws_done(message_id: &str, secs: u64) -> SocketEvent {
+    SocketEvent::Done {
+        chat_id: None,
+        message_id: message_id.into(),
+        ts: at(secs),
+    }
+}
+
+/// Answers without token counts are counted where their tokens would have been: per user,
+/// model and source, once each, whichever order request and answer arrive in.
+#[test]
+fn completions_without_token_counts_are_counted_per_user_model_and_source() {
+    let mut f = Fixture::with_secret();
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    // HTTP: a 2xx answer without usage counts; one with usage and a failed one do not.
+    f.a.on_exchange(&bearer(completion("mock-gpt", None, None, 0), &token));
+    let mut counted = bearer(completion("mock-gpt", None, None, 1), &token);
+    counted.response_fields.usage = Some(usage(1, 2));
+    f.a.on_exchange(&counted);
+    let mut failed = bearer(completion("mock-gpt", None, None, 2), &token);
+    failed.status = Some(500);
+    f.a.on_exchange(&failed);
+
+    // The web UI: its HTTP reply only accepts the task (never counted here); the answer's
+    // `done` on the socket without any usage is.
+    open_socket(&mut f, &token);
+    let sock = conn(56146);
+    let task = |model, message_id, dt| {
+        let mut ex = bearer(completion(model, Some(SID), Some(message_id), dt), &token);
+        ex.response_fields.has_task_ids = true;
+        ex
+    };
+    f.a.on_exchange(&task("mock-gpt", "m1", 3));
+    f.a.on_socket(sock, &ws_done("m1", NOW + 4));
+    f.a.on_socket(sock, &ws_done("m1", NOW + 4));
+    // Done before its request: counted once the request names the model.
+    f.a.on_socket(sock, &ws_done("m2", NOW + 5));
+    let without = |f: &Fixture, labels: &[(&str, &str)]| {
+        f.samples()
+            .sum("openwebui_chat_completions_without_usage_total", labels)
+    };
+    assert_eq!(without(&f, &[("source", "websocket")]), 1.0);
+    f.a.on_exchange(&task("gpt-x", "m2", 6));
+    // Done with usage: its tokens are known.
+    f.a.on_exchange(&task("mock-gpt", "m3", 7));
+    f.a.on_socket(sock, &ws_usage("m3", usage(3, 4), true, NOW + 8));
+    f.a.on_socket(sock, &ws_done("m3", NOW + 8));
+    // Done without usage and never joined to a request: model unknown at expiry.
+    f.a.on_socket(sock, &ws_done("m4", NOW + 9));
+    f.a.finish(at(NOW + 10));
+
+    let alice = ("user", ALICE);
+    for (model, source, n) in [
+        ("mock-gpt", "http", 1.0),
+        ("mock-gpt", "websocket", 1.0),
+        ("gpt-x", "websocket", 1.0),
+        ("unknown", "websocket", 1.0),
+    ] {
+        assert_eq!(
+            without(&f, &[alice, ("model", model), ("source", source)]),
+            n,
+            "{model} {source}"
+        );
+    }
+    assert_eq!(without(&f, &[]), 4.0);
+    assert_eq!(
+        f.samples().sum(
+            "openwebui_llm_tokens_total",
+            &[("model", "mock-gpt"), ("source", "websocket")]
+        ),
+        7.0
+    );
+}

@@ -111,6 +111,8 @@ pub struct UserEntry {
     last_seen: Timestamp,
     completions: Vec<(CompletionKey, IntCounter)>,
     tokens: Vec<(TokenKey, IntCounter)>,
+    /// `openwebui_chat_completions_without_usage_total` children by (model, source).
+    without_usage: Vec<((u32, u8), IntCounter)>,
     /// Label values of `openwebui_user_info` when exported.
     info: Option<[Box<str>; 3]>,
 }
@@ -140,6 +142,7 @@ impl UserEntry {
             last_seen: Timestamp::default(),
             completions: Vec::new(),
             tokens: Vec::new(),
+            without_usage: Vec::new(),
             info: None,
         }
     }
@@ -192,6 +195,28 @@ impl UserEntry {
         &self.tokens.last().expect("just pushed").1
     }
 
+    /// The `openwebui_chat_completions_without_usage_total` child of `model` (index, name)
+    /// and `source` (0 http, 1 websocket).
+    pub fn without_usage(
+        &mut self,
+        m: &OpenWebuiMetrics,
+        model: u32,
+        source: u8,
+        model_name: &str,
+    ) -> &IntCounter {
+        let key = (model, source & 1);
+        if let Some(i) = self.without_usage.iter().position(|(k, _)| *k == key) {
+            return &self.without_usage[i].1;
+        }
+        let c = m.completions_without_usage.with_label_values(&[
+            &self.label,
+            model_name,
+            TOKEN_SOURCE_LABELS[usize::from(key.1)],
+        ]);
+        self.without_usage.push((key, c));
+        &self.without_usage.last().expect("just pushed").1
+    }
+
     /// Drop every series of this user; `models` names the model indexes of the keys.
     fn remove_series(&self, m: &OpenWebuiMetrics, models: &ModelTable) {
         let l: &str = &self.label;
@@ -218,6 +243,13 @@ impl UserEntry {
             let _ = m
                 .llm_tokens
                 .remove_label_values(&token_labels(l, models.name(k.model), k));
+        }
+        for ((model, source), _) in &self.without_usage {
+            let _ = m.completions_without_usage.remove_label_values(&[
+                l,
+                models.name(*model),
+                TOKEN_SOURCE_LABELS[usize::from(*source)],
+            ]);
         }
         if let Some([name, email, role]) = &self.info {
             let _ = m.user_info.remove_label_values(&[l, name, email, role]);

@@ -35,6 +35,11 @@ pub(super) struct Answer {
     pub(super) credited: bool,
     /// The answer reported `done` on its socket.
     pub(super) done: bool,
+    /// The answer was done without any usage, before its request named the model: whom to
+    /// count it for once the model is known.
+    pub(super) done_without_usage: Option<OwnedUser>,
+    /// Its missing usage was counted (or is waiting in `done_without_usage`).
+    pub(super) usage_missing: bool,
     /// A web-UI completion counted only once its answer is done (its 2xx only means "task
     /// accepted"): who and under which labels.
     pub(super) completion: Option<(OwnedUser, CompletionKey)>,
@@ -52,6 +57,8 @@ impl Answer {
             usage: None,
             credited: false,
             done: false,
+            done_without_usage: None,
+            usage_missing: false,
             completion: None,
             first_delta: None,
             ttft_observed: false,
@@ -88,6 +95,7 @@ impl Attributor {
         if usage.is_some() {
             answer.credited = true;
         }
+        let without_usage = answer.done_without_usage.take();
         let settle_now = if answer.done {
             pending
         } else {
@@ -96,6 +104,9 @@ impl Attributor {
         };
         if let Some((usage, user)) = usage {
             self.credit_ws(&user, model, usage);
+        }
+        if let Some(user) = without_usage {
+            self.count_ws_without_usage(&user, model);
         }
         self.settle_completion(settle_now, true);
         self.observe_ws_ttft(message_id);
@@ -127,6 +138,14 @@ impl Attributor {
                 )
                 .inc_by(n);
         }
+    }
+
+    pub(super) fn count_ws_without_usage(&mut self, user: &OwnedUser, model: u32) {
+        let model_name = self.models.name(model);
+        let entry = self.users.entry(user.as_ref(), &self.metrics, |_| None);
+        entry
+            .without_usage(&self.metrics, model, 1, model_name)
+            .inc();
     }
 
     pub(super) fn observe_ws_ttft(&mut self, message_id: &str) {
@@ -281,7 +300,27 @@ impl Attributor {
                     None => a.usage = Some((*usage, user)),
                 }
             }
-            SocketEvent::Done { message_id, ts, .. } => self.answer_done(message_id, *ts),
+            SocketEvent::Done { message_id, ts, .. } => {
+                let user = socket.user.clone();
+                self.answer_done(message_id, *ts);
+                self.check_usage_at_done(message_id, user);
+            }
+        }
+    }
+
+    /// An answer is done: every usage event it had came before this (a `done` event that
+    /// carries usage yields the usage first). Without any, its tokens are unknown.
+    fn check_usage_at_done(&mut self, message_id: &str, user: OwnedUser) {
+        let Some(a) = self.answers.get_mut(message_id) else {
+            return;
+        };
+        if a.credited || a.usage.is_some() || a.usage_missing {
+            return;
+        }
+        a.usage_missing = true;
+        match a.model {
+            Some(model) => self.count_ws_without_usage(&user, model),
+            None => a.done_without_usage = Some(user),
         }
     }
 

@@ -819,3 +819,38 @@ async fn an_idle_ring_is_read_less_often_until_records_come() {
     assert_eq!(h.capture.drain(|_| {}), 1);
     assert_eq!(wait_ms(&h), 10);
 }
+
+/// The daemon's loop re-creates `Capture::readable` whenever another branch fires (its 1 s
+/// stats tick among them): the next drain still comes when due instead of being put off by
+/// every tick (virtual time, so the result is exact).
+#[tokio::test(start_paused = true)]
+async fn other_timers_do_not_put_off_the_next_drain() {
+    use std::time::Duration;
+    let mut h = Harness::with_config(CaptureConfig {
+        drain_interval: Duration::from_millis(10),
+        idle_drain_interval: Duration::from_secs(1),
+        ..CaptureConfig::default()
+    });
+    while h.capture.drain_wait() < Duration::from_secs(1) {
+        assert_eq!(h.capture.drain(|_| {}), 0);
+    }
+    let start = tokio::time::Instant::now();
+    h.xdp(&frame(&[], &v4(), &request(1000, PSH_ACK, b"hello")));
+    let mut tick = tokio::time::interval(Duration::from_millis(300));
+    let drained_at = loop {
+        tokio::select! {
+            ready = h.capture.readable() => {
+                ready.unwrap();
+                if h.capture.drain(|_| {}) > 0 {
+                    break tokio::time::Instant::now();
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the drain was put off"
+        );
+    };
+    assert_eq!(drained_at - start, Duration::from_secs(1));
+}

@@ -162,8 +162,12 @@ pub struct Capture {
     ring: AsyncFd<RingFd>,
     drain_interval: Duration,
     idle_drain_interval: Duration,
-    /// How long the next [`Capture::readable`] waits without a wakeup.
+    /// How long after a drain the next one is due without a wakeup.
     drain_wait: Duration,
+    /// When the next drain is due without a wakeup: a deadline, not a timeout, because the
+    /// daemon's `select!` loop re-creates the [`Capture::readable`] future whenever another
+    /// branch fires (its 1 s stats tick among them), and a timeout would start over each time.
+    drain_deadline: tokio::time::Instant,
     attachments: Vec<Attachment>,
     links: Vec<Link>,
     logger: Option<Logger>,
@@ -205,6 +209,7 @@ impl Capture {
             drain_interval: config.drain_interval,
             idle_drain_interval: config.idle_drain_interval.max(config.drain_interval),
             drain_wait: config.drain_interval,
+            drain_deadline: tokio::time::Instant::now() + config.drain_interval,
             attachments: Vec::new(),
             links: Vec::new(),
             logger,
@@ -348,10 +353,12 @@ impl Capture {
     }
 
     /// Waits until the ring is worth reading: the kernel woke the reader (records pile up), or
-    /// [`Capture::drain_wait`] passed (the kernel submits records without a wakeup until then;
-    /// see `Config::wakeup_bytes`). The caller then drains the ring.
+    /// [`Capture::drain_wait`] passed since the last [`Capture::drain`] (the kernel submits
+    /// records without a wakeup until then; see `Config::wakeup_bytes`). The caller then drains
+    /// the ring. Dropping this future and calling it again keeps the same deadline.
     pub async fn readable(&self) -> Result<(), CaptureError> {
-        if let Ok(guard) = tokio::time::timeout(self.drain_wait, self.ring.readable()).await {
+        if let Ok(guard) = tokio::time::timeout_at(self.drain_deadline, self.ring.readable()).await
+        {
             // Edge-triggered: clear, then the caller drains everything.
             guard?.clear_ready();
         }
@@ -378,10 +385,11 @@ impl Capture {
         } else {
             self.drain_interval
         };
+        self.drain_deadline = tokio::time::Instant::now() + self.drain_wait;
         count
     }
 
-    /// How long the next [`Capture::readable`] waits for a wakeup before it returns anyway:
+    /// How long after the last drain [`Capture::readable`] returns without a wakeup:
     /// [`CaptureConfig::drain_interval`] after records, growing while the ring stays empty.
     pub fn drain_wait(&self) -> Duration {
         self.drain_wait

@@ -4,6 +4,8 @@
 //! per-minute rates from the difference of two polls (the daemon's own `generated_at`, so the
 //! client's clock and scheduling jitter do not skew them), and draws a table. On a terminal it
 //! refreshes until `q`; otherwise (a pipe, a cron job) or with `--once` it prints one plain table.
+//! Token counts marked `≥` are lower bounds: some of that user's answers carried no counts
+//! (`openwebui_chat_completions_without_usage_total`).
 //!
 //! The view is the pure [`render`]; fetching is a minimal HTTP/1.1 client over
 //! [`std::net::TcpStream`] whose response parsing ([`parse_response`]) reuses the monitor's own
@@ -449,14 +451,20 @@ pub fn render(
     }
     for u in users {
         let tokens = u.tokens();
+        // Some answers of this user carried no token counts: what is shown is a lower bound.
+        let at_least = if u.completions_without_usage > 0 {
+            "≥"
+        } else {
+            ""
+        };
         let cells = [
             rates
                 .requests_per_minute(u)
                 .map_or_else(|| "-".to_owned(), |r| format!("{r:.1}")),
             compact(u.requests),
             compact(u.completions),
-            compact(tokens.input),
-            compact(tokens.output),
+            format!("{at_least}{}", compact(tokens.input)),
+            format!("{at_least}{}", compact(tokens.output)),
             u.last_seen
                 .map_or_else(|| "-".to_owned(), |t| age(summary.generated_at - t)),
         ];
@@ -876,6 +884,23 @@ mod tests {
                 CAROL,
                 BOB,
             ]
+        );
+    }
+
+    /// Tokens of a user with answers that carried no counts are a lower bound, marked `≥`.
+    #[test]
+    fn tokens_of_users_with_uncounted_answers_are_lower_bounds() {
+        let (mut now, before) = polls();
+        now.users[1].completions_without_usage = 2;
+        let sort = Sort {
+            key: SortKey::User,
+            reverse: false,
+        };
+        let lines = render(&now, Some(&before), sort, 200);
+        assert_eq!(lines[3], ALICE);
+        assert_eq!(
+            lines[4],
+            "bob        0.0       7      7     ≥10      ≥20     2h ago  api_key 100%          api 100%"
         );
     }
 

@@ -24,6 +24,8 @@ const USER_REQUESTS: &str = "openwebui_user_requests_total";
 const CHAT_COMPLETIONS: &str = "openwebui_chat_completions_total";
 /// `openwebui_llm_tokens_total{user,model,direction,source}`.
 const LLM_TOKENS: &str = "openwebui_llm_tokens_total";
+/// `openwebui_chat_completions_without_usage_total{user,model,source}`.
+const WITHOUT_USAGE: &str = "openwebui_chat_completions_without_usage_total";
 /// `openwebui_user_last_seen_timestamp_seconds{user}`.
 const USER_LAST_SEEN: &str = "openwebui_user_last_seen_timestamp_seconds";
 /// `webui_monitor_capture_lost_total{reason}`.
@@ -65,6 +67,9 @@ pub struct UserSummary {
     pub completions_by_model: BTreeMap<String, u64>,
     /// LLM tokens by source (`http`, `websocket`).
     pub tokens_by_source: BTreeMap<String, Tokens>,
+    /// Successful completions whose answer carried no token counts: tokens that
+    /// [`UserSummary::tokens`] cannot include.
+    pub completions_without_usage: u64,
     /// Unix time of the user's latest traffic, if exported.
     pub last_seen: Option<f64>,
 }
@@ -149,6 +154,13 @@ pub fn summarize(families: &[MetricFamily], generated_at: f64) -> UsersSummary {
                         Some("output") => t.output = t.output.saturating_add(n),
                         _ => {}
                     }
+                }
+            }
+            WITHOUT_USAGE => {
+                for (metric, user) in with_user(family) {
+                    let n = count(metric, kind);
+                    let u = entry(&mut users, user);
+                    u.completions_without_usage = u.completions_without_usage.saturating_add(n);
                 }
             }
             USER_LAST_SEEN => {
@@ -286,6 +298,12 @@ mod tests {
         m.llm_tokens
             .with_label_values(&[ALICE, "llama3", "output", "websocket"])
             .inc_by(40);
+        m.completions_without_usage
+            .with_label_values(&[ALICE, "qwen", "http"])
+            .inc_by(2);
+        m.completions_without_usage
+            .with_label_values(&[ALICE, "llama3", "websocket"])
+            .inc();
         m.user_last_seen.with_label_values(&[ALICE]).set(1_700.5);
         m.user_last_seen
             .with_label_values(&["anonymous"])
@@ -347,6 +365,7 @@ mod tests {
                             ),
                         ]
                         .into(),
+                        completions_without_usage: 3,
                         last_seen: Some(1_700.5),
                     },
                     UserSummary {

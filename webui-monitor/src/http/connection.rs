@@ -1104,8 +1104,8 @@ fn is_event_stream(content_type: &str) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case(SSE))
 }
 
-/// One JSON value per line: Ollama sends `application/x-ndjson`; the other names are the
-/// same format's registrations and aliases.
+/// One JSON value per line: Ollama sends `application/x-ndjson`; the other names are aliases
+/// of the same format.
 fn is_ndjson(content_type: &str) -> bool {
     let media_type = content_type.split(';').next().unwrap_or("").trim();
     [

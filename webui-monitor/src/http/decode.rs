@@ -91,7 +91,8 @@ impl Consumer {
                 let ok = whole && scanner.finish(visitor).is_ok();
                 out.json_truncated = visitor.object && (!ok || scanner.truncated());
                 out.response.json = ok && visitor.object;
-                out.response.usage = visitor.usage();
+                out.response.usage = visitor.token_counts();
+                out.response.model_load = visitor.model_load;
                 out.response.has_task_ids = visitor.has_task_ids;
             }
             Consumer::Sse(p) => {
@@ -105,6 +106,7 @@ impl Consumer {
                 }
                 out.json_truncated = p.truncated();
                 out.response.usage = p.usage();
+                out.response.model_load = p.model_load();
                 out.response.ndjson = Some(p.summary().clone());
             }
         }

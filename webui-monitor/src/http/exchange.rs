@@ -140,6 +140,9 @@ pub struct ResponseBodyFields {
     pub has_task_ids: bool,
     pub sse: Option<StreamSummary>,
     pub ndjson: Option<StreamSummary>,
+    /// Ollama's reply to a request that only loads or unloads a model (`done_reason` `load` or
+    /// `unload`): no answer was generated.
+    pub model_load: bool,
 }
 
 impl ResponseBodyFields {

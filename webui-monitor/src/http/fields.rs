@@ -75,6 +75,9 @@ pub struct ResponseVisitor {
     pub eval_count: Option<u64>,
     /// A top-level `"done": true` (Ollama's last line).
     pub done: bool,
+    /// A top-level `"done_reason"` of `load` or `unload`: Ollama loaded or unloaded the model
+    /// (a request without prompt or messages) and generated nothing.
+    pub model_load: bool,
     pub has_task_ids: bool,
     pub object: bool,
 }
@@ -90,7 +93,7 @@ impl ResponseVisitor {
     /// counts copied *inside* `usage` (`convert_ollama_usage_to_openai()`); only the
     /// `/ollama/api/*` proxy passes Ollama's top-level fields through. So a value never has
     /// both at the top level, and neither is counted twice.
-    pub fn usage(&self) -> Option<Usage> {
+    pub fn token_counts(&self) -> Option<Usage> {
         self.usage.or_else(|| {
             if self.prompt_eval_count.is_none() && self.eval_count.is_none() {
                 return None;
@@ -114,8 +117,8 @@ fn count(value: JsonValue<'_>) -> u64 {
 }
 
 impl JsonVisitor for ResponseVisitor {
-    fn wants_string(&self, _path: &[&[u8]]) -> bool {
-        false
+    fn wants_string(&self, path: &[&[u8]]) -> bool {
+        path == [b"done_reason".as_slice()]
     }
 
     fn value(&mut self, path: &[&[u8]], value: JsonValue<'_>) {
@@ -128,6 +131,15 @@ impl JsonVisitor for ResponseVisitor {
             [b"prompt_eval_count"] => self.prompt_eval_count = Some(count(value)),
             [b"eval_count"] => self.eval_count = Some(count(value)),
             [b"done"] => self.done = value == JsonValue::Bool(true),
+            [b"done_reason"] => {
+                self.model_load = matches!(
+                    value,
+                    JsonValue::String {
+                        value: "load" | "unload",
+                        ..
+                    }
+                );
+            }
             [b"usage", field] => {
                 if let Some(u) = self.usage.as_mut() {
                     match *field {

@@ -25,6 +25,7 @@ pub struct NdjsonParser {
     summary: StreamSummary,
     usage: Option<Usage>,
     truncated: bool,
+    model_load: bool,
     /// When the last input arrived: the time of a last line without a line end.
     last_ts: Timestamp,
 }
@@ -38,6 +39,7 @@ impl NdjsonParser {
             summary: StreamSummary::default(),
             usage: None,
             truncated: false,
+            model_load: false,
             last_ts: Timestamp::default(),
         }
     }
@@ -55,6 +57,11 @@ impl NdjsonParser {
     /// Some line was not JSON, or its JSON hit a scanner cap.
     pub fn truncated(&self) -> bool {
         self.truncated
+    }
+
+    /// A line said Ollama loaded or unloaded the model (see `ResponseVisitor::model_load`).
+    pub fn model_load(&self) -> bool {
+        self.model_load
     }
 
     /// Parses the next piece of the (decoded) body; `ts` is when it arrived.
@@ -91,10 +98,11 @@ impl NdjsonParser {
             self.summary.first_event.get_or_insert(ts);
             self.summary.last_event = Some(ts);
             if self.scanner.finish(&mut self.visitor).is_ok() {
-                if let Some(u) = self.visitor.usage() {
+                if let Some(u) = self.visitor.token_counts() {
                     self.usage = Some(u);
                 }
                 self.summary.done |= self.visitor.done;
+                self.model_load |= self.visitor.model_load;
             } else {
                 self.truncated = true;
             }
@@ -187,6 +195,26 @@ mod tests {
                 total_tokens: 5
             })
         );
+    }
+
+    #[test]
+    fn a_model_load_reply_is_flagged_not_counted() {
+        for reason in ["load", "unload"] {
+            let mut p = NdjsonParser::new(JsonLimits::default());
+            let line = format!(
+                "{{\"model\":\"llama3.2\",\"message\":{{\"content\":\"\"}},\"done_reason\":\"{reason}\",\"done\":true}}\n"
+            );
+            p.feed(line.as_bytes(), Timestamp(1));
+            p.finish();
+            assert!(p.model_load(), "{reason}");
+            assert_eq!(p.usage(), None);
+        }
+        let mut p = NdjsonParser::new(JsonLimits::default());
+        p.feed(
+            b"{\"done_reason\":\"stop\",\"done\":true,\"eval_count\":1}\n",
+            Timestamp(1),
+        );
+        assert!(!p.model_load());
     }
 
     #[test]

@@ -587,6 +587,25 @@ fn ollama_json_answer_counts() {
     assert_eq!(x.response_fields.usage, Some(OLLAMA_USAGE));
     assert_eq!(x.response_fields.stream(), None);
     assert_eq!(x.request_fields.stream, Some(false));
+    assert!(!x.response_fields.model_load);
+
+    // A request without messages only loads the model: Ollama says so in `done_reason`.
+    let load = r#"{"model":"llama3.2","created_at":"2026-11-27T10:00:00Z","message":{"role":"assistant","content":""},"done_reason":"load","done":true}"#;
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{load}",
+        load.len()
+    );
+    let r = run(&[
+        Step::Data(
+            REQ,
+            b"POST /ollama/api/chat HTTP/1.1\r\ncontent-length: 16\r\n\r\n{\"stream\":false}",
+            1,
+        ),
+        Step::Data(RESP, resp.as_bytes(), 2),
+    ]);
+    let x = &r.exchanges[0];
+    assert!(x.response_fields.json && x.response_fields.model_load);
+    assert_eq!(x.response_fields.usage, None);
 }
 
 #[test]

@@ -522,8 +522,7 @@ impl Attributor {
                         .inc_by(n);
                 }
             }
-            // The web UI's reply only accepts the task; its answer's counts come on the socket.
-            (true, None) if !ex.response_fields.has_task_ids => {
+            (true, None) if answered_whole(ex) => {
                 entry
                     .without_usage(&self.metrics, model, 0, model_name)
                     .inc();
@@ -616,4 +615,17 @@ impl Attributor {
         self.metrics.users_evicted.inc_by(dropped as u64);
         self.metrics.tracked_users.set(self.users.len() as f64);
     }
+}
+
+/// An answer whose missing token counts are the backend's doing: it arrived whole, as framed
+/// and parsed (JSON, or an event stream) with nothing cut by the monitor, and is an answer —
+/// not the web UI's task receipt (its counts come on the socket) nor an Ollama model load. A
+/// stream the client broke off, a capped body or an undecodable one says nothing about usage.
+fn answered_whole(ex: &Exchange) -> bool {
+    let fields = &ex.response_fields;
+    ex.response.as_ref().is_some_and(|r| r.complete)
+        && ex.anomalies.is_empty()
+        && (fields.json || fields.stream().is_some())
+        && !fields.has_task_ids
+        && !fields.model_load
 }

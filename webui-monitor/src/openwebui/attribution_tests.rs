@@ -17,7 +17,8 @@ use crate::{
     http::{
         Exchange,
         exchange::{
-            MessageStats, RequestBodyFields, ResponseBodyFields, Secret, StreamSummary, Usage,
+            Anomaly, MessageStats, RequestBodyFields, ResponseBodyFields, Secret, StreamSummary,
+            Usage,
         },
     },
     segment::{ConnectionKey, Timestamp},
@@ -419,7 +420,6 @@ fn model_label_is_bounded_and_tokens_need_2xx() {
     );
 }
 
-/// The browser's socket: upgrade, `40{sid}`, `user-join` with `token`.
 /// A script calling Ollama's native API through Open WebUI's proxy with a copied session JWT:
 /// its tokens come from the NDJSON stream's last line, and a request without `stream` streams.
 #[test]
@@ -492,6 +492,7 @@ fn ollama_native_completions_count_tokens_and_stream_by_default() {
     );
 }
 
+/// The browser's socket: upgrade, `40{sid}`, `user-join` with `token`.
 fn open_socket(f: &mut Fixture, token: &str) {
     let mut up = request("/ws/socket.io/", 101, 0);
     up.connection = conn(56146);
@@ -967,14 +968,41 @@ fn ws_done(message_id: &str, secs: u64) -> SocketEvent {
 fn completions_without_token_counts_are_counted_per_user_model_and_source() {
     let mut f = Fixture::with_secret();
     let token = session_token(ALICE, NOW - 60, SECRET);
-    // HTTP: a 2xx answer without usage counts; one with usage and a failed one do not.
-    f.a.on_exchange(&bearer(completion("mock-gpt", None, None, 0), &token));
-    let mut counted = bearer(completion("mock-gpt", None, None, 1), &token);
+    // HTTP: a 2xx answer that arrived whole without usage counts. One with usage, a failed
+    // one, a stream the client broke off, a body the monitor cut, an answer that was neither
+    // JSON nor a stream, and Ollama's model-load reply do not.
+    let whole = |dt| {
+        let mut ex = bearer(completion("mock-gpt", None, None, dt), &token);
+        ex.response_fields.sse = Some(StreamSummary {
+            events: 9,
+            done: true,
+            ..Default::default()
+        });
+        ex
+    };
+    f.a.on_exchange(&whole(0));
+    let mut counted = whole(1);
     counted.response_fields.usage = Some(usage(1, 2));
     f.a.on_exchange(&counted);
-    let mut failed = bearer(completion("mock-gpt", None, None, 2), &token);
+    let mut failed = whole(2);
     failed.status = Some(500);
     f.a.on_exchange(&failed);
+    let mut broken_off = whole(2);
+    if let Some(r) = broken_off.response.as_mut() {
+        r.complete = false;
+    }
+    f.a.on_exchange(&broken_off);
+    let mut capped = whole(2);
+    capped.anomalies.push(Anomaly::DecodeCapped);
+    f.a.on_exchange(&capped);
+    let mut opaque = whole(2);
+    opaque.response_fields.sse = None;
+    f.a.on_exchange(&opaque);
+    let mut load = bearer(completion("mock-gpt", None, None, 2), &token);
+    load.path = "/ollama/api/chat".into();
+    load.response_fields.json = true;
+    load.response_fields.model_load = true;
+    f.a.on_exchange(&load);
 
     // The web UI: its HTTP reply only accepts the task (never counted here); the answer's
     // `done` on the socket without any usage is.

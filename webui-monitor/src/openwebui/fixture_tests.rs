@@ -107,6 +107,7 @@ fn exchange(e: &Value, creds: &HashMap<String, String>) -> Exchange {
                 last_event: None,
             }),
             ndjson: None,
+            model_load: false,
         };
     }
     let status = e["status"].as_u64().map(|s| s as u16);

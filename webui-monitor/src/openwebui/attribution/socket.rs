@@ -143,6 +143,7 @@ impl Attributor {
     pub(super) fn count_ws_without_usage(&mut self, user: &OwnedUser, model: u32) {
         let model_name = self.models.name(model);
         let entry = self.users.entry(user.as_ref(), &self.metrics, |_| None);
+        entry.seen(self.clock);
         entry
             .without_usage(&self.metrics, model, 1, model_name)
             .inc();

@@ -567,14 +567,13 @@ fn ollama_ndjson_compressed_and_cut_short() {
     assert!(!x.anomalies.contains(&Anomaly::JsonTruncated));
 }
 
-#[test]
-fn ollama_json_answer_counts() {
-    let body = OLLAMA_LINES[2];
+/// A non-streamed `/ollama/api/chat` exchange answered with `body` as JSON.
+fn ollama_json_exchange(body: &str) -> Exchange {
     let resp = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    let r = run(&[
+    let mut r = run(&[
         Step::Data(
             REQ,
             b"POST /ollama/api/chat HTTP/1.1\r\ncontent-length: 16\r\n\r\n{\"stream\":false}",
@@ -582,7 +581,12 @@ fn ollama_json_answer_counts() {
         ),
         Step::Data(RESP, resp.as_bytes(), 2),
     ]);
-    let x = &r.exchanges[0];
+    r.exchanges.remove(0)
+}
+
+#[test]
+fn ollama_json_answer_counts() {
+    let x = &ollama_json_exchange(OLLAMA_LINES[2]);
     assert!(x.response_fields.json);
     assert_eq!(x.response_fields.usage, Some(OLLAMA_USAGE));
     assert_eq!(x.response_fields.stream(), None);
@@ -590,20 +594,9 @@ fn ollama_json_answer_counts() {
     assert!(!x.response_fields.model_load);
 
     // A request without messages only loads the model: Ollama says so in `done_reason`.
-    let load = r#"{"model":"llama3.2","created_at":"2026-11-27T10:00:00Z","message":{"role":"assistant","content":""},"done_reason":"load","done":true}"#;
-    let resp = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{load}",
-        load.len()
+    let x = &ollama_json_exchange(
+        r#"{"model":"llama3.2","created_at":"2026-11-27T10:00:00Z","message":{"role":"assistant","content":""},"done_reason":"load","done":true}"#,
     );
-    let r = run(&[
-        Step::Data(
-            REQ,
-            b"POST /ollama/api/chat HTTP/1.1\r\ncontent-length: 16\r\n\r\n{\"stream\":false}",
-            1,
-        ),
-        Step::Data(RESP, resp.as_bytes(), 2),
-    ]);
-    let x = &r.exchanges[0];
     assert!(x.response_fields.json && x.response_fields.model_load);
     assert_eq!(x.response_fields.usage, None);
 }

@@ -34,7 +34,7 @@ use super::{
     credential::{self, CredentialSource, CredentialType},
     jwt::{InlineStr, JwtLimits, JwtSecret, JwtVerifier, MAX_ID_LEN, Verdict},
     route,
-    users::{CompletionKey, OwnedUser, Special, TokenKey, UserLimits, UserRef, UserTable},
+    users::{CompletionKey, OwnedUser, Special, UserLimits, UserRef, UserTable},
 };
 use crate::{
     http::Exchange,
@@ -507,21 +507,7 @@ impl Attributor {
         let model_name = self.models.name(model);
         let entry = self.users.entry(user, &self.metrics, |_| None);
         match (ok, ex.response_fields.usage) {
-            (true, Some(usage)) => {
-                for (direction, n) in [(0, usage.prompt_tokens), (1, usage.completion_tokens)] {
-                    entry
-                        .tokens(
-                            &self.metrics,
-                            TokenKey {
-                                model,
-                                direction,
-                                source: 0,
-                            },
-                            model_name,
-                        )
-                        .inc_by(n);
-                }
-            }
+            (true, Some(usage)) => entry.add_usage(&self.metrics, model, 0, usage, model_name),
             (true, None) if answered_whole(ex) => {
                 entry
                     .without_usage(&self.metrics, model, 0, model_name)

@@ -16,6 +16,7 @@ use super::{
         TOKEN_DIRECTION_LABELS, TOKEN_SOURCE_LABELS,
     },
 };
+use crate::http::exchange::Usage;
 use crate::metrics::openwebui::OpenWebuiMetrics;
 use crate::segment::Timestamp;
 
@@ -193,6 +194,26 @@ impl UserEntry {
             .with_label_values(&token_labels(&self.label, model, &key));
         self.tokens.push((key, c));
         &self.tokens.last().expect("just pushed").1
+    }
+
+    /// Adds an answer's token counts under `model` (index, name) and `source` (0 http,
+    /// 1 websocket).
+    pub fn add_usage(
+        &mut self,
+        m: &OpenWebuiMetrics,
+        model: u32,
+        source: u8,
+        usage: Usage,
+        model_name: &str,
+    ) {
+        for (direction, n) in [(0, usage.prompt_tokens), (1, usage.completion_tokens)] {
+            let key = TokenKey {
+                model,
+                direction,
+                source,
+            };
+            self.tokens(m, key, model_name).inc_by(n);
+        }
     }
 
     /// The `openwebui_chat_completions_without_usage_total` child of `model` (index, name)

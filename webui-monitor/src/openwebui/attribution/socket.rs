@@ -7,7 +7,7 @@
 use super::{Attributor, resolve_token};
 use crate::{
     http::exchange::Usage,
-    openwebui::users::{CompletionKey, OwnedUser, Special, TokenKey},
+    openwebui::users::{CompletionKey, OwnedUser, Special},
     segment::{ConnectionKey, Timestamp},
     websocket::SocketEvent,
 };
@@ -125,19 +125,7 @@ impl Attributor {
         let model_name = self.models.name(model);
         let entry = self.users.entry(user.as_ref(), &self.metrics, |_| None);
         entry.seen(self.clock);
-        for (direction, n) in [(0, usage.prompt_tokens), (1, usage.completion_tokens)] {
-            entry
-                .tokens(
-                    &self.metrics,
-                    TokenKey {
-                        model,
-                        direction,
-                        source: 1,
-                    },
-                    model_name,
-                )
-                .inc_by(n);
-        }
+        entry.add_usage(&self.metrics, model, 1, usage, model_name);
     }
 
     pub(super) fn count_ws_without_usage(&mut self, user: &OwnedUser, model: u32) {

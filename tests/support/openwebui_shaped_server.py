@@ -19,6 +19,8 @@ fixtures/openwebui/README.md), with the Python standard library only:
   API) authenticate the same way and answer as Ollama does: an `application/x-ndjson` stream,
   one line per word and a last `"done":true` line with `prompt_eval_count` and `eval_count`,
   unless the body says `"stream": false` (Ollama streams by default), then one such JSON object;
+* `POST /api/embeddings` authenticates the same way and answers OpenAI's embedding list with
+  `usage.prompt_tokens` (words of `input`);
 * `GET /ws/socket.io/?EIO=4&transport=websocket` upgrades to a WebSocket with
   permessage-deflate (window bits 12, context takeover), speaking Engine.IO 4 / Socket.IO;
 * anything else answers a small JSON; bodies over 500 bytes are gzip-compressed when the client
@@ -208,6 +210,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.chat_completions(body)
         if path in ("/ollama/api/chat", "/ollama/api/generate"):
             return self.ollama_completion(path, body)
+        if path == "/api/embeddings":
+            return self.embeddings(body)
         return self.send_json(200, {"status": True})
 
     def signin(self, body):
@@ -276,6 +280,20 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
+
+    def embeddings(self, body):
+        if self.credential_user() is None:
+            return self.send_json(401, {"detail": "Not authenticated"})
+        texts = body.get("input", "")
+        texts = texts if isinstance(texts, list) else [texts]
+        tokens = sum(words(str(t)) for t in texts)
+        self.send_json(200, {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": [0.125, -0.5, 0.25]}
+                     for i in range(len(texts))],
+            "model": body.get("model", ""),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        })
 
     def ollama_completion(self, path, body):
         user_id = self.credential_user()

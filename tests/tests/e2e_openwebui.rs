@@ -23,6 +23,8 @@ const PROMPT_KEY: &str = "narwhal-apikey prompt";
 const PROMPT_OLLAMA_CHAT: &str = "ibex-ollama chat streamed by default";
 const PROMPT_OLLAMA_GENERATE: &str = "tapir-ollama generate in one piece";
 const PROMPT_NO_USAGE: &str = "gecko-nousage streamed without token counts";
+/// Two documents embedded in one call.
+const EMBEDDED: [&str; 2] = ["lemur-embed first document", "lemur-embed the second one"];
 /// The model the Ollama-native calls name.
 const OLLAMA_MODEL: &str = "llama3.2:1b";
 const PROMPT_WEB_1: &str = "quokka-webui first browser message";
@@ -134,6 +136,17 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     );
     let bearer_key = format!("Authorization: Bearer {ALICE_API_KEY}");
     assert_eq!(completion(&stack, &bearer_key, PROMPT_KEY, false)?, 200);
+    // Her API key embedding documents: input tokens, no completion.
+    let embed = format!(
+        r#"{{"model":"mock-embed","input":["{}","{}"]}}"#,
+        EMBEDDED[0], EMBEDDED[1]
+    );
+    assert_eq!(
+        stack
+            .curl("POST", "/api/embeddings", &[&bearer_key], Some(&embed))?
+            .0,
+        200
+    );
 
     // The admin with the cookie alone.
     let cookie_admin = format!("Cookie: token={admin}");
@@ -187,7 +200,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
             requests,
             &[("user", ALICE), ("auth", "api_key"), ("client", "api")]
         ),
-        Some(1.0)
+        Some(2.0)
     );
     assert_eq!(
         get(
@@ -239,7 +252,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     );
 
     let auth = "openwebui_auth_total";
-    assert_eq!(get(auth, &[("result", "verified")]), Some(9.0));
+    assert_eq!(get(auth, &[("result", "verified")]), Some(10.0));
     assert_eq!(get(auth, &[("result", "bad_signature")]), Some(1.0));
     assert_eq!(get(auth, &[("result", "expired")]), Some(1.0));
     assert_eq!(get(auth, &[("result", "unknown_api_key")]), Some(1.0));
@@ -340,6 +353,19 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         !m.lines()
             .any(|l| l.starts_with(tokens) && l.contains(r#"model="mock-nousage""#)),
         "tokens for an answer that reported none"
+    );
+    // The embedded documents: input tokens of the embedding model.
+    assert_eq!(
+        get(
+            tokens,
+            &[
+                ("user", ALICE),
+                ("model", "mock-embed"),
+                ("direction", "input"),
+                ("source", "http")
+            ]
+        ),
+        Some(EMBEDDED.iter().map(|d| words(d)).sum())
     );
     // Ollama's own counts: the NDJSON stream's last line, and the one-piece answer.
     let ollama_prompts = [PROMPT_OLLAMA_CHAT, PROMPT_OLLAMA_GENERATE];
@@ -485,6 +511,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         ("an Ollama prompt", "ibex-ollama"),
         ("an Ollama prompt", "tapir-ollama"),
         ("a prompt", "gecko-nousage"),
+        ("an embedded document", "lemur-embed"),
         ("a web-UI prompt", "quokka-webui"),
         ("a web-UI prompt", "axolotl-webui"),
         ("an answer", "Shaped reply"),

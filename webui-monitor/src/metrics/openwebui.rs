@@ -113,7 +113,7 @@ impl OpenWebuiMetrics {
             )?,
             llm_tokens: counter(
                 "openwebui_llm_tokens_total",
-                "LLM tokens by user and model; direction input|output; source http (JSON/SSE usage, Ollama NDJSON counts) or websocket (web UI answers).",
+                "LLM tokens by user and model; direction input|output; source http (chat completions' JSON/SSE usage or Ollama NDJSON counts, and embeddings' input) or websocket (web UI answers).",
                 &["user", "model", "direction", "source"],
             )?,
             completions_without_usage: counter(

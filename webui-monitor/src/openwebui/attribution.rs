@@ -34,7 +34,7 @@ use super::{
     credential::{self, CredentialSource, CredentialType},
     jwt::{InlineStr, JwtLimits, JwtSecret, JwtVerifier, MAX_ID_LEN, Verdict},
     route,
-    users::{CompletionKey, OwnedUser, Special, UserLimits, UserRef, UserTable},
+    users::{CompletionKey, OwnedUser, Special, TokenKey, UserLimits, UserRef, UserTable},
 };
 use crate::{
     http::Exchange,
@@ -398,6 +398,8 @@ impl Attributor {
 
         if completion {
             self.on_completion(ex, route, user, id.auth, client);
+        } else if route::is_embedding(method, route) {
+            self.on_embedding(ex, user);
         }
         if ex.upgraded {
             self.on_upgrade(ex.connection, user.into(), now);
@@ -525,6 +527,29 @@ impl Attributor {
             let pending = deferred.then(|| (OwnedUser::from(user), key));
             self.join_request(message_id, model, ex.request.last_byte, session, pending);
         }
+    }
+
+    /// An embedding request: its input tokens, under the model it names (embeddings produce
+    /// no output tokens, so no output series is created for them).
+    fn on_embedding(&mut self, ex: &Exchange, user: UserRef<'_>) {
+        let (Some(200..=299), Some(usage)) = (ex.status, ex.response_fields.usage) else {
+            return;
+        };
+        let folded = self.models.folded;
+        let model = self.models.id(ex.request_fields.model.as_deref());
+        if self.models.folded != folded {
+            self.limit_hit("max_models");
+        }
+        let model_name = self.models.name(model);
+        let input = TokenKey {
+            model,
+            direction: 0,
+            source: 0,
+        };
+        self.users
+            .entry(user, &self.metrics, |_| None)
+            .tokens(&self.metrics, input, model_name)
+            .inc_by(usage.prompt_tokens);
     }
 
     /// Count one chat completion under `key`'s labels.

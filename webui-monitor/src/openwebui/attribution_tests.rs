@@ -1054,3 +1054,73 @@ fn completions_without_token_counts_are_counted_per_user_model_and_source() {
         7.0
     );
 }
+
+/// A script embedding documents through Open WebUI spends input tokens without any chat
+/// completion: they count under the embedding model, with no output series; a failed call
+/// and one without counts add nothing.
+#[test]
+fn embedding_tokens_count_as_input_of_their_model() {
+    let mut f = Fixture::with_secret();
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    let embed = |path: &str, model: &str, status, usage| {
+        let mut ex = bearer(request(path, status, 0), &token);
+        ex.method = "POST".into();
+        ex.request_fields.model = Some(model.into());
+        ex.response_fields.json = true;
+        ex.response_fields.usage = usage;
+        ex
+    };
+    let openai_usage = Usage {
+        prompt_tokens: 42,
+        completion_tokens: 0,
+        total_tokens: 42,
+    };
+    f.a.on_exchange(&embed(
+        "/api/embeddings",
+        "text-embedding-3-small",
+        200,
+        Some(openai_usage),
+    ));
+    f.a.on_exchange(&embed(
+        "/ollama/api/embed",
+        "nomic-embed-text",
+        200,
+        Some(usage(12, 0)),
+    ));
+    f.a.on_exchange(&embed(
+        "/api/embeddings",
+        "text-embedding-3-small",
+        500,
+        Some(openai_usage),
+    ));
+    f.a.on_exchange(&embed(
+        "/ollama/api/embeddings",
+        "nomic-embed-text",
+        200,
+        None,
+    ));
+    let s = f.samples();
+    let input = |model| {
+        s.sum(
+            "openwebui_llm_tokens_total",
+            &[
+                ("user", ALICE),
+                ("model", model),
+                ("direction", "input"),
+                ("source", "http"),
+            ],
+        )
+    };
+    assert_eq!(input("text-embedding-3-small"), 42.0);
+    assert_eq!(input("nomic-embed-text"), 12.0);
+    assert!(
+        s.label_values("openwebui_llm_tokens_total", "direction")
+            .iter()
+            .all(|d| d == "input")
+    );
+    assert_eq!(s.sum("openwebui_chat_completions_total", &[]), 0.0);
+    assert_eq!(
+        s.sum("openwebui_chat_completions_without_usage_total", &[]),
+        0.0
+    );
+}

@@ -432,6 +432,19 @@ pub fn is_chat_completion(method: &str, route: &str) -> bool {
         )
 }
 
+/// Is this an embedding request whose answer counts the tokens it embedded? Open WebUI's
+/// OpenAI-compatible `/api/embeddings` answers with `usage.prompt_tokens`, Ollama's `/api/embed`
+/// through the proxy with `prompt_eval_count`; `/ollama/api/embeddings`, Ollama's older API,
+/// reports none (so it counts nothing, but is recognised). Scripts that embed documents in
+/// bulk spend tokens without a single chat completion.
+pub fn is_embedding(method: &str, route: &str) -> bool {
+    method == "POST"
+        && matches!(
+            route,
+            "/api/embeddings" | "/ollama/api/embed" | "/ollama/api/embeddings"
+        )
+}
+
 /// Does a completion on this route stream when its request does not say? Ollama's native API
 /// does (its `stream` defaults to true, as does Open WebUI's proxy form for it,
 /// `GenerateChatCompletionForm` in backend/open_webui/routers/ollama.py); OpenAI's does not.
@@ -534,6 +547,10 @@ mod tests {
         assert!(is_chat_completion("POST", route("/ollama/api/generate")));
         assert!(!is_chat_completion("GET", route("/api/chat/completions")));
         assert!(!is_chat_completion("POST", route("/api/chat/completed")));
+        assert!(is_embedding("POST", route("/api/embeddings")));
+        assert!(is_embedding("POST", route("/ollama/api/embed")));
+        assert!(!is_embedding("GET", route("/api/embeddings")));
+        assert!(!is_chat_completion("POST", route("/api/embeddings")));
         assert!(streams_by_default(route("/ollama/api/chat")));
         assert!(streams_by_default(route("/ollama/api/generate/1")));
         assert!(!streams_by_default(route("/ollama/v1/chat/completions")));

@@ -5,8 +5,10 @@
 //! The capture is read into memory once, then replayed alternately through the bare pipeline
 //! (reassembly, HTTP, WebSocket; events dropped) and through the whole `Monitor` (the same
 //! pipeline plus Open WebUI attribution and metrics), `ROUNDS` times each. Each variant's best
-//! round counts: on a busy machine the minimum is the least disturbed measurement. Times are the
-//! thread's CPU time, wall time beside them. The JWT secret comes from `WEBUI_SECRET_KEY`, the
+//! round counts: on a busy machine the minimum is the least disturbed measurement. The ratio of
+//! each round's back-to-back pair is printed too, with their median: on this shared guest single
+//! rounds swing by ±15 %, so a verdict needs several rounds. Times are the thread's CPU time,
+//! wall time beside them. The JWT secret comes from `WEBUI_SECRET_KEY`, the
 //! users and API keys from the optional Open WebUI database `DB`, and the monitored port from
 //! `BENCH_PORT` (default 8080). `cargo xtask bench-replay` runs this on its generated capture.
 use std::{sync::Arc, time::Instant};
@@ -20,7 +22,7 @@ use webui_monitor::{
     replay::{PipelineOnly, ReplayStats, ReplayTarget, replay_into},
 };
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 7;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args_os().skip(1);
@@ -45,13 +47,18 @@ fn main() -> anyhow::Result<()> {
     let config = Config::default();
 
     let mut best = [Run::default(), Run::default()];
+    let mut ratios = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
-        best[0].keep_best(measure(&capture, port, &mut PipelineOnly::new(&config))?);
+        let pipeline = measure(&capture, port, &mut PipelineOnly::new(&config))?;
         let registry = prometheus::Registry::new();
         let mut monitor = Monitor::new(&config, secret.as_ref(), &registry)?;
         monitor.set_directory(directory.clone());
-        best[1].keep_best(measure(&capture, port, &mut monitor)?);
+        let attributed = measure(&capture, port, &mut monitor)?;
+        ratios.push(100.0 * pipeline.cpu / attributed.cpu);
+        best[0].keep_best(pipeline);
+        best[1].keep_best(attributed);
     }
+    ratios.sort_by(f64::total_cmp);
     ensure!(
         best[0].stats.exchanges == best[1].stats.exchanges,
         "the variants saw different exchanges"
@@ -77,7 +84,16 @@ fn main() -> anyhow::Result<()> {
         100.0 * best[0].cpu / best[1].cpu
     );
     println!(
-        "\nbest of {ROUNDS} alternating rounds each; JWT secret {}, database {}",
+        "\neach round's pair, sorted: {} (median {:.1} %)",
+        ratios
+            .iter()
+            .map(|r| format!("{r:.1} %"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        ratios[ROUNDS / 2]
+    );
+    println!(
+        "best of {ROUNDS} alternating rounds each; JWT secret {}, database {}",
         if secret.is_some() { "set" } else { "unset" },
         if directory.is_some() {
             "loaded"

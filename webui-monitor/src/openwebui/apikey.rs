@@ -1,6 +1,6 @@
 //! Open WebUI API keys (`sk-…`): resolved to their user through a [`Directory`] snapshot that
 //! holds only SHA-256 hashes of keys, never a key; labelled by a 12-hex-digit fingerprint.
-use std::collections::HashMap;
+use super::fast_map::FastMap;
 
 use sha2::{Digest, Sha256};
 
@@ -64,8 +64,8 @@ impl std::fmt::Debug for UserRecord {
 /// A snapshot of Open WebUI's users and API keys (keys as hashes only). `Debug` shows sizes.
 #[derive(Clone, Default)]
 pub struct Directory {
-    keys: HashMap<KeyHash, Box<str>>,
-    users: HashMap<Box<str>, UserRecord>,
+    keys: FastMap<KeyHash, Box<str>>,
+    users: FastMap<Box<str>, UserRecord>,
 }
 
 impl std::fmt::Debug for Directory {

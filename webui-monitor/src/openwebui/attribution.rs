@@ -17,7 +17,7 @@
 //! headers and bodies a script can forge: the verdict says "looks like the web UI", not "is a
 //! browser". Browser evidence is counted per signal in `openwebui_client_signals_total` so
 //! forgeries stand out as mismatches.
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use prometheus::{Histogram, IntCounter};
 
@@ -32,6 +32,7 @@ use super::{
     OpenWebuiMetrics,
     apikey::{Directory, Fingerprint, KeyLookup, key_hash},
     credential::{self, CredentialSource, CredentialType},
+    fast_map::FastMap,
     jwt::{InlineStr, JwtLimits, JwtSecret, JwtVerifier, MAX_ID_LEN, Verdict},
     route,
     users::{CompletionKey, OwnedUser, Special, TokenKey, UserLimits, UserRef, UserTable},
@@ -107,7 +108,7 @@ pub struct SemanticsCounters {
 }
 
 /// Per-request label handles, keyed by (method, route, status).
-type HttpSeries = HashMap<(&'static str, &'static str, u16), (IntCounter, Histogram)>;
+type HttpSeries = FastMap<(&'static str, &'static str, u16), (IntCounter, Histogram)>;
 
 /// Open WebUI semantics over pipeline events.
 #[derive(Debug)]
@@ -119,15 +120,15 @@ pub struct Attributor {
     users: UserTable,
     models: ModelTable,
     http: HttpSeries,
-    auth_results: HashMap<&'static str, IntCounter>,
+    auth_results: FastMap<&'static str, IntCounter>,
     /// `openwebui_client_signals_total` children, `[client][signal]`, created on first use.
     signal_counters: [[Option<IntCounter>; 4]; 2],
-    sockets: HashMap<ConnectionKey, SocketState>,
+    sockets: FastMap<ConnectionKey, SocketState>,
     /// Socket.IO sid → socket (one per tracked socket, so bounded by `max_sockets`).
-    sessions: HashMap<Box<str>, ConnectionKey>,
-    answers: HashMap<Box<str>, Answer>,
+    sessions: FastMap<Box<str>, ConnectionKey>,
+    answers: FastMap<Box<str>, Answer>,
     /// Fingerprint → the user label exported with it.
-    api_keys_exported: HashMap<Fingerprint, Box<str>>,
+    api_keys_exported: FastMap<Fingerprint, Box<str>>,
     last_sweep: Timestamp,
     /// Latest traffic time seen (events may arrive slightly out of order across connections).
     clock: Timestamp,
@@ -153,13 +154,13 @@ impl Attributor {
             metrics,
             directory: None,
             users,
-            http: HashMap::new(),
-            auth_results: HashMap::new(),
+            http: FastMap::default(),
+            auth_results: FastMap::default(),
             signal_counters: Default::default(),
-            sockets: HashMap::new(),
-            sessions: HashMap::new(),
-            answers: HashMap::new(),
-            api_keys_exported: HashMap::new(),
+            sockets: FastMap::default(),
+            sessions: FastMap::default(),
+            answers: FastMap::default(),
+            api_keys_exported: FastMap::default(),
             last_sweep: Timestamp::default(),
             clock: Timestamp::default(),
             counters: SemanticsCounters::default(),

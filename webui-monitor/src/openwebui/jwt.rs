@@ -7,7 +7,9 @@
 //! time claims are judged again, at each request's own time. The secret lives in a
 //! [`JwtSecret`] whose `Debug` is redacted; it comes from the environment or a file, never from
 //! the command line (which `ps` shows).
-use std::{borrow::Cow, collections::HashMap, fmt, path::Path};
+use std::{borrow::Cow, fmt, path::Path};
+
+use super::fast_map::FastMap;
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -195,7 +197,7 @@ pub struct JwtVerifier {
     scratch: Vec<u8>,
     /// Token → time-independent result. Keyed by the whole token: an exact match is the only
     /// safe reuse of a signature check.
-    cache: HashMap<Box<[u8]>, Stage>,
+    cache: FastMap<Box<[u8]>, Stage>,
     pub counters: JwtCounters,
 }
 
@@ -308,13 +310,20 @@ fn split_token(token: &[u8]) -> Option<Parts<'_>> {
     })
 }
 
+/// `{"alg":"HS256","typ":"JWT"}` in base64url: the header of every token Open WebUI issues.
+const OPEN_WEBUI_HEADER: &[u8] = b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
 /// Does `value` look like a JWT (three base64url parts, the first a JSON object)? Allocates
 /// nothing: the header is decoded into a stack buffer (headers are tiny; a huge one is simply
-/// not JWT-shaped).
+/// not JWT-shaped). Open WebUI's own header is recognised without decoding it: this runs for
+/// every credential of every request.
 pub fn is_jwt_shaped(value: &[u8]) -> bool {
     let Some(Parts { header, .. }) = split_token(value) else {
         return false;
     };
+    if header == OPEN_WEBUI_HEADER {
+        return true;
+    }
     let mut buf = [0u8; 512];
     match b64::decode(header, &mut buf) {
         Ok(h) => is_json_object(h) && serde_json::from_slice::<serde::de::IgnoredAny>(h).is_ok(),
@@ -330,7 +339,7 @@ impl JwtVerifier {
             mac,
             limits,
             scratch,
-            cache: HashMap::new(),
+            cache: FastMap::default(),
             counters: JwtCounters::default(),
         }
     }
@@ -781,6 +790,21 @@ pub(crate) mod tests {
             SECRET,
         );
         assert_eq!(verdict(&mut v, &nbf), Verdict::NotYetValid);
+    }
+
+    /// The fast path of `is_jwt_shaped` answers what decoding would: Open WebUI's header is a
+    /// JSON object, with or without the shortcut.
+    #[test]
+    fn open_webui_header_shortcut_agrees_with_decoding() {
+        let mut buf = [0u8; 64];
+        let header = b64::decode(OPEN_WEBUI_HEADER, &mut buf).unwrap();
+        assert_eq!(header, br#"{"alg":"HS256","typ":"JWT"}"#);
+        let token = [OPEN_WEBUI_HEADER, b".e30.AAAA"].concat();
+        assert!(is_jwt_shaped(&token));
+        // The shortcut needs the whole header: a longer or cut one takes the slow path.
+        assert!(!is_jwt_shaped(
+            &[&OPEN_WEBUI_HEADER[..20], b".e30.AAAA"].concat()
+        ));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Label values of the `openwebui_*` families that come from small fixed sets (auth, client,
 //! auth result, status class, method) and the bounded model label table.
-use std::collections::HashMap;
+use super::fast_map::FastMap;
 
 use super::jwt::Verdict;
 
@@ -130,7 +130,7 @@ pub(crate) fn method_label(method: &str) -> &'static str {
 #[derive(Debug)]
 pub(crate) struct ModelTable {
     names: Vec<Box<str>>,
-    index: HashMap<Box<str>, u32>,
+    index: FastMap<Box<str>, u32>,
     max: usize,
     max_len: usize,
     pub(crate) folded: u64,
@@ -143,7 +143,7 @@ impl ModelTable {
     pub(crate) fn new(max: usize, max_len: usize) -> Self {
         Self {
             names: vec!["unknown".into(), "other".into()],
-            index: HashMap::new(),
+            index: FastMap::default(),
             max,
             max_len,
             folded: 0,

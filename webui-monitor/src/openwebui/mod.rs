@@ -54,6 +54,7 @@ pub mod credential;
 pub mod db;
 #[cfg(test)]
 pub(crate) mod expected_check;
+pub(crate) mod fast_map;
 #[cfg(test)]
 mod fixture_tests;
 pub mod jwt;

@@ -5,7 +5,7 @@
 //! bucket (counted). Users idle longer than the TTL (traffic time) lose their series and free
 //! their slot. The special values (`anonymous`, `invalid`, …) are always available and do not
 //! count against the cap.
-use std::collections::HashMap;
+use super::fast_map::FastMap;
 
 use prometheus::{Gauge, IntCounter};
 
@@ -312,7 +312,7 @@ pub struct UserLimits {
 #[derive(Debug)]
 pub struct UserTable {
     limits: UserLimits,
-    ids: HashMap<Box<str>, UserEntry>,
+    ids: FastMap<Box<str>, UserEntry>,
     specials: [Option<UserEntry>; 5],
     /// Requests or answers folded into `other` because the table was full.
     pub folded: u64,
@@ -323,7 +323,7 @@ impl UserTable {
     pub fn new(limits: UserLimits) -> Self {
         Self {
             limits,
-            ids: HashMap::new(),
+            ids: FastMap::default(),
             specials: Default::default(),
             folded: 0,
             evicted: 0,

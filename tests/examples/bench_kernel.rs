@@ -10,8 +10,8 @@
 //! the program runs by the daemon's loop on another CPU; the capture program, and the ring copy
 //! alone (the floor of any program that hands the payload over through the ring).
 //!
-//! The benchmark pins itself to CPU 0 (the concurrent reader to CPU 1): a baseline measured on one vCPU
-//! and a case on another differ by more than the smallest target.
+//! The benchmark pins itself to CPU 0 (the concurrent reader to CPU 1): a baseline measured on one
+//! vCPU and a case on another differ by more than the smallest target.
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},

@@ -1,7 +1,8 @@
 //! End to end, shaped like production (see `webui_monitor_tests::stack`): curl and a web-UI client
 //! → nginx terminating TLS → an Open WebUI-shaped server, with webui-monitor on the nginx → server
-//! hop. The test sends known traffic — scripts with a JWT (OpenAI-style and Ollama's native API,
-//! streamed as NDJSON), with an API key, a cookie-only request, forged, expired and unknown
+//! hop. The test sends known traffic — scripts with a JWT (OpenAI-style, once from a backend that
+//! reports no token counts, and Ollama's native API, streamed as NDJSON), with an API key (a
+//! completion and two embedded documents), a cookie-only request, forged, expired and unknown
 //! credentials, and a web-UI chat whose answer travels over a permessage-deflate socket.io
 //! WebSocket — then asserts the exact per-user, per-auth and per-client numbers on /metrics,
 //! evaluates every dashboard and alert expression through a real Prometheus, and greps everything

@@ -73,7 +73,8 @@ impl NdjsonParser {
                 None => (input, None),
             };
             if !part.is_empty() {
-                self.line_has_value |= part.iter().any(|b| !b" \t\r".contains(b));
+                self.line_has_value =
+                    self.line_has_value || part.iter().any(|b| !b" \t\r".contains(b));
                 self.scanner.feed(part, &mut self.visitor);
             }
             match rest {

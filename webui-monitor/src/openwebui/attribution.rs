@@ -2,10 +2,11 @@
 //!
 //! For every HTTP exchange it picks the credential Open WebUI acts on, verifies or resolves it,
 //! names the route and the client kind, and counts requests, bytes, auth outcomes, chat
-//! completions (model, stream, status class, HTTP tokens, time to first streamed event). For the web
-//! UI's socket.io connections it takes the socket's identity from `user-join`, joins each answer
-//! to its completion request through the message id, and credits the answer's usage once, to
-//! the socket's user and the request's model (`source="websocket"`).
+//! completions (model, stream, status class, HTTP tokens or their absence, time to first
+//! streamed event) and embedding tokens. For the web UI's socket.io connections it takes the
+//! socket's identity from `user-join`, joins each answer to its completion request through the
+//! message id, and credits the answer's usage once, to the socket's user and the request's
+//! model (`source="websocket"`).
 //!
 //! Sans-IO: time is the traffic's own (exchange and socket event timestamps); the database
 //! snapshot is handed in by the shell ([`Attributor::set_directory`]).

@@ -25,7 +25,7 @@ use webui_monitor_tests::frame::{Ip, Tcp, frame, pattern};
 
 const REPEAT: u32 = 1_000_000;
 const ROUNDS: usize = 7;
-/// 256 MiB: batches of 100,000 full-MTU records (1,520 bytes of ring each) fit.
+/// 256 MiB: batches of 100,000 full-MTU records (1,544 bytes of ring each) fit.
 const RING_BYTES: u32 = 256 << 20;
 const BATCH: u32 = 100_000;
 
@@ -222,7 +222,7 @@ async fn main() -> anyhow::Result<()> {
             None,
         ),
         case(
-            "(reference) ring copy alone: one 1,512 B record",
+            "(reference) ring copy alone: 1,448 B payload loaded into a 1,536 B record",
             BENCH_RING_COPY_PROGRAM,
             payload.clone(),
             BATCH,

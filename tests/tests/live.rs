@@ -20,7 +20,10 @@ use std::{
 use anyhow::{Context as _, ensure};
 use aya::programs::{SchedClassifier, TcAttachType};
 use webui_monitor::{
-    capture::{Attachment, Capture, CaptureConfig, XdpAttachMode},
+    capture::{
+        Attachment, Capture, CaptureConfig, TcAttachMode, XdpAttachMode,
+        check::{TCX_KERNEL, parse_kernel_release},
+    },
     segment::{ConnectionKey, Direction},
 };
 use webui_monitor_common::{CaptureStats, ConnKey, ConnStats};
@@ -86,7 +89,11 @@ struct LiveCapture {
 }
 
 impl LiveCapture {
-    fn start(netns: &str, interfaces: &[&str]) -> anyhow::Result<(Self, Vec<Attachment>)> {
+    fn start(
+        netns: &str,
+        interfaces: &[&str],
+        tc_mode: TcAttachMode,
+    ) -> anyhow::Result<(Self, Vec<Attachment>)> {
         let netns = netns.to_owned();
         let interfaces: Vec<String> = interfaces.iter().map(|s| (*s).to_owned()).collect();
         let stop = Arc::new(AtomicBool::new(false));
@@ -99,7 +106,9 @@ impl LiveCapture {
                 .build()?;
             runtime.block_on(async move {
                 let mut capture = Capture::load(&CaptureConfig::default())?;
-                let attachments = capture.attach(&interfaces, XdpAttachMode::Auto)?.to_vec();
+                let attachments = capture
+                    .attach(&interfaces, XdpAttachMode::Auto, tc_mode)?
+                    .to_vec();
                 let _ = ready_tx.send(attachments.clone());
                 let mut records = Vec::new();
                 let mut push = |r: Result<webui_monitor::capture::Record<'_>, _>| {
@@ -247,6 +256,7 @@ fn conn_key(client: SocketAddr, server: SocketAddr) -> ConnKey {
 fn exchange_and_verify(
     capture_ns: &str,
     interfaces: &[&str],
+    tc_mode: TcAttachMode,
     expected: &[Attachment],
     server_ns: &Netns,
     client_ns: &Netns,
@@ -267,7 +277,7 @@ fn exchange_and_verify(
             .spawn()?,
     );
     wait_for("the test server", || scratch.0.join("ready").exists())?;
-    let (mut live, attachments) = LiveCapture::start(capture_ns, interfaces)?;
+    let (mut live, attachments) = LiveCapture::start(capture_ns, interfaces, tc_mode)?;
     assert_eq!(attachments, expected);
 
     let upload = scratch.0.join("upload.bin");
@@ -365,7 +375,7 @@ fn exchange_and_verify(
         "a multi-megabyte response"
     );
     let totals = captured.totals;
-    assert_eq!(totals.lost_records, [0, 0, 0, 0], "nothing lost");
+    assert_eq!(totals.lost_records, [0, 0, 0], "nothing lost");
     let delivered: u64 = captured
         .records
         .iter()
@@ -392,6 +402,7 @@ fn loopback_delivers_every_byte() -> anyhow::Result<()> {
     exchange_and_verify(
         &ns.name,
         &["lo"],
+        TcAttachMode::Auto,
         &[Attachment::XdpGeneric {
             interface: "lo".into(),
         }],
@@ -401,70 +412,174 @@ fn loopback_delivers_every_byte() -> anyhow::Result<()> {
     )
 }
 
-/// Two namespaces joined by a veth pair: native XDP ingress + tcx egress on the server side.
-#[test]
-fn veth_delivers_every_byte() -> anyhow::Result<()> {
-    let pid = std::process::id();
-    let server = Netns::new(&format!("wm-vs-{pid}"))?;
-    let client = Netns::new(&format!("wm-vc-{pid}"))?;
-    let (vs, vc) = (
-        format!("wms{}", pid % 100_000),
-        format!("wmc{}", pid % 100_000),
-    );
-    run(
-        "ip",
-        &[
-            "link",
-            "add",
-            &vs,
-            "netns",
-            &server.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &vc,
-            "netns",
-            &client.name,
-        ],
-    )?;
-    server.run("ip", &["addr", "add", "10.200.0.1/24", "dev", &vs])?;
-    server.run("ip", &["link", "set", &vs, "up"])?;
-    server.run("ip", &["link", "set", "lo", "up"])?;
-    client.run("ip", &["addr", "add", "10.200.0.2/24", "dev", &vc])?;
-    client.run("ip", &["link", "set", &vc, "up"])?;
-    exchange_and_verify(
-        &server.name,
-        &[&vs],
-        &[
-            Attachment::XdpDriver {
-                interface: vs.clone(),
-            },
-            Attachment::TcxEgress {
-                interface: vs.clone(),
-            },
-        ],
-        &server,
-        &client,
-        "10.200.0.1",
-    )
+/// A server and a client namespace joined by a veth pair, removed on drop.
+struct VethPair {
+    server: Netns,
+    client: Netns,
+    /// The server side's interface.
+    server_if: String,
 }
 
-/// What is attached to `interface` in `netns`: (XDP per `ip link`, tcx egress program count).
-fn attached(netns: &Netns, interface: &str) -> anyhow::Result<(bool, usize)> {
+impl VethPair {
+    fn new(tag: &str) -> anyhow::Result<Self> {
+        let pid = std::process::id();
+        let server = Netns::new(&format!("wm-{tag}s-{pid}"))?;
+        let client = Netns::new(&format!("wm-{tag}c-{pid}"))?;
+        let (vs, vc) = (
+            format!("wm{tag}s{}", pid % 100_000),
+            format!("wm{tag}c{}", pid % 100_000),
+        );
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &vs,
+                "netns",
+                &server.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &vc,
+                "netns",
+                &client.name,
+            ],
+        )?;
+        server.run("ip", &["addr", "add", "10.200.0.1/24", "dev", &vs])?;
+        server.run("ip", &["link", "set", &vs, "up"])?;
+        server.run("ip", &["link", "set", "lo", "up"])?;
+        client.run("ip", &["addr", "add", "10.200.0.2/24", "dev", &vc])?;
+        client.run("ip", &["link", "set", &vc, "up"])?;
+        Ok(Self {
+            server,
+            client,
+            server_if: vs,
+        })
+    }
+
+    fn verify(&self, tc_mode: TcAttachMode, egress: Attachment) -> anyhow::Result<()> {
+        exchange_and_verify(
+            &self.server.name,
+            &[&self.server_if],
+            tc_mode,
+            &[
+                Attachment::XdpDriver {
+                    interface: self.server_if.clone(),
+                },
+                egress,
+            ],
+            &self.server,
+            &self.client,
+            "10.200.0.1",
+        )
+    }
+}
+
+/// Whether this kernel has tcx, by its version (the daemon itself tries tcx and falls back).
+fn kernel_has_tcx() -> anyhow::Result<bool> {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease")?;
+    let version = parse_kernel_release(release.trim()).context("kernel release")?;
+    Ok(version >= TCX_KERNEL)
+}
+
+/// Native XDP ingress and TC egress on the server side of a veth pair: tcx where the kernel
+/// has it, else classic TC (a clsact qdisc added for it and removed again).
+#[test]
+fn veth_delivers_every_byte() -> anyhow::Result<()> {
+    let pair = VethPair::new("v")?;
+    let interface = pair.server_if.clone();
+    let egress = if kernel_has_tcx()? {
+        Attachment::TcxEgress { interface }
+    } else {
+        Attachment::TcEgress {
+            interface,
+            added_qdisc: true,
+        }
+    };
+    pair.verify(TcAttachMode::Auto, egress)?;
+    assert_eq!(
+        attached(&pair.server, &pair.server_if)?,
+        Attached::default(),
+        "nothing left attached"
+    );
+    Ok(())
+}
+
+/// Classic TC egress on any kernel: the clsact qdisc the capture adds is gone afterwards; one
+/// that was there before stays, with no filter of the capture's left under it.
+#[test]
+fn veth_classic_tc_delivers_every_byte_and_removes_what_it_added() -> anyhow::Result<()> {
+    let pair = VethPair::new("c")?;
+    pair.verify(
+        TcAttachMode::Classic,
+        Attachment::TcEgress {
+            interface: pair.server_if.clone(),
+            added_qdisc: true,
+        },
+    )?;
+    assert_eq!(
+        attached(&pair.server, &pair.server_if)?,
+        Attached::default()
+    );
+
+    pair.server
+        .run("tc", &["qdisc", "add", "dev", &pair.server_if, "clsact"])?;
+    pair.verify(
+        TcAttachMode::Classic,
+        Attachment::TcEgress {
+            interface: pair.server_if.clone(),
+            added_qdisc: false,
+        },
+    )?;
+    assert_eq!(
+        attached(&pair.server, &pair.server_if)?,
+        Attached {
+            clsact: true,
+            ..Attached::default()
+        },
+        "the qdisc that was there before stays, without the capture's filter"
+    );
+    Ok(())
+}
+
+/// What is attached to an interface.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Attached {
+    /// An XDP program (per `ip link`).
+    xdp: bool,
+    /// tcx egress programs.
+    tcx: usize,
+    /// A clsact qdisc.
+    clsact: bool,
+    /// Classic TC egress filters.
+    tc_filters: usize,
+}
+
+/// What is attached to `interface` in `netns`.
+fn attached(netns: &Netns, interface: &str) -> anyhow::Result<Attached> {
     let link = netns.run("ip", &["-d", "link", "show", "dev", interface])?;
-    let xdp = link.contains("xdp");
+    let qdiscs = netns.run("tc", &["qdisc", "show", "dev", interface])?;
+    let filters = netns.run("tc", &["filter", "show", "dev", interface, "egress"])?;
     let name = netns.name.clone();
     let iface = interface.to_owned();
     let tcx = thread::spawn(move || -> anyhow::Result<usize> {
         enter_netns(&name)?;
         let name = std::ffi::CString::new(iface)?;
-        let (_, programs) = SchedClassifier::query_tcx(name.as_c_str(), TcAttachType::Egress)?;
-        Ok(programs.len())
+        // Kernels without tcx have nothing to query.
+        Ok(
+            SchedClassifier::query_tcx(name.as_c_str(), TcAttachType::Egress)
+                .map_or(0, |(_, programs)| programs.len()),
+        )
     })
     .join()
     .map_err(|_| anyhow::anyhow!("tcx query panicked"))??;
-    Ok((xdp, tcx))
+    Ok(Attached {
+        xdp: link.contains("xdp"),
+        tcx,
+        clsact: qdiscs.contains("qdisc clsact"),
+        tc_filters: filters.lines().filter(|l| l.contains(" handle ")).count(),
+    })
 }
 
 /// The daemon detaches everything on SIGTERM (and exits 0).
@@ -483,7 +598,7 @@ fn daemon_detaches_on_sigterm() -> anyhow::Result<()> {
     ns.run("ip", &["link", "set", &a, "up"])?;
     ns.run("ip", &["link", "set", &b, "up"])?;
     ns.run("ip", &["link", "set", "lo", "up"])?;
-    assert_eq!(attached(&ns, &a)?, (false, 0));
+    assert_eq!(attached(&ns, &a)?, Attached::default());
 
     let binary = net::daemon_binary()?.to_string_lossy().into_owned();
     let mut daemon = ChildGuard(
@@ -505,8 +620,22 @@ fn daemon_detaches_on_sigterm() -> anyhow::Result<()> {
         ns.run("curl", &["-sf", "http://127.0.0.1:19741/readyz"])
             .is_ok()
     })?;
-    assert_eq!(attached(&ns, &a)?, (true, 1));
-    assert!(attached(&ns, "lo")?.0);
+    let egress = if kernel_has_tcx()? {
+        Attached {
+            xdp: true,
+            tcx: 1,
+            ..Attached::default()
+        }
+    } else {
+        Attached {
+            xdp: true,
+            clsact: true,
+            tc_filters: 1,
+            ..Attached::default()
+        }
+    };
+    assert_eq!(attached(&ns, &a)?, egress);
+    assert!(attached(&ns, "lo")?.xdp);
     let metrics = ns.run("curl", &["-sf", "http://127.0.0.1:19741/metrics"])?;
     assert!(metrics.contains("webui_monitor_build_info{version=\""));
 
@@ -579,7 +708,80 @@ fn daemon_detaches_on_sigterm() -> anyhow::Result<()> {
 
     let status = daemon.signal_and_wait(libc::SIGTERM)?;
     assert!(status.success(), "daemon exit: {status}");
-    assert_eq!(attached(&ns, &a)?, (false, 0));
-    assert!(!attached(&ns, "lo")?.0);
+    assert_eq!(attached(&ns, &a)?, Attached::default());
+    assert!(!attached(&ns, "lo")?.xdp);
+    Ok(())
+}
+
+/// A classic TC filter outlives a killed daemon (unlike XDP and tcx links); the next run
+/// removes it before attaching its own, and its own on exit.
+#[test]
+fn a_killed_daemons_classic_tc_filter_is_replaced_by_the_next_run() -> anyhow::Result<()> {
+    let pid = std::process::id();
+    let ns = Netns::new(&format!("wm-kl-{pid}"))?;
+    let (a, b) = (
+        format!("wmk{}", pid % 100_000),
+        format!("wml{}", pid % 100_000),
+    );
+    ns.run(
+        "ip",
+        &["link", "add", &a, "type", "veth", "peer", "name", &b],
+    )?;
+    ns.run("ip", &["link", "set", &a, "up"])?;
+    ns.run("ip", &["link", "set", &b, "up"])?;
+    ns.run("ip", &["link", "set", "lo", "up"])?;
+    let binary = net::daemon_binary()?.to_string_lossy().into_owned();
+    let start = || -> anyhow::Result<ChildGuard> {
+        let daemon = ChildGuard(
+            ns.command(
+                &binary,
+                &[
+                    "run",
+                    "--interface",
+                    &a,
+                    "--tc-mode",
+                    "classic",
+                    "--listen",
+                    "127.0.0.1:19742",
+                ],
+            )
+            .spawn()?,
+        );
+        wait_for("the daemon to be ready", || {
+            ns.run("curl", &["-sf", "http://127.0.0.1:19742/readyz"])
+                .is_ok()
+        })?;
+        Ok(daemon)
+    };
+    let running = Attached {
+        xdp: true,
+        clsact: true,
+        tc_filters: 1,
+        ..Attached::default()
+    };
+    let mut first = start()?;
+    assert_eq!(attached(&ns, &a)?, running);
+    first.signal_and_wait(libc::SIGKILL)?;
+    assert_eq!(
+        attached(&ns, &a)?,
+        Attached {
+            xdp: false,
+            ..running
+        },
+        "the filter and the qdisc outlive the killed daemon"
+    );
+
+    let mut second = start()?;
+    assert_eq!(attached(&ns, &a)?, running, "one filter, not two");
+    let status = second.signal_and_wait(libc::SIGTERM)?;
+    assert!(status.success(), "daemon exit: {status}");
+    assert_eq!(
+        attached(&ns, &a)?,
+        Attached {
+            clsact: true,
+            ..Attached::default()
+        },
+        "its own filter removed; the qdisc it found stays"
+    );
     Ok(())
 }

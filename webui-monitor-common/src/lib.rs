@@ -8,13 +8,19 @@
 /// Maximum number of monitored TCP ports (the size of [`Config::ports`]).
 pub const MAX_PORTS: usize = 16;
 
-/// Most TCP payload bytes one ring record carries.
-///
-/// The kernel builds a [`ChunkRecord`] in per-CPU scratch memory and copies it to the ring with
-/// its exact length, header plus `len` payload bytes: a full-MTU segment (1,448 payload bytes)
-/// takes one record of 1,512 bytes, a bare FIN one of 64. 2 KiB in all bounds the scratch copy;
-/// a 64 KB loopback GSO segment takes 34 records.
+/// Most TCP payload bytes one ring record carries: 2 KiB with the header. A full-MTU segment
+/// (1,448 payload bytes) takes one record, a 64 KB loopback GSO segment 34.
 pub const CHUNK_DATA_SIZE: usize = 2048 - core::mem::size_of::<ChunkHeader>();
+
+/// Payload room of the ring record size classes, smallest first.
+///
+/// `bpf_ringbuf_reserve` takes constant sizes only, so a chunk goes into the smallest class
+/// that holds it and the kernel loads its payload straight into the reservation: no scratch
+/// copy, and a small chunk takes little ring. With the header, the classes are 64, 128, 256,
+/// 512, 1,024, 1,536 and 2,048 bytes: a full-MTU segment (1,448 bytes) fits 1,536, a bare FIN
+/// 64. A record is a [`ChunkHeader`] followed by the class's room, of which the header's `len`
+/// bytes are payload.
+pub const RECORD_CLASSES: [usize; 7] = [0, 64, 192, 448, 960, 1472, CHUNK_DATA_SIZE];
 
 /// Most chunks one segment is split into: enough for the largest non-jumbo IP packet (65,535
 /// bytes of IP payload). Bytes beyond are counted as [`LossReason::Truncated`].
@@ -22,13 +28,10 @@ pub const MAX_CHUNKS_PER_SEGMENT: usize = 65_535_usize.div_ceil(CHUNK_DATA_SIZE)
 
 /// Name of the global holding [`Config`] in the eBPF object (written by the loader).
 pub const CONFIG_SYMBOL: &str = "CONFIG";
-/// Name of the ring buffer map carrying [`ChunkRecord`]s.
+/// Name of the ring buffer map carrying the chunk records (see [`RECORD_CLASSES`]).
 pub const RING_MAP: &str = "CHUNKS";
 /// Name of the LRU hash of per-connection [`ConnStats`].
 pub const CONNECTIONS_MAP: &str = "CONNECTIONS";
-/// Name of the per-CPU array (one entry) whose `u64` is non-zero while a program on that CPU
-/// builds a record in its scratch entry.
-pub const SCRATCH_BUSY_MAP: &str = "SCRATCH_BUSY";
 /// Name of the per-CPU array (one entry) of [`CaptureStats`].
 pub const STATS_MAP: &str = "STATS";
 /// Name of the XDP program (ingress; on `lo` the only one).
@@ -37,8 +40,8 @@ pub const XDP_PROGRAM: &str = "webui_monitor_ingress";
 pub const TC_PROGRAM: &str = "webui_monitor_egress";
 /// Name of the trivial XDP program used as the benchmark baseline.
 pub const BASELINE_PROGRAM: &str = "webui_monitor_baseline";
-/// Name of the benchmark's reference XDP program that only copies one full-MTU record to the
-/// ring (never attached).
+/// Name of the benchmark's reference XDP program that only copies one full-MTU payload into
+/// the ring (never attached).
 pub const BENCH_RING_COPY_PROGRAM: &str = "webui_monitor_bench_ring_copy";
 
 /// Configuration the loader writes into the object's read-only data before loading.
@@ -123,7 +126,7 @@ pub const CHUNK_LAST: u8 = 0x01;
 /// (counted as [`LossReason::Truncated`]).
 pub const CHUNK_TRUNCATED: u8 = 0x02;
 
-/// Header of one ring record.
+/// Header of one ring record (see [`RECORD_CLASSES`] for what follows it).
 ///
 /// A segment with `n` payload bytes becomes `ceil(n / CHUNK_DATA_SIZE)` records (one record of
 /// length 0 if it has none but carries SYN, FIN or RST). SYN is set on the first chunk only, FIN
@@ -137,7 +140,7 @@ pub struct ChunkHeader {
     /// TCP sequence number of the chunk's first byte (the segment's sequence number plus the
     /// chunk's offset in the payload).
     pub seq: u32,
-    /// Valid bytes in [`ChunkRecord::data`] (≤ [`CHUNK_DATA_SIZE`]).
+    /// Payload bytes after the header (≤ [`CHUNK_DATA_SIZE`]).
     pub len: u16,
     /// [`DIRECTION_REQUEST`] or [`DIRECTION_RESPONSE`].
     pub direction: u8,
@@ -148,14 +151,6 @@ pub struct ChunkHeader {
     pub _pad0: u8,
     pub _pad1: u16,
     pub _pad2: u32,
-}
-
-/// The largest ring buffer record: header plus up to [`CHUNK_DATA_SIZE`] payload bytes. A record
-/// in the ring is the first `size_of::<ChunkHeader>() + header.len` bytes of one.
-#[repr(C)]
-pub struct ChunkRecord {
-    pub header: ChunkHeader,
-    pub data: [u8; CHUNK_DATA_SIZE],
 }
 
 /// [`ConnStats::flags`] bits: SYN, FIN, RST seen, per direction (request bits shifted by 0,
@@ -189,7 +184,7 @@ pub struct ConnStats {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LossReason {
-    /// `bpf_ringbuf_output` failed: the ring was full (userspace too slow).
+    /// `bpf_ringbuf_reserve` failed: the ring was full (userspace too slow).
     RingFull = 0,
     /// Payload beyond [`MAX_CHUNKS_PER_SEGMENT`] chunks, or a payload copy that failed.
     Truncated = 1,
@@ -197,21 +192,16 @@ pub enum LossReason {
     /// IPv6 extension headers, more than two VLAN tags). Counted as one record and the frame's
     /// bytes, because its payload and connection are unknown.
     Unparsed = 2,
-    /// This CPU's record scratch was in use by a program that was preempted while building a
-    /// record, which only a PREEMPT_RT kernel does. The chunk is counted instead of being
-    /// written into a record another program is halfway through.
-    ScratchBusy = 3,
 }
 
 /// Number of [`LossReason`]s.
-pub const LOSS_REASONS: usize = 4;
+pub const LOSS_REASONS: usize = 3;
 
 impl LossReason {
     pub const ALL: [LossReason; LOSS_REASONS] = [
         LossReason::RingFull,
         LossReason::Truncated,
         LossReason::Unparsed,
-        LossReason::ScratchBusy,
     ];
 }
 
@@ -238,7 +228,6 @@ pub struct CaptureStats {
 const _: () = {
     assert!(core::mem::size_of::<ConnKey>() == 40);
     assert!(core::mem::size_of::<ChunkHeader>() == 64);
-    assert!(core::mem::size_of::<ChunkRecord>() == 2048);
     assert!(core::mem::size_of::<ConnStats>() == 56);
     assert!(core::mem::size_of::<Config>() == 40);
     assert!(MAX_CHUNKS_PER_SEGMENT == 34);

@@ -38,7 +38,7 @@ use aya_ebpf::{
     maps::{LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
-use webui_monitor_common::{CaptureStats, ChunkRecord, Config, ConnKey, ConnStats};
+use webui_monitor_common::{CaptureStats, Config, ConnKey, ConnStats};
 
 /// Written by the loader before load (see `Config`).
 #[unsafe(no_mangle)]
@@ -53,41 +53,15 @@ static CHUNKS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 #[map]
 static CONNECTIONS: LruHashMap<ConnKey, ConnStats> = LruHashMap::with_max_entries(65_536, 0);
 
-/// Per CPU: the record being built, copied to `CHUNKS` with its exact length.
-///
-/// `bpf_ringbuf_reserve` only takes constant sizes: reserving a whole `ChunkRecord` for every
-/// segment spreads records 2 KiB apart, so each one lands on fresh cache lines and every
-/// second one on a fresh page, and a 60-byte segment takes as much ring as a 1,448-byte one.
-/// `bpf_ringbuf_output` takes a bounded variable size: records are packed back to back. The
-/// extra copy is from memory this CPU just wrote (docs/benchmarks-kernel.md has the numbers).
-///
-/// One entry per CPU: a program runs on one CPU from start to end (migration is disabled),
-/// and with bottom halves disabled, so another program on the same CPU can only interleave
-/// with it on PREEMPT_RT, where since 6.18 disabling bottom halves no longer excludes other
-/// tasks unless `CONFIG_PREEMPT_RT_NEEDS_BH_LOCK` is set (kernel/softirq.c). `SCRATCH_BUSY`
-/// guards the entry for that case.
-#[map]
-static RECORD_SCRATCH: PerCpuArray<ChunkRecord> = PerCpuArray::with_max_entries(1, 0);
-
-/// Per CPU: non-zero while a program builds a record in `RECORD_SCRATCH`. A program that finds
-/// it set (it preempted another on a PREEMPT_RT kernel) counts its chunk as
-/// `LossReason::ScratchBusy` instead of overwriting a record halfway through.
-#[map]
-static SCRATCH_BUSY: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-
 /// Global counters, per CPU.
 #[map]
 static STATS: PerCpuArray<CaptureStats> = PerCpuArray::with_max_entries(1, 0);
 
-/// Per CPU: whether the first ring overflow / truncation was already logged (so aya-log runs
-/// once per CPU, never per packet).
-#[map]
-static LOGGED: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
-
 /// An all-zero `T` built with 64-bit stores.
 ///
 /// LLVM merges zero stores into `memset`, which on BPF becomes a call into a byte loop (about
-/// a hundred instructions for a 40-byte key); volatile stores cannot be merged.
+/// a hundred instructions for a 40-byte key, walked by the verifier byte by byte); volatile
+/// stores cannot be merged.
 #[inline(always)]
 pub(crate) fn zeroed<T>() -> T {
     const { assert!(size_of::<T>() % 8 == 0 && align_of::<T>() >= 8) };
@@ -119,23 +93,13 @@ pub fn webui_monitor_baseline(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// A benchmark reference, never attached: the ring copy alone. One record the size of a
-/// full-MTU segment's (64 + 1,448 bytes) goes from this CPU's scratch entry to the ring, which
-/// is all a monitored 1,448-byte packet costs beyond parsing and counting: the same output,
-/// wakeup policy and counters as the capture program's. (The record's content is whatever the
-/// scratch holds; the benchmark discards it.)
+/// A benchmark reference, never attached: the ring copy alone (see
+/// `capture::bench_ring_copy`).
 #[xdp(frags)]
-pub fn webui_monitor_bench_ring_copy(_ctx: XdpContext) -> u32 {
-    if let (Some(record), Some(stats)) = (RECORD_SCRATCH.get_ptr_mut(0), capture::stats()) {
-        let size = size_of::<webui_monitor_common::ChunkHeader>() + 1448;
-        // SAFETY: in bounds of this CPU's ChunkRecord entry (map memory, initialised).
-        let bytes = unsafe { core::slice::from_raw_parts(record.cast::<u8>(), size) };
-        capture::output_record(stats, bytes, 1448);
-    }
+pub fn webui_monitor_bench_ring_copy(ctx: XdpContext) -> u32 {
+    capture::bench_ring_copy(&ctx);
     xdp_action::XDP_PASS
 }
-
-const _: () = assert!(core::mem::size_of::<ChunkRecord>() <= 4096);
 
 #[cfg(not(test))]
 #[panic_handler]

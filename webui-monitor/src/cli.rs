@@ -24,7 +24,7 @@ pub enum Command {
     /// configuration and Open WebUI's database).
     Run(ConfigArgs),
     /// Report whether this machine can run the capture; non-zero exit if not.
-    Check(ConfigArgs),
+    Check(CheckArgs),
     /// Run the pipeline over a pcap/pcapng file: exchanges, attribution and metrics, exactly as
     /// the daemon would have seen the traffic.
     Replay(ReplayArgs),
@@ -48,9 +48,22 @@ pub fn run() -> anyhow::Result<()> {
     }
 }
 
-fn check(args: &ConfigArgs) -> anyhow::Result<()> {
-    let loaded = config::load(args)?;
-    let report = capture::check::run(&daemon::capture_config(&loaded.config));
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Also write each program's full verifier log (every instruction the verifier walked;
+    /// tens of MB) to DIR/<program>.log, for a bug report
+    #[arg(long, value_name = "DIR")]
+    pub verifier_log: Option<std::path::PathBuf>,
+}
+
+fn check(args: &CheckArgs) -> anyhow::Result<()> {
+    let loaded = config::load(&args.config)?;
+    let report = capture::check::run(
+        &daemon::capture_config(&loaded.config),
+        args.verifier_log.as_deref(),
+    );
     print!("{report}");
     if report.ok() {
         Ok(())

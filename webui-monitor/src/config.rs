@@ -35,7 +35,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::{capture::XdpAttachMode, reassembly::ReassemblyLimits};
+pub use crate::{
+    capture::{TcAttachMode, XdpAttachMode},
+    reassembly::ReassemblyLimits,
+};
 use crate::{
     http::{HttpLimits, exchange::Secret},
     websocket::WebSocketLimits,
@@ -81,10 +84,13 @@ pub struct CaptureConfig {
     pub listen: SocketAddr,
     /// XDP attach mode: `auto` tries driver mode and falls back to generic (logged).
     pub xdp_mode: XdpAttachMode,
+    /// Egress attach mode: `auto` uses tcx and falls back to classic TC (clsact) on kernels
+    /// without tcx (logged).
+    pub tc_mode: TcAttachMode,
     /// Size of the BPF ring buffer carrying payload chunks to userspace (power of two, at least
     /// one page). Too small a ring shows up as `webui_monitor_capture_lost_total{reason="ring_full"}`.
-    /// A record takes 72 bytes of ring plus its payload (at most 1,984 bytes per record),
-    /// rounded up to 8.
+    /// A record takes the smallest size class that holds its payload (64, 128, 256, 512, 1,024,
+    /// 1,536 or 2,048 bytes, header included) plus 8 bytes of ring header.
     pub ring_bytes: u32,
     /// Entries of the kernel's per-connection LRU hash; the least recently used connection's
     /// counters are evicted beyond it.
@@ -100,6 +106,7 @@ impl Default for CaptureConfig {
                 .parse()
                 .expect("DEFAULT_LISTEN is a valid address"),
             xdp_mode: XdpAttachMode::Auto,
+            tc_mode: TcAttachMode::Auto,
             ring_bytes: 16 << 20,
             max_connections: 65_536,
         }
@@ -263,6 +270,9 @@ pub struct ConfigArgs {
     /// How XDP is attached: auto (driver, else generic), driver or generic [config: capture.xdp_mode]
     #[arg(long, value_enum, value_name = "MODE")]
     pub xdp_mode: Option<XdpAttachMode>,
+    /// How the egress program is attached: auto (tcx, else classic TC), tcx or classic [config: capture.tc_mode]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub tc_mode: Option<TcAttachMode>,
     /// File holding Open WebUI's WEBUI_SECRET_KEY [config: openwebui.webui_secret_file]
     #[arg(long, value_name = "PATH")]
     pub webui_secret_file: Option<PathBuf>,
@@ -828,6 +838,10 @@ fn flag_overrides(args: &ConfigArgs) -> Result<Vec<Override>, ConfigError> {
     if let Some(mode) = args.xdp_mode {
         let v = toml::Value::try_from(mode).unwrap_or_else(|_| string("auto"));
         typed("capture", "xdp_mode", v, "--xdp-mode");
+    }
+    if let Some(mode) = args.tc_mode {
+        let v = toml::Value::try_from(mode).unwrap_or_else(|_| string("auto"));
+        typed("capture", "tc_mode", v, "--tc-mode");
     }
     if let Some(p) = &args.webui_secret_file {
         typed(

@@ -52,6 +52,7 @@ pub fn capture_config(config: &Config) -> CaptureConfig {
         max_connections: config.capture.max_connections,
         ring_bytes: config.capture.ring_bytes,
         xdp_mode: config.capture.xdp_mode,
+        tc_mode: config.capture.tc_mode,
         ..CaptureConfig::default()
     }
 }
@@ -87,16 +88,13 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     capture::check::require_capabilities()
         .map_err(|why| anyhow::anyhow!("cannot load the eBPF programs: {why}"))?;
     let mut capture = Capture::load(&capture_config).context("loading the eBPF programs")?;
-    if let Some(logger) = capture.take_logger() {
-        tokio::spawn(async move {
-            if let Err(error) = capture::poll_logger(logger).await {
-                log::warn!("reading eBPF log messages failed: {error}");
-            }
-        });
-    }
     // On failure `capture` is dropped, which detaches whatever was attached.
     capture
-        .attach(&capture_config.interfaces, capture_config.xdp_mode)
+        .attach(
+            &capture_config.interfaces,
+            capture_config.xdp_mode,
+            capture_config.tc_mode,
+        )
         .context("attaching the eBPF programs (run `webui-monitor check` for what is missing)")?;
     state.ready.store(true, Ordering::Relaxed);
     let server = tokio::spawn(server::serve(listener, Arc::clone(&state)));
@@ -118,6 +116,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     db_tick.reset(); // the first load happened above
 
     let mut clock = BootClock::sample().context("reading the clocks")?;
+    let mut loss_log = capture::counters::LossLog::default();
     let mut active = 0;
     let mut records = 0u64;
     let mut decode_errors = 0u64;
@@ -143,6 +142,9 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
                 match (capture.totals(), capture::clock::boot_now_ns()) {
                     (Ok(totals), Ok(now)) => {
                         capture_metrics.observe(&totals, active);
+                        for line in loss_log.lines(&totals, std::time::Instant::now()) {
+                            log::warn!("{line}");
+                        }
                         monitor.on_tick(clock.to_epoch(now), |_| {});
                     }
                     (Err(error), _) => break Err(error).context("reading the kernel counters"),

@@ -5,13 +5,19 @@
 //! lockdown/LSM policies.
 use std::fmt;
 
-use aya::programs::{LinkOrder, TcAttach, TcAttachType, XdpMode};
+use aya::programs::{LinkOrder, TcAttach, TcAttachType, XdpMode, tc::NlOptions};
 use webui_monitor_common::XDP_PROGRAM;
 
-use super::{CaptureConfig, XdpAttachMode, loader};
+use super::{CaptureConfig, TcAttachMode, XdpAttachMode, clsact::Clsact, loader, verifier};
 
-/// Oldest kernel with tcx (6.6); everything else the programs use is older.
-pub const MIN_KERNEL: (u32, u32) = (6, 6);
+/// Oldest kernel with everything the programs need: XDP multi-buffer and `bpf_xdp_load_bytes`
+/// (5.18). `bpf_loop` (5.17), BPF ring buffers (5.8) and atomics (5.12) are older. Tested from
+/// 6.1 on (docs/kernels.md).
+pub const MIN_KERNEL: (u32, u32) = (5, 18);
+
+/// Oldest kernel with tcx (6.6). Before it the egress program is attached as a classic TC
+/// filter, which works as well but outlives a killed process (see `capture::clsact`).
+pub const TCX_KERNEL: (u32, u32) = (6, 6);
 
 /// Outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +25,8 @@ pub struct Check {
     pub name: String,
     /// `Ok(detail)` or `Err(what is missing)`.
     pub outcome: Result<String, String>,
+    /// Informational: shown, but not a verdict on the machine.
+    pub note: bool,
 }
 
 /// All checks, in order.
@@ -45,8 +53,17 @@ impl Report {
         self.checks.push(Check {
             name: name.into(),
             outcome,
+            note: false,
         });
         ok
+    }
+
+    fn note(&mut self, name: impl Into<String>, text: String) {
+        self.checks.push(Check {
+            name: name.into(),
+            outcome: Ok(text),
+            note: true,
+        });
     }
 }
 
@@ -54,6 +71,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for check in &self.checks {
             match &check.outcome {
+                Ok(detail) if check.note => writeln!(f, "note  {:<28} {detail}", check.name)?,
                 Ok(detail) => writeln!(f, "ok    {:<28} {detail}", check.name)?,
                 Err(missing) => writeln!(f, "FAIL  {:<28} {missing}", check.name)?,
             }
@@ -129,17 +147,22 @@ fn kernel_release() -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-/// Runs every check for `config` (its interfaces and sizes).
-pub fn run(config: &CaptureConfig) -> Report {
+/// Runs every check for `config` (its interfaces and sizes); with `verifier_log`, the full
+/// verifier logs go there (see [`verifier::measure`]).
+pub fn run(config: &CaptureConfig, verifier_log: Option<&std::path::Path>) -> Report {
     let mut report = Report::default();
     let release = kernel_release();
     let version = release.as_deref().and_then(parse_kernel_release);
     report.push(
         "kernel version",
         match (&release, version) {
-            (Some(r), Some(v)) if v >= MIN_KERNEL => Ok(r.clone()),
+            (Some(r), Some(v)) if v >= TCX_KERNEL => Ok(r.clone()),
+            (Some(r), Some(v)) if v >= MIN_KERNEL => Ok(format!(
+                "{r}: no tcx (Linux {}.{} brings it): egress uses classic TC (clsact)",
+                TCX_KERNEL.0, TCX_KERNEL.1
+            )),
             (Some(r), _) => Err(format!(
-                "{r}: kernel {}.{} or newer needed (tcx)",
+                "{r}: Linux {}.{} or newer needed (XDP multi-buffer and bpf_xdp_load_bytes)",
                 MIN_KERNEL.0, MIN_KERNEL.1
             )),
             (None, _) => Err("cannot read /proc/sys/kernel/osrelease".into()),
@@ -166,7 +189,7 @@ pub fn run(config: &CaptureConfig) -> Report {
     for interface in &config.interfaces {
         let outcome = match loader::is_loopback(interface) {
             Ok(true) => Ok("loopback: XDP only".into()),
-            Ok(false) => Ok("XDP ingress + tcx egress".into()),
+            Ok(false) => Ok("XDP ingress + TC egress".into()),
             Err(e) => Err(e.to_string()),
         };
         interfaces_ok &= report.push(format!("interface {interface}"), outcome);
@@ -185,6 +208,18 @@ pub fn run(config: &CaptureConfig) -> Report {
             return report;
         }
     };
+    match verifier::measure(config, verifier_log) {
+        Ok(programs) => {
+            for stats in programs {
+                report.push(format!("verifier {}", stats.program), Ok(stats.to_string()));
+            }
+        }
+        // The programs loaded: statistics that cannot be had do not stop the capture.
+        Err(error) => report.note(
+            "verifier statistics",
+            format!("unavailable: {}", error_chain(&error)),
+        ),
+    }
     if !interfaces_ok {
         return report;
     }
@@ -192,8 +227,8 @@ pub fn run(config: &CaptureConfig) -> Report {
         let outcome = try_xdp(&mut ebpf, interface, config.xdp_mode);
         report.push(format!("XDP attach on {interface}"), outcome);
         if !matches!(loader::is_loopback(interface), Ok(true)) {
-            let outcome = try_tcx(&mut ebpf, interface);
-            report.push(format!("tcx attach on {interface}"), outcome);
+            let outcome = try_tc(&mut ebpf, interface, config.tc_mode);
+            report.push(format!("TC egress attach on {interface}"), outcome);
         }
     }
     report
@@ -224,20 +259,49 @@ fn try_xdp(ebpf: &mut aya::Ebpf, interface: &str, mode: XdpAttachMode) -> Result
     Ok(format!("{mode}; detached again"))
 }
 
-fn try_tcx(ebpf: &mut aya::Ebpf, interface: &str) -> Result<String, String> {
+fn try_tc(ebpf: &mut aya::Ebpf, interface: &str, mode: TcAttachMode) -> Result<String, String> {
     let name = loader::interface_name(interface).map_err(|e| error_chain(&e))?;
     let program = loader::tc(ebpf).map_err(|e| error_chain(&e))?;
-    let id = program
-        .attach(
+    let tcx_error = if mode == TcAttachMode::Classic {
+        "not tried (tc_mode classic)".to_owned()
+    } else {
+        let tcx = program.attach(
             name.as_c_str(),
             TcAttach::Tcx {
                 attach_type: TcAttachType::Egress,
                 order: LinkOrder::default(),
             },
-        )
-        .map_err(|e| error_chain(&e))?;
-    program.detach(id).map_err(|e| error_chain(&e))?;
-    Ok("egress; detached again".into())
+        );
+        match tcx {
+            Ok(id) => {
+                program.detach(id).map_err(|e| error_chain(&e))?;
+                return Ok("tcx; detached again".into());
+            }
+            Err(error) if mode == TcAttachMode::Tcx => {
+                return Err(format!(
+                    "tcx (Linux 6.6 or later; tc_mode \"auto\" falls back to classic TC): {}",
+                    error_chain(&error)
+                ));
+            }
+            Err(error) => error_chain(&error),
+        }
+    };
+    let qdisc = Clsact::ensure(&name)
+        .map_err(|e| format!("tcx: {tcx_error}; classic TC: {}", error_chain(&e)))?;
+    let attached = program.attach(
+        name.as_c_str(),
+        TcAttach::Netlink {
+            parent: TcAttachType::Egress.into(),
+            options: NlOptions::default(),
+        },
+    );
+    let detached = attached.and_then(|id| program.detach(id));
+    let removed = qdisc.remove();
+    detached.map_err(|e| format!("tcx: {tcx_error}; classic TC: {}", error_chain(&e)))?;
+    removed.map_err(|e| format!("removing the clsact qdisc added for the check: {e}"))?;
+    Ok(format!(
+        "classic TC (clsact; tcx: {tcx_error}); detached again"
+    ))
 }
 
 /// An error and its sources; a verifier log inside is cut to its last lines (the reason).
@@ -270,8 +334,10 @@ mod tests {
         assert_eq!(parse_kernel_release("5.15.0-91-generic"), Some((5, 15)));
         assert_eq!(parse_kernel_release("6.6"), Some((6, 6)));
         assert_eq!(parse_kernel_release("garbage"), None);
-        assert!(parse_kernel_release("6.18.44").unwrap() >= MIN_KERNEL);
-        assert!(parse_kernel_release("6.5.1").unwrap() < MIN_KERNEL);
+        assert!(parse_kernel_release("6.18.44").unwrap() >= TCX_KERNEL);
+        assert!(parse_kernel_release("6.1.158").unwrap() >= MIN_KERNEL);
+        assert!(parse_kernel_release("6.1.158").unwrap() < TCX_KERNEL);
+        assert!(parse_kernel_release("5.15.0-91-generic").unwrap() < MIN_KERNEL);
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub enum Attachment {
     XdpGeneric { interface: String },
     /// The TC program on the interface's tcx egress hook.
     TcxEgress { interface: String },
+    /// The TC program as a `cls_bpf` filter on the `clsact` qdisc's egress (kernels without
+    /// tcx), and whether the qdisc was added for it.
+    TcEgress {
+        interface: String,
+        added_qdisc: bool,
+    },
 }
 
 impl std::fmt::Display for Attachment {
@@ -38,6 +44,13 @@ impl std::fmt::Display for Attachment {
                 write!(f, "XDP (generic mode) on {interface}")
             }
             Attachment::TcxEgress { interface } => write!(f, "tcx egress on {interface}"),
+            Attachment::TcEgress {
+                interface,
+                added_qdisc,
+            } => {
+                let qdisc = if *added_qdisc { "added" } else { "existing" };
+                write!(f, "classic TC egress on {interface} ({qdisc} clsact qdisc)")
+            }
         }
     }
 }

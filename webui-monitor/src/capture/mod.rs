@@ -7,9 +7,11 @@
 //! reads the kernel's counters ([`counters`]). [`check`] tells whether this machine can run it.
 pub mod check;
 pub mod clock;
+pub mod clsact;
 pub mod counters;
 pub mod loader;
 pub mod record;
+pub mod verifier;
 
 use std::{
     os::fd::{AsFd as _, AsRawFd, RawFd},
@@ -20,7 +22,8 @@ use aya::{
     Ebpf,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
-        LinkOrder, ProgramError, TcAttach, TcAttachType, XdpMode, tc::SchedClassifierLinkId,
+        LinkOrder, ProgramError, TcAttach, TcAttachType, XdpMode,
+        tc::{self, SchedClassifierLinkId},
         xdp::XdpLinkId,
     },
 };
@@ -43,7 +46,7 @@ pub struct CaptureConfig {
     /// Default: 65,536.
     pub max_connections: u32,
     /// Ring buffer size in bytes: a power of two, at least a page. Default: 16 MiB of slack
-    /// while userspace is busy: about 11,000 full-MTU segments (1,520 bytes of ring each),
+    /// while userspace is busy: about 10,800 full-MTU segments (1,544 bytes of ring each),
     /// 250 loopback 64 KB segments, or 120,000 small ones such as 60-byte WebSocket frames.
     pub ring_bytes: u32,
     /// How often the kernel counters are mirrored into the metrics. Default: 1 s.
@@ -55,6 +58,8 @@ pub struct CaptureConfig {
     pub idle_timeout: Duration,
     /// How XDP is attached. Default: `auto`.
     pub xdp_mode: XdpAttachMode,
+    /// How the egress program is attached. Default: `auto`.
+    pub tc_mode: TcAttachMode,
     /// How often the ring is read when the kernel has not woken the reader (it does once
     /// [`loader::WAKEUP_FRACTION`] of the ring is unread). Default: 10 ms.
     pub drain_interval: Duration,
@@ -82,6 +87,22 @@ pub enum XdpAttachMode {
     Generic,
 }
 
+/// How the egress (TC) program is attached.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum TcAttachMode {
+    /// tcx where the kernel has it (6.6 and later), else classic TC (with a log line).
+    #[default]
+    Auto,
+    /// tcx only; attaching fails on kernels without it.
+    Tcx,
+    /// A `cls_bpf` filter under a `clsact` qdisc, on any kernel: for setups whose other TC
+    /// programs expect the classic hook.
+    Classic,
+}
+
 impl Default for CaptureConfig {
     fn default() -> Self {
         Self {
@@ -93,6 +114,7 @@ impl Default for CaptureConfig {
             active_scan_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(600),
             xdp_mode: XdpAttachMode::Auto,
+            tc_mode: TcAttachMode::Auto,
             drain_interval: Duration::from_millis(10),
             idle_drain_interval: Duration::from_secs(1),
         }
@@ -149,12 +171,16 @@ pub enum CaptureError {
 enum Link {
     Xdp(XdpLinkId),
     Tcx(SchedClassifierLinkId),
+    /// A `cls_bpf` filter under the interface's `clsact` qdisc (kernels without tcx).
+    Tc(SchedClassifierLinkId, clsact::Clsact),
 }
 
 /// The loaded programs, their attachments and the maps userspace reads.
 ///
-/// Dropping it detaches everything: the attachments are bpf links owned by this process (they
-/// also go away if the process dies, so a crash leaves nothing attached either).
+/// Dropping it detaches everything. XDP and tcx attachments are bpf links owned by this process,
+/// so they also go away if the process dies; a classic TC filter (kernels without tcx) is
+/// removed on detach, and one left by a killed process is removed at the next attach (see
+/// [`clsact`]).
 pub struct Capture {
     ebpf: Ebpf,
     stats: PerCpuArray<MapData, CaptureStats>,
@@ -170,11 +196,7 @@ pub struct Capture {
     drain_deadline: tokio::time::Instant,
     attachments: Vec<Attachment>,
     links: Vec<Link>,
-    logger: Option<Logger>,
 }
-
-/// The aya-log reader of the programs' (rare, never per-packet) debug messages.
-pub type Logger = aya_log::EbpfLogger<&'static dyn log::Log>;
 
 /// The ring buffer, as something tokio can poll.
 struct RingFd(RingBuf<MapData>);
@@ -190,13 +212,6 @@ impl Capture {
     /// runtime (the ring is registered with its reactor).
     pub fn load(config: &CaptureConfig) -> Result<Self, CaptureError> {
         let mut ebpf = loader::load(config)?;
-        let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
-            Ok(logger) => Some(logger),
-            Err(error) => {
-                log::debug!("eBPF logging unavailable: {error}");
-                None
-            }
-        };
         let maps = loader::take_maps(&mut ebpf)?;
         Ok(Self {
             ebpf,
@@ -212,7 +227,6 @@ impl Capture {
             drain_deadline: tokio::time::Instant::now() + config.drain_interval,
             attachments: Vec::new(),
             links: Vec::new(),
-            logger,
         })
     }
 
@@ -221,48 +235,94 @@ impl Capture {
         &mut self.ebpf
     }
 
-    /// Takes the aya-log reader; the caller must poll it (see [`poll_logger`]). `None` once
-    /// taken.
-    pub fn take_logger(&mut self) -> Option<Logger> {
-        self.logger.take()
-    }
-
     /// Attaches to each interface: XDP (driver mode first, generic with a log line if the
-    /// driver has none) and, except on loopback, the TC program on tcx egress. See the eBPF
+    /// driver has none) and, except on loopback, the TC program on egress (tcx, or classic TC
+    /// where the kernel has no tcx). See the eBPF
     /// crate's docs for why loopback needs XDP only.
     pub fn attach(
         &mut self,
         interfaces: &[String],
-        mode: XdpAttachMode,
+        xdp_mode: XdpAttachMode,
+        tc_mode: TcAttachMode,
     ) -> Result<&[Attachment], CaptureError> {
         for interface in interfaces {
             let loopback = loader::is_loopback(interface)?;
-            let name = loader::interface_name(interface)?;
-            self.attach_xdp(interface, mode)?;
+            self.attach_xdp(interface, xdp_mode)?;
             if !loopback {
-                let order = LinkOrder::default();
-                let id = loader::tc(&mut self.ebpf)?
-                    .attach(
-                        name.as_c_str(),
-                        TcAttach::Tcx {
-                            attach_type: TcAttachType::Egress,
-                            order,
-                        },
-                    )
-                    .map_err(|source| CaptureError::Attach {
-                        what: "tcx egress",
-                        interface: interface.clone(),
-                        source,
-                    })?;
-                self.record_link(
-                    Attachment::TcxEgress {
-                        interface: interface.clone(),
-                    },
-                    Link::Tcx(id),
-                );
+                self.attach_egress(interface, tc_mode)?;
             }
         }
         Ok(&self.attachments)
+    }
+
+    /// The TC program on egress: through tcx, or where the kernel has no tcx (before 6.6) as
+    /// a classic `cls_bpf` filter under a `clsact` qdisc.
+    fn attach_egress(&mut self, interface: &str, mode: TcAttachMode) -> Result<(), CaptureError> {
+        let name = loader::interface_name(interface)?;
+        let program = loader::tc(&mut self.ebpf)?;
+        if mode != TcAttachMode::Classic {
+            let tcx = program.attach(
+                name.as_c_str(),
+                TcAttach::Tcx {
+                    attach_type: TcAttachType::Egress,
+                    order: LinkOrder::default(),
+                },
+            );
+            match tcx {
+                Ok(id) => {
+                    self.record_link(
+                        Attachment::TcxEgress {
+                            interface: interface.to_owned(),
+                        },
+                        Link::Tcx(id),
+                    );
+                    return Ok(());
+                }
+                Err(source) if mode == TcAttachMode::Tcx => {
+                    return Err(CaptureError::Attach {
+                        what: "tcx egress (Linux 6.6 or later; tc_mode \"auto\" falls back to classic TC)",
+                        interface: interface.to_owned(),
+                        source,
+                    });
+                }
+                Err(error) => log::info!(
+                    "{interface}: tcx unavailable ({error}; Linux 6.6 brings it); attaching to \
+                     the classic TC egress hook (clsact qdisc + cls_bpf) instead"
+                ),
+            }
+        }
+        let attach_error = |source| CaptureError::Attach {
+            what: "TC egress (tcx, then classic TC)",
+            interface: interface.to_owned(),
+            source,
+        };
+        let qdisc = clsact::Clsact::ensure(&name).map_err(|e| attach_error(e.into()))?;
+        let added_qdisc = qdisc.added();
+        let options = tc::NlOptions::default();
+        match program.attach(
+            name.as_c_str(),
+            TcAttach::Netlink {
+                parent: TcAttachType::Egress.into(),
+                options,
+            },
+        ) {
+            Ok(id) => {
+                self.record_link(
+                    Attachment::TcEgress {
+                        interface: interface.to_owned(),
+                        added_qdisc,
+                    },
+                    Link::Tc(id, qdisc),
+                );
+                Ok(())
+            }
+            Err(error) => {
+                if let Err(remove) = qdisc.remove() {
+                    log::warn!("{interface}: removing the clsact qdisc added for it: {remove}");
+                }
+                Err(attach_error(error))
+            }
+        }
     }
 
     fn attach_xdp(&mut self, interface: &str, mode: XdpAttachMode) -> Result<(), CaptureError> {
@@ -337,6 +397,19 @@ impl Capture {
                         source,
                     })
                 }),
+                Link::Tc(id, qdisc) => loader::tc(&mut self.ebpf)
+                    .and_then(|p| {
+                        p.detach(id).map_err(|source| CaptureError::Detach {
+                            interface: interface.clone(),
+                            source,
+                        })
+                    })
+                    .and_then(|()| {
+                        qdisc.remove().map_err(|source| CaptureError::Detach {
+                            interface: interface.clone(),
+                            source: ProgramError::IOError(source),
+                        })
+                    }),
             };
             match result {
                 Ok(()) => {
@@ -427,21 +500,8 @@ impl Attachment {
         match self {
             Attachment::XdpDriver { interface }
             | Attachment::XdpGeneric { interface }
-            | Attachment::TcxEgress { interface } => interface,
+            | Attachment::TcxEgress { interface }
+            | Attachment::TcEgress { interface, .. } => interface,
         }
-    }
-}
-
-/// Polls the aya-log reader forever (aya-log 0.4 does not poll by itself: unread messages
-/// would just fill its ring).
-pub async fn poll_logger(logger: Logger) -> std::io::Result<()> {
-    // SAFETY: the logger owns its ring's fd and keeps it open and unchanged while the AsyncFd
-    // owns it (aya-log's documented pattern).
-    let mut logger = unsafe { AsyncFd::register_with_interest(logger, Interest::READABLE) }
-        .map_err(std::io::Error::from)?;
-    loop {
-        let mut guard = logger.readable_mut().await?;
-        guard.get_inner_mut().flush();
-        guard.clear_ready();
     }
 }

@@ -13,7 +13,6 @@ pub const fn reason_label(reason: LossReason) -> &'static str {
         LossReason::RingFull => "ring_full",
         LossReason::Truncated => "truncated",
         LossReason::Unparsed => "unparsed",
-        LossReason::ScratchBusy => "scratch_busy",
     }
 }
 
@@ -126,8 +125,8 @@ mod tests {
             packets: [3, 4],
             bytes: [100, 2000],
             connections: 2,
-            lost_records: [1, 0, 5, 2],
-            lost_bytes: [1984, 0, 300, 120],
+            lost_records: [1, 0, 5],
+            lost_bytes: [1984, 0, 300],
             records: 9,
         };
         metrics.observe(&totals, 1);
@@ -146,8 +145,6 @@ mod tests {
             "webui_monitor_capture_lost_total{reason=\"unparsed\"} 5",
             "webui_monitor_capture_lost_bytes_total{reason=\"ring_full\"} 1984",
             "webui_monitor_capture_lost_bytes_total{reason=\"unparsed\"} 300",
-            "webui_monitor_capture_lost_total{reason=\"scratch_busy\"} 2",
-            "webui_monitor_capture_lost_bytes_total{reason=\"scratch_busy\"} 120",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -8,10 +8,13 @@
 //! * `bench-kernel`: ns per packet of the kernel programs, over a trivial XDP baseline.
 //! * `bench-replay`: `webui-monitor replay` against tshark on a large generated capture, then
 //!   exchanges/s with attribution off and on (`webui-monitor/examples/bench_attribution.rs`).
+//! * `test-kernels`: `webui-monitor check` and the kernel tests in each kernel of a matrix
+//!   (Debian's 6.1, 6.12, 6.18 and newest in QEMU, and the host's own), as a table.
 //!
 //! xtask deliberately does not depend on the daemon crate: `setup` must work before
 //! bpf-linker (which the daemon's build script needs) exists.
 mod bench_replay;
+mod kernels;
 
 use std::process::Command;
 
@@ -42,6 +45,18 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "sqlite3",
 ];
 
+/// Debian packages the kernel matrix (`test-kernels`) uses: QEMU and the virtiofsd it comes
+/// with (bookworm's qemu-system-common), busybox-static for the guests' initramfs, kmod for
+/// depmod and modprobe over the downloaded kernels' modules (and the guests' modprobe), xz and
+/// zstd to decompress modules for the initramfs.
+const KERNEL_MATRIX_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "busybox-static",
+    "kmod",
+    "xz-utils",
+    "zstd",
+];
+
 #[derive(Parser)]
 #[command(about = "webui-monitor project tasks")]
 struct Cli {
@@ -68,6 +83,16 @@ enum Task {
     BenchKernel,
     /// Benchmark `webui-monitor replay` against tshark on a large generated capture.
     BenchReplay,
+    /// Run `webui-monitor check` and the kernel tests in Debian's kernels (QEMU) and the host's,
+    /// and print the matrix (needs root).
+    TestKernels {
+        /// A row to run: 6.1, 6.12, 6.18, newest or host; repeat for more (default: all).
+        #[arg(long = "kernel", value_name = "NAME")]
+        kernels: Vec<String>,
+        /// Keep target/kernels/work/ (the steps script, each row's initramfs and console log).
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -77,6 +102,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => test(&args),
         Task::BenchKernel => bench_kernel(),
         Task::BenchReplay => bench_replay::run(),
+        Task::TestKernels { kernels, keep } => kernels::run(&kernels::Options { kernels, keep }),
     }
 }
 
@@ -129,13 +155,15 @@ fn setup() -> anyhow::Result<()> {
 
     let missing: Vec<&str> = DEBIAN_PACKAGES
         .iter()
+        .chain(KERNEL_MATRIX_PACKAGES)
         .copied()
         .filter(|package| !debian_installed(package))
         .collect();
     if missing.is_empty() {
         println!(
-            "Debian packages: all present ({})",
-            DEBIAN_PACKAGES.join(", ")
+            "Debian packages: all present ({}, {})",
+            DEBIAN_PACKAGES.join(", "),
+            KERNEL_MATRIX_PACKAGES.join(", ")
         );
         return Ok(());
     }

@@ -319,12 +319,14 @@ fn send_class<P: Packet, const N: usize>(
         // as precise, and the verifier could not merge the states of the parser's paths
         // (VLAN tags, IP options, IPv6 extension headers) for the rest of the program.
         // SAFETY: the header was written just above.
-        let size = u64::from(unsafe { read_volatile(&raw const (*record).header.len) });
-        // Two checks on one register: LLVM would fold `size != 0 && size <= N` into one
-        // comparison of `size - 1` that the verifier cannot relate to `size`.
-        let size = core::hint::black_box(size);
-        let loaded = size != 0 && core::hint::black_box(size) <= N as u64 && {
-            // SAFETY: `size` ≤ N bytes of the reservation's data.
+        let len_field = u64::from(unsafe { read_volatile(&raw const (*record).header.len) });
+        // 0 < size ≤ N as one unsigned comparison of `size - 1` and an addition after it:
+        // every verifier follows that on one register (6.1 learns nothing from `size != 0`).
+        // The black box keeps LLVM from folding `size - 1 + 1` back into the unchecked value.
+        let below = core::hint::black_box(len_field.wrapping_sub(1));
+        let loaded = below < N as u64 && {
+            let size = below + 1;
+            // SAFETY: 0 < `size` ≤ N bytes of the reservation's data.
             let dst = unsafe { (&raw mut (*record).data).cast::<u8>() };
             unsafe { pkt.load_bytes(at, dst, size as u32) }.is_ok()
         };

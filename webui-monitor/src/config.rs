@@ -41,6 +41,9 @@ pub use crate::{
 };
 use crate::{
     http::{HttpLimits, exchange::Secret},
+    monitor::MonitorConfig,
+    openwebui::SemanticsConfig,
+    pipeline::PipelineConfig,
     websocket::WebSocketLimits,
 };
 
@@ -596,6 +599,28 @@ impl Config {
                 }
                 Ok(Some(Secret::new(key)))
             }
+        }
+    }
+
+    /// The monitor's settings: the `[reassembly]`, `[http]` and `[websocket]` caps, and the
+    /// `[openwebui]` settings the semantics layer reads. The API-key header is an Open WebUI
+    /// setting the HTTP engine needs to keep that header's value.
+    pub fn monitor_config(&self) -> MonitorConfig {
+        let openwebui = &self.openwebui;
+        let mut http = self.http.clone();
+        http.api_key_header = openwebui.api_key_header.clone();
+        MonitorConfig {
+            pipeline: PipelineConfig {
+                reassembly: self.reassembly.clone(),
+                http,
+                websocket: self.websocket.clone(),
+            },
+            semantics: SemanticsConfig {
+                max_users: openwebui.max_users,
+                user_ttl_secs: openwebui.user_ttl.as_secs(),
+                export_user_info: openwebui.personal_data,
+                ..SemanticsConfig::default()
+            },
         }
     }
 

@@ -17,6 +17,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod db;
 pub mod http;
 pub mod json;
 pub mod metrics;

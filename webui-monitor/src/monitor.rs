@@ -1,23 +1,32 @@
 //! The whole monitor as one sans-IO state machine: TCP segments and traffic time in, Prometheus
 //! metrics (and, for whoever watches, [`PipelineEvent`]s) out.
 //!
-//! The daemon ([`crate::daemon`]) feeds it segments decoded from the kernel's ring buffer;
-//! `replay` feeds it segments read from a capture file. Both build it from the same
-//! [`Config`], so a replay yields exactly the series the daemon would have served for the same
-//! traffic. It owns no file descriptor, clock or timer: the caller decides when time passes
-//! ([`Monitor::on_tick`]) and when Open WebUI's database is re-read ([`Monitor::set_directory`]).
+//! The daemon feeds it segments decoded from the kernel's ring buffer; `replay` feeds it
+//! segments read from a capture file. Both build it from the same [`MonitorConfig`] (the daemon
+//! derives it from its configuration file), so a replay yields exactly the series the daemon
+//! would have served for the same traffic. It owns no file descriptor, clock or timer: the
+//! caller decides when time passes ([`Monitor::on_tick`]) and when Open WebUI's database is
+//! re-read ([`Monitor::set_directory`]).
 use std::sync::Arc;
 
 use prometheus::Registry;
 
 use crate::{
-    config::Config,
     http::exchange::Secret,
     metrics::{openwebui::OpenWebuiMetrics, stream::StreamMetrics, websocket::WebSocketMetrics},
     openwebui::{Attributor, SemanticsConfig, apikey::Directory, jwt::JwtSecret},
     pipeline::{Pipeline, PipelineConfig, PipelineEvent},
     segment::{Segment, Timestamp},
 };
+
+/// Every setting of the monitor: the stream engine's caps and the semantics layer's settings.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorConfig {
+    /// Caps of reassembly, HTTP and WebSocket.
+    pub pipeline: PipelineConfig,
+    /// Attribution: label caps, expiry, personal data.
+    pub semantics: SemanticsConfig,
+}
 
 /// Pipeline (reassembly → HTTP → WebSocket) plus attribution, with their metrics.
 pub struct Monitor {
@@ -32,18 +41,18 @@ impl Monitor {
     /// Registers every `openwebui_*` and stream-level `webui_monitor_*` family in `registry`.
     /// `secret` is Open WebUI's `WEBUI_SECRET_KEY`; without it JWTs are decoded, not verified.
     pub fn new(
-        config: &Config,
+        config: &MonitorConfig,
         secret: Option<&Secret>,
         registry: &Registry,
     ) -> prometheus::Result<Self> {
         let secret = secret.map(|s| JwtSecret::new(s.expose()));
         let attributor = Attributor::new(
-            semantics_config(config),
+            config.semantics.clone(),
             OpenWebuiMetrics::register(registry)?,
             secret.as_ref(),
         );
         Ok(Self {
-            pipeline: Pipeline::new(pipeline_config(config)),
+            pipeline: Pipeline::new(config.pipeline.clone()),
             attributor,
             stream_metrics: StreamMetrics::register(registry)?,
             websocket_metrics: WebSocketMetrics::register(registry)?,
@@ -103,27 +112,5 @@ impl Monitor {
             observe(&event);
             self.attributor.on_event(&event);
         }
-    }
-}
-
-/// The pipeline's caps from the config's `[reassembly]`, `[http]` and `[websocket]` sections.
-pub(crate) fn pipeline_config(config: &Config) -> PipelineConfig {
-    let mut http = config.http.clone();
-    http.api_key_header = config.openwebui.api_key_header.clone();
-    PipelineConfig {
-        reassembly: config.reassembly.clone(),
-        http,
-        websocket: config.websocket.clone(),
-    }
-}
-
-/// The semantics layer's settings from the config's `[openwebui]` section.
-fn semantics_config(config: &Config) -> SemanticsConfig {
-    let openwebui = &config.openwebui;
-    SemanticsConfig {
-        max_users: openwebui.max_users,
-        user_ttl_secs: openwebui.user_ttl.as_secs(),
-        export_user_info: openwebui.personal_data,
-        ..SemanticsConfig::default()
     }
 }

@@ -20,9 +20,10 @@ use crate::{
     config::{self, ConfigArgs},
     http::{Exchange, exchange::StreamSummary},
     monitor::Monitor,
-    openwebui::{db, route},
+    db,
+    openwebui::route,
     pcap::{CaptureReader, Dissector, PcapLimits, SkipReason},
-    pipeline::{Pipeline, PipelineEvent},
+    pipeline::{Pipeline, PipelineConfig, PipelineEvent},
     segment::{Segment, Timestamp},
 };
 
@@ -97,10 +98,10 @@ pub struct PipelineOnly {
 }
 
 impl PipelineOnly {
-    /// The pipeline [`Monitor::new`] would build from `config`.
-    pub fn new(config: &config::Config) -> Self {
+    /// The pipeline [`Monitor::new`] builds from `config`'s `pipeline`.
+    pub fn new(config: PipelineConfig) -> Self {
         Self {
-            pipeline: Pipeline::new(crate::monitor::pipeline_config(config)),
+            pipeline: Pipeline::new(config),
             events: Vec::new(),
         }
     }
@@ -351,7 +352,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let secret = config.load_webui_secret()?;
     let registry = prometheus::Registry::new();
     crate::server::register_build_info(&registry)?;
-    let mut monitor = Monitor::new(&config, secret.as_ref(), &registry)?;
+    let mut monitor = Monitor::new(&config.monitor_config(), secret.as_ref(), &registry)?;
     if let Some(path) = &config.openwebui.db {
         let directory = db::load(path).with_context(|| {
             format!(

@@ -28,7 +28,7 @@ fn replay_all(name: &str) -> (Vec<Exchange>, Vec<(u16, SocketEvent)>, ReplayStat
     let mut config = Config::default();
     config.http.decode_unused_bodies = true;
     let registry = prometheus::Registry::new();
-    let mut monitor = Monitor::new(&config, None, &registry).expect("monitor");
+    let mut monitor = Monitor::new(&config.monitor_config(), None, &registry).expect("monitor");
     let stats = replay_capture(
         BufReader::new(f),
         &[8080],

@@ -29,7 +29,8 @@ use webui_monitor::{
         },
     },
     monitor::Monitor,
-    openwebui::{Attributor, OpenWebuiMetrics, SemanticsConfig, db, jwt::JwtSecret},
+    db,
+    openwebui::{Attributor, OpenWebuiMetrics, SemanticsConfig, jwt::JwtSecret},
     replay::{ReplayStats, replay_capture},
     segment::{ConnectionKey, Timestamp},
 };
@@ -84,7 +85,7 @@ fn attributor(registry: &Registry) -> Attributor {
 fn replay_with_stats(name: &str) -> (Registry, ReplayStats) {
     let registry = Registry::new();
     let mut monitor =
-        Monitor::new(&Config::default(), Some(&Secret::new(SECRET)), &registry).unwrap();
+        Monitor::new(&Config::default().monitor_config(), Some(&Secret::new(SECRET)), &registry).unwrap();
     let directory = db::load(&fixture_dir().join("webui.db")).unwrap();
     monitor.set_directory(Some(Arc::new(directory)));
     let file = std::fs::File::open(fixture_dir().join(format!("{name}.pcap"))).unwrap();

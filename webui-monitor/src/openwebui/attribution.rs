@@ -170,7 +170,7 @@ impl Attributor {
 
     /// Install a (re)loaded database snapshot; `None` when no database is configured.
     ///
-    /// The shell loads it with [`super::db::load`] at start, periodically and on SIGHUP; on a
+    /// The shell reads it from Open WebUI's database at start, periodically and on SIGHUP; on a
     /// load error it keeps the previous snapshot. With `export_user_info`, the account details
     /// of tracked users are refreshed from the new snapshot.
     pub fn set_directory(&mut self, directory: Option<Arc<Directory>>) {

@@ -12,10 +12,11 @@ pub(crate) use super::expected_check::{
     CAPTURES, Samples, assert_matches_expected, expected, fixture_dir,
 };
 use super::{
-    Attributor, OpenWebuiMetrics, SemanticsConfig, db,
+    Attributor, OpenWebuiMetrics, SemanticsConfig,
     jwt::{JwtSecret, tests::SECRET},
 };
 use crate::{
+    db,
     http::{
         Exchange,
         exchange::{

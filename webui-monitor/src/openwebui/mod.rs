@@ -3,7 +3,8 @@
 //! Prometheus metrics (issues 4 and 6).
 //!
 //! Modules, in the order a request meets them: [`credential`] picks the credential Open WebUI
-//! acts on, [`jwt`] verifies it, [`apikey`] resolves API keys through the [`db`] snapshot,
+//! acts on, [`jwt`] verifies it, [`apikey`] resolves API keys through a snapshot of Open WebUI's
+//! database (read by the shell),
 //! [`route`] names the endpoint, [`labels`] and `users` bound the label sets, and
 //! [`attribution`] ties it all together (including the web UI's WebSocket answers).
 //!
@@ -51,7 +52,6 @@ pub mod attribution;
 mod attribution_tests;
 mod b64;
 pub mod credential;
-pub mod db;
 #[cfg(test)]
 pub(crate) mod expected_check;
 pub(crate) mod fast_map;

@@ -4,8 +4,10 @@
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 use webui_monitor_common::{CaptureStats, LossReason};
 
-use super::util::{advance, counter, counter_vec, gauge, set_count};
-use crate::segment::Direction;
+use crate::{
+    metrics::util::{advance, counter, counter_vec, gauge, set_count},
+    segment::Direction,
+};
 
 /// Label value of a [`LossReason`].
 pub const fn reason_label(reason: LossReason) -> &'static str {

@@ -1,12 +1,13 @@
 //! Reads Open WebUI's SQLite database read-only into a [`Directory`] snapshot: `api_key(key,
 //! user_id)` (hashed as read; the plaintext never outlives the row) and `user(id, name, email,
 //! role)`. This is shell-side I/O: the shell calls [`load`] at start, periodically and on
-//! SIGHUP, and hands the snapshot to the [`super::Attributor`].
+//! SIGHUP, and hands the snapshot to the monitor
+//! ([`Monitor::set_directory`](crate::monitor::Monitor::set_directory)).
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::apikey::{Directory, UserRecord};
+use crate::openwebui::apikey::{Directory, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -11,11 +11,10 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use webui_monitor::{
-    config::Config,
+use webui_monitor::{config::Config, db};
+use webui_monitor_core::{
+    Monitor, MonitorConfig,
     http::exchange::Secret,
-    monitor::{Monitor, MonitorConfig},
-    db,
     openwebui::apikey::Directory,
     replay::{PipelineOnly, ReplayTarget, replay_into},
 };
@@ -83,7 +82,11 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(total));
     group.bench_function("all/pipeline", |b| {
         b.iter_batched(
-            || all.iter().map(|_| PipelineOnly::new(config.pipeline.clone())).collect(),
+            || {
+                all.iter()
+                    .map(|_| PipelineOnly::new(config.pipeline.clone()))
+                    .collect()
+            },
             |targets| replay_all(&all, targets),
             BatchSize::SmallInput,
         )

@@ -34,18 +34,16 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-
-pub use crate::{
-    capture::{TcAttachMode, XdpAttachMode},
-    reassembly::ReassemblyLimits,
-};
-use crate::{
+use webui_monitor_core::{
+    MonitorConfig,
     http::{HttpLimits, exchange::Secret},
-    monitor::MonitorConfig,
     openwebui::SemanticsConfig,
     pipeline::PipelineConfig,
+    reassembly::ReassemblyLimits,
     websocket::WebSocketLimits,
 };
+
+pub use crate::capture::{TcAttachMode, XdpAttachMode};
 
 /// Where the daemon looks for its configuration file when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/webui-monitor/config.toml";

@@ -21,14 +21,12 @@ use tokio::{
     signal::unix::{SignalKind, signal},
     time::{MissedTickBehavior, interval},
 };
+use webui_monitor_core::{Monitor, openwebui::apikey::Directory};
 
 use crate::{
     capture::{self, Capture, CaptureConfig, clock::BootClock, metrics::CaptureMetrics},
     config::{self, Config, ConfigArgs},
-    monitor::Monitor,
-    db,
-    openwebui::apikey::Directory,
-    server,
+    db, server,
 };
 
 /// Builds the runtime and runs the daemon until SIGINT/SIGTERM.

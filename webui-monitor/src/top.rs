@@ -1,6 +1,6 @@
 //! `webui-monitor top`: a live terminal view of the users the running daemon sees.
 //!
-//! It polls the daemon's `GET /api/users` ([`crate::usage_summary`]) on the metrics port, derives
+//! It polls the daemon's `GET /api/users` ([`webui_monitor_core::usage_summary`]) on the metrics port, derives
 //! per-minute rates from the difference of two polls (the daemon's own `generated_at`, so the
 //! client's clock and scheduling jitter do not skew them), and draws a table. On a terminal it
 //! refreshes until `q`; otherwise (a pipe, a cron job) or with `--once` it prints one plain table.
@@ -20,17 +20,17 @@ use std::{
 
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
-
-use crate::{
+use webui_monitor_core::{
     http::{
         chunked::ChunkedDecoder,
         head::{self, BodyFraming, HeadLimits},
     },
-    server,
     usage_summary::{UserSummary, UsersSummary},
 };
 
-/// The path [`crate::usage_summary::users_json`] is served at.
+use crate::server;
+
+/// The path [`webui_monitor_core::usage_summary::users_json`] is served at.
 pub const USERS_PATH: &str = "/api/users";
 
 /// `webui-monitor top` options.
@@ -336,7 +336,7 @@ pub enum ResponseError {
     #[error("body shorter than its Content-Length")]
     Truncated,
     #[error("invalid chunked body: {0}")]
-    Chunked(#[from] crate::http::chunked::ChunkedError),
+    Chunked(#[from] webui_monitor_core::http::chunked::ChunkedError),
     #[error("chunked body without its last chunk")]
     ChunkedUnfinished,
 }
@@ -790,7 +790,7 @@ mod tests {
     use std::{collections::BTreeMap, net::TcpListener};
 
     use super::*;
-    use crate::usage_summary::{MonitorHealth, Tokens};
+    use webui_monitor_core::usage_summary::{MonitorHealth, Tokens};
 
     fn user(name: &str, requests: u64) -> UserSummary {
         UserSummary {
@@ -1105,7 +1105,7 @@ mod tests {
         assert_eq!(
             parse_response(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"),
             Err(ResponseError::Chunked(
-                crate::http::chunked::ChunkedError::SizeLine
+                webui_monitor_core::http::chunked::ChunkedError::SizeLine
             ))
         );
         assert_eq!(
@@ -1154,7 +1154,7 @@ mod tests {
     }
 
     /// The daemon's stack end to end: hyper (as `server.rs` runs it) serving
-    /// [`crate::usage_summary::users_json`] of a registry the semantics layer filled.
+    /// [`webui_monitor_core::usage_summary::users_json`] of a registry the semantics layer filled.
     #[test]
     fn fetches_users_json_from_a_hyper_server() {
         use http_body_util::Full;
@@ -1162,13 +1162,13 @@ mod tests {
         use hyper_util::rt::TokioIo;
 
         let registry = prometheus::Registry::new();
-        let m = crate::openwebui::OpenWebuiMetrics::register(&registry).unwrap();
+        let m = webui_monitor_core::openwebui::OpenWebuiMetrics::register(&registry).unwrap();
         m.user_requests
             .with_label_values(&["alice", "jwt", "api"])
             .inc_by(3);
         m.user_last_seen.with_label_values(&["alice"]).set(100.0);
         let now = std::time::UNIX_EPOCH + Duration::from_secs(160);
-        let body = crate::usage_summary::users_json(&registry, now);
+        let body = webui_monitor_core::usage_summary::users_json(&registry, now);
 
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

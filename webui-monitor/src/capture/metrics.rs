@@ -3,8 +3,7 @@
 //! The kernel keeps the authoritative totals (per-CPU counters); these families mirror them.
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 use webui_monitor_common::{CaptureStats, LossReason};
-
-use crate::{
+use webui_monitor_core::{
     metrics::util::{advance, counter, counter_vec, gauge, set_count},
     segment::Direction,
 };
@@ -117,7 +116,7 @@ impl CaptureMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::util::render;
+    use webui_monitor_core::metrics::util::render;
 
     #[test]
     fn mirrors_kernel_totals() {

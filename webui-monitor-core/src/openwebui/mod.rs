@@ -52,11 +52,7 @@ pub mod attribution;
 mod attribution_tests;
 mod b64;
 pub mod credential;
-#[cfg(test)]
-pub(crate) mod expected_check;
 pub(crate) mod fast_map;
-#[cfg(test)]
-mod fixture_tests;
 pub mod jwt;
 pub mod labels;
 pub mod route;

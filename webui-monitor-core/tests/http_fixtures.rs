@@ -4,14 +4,14 @@
 //! The crate's pcap reader and dissector read the captures; a minimal in-order delivery (no
 //! loss in these fixtures, retransmitted bytes dropped by sequence number) stands in for the
 //! reassembler, so that the HTTP engine alone is under test and segments can be re-cut at will.
-#[path = "../src/openwebui/expected_check.rs"]
+#[path = "support/expected_check.rs"]
 mod expected_check;
 
 use std::collections::{BTreeMap, HashMap};
 
 use expected_check::{expected, fixture_dir};
 use serde_json::Value;
-use webui_monitor::{
+use webui_monitor_core::{
     http::{Exchange, HttpConnection, HttpEvent, HttpLimits, HttpShared},
     pcap::{CaptureReader, Dissector, PcapLimits},
     segment::{ConnectionKey, Timestamp},

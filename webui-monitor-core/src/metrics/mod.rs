@@ -1,7 +1,8 @@
 //! Prometheus metrics. Each domain owns one file and one struct that registers its families in
 //! the shared registry: `openwebui_*` for what Open WebUI's users do, `webui_monitor_*` for the
-//! monitor itself.
+//! monitor itself. The kernel capture's families belong to the shell that runs the capture;
+//! [`util`] helps it register them the same way.
 pub mod openwebui;
 pub mod stream;
-pub(crate) mod util;
+pub mod util;
 pub mod websocket;

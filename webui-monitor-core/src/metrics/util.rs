@@ -1,4 +1,5 @@
-//! Registration and export helpers shared by the metric domains.
+//! Registration and export helpers shared by the metric domains, the core's and a shell's own
+//! (the daemon's kernel-capture families).
 //!
 //! The engines keep plain cumulative `u64` totals (sans-IO, no Prometheus on the hot path);
 //! the metric structs copy those totals into Prometheus counters before each scrape, which is
@@ -7,7 +8,7 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry, core::Coll
 
 /// Registers `collector` and hands it back, so that a struct field can be built in one
 /// expression.
-pub(crate) fn register<C: Collector + Clone + 'static>(
+pub fn register<C: Collector + Clone + 'static>(
     registry: &Registry,
     collector: C,
 ) -> prometheus::Result<C> {
@@ -16,16 +17,12 @@ pub(crate) fn register<C: Collector + Clone + 'static>(
 }
 
 /// A registered label-less counter.
-pub(crate) fn counter(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-) -> prometheus::Result<IntCounter> {
+pub fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
     register(registry, IntCounter::new(name, help)?)
 }
 
 /// A registered counter family with `labels`.
-pub(crate) fn counter_vec(
+pub fn counter_vec(
     registry: &Registry,
     name: &str,
     help: &str,
@@ -35,13 +32,13 @@ pub(crate) fn counter_vec(
 }
 
 /// A registered label-less gauge.
-pub(crate) fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+pub fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
     register(registry, IntGauge::new(name, help)?)
 }
 
 /// Raises `counter` to `total`, a cumulative total kept outside Prometheus. Never lowers it:
 /// Prometheus counters only grow, and the sources only grow while the monitor runs.
-pub(crate) fn advance(counter: &IntCounter, total: u64) {
+pub fn advance(counter: &IntCounter, total: u64) {
     let delta = total.saturating_sub(counter.get());
     if delta > 0 {
         counter.inc_by(delta);
@@ -49,13 +46,12 @@ pub(crate) fn advance(counter: &IntCounter, total: u64) {
 }
 
 /// Sets a gauge from an unsigned count, saturating where `i64` ends.
-pub(crate) fn set_count(gauge: &IntGauge, count: impl TryInto<i64>) {
+pub fn set_count(gauge: &IntGauge, count: impl TryInto<i64>) {
     gauge.set(count.try_into().unwrap_or(i64::MAX));
 }
 
 /// The registry in the Prometheus text format, for assertions on exact lines.
-#[cfg(test)]
-pub(crate) fn render(registry: &Registry) -> String {
+pub fn render(registry: &Registry) -> String {
     use prometheus::{Encoder, TextEncoder};
     let mut out = Vec::new();
     TextEncoder::new()

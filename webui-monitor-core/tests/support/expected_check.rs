@@ -1,7 +1,7 @@
-//! Compares Prometheus metrics with a capture's `<capture>.expected.json` totals. Shared by
-//! the unit tests (`fixture_tests`) and the replay integration test
-//! (`tests/replay_semantics.rs`, which includes this file by path), so it depends only on
-//! external crates.
+//! The Open WebUI fixture captures (`fixtures/openwebui/`), their `<capture>.expected.json`
+//! results, and a comparison of Prometheus metrics with them. Shared by the core's unit tests,
+//! its integration tests and the daemon's, which all include this file by path, so it depends
+//! only on external crates.
 #![allow(dead_code)]
 use std::collections::HashMap;
 

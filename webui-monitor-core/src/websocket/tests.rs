@@ -8,8 +8,8 @@ use std::{
 use proptest::prelude::*;
 
 use crate::{
+    expected_check,
     http::exchange::Usage,
-    openwebui::expected_check,
     pcap::{CaptureReader, Dissector, PcapLimits},
     segment::{ConnectionKey, Direction, Timestamp},
     websocket::{

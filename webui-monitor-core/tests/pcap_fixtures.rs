@@ -1,13 +1,13 @@
 //! The pcap reader and the reassembler on the real Open WebUI captures: packet counts, link
 //! types, connections, and the exact stream bytes per connection and direction of
 //! `<capture>.expected.json`.
-#[path = "../src/openwebui/expected_check.rs"]
+#[path = "support/expected_check.rs"]
 mod expected_check;
 
 use std::{collections::BTreeMap, fs::File, io::BufReader};
 
 use expected_check::{CAPTURES, expected, fixture_dir};
-use webui_monitor::{
+use webui_monitor_core::{
     pcap::{CaptureReader, Dissector, PcapLimits},
     reassembly::{CloseReason, Reassembler, ReassemblyLimits, StreamHandler},
     segment::{ConnectionKey, Direction, Timestamp},

@@ -1,22 +1,19 @@
-//! The Attributor against every capture's expected JSON: each expected exchange (and WebSocket
+//! The Attributor, with the users and API keys [`db::load`] reads from the fixture database,
+//! against every capture's expected JSON: each expected exchange (and WebSocket
 //! usage event) is rebuilt as the `Exchange`/`SocketEvent` the pipeline will hand over, with
 //! the capture's real credentials (`testdata/credentials.json`, SHA-256 fingerprint → value,
 //! extracted from the pcaps with tshark), and the resulting metrics must equal the expected
 //! per-user totals exactly.
+#[path = "../../webui-monitor-core/tests/support/expected_check.rs"]
+mod expected_check;
+
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
+use expected_check::{CAPTURES, Samples, assert_matches_expected, expected, fixture_dir};
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde_json::Value;
-
-pub(crate) use super::expected_check::{
-    CAPTURES, Samples, assert_matches_expected, expected, fixture_dir,
-};
-use super::{
-    Attributor, OpenWebuiMetrics, SemanticsConfig,
-    jwt::{JwtSecret, tests::SECRET},
-};
-use crate::{
-    db,
+use webui_monitor::db;
+use webui_monitor_core::{
     http::{
         Exchange,
         exchange::{
@@ -24,10 +21,14 @@ use crate::{
             StreamSummary, Usage,
         },
     },
+    openwebui::{Attributor, OpenWebuiMetrics, SemanticsConfig, jwt::JwtSecret},
     pipeline::PipelineEvent,
     segment::{ConnectionKey, Timestamp},
     websocket::SocketEvent,
 };
+
+/// `WEBUI_SECRET_KEY` of the captures (FIXTURES-README).
+const SECRET: &[u8] = b"owui-test-secret-key-0123456789abcdef";
 
 fn ts(v: &Value) -> Timestamp {
     Timestamp::from_nanos((v.as_f64().unwrap() * 1e9).round() as u64)
@@ -149,7 +150,7 @@ fn exchange(e: &Value, creds: &HashMap<String, String>) -> Exchange {
 
 /// Every event of a capture in the order the pipeline emits them (exchanges when their response
 /// ends, socket events at their own time).
-pub(crate) fn events(name: &str) -> Vec<PipelineEvent> {
+fn events(name: &str) -> Vec<PipelineEvent> {
     let json = expected(name);
     let creds = credentials();
     let mut timed: Vec<(Timestamp, u8, PipelineEvent)> = Vec::new();
@@ -201,7 +202,7 @@ pub(crate) fn events(name: &str) -> Vec<PipelineEvent> {
 }
 
 /// Samples of the text exposition: (name, labels) → value.
-pub(crate) fn attributor(registry: &Registry) -> Attributor {
+fn attributor(registry: &Registry) -> Attributor {
     let metrics = OpenWebuiMetrics::register(registry).unwrap();
     let mut a = Attributor::new(
         SemanticsConfig::default(),

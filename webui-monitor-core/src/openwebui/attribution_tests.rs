@@ -7,13 +7,13 @@ use prometheus::Registry;
 use super::{
     Attributor, OpenWebuiMetrics, SemanticsConfig,
     apikey::{Directory, UserRecord},
-    fixture_tests::Samples,
     jwt::{
         JwtSecret,
         tests::{ALICE, NOW, SECRET, session_token},
     },
 };
 use crate::{
+    expected_check::Samples,
     http::{
         Exchange,
         exchange::{

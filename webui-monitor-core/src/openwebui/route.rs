@@ -475,8 +475,8 @@ mod tests {
     #[test]
     fn every_fixture_path_gets_its_expected_route_group() {
         let mut checked = 0;
-        for name in super::super::expected_check::CAPTURES {
-            let json = super::super::expected_check::expected(name);
+        for name in crate::expected_check::CAPTURES {
+            let json = crate::expected_check::expected(name);
             for ex in json["exchanges"].as_array().unwrap() {
                 let path = ex["path"].as_str().unwrap();
                 assert_eq!(

@@ -1,0 +1,4 @@
+//! `webui-monitor top`: see [`view`].
+mod view;
+
+pub use view::*;

@@ -5,9 +5,9 @@
 //! it (`serde_json` raw values); the time-independent outcome is cached per distinct token
 //! (bounded), so a token already seen costs one hash lookup and no allocation, and only its
 //! time claims are judged again, at each request's own time. The secret lives in a
-//! [`JwtSecret`] whose `Debug` is redacted; it comes from the environment or a file, never from
-//! the command line (which `ps` shows).
-use std::{borrow::Cow, fmt, path::Path};
+//! [`JwtSecret`] whose `Debug` is redacted; the shell reads it from the environment or a file,
+//! never from the command line (which `ps` shows).
+use std::{borrow::Cow, fmt};
 
 use super::fast_map::FastMap;
 
@@ -21,65 +21,14 @@ use crate::segment::Timestamp;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Environment variable Open WebUI itself reads its signing secret from.
-pub const SECRET_ENV: &str = "WEBUI_SECRET_KEY";
-
-/// Errors loading the secret.
-#[derive(Debug, thiserror::Error)]
-pub enum SecretError {
-    #[error("cannot read the JWT secret file {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the JWT secret file {path} is empty")]
-    Empty { path: String },
-}
-
-/// Open WebUI's `WEBUI_SECRET_KEY`: the raw bytes are the HMAC key.
+/// Open WebUI's `WEBUI_SECRET_KEY`: the raw bytes are the HMAC key. The shell reads it (from
+/// the environment or a file) and hands the bytes over.
 #[derive(Clone)]
 pub struct JwtSecret(Box<[u8]>);
 
 impl JwtSecret {
     pub fn new(bytes: &[u8]) -> Self {
         Self(bytes.into())
-    }
-
-    /// From `WEBUI_SECRET_KEY`, as Open WebUI takes it; `None` when unset or empty.
-    pub fn from_env() -> Option<Self> {
-        let value = std::env::var_os(SECRET_ENV)?;
-        let bytes = value.as_encoded_bytes();
-        (!bytes.is_empty()).then(|| Self::new(bytes))
-    }
-
-    /// The secret as the daemon takes it: from `file` (`--webui-secret-file`) when given, else
-    /// from `WEBUI_SECRET_KEY`; `None` when neither is set (verdicts are then `unverified`).
-    pub fn load(file: Option<&Path>) -> Result<Option<Self>, SecretError> {
-        match file {
-            Some(path) => Self::from_file(path).map(Some),
-            None => Ok(Self::from_env()),
-        }
-    }
-
-    /// From a file holding the secret; one trailing newline (`\n` or `\r\n`) is dropped, as
-    /// `echo secret > file` adds it.
-    pub fn from_file(path: &Path) -> Result<Self, SecretError> {
-        let display = path.display().to_string();
-        let mut bytes = std::fs::read(path).map_err(|source| SecretError::Read {
-            path: display.clone(),
-            source,
-        })?;
-        if bytes.last() == Some(&b'\n') {
-            bytes.pop();
-            if bytes.last() == Some(&b'\r') {
-                bytes.pop();
-            }
-        }
-        if bytes.is_empty() {
-            return Err(SecretError::Empty { path: display });
-        }
-        Ok(Self(bytes.into_boxed_slice()))
     }
 }
 
@@ -918,19 +867,10 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn secret_debug_is_redacted_and_file_loading_trims_newline() {
+    fn secret_debug_is_redacted() {
         let s = JwtSecret::new(SECRET);
         assert_eq!(format!("{s:?}"), "JwtSecret(<redacted>)");
         let v = JwtVerifier::new(Some(&s), JwtLimits::default());
         assert!(!format!("{v:?}").contains("owui"));
-        let dir = std::env::temp_dir().join(format!("wm-jwt-secret-{}", std::process::id()));
-        std::fs::write(&dir, b"owui-test-secret-key-0123456789abcdef\n").unwrap();
-        let loaded = JwtSecret::from_file(&dir).unwrap();
-        std::fs::remove_file(&dir).unwrap();
-        assert_eq!(&*loaded.0, SECRET);
-        assert!(matches!(
-            JwtSecret::from_file(Path::new("/nonexistent/x")),
-            Err(SecretError::Read { .. })
-        ));
     }
 }

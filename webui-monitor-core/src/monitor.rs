@@ -6,15 +6,15 @@
 //! derives it from its configuration file), so a replay yields exactly the series the daemon
 //! would have served for the same traffic. It owns no file descriptor, clock or timer: the
 //! caller decides when time passes ([`Monitor::on_tick`]) and when Open WebUI's database is
-//! re-read ([`Monitor::set_directory`]).
+//! re-read ([`Monitor::set_directory`]). The crate documentation gives the order of calls.
 use std::sync::Arc;
 
 use prometheus::Registry;
 
 use crate::{
     http::exchange::Secret,
-    metrics::{openwebui::OpenWebuiMetrics, stream::StreamMetrics, websocket::WebSocketMetrics},
-    openwebui::{Attributor, SemanticsConfig, apikey::Directory, jwt::JwtSecret},
+    metrics::{OpenWebuiMetrics, StreamMetrics, websocket::WebSocketMetrics},
+    openwebui::{Attributor, Directory, JwtSecret, SemanticsConfig},
     pipeline::{Pipeline, PipelineConfig, PipelineEvent},
     segment::{Segment, Timestamp},
 };
@@ -29,6 +29,10 @@ pub struct MonitorConfig {
 }
 
 /// Pipeline (reassembly → HTTP → WebSocket) plus attribution, with their metrics.
+///
+/// Input: [`on_segment`](Self::on_segment); time: [`on_tick`](Self::on_tick); context:
+/// [`set_directory`](Self::set_directory); end: [`finish`](Self::finish). See [the crate
+/// documentation](crate#driving-a-monitor) for the order of calls.
 pub struct Monitor {
     pipeline: Pipeline,
     attributor: Attributor,

@@ -49,7 +49,7 @@ enum Protocol {
 
 /// Per-connection state kept by the reassembler.
 #[derive(Debug)]
-pub struct ConnState {
+struct ConnState {
     protocol: Protocol,
 }
 

@@ -15,7 +15,7 @@ use webui_monitor::{config::Config, db};
 use webui_monitor_core::{
     Monitor, MonitorConfig,
     http::exchange::Secret,
-    openwebui::apikey::Directory,
+    openwebui::Directory,
     replay::{PipelineOnly, ReplayTarget, replay_into},
 };
 

@@ -21,7 +21,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
     time::{MissedTickBehavior, interval},
 };
-use webui_monitor_core::{Monitor, openwebui::apikey::Directory};
+use webui_monitor_core::{Monitor, openwebui::Directory};
 
 use crate::{
     capture::{self, Capture, CaptureConfig, clock::BootClock, metrics::CaptureMetrics},

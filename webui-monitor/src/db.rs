@@ -2,12 +2,12 @@
 //! user_id)` (hashed as read; the plaintext never outlives the row) and `user(id, name, email,
 //! role)`. This is shell-side I/O: the shell calls [`load`] at start, periodically and on
 //! SIGHUP, and hands the snapshot to the monitor
-//! ([`Monitor::set_directory`](webui_monitor_core::monitor::Monitor::set_directory)).
+//! ([`Monitor::set_directory`](webui_monitor_core::Monitor::set_directory)).
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use webui_monitor_core::openwebui::apikey::{Directory, UserRecord};
+use webui_monitor_core::openwebui::{Directory, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -128,7 +128,7 @@ pub fn load(path: &Path) -> Result<Directory, DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use webui_monitor_core::openwebui::apikey::KeyLookup;
+    use webui_monitor_core::openwebui::KeyLookup;
 
     pub(crate) fn fixture_db() -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/openwebui/webui.db")

@@ -136,7 +136,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         |event| {
             if let PipelineEvent::Exchange(e) = event {
                 *summary
-                    .entry((e.method.clone(), route::route(&e.path), e.status))
+                    .entry((e.method.clone(), route(&e.path), e.status))
                     .or_default() += 1;
                 if let Some(out) = json_out.as_mut()
                     && json_error.is_none()

@@ -21,7 +21,7 @@ use webui_monitor_core::{
             StreamSummary, Usage,
         },
     },
-    openwebui::{Attributor, OpenWebuiMetrics, SemanticsConfig, jwt::JwtSecret},
+    openwebui::{Attributor, JwtSecret, OpenWebuiMetrics, SemanticsConfig},
     pipeline::PipelineEvent,
     segment::{ConnectionKey, Timestamp},
     websocket::SocketEvent,

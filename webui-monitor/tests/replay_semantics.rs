@@ -29,7 +29,7 @@ use webui_monitor_core::{
             MessageStats, RequestBodyFields, ResponseBodyFields, Secret, StreamSummary, Usage,
         },
     },
-    openwebui::{Attributor, OpenWebuiMetrics, SemanticsConfig, jwt::JwtSecret},
+    openwebui::{Attributor, JwtSecret, OpenWebuiMetrics, SemanticsConfig},
     replay::{ReplayStats, replay_capture},
     segment::{ConnectionKey, Timestamp},
 };

@@ -51,7 +51,6 @@ pub struct RequestHead {
     pub path_truncated: bool,
     pub framing: FramingHeaders,
     pub headers: RequestHeaders,
-    pub expect_continue: bool,
 }
 
 impl RequestHead {
@@ -324,7 +323,6 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
 
     let mut framing = FramingHeaders::default();
     let mut h = RequestHeaders::default();
-    let mut expect_continue = false;
     let cap = limits.max_value_bytes;
     for (name, value) in header_fields(block, limits.max_headers)? {
         if framing_field(&mut framing, name, value, cap)? {
@@ -355,8 +353,6 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
             set(&mut h.upgrade);
         } else if name.eq_ignore_ascii_case(b"host") {
             set(&mut h.host);
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
         }
     }
     h.content_type = framing.content_type.clone();
@@ -367,7 +363,6 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
         path_truncated,
         framing,
         headers: h,
-        expect_continue,
     })
 }
 

@@ -16,7 +16,7 @@ const MAX_KEY: usize = 32;
 /// Longest number literal parsed; longer ones are reported as not-a-number.
 const MAX_NUMBER: usize = 40;
 
-/// Caps of the scanner. Every cut is reported through [`JsonScanner::truncated`].
+/// Caps of the JSON field scanner. Every cut is reported (`json_truncated` of the HTTP counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JsonLimits {
@@ -208,19 +208,6 @@ impl JsonScanner {
     /// A string value was cut at `max_string_bytes` or the nesting limit was hit.
     pub fn truncated(&self) -> bool {
         self.truncated
-    }
-
-    /// The scan stopped on an error (later input is ignored).
-    pub fn error(&self) -> Option<JsonError> {
-        match self.state {
-            State::Failed(e) => Some(e),
-            _ => None,
-        }
-    }
-
-    /// Whether any non-whitespace byte was seen.
-    pub fn started(&self) -> bool {
-        self.started
     }
 
     /// End of input: `Ok` if exactly one complete JSON value was seen.

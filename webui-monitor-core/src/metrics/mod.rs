@@ -2,7 +2,10 @@
 //! the shared registry: `openwebui_*` for what Open WebUI's users do, `webui_monitor_*` for the
 //! monitor itself. The kernel capture's families belong to the shell that runs the capture;
 //! [`util`] helps it register them the same way.
-pub mod openwebui;
-pub mod stream;
+pub(crate) mod openwebui;
+pub(crate) mod stream;
 pub mod util;
-pub mod websocket;
+pub(crate) mod websocket;
+
+pub use openwebui::OpenWebuiMetrics;
+pub use stream::StreamMetrics;

@@ -26,7 +26,8 @@ pub enum CredentialSource {
 
 impl CredentialSource {
     /// The `credential_source` value of the fixtures' expected files.
-    pub const fn as_str(self) -> &'static str {
+    #[cfg(test)]
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Bearer | Self::AuthorizationOther => "authorization",
             Self::Cookie => "cookie",
@@ -47,7 +48,9 @@ pub enum CredentialType {
 }
 
 impl CredentialType {
-    pub const fn as_str(self) -> &'static str {
+    /// The `credential_type` value of the fixtures' expected files.
+    #[cfg(test)]
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Jwt => "jwt",
             Self::ApiKey => "api_key",
@@ -122,8 +125,9 @@ pub struct AuthCarrier {
     pub api_key_header: bool,
 }
 
-/// `LABELS[authorization][cookie][api_key_header]`: every combination as a static string so
-/// labelling a request never formats.
+/// `LABELS[authorization][cookie][api_key_header]`: every combination as a static string, as
+/// the fixtures' expected files name the carriers.
+#[cfg(test)]
 const LABELS: [[[&str; 2]; 3]; 5] = [
     [
         ["none", "x_api_key"],
@@ -174,7 +178,9 @@ const LABELS: [[[&str; 2]; 3]; 5] = [
 ];
 
 impl AuthCarrier {
-    pub fn as_str(&self) -> &'static str {
+    /// The `auth_carrier` value of the fixtures' expected files.
+    #[cfg(test)]
+    pub(crate) fn as_str(&self) -> &'static str {
         let a = match self.authorization {
             AuthorizationCarrier::Absent => 0,
             AuthorizationCarrier::BearerJwt => 1,

@@ -293,11 +293,6 @@ impl JwtVerifier {
         }
     }
 
-    /// A secret is configured: verdicts are real, not `unverified`.
-    pub fn has_secret(&self) -> bool {
-        self.mac.is_some()
-    }
-
     /// Check `token` as PyJWT would at `now` (the request's capture time).
     ///
     /// The time-independent part (decoding, signature) is cached per distinct token, so the

@@ -2,11 +2,11 @@
 //! to which route and model, with how many tokens — from [`crate::pipeline::PipelineEvent`]s to
 //! Prometheus metrics (issues 4 and 6).
 //!
-//! Modules, in the order a request meets them: [`credential`] picks the credential Open WebUI
-//! acts on, [`jwt`] verifies it, [`apikey`] resolves API keys through a snapshot of Open WebUI's
-//! database (read by the shell),
-//! [`route`] names the endpoint, [`labels`] and `users` bound the label sets, and
-//! [`attribution`] ties it all together (including the web UI's WebSocket answers).
+//! Modules, in the order a request meets them: `credential` picks the credential Open WebUI
+//! acts on, `jwt` verifies it, `apikey` resolves API keys through a [`Directory`] snapshot of
+//! Open WebUI's database (read by the shell), `route` names the endpoint, `labels` and `users`
+//! bound the label sets, and `attribution` ties it all together (including the web UI's
+//! WebSocket answers) in the [`Attributor`].
 //!
 //! # What the labels mean
 //!
@@ -36,7 +36,7 @@
 //!   first. When its socket is not decoded, it is counted at once with its HTTP class.
 //! * `model`: the request body's `model`, at most `max_models` values, then `other`; `unknown`
 //!   for a WebSocket answer never joined to its request.
-//! * `route`: a static table of Open WebUI 0.12.4 route templates (see [`route`]).
+//! * `route`: a static table of Open WebUI 0.12.4 route templates (see `route`).
 //! * `source` of tokens: `http` (JSON `usage` or the last SSE event carrying usage, 2xx only) or
 //!   `websocket` (one usage per answer message, from socket.io `chat:completion` events,
 //!   credited to the user of the socket's `user-join` token and the joined request's model).
@@ -46,17 +46,21 @@
 //! (`SemanticsConfig`) and what a cap cuts is counted in
 //! `webui_monitor_openwebui_limit_hits_total{limit}`; idle users' series expire after
 //! `user_ttl_secs` of traffic time.
-pub mod apikey;
-pub mod attribution;
+pub(crate) mod apikey;
+pub(crate) mod attribution;
 #[cfg(test)]
 mod attribution_tests;
 mod b64;
-pub mod credential;
+pub(crate) mod credential;
 pub(crate) mod fast_map;
-pub mod jwt;
-pub mod labels;
-pub mod route;
+pub(crate) mod jwt;
+pub(crate) mod labels;
+pub(crate) mod route;
 pub(crate) mod users;
 
-pub use crate::metrics::openwebui::OpenWebuiMetrics;
+pub use apikey::{Directory, Fingerprint, KeyLookup, UserRecord};
 pub use attribution::{Attributor, SemanticsConfig};
+pub use jwt::{JwtLimits, JwtSecret};
+pub use route::route;
+
+pub use crate::metrics::OpenWebuiMetrics;

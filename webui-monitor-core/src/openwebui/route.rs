@@ -458,8 +458,9 @@ pub fn streams_by_default(route: &str) -> bool {
     )
 }
 
-/// Every label [`route`] can return (for tests and documentation).
-pub fn all_labels() -> impl Iterator<Item = &'static str> {
+/// Every label [`route`] can return.
+#[cfg(test)]
+pub(crate) fn all_labels() -> impl Iterator<Item = &'static str> {
     ASSET_GROUPS
         .iter()
         .map(|&(_, l)| l)

@@ -4,12 +4,12 @@
 //! [`CaptureReader`] streams any [`std::io::Read`] one packet at a time through a reusable
 //! buffer, so a capture of many gigabytes replays in bounded memory; [`Dissector`] strips
 //! Ethernet (with 802.1Q/802.1ad tags), Linux cooked SLL/SLL2, raw IP or BSD loopback headers,
-//! IPv4/IPv6 and TCP through checked views ([`wire`]). Malformed input is an error or a counted
+//! IPv4/IPv6 and TCP through checked views (`wire`). Malformed input is an error or a counted
 //! skip, never a panic.
 mod classic;
-pub mod dissect;
+mod dissect;
 mod pcapng;
-pub mod wire;
+mod wire;
 
 use std::io::Read;
 

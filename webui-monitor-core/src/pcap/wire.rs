@@ -85,9 +85,6 @@ impl<'a> VlanTag<'a> {
         }
         Ok(Self(b))
     }
-    pub fn vlan_id(&self) -> u16 {
-        be16(self.0, 0) & 0x0fff
-    }
     pub fn ethertype(&self) -> u16 {
         be16(self.0, 2)
     }

@@ -10,7 +10,7 @@
 //!   first seen through a payload-bearing segment is a *mid-stream pickup* (the daemon started on
 //!   live connections): the stream starts at that segment and the handler is told, so HTTP can
 //!   resynchronise on the next message start. Payload-less segments never open a connection.
-//! * **Sequence numbers** are mapped to 64-bit stream offsets wrap-around-safely ([`seq`]).
+//! * **Sequence numbers** are mapped to 64-bit stream offsets wrap-around-safely (`seq`).
 //! * **Overlaps and retransmissions: first copy wins** (see `half.rs`): bytes already delivered or
 //!   buffered are never replaced.
 //! * **Out-of-order data** is buffered until the hole before it is filled. While one direction
@@ -29,7 +29,7 @@
 //! `seq` is that of its first byte, with FIN only on the last one, so nothing here special-cases it.
 mod half;
 mod limits;
-pub mod seq;
+mod seq;
 
 use lru::LruCache;
 

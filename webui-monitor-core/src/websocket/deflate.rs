@@ -186,10 +186,6 @@ impl Inflater {
         }
     }
 
-    pub fn params(&self) -> DirectionParams {
-        self.params
-    }
-
     /// Starts a compressed message: resets the window when the sender does not keep it.
     pub fn begin_message(&mut self) -> Result<(), DeflateError> {
         self.inflated = 0;

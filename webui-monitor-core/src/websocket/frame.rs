@@ -409,14 +409,6 @@ impl FrameDecoder {
         }
     }
 
-    /// Bytes still to come of the current frame's payload, if one is being read.
-    pub fn payload_remaining(&self) -> Option<u64> {
-        match self.state {
-            State::Payload { remaining, .. } => Some(remaining),
-            _ => None,
-        }
-    }
-
     /// Skips `len` payload bytes lost to a capture gap; only possible when they all fall inside
     /// the current payload (otherwise the frame boundaries are lost).
     pub fn skip_payload(&mut self, len: u64) -> bool {

@@ -1,16 +1,16 @@
 //! WebSocket connections upgraded from HTTP (Open WebUI's socket.io channel).
 //!
-//! Layers, bottom up: [`frame`] (RFC 6455) → [`message`] (fragmentation, [`deflate`]) →
-//! [`engineio`] → [`socketio`] → [`openwebui_events`] → [`SocketEvent`]s, driven by
+//! Layers, bottom up: `frame` (RFC 6455) → `message` (fragmentation, `deflate`) →
+//! `engineio` → `socketio` → `openwebui_events` → [`SocketEvent`]s, driven by
 //! [`WebSocketConnection`].
-pub mod connection;
-pub mod deflate;
-pub mod engineio;
-pub mod event;
-pub mod frame;
-pub mod message;
-pub mod openwebui_events;
-pub mod socketio;
+pub(crate) mod connection;
+pub(crate) mod deflate;
+pub(crate) mod engineio;
+pub(crate) mod event;
+pub(crate) mod frame;
+pub(crate) mod message;
+pub(crate) mod openwebui_events;
+pub(crate) mod socketio;
 #[cfg(test)]
 mod tests;
 

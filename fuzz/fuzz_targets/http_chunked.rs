@@ -1,7 +1,7 @@
 //! The chunked decoder on any bytes, fed whole and byte by byte: both must agree.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use webui_monitor::http::chunked::ChunkedDecoder;
+use webui_monitor_core::fuzzing::ChunkedDecoder;
 
 fn decode(data: &[u8], step: usize) -> (Vec<u8>, Result<(usize, bool), usize>) {
     let mut d = ChunkedDecoder::new(256);

@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use libfuzzer_sys::fuzz_target;
-use webui_monitor::{
+use webui_monitor_core::{
     http::{HttpConnection, HttpEvent, HttpLimits, HttpShared},
     segment::{ConnectionKey, Direction, Timestamp},
 };

@@ -1,7 +1,7 @@
 //! Request and response head parsing, and the resynchronisation scanners, on any bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use webui_monitor::http::head::{
+use webui_monitor_core::fuzzing::{
     HeadLimits, find_request_line, find_status_line, parse_request, parse_response,
     plausible_request_line, plausible_status_line,
 };

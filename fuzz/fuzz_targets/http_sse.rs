@@ -1,7 +1,10 @@
 //! The event-stream parser on any bytes: split position must not change the result.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use webui_monitor::{http::sse::SseParser, json::JsonLimits, segment::Timestamp};
+use webui_monitor_core::{
+    fuzzing::{JsonLimits, SseParser},
+    segment::Timestamp,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&cut, body)) = data.split_first() else {

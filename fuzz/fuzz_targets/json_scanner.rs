@@ -1,7 +1,7 @@
 //! The streaming JSON scanner on any bytes: split position must not change what it reports.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use webui_monitor::json::{JsonLimits, JsonScanner, JsonValue, JsonVisitor};
+use webui_monitor_core::fuzzing::{JsonLimits, JsonScanner, JsonValue, JsonVisitor};
 
 #[derive(Default)]
 struct Record(Vec<String>);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use webui_monitor::{
+use webui_monitor_core::{
     pcap::{CaptureReader, Dissector, PcapLimits},
     pipeline::Pipeline,
 };

@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use libfuzzer_sys::fuzz_target;
-use webui_monitor::{
+use webui_monitor_core::{
     reassembly::{CloseReason, Reassembler, ReassemblyLimits, StreamHandler},
     segment::{ConnectionKey, Direction, Segment, TcpFlags, Timestamp},
 };

@@ -25,7 +25,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use libfuzzer_sys::fuzz_target;
-use webui_monitor::{
+use webui_monitor_core::{
     segment::{ConnectionKey, Direction, Timestamp},
     websocket::{WebSocketConnection, WebSocketLimits, WebSocketShared},
 };

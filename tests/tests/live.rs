@@ -19,14 +19,12 @@ use std::{
 
 use anyhow::{Context as _, ensure};
 use aya::programs::{SchedClassifier, TcAttachType};
-use webui_monitor::{
-    capture::{
-        Attachment, Capture, CaptureConfig, TcAttachMode, XdpAttachMode,
-        check::{TCX_KERNEL, parse_kernel_release},
-    },
-    segment::{ConnectionKey, Direction},
+use webui_monitor::capture::{
+    Attachment, Capture, CaptureConfig, TcAttachMode, XdpAttachMode,
+    check::{TCX_KERNEL, parse_kernel_release},
 };
 use webui_monitor_common::{CaptureStats, ConnKey, ConnStats};
+use webui_monitor_core::segment::{ConnectionKey, Direction};
 use webui_monitor_tests::net::{self, ChildGuard, Netns, run};
 
 const SERVER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/recording_server.py");

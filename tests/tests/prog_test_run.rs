@@ -1,18 +1,16 @@
 //! The kernel programs under `BPF_PROG_TEST_RUN`: crafted frames in, exact map contents and
 //! ring records out. Needs root (or CAP_BPF + CAP_PERFMON).
 use aya::programs::{TestRun, TestRunOptions};
-use webui_monitor::{
-    capture::{
-        Capture, CaptureConfig,
-        clock::{boot_now_ns, coarse_now_ns},
-        loader,
-    },
-    segment::{ConnectionKey, Direction},
+use webui_monitor::capture::{
+    Capture, CaptureConfig,
+    clock::{boot_now_ns, coarse_now_ns},
+    loader,
 };
 use webui_monitor_common::{
     CHUNK_DATA_SIZE, CaptureStats, ConnKey, ConnStats, FAMILY_IPV4, FAMILY_IPV6, SEEN_FIN,
     SEEN_RESPONSE_SHIFT, SEEN_RST, SEEN_SYN, XDP_PROGRAM,
 };
+use webui_monitor_core::segment::{ConnectionKey, Direction};
 use webui_monitor_tests::frame::{Ip, TPID_8021AD, TPID_8021Q, Tcp, frame, pattern};
 
 const XDP_PASS: u32 = 2;

@@ -11,11 +11,11 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use webui_monitor::{
-    config::Config,
+use webui_monitor::{config::Config, db};
+use webui_monitor_core::{
+    Monitor, MonitorConfig,
     http::exchange::Secret,
-    monitor::Monitor,
-    openwebui::{apikey::Directory, db},
+    openwebui::Directory,
     replay::{PipelineOnly, ReplayTarget, replay_into},
 };
 
@@ -48,7 +48,7 @@ fn replay_all<T: ReplayTarget>(captures: &[&[u8]], mut targets: Vec<T>) -> Vec<T
     targets
 }
 
-fn monitor(config: &Config, directory: &Arc<Directory>) -> Monitor {
+fn monitor(config: &MonitorConfig, directory: &Arc<Directory>) -> Monitor {
     let registry = prometheus::Registry::new();
     let mut monitor =
         Monitor::new(config, Some(&Secret::new(SECRET)), &registry).expect("metrics register");
@@ -57,7 +57,7 @@ fn monitor(config: &Config, directory: &Arc<Directory>) -> Monitor {
 }
 
 fn bench(c: &mut Criterion) {
-    let config = Config::default();
+    let config = Config::default().monitor_config();
     let directory = Arc::new(db::load(&fixture_dir().join("webui.db")).expect("fixture database"));
     let captures: Vec<(&str, Vec<u8>)> = CAPTURES
         .iter()
@@ -70,7 +70,7 @@ fn bench(c: &mut Criterion) {
     let all: Vec<&[u8]> = captures.iter().map(|(_, c)| c.as_slice()).collect();
     let total: u64 = all
         .iter()
-        .map(|c| replay(c, &mut PipelineOnly::new(&config)))
+        .map(|c| replay(c, &mut PipelineOnly::new(config.pipeline.clone())))
         .sum();
 
     let mut group = c.benchmark_group("replay");
@@ -82,7 +82,11 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(total));
     group.bench_function("all/pipeline", |b| {
         b.iter_batched(
-            || all.iter().map(|_| PipelineOnly::new(&config)).collect(),
+            || {
+                all.iter()
+                    .map(|_| PipelineOnly::new(config.pipeline.clone()))
+                    .collect()
+            },
             |targets| replay_all(&all, targets),
             BatchSize::SmallInput,
         )
@@ -95,11 +99,11 @@ fn bench(c: &mut Criterion) {
         )
     });
     for (name, capture) in &captures {
-        let exchanges = replay(capture, &mut PipelineOnly::new(&config));
+        let exchanges = replay(capture, &mut PipelineOnly::new(config.pipeline.clone()));
         group.throughput(Throughput::Elements(exchanges));
         group.bench_function(format!("{name}/pipeline"), |b| {
             b.iter_batched(
-                || PipelineOnly::new(&config),
+                || PipelineOnly::new(config.pipeline.clone()),
                 |mut p| {
                     replay(capture, &mut p);
                     p

@@ -14,11 +14,10 @@
 use std::{sync::Arc, time::Instant};
 
 use anyhow::{Context, ensure};
-use webui_monitor::{
-    config::Config,
+use webui_monitor::{config::Config, db};
+use webui_monitor_core::{
+    Monitor,
     http::exchange::Secret,
-    monitor::Monitor,
-    openwebui::db,
     replay::{PipelineOnly, ReplayStats, ReplayTarget, replay_into},
 };
 
@@ -44,12 +43,16 @@ fn main() -> anyhow::Result<()> {
         .transpose()
         .context("reading the Open WebUI database")?;
     let capture = std::fs::read(&file).with_context(|| format!("reading {file:?}"))?;
-    let config = Config::default();
+    let config = Config::default().monitor_config();
 
     let mut best = [Run::default(), Run::default()];
     let mut ratios = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
-        let pipeline = measure(&capture, port, &mut PipelineOnly::new(&config))?;
+        let pipeline = measure(
+            &capture,
+            port,
+            &mut PipelineOnly::new(config.pipeline.clone()),
+        )?;
         let registry = prometheus::Registry::new();
         let mut monitor = Monitor::new(&config, secret.as_ref(), &registry)?;
         monitor.set_directory(directory.clone());

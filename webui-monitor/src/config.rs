@@ -34,15 +34,16 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-
-pub use crate::{
-    capture::{TcAttachMode, XdpAttachMode},
-    reassembly::ReassemblyLimits,
-};
-use crate::{
+use webui_monitor_core::{
+    MonitorConfig,
     http::{HttpLimits, exchange::Secret},
+    openwebui::SemanticsConfig,
+    pipeline::PipelineConfig,
+    reassembly::ReassemblyLimits,
     websocket::WebSocketLimits,
 };
+
+pub use crate::capture::{TcAttachMode, XdpAttachMode};
 
 /// Where the daemon looks for its configuration file when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/webui-monitor/config.toml";
@@ -596,6 +597,28 @@ impl Config {
                 }
                 Ok(Some(Secret::new(key)))
             }
+        }
+    }
+
+    /// The monitor's settings: the `[reassembly]`, `[http]` and `[websocket]` caps, and the
+    /// `[openwebui]` settings the semantics layer reads. The API-key header is an Open WebUI
+    /// setting the HTTP engine needs to keep that header's value.
+    pub fn monitor_config(&self) -> MonitorConfig {
+        let openwebui = &self.openwebui;
+        let mut http = self.http.clone();
+        http.api_key_header = openwebui.api_key_header.clone();
+        MonitorConfig {
+            pipeline: PipelineConfig {
+                reassembly: self.reassembly.clone(),
+                http,
+                websocket: self.websocket.clone(),
+            },
+            semantics: SemanticsConfig {
+                max_users: openwebui.max_users,
+                user_ttl_secs: openwebui.user_ttl.as_secs(),
+                export_user_info: openwebui.personal_data,
+                ..SemanticsConfig::default()
+            },
         }
     }
 

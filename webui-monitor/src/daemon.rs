@@ -21,14 +21,12 @@ use tokio::{
     signal::unix::{SignalKind, signal},
     time::{MissedTickBehavior, interval},
 };
+use webui_monitor_core::{Monitor, openwebui::Directory};
 
 use crate::{
-    capture::{self, Capture, CaptureConfig, clock::BootClock},
+    capture::{self, Capture, CaptureConfig, clock::BootClock, metrics::CaptureMetrics},
     config::{self, Config, ConfigArgs},
-    metrics::capture::CaptureMetrics,
-    monitor::Monitor,
-    openwebui::{apikey::Directory, db},
-    server,
+    db, server,
 };
 
 /// Builds the runtime and runs the daemon until SIGINT/SIGTERM.
@@ -73,7 +71,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
         prometheus::process_collector::ProcessCollector::for_self(),
     ))?;
     let capture_metrics = CaptureMetrics::register(&registry)?;
-    let mut monitor = Monitor::new(&config, secret.as_ref(), &registry)?;
+    let mut monitor = Monitor::new(&config.monitor_config(), secret.as_ref(), &registry)?;
     monitor.set_directory(load_directory(config.openwebui.db.as_deref(), None));
     let state = Arc::new(server::State {
         registry,

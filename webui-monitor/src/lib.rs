@@ -1,33 +1,26 @@
-//! webui-monitor: who uses Open WebUI, how, with which model and how many tokens — watched from
-//! the kernel on the plaintext hop between the reverse proxy and Open WebUI.
+//! webui-monitor, the shell around [`webui_monitor_core`]: who uses Open WebUI, how, with which
+//! model and how many tokens — watched from the kernel on the plaintext hop between the reverse
+//! proxy and Open WebUI.
 //!
-//! The data path, in module order:
+//! The core is the whole monitor as a sans-IO state machine (segments and traffic time in,
+//! facts and metrics out). This crate owns everything with a file descriptor, a clock or a
+//! terminal:
 //!
-//! 1. [`capture`] (live, eBPF) or [`pcap`] (replay) produce [`segment::Segment`]s;
-//! 2. [`reassembly`] turns them into ordered byte streams per connection and direction;
-//! 3. [`http`] turns streams into request/response [`http::Exchange`]s, decoding bodies, SSE and
-//!    the JSON fields that matter ([`json`]); upgraded connections go to [`websocket`];
-//! 4. [`openwebui`] attributes each exchange and socket message to a user, an auth method, a
-//!    client kind and a model, and counts tokens;
-//! 5. [`metrics`] exposes it all for Prometheus.
-//!
-//! [`pipeline`] wires 2–5 together as a sans-IO state machine: segments in, metrics and events
-//! out. The async shell ([`capture`], [`server`]) owns file descriptors, timers and sockets.
+//! * [`capture`]: the eBPF programs, their ring buffer and counters, decoded into the core's
+//!   segments; [`capture::metrics`] mirrors the kernel's totals into Prometheus.
+//! * [`config`]: the configuration file, `WEBUI_MONITOR_*` variables and flags, and the JWT
+//!   secret; it builds the core's [`MonitorConfig`](webui_monitor_core::MonitorConfig).
+//! * [`db`]: Open WebUI's SQLite database, read into the core's user and API-key directory.
+//! * `daemon`: `webui-monitor run`, the tokio loop driving the core's
+//!   [`Monitor`](webui_monitor_core::Monitor) and serving its registry (`server`).
+//! * [`replay`]: `webui-monitor replay`, the same monitor over a capture file.
+//! * `top`: `webui-monitor top`, an HTTP client of the daemon's `/api/users`.
+//! * [`cli`]: the command line.
 pub mod capture;
 pub mod cli;
 pub mod config;
-pub mod daemon;
-pub mod http;
-pub mod json;
-pub mod metrics;
-pub mod monitor;
-pub mod openwebui;
-pub mod pcap;
-pub mod pipeline;
-pub mod reassembly;
+pub(crate) mod daemon;
+pub mod db;
 pub mod replay;
-pub mod segment;
-pub mod server;
-pub mod top;
-pub mod usage_summary;
-pub mod websocket;
+pub(crate) mod server;
+pub(crate) mod top;

@@ -92,7 +92,8 @@ pub fn respond(method: &Method, path: &str, state: &State) -> Response<Full<Byte
             }
         }
         "/api/users" => {
-            let body = crate::usage_summary::users_json(&state.registry, SystemTime::now());
+            let body =
+                webui_monitor_core::usage_summary::users_json(&state.registry, SystemTime::now());
             with_type(StatusCode::OK, "application/json", body.into())
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),

@@ -8,7 +8,7 @@
 //!
 //! It also checks the performance contract: attributing an exchange of an already-seen user
 //! allocates nothing.
-#[path = "../src/openwebui/expected_check.rs"]
+#[path = "../../webui-monitor-core/tests/support/expected_check.rs"]
 mod expected_check;
 
 use std::{
@@ -20,16 +20,16 @@ use std::{
 
 use expected_check::{Samples, assert_matches_expected, expected, fixture_dir};
 use prometheus::Registry;
-use webui_monitor::{
-    config::Config,
+use webui_monitor::{config::Config, db};
+use webui_monitor_core::{
+    Monitor,
     http::{
         Exchange,
         exchange::{
             MessageStats, RequestBodyFields, ResponseBodyFields, Secret, StreamSummary, Usage,
         },
     },
-    monitor::Monitor,
-    openwebui::{Attributor, OpenWebuiMetrics, SemanticsConfig, db, jwt::JwtSecret},
+    openwebui::{Attributor, JwtSecret, OpenWebuiMetrics, SemanticsConfig},
     replay::{ReplayStats, replay_capture},
     segment::{ConnectionKey, Timestamp},
 };
@@ -83,8 +83,12 @@ fn attributor(registry: &Registry) -> Attributor {
 /// [`Monitor`] with the captures' secret and database — and return the registry and totals.
 fn replay_with_stats(name: &str) -> (Registry, ReplayStats) {
     let registry = Registry::new();
-    let mut monitor =
-        Monitor::new(&Config::default(), Some(&Secret::new(SECRET)), &registry).unwrap();
+    let mut monitor = Monitor::new(
+        &Config::default().monitor_config(),
+        Some(&Secret::new(SECRET)),
+        &registry,
+    )
+    .unwrap();
     let directory = db::load(&fixture_dir().join("webui.db")).unwrap();
     monitor.set_directory(Some(Arc::new(directory)));
     let file = std::fs::File::open(fixture_dir().join(format!("{name}.pcap"))).unwrap();
@@ -196,7 +200,7 @@ fn exchange(path: &str, auth: Option<&[u8]>, cookie: Option<&[u8]>, ts: Timestam
 /// Alice's session JWT and API key from the captures.
 fn alice_credentials() -> (Vec<u8>, Vec<u8>) {
     let creds: std::collections::HashMap<String, String> =
-        serde_json::from_str(include_str!("../src/openwebui/testdata/credentials.json")).unwrap();
+        serde_json::from_str(include_str!("testdata/credentials.json")).unwrap();
     (
         creds["bc02aeb386f4"].as_bytes().to_vec(),
         creds["46e99b8fcc3f"].as_bytes().to_vec(),

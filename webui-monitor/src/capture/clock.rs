@@ -2,7 +2,7 @@
 //!
 //! BOOTTIME keeps counting through suspend, unlike MONOTONIC, so one offset stays valid across
 //! it. The offset is re-sampled periodically to follow NTP steps of the wall clock.
-use crate::segment::Timestamp;
+use webui_monitor_core::segment::Timestamp;
 
 /// The offset between CLOCK_REALTIME and CLOCK_BOOTTIME at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,15 +1,17 @@
 //! Live capture: the eBPF programs, their loader, and the ring buffer reader.
 //!
 //! The kernel side (`webui-monitor-ebpf`) sends every TCP payload byte of the monitored ports as
-//! chunk records through a BPF ring buffer and counts what it could not send. This
-//! module loads it ([`loader`]), reads the ring through tokio's [`AsyncFd`] ([`Capture`]),
-//! decodes records into [`Segment`](crate::segment::Segment)s ([`record`], a pure function) and
-//! reads the kernel's counters ([`counters`]). [`check`] tells whether this machine can run it.
+//! chunk records through a BPF ring buffer and counts what it could not send. This module loads
+//! it ([`loader`]), reads the ring through tokio's [`AsyncFd`] ([`Capture`]), decodes records
+//! into the core's [`Segment`](webui_monitor_core::segment::Segment)s ([`record`], a pure
+//! function) and reads the kernel's counters ([`counters`]), which [`metrics`] mirrors into
+//! Prometheus. [`check`] tells whether this machine can run it.
 pub mod check;
 pub mod clock;
 pub mod clsact;
 pub mod counters;
 pub mod loader;
+pub mod metrics;
 pub mod record;
 pub mod verifier;
 

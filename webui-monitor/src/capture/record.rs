@@ -10,7 +10,7 @@ use webui_monitor_common::{
 };
 
 use super::clock::BootClock;
-use crate::segment::{ConnectionKey, Direction, Segment, TcpFlags};
+use webui_monitor_core::segment::{ConnectionKey, Direction, Segment, TcpFlags};
 
 /// Size of a record header in bytes.
 pub const HEADER_LEN: usize = size_of::<ChunkHeader>();
@@ -141,7 +141,7 @@ fn array<const N: usize>(bytes: &[u8], range: std::ops::Range<usize>) -> [u8; N]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::Timestamp;
+    use webui_monitor_core::segment::Timestamp;
 
     /// An IPv4 request chunk: 10.0.0.1:40000 → 10.0.0.2:8080, seq 1000, ACK|PSH, last chunk,
     /// 5 payload bytes "hello", timestamp 7 s after boot.

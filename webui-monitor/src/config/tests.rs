@@ -627,3 +627,19 @@ fn set_flag_errors_do_not_echo_the_value() {
     let e = err(None, &[], &args("owui-typed-secret"));
     assert!(!e.contains("owui-typed-secret"), "{e}");
 }
+
+#[test]
+fn monitor_config_takes_the_engine_caps_and_the_openwebui_settings() {
+    let text = "[http]\nmax_headers = 64\n[reassembly]\nmax_connections = 7\n\
+                [openwebui]\napi_key_header = \"x-token\"\nmax_users = 5\nuser_ttl = \"2h\"\n\
+                personal_data = true\n";
+    let m = resolve(Some(text), &[], &ConfigArgs::default())
+        .unwrap()
+        .monitor_config();
+    assert_eq!(m.pipeline.http.max_headers, 64);
+    assert_eq!(m.pipeline.http.api_key_header, "x-token");
+    assert_eq!(m.pipeline.reassembly.max_connections, 7);
+    assert_eq!(m.semantics.max_users, 5);
+    assert_eq!(m.semantics.user_ttl_secs, 7200);
+    assert!(m.semantics.export_user_info);
+}

@@ -1,0 +1,483 @@
+//! HTTP/1.x message heads: start lines and header fields of a complete header block.
+//!
+//! The connection collects a header block (start line through the blank line) and hands it here
+//! whole; heads are small and capped, bodies never pass through this module.
+use crate::http::exchange::{RequestHeaders, ResponseHeaders, Secret};
+
+/// Why a header block was rejected. Each maps to a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    #[error("start line is not an HTTP/1.x request or status line")]
+    StartLine,
+    #[error("header line without a colon or with an invalid name")]
+    HeaderLine,
+    #[error("more header fields than the configured limit")]
+    TooManyHeaders,
+    #[error("header block longer than the configured limit")]
+    TooLarge,
+    #[error("invalid or conflicting Content-Length")]
+    ContentLength,
+}
+
+/// How the body of a message is delimited (RFC 9112 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the sender closes its direction (responses only).
+    Close,
+}
+
+/// Framing-relevant header fields common to requests and responses.
+#[derive(Debug, Clone, Default)]
+pub struct FramingHeaders {
+    pub content_length: Option<u64>,
+    /// `Transfer-Encoding` present; `chunked` when its last coding is `chunked`.
+    pub transfer_encoding: bool,
+    pub chunked: bool,
+    pub connection_close: bool,
+    pub content_encoding: Option<String>,
+    pub content_type: Option<String>,
+}
+
+/// A parsed request head.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub method: String,
+    pub path: String,
+    pub has_query: bool,
+    /// `true` when the path was cut at the configured limit.
+    pub path_truncated: bool,
+    pub framing: FramingHeaders,
+    pub headers: RequestHeaders,
+}
+
+impl RequestHead {
+    pub fn body_framing(&self) -> BodyFraming {
+        if self.framing.chunked {
+            BodyFraming::Chunked
+        } else {
+            match self.framing.content_length {
+                Some(0) | None => BodyFraming::None,
+                Some(n) => BodyFraming::Length(n),
+            }
+        }
+    }
+}
+
+/// A parsed response head.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub framing: FramingHeaders,
+    pub headers: ResponseHeaders,
+}
+
+impl ResponseHead {
+    /// Body framing of this response to a request with `method` (RFC 9112 §6.3).
+    pub fn body_framing(&self, method: &str) -> BodyFraming {
+        if method.eq_ignore_ascii_case("HEAD")
+            || (100..200).contains(&self.status)
+            || self.status == 204
+            || self.status == 304
+        {
+            return BodyFraming::None;
+        }
+        if self.framing.transfer_encoding {
+            return if self.framing.chunked {
+                BodyFraming::Chunked
+            } else {
+                BodyFraming::Close
+            };
+        }
+        match self.framing.content_length {
+            Some(0) => BodyFraming::None,
+            Some(n) => BodyFraming::Length(n),
+            None => BodyFraming::Close,
+        }
+    }
+}
+
+/// Caps applied while parsing a head (a view of `HttpLimits`).
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits<'a> {
+    pub max_headers: usize,
+    pub max_path_bytes: usize,
+    pub max_value_bytes: usize,
+    pub api_key_header: &'a str,
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\r'))
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\r'))
+        .map_or(start, |e| e + 1);
+    &v[start..end.max(start)]
+}
+
+fn version_ok(v: &[u8]) -> bool {
+    v == b"HTTP/1.1" || v == b"HTTP/1.0"
+}
+
+/// Whether `line` (without its line end) looks like a request line: `METHOD SP target SP
+/// HTTP/1.x`. Used to resynchronise, so it is strict.
+pub fn plausible_request_line(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    (1..=20).contains(&method.len())
+        && method
+            .iter()
+            .all(|&b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
+        && !target.is_empty()
+        && target.iter().all(|&b| b > b' ' && b != 0x7f)
+        && (target[0] == b'/'
+            || target[0] == b'*'
+            || target.starts_with(b"http")
+            || (method == b"CONNECT" && target.contains(&b':')))
+        && version_ok(version)
+}
+
+/// Whether `line` looks like a status line: `HTTP/1.x SP 3DIGIT [SP reason]`.
+pub fn plausible_status_line(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.len() >= 12
+        && version_ok(&line[..8])
+        && line[8] == b' '
+        && line[9..12].iter().all(u8::is_ascii_digit)
+        && (line.len() == 12 || line[12] == b' ')
+}
+
+/// Where a request line starts in `line` (without its line end), if anywhere: the line may
+/// begin with the tail of a lost body. The method is the longest run of method characters before
+/// the target, cut to a well-known method it ends with.
+pub fn find_request_line(line: &[u8]) -> Option<usize> {
+    let l = line.strip_suffix(b"\r").unwrap_or(line);
+    if l.len() < 14 || !version_ok(&l[l.len() - 8..]) || l[l.len() - 9] != b' ' {
+        return None;
+    }
+    let before_version = &l[..l.len() - 9];
+    let target_start = before_version.iter().rposition(|&b| b == b' ')? + 1;
+    let method_end = target_start - 1;
+    let method_start = before_version[..method_end]
+        .iter()
+        .rposition(|&b| !(b.is_ascii_uppercase() || b == b'-' || b == b'_'))
+        .map_or(0, |p| p + 1);
+    let run = &before_version[method_start..method_end];
+    const KNOWN: [&[u8]; 9] = [
+        b"OPTIONS", b"CONNECT", b"DELETE", b"PATCH", b"TRACE", b"POST", b"HEAD", b"GET", b"PUT",
+    ];
+    let start = KNOWN
+        .iter()
+        .find(|m| run.ends_with(m))
+        .map_or(method_start, |m| method_end - m.len());
+    plausible_request_line(&line[start..]).then_some(start)
+}
+
+/// Where a status line starts in `line`, if anywhere (see [`find_request_line`]).
+pub fn find_status_line(line: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = line[from..].windows(7).position(|w| w == b"HTTP/1.") {
+        let at = from + p;
+        if plausible_status_line(&line[at..]) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Splits a header block into lines (without line ends), stopping at the blank line.
+fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
+    block
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .take_while(|l| !l.is_empty())
+}
+
+/// A header field: name and trimmed value.
+type Field<'a> = (&'a [u8], &'a [u8]);
+
+fn header_fields(block: &[u8], max_headers: usize) -> Result<Vec<Field<'_>>, HeadError> {
+    let mut out = Vec::new();
+    for line in lines(block).skip(1) {
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            // Obsolete line folding: the continuation is ignored, as a recipient may do.
+            continue;
+        }
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or(HeadError::HeaderLine)?;
+        let name = &line[..colon];
+        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            return Err(HeadError::HeaderLine);
+        }
+        if out.len() >= max_headers {
+            return Err(HeadError::TooManyHeaders);
+        }
+        out.push((name, trim(&line[colon + 1..])));
+    }
+    Ok(out)
+}
+
+fn text(v: &[u8], cap: usize) -> String {
+    let v = &v[..v.len().min(cap)];
+    String::from_utf8_lossy(v).into_owned()
+}
+
+fn has_token(list: &[u8], token: &str) -> bool {
+    list.split(|&b| b == b',')
+        .any(|t| trim(t).eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Applies one header to the framing fields.
+fn framing_field(
+    f: &mut FramingHeaders,
+    name: &[u8],
+    value: &[u8],
+    cap: usize,
+) -> Result<bool, HeadError> {
+    if name.eq_ignore_ascii_case(b"content-length") {
+        let s = std::str::from_utf8(value).map_err(|_| HeadError::ContentLength)?;
+        // `Content-Length: 5, 5` is allowed when all values agree (RFC 9110 §8.6).
+        let mut n = None;
+        for part in s.split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(HeadError::ContentLength);
+            }
+            let v: u64 = part.parse().map_err(|_| HeadError::ContentLength)?;
+            if n.is_some_and(|p| p != v) {
+                return Err(HeadError::ContentLength);
+            }
+            n = Some(v);
+        }
+        if f.content_length.is_some() && f.content_length != n {
+            return Err(HeadError::ContentLength);
+        }
+        f.content_length = n;
+    } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        f.transfer_encoding = true;
+        let last = value.rsplit(|&b| b == b',').next().map(trim).unwrap_or(b"");
+        f.chunked = last.eq_ignore_ascii_case(b"chunked");
+    } else if name.eq_ignore_ascii_case(b"connection") {
+        f.connection_close |= has_token(value, "close");
+    } else if name.eq_ignore_ascii_case(b"content-encoding") {
+        f.content_encoding.get_or_insert_with(|| text(value, cap));
+    } else if name.eq_ignore_ascii_case(b"content-type") {
+        f.content_type.get_or_insert_with(|| text(value, cap));
+    } else {
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The value of cookie `name` in one `Cookie` header value.
+fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    header.split(|&b| b == b';').find_map(|pair| {
+        let pair = trim(pair);
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        (trim(&pair[..eq]) == name).then(|| trim(&pair[eq + 1..]))
+    })
+}
+
+/// Parses a complete request header block.
+pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHead, HeadError> {
+    let start = lines(block).next().ok_or(HeadError::StartLine)?;
+    if !plausible_request_line(start) {
+        return Err(HeadError::StartLine);
+    }
+    let mut parts = start.split(|&b| b == b' ');
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    // Absolute form (`http://host/path?q`): keep the path.
+    let target = if target.starts_with(b"http://") || target.starts_with(b"https://") {
+        let after_scheme = target
+            .windows(3)
+            .position(|w| w == b"://")
+            .map_or(target, |p| &target[p + 3..]);
+        match after_scheme.iter().position(|&b| b == b'/') {
+            Some(p) => &after_scheme[p..],
+            None => b"/",
+        }
+    } else {
+        target
+    };
+    let q = target.iter().position(|&b| b == b'?');
+    let path = &target[..q.unwrap_or(target.len())];
+    let path_truncated = path.len() > limits.max_path_bytes;
+
+    let mut framing = FramingHeaders::default();
+    let mut h = RequestHeaders::default();
+    let cap = limits.max_value_bytes;
+    for (name, value) in header_fields(block, limits.max_headers)? {
+        if framing_field(&mut framing, name, value, cap)? {
+            continue;
+        }
+        let set = |slot: &mut Option<String>| {
+            slot.get_or_insert_with(|| text(value, cap));
+        };
+        if name.eq_ignore_ascii_case(b"authorization") {
+            h.authorization.get_or_insert_with(|| Secret::new(value));
+        } else if name.eq_ignore_ascii_case(b"cookie") {
+            if h.cookie_token.is_none() {
+                h.cookie_token = cookie_value(value, b"token").map(Secret::new);
+            }
+        } else if name.eq_ignore_ascii_case(limits.api_key_header.as_bytes()) {
+            h.api_key_header.get_or_insert_with(|| Secret::new(value));
+        } else if name.eq_ignore_ascii_case(b"user-agent") {
+            set(&mut h.user_agent);
+        } else if name.eq_ignore_ascii_case(b"origin") {
+            set(&mut h.origin);
+        } else if name.eq_ignore_ascii_case(b"sec-fetch-site") {
+            set(&mut h.sec_fetch_site);
+        } else if name.eq_ignore_ascii_case(b"sec-fetch-mode") {
+            set(&mut h.sec_fetch_mode);
+        } else if name.eq_ignore_ascii_case(b"sec-fetch-dest") {
+            set(&mut h.sec_fetch_dest);
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            set(&mut h.upgrade);
+        } else if name.eq_ignore_ascii_case(b"host") {
+            set(&mut h.host);
+        }
+    }
+    h.content_type = framing.content_type.clone();
+    Ok(RequestHead {
+        method: text(method, 20),
+        path: text(path, limits.max_path_bytes),
+        has_query: q.is_some(),
+        path_truncated,
+        framing,
+        headers: h,
+    })
+}
+
+/// Parses a complete response header block.
+pub fn parse_response(block: &[u8], limits: &HeadLimits<'_>) -> Result<ResponseHead, HeadError> {
+    let start = lines(block).next().ok_or(HeadError::StartLine)?;
+    if !plausible_status_line(start) {
+        return Err(HeadError::StartLine);
+    }
+    let status = start[9..12]
+        .iter()
+        .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
+    let mut framing = FramingHeaders::default();
+    let mut h = ResponseHeaders::default();
+    let cap = limits.max_value_bytes;
+    for (name, value) in header_fields(block, limits.max_headers)? {
+        if framing_field(&mut framing, name, value, cap)? {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"sec-websocket-extensions") {
+            h.websocket_extensions
+                .get_or_insert_with(|| text(value, cap));
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            h.upgrade.get_or_insert_with(|| text(value, cap));
+        }
+    }
+    h.content_type = framing.content_type.clone();
+    h.content_encoding = framing.content_encoding.clone();
+    Ok(ResponseHead {
+        status,
+        framing,
+        headers: h,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits<'static> = HeadLimits {
+        max_headers: 8,
+        max_path_bytes: 16,
+        max_value_bytes: 32,
+        api_key_header: "x-api-key",
+    };
+
+    #[test]
+    fn start_lines_are_found_after_a_body_tail() {
+        assert_eq!(
+            find_request_line(b"\"}]}POST /api/chat HTTP/1.1\r"),
+            Some(4)
+        );
+        assert_eq!(find_request_line(b"QUJDREVGGET / HTTP/1.1"), Some(8));
+        assert_eq!(find_request_line(b"GET / HTTP/1.1"), Some(0));
+        assert_eq!(find_request_line(b"GET / HTTP/2.0"), None);
+        assert_eq!(find_request_line(b"get / HTTP/1.1"), None);
+        assert_eq!(find_status_line(b"0\r\n\r\nHTTP/1.1 200 OK\r"), Some(5));
+        assert_eq!(find_status_line(b"HTTP/1.1 2000"), None);
+        assert!(plausible_status_line(b"HTTP/1.0 204"));
+    }
+
+    #[test]
+    fn request_head_fields() {
+        let h = parse_request(
+            b"POST http://h:8080/a/very/long/path/indeed?x=1 HTTP/1.1\r\nContent-Length: 5, 5\r\nConnection: keep-alive, close\r\nCookie: x=1;token=\r\n\r\n",
+            &LIMITS,
+        )
+        .unwrap();
+        assert_eq!(
+            (h.method.as_str(), h.path.as_str()),
+            ("POST", "/a/very/long/pat")
+        );
+        assert!(h.path_truncated && h.has_query && h.framing.connection_close);
+        assert_eq!(h.body_framing(), BodyFraming::Length(5));
+        assert_eq!(
+            h.headers.cookie_token.as_ref().map(Secret::expose),
+            Some(&b""[..])
+        );
+    }
+
+    #[test]
+    fn framing_rules() {
+        let parse = |head: &[u8]| parse_response(head, &LIMITS);
+        let r = parse(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.body_framing("GET"), BodyFraming::Chunked);
+        assert_eq!(r.body_framing("HEAD"), BodyFraming::None);
+        let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n").unwrap();
+        assert_eq!(r.body_framing("GET"), BodyFraming::Close);
+        let r = parse(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        assert_eq!(r.body_framing("GET"), BodyFraming::Close);
+        assert_eq!(
+            parse(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n")
+                .unwrap()
+                .body_framing("GET"),
+            BodyFraming::None
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+                .unwrap_err(),
+            HeadError::ContentLength
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n").unwrap_err(),
+            HeadError::ContentLength
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n").unwrap_err(),
+            HeadError::HeaderLine
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\n: x\r\n\r\n").unwrap_err(),
+            HeadError::HeaderLine
+        );
+    }
+}

@@ -1,0 +1,634 @@
+//! A push-style, single-pass JSON scanner that reports the values of chosen shallow fields
+//! without ever holding the document.
+//!
+//! Bodies of chat requests carry base64 images and files of many megabytes, while the monitor only
+//! needs a handful of top-level fields (`model`, `stream`, `usage`, …). The scanner walks the bytes
+//! as they arrive (any split), keeps only a bounded container stack, the keys of the first
+//! [`MAX_PATH`] object levels and the one string value the [`JsonVisitor`] asked for (capped), and
+//! reports every value whose path is made of object keys only, up to [`MAX_PATH`] keys deep.
+//! Everything else is validated and dropped.
+use serde::Deserialize;
+
+/// Deepest key path reported to a [`JsonVisitor`] (`usage.prompt_tokens` is 2 deep).
+pub const MAX_PATH: usize = 2;
+/// Longest key kept for path matching; longer keys never match a wanted path.
+const MAX_KEY: usize = 32;
+/// Longest number literal parsed; longer ones are reported as not-a-number.
+const MAX_NUMBER: usize = 40;
+
+/// Caps of the JSON field scanner. Every cut is reported (`json_truncated` of the HTTP counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JsonLimits {
+    /// Deepest nesting of arrays/objects accepted (default 64); deeper input stops the scan.
+    pub max_depth: usize,
+    /// Longest captured string value in bytes (default 256); longer values are cut.
+    pub max_string_bytes: usize,
+}
+
+impl Default for JsonLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 64,
+            max_string_bytes: 256,
+        }
+    }
+}
+
+/// A value reported to a [`JsonVisitor`]. Containers are reported when they open; their content
+/// is reported member by member if it is within [`MAX_PATH`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum JsonValue<'a> {
+    Null,
+    Bool(bool),
+    /// Numbers are parsed as `f64`; literals longer than 40 bytes give NaN.
+    Number(f64),
+    /// A string the visitor asked for; `truncated` when it hit `max_string_bytes`.
+    String {
+        value: &'a str,
+        truncated: bool,
+    },
+    /// A string the visitor did not ask for (content skipped).
+    SkippedString,
+    Object,
+    Array,
+}
+
+/// Receives the values found at shallow object paths. `path` lists the keys from the root
+/// (empty for the root value itself).
+pub trait JsonVisitor {
+    /// Whether the string starting at `path` should be captured (only then is it copied).
+    fn wants_string(&self, path: &[&[u8]]) -> bool;
+    /// A value at `path`.
+    fn value(&mut self, path: &[&[u8]], value: JsonValue<'_>);
+}
+
+/// Why a scan stopped before the end of the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    #[error("unexpected byte in JSON")]
+    Syntax,
+    #[error("JSON nested deeper than the configured limit")]
+    TooDeep,
+    #[error("JSON ended before the document was complete")]
+    Incomplete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// A value must come (root, after `:`, after `,` in an array).
+    Value,
+    /// After `[`: a value or `]`.
+    ValueOrClose,
+    /// After `{`: a key or `}`.
+    KeyOrClose,
+    /// After `,` in an object: a key.
+    Key,
+    Colon,
+    /// After a value: `,`, a closing bracket, or (at the root) the end.
+    AfterValue,
+    /// Inside a string; `key` tells where it goes.
+    Str {
+        key: bool,
+        capture: bool,
+    },
+    StrEscape {
+        key: bool,
+        capture: bool,
+    },
+    /// `\u` escape: `digits` read so far and their value.
+    StrUnicode {
+        key: bool,
+        capture: bool,
+        digits: u8,
+        acc: u16,
+    },
+    Number,
+    Literal {
+        which: Literal,
+        pos: u8,
+    },
+    Done,
+    Failed(JsonError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Literal {
+    True,
+    False,
+    Null,
+}
+
+impl Literal {
+    fn text(self) -> &'static [u8] {
+        match self {
+            Literal::True => b"true",
+            Literal::False => b"false",
+            Literal::Null => b"null",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    bytes: [u8; MAX_KEY],
+    len: u8,
+    overflow: bool,
+}
+
+impl Key {
+    const EMPTY: Key = Key {
+        bytes: [0; MAX_KEY],
+        len: 0,
+        overflow: false,
+    };
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+/// The streaming scanner. Feed it with [`JsonScanner::feed`], end it with
+/// [`JsonScanner::finish`].
+#[derive(Clone)]
+pub struct JsonScanner {
+    limits: JsonLimits,
+    state: State,
+    /// `true` = object, `false` = array, one per open container.
+    stack: Vec<bool>,
+    keys: [Key; MAX_PATH],
+    /// Captured string value (capped) or number literal.
+    scratch: Vec<u8>,
+    scratch_truncated: bool,
+    /// A high surrogate waiting for its low half in a `\u` escape pair.
+    high_surrogate: Option<u16>,
+    truncated: bool,
+    started: bool,
+}
+
+/// `scratch` as a length only: it holds string values of request and response bodies.
+impl std::fmt::Debug for JsonScanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonScanner")
+            .field("limits", &self.limits)
+            .field("state", &self.state)
+            .field("depth", &self.stack.len())
+            .field("scratch_bytes", &self.scratch.len())
+            .field("truncated", &self.truncated)
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JsonScanner {
+    pub fn new(limits: JsonLimits) -> Self {
+        Self {
+            limits,
+            state: State::Value,
+            stack: Vec::new(),
+            keys: [Key::EMPTY; MAX_PATH],
+            scratch: Vec::new(),
+            scratch_truncated: false,
+            high_surrogate: None,
+            truncated: false,
+            started: false,
+        }
+    }
+
+    /// Back to the start of a new document, keeping allocations.
+    pub fn reset(&mut self) {
+        self.state = State::Value;
+        self.stack.clear();
+        self.scratch.clear();
+        self.scratch_truncated = false;
+        self.high_surrogate = None;
+        self.truncated = false;
+        self.started = false;
+    }
+
+    /// A string value was cut at `max_string_bytes` or the nesting limit was hit.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// End of input: `Ok` if exactly one complete JSON value was seen.
+    pub fn finish(&mut self, visitor: &mut dyn JsonVisitor) -> Result<(), JsonError> {
+        if self.state == State::Number {
+            self.end_number(visitor);
+        }
+        match self.state {
+            State::Done => Ok(()),
+            State::Failed(e) => Err(e),
+            _ => {
+                self.state = State::Failed(JsonError::Incomplete);
+                Err(JsonError::Incomplete)
+            }
+        }
+    }
+
+    fn fail(&mut self, e: JsonError) {
+        if e == JsonError::TooDeep {
+            self.truncated = true;
+        }
+        self.state = State::Failed(e);
+    }
+
+    /// Depth of the value about to be reported, or `None` if it is not on a reportable path.
+    fn path_len(&self) -> Option<usize> {
+        let depth = self.stack.len();
+        if depth > MAX_PATH {
+            return None;
+        }
+        for (i, is_object) in self.stack.iter().enumerate() {
+            if !is_object || self.keys[i].overflow {
+                return None;
+            }
+        }
+        Some(depth)
+    }
+
+    fn emit(&self, visitor: &mut dyn JsonVisitor, value: JsonValue<'_>) {
+        if let Some(n) = self.path_len() {
+            let mut parts: [&[u8]; MAX_PATH] = [&[]; MAX_PATH];
+            for (i, part) in parts.iter_mut().enumerate().take(n) {
+                *part = self.keys[i].as_slice();
+            }
+            visitor.value(&parts[..n], value);
+        }
+    }
+
+    fn wants(&self, visitor: &dyn JsonVisitor) -> bool {
+        match self.path_len() {
+            Some(n) => {
+                let mut parts: [&[u8]; MAX_PATH] = [&[]; MAX_PATH];
+                for (i, part) in parts.iter_mut().enumerate().take(n) {
+                    *part = self.keys[i].as_slice();
+                }
+                visitor.wants_string(&parts[..n])
+            }
+            None => false,
+        }
+    }
+
+    /// A value has ended: what may come next depends on the enclosing container.
+    fn value_done(&mut self) {
+        self.state = if self.stack.is_empty() {
+            State::Done
+        } else {
+            State::AfterValue
+        };
+    }
+
+    fn open(&mut self, object: bool, visitor: &mut dyn JsonVisitor) {
+        self.emit(
+            visitor,
+            if object {
+                JsonValue::Object
+            } else {
+                JsonValue::Array
+            },
+        );
+        if self.stack.len() >= self.limits.max_depth {
+            self.fail(JsonError::TooDeep);
+            return;
+        }
+        self.stack.push(object);
+        self.state = if object {
+            State::KeyOrClose
+        } else {
+            State::ValueOrClose
+        };
+    }
+
+    fn close(&mut self, object: bool) {
+        match self.stack.last() {
+            Some(&top) if top == object => {
+                self.stack.pop();
+                self.value_done();
+            }
+            _ => self.fail(JsonError::Syntax),
+        }
+    }
+
+    fn start_value(&mut self, b: u8, visitor: &mut dyn JsonVisitor) {
+        match b {
+            b'{' => self.open(true, visitor),
+            b'[' => self.open(false, visitor),
+            b'"' => {
+                let capture = self.wants(visitor);
+                self.scratch.clear();
+                self.scratch_truncated = false;
+                self.high_surrogate = None;
+                self.state = State::Str {
+                    key: false,
+                    capture,
+                };
+            }
+            b'-' | b'0'..=b'9' => {
+                self.scratch.clear();
+                self.scratch.push(b);
+                self.state = State::Number;
+            }
+            b't' => {
+                self.state = State::Literal {
+                    which: Literal::True,
+                    pos: 1,
+                }
+            }
+            b'f' => {
+                self.state = State::Literal {
+                    which: Literal::False,
+                    pos: 1,
+                }
+            }
+            b'n' => {
+                self.state = State::Literal {
+                    which: Literal::Null,
+                    pos: 1,
+                }
+            }
+            _ => self.fail(JsonError::Syntax),
+        }
+    }
+
+    fn start_key(&mut self) {
+        let depth = self.stack.len();
+        if depth <= MAX_PATH {
+            self.keys[depth - 1] = Key::EMPTY;
+        }
+        self.high_surrogate = None;
+        self.state = State::Str {
+            key: true,
+            capture: depth <= MAX_PATH,
+        };
+    }
+
+    fn push_str_byte(&mut self, key: bool, b: u8) {
+        if key {
+            let depth = self.stack.len();
+            if depth == 0 || depth > MAX_PATH {
+                return;
+            }
+            let k = &mut self.keys[depth - 1];
+            if (k.len as usize) < MAX_KEY {
+                k.bytes[k.len as usize] = b;
+                k.len += 1;
+            } else {
+                k.overflow = true;
+            }
+        } else if self.scratch.len() < self.limits.max_string_bytes {
+            self.scratch.push(b);
+        } else {
+            self.scratch_truncated = true;
+        }
+    }
+
+    fn push_char(&mut self, key: bool, c: char) {
+        let mut buf = [0u8; 4];
+        for &b in c.encode_utf8(&mut buf).as_bytes() {
+            self.push_str_byte(key, b);
+        }
+    }
+
+    fn end_string(&mut self, key: bool, capture: bool, visitor: &mut dyn JsonVisitor) {
+        if self.high_surrogate.take().is_some() && capture {
+            self.push_char(key, char::REPLACEMENT_CHARACTER);
+        }
+        if key {
+            self.state = State::Colon;
+            return;
+        }
+        if capture {
+            // A cut may split a UTF-8 sequence: keep the valid prefix.
+            let valid = match std::str::from_utf8(&self.scratch) {
+                Ok(s) => s.len(),
+                Err(e) => e.valid_up_to(),
+            };
+            let truncated = self.scratch_truncated || valid < self.scratch.len();
+            if truncated {
+                self.truncated = true;
+            }
+            let value = std::str::from_utf8(&self.scratch[..valid]).unwrap_or_default();
+            let scratch_value = JsonValue::String { value, truncated };
+            self.emit(visitor, scratch_value);
+        } else {
+            self.emit(visitor, JsonValue::SkippedString);
+        }
+        self.value_done();
+    }
+
+    fn end_number(&mut self, visitor: &mut dyn JsonVisitor) {
+        let n = if self.scratch.len() > MAX_NUMBER {
+            f64::NAN
+        } else {
+            std::str::from_utf8(&self.scratch)
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        if n.is_nan() && self.scratch.len() <= MAX_NUMBER {
+            // `-`, `1.`, `1e` and the like: not a JSON number.
+            self.fail(JsonError::Syntax);
+            return;
+        }
+        self.emit(visitor, JsonValue::Number(n));
+        self.value_done();
+    }
+
+    /// Scans the next piece of the document.
+    pub fn feed(&mut self, data: &[u8], visitor: &mut dyn JsonVisitor) {
+        let mut i = 0;
+        while i < data.len() {
+            let b = data[i];
+            match self.state {
+                State::Failed(_) => return,
+                State::Str { key, capture } => {
+                    // Fast path: bodies are mostly long strings (base64).
+                    let rest = &data[i..];
+                    let stop = rest
+                        .iter()
+                        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                        .unwrap_or(rest.len());
+                    if capture {
+                        if self.high_surrogate.is_some() && stop > 0 {
+                            self.high_surrogate = None;
+                            self.push_char(key, char::REPLACEMENT_CHARACTER);
+                        }
+                        for &c in &rest[..stop] {
+                            self.push_str_byte(key, c);
+                        }
+                    }
+                    i += stop;
+                    if stop == rest.len() {
+                        return;
+                    }
+                    match rest[stop] {
+                        b'"' => self.end_string(key, capture, visitor),
+                        b'\\' => self.state = State::StrEscape { key, capture },
+                        _ => self.fail(JsonError::Syntax),
+                    }
+                    i += 1;
+                    continue;
+                }
+                State::StrEscape { key, capture } => {
+                    let c = match b {
+                        b'"' => Some('"'),
+                        b'\\' => Some('\\'),
+                        b'/' => Some('/'),
+                        b'b' => Some('\u{8}'),
+                        b'f' => Some('\u{c}'),
+                        b'n' => Some('\n'),
+                        b'r' => Some('\r'),
+                        b't' => Some('\t'),
+                        b'u' => None,
+                        _ => {
+                            self.fail(JsonError::Syntax);
+                            return;
+                        }
+                    };
+                    match c {
+                        Some(c) => {
+                            if capture {
+                                if self.high_surrogate.take().is_some() {
+                                    self.push_char(key, char::REPLACEMENT_CHARACTER);
+                                }
+                                self.push_char(key, c);
+                            }
+                            self.state = State::Str { key, capture };
+                        }
+                        None => {
+                            self.state = State::StrUnicode {
+                                key,
+                                capture,
+                                digits: 0,
+                                acc: 0,
+                            }
+                        }
+                    }
+                }
+                State::StrUnicode {
+                    key,
+                    capture,
+                    digits,
+                    acc,
+                } => {
+                    let Some(d) = (b as char).to_digit(16) else {
+                        self.fail(JsonError::Syntax);
+                        return;
+                    };
+                    let acc = (acc << 4) | d as u16;
+                    if digits < 3 {
+                        self.state = State::StrUnicode {
+                            key,
+                            capture,
+                            digits: digits + 1,
+                            acc,
+                        };
+                    } else {
+                        if capture {
+                            self.unicode_escape(key, acc);
+                        }
+                        self.state = State::Str { key, capture };
+                    }
+                }
+                State::Number => match b {
+                    b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-' => {
+                        if self.scratch.len() <= MAX_NUMBER {
+                            self.scratch.push(b);
+                        }
+                    }
+                    _ => {
+                        self.end_number(visitor);
+                        // The terminator is processed in the new state.
+                        continue;
+                    }
+                },
+                State::Literal { which, pos } => {
+                    let text = which.text();
+                    if text.get(pos as usize) != Some(&b) {
+                        self.fail(JsonError::Syntax);
+                        return;
+                    }
+                    if pos as usize + 1 == text.len() {
+                        let v = match which {
+                            Literal::True => JsonValue::Bool(true),
+                            Literal::False => JsonValue::Bool(false),
+                            Literal::Null => JsonValue::Null,
+                        };
+                        self.emit(visitor, v);
+                        self.value_done();
+                    } else {
+                        self.state = State::Literal {
+                            which,
+                            pos: pos + 1,
+                        };
+                    }
+                }
+                _ if matches!(b, b' ' | b'\t' | b'\n' | b'\r') => {}
+                State::Value => {
+                    self.started = true;
+                    self.start_value(b, visitor);
+                }
+                State::ValueOrClose => {
+                    if b == b']' {
+                        self.close(false);
+                    } else {
+                        self.start_value(b, visitor);
+                    }
+                }
+                State::KeyOrClose => match b {
+                    b'}' => self.close(true),
+                    b'"' => self.start_key(),
+                    _ => self.fail(JsonError::Syntax),
+                },
+                State::Key => match b {
+                    b'"' => self.start_key(),
+                    _ => self.fail(JsonError::Syntax),
+                },
+                State::Colon => match b {
+                    b':' => self.state = State::Value,
+                    _ => self.fail(JsonError::Syntax),
+                },
+                State::AfterValue => match (b, self.stack.last()) {
+                    (b',', Some(true)) => self.state = State::Key,
+                    (b',', Some(false)) => self.state = State::Value,
+                    (b'}', _) => self.close(true),
+                    (b']', _) => self.close(false),
+                    _ => self.fail(JsonError::Syntax),
+                },
+                State::Done => self.fail(JsonError::Syntax),
+            }
+            i += 1;
+        }
+    }
+
+    fn unicode_escape(&mut self, key: bool, unit: u16) {
+        match unit {
+            0xD800..=0xDBFF => {
+                if self.high_surrogate.replace(unit).is_some() {
+                    self.push_char(key, char::REPLACEMENT_CHARACTER);
+                }
+            }
+            0xDC00..=0xDFFF => {
+                let c = match self.high_surrogate.take() {
+                    Some(high) => {
+                        let cp =
+                            0x10000 + (((high as u32) - 0xD800) << 10) + ((unit as u32) - 0xDC00);
+                        char::from_u32(cp).unwrap_or(char::REPLACEMENT_CHARACTER)
+                    }
+                    None => char::REPLACEMENT_CHARACTER,
+                };
+                self.push_char(key, c);
+            }
+            _ => {
+                if self.high_surrogate.take().is_some() {
+                    self.push_char(key, char::REPLACEMENT_CHARACTER);
+                }
+                let c = char::from_u32(unit as u32).unwrap_or(char::REPLACEMENT_CHARACTER);
+                self.push_char(key, c);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,11 @@
+//! Prometheus metrics. Each domain owns one file and one struct that registers its families in
+//! the shared registry: `openwebui_*` for what Open WebUI's users do, `webui_monitor_*` for the
+//! monitor itself. The kernel capture's families belong to the shell that runs the capture;
+//! [`util`] helps it register them the same way.
+pub(crate) mod openwebui;
+pub(crate) mod stream;
+pub mod util;
+pub(crate) mod websocket;
+
+pub use openwebui::OpenWebuiMetrics;
+pub use stream::StreamMetrics;

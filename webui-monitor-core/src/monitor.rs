@@ -1,0 +1,120 @@
+//! The whole monitor as one sans-IO state machine: TCP segments and traffic time in, Prometheus
+//! metrics (and, for whoever watches, [`PipelineEvent`]s) out.
+//!
+//! The daemon feeds it segments decoded from the kernel's ring buffer; `replay` feeds it
+//! segments read from a capture file. Both build it from the same [`MonitorConfig`] (the daemon
+//! derives it from its configuration file), so a replay yields exactly the series the daemon
+//! would have served for the same traffic. It owns no file descriptor, clock or timer: the
+//! caller decides when time passes ([`Monitor::on_tick`]) and when Open WebUI's database is
+//! re-read ([`Monitor::set_directory`]). The crate documentation gives the order of calls.
+use std::sync::Arc;
+
+use prometheus::Registry;
+
+use crate::{
+    http::exchange::Secret,
+    metrics::{OpenWebuiMetrics, StreamMetrics, websocket::WebSocketMetrics},
+    openwebui::{Attributor, Directory, JwtSecret, SemanticsConfig},
+    pipeline::{Pipeline, PipelineConfig, PipelineEvent},
+    segment::{Segment, Timestamp},
+};
+
+/// Every setting of the monitor: the stream engine's caps and the semantics layer's settings.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorConfig {
+    /// Caps of reassembly, HTTP and WebSocket.
+    pub pipeline: PipelineConfig,
+    /// Attribution: label caps, expiry, personal data.
+    pub semantics: SemanticsConfig,
+}
+
+/// Pipeline (reassembly → HTTP → WebSocket) plus attribution, with their metrics.
+///
+/// Input: [`on_segment`](Self::on_segment); time: [`on_tick`](Self::on_tick); context:
+/// [`set_directory`](Self::set_directory); end: [`finish`](Self::finish). See [the crate
+/// documentation](crate#driving-a-monitor) for the order of calls.
+pub struct Monitor {
+    pipeline: Pipeline,
+    attributor: Attributor,
+    stream_metrics: StreamMetrics,
+    websocket_metrics: WebSocketMetrics,
+    events: Vec<PipelineEvent>,
+}
+
+impl Monitor {
+    /// Registers every `openwebui_*` and stream-level `webui_monitor_*` family in `registry`.
+    /// `secret` is Open WebUI's `WEBUI_SECRET_KEY`; without it JWTs are decoded, not verified.
+    pub fn new(
+        config: &MonitorConfig,
+        secret: Option<&Secret>,
+        registry: &Registry,
+    ) -> prometheus::Result<Self> {
+        let secret = secret.map(|s| JwtSecret::new(s.expose()));
+        let attributor = Attributor::new(
+            config.semantics.clone(),
+            OpenWebuiMetrics::register(registry)?,
+            secret.as_ref(),
+        );
+        Ok(Self {
+            pipeline: Pipeline::new(config.pipeline.clone()),
+            attributor,
+            stream_metrics: StreamMetrics::register(registry)?,
+            websocket_metrics: WebSocketMetrics::register(registry)?,
+            events: Vec::new(),
+        })
+    }
+
+    /// One TCP segment (or kernel chunk). `observe` sees every event before it is attributed.
+    pub fn on_segment(&mut self, segment: &Segment<'_>, observe: impl FnMut(&PipelineEvent)) {
+        self.pipeline.on_segment(segment, &mut self.events);
+        self.attribute(observe);
+    }
+
+    /// Traffic time advanced to `now`: expire idle connections, idle users and stale answers,
+    /// and bring the stream counters up to date.
+    pub fn on_tick(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
+        self.pipeline.on_tick(now, &mut self.events);
+        self.attribute(observe);
+        self.attributor.on_tick(now);
+        self.refresh_metrics();
+    }
+
+    /// End of input: close every connection (flushing what is pending) and settle what waits
+    /// for an answer.
+    pub fn finish(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
+        self.pipeline.finish(now, &mut self.events);
+        self.attribute(observe);
+        self.attributor.finish(now);
+        self.refresh_metrics();
+    }
+
+    /// A new snapshot of Open WebUI's users and API keys (or none).
+    pub fn set_directory(&mut self, directory: Option<Arc<Directory>>) {
+        self.attributor.set_directory(directory);
+    }
+
+    /// Mirrors the pipeline's counters (cumulative, kept in the sans-IO core) into their
+    /// Prometheus families.
+    pub fn refresh_metrics(&self) {
+        self.stream_metrics.update(&self.pipeline);
+        self.websocket_metrics
+            .update(self.pipeline.websocket_counters());
+    }
+
+    /// The stream engine, for its counters and gauges.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The stream engine's families (replay adds the capture-file totals to them).
+    pub fn stream_metrics(&self) -> &StreamMetrics {
+        &self.stream_metrics
+    }
+
+    fn attribute(&mut self, mut observe: impl FnMut(&PipelineEvent)) {
+        for event in self.events.drain(..) {
+            observe(&event);
+            self.attributor.on_event(&event);
+        }
+    }
+}

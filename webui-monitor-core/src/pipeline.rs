@@ -1,0 +1,456 @@
+//! The sans-IO pipeline: [`Segment`]s in, [`PipelineEvent`]s out.
+//!
+//! Per connection: TCP reassembly of both directions ([`reassembly`](crate::reassembly)), then
+//! HTTP/1.1 ([`HttpConnection`]) until a `101 Switching Protocols`, then WebSocket
+//! ([`WebSocketConnection`]), which first receives the bytes HTTP had already read past the
+//! upgrade. The reassembler hands both directions over in capture order, which is what lets HTTP
+//! match responses to requests and time them.
+use serde::Deserialize;
+
+use crate::{
+    http::{Exchange, HttpConnection, HttpEvent, HttpLimits, HttpShared, connection::HttpCounters},
+    reassembly::{CloseReason, Reassembler, ReassemblyCounters, ReassemblyLimits, StreamHandler},
+    segment::{ConnectionKey, Direction, Segment, Timestamp},
+    websocket::{
+        SocketEvent, WebSocketConnection, WebSocketLimits, WebSocketShared,
+        connection::WebSocketCounters,
+    },
+};
+
+/// What the pipeline reports.
+#[derive(Debug)]
+pub enum PipelineEvent {
+    /// A completed HTTP exchange (boxed: it is large and the other variant is small).
+    Exchange(Box<Exchange>),
+    /// A WebSocket fact of the upgraded connection `connection`.
+    Socket {
+        connection: ConnectionKey,
+        event: SocketEvent,
+    },
+}
+
+/// Every cap of the stream engine, as one config section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub reassembly: ReassemblyLimits,
+    pub http: HttpLimits,
+    pub websocket: WebSocketLimits,
+}
+
+/// The protocol spoken on a connection.
+#[derive(Debug)]
+enum Protocol {
+    // Both engines are hundreds of bytes inline; boxed, a table entry stays one pointer wide
+    // and turning HTTP into a WebSocket moves no large value.
+    Http(Box<HttpConnection>),
+    WebSocket(Box<WebSocketConnection>),
+}
+
+/// Per-connection state kept by the reassembler.
+#[derive(Debug)]
+struct ConnState {
+    protocol: Protocol,
+}
+
+/// Sans-IO state machine from segments to exchanges and socket events.
+#[derive(Debug)]
+pub struct Pipeline {
+    reassembler: Reassembler<ConnState>,
+    http: HttpShared,
+    websocket: WebSocketShared,
+    http_events: Vec<HttpEvent>,
+    socket_events: Vec<SocketEvent>,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self::new(PipelineConfig::default())
+    }
+}
+
+/// Borrows what the handler needs for one call into the reassembler.
+struct Engines<'p> {
+    http: &'p mut HttpShared,
+    websocket: &'p mut WebSocketShared,
+    http_events: &'p mut Vec<HttpEvent>,
+    socket_events: &'p mut Vec<SocketEvent>,
+    out: &'p mut Vec<PipelineEvent>,
+}
+
+impl Engines<'_> {
+    /// Maps the HTTP engine's events; an upgrade switches the connection to WebSocket.
+    fn drain_http(&mut self, state: &mut ConnState, key: ConnectionKey, ts: Timestamp) {
+        // `http_events` is taken so that the upgrade below can borrow `self` mutably.
+        let mut events = std::mem::take(self.http_events);
+        for event in events.drain(..) {
+            match event {
+                HttpEvent::Exchange(exchange) => self.out.push(PipelineEvent::Exchange(exchange)),
+                HttpEvent::Upgraded {
+                    websocket_extensions,
+                    leftover,
+                } => {
+                    let mut ws = WebSocketConnection::new(
+                        key,
+                        websocket_extensions.as_deref(),
+                        self.websocket,
+                    );
+                    for dir in Direction::ALL {
+                        let bytes = &leftover[dir.index()];
+                        if !bytes.is_empty() {
+                            ws.on_data(dir, bytes, ts, self.websocket, self.socket_events);
+                        }
+                    }
+                    state.protocol = Protocol::WebSocket(Box::new(ws));
+                }
+            }
+        }
+        *self.http_events = events;
+        self.drain_socket(key);
+    }
+
+    fn drain_socket(&mut self, key: ConnectionKey) {
+        self.out.extend(
+            self.socket_events
+                .drain(..)
+                .map(|event| PipelineEvent::Socket {
+                    connection: key,
+                    event,
+                }),
+        );
+    }
+}
+
+impl StreamHandler for Engines<'_> {
+    type State = ConnState;
+
+    fn open(&mut self, key: ConnectionKey, mid_stream: bool, _ts: Timestamp) -> ConnState {
+        ConnState {
+            protocol: Protocol::Http(Box::new(HttpConnection::new(key, mid_stream))),
+        }
+    }
+
+    fn data(
+        &mut self,
+        state: &mut ConnState,
+        key: ConnectionKey,
+        direction: Direction,
+        data: &[u8],
+        ts: Timestamp,
+    ) {
+        match &mut state.protocol {
+            Protocol::Http(http) => {
+                http.on_data(direction, data, ts, self.http, self.http_events);
+                self.drain_http(state, key, ts);
+            }
+            Protocol::WebSocket(ws) => {
+                ws.on_data(direction, data, ts, self.websocket, self.socket_events);
+                self.drain_socket(key);
+            }
+        }
+    }
+
+    fn gap(
+        &mut self,
+        state: &mut ConnState,
+        key: ConnectionKey,
+        direction: Direction,
+        len: u64,
+        ts: Timestamp,
+    ) {
+        match &mut state.protocol {
+            Protocol::Http(http) => {
+                http.on_gap(direction, len, ts, self.http, self.http_events);
+                self.drain_http(state, key, ts);
+            }
+            Protocol::WebSocket(ws) => {
+                ws.on_gap(direction, len, ts, self.websocket, self.socket_events);
+                self.drain_socket(key);
+            }
+        }
+    }
+
+    fn fin(
+        &mut self,
+        state: &mut ConnState,
+        key: ConnectionKey,
+        direction: Direction,
+        ts: Timestamp,
+    ) {
+        // WebSocket has no half-close of interest: its close frames and the final close matter.
+        if let Protocol::Http(http) = &mut state.protocol {
+            http.on_fin(direction, ts, self.http, self.http_events);
+            self.drain_http(state, key, ts);
+        }
+    }
+
+    fn close(
+        &mut self,
+        mut state: ConnState,
+        key: ConnectionKey,
+        _reason: CloseReason,
+        ts: Timestamp,
+    ) {
+        match &mut state.protocol {
+            Protocol::Http(http) => {
+                http.on_close(ts, self.http, self.http_events);
+                self.drain_http(&mut state, key, ts);
+                // An upgrade seen only while flushing still ends with the socket's close.
+                if let Protocol::WebSocket(ws) = &mut state.protocol {
+                    ws.on_close(ts, self.websocket, self.socket_events);
+                    self.drain_socket(key);
+                }
+            }
+            Protocol::WebSocket(ws) => {
+                ws.on_close(ts, self.websocket, self.socket_events);
+                self.drain_socket(key);
+            }
+        }
+    }
+}
+
+impl Pipeline {
+    /// A pipeline with no connection; every cap comes from `config`.
+    pub fn new(config: PipelineConfig) -> Self {
+        // Assigned after `default()`: the engines may keep private fields in their shared state.
+        let mut http = HttpShared::default();
+        http.limits = config.http;
+        let mut websocket = WebSocketShared::default();
+        websocket.limits = config.websocket;
+        Self {
+            reassembler: Reassembler::new(config.reassembly),
+            http,
+            websocket,
+            http_events: Vec::new(),
+            socket_events: Vec::new(),
+        }
+    }
+
+    fn engines<'p>(
+        &'p mut self,
+        out: &'p mut Vec<PipelineEvent>,
+    ) -> (&'p mut Reassembler<ConnState>, Engines<'p>) {
+        (
+            &mut self.reassembler,
+            Engines {
+                http: &mut self.http,
+                websocket: &mut self.websocket,
+                http_events: &mut self.http_events,
+                socket_events: &mut self.socket_events,
+                out,
+            },
+        )
+    }
+
+    /// Feeds one segment; events it completes are appended to `out`.
+    pub fn on_segment(&mut self, segment: &Segment<'_>, out: &mut Vec<PipelineEvent>) {
+        let (reassembler, mut engines) = self.engines(out);
+        reassembler.on_segment(segment, &mut engines);
+    }
+
+    /// Expire idle connections as of `now` (traffic time), skip timed-out holes.
+    pub fn on_tick(&mut self, now: Timestamp, out: &mut Vec<PipelineEvent>) {
+        let (reassembler, mut engines) = self.engines(out);
+        reassembler.on_tick(now, &mut engines);
+    }
+
+    /// End of input: close every connection, flushing what is pending.
+    pub fn finish(&mut self, now: Timestamp, out: &mut Vec<PipelineEvent>) {
+        let (reassembler, mut engines) = self.engines(out);
+        reassembler.finish(now, &mut engines);
+    }
+
+    /// Cumulative reassembly totals.
+    pub fn reassembly_counters(&self) -> &ReassemblyCounters {
+        self.reassembler.counters()
+    }
+
+    /// Cumulative HTTP engine totals (all connections).
+    pub fn http_counters(&self) -> &HttpCounters {
+        &self.http.counters
+    }
+
+    /// Cumulative WebSocket decoder totals (all connections).
+    pub fn websocket_counters(&self) -> &WebSocketCounters {
+        &self.websocket.counters
+    }
+
+    /// Open TCP connections.
+    pub fn active_connections(&self) -> usize {
+        self.reassembler.active_connections()
+    }
+
+    /// Bytes held back by reassembly.
+    pub fn buffered_bytes(&self) -> usize {
+        self.reassembler.buffered_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::segment::TcpFlags;
+
+    /// A conversation in causal order: keep-alive, a chunked response, an upgrade, WebSocket
+    /// frames.
+    const MESSAGES: [(Direction, &[u8]); 8] = [
+        (Direction::Request, b"GET /api/config HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (Direction::Response, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"),
+        (
+            Direction::Request,
+            b"POST /api/chat/completions HTTP/1.1\r\nContent-Length: 17\r\n\
+Content-Type: application/json\r\n\r\n{\"stream\": false}",
+        ),
+        (
+            Direction::Response,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n",
+        ),
+        (
+            Direction::Request,
+            b"GET /ws/socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\n\r\n",
+        ),
+        (
+            Direction::Response,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        ),
+        (Direction::Request, b"\x81\x82\x00\x00\x00\x0040"),
+        (Direction::Response, b"\x81\x0240"),
+    ];
+
+    fn key() -> ConnectionKey {
+        ConnectionKey {
+            client: SocketAddr::from((Ipv4Addr::LOCALHOST, 50000)),
+            server: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+        }
+    }
+
+    #[derive(Clone)]
+    struct Seg {
+        dir: Direction,
+        seq: u32,
+        flags: u8,
+        payload: Vec<u8>,
+    }
+
+    /// Handshake, each message cut at `cuts`, its segments moved up to `jitter` places among
+    /// themselves and `dups` of them sent twice (causality across messages is kept: a
+    /// response never precedes its request), then FINs.
+    fn conversation(cuts: &[usize], jitter: &[usize], dups: &[usize]) -> Vec<Seg> {
+        let isn = [100u32, u32::MAX - 50];
+        let mut next = [isn[0].wrapping_add(1), isn[1].wrapping_add(1)];
+        let mut segs = vec![
+            Seg {
+                dir: Direction::Request,
+                seq: isn[0],
+                flags: TcpFlags::SYN,
+                payload: vec![],
+            },
+            Seg {
+                dir: Direction::Response,
+                seq: isn[1],
+                flags: TcpFlags::SYN | TcpFlags::ACK,
+                payload: vec![],
+            },
+        ];
+        for (dir, data) in MESSAGES {
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+            points.extend([0, data.len()]);
+            points.sort_unstable();
+            points.dedup();
+            let mut pieces: Vec<Seg> = points
+                .windows(2)
+                .map(|w| Seg {
+                    dir,
+                    seq: next[dir.index()].wrapping_add(w[0] as u32),
+                    flags: TcpFlags::ACK,
+                    payload: data[w[0]..w[1]].to_vec(),
+                })
+                .collect();
+            for d in dups {
+                let copy = pieces[d % pieces.len()].clone();
+                pieces.push(copy);
+            }
+            let mut order: Vec<(usize, usize)> = (0..pieces.len())
+                .map(|i| (i + jitter.get(i).copied().unwrap_or(0), i))
+                .collect();
+            order.sort_unstable();
+            segs.extend(order.into_iter().map(|(_, i)| pieces[i].clone()));
+            next[dir.index()] = next[dir.index()].wrapping_add(data.len() as u32);
+        }
+        for dir in Direction::ALL {
+            segs.push(Seg {
+                dir,
+                seq: next[dir.index()],
+                flags: TcpFlags::FIN | TcpFlags::ACK,
+                payload: vec![],
+            });
+        }
+        segs
+    }
+
+    /// Runs segments through a pipeline; all at one timestamp so that any segmentation must
+    /// yield identical events, timestamps included.
+    fn run(segs: &[Seg]) -> (Pipeline, Vec<String>) {
+        let mut p = Pipeline::default();
+        let mut out = Vec::new();
+        for s in segs {
+            let seg = Segment {
+                key: key(),
+                direction: s.dir,
+                seq: s.seq,
+                flags: TcpFlags(s.flags),
+                payload: &s.payload,
+                timestamp: Timestamp::from_secs(1),
+            };
+            p.on_segment(&seg, &mut out);
+        }
+        p.finish(Timestamp::from_secs(2), &mut out);
+        (p, out.iter().map(|e| format!("{e:?}")).collect())
+    }
+
+    #[test]
+    fn conversation_closes_cleanly() {
+        let (p, _) = run(&conversation(&[], &[], &[]));
+        let c = p.reassembly_counters();
+        assert_eq!(c.connections_opened, 1);
+        assert_eq!(c.connections_closed_fin, 1);
+        assert_eq!(c.gaps, 0);
+        assert_eq!(p.active_connections(), 0);
+        assert_eq!(p.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn config_deserializes_with_defaults() {
+        let c: PipelineConfig =
+            serde_json::from_str(r#"{"reassembly":{"max_connections":7}}"#).expect("config");
+        assert_eq!(c.reassembly.max_connections, 7);
+        assert_eq!(
+            c.reassembly.idle_timeout_ms,
+            ReassemblyLimits::default().idle_timeout_ms
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any split, any reordering within a window, duplicated segments: identical events
+        /// (exchanges and socket events, once the HTTP and WebSocket engines are in).
+        #[test]
+        fn any_segmentation_yields_identical_events(
+            cuts in proptest::collection::vec(any::<usize>(), 0..12),
+            jitter in proptest::collection::vec(0usize..5, 0..24),
+            dups in proptest::collection::vec(any::<usize>(), 0..3),
+        ) {
+            let (_, reference) = run(&conversation(&[], &[], &[]));
+            let (p, events) = run(&conversation(&cuts, &jitter, &dups));
+            prop_assert_eq!(events, reference);
+            prop_assert_eq!(p.reassembly_counters().gaps, 0);
+            prop_assert_eq!(p.active_connections(), 0);
+        }
+    }
+}

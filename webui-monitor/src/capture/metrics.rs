@@ -1,0 +1,156 @@
+//! `webui_monitor_tcp_*` and `webui_monitor_capture_*`: what the kernel capture saw and lost.
+//!
+//! The kernel keeps the authoritative totals (per-CPU counters); these families mirror them.
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
+use webui_monitor_common::{CaptureStats, LossReason};
+use webui_monitor_core::{
+    metrics::util::{advance, counter, counter_vec, gauge, set_count},
+    segment::Direction,
+};
+
+/// Label value of a [`LossReason`].
+pub const fn reason_label(reason: LossReason) -> &'static str {
+    match reason {
+        LossReason::RingFull => "ring_full",
+        LossReason::Truncated => "truncated",
+        LossReason::Unparsed => "unparsed",
+    }
+}
+
+/// The capture's metric families.
+#[derive(Clone)]
+pub struct CaptureMetrics {
+    connections_total: IntCounter,
+    connections_active: IntGauge,
+    bytes_total: IntCounterVec,
+    packets_total: IntCounterVec,
+    lost_total: IntCounterVec,
+    lost_bytes_total: IntCounterVec,
+}
+
+impl CaptureMetrics {
+    /// Registers the families, with every `direction` and `reason` series at zero.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let metrics = Self {
+            connections_total: counter(
+                registry,
+                "webui_monitor_tcp_connections_total",
+                "TCP connections on a monitored port seen by the kernel capture",
+            )?,
+            connections_active: gauge(
+                registry,
+                "webui_monitor_tcp_connections_active",
+                "Monitored TCP connections neither closed (FIN both ways or RST) nor idle",
+            )?,
+            bytes_total: counter_vec(
+                registry,
+                "webui_monitor_tcp_bytes_total",
+                "TCP payload bytes on monitored connections",
+                &["direction"],
+            )?,
+            packets_total: counter_vec(
+                registry,
+                "webui_monitor_tcp_packets_total",
+                "TCP packets on monitored connections",
+                &["direction"],
+            )?,
+            lost_total: counter_vec(
+                registry,
+                "webui_monitor_capture_lost_total",
+                "Capture records lost before reaching userspace, by reason",
+                &["reason"],
+            )?,
+            lost_bytes_total: counter_vec(
+                registry,
+                "webui_monitor_capture_lost_bytes_total",
+                "Bytes lost before reaching userspace, by reason",
+                &["reason"],
+            )?,
+        };
+        // Every series exists from the start, so rate() works from the first scrape.
+        for direction in Direction::ALL {
+            metrics.bytes_total.with_label_values(&[direction.as_str()]);
+            metrics
+                .packets_total
+                .with_label_values(&[direction.as_str()]);
+        }
+        for reason in LossReason::ALL {
+            metrics
+                .lost_total
+                .with_label_values(&[reason_label(reason)]);
+            metrics
+                .lost_bytes_total
+                .with_label_values(&[reason_label(reason)]);
+        }
+        Ok(metrics)
+    }
+
+    /// Mirrors the kernel totals (summed over CPUs) and the active-connection count.
+    pub fn observe(&self, totals: &CaptureStats, active_connections: u64) {
+        advance(&self.connections_total, totals.connections);
+        for direction in Direction::ALL {
+            let i = direction.index();
+            let label = [direction.as_str()];
+            advance(&self.bytes_total.with_label_values(&label), totals.bytes[i]);
+            advance(
+                &self.packets_total.with_label_values(&label),
+                totals.packets[i],
+            );
+        }
+        for reason in LossReason::ALL {
+            let label = [reason_label(reason)];
+            let i = reason as usize;
+            advance(
+                &self.lost_total.with_label_values(&label),
+                totals.lost_records[i],
+            );
+            advance(
+                &self.lost_bytes_total.with_label_values(&label),
+                totals.lost_bytes[i],
+            );
+        }
+        set_count(&self.connections_active, active_connections);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webui_monitor_core::metrics::util::render;
+
+    #[test]
+    fn mirrors_kernel_totals() {
+        let registry = Registry::new();
+        let metrics = CaptureMetrics::register(&registry).unwrap();
+        let mut totals = CaptureStats {
+            packets: [3, 4],
+            bytes: [100, 2000],
+            connections: 2,
+            lost_records: [1, 0, 5],
+            lost_bytes: [1984, 0, 300],
+            records: 9,
+        };
+        metrics.observe(&totals, 1);
+        totals.bytes[0] = 150;
+        metrics.observe(&totals, 0);
+        let text = render(&registry);
+        for line in [
+            "webui_monitor_tcp_connections_total 2",
+            "webui_monitor_tcp_connections_active 0",
+            "webui_monitor_tcp_bytes_total{direction=\"request\"} 150",
+            "webui_monitor_tcp_bytes_total{direction=\"response\"} 2000",
+            "webui_monitor_tcp_packets_total{direction=\"request\"} 3",
+            "webui_monitor_tcp_packets_total{direction=\"response\"} 4",
+            "webui_monitor_capture_lost_total{reason=\"ring_full\"} 1",
+            "webui_monitor_capture_lost_total{reason=\"truncated\"} 0",
+            "webui_monitor_capture_lost_total{reason=\"unparsed\"} 5",
+            "webui_monitor_capture_lost_bytes_total{reason=\"ring_full\"} 1984",
+            "webui_monitor_capture_lost_bytes_total{reason=\"unparsed\"} 300",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+}

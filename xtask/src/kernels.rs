@@ -184,7 +184,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         "the matrix loads eBPF programs on the host row, and serves the host's root to the \
          guests through a read-only bind mount: run `cargo xtask test-kernels` as root"
     );
-    crate::setup()?;
+    crate::setup(crate::Needs::Test)?;
     let started = Instant::now();
     let workspace = Workspace::load()?;
     let kernels_dir = workspace.target.join("kernels");

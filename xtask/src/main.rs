@@ -1,10 +1,11 @@
 //! `cargo xtask`: project chores that need more than cargo.
 //!
 //! * `setup`: install what a fresh Debian machine lacks (idempotent).
-//! * `run`: setup, then the daemon on the local Open WebUI (`lo`, port 8080) — the README's
+//! * `run`: bpf-linker if missing, then the daemon on the local Open WebUI (`lo`, port 8080) — the README's
 //!   first command.
 //! * `test`: setup, then every test — unit, kernel (`BPF_PROG_TEST_RUN`), end-to-end, the
-//!   deploy files and the .deb — as root; the README's second command and CI's.
+//!   deploy files, the .deb, `cargo xtask run` itself and the kernel matrix — as root; the
+//!   README's second command and CI's.
 //! * `bench-kernel`: ns per packet of the kernel programs, over a trivial XDP baseline.
 //! * `bench-replay`: `webui-monitor replay` against tshark on a large generated capture, then
 //!   exchanges/s with attribution off and on (`webui-monitor/examples/bench_attribution.rs`).
@@ -66,14 +67,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install bpf-linker and the Debian packages the tests need (skips what is present).
+    /// Install bpf-linker, cargo-deb and the Debian packages the tests need, at the versions
+    /// they are tested with (skips what is present).
     Setup,
-    /// Set up, build and run the daemon (needs root); arguments go to `webui-monitor run`.
+    /// Install bpf-linker if missing, build and run the daemon (needs root); arguments go to
+    /// `webui-monitor run`.
     Run {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, then run every test: unit, kernel, end-to-end, deploy files, .deb (needs root).
+    /// Set up, then run every test: unit, kernel, end-to-end, deploy files, .deb, `run`, the
+    /// kernel matrix (needs root).
     Test {
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(trailing_var_arg = true)]
@@ -97,7 +101,7 @@ enum Task {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
-        Task::Setup => setup(),
+        Task::Setup => setup(Needs::Test),
         Task::Run { args } => run(&args),
         Task::Test { args } => test(&args),
         Task::BenchKernel => bench_kernel(),
@@ -125,33 +129,20 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
-fn setup() -> anyhow::Result<()> {
-    let linker = Command::new("bpf-linker").arg("--version").output();
-    let installed = linker
-        .as_ref()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION));
-    if installed {
-        println!("bpf-linker {BPF_LINKER_VERSION}: present");
-    } else {
-        println!("installing bpf-linker {BPF_LINKER_VERSION}");
-        status(cargo().args([
-            "install",
-            "--locked",
-            &format!("bpf-linker@{BPF_LINKER_VERSION}"),
-        ]))?;
-    }
+/// What a task needs installed: running the daemon needs only the eBPF linker; the tests also
+/// need cargo-deb and the Debian packages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Run,
+    Test,
+}
 
-    let deb = Command::new("cargo-deb").arg("--version").output();
-    if deb.is_ok_and(|o| o.status.success()) {
-        println!("cargo-deb: present");
-    } else {
-        println!("installing cargo-deb {CARGO_DEB_VERSION}");
-        status(cargo().args([
-            "install",
-            "--locked",
-            &format!("cargo-deb@{CARGO_DEB_VERSION}"),
-        ]))?;
+fn setup(needs: Needs) -> anyhow::Result<()> {
+    cargo_tool("bpf-linker", BPF_LINKER_VERSION)?;
+    if needs == Needs::Run {
+        return Ok(());
     }
+    cargo_tool("cargo-deb", CARGO_DEB_VERSION)?;
 
     let missing: Vec<&str> = DEBIAN_PACKAGES
         .iter()
@@ -180,6 +171,37 @@ fn setup() -> anyhow::Result<()> {
     )
 }
 
+/// Installs `tool` at exactly `version` with `cargo install --locked`, unless `tool --version`
+/// already prints `tool version` (another version is replaced: `--force`).
+fn cargo_tool(tool: &str, version: &str) -> anyhow::Result<()> {
+    let expected = format!("{tool} {version}");
+    let found = Command::new(tool)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match found {
+        Some(line)
+            if line
+                .split_whitespace()
+                .take(2)
+                .eq(expected.split_whitespace()) =>
+        {
+            println!("{expected}: present");
+            return Ok(());
+        }
+        Some(line) => println!("{tool}: found `{line}`, installing {version} in its place"),
+        None => println!("installing {expected}"),
+    }
+    status(cargo().args([
+        "install",
+        "--locked",
+        "--force",
+        &format!("{tool}@{version}"),
+    ]))
+}
+
 fn debian_installed(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", package])
@@ -191,7 +213,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     if !is_root() {
         bail!("the daemon loads eBPF programs: run `cargo xtask run` as root");
     }
-    setup()?;
+    setup(Needs::Run)?;
     status(
         cargo()
             .args([
@@ -213,7 +235,7 @@ fn test(args: &[String]) -> anyhow::Result<()> {
              run `cargo xtask test` as root"
         );
     }
-    setup()?;
+    setup(Needs::Test)?;
     // The workspace's default members: everything but the eBPF crate, which only builds for
     // the BPF target (the daemon's build script builds it).
     let mut command = cargo();
@@ -238,7 +260,14 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         Command::new("bash")
             .arg(root.join("deploy/test-deb.sh"))
             .current_dir(&root),
-    )
+    )?;
+    println!("the README's first command: `cargo xtask run` attaches to lo and counts an exchange");
+    status(Command::new("bash").arg(root.join("tests/run-command.sh")))?;
+    println!("kernel matrix: Debian's 6.1, 6.12, 6.18 and newest kernel in QEMU, and the host's");
+    kernels::run(&kernels::Options {
+        kernels: Vec::new(),
+        keep: false,
+    })
 }
 
 fn bench_kernel() -> anyhow::Result<()> {

@@ -9,8 +9,7 @@
 //!
 //! # The data path
 //!
-//! In the order the data flows; each layer uses only the ones before it, except that attribution
-//! (6) updates its `openwebui_*` families (7) directly:
+//! In the order the data flows; each layer uses only the ones before it:
 //!
 //! 1. [`segment`]: one TCP segment of a monitored connection, with its traffic time. The
 //!    daemon decodes them from kernel records; [`pcap`] dissects them out of capture files.
@@ -22,8 +21,9 @@
 //!    Socket.IO and Open WebUI's events.
 //! 5. [`pipeline`]: 2–4 per connection, as [`PipelineEvent`]s (exchanges and socket facts).
 //! 6. [`openwebui`]: who sent each request, with which credential, from which client, to which
-//!    route and model, with how many tokens.
-//! 7. [`metrics`]: the Prometheus families, including the engines' own health.
+//!    route and model, with how many tokens — as [`openwebui::Fact`]s handed to a sink.
+//! 7. [`metrics`]: the Prometheus families, including the engines' own health; its
+//!    [`metrics::PrometheusSink`] applies attribution's facts to the `openwebui_*` families.
 //! 8. [`Monitor`]: 5–7 as one state machine; [`usage_summary`] reads its registry back per
 //!    user; [`replay`] drives it from a capture file.
 //!
@@ -47,8 +47,8 @@
 //!
 //! A, B and [`Monitor::finish`] take an observer that sees every [`PipelineEvent`] they
 //! complete — an HTTP exchange or a WebSocket fact — before it is attributed (`replay --json`
-//! writes its lines from it; the daemon passes `|_| {}`). Attribution updates the `openwebui_*`
-//! families as it goes.
+//! writes its lines from it; the daemon passes `|_| {}`). Attribution's facts reach the
+//! `openwebui_*` families as each event is attributed.
 //!
 //! The order of calls:
 //!

@@ -13,7 +13,7 @@ use prometheus::Registry;
 
 use crate::{
     http::exchange::Secret,
-    metrics::{OpenWebuiMetrics, StreamMetrics, websocket::WebSocketMetrics},
+    metrics::{OpenWebuiMetrics, PrometheusSink, StreamMetrics, websocket::WebSocketMetrics},
     openwebui::{Attributor, Directory, JwtSecret, SemanticsConfig},
     pipeline::{Pipeline, PipelineConfig, PipelineEvent},
     segment::{Segment, Timestamp},
@@ -28,7 +28,8 @@ pub struct MonitorConfig {
     pub semantics: SemanticsConfig,
 }
 
-/// Pipeline (reassembly → HTTP → WebSocket) plus attribution, with their metrics.
+/// Pipeline (reassembly → HTTP → WebSocket) plus attribution, whose facts a
+/// [`PrometheusSink`] applies, with their metrics.
 ///
 /// Input: [`on_segment`](Self::on_segment); time: [`on_tick`](Self::on_tick); context:
 /// [`set_directory`](Self::set_directory); end: [`finish`](Self::finish). See [the crate
@@ -36,6 +37,7 @@ pub struct MonitorConfig {
 pub struct Monitor {
     pipeline: Pipeline,
     attributor: Attributor,
+    sink: PrometheusSink,
     stream_metrics: StreamMetrics,
     websocket_metrics: WebSocketMetrics,
     events: Vec<PipelineEvent>,
@@ -50,14 +52,12 @@ impl Monitor {
         registry: &Registry,
     ) -> prometheus::Result<Self> {
         let secret = secret.map(|s| JwtSecret::new(s.expose()));
-        let attributor = Attributor::new(
-            config.semantics.clone(),
-            OpenWebuiMetrics::register(registry)?,
-            secret.as_ref(),
-        );
+        let attributor = Attributor::new(config.semantics.clone(), secret.as_ref());
+        let sink = PrometheusSink::new(OpenWebuiMetrics::register(registry)?, &config.semantics);
         Ok(Self {
             pipeline: Pipeline::new(config.pipeline.clone()),
             attributor,
+            sink,
             stream_metrics: StreamMetrics::register(registry)?,
             websocket_metrics: WebSocketMetrics::register(registry)?,
             events: Vec::new(),
@@ -75,7 +75,7 @@ impl Monitor {
     pub fn on_tick(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
         self.pipeline.on_tick(now, &mut self.events);
         self.attribute(observe);
-        self.attributor.on_tick(now);
+        self.attributor.on_tick(now, &mut self.sink);
         self.refresh_metrics();
     }
 
@@ -84,13 +84,13 @@ impl Monitor {
     pub fn finish(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
         self.pipeline.finish(now, &mut self.events);
         self.attribute(observe);
-        self.attributor.finish(now);
+        self.attributor.finish(now, &mut self.sink);
         self.refresh_metrics();
     }
 
     /// A new snapshot of Open WebUI's users and API keys (or none).
     pub fn set_directory(&mut self, directory: Option<Arc<Directory>>) {
-        self.attributor.set_directory(directory);
+        self.attributor.set_directory(directory, &mut self.sink);
     }
 
     /// Mirrors the pipeline's counters (cumulative, kept in the sans-IO core) into their
@@ -114,7 +114,7 @@ impl Monitor {
     fn attribute(&mut self, mut observe: impl FnMut(&PipelineEvent)) {
         for event in self.events.drain(..) {
             observe(&event);
-            self.attributor.on_event(&event);
+            self.attributor.on_event(&event, &mut self.sink);
         }
     }
 }

@@ -256,7 +256,7 @@ mod tests {
     use prometheus::{IntCounter, IntCounterVec, Opts};
 
     use super::*;
-    use crate::openwebui::OpenWebuiMetrics;
+    use crate::metrics::OpenWebuiMetrics;
 
     const ALICE: &str = "6b1f2a9e-0c4d-4f7a-9a55-2f8e3c1d7b10";
 

@@ -21,7 +21,8 @@ use webui_monitor_core::{
             StreamSummary, Usage,
         },
     },
-    openwebui::{Attributor, JwtSecret, OpenWebuiMetrics, SemanticsConfig},
+    metrics::{OpenWebuiMetrics, PrometheusSink},
+    openwebui::{Attributor, JwtSecret, SemanticsConfig},
     pipeline::PipelineEvent,
     segment::{ConnectionKey, Timestamp},
     websocket::SocketEvent,
@@ -202,22 +203,22 @@ fn events(name: &str) -> Vec<PipelineEvent> {
 }
 
 /// Samples of the text exposition: (name, labels) → value.
-fn attributor(registry: &Registry) -> Attributor {
+/// An attributor with the captures' secret and database, and the sink its facts go to.
+fn attributor(registry: &Registry) -> (Attributor, PrometheusSink) {
     let metrics = OpenWebuiMetrics::register(registry).unwrap();
-    let mut a = Attributor::new(
-        SemanticsConfig::default(),
-        metrics,
-        Some(&JwtSecret::new(SECRET)),
+    let config = SemanticsConfig::default();
+    let mut sink = PrometheusSink::new(metrics, &config);
+    let mut a = Attributor::new(config, Some(&JwtSecret::new(SECRET)));
+    a.set_directory(
+        Some(Arc::new(db::load(&fixture_dir().join("webui.db")).unwrap())),
+        &mut sink,
     );
-    a.set_directory(Some(Arc::new(
-        db::load(&fixture_dir().join("webui.db")).unwrap(),
-    )));
-    a
+    (a, sink)
 }
 
 fn run(name: &str) -> (Registry, Attributor) {
     let registry = Registry::new();
-    let mut a = attributor(&registry);
+    let (mut a, mut sink) = attributor(&registry);
     let events = events(name);
     let end = events
         .iter()
@@ -228,9 +229,9 @@ fn run(name: &str) -> (Registry, Attributor) {
         .max()
         .unwrap();
     for e in &events {
-        a.on_event(e);
+        a.on_event(e, &mut sink);
     }
-    a.finish(end);
+    a.finish(end, &mut sink);
     (registry, a)
 }
 

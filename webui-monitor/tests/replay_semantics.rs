@@ -29,7 +29,8 @@ use webui_monitor_core::{
             MessageStats, RequestBodyFields, ResponseBodyFields, Secret, StreamSummary, Usage,
         },
     },
-    openwebui::{Attributor, JwtSecret, OpenWebuiMetrics, SemanticsConfig},
+    metrics::{OpenWebuiMetrics, PrometheusSink},
+    openwebui::{Attributor, JwtSecret, SemanticsConfig},
     replay::{ReplayStats, replay_capture},
     segment::{ConnectionKey, Timestamp},
 };
@@ -67,16 +68,15 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
 
-fn attributor(registry: &Registry) -> Attributor {
+/// An attributor with the captures' secret and database, and the sink its facts go to.
+fn attributor(registry: &Registry) -> (Attributor, PrometheusSink) {
     let metrics = OpenWebuiMetrics::register(registry).unwrap();
-    let mut a = Attributor::new(
-        SemanticsConfig::default(),
-        metrics,
-        Some(&JwtSecret::new(SECRET)),
-    );
+    let config = SemanticsConfig::default();
+    let mut sink = PrometheusSink::new(metrics, &config);
+    let mut a = Attributor::new(config, Some(&JwtSecret::new(SECRET)));
     let dir = db::load(&fixture_dir().join("webui.db")).unwrap();
-    a.set_directory(Some(Arc::new(dir)));
-    a
+    a.set_directory(Some(Arc::new(dir)), &mut sink);
+    (a, sink)
 }
 
 /// Replay a capture the way `webui-monitor replay` does — the crate's pcap reader into a
@@ -210,7 +210,7 @@ fn alice_credentials() -> (Vec<u8>, Vec<u8>) {
 #[test]
 fn attribution_of_seen_users_allocates_nothing() {
     let registry = Registry::new();
-    let mut a = attributor(&registry);
+    let (mut a, mut sink) = attributor(&registry);
     let (jwt, key) = alice_credentials();
     let ts = Timestamp::from_secs(1_795_766_900);
     let bearer_jwt = [b"Bearer ".as_slice(), &jwt].concat();
@@ -247,12 +247,12 @@ fn attribution_of_seen_users_allocates_nothing() {
     ];
     // First sight of each user and series creates label handles.
     for ex in &exchanges {
-        a.on_exchange(ex);
+        a.on_exchange(ex, &mut sink);
     }
     let before = allocations();
     for _ in 0..100 {
         for ex in &exchanges {
-            a.on_exchange(ex);
+            a.on_exchange(ex, &mut sink);
         }
     }
     assert_eq!(allocations() - before, 0, "allocations in 500 attributions");

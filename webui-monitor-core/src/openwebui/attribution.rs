@@ -1,50 +1,63 @@
-//! The [`Attributor`]: [`PipelineEvent`]s in, `openwebui_*` metrics out.
+//! The [`Attributor`]: [`PipelineEvent`]s in, [`Fact`]s out.
 //!
 //! For every HTTP exchange it picks the credential Open WebUI acts on, verifies or resolves it,
-//! names the route and the client kind, and counts requests, bytes, auth outcomes, chat
+//! names the route and the client kind, and concludes the request, its auth outcome, chat
 //! completions (model, stream, status class, HTTP tokens or their absence, time to first
 //! streamed event) and embedding tokens. For the web UI's socket.io connections it takes the
 //! socket's identity from `user-join`, joins each answer to its completion request through the
-//! message id, and credits the answer's usage once, to the socket's user and the request's
-//! model (`source="websocket"`).
+//! message id (`joiner`), and credits the answer's usage once, to the socket's user and the
+//! request's model (`source="websocket"`).
 //!
-//! Sans-IO: time is the traffic's own (exchange and socket event timestamps); the database
-//! snapshot is handed in by the shell ([`Attributor::set_directory`]).
+//! Sans-IO, like the rest of the core: time is the traffic's own (exchange and socket event
+//! timestamps); the database snapshot is handed in by the shell. Every method takes the
+//! [`FactSink`] its conclusions go to, and emits them before it returns (see [`fact`](super::fact)
+//! for their order). The calls:
+//!
+//! 1. [`Attributor::new`], then [`Attributor::set_directory`] with the first snapshot (again
+//!    whenever the shell has read a new one);
+//! 2. [`Attributor::on_event`] for each pipeline event, in pipeline order, interleaved with
+//!    [`Attributor::on_tick`] as traffic time passes (idle answers and sockets expire only then
+//!    and on the sweeps that events trigger every `sweep_interval_secs`);
+//! 3. [`Attributor::finish`] once, after the last event: every pending answer settles.
 //!
 //! **Client kind.** A chat completion is `webui` iff its JSON body has a non-null `session_id`
 //! (the socket.io session its answer will travel on), else `api`. Any other request is `webui`
 //! iff it carries a `Sec-Fetch-Site` or `Sec-Fetch-Mode` header, which every current browser
 //! sends and page scripts cannot remove (a WebSocket upgrade: an `Origin` header). Both are
 //! headers and bodies a script can forge: the verdict says "looks like the web UI", not "is a
-//! browser". Browser evidence is counted per signal in `openwebui_client_signals_total` so
-//! forgeries stand out as mismatches.
+//! browser". Browser evidence is concluded per signal ([`Signals`]) so forgeries stand out as
+//! mismatches.
 use std::sync::Arc;
 
-use prometheus::{Histogram, IntCounter};
-
+mod emit;
+mod identify;
+mod joiner;
 mod socket;
 
-use self::socket::{Answer, SocketState};
-pub use super::labels::{Auth, AuthResult, Client};
-use super::labels::{
-    MODEL_UNKNOWN, ModelTable, STATUS_INCOMPLETE, method_label, status_class, status_label,
+use self::{
+    emit::{Emit, split},
+    identify::{identify, resolve_token},
+    joiner::{Deferred, Joiner},
+    socket::{Full, Gone, Sockets},
 };
 use super::{
-    OpenWebuiMetrics,
-    apikey::{Directory, Fingerprint, KeyLookup, key_hash},
-    credential::{self, CredentialSource, CredentialType},
-    fast_map::FastMap,
-    jwt::{InlineStr, JwtLimits, JwtSecret, JwtVerifier, MAX_ID_LEN, Verdict},
+    apikey::Directory,
+    fact::{Fact, FactSink, Limit, Model, Signal, Signals, TokenDirection, TokenSource},
+    identity::{OwnedUser, Special, UserRef},
+    jwt::{JwtLimits, JwtSecret, JwtVerifier},
+    labels::{Auth, Client, ModelTable, StatusClass, method_label},
     route,
-    users::{CompletionKey, OwnedUser, Special, TokenKey, UserLimits, UserRef, UserTable},
 };
 use crate::{
     http::Exchange,
     pipeline::PipelineEvent,
     segment::{ConnectionKey, Timestamp},
+    websocket::SocketEvent,
 };
 
-/// Configuration and caps of the semantics layer. Every cap has a `limit_hits` counter.
+/// Configuration and caps of the semantics layer. Every cap has a `limit_hits` counter. The
+/// user caps (`max_users`, `user_ttl_secs`, `max_user_id_len`), `max_api_key_info` and
+/// `export_user_info` are the metrics sink's; the rest are attribution's.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SemanticsConfig {
@@ -92,7 +105,7 @@ impl Default for SemanticsConfig {
     }
 }
 
-/// What the semantics layer cut or noticed; mirrored in `webui_monitor_openwebui_limit_hits_total`.
+/// What attribution cut or noticed (the cuts also arrive as [`Fact::LimitHit`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SemanticsCounters {
     pub exchanges: u64,
@@ -105,31 +118,27 @@ pub struct SemanticsCounters {
     pub session_mismatches: u64,
     pub pending_answers_dropped: u64,
     pub sockets_dropped: u64,
-    pub api_key_info_dropped: u64,
 }
 
-/// Per-request label handles, keyed by (method, route, status).
-type HttpSeries = FastMap<(&'static str, &'static str, u16), (IntCounter, Histogram)>;
+/// The labels of one chat completion, with its model interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CompletionLabels {
+    model: u32,
+    auth: Auth,
+    client: Client,
+    stream: bool,
+    status: StatusClass,
+}
 
 /// Open WebUI semantics over pipeline events.
 #[derive(Debug)]
 pub struct Attributor {
     config: SemanticsConfig,
-    metrics: OpenWebuiMetrics,
     verifier: JwtVerifier,
     directory: Option<Arc<Directory>>,
-    users: UserTable,
     models: ModelTable,
-    http: HttpSeries,
-    auth_results: FastMap<&'static str, IntCounter>,
-    /// `openwebui_client_signals_total` children, `[client][signal]`, created on first use.
-    signal_counters: [[Option<IntCounter>; 4]; 2],
-    sockets: FastMap<ConnectionKey, SocketState>,
-    /// Socket.IO sid → socket (one per tracked socket, so bounded by `max_sockets`).
-    sessions: FastMap<Box<str>, ConnectionKey>,
-    answers: FastMap<Box<str>, Answer>,
-    /// Fingerprint → the user label exported with it.
-    api_keys_exported: FastMap<Fingerprint, Box<str>>,
+    sockets: Sockets,
+    joiner: Joiner,
     last_sweep: Timestamp,
     /// Latest traffic time seen (events may arrive slightly out of order across connections).
     clock: Timestamp,
@@ -138,193 +147,63 @@ pub struct Attributor {
 
 impl Attributor {
     /// `secret`: Open WebUI's JWT secret, if configured (else verdicts are `unverified`).
-    pub fn new(
-        config: SemanticsConfig,
-        metrics: OpenWebuiMetrics,
-        secret: Option<&JwtSecret>,
-    ) -> Self {
-        let users = UserTable::new(UserLimits {
-            max_users: config.max_users,
-            ttl_secs: config.user_ttl_secs,
-            max_id_len: config.max_user_id_len,
-        });
+    pub fn new(config: SemanticsConfig, secret: Option<&JwtSecret>) -> Self {
         Self {
             verifier: JwtVerifier::new(secret, config.jwt.clone()),
             models: ModelTable::new(config.max_models, config.max_model_len),
+            sockets: Sockets::new(config.max_sockets),
+            joiner: Joiner::new(config.max_pending_answers),
             config,
-            metrics,
             directory: None,
-            users,
-            http: FastMap::default(),
-            auth_results: FastMap::default(),
-            signal_counters: Default::default(),
-            sockets: FastMap::default(),
-            sessions: FastMap::default(),
-            answers: FastMap::default(),
-            api_keys_exported: FastMap::default(),
             last_sweep: Timestamp::default(),
             clock: Timestamp::default(),
             counters: SemanticsCounters::default(),
         }
     }
 
+    pub fn config(&self) -> &SemanticsConfig {
+        &self.config
+    }
+
     /// Install a (re)loaded database snapshot; `None` when no database is configured.
     ///
     /// The shell reads it from Open WebUI's database at start, periodically and on SIGHUP; on a
-    /// load error it keeps the previous snapshot. With `export_user_info`, the account details
-    /// of tracked users are refreshed from the new snapshot.
-    pub fn set_directory(&mut self, directory: Option<Arc<Directory>>) {
+    /// load error it keeps the previous snapshot. Emits [`Fact::Directory`].
+    pub fn set_directory(
+        &mut self,
+        directory: Option<Arc<Directory>>,
+        sink: &mut (impl FactSink + ?Sized),
+    ) {
         self.directory = directory;
-        if self.config.export_user_info {
-            let dir = self.directory.as_deref();
-            self.users
-                .refresh_info(&self.metrics, |id| dir.and_then(|d| d.user(id)).cloned());
-        }
-    }
-
-    pub fn metrics(&self) -> &OpenWebuiMetrics {
-        &self.metrics
+        sink.fact(Fact::Directory(self.directory.as_ref()));
     }
 
     /// Feed one pipeline event.
-    pub fn on_event(&mut self, event: &PipelineEvent) {
+    pub fn on_event(&mut self, event: &PipelineEvent, sink: &mut (impl FactSink + ?Sized)) {
         match event {
-            PipelineEvent::Exchange(ex) => self.on_exchange(ex),
-            PipelineEvent::Socket { connection, event } => self.on_socket(*connection, event),
+            PipelineEvent::Exchange(ex) => self.on_exchange(ex, sink),
+            PipelineEvent::Socket { connection, event } => self.on_socket(*connection, event, sink),
         }
     }
 
-    /// Sizes of the bounded maps: (users, sockets, sessions, answers).
+    /// Sizes of the bounded maps: (sockets, sessions, answers).
     #[cfg(test)]
-    pub(crate) fn sizes(&self) -> (usize, usize, usize, usize) {
-        (
-            self.users.len(),
-            self.sockets.len(),
-            self.sessions.len(),
-            self.answers.len(),
-        )
+    pub(crate) fn sizes(&self) -> (usize, usize, usize) {
+        let (sockets, sessions) = self.sockets.sizes();
+        (sockets, sessions, self.joiner.len())
     }
 
-    fn limit_hit(&self, limit: &str) {
-        self.metrics.limit_hits.with_label_values(&[limit]).inc();
-    }
-}
-
-/// Who a request is from, before it is mapped to a label value.
-#[derive(Debug, Clone, Copy)]
-enum Who<'d> {
-    /// An API key's owner, borrowed from the directory snapshot.
-    Directory(&'d str),
-    /// A JWT's `id` claim (verified, or unverified without a secret).
-    Claimed(InlineStr<MAX_ID_LEN>),
-    Special(Special),
-}
-
-impl<'d> Who<'d> {
-    fn as_ref(&self) -> UserRef<'_> {
-        match self {
-            Who::Directory(id) => UserRef::Id(id),
-            Who::Claimed(id) => UserRef::Id(id.as_str()),
-            Who::Special(s) => UserRef::Special(*s),
-        }
-    }
-}
-
-/// The identity of one request.
-#[derive(Debug, Clone, Copy)]
-struct Identity<'d> {
-    who: Who<'d>,
-    auth: Auth,
-    result: AuthResult,
-    api_key: Option<Fingerprint>,
-}
-
-/// Resolve a token (request credential or `user-join`) to a user, as Open WebUI would.
-fn resolve_token<'d>(
-    verifier: &mut JwtVerifier,
-    token: &[u8],
-    now: Timestamp,
-    rejected: bool,
-) -> (Who<'d>, AuthResult) {
-    let checked = verifier.check(token, now);
-    match (checked.verdict, checked.claims.and_then(|c| c.id)) {
-        (Verdict::Verified, Some(id)) => (Who::Claimed(id), AuthResult::Verified),
-        // Verified but without a usable id: Open WebUI answers 401 ("invalid token").
-        (Verdict::Verified, None) => (Who::Special(Special::Invalid), AuthResult::Verified),
-        (Verdict::Unverified, _) if rejected => {
-            (Who::Special(Special::Invalid), AuthResult::Rejected)
-        }
-        (Verdict::Unverified, Some(id)) => (Who::Claimed(id), AuthResult::Unverified),
-        (Verdict::Unverified, None) => (Who::Special(Special::Invalid), AuthResult::Unverified),
-        (v, _) => (Who::Special(Special::Invalid), AuthResult::from(v)),
-    }
-}
-
-fn identify<'d>(
-    verifier: &mut JwtVerifier,
-    ex: &Exchange,
-    dir: Option<&'d Directory>,
-) -> (credential::AuthCarrier, Identity<'d>) {
-    let creds = credential::extract(&ex.request_headers);
-    let rejected = ex.status == Some(401);
-    let identity = match creds.effective {
-        None => Identity {
-            who: Who::Special(Special::Anonymous),
-            auth: Auth::None,
-            result: AuthResult::Anonymous,
-            api_key: None,
-        },
-        Some(c) if c.kind == CredentialType::ApiKey => {
-            let hash = key_hash(c.expose());
-            let (who, result) = match dir.map(|d| d.lookup_hash(&hash)) {
-                Some(KeyLookup::Known(uid)) => (Who::Directory(uid), AuthResult::Verified),
-                Some(KeyLookup::Unknown) => (
-                    Who::Special(Special::UnknownApiKey),
-                    AuthResult::UnknownApiKey,
-                ),
-                None if rejected => (Who::Special(Special::Invalid), AuthResult::Rejected),
-                None => (
-                    Who::Special(Special::UnresolvedApiKey),
-                    AuthResult::Unverified,
-                ),
-            };
-            Identity {
-                who,
-                auth: Auth::ApiKey,
-                result,
-                api_key: Some(Fingerprint::from_hash(&hash)),
-            }
-        }
-        Some(c) => {
-            let auth = if c.source == CredentialSource::Cookie {
-                Auth::Cookie
-            } else {
-                Auth::Jwt
-            };
-            let (who, result) =
-                resolve_token(verifier, c.expose(), ex.request.first_byte, rejected);
-            Identity {
-                who,
-                auth,
-                result,
-                api_key: None,
-            }
-        }
-    };
-    (creds.carrier, identity)
-}
-
-impl Attributor {
     /// Attribute one HTTP exchange.
-    pub fn on_exchange(&mut self, ex: &Exchange) {
+    pub fn on_exchange(&mut self, ex: &Exchange, sink: &mut (impl FactSink + ?Sized)) {
         self.counters.exchanges += 1;
         let now = ex
             .response
             .as_ref()
             .map_or(ex.request.last_byte, |r| r.last_byte)
             .max(ex.request.first_byte);
-        self.maybe_sweep(now);
+        self.maybe_sweep(now, sink);
 
+        // The snapshot outlives the exchange's facts even if the sink installs a new one.
         let dir = self.directory.clone();
         let (carrier, id) = identify(&mut self.verifier, ex, dir.as_deref());
         let route = route::route(&ex.path);
@@ -336,133 +215,68 @@ impl Attributor {
         let browser = h.sec_fetch_site.is_some()
             || h.sec_fetch_mode.is_some()
             || (h.upgrade.is_some() && h.origin.is_some());
-        let client = if completion {
-            if matches!(ex.request_fields.session_id, Some(Some(_))) {
-                Client::Webui
-            } else {
-                Client::Api
-            }
-        } else if browser {
-            Client::Webui
-        } else {
-            Client::Api
+        let client = match completion {
+            true if matches!(ex.request_fields.session_id, Some(Some(_))) => Client::Webui,
+            false if browser => Client::Webui,
+            _ => Client::Api,
         };
-
-        // Route series.
-        // Key by the label the status gets, so odd statuses cannot multiply map entries.
-        let status = match ex.status {
-            Some(s @ 100..=599) => s,
-            Some(_) => 1,
-            None => 0,
-        };
-        let m = &self.metrics;
-        let (requests, duration) = self.http.entry((method, route, status)).or_insert_with(|| {
-            let mut buf = [0u8; 3];
-            let s = status_label(ex.status, &mut buf);
-            (
-                m.http_requests.with_label_values(&[method, route, s]),
-                m.http_duration.with_label_values(&[method, route]),
+        let signals = Signals::default()
+            .with(
+                Signal::SecFetch,
+                h.sec_fetch_site.is_some()
+                    || h.sec_fetch_mode.is_some()
+                    || h.sec_fetch_dest.is_some(),
             )
-        });
-        requests.inc();
-        if let Some(resp) = &ex.response {
-            duration.observe(resp.last_byte.seconds_since(ex.request.first_byte));
-        }
-        let result = id.result.as_str();
-        self.auth_results
-            .entry(result)
-            .or_insert_with(|| m.auth.with_label_values(&[result]))
-            .inc();
-        self.signals(ex, client, carrier);
-
-        // User series.
-        let export_info = self.config.export_user_info;
-        let folded_before = self.users.folded;
-        let user = id.who.as_ref();
-        let entry = self.users.entry(user, &self.metrics, |uid| {
-            export_info
-                .then(|| dir.as_deref().and_then(|d| d.user(uid)).cloned())
-                .flatten()
-        });
-        entry.requests(&self.metrics, id.auth, client).inc();
+            .with(Signal::Origin, h.origin.is_some())
+            .with(
+                Signal::BrowserUserAgent,
+                h.user_agent
+                    .as_deref()
+                    .is_some_and(|ua| ua.starts_with("Mozilla/")),
+            )
+            .with(
+                Signal::CookieWithAuthorization,
+                carrier.cookie_with_authorization(),
+            );
         let resp = ex.response.as_ref();
-        entry.add_bytes(
-            ex.request.header_bytes + ex.request.body_wire_bytes,
-            resp.map_or(0, |r| r.header_bytes + r.body_wire_bytes),
-        );
-        entry.seen(now);
-        if self.users.folded != folded_before {
-            self.limit_hit("max_users");
-        }
-        if let Some(fp) = id.api_key {
-            self.export_api_key(fp, user);
+        let user = id.who.as_ref();
+        sink.fact(Fact::Request {
+            user,
+            auth: id.auth,
+            result: id.result,
+            client,
+            signals,
+            method,
+            route,
+            status: ex.status,
+            duration: resp.map(|r| r.last_byte.seconds_since(ex.request.first_byte)),
+            request_bytes: ex.request.header_bytes + ex.request.body_wire_bytes,
+            response_bytes: resp.map_or(0, |r| r.header_bytes + r.body_wire_bytes),
+            connection: ex.connection,
+            user_agent: h.user_agent.as_deref(),
+            at: now,
+        });
+        if let Some(fingerprint) = id.api_key {
+            sink.fact(Fact::ApiKeySeen { fingerprint, user });
         }
 
         if completion {
-            self.on_completion(ex, route, user, id.auth, client);
+            self.on_completion(ex, route, user, id.auth, client, sink);
         } else if route::is_embedding(method, route) {
-            self.on_embedding(ex, user);
+            self.on_embedding(ex, user, sink);
         }
         if ex.upgraded {
-            self.on_upgrade(ex.connection, user.into(), now);
-        }
-        self.metrics.tracked_users.set(self.users.len() as f64);
-    }
-
-    /// Count browser evidence. What each signal means, and why none is proof: `sec_fetch`
-    /// (`Sec-Fetch-*`, set by browsers, not by page scripts, trivially by curl), `origin`
-    /// (browsers send it on CORS and POST requests), `browser_user_agent` (`Mozilla/…`),
-    /// `cookie_with_authorization` (the web UI sends its JWT as both).
-    fn signals(&mut self, ex: &Exchange, client: Client, carrier: credential::AuthCarrier) {
-        const SIGNALS: [&str; 4] = [
-            "sec_fetch",
-            "origin",
-            "browser_user_agent",
-            "cookie_with_authorization",
-        ];
-        let h = &ex.request_headers;
-        let present = [
-            h.sec_fetch_site.is_some() || h.sec_fetch_mode.is_some() || h.sec_fetch_dest.is_some(),
-            h.origin.is_some(),
-            h.user_agent
-                .as_deref()
-                .is_some_and(|ua| ua.starts_with("Mozilla/")),
-            carrier.cookie_with_authorization(),
-        ];
-        let m = &self.metrics;
-        for (i, _) in present.iter().enumerate().filter(|(_, p)| **p) {
-            self.signal_counters[client as usize][i]
-                .get_or_insert_with(|| {
-                    m.client_signals
-                        .with_label_values(&[client.as_str(), SIGNALS[i]])
-                })
-                .inc();
+            self.open_socket(ex.connection, user.into(), now, sink);
         }
     }
 
-    fn export_api_key(&mut self, fp: Fingerprint, user: UserRef<'_>) {
-        let label = self.users.label_of(user);
-        match self.api_keys_exported.get(&fp) {
-            Some(exported) if **exported == *label => return,
-            // The key's owner label changed (database loaded, user folded or evicted).
-            Some(exported) => {
-                let _ = self
-                    .metrics
-                    .api_key_info
-                    .remove_label_values(&[fp.as_str(), exported]);
-            }
-            None if self.api_keys_exported.len() >= self.config.max_api_key_info => {
-                self.counters.api_key_info_dropped += 1;
-                self.limit_hit("max_api_key_info");
-                return;
-            }
-            None => {}
+    fn intern_model(&mut self, model: Option<&str>, sink: &mut (impl FactSink + ?Sized)) -> u32 {
+        let folded = self.models.folded;
+        let model = self.models.id(model);
+        if self.models.folded != folded {
+            sink.fact(Fact::LimitHit(Limit::MaxModels));
         }
-        self.metrics
-            .api_key_info
-            .with_label_values(&[fp.as_str(), label])
-            .set(1);
-        self.api_keys_exported.insert(fp, label.into());
+        model
     }
 
     fn on_completion(
@@ -472,23 +286,18 @@ impl Attributor {
         user: UserRef<'_>,
         auth: Auth,
         client: Client,
+        sink: &mut (impl FactSink + ?Sized),
     ) {
-        let folded = self.models.folded;
-        let model = self.models.id(ex.request_fields.model.as_deref());
-        if self.models.folded != folded {
-            self.limit_hit("max_models");
-        }
-        let stream = ex
-            .request_fields
-            .stream
-            .unwrap_or_else(|| route::streams_by_default(route));
-        let class = status_class(ex.status);
-        let key = CompletionKey {
+        let model = self.intern_model(ex.request_fields.model.as_deref(), sink);
+        let labels = CompletionLabels {
             model,
-            auth: auth.index(),
-            client: client as u8,
-            stream,
-            status_class: class,
+            auth,
+            client,
+            stream: ex
+                .request_fields
+                .stream
+                .unwrap_or_else(|| route::streams_by_default(route)),
+            status: StatusClass::of(ex.status),
         };
         let ok = matches!(ex.status, Some(200..=299));
         let message_id = ex.request_fields.id.as_deref();
@@ -501,132 +310,190 @@ impl Attributor {
         let deferred = client == Client::Webui
             && ok
             && message_id.is_some()
-            && session
-                .and_then(|s| self.sessions.get(s))
-                .and_then(|c| self.sockets.get(c))
-                .is_some_and(|sock| !sock.undecodable);
+            && session.is_some_and(|s| self.sockets.decodes(s));
+        let (joiner, _, mut emit) = split!(self, sink);
         if !deferred {
-            self.count_completion(user, key);
+            emit.completion(user, labels);
         }
-        let model_name = self.models.name(model);
-        let entry = self.users.entry(user, &self.metrics, |_| None);
         match (ok, ex.response_fields.usage) {
-            (true, Some(usage)) => entry.add_usage(&self.metrics, model, 0, usage, model_name),
+            (true, Some(usage)) => emit.tokens(user, model, TokenSource::Http, usage),
             (true, None) if answered_whole(ex) => {
-                entry
-                    .without_usage(&self.metrics, model, 0, model_name)
-                    .inc();
+                let model = emit.model(model);
+                emit.sink.fact(Fact::CompletionWithoutUsage {
+                    user,
+                    model,
+                    source: TokenSource::Http,
+                });
             }
             _ => {}
         }
         if let Some(first) = ex.response_fields.stream().and_then(|s| s.first_event) {
-            self.metrics
-                .ttft
-                .with_label_values(&[model_name])
-                .observe(first.seconds_since(ex.request.last_byte));
+            let model = emit.model(model);
+            let seconds = first.seconds_since(ex.request.last_byte);
+            emit.sink.fact(Fact::FirstToken { model, seconds });
         }
         if let (Client::Webui, true, Some(message_id)) = (client, ok, message_id) {
-            let pending = deferred.then(|| (OwnedUser::from(user), key));
-            self.join_request(message_id, model, ex.request.last_byte, session, pending);
+            let deferred = deferred.then(|| Deferred {
+                user: user.into(),
+                labels,
+            });
+            let end = ex.request.last_byte;
+            joiner.request(message_id, model, end, session, deferred, &mut |s| {
+                emit.step(s)
+            });
         }
     }
 
     /// An embedding request: its input tokens, under the model it names (embeddings produce
-    /// no output tokens, so no output series is created for them).
-    fn on_embedding(&mut self, ex: &Exchange, user: UserRef<'_>) {
+    /// no output tokens, so no output fact is emitted for them).
+    fn on_embedding(
+        &mut self,
+        ex: &Exchange,
+        user: UserRef<'_>,
+        sink: &mut (impl FactSink + ?Sized),
+    ) {
         let (Some(200..=299), Some(usage)) = (ex.status, ex.response_fields.usage) else {
             return;
         };
-        let folded = self.models.folded;
-        let model = self.models.id(ex.request_fields.model.as_deref());
-        if self.models.folded != folded {
-            self.limit_hit("max_models");
-        }
-        let model_name = self.models.name(model);
-        let input = TokenKey {
-            model,
-            direction: 0,
-            source: 0,
-        };
-        self.users
-            .entry(user, &self.metrics, |_| None)
-            .tokens(&self.metrics, input, model_name)
-            .inc_by(usage.prompt_tokens);
+        let id = self.intern_model(ex.request_fields.model.as_deref(), sink);
+        sink.fact(Fact::Tokens {
+            user,
+            model: Model {
+                id,
+                name: self.models.name(id),
+            },
+            direction: TokenDirection::Input,
+            source: TokenSource::Http,
+            count: usage.prompt_tokens,
+        });
     }
 
-    /// Count one chat completion under `key`'s labels.
-    fn count_completion(&mut self, user: UserRef<'_>, key: CompletionKey) {
-        let model_name = self.models.name(key.model);
-        let entry = self.users.entry(user, &self.metrics, |_| None);
-        entry.seen(self.clock);
-        entry.completion(&self.metrics, key, model_name).inc();
-    }
-
-    /// Count a deferred web-UI completion, as done (its HTTP class) or `incomplete`.
-    fn settle_completion(&mut self, pending: Option<(OwnedUser, CompletionKey)>, done: bool) {
-        if let Some((user, mut key)) = pending {
-            if !done {
-                key.status_class = STATUS_INCOMPLETE;
+    /// A socket opens on `connection` (an upgrade, or the first event of a socket whose upgrade
+    /// was not seen). A reused connection key ends the old socket.
+    fn open_socket(
+        &mut self,
+        connection: ConnectionKey,
+        user: OwnedUser,
+        now: Timestamp,
+        sink: &mut (impl FactSink + ?Sized),
+    ) {
+        let (joiner, sockets, mut emit) = split!(self, sink);
+        match sockets.open(connection, user, now) {
+            Ok(None) => {}
+            Ok(Some(gone)) => settle(joiner, gone, &mut emit),
+            Err(Full) => {
+                emit.counters.sockets_dropped += 1;
+                emit.limit_hit(Limit::MaxSockets);
             }
-            self.count_completion(user.as_ref(), key);
         }
     }
 
-    /// Advance traffic time (the shell calls this periodically): idle users lose their series,
-    /// stale answers are settled.
-    pub fn on_tick(&mut self, now: Timestamp) {
-        self.sweep(now, false);
+    /// Feed one WebSocket event of an upgraded connection.
+    pub fn on_socket(
+        &mut self,
+        connection: ConnectionKey,
+        event: &SocketEvent,
+        sink: &mut (impl FactSink + ?Sized),
+    ) {
+        self.counters.socket_events += 1;
+        let ts = match event {
+            SocketEvent::Connected { ts, .. }
+            | SocketEvent::UserJoin { ts, .. }
+            | SocketEvent::FirstDelta { ts, .. }
+            | SocketEvent::Usage { ts, .. }
+            | SocketEvent::Done { ts, .. }
+            | SocketEvent::Undecodable { ts }
+            | SocketEvent::Closed { ts } => *ts,
+        };
+        self.maybe_sweep(ts, sink);
+        if !self.sockets.contains(connection) {
+            // Upgrade not seen (capture started later): the socket has no identity until
+            // its `user-join`.
+            self.open_socket(connection, OwnedUser::Special(Special::Anonymous), ts, sink);
+        }
+        let (joiner, sockets, mut emit) = split!(self, sink);
+        let out = &mut |s| emit.step(s);
+        let Some(socket) = sockets.get_mut(connection) else {
+            return;
+        };
+        socket.last_event = ts;
+        match event {
+            SocketEvent::Connected { sid, .. } => sockets.connected(connection, sid),
+            SocketEvent::UserJoin { token, ts } => {
+                let (who, _) = resolve_token(&mut self.verifier, token.expose(), *ts, false);
+                socket.user = who.as_ref().into();
+            }
+            SocketEvent::Undecodable { .. } => {
+                socket.undecodable = true;
+                // Nothing more will come: its pending completions keep their HTTP status.
+                if let Some(sid) = &socket.sid {
+                    joiner.settle_session(sid, true, out);
+                }
+            }
+            SocketEvent::Closed { .. } => {
+                if let Some(gone) = sockets.close(connection) {
+                    settle(joiner, gone, &mut emit);
+                }
+            }
+            SocketEvent::FirstDelta { message_id, ts, .. } => {
+                joiner.first_delta(message_id, *ts, out)
+            }
+            SocketEvent::Usage {
+                message_id,
+                usage,
+                ts,
+                done,
+                ..
+            } => joiner.usage(
+                message_id,
+                *usage,
+                &socket.user,
+                socket.sid.as_deref(),
+                *done,
+                *ts,
+                out,
+            ),
+            SocketEvent::Done { message_id, ts, .. } => {
+                joiner.done(message_id, &socket.user, *ts, out)
+            }
+        }
+    }
+
+    /// Advance traffic time (the shell calls this periodically): stale answers settle, idle
+    /// sockets are forgotten, and sinks get [`Fact::Tick`].
+    pub fn on_tick(&mut self, now: Timestamp, sink: &mut (impl FactSink + ?Sized)) {
+        self.sweep(now, false, sink);
     }
 
     /// End of input: settle every pending answer (usage without a request gets model `unknown`).
-    pub fn finish(&mut self, now: Timestamp) {
-        self.sweep(now, true);
+    pub fn finish(&mut self, now: Timestamp, sink: &mut (impl FactSink + ?Sized)) {
+        self.sweep(now, true, sink);
     }
 
-    fn maybe_sweep(&mut self, now: Timestamp) {
+    fn maybe_sweep(&mut self, now: Timestamp, sink: &mut (impl FactSink + ?Sized)) {
         self.clock = self.clock.max(now);
         if now.seconds_since(self.last_sweep) >= self.config.sweep_interval_secs as f64 {
-            self.sweep(now, false);
+            self.sweep(now, false, sink);
         }
     }
 
-    fn sweep(&mut self, now: Timestamp, all: bool) {
+    fn sweep(&mut self, now: Timestamp, all: bool, sink: &mut (impl FactSink + ?Sized)) {
         self.clock = self.clock.max(now);
         self.last_sweep = now;
-        let ttl = self.config.pending_ttl_secs.saturating_mul(1_000_000_000);
-        let stale: Vec<Box<str>> = self
-            .answers
-            .iter()
-            .filter(|(_, a)| all || a.touched.as_nanos().saturating_add(ttl) <= now.as_nanos())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in stale {
-            let Some(a) = self.answers.remove(&k) else {
-                continue;
-            };
-            if let Some((usage, user)) = a.usage {
-                self.counters.unjoined_answers += 1;
-                self.credit_ws(&user, MODEL_UNKNOWN, usage);
-            }
-            if let Some(user) = a.done_without_usage {
-                self.count_ws_without_usage(&user, MODEL_UNKNOWN);
-            }
-            self.settle_completion(a.completion, a.done);
-        }
+        let answer_ttl = self.config.pending_ttl_secs.saturating_mul(1_000_000_000);
         let socket_ttl = self.config.user_ttl_secs.saturating_mul(1_000_000_000);
-        let sessions = &mut self.sessions;
-        self.sockets.retain(|connection, s| {
-            let keep = s.last_event.as_nanos().saturating_add(socket_ttl) > now.as_nanos();
-            if let (false, Some(sid)) = (keep, &s.sid)
-                && sessions.get(sid) == Some(connection)
-            {
-                sessions.remove(sid);
-            }
-            keep
-        });
-        let dropped = self.users.expire(now, &self.metrics, &self.models);
-        self.metrics.users_evicted.inc_by(dropped as u64);
-        self.metrics.tracked_users.set(self.users.len() as f64);
+        let (joiner, sockets, mut emit) = split!(self, sink);
+        joiner.expire(now, answer_ttl, all, &mut |s| emit.step(s));
+        sockets.expire(now, socket_ttl);
+        sink.fact(Fact::Tick { now });
+    }
+}
+
+/// A socket is gone: settle its answers' deferred completions (as done if it stopped decoding,
+/// since nothing more would have come; else as incomplete).
+fn settle<S: FactSink + ?Sized>(joiner: &mut Joiner, gone: Gone, emit: &mut Emit<'_, S>) {
+    if let Some(sid) = &gone.sid {
+        joiner.settle_session(sid, gone.undecodable, &mut |s| emit.step(s));
     }
 }
 

@@ -7,3 +7,43 @@
 //! offline; and every map here is capped (`SemanticsConfig`, `JwtLimits::cache_entries`), so even
 //! a flood of colliding keys costs at most a cap's worth of comparisons per lookup.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The entry of `key` in `map`, inserting `make()` first if there is room for one more under
+/// `cap`; `None` when the key is new and the map is full (the caller counts what it cut).
+///
+/// Every capped map of attribution grows through this one function, so none can outgrow its cap.
+pub(crate) fn entry_within<'m, Q, K, V>(
+    map: &'m mut FastMap<K, V>,
+    key: &Q,
+    cap: usize,
+    make: impl FnOnce() -> V,
+) -> Option<&'m mut V>
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: OwnKey<K> + std::hash::Hash + Eq + ?Sized,
+{
+    if !map.contains_key(key) {
+        if map.len() >= cap {
+            return None;
+        }
+        map.insert(key.own(), make());
+    }
+    map.get_mut(key)
+}
+
+/// A borrowed map key's owned form (`str` → `Box<str>`; `Copy` keys are their own).
+pub(crate) trait OwnKey<K> {
+    fn own(&self) -> K;
+}
+
+impl OwnKey<Box<str>> for str {
+    fn own(&self) -> Box<str> {
+        self.into()
+    }
+}
+
+impl<T: Copy> OwnKey<T> for T {
+    fn own(&self) -> T {
+        *self
+    }
+}

@@ -1,11 +1,11 @@
-//! Label values of the `openwebui_*` families that come from small fixed sets (auth, client,
-//! auth result, status class, method) and the bounded model label table.
+//! Values from small fixed sets that attribution names and the `openwebui_*` families use as
+//! labels (auth, client, auth result, status class, method), and the bounded model table.
 use super::fast_map::FastMap;
 
 use super::jwt::Verdict;
 
 /// `auth` label: which kind of credential Open WebUI acted on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Auth {
     /// A token in `Authorization` (Bearer JWT, or anything else decoded as one).
     Jwt,
@@ -18,26 +18,53 @@ pub enum Auth {
 
 pub(crate) const AUTH_LABELS: [&str; 4] = ["jwt", "cookie", "api_key", "none"];
 pub(crate) const CLIENT_LABELS: [&str; 2] = ["webui", "api"];
-pub(crate) const TOKEN_DIRECTION_LABELS: [&str; 2] = ["input", "output"];
-pub(crate) const TOKEN_SOURCE_LABELS: [&str; 2] = ["http", "websocket"];
-/// `status_class` values. `incomplete`: a web-UI completion whose task was accepted (2xx) but
-/// whose answer never reported `done` on its socket before the socket closed or the answer
-/// expired.
-pub(crate) const STATUS_CLASS_LABELS: [&str; 8] = [
-    "1xx",
-    "2xx",
-    "3xx",
-    "4xx",
-    "5xx",
-    "none",
-    "other",
-    "incomplete",
-];
-pub(crate) const STATUS_INCOMPLETE: u8 = 7;
+
+/// `status_class` label of a chat completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusClass {
+    Informational,
+    Success,
+    Redirection,
+    ClientError,
+    ServerError,
+    /// No response.
+    None,
+    /// A status outside 100–599.
+    Other,
+    /// A web-UI completion whose task was accepted (2xx) but whose answer never reported
+    /// `done` on its socket before the socket closed or the answer expired.
+    Incomplete,
+}
+
+impl StatusClass {
+    pub fn of(status: Option<u16>) -> Self {
+        match status {
+            None => Self::None,
+            Some(100..=199) => Self::Informational,
+            Some(200..=299) => Self::Success,
+            Some(300..=399) => Self::Redirection,
+            Some(400..=499) => Self::ClientError,
+            Some(500..=599) => Self::ServerError,
+            Some(_) => Self::Other,
+        }
+    }
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Informational => "1xx",
+            Self::Success => "2xx",
+            Self::Redirection => "3xx",
+            Self::ClientError => "4xx",
+            Self::ServerError => "5xx",
+            Self::None => "none",
+            Self::Other => "other",
+            Self::Incomplete => "incomplete",
+        }
+    }
+}
 
 impl Auth {
-    pub(crate) const fn index(self) -> u8 {
-        self as u8
+    pub(crate) const fn index(self) -> usize {
+        self as usize
     }
     pub const fn as_str(self) -> &'static str {
         AUTH_LABELS[self as usize]
@@ -45,7 +72,7 @@ impl Auth {
 }
 
 /// `client` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Client {
     Webui,
     Api,
@@ -55,10 +82,13 @@ impl Client {
     pub const fn as_str(self) -> &'static str {
         CLIENT_LABELS[self as usize]
     }
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// `openwebui_auth_total{result}` values: one per HTTP request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthResult {
     /// A JWT verified with the secret, or an API key found in the database.
     Verified,
@@ -105,14 +135,6 @@ impl From<Verdict> for AuthResult {
     }
 }
 
-pub(crate) fn status_class(status: Option<u16>) -> u8 {
-    match status {
-        None => 5,
-        Some(s @ 100..=599) => (s / 100 - 1) as u8,
-        Some(_) => 6,
-    }
-}
-
 pub(crate) const METHODS: [&str; 9] = [
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
 ];
@@ -125,8 +147,10 @@ pub(crate) fn method_label(method: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-/// Bounded model label values. Index 0 is `unknown` (no model in the request, or an answer
-/// never joined to one), 1 is `other` (beyond the cap or too long).
+/// The bounded set of model names, interned: a request's model becomes a small index, so an
+/// answer waiting for its join holds a `u32`, and every sink sees the same bounded set of names.
+/// Index 0 is `unknown` (no model in the request, or an answer never joined to one), 1 is
+/// `other` (beyond the cap, too long or empty).
 #[derive(Debug)]
 pub(crate) struct ModelTable {
     names: Vec<Box<str>>,

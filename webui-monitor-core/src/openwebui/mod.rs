@@ -1,12 +1,13 @@
 //! Open WebUI semantics: who sent each request (JWT, cookie, API key), how (web UI or script),
 //! to which route and model, with how many tokens — from [`crate::pipeline::PipelineEvent`]s to
-//! Prometheus metrics (issues 4 and 6).
+//! [`Fact`]s, which a [`FactSink`] applies (`metrics::PrometheusSink` turns them into the
+//! families below).
 //!
 //! Modules, in the order a request meets them: `credential` picks the credential Open WebUI
 //! acts on, `jwt` verifies it, `apikey` resolves API keys through a [`Directory`] snapshot of
-//! Open WebUI's database (read by the shell), `route` names the endpoint, `labels` and `users`
-//! bound the label sets, and `attribution` ties it all together (including the web UI's
-//! WebSocket answers) in the [`Attributor`].
+//! Open WebUI's database (read by the shell), `route` names the endpoint, `identity` and
+//! `labels` name who and what, and `attribution` ties it all together (including the web UI's
+//! WebSocket answers) in the [`Attributor`], whose conclusions are the [`fact`]s.
 //!
 //! # What the labels mean
 //!
@@ -52,15 +53,19 @@ pub(crate) mod attribution;
 mod attribution_tests;
 mod b64;
 pub(crate) mod credential;
+pub mod fact;
 pub(crate) mod fast_map;
+pub(crate) mod identity;
 pub(crate) mod jwt;
 pub(crate) mod labels;
 pub(crate) mod route;
-pub(crate) mod users;
+#[cfg(test)]
+pub(crate) mod test_exchanges;
 
 pub use apikey::{Directory, Fingerprint, KeyLookup, UserRecord};
-pub use attribution::{Attributor, SemanticsConfig};
+pub use attribution::{Attributor, SemanticsConfig, SemanticsCounters};
+pub use fact::{Fact, FactSink};
+pub use identity::{OwnedUser, Special, UserRef};
 pub use jwt::{JwtLimits, JwtSecret};
+pub use labels::{Auth, AuthResult, Client, StatusClass};
 pub use route::route;
-
-pub use crate::metrics::OpenWebuiMetrics;

@@ -1,0 +1,259 @@
+//! [`PrometheusSink`]: attribution's [`Fact`]s applied to the `openwebui_*` families.
+//!
+//! Label values are bounded here: user ids through the [`UserTable`](super::user_series) (a
+//! cap with an `other` bucket, idle expiry on [`Fact::Tick`]), API-key fingerprints by
+//! `max_api_key_info`. Models arrive bounded from attribution. Every label handle is created
+//! once and cached (per route and status, per auth result, per user and model), so a fact about
+//! a known series costs lookups and an atomic add, never an allocation.
+use std::sync::Arc;
+
+use prometheus::{Histogram, IntCounter};
+
+use super::{
+    openwebui::OpenWebuiMetrics,
+    user_series::{CompletionKey, TokenKey, UserLimits, UserTable},
+};
+use crate::openwebui::{
+    Directory, Fingerprint, SemanticsConfig, UserRecord,
+    fact::{Fact, FactSink, Signal},
+    fast_map::FastMap,
+    identity::UserRef,
+    labels::{AuthResult, Client, status_label},
+};
+
+/// Per-request label handles, keyed by (method, route, status).
+type HttpSeries = FastMap<(&'static str, &'static str, u16), (IntCounter, Histogram)>;
+
+/// What the sink cut; each cut is also in `webui_monitor_openwebui_limit_hits_total`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkCounters {
+    /// API keys not exported in `openwebui_api_key_info` (`max_api_key_info`).
+    pub api_key_info_dropped: u64,
+}
+
+/// Applies [`Fact`]s to the `openwebui_*` families.
+#[derive(Debug)]
+pub struct PrometheusSink {
+    metrics: OpenWebuiMetrics,
+    users: UserTable,
+    /// Export `openwebui_user_info` (personal data) from this snapshot.
+    export_user_info: bool,
+    directory: Option<Arc<Directory>>,
+    max_api_key_info: usize,
+    http: HttpSeries,
+    auth_results: FastMap<AuthResult, IntCounter>,
+    /// `openwebui_client_signals_total` children, `[client][signal]`, created on first use.
+    signal_counters: [[Option<IntCounter>; 4]; 2],
+    /// Fingerprint → the user label exported with it.
+    api_keys_exported: FastMap<Fingerprint, Box<str>>,
+    pub counters: SinkCounters,
+}
+
+impl PrometheusSink {
+    /// The sink's caps (`max_users`, `user_ttl_secs`, `max_user_id_len`, `max_api_key_info`)
+    /// and `export_user_info` come from `config`.
+    pub fn new(metrics: OpenWebuiMetrics, config: &SemanticsConfig) -> Self {
+        Self {
+            metrics,
+            users: UserTable::new(UserLimits {
+                max_users: config.max_users,
+                ttl_secs: config.user_ttl_secs,
+                max_id_len: config.max_user_id_len,
+            }),
+            export_user_info: config.export_user_info,
+            directory: None,
+            max_api_key_info: config.max_api_key_info,
+            http: FastMap::default(),
+            auth_results: FastMap::default(),
+            signal_counters: Default::default(),
+            api_keys_exported: FastMap::default(),
+            counters: SinkCounters::default(),
+        }
+    }
+
+    pub fn metrics(&self) -> &OpenWebuiMetrics {
+        &self.metrics
+    }
+
+    /// User ids with their own label value now.
+    pub fn tracked_users(&self) -> usize {
+        self.users.len()
+    }
+
+    fn limit_hit(&self, limit: &str) {
+        self.metrics.limit_hits.with_label_values(&[limit]).inc();
+    }
+
+    fn apply(&mut self, fact: Fact<'_>) {
+        match fact {
+            Fact::Directory(directory) => {
+                if self.export_user_info {
+                    self.directory = directory.cloned();
+                    let dir = self.directory.as_deref();
+                    self.users
+                        .refresh_info(&self.metrics, |id| dir.and_then(|d| d.user(id)).cloned());
+                }
+            }
+            Fact::Request {
+                user,
+                auth,
+                result,
+                client,
+                signals,
+                method,
+                route,
+                status,
+                duration,
+                request_bytes,
+                response_bytes,
+                at,
+                ..
+            } => {
+                // Key by the label the status gets, so odd statuses cannot multiply entries.
+                let key_status = match status {
+                    Some(s @ 100..=599) => s,
+                    Some(_) => 1,
+                    None => 0,
+                };
+                let m = &self.metrics;
+                let (requests, histogram) = self
+                    .http
+                    .entry((method, route, key_status))
+                    .or_insert_with(|| {
+                        let mut buf = [0u8; 3];
+                        let s = status_label(status, &mut buf);
+                        (
+                            m.http_requests.with_label_values(&[method, route, s]),
+                            m.http_duration.with_label_values(&[method, route]),
+                        )
+                    });
+                requests.inc();
+                if let Some(seconds) = duration {
+                    histogram.observe(seconds);
+                }
+                self.auth_results
+                    .entry(result)
+                    .or_insert_with(|| m.auth.with_label_values(&[result.as_str()]))
+                    .inc();
+                for signal in signals.iter() {
+                    self.signal_counters[client.index()][signal.index()]
+                        .get_or_insert_with(|| signal_counter(m, client, signal))
+                        .inc();
+                }
+                let folded = self.users.folded;
+                let dir = self.directory.as_deref().filter(|_| self.export_user_info);
+                let entry = self
+                    .users
+                    .entry(user, m, |uid| dir.and_then(|d| d.user(uid)).cloned());
+                entry.requests(m, auth, client).inc();
+                entry.add_bytes(request_bytes, response_bytes);
+                entry.seen(at);
+                if self.users.folded != folded {
+                    self.limit_hit("max_users");
+                }
+            }
+            Fact::ApiKeySeen { fingerprint, user } => self.export_api_key(fingerprint, user),
+            Fact::UserSeen { user, at } => self.users.entry(user, &self.metrics, no_info).seen(at),
+            Fact::Completion {
+                user,
+                model,
+                auth,
+                client,
+                stream,
+                status,
+            } => {
+                let key = CompletionKey {
+                    model: model.id,
+                    auth,
+                    client,
+                    stream,
+                    status,
+                };
+                let m = &self.metrics;
+                let entry = self.users.entry(user, m, no_info);
+                entry.completion(m, key, model.name).inc();
+            }
+            Fact::Tokens {
+                user,
+                model,
+                direction,
+                source,
+                count,
+            } => {
+                let key = TokenKey {
+                    model: model.id,
+                    direction,
+                    source,
+                };
+                let m = &self.metrics;
+                let entry = self.users.entry(user, m, no_info);
+                entry.tokens(m, key, model.name).inc_by(count);
+            }
+            Fact::CompletionWithoutUsage {
+                user,
+                model,
+                source,
+            } => {
+                let m = &self.metrics;
+                let entry = self.users.entry(user, m, no_info);
+                entry.without_usage(m, model, source).inc();
+            }
+            Fact::FirstToken { model, seconds } => self
+                .metrics
+                .ttft
+                .with_label_values(&[model.name])
+                .observe(seconds),
+            Fact::LimitHit(limit) => self.limit_hit(limit.as_str()),
+            Fact::Tick { now } => {
+                let dropped = self.users.expire(now, &self.metrics);
+                self.metrics.users_evicted.inc_by(dropped as u64);
+            }
+        }
+        self.metrics.tracked_users.set(self.users.len() as f64);
+    }
+
+    fn export_api_key(&mut self, fp: Fingerprint, user: UserRef<'_>) {
+        let label = self.users.label_of(user);
+        match self.api_keys_exported.get(&fp) {
+            Some(exported) if **exported == *label => return,
+            // The key's owner label changed (database loaded, user folded or evicted).
+            Some(exported) => {
+                let _ = self
+                    .metrics
+                    .api_key_info
+                    .remove_label_values(&[fp.as_str(), exported]);
+            }
+            None if self.api_keys_exported.len() >= self.max_api_key_info => {
+                self.counters.api_key_info_dropped += 1;
+                self.limit_hit("max_api_key_info");
+                return;
+            }
+            None => {}
+        }
+        self.metrics
+            .api_key_info
+            .with_label_values(&[fp.as_str(), label])
+            .set(1);
+        self.api_keys_exported.insert(fp, label.into());
+    }
+}
+
+impl FactSink for PrometheusSink {
+    fn fact(&mut self, fact: Fact<'_>) {
+        self.apply(fact);
+    }
+}
+
+/// Account details are exported only for users first seen in a request.
+fn no_info(_: &str) -> Option<UserRecord> {
+    None
+}
+
+fn signal_counter(m: &OpenWebuiMetrics, client: Client, signal: Signal) -> IntCounter {
+    m.client_signals
+        .with_label_values(&[client.as_str(), signal.as_str()])
+}
+
+#[cfg(test)]
+#[path = "openwebui_sink_tests.rs"]
+mod tests;

@@ -1,0 +1,543 @@
+//! The [`PrometheusSink`] end to end: an [`Attributor`]'s facts applied to a registry, read
+//! back as metric text. What only the sink decides — user labels folded into `other` and
+//! expired, API-key and account-detail series following the database, every cap under a storm
+//! — is tested here; what attribution concludes is tested on its facts (`openwebui`).
+use std::sync::Arc;
+
+use prometheus::Registry;
+
+use super::{OpenWebuiMetrics, PrometheusSink};
+use crate::{
+    expected_check::Samples,
+    http::exchange::{ResponseBodyFields, Secret, StreamSummary},
+    openwebui::{
+        Attributor, Directory, SemanticsConfig, UserRecord, jwt::JwtSecret, test_exchanges::*,
+    },
+    segment::{ConnectionKey, Timestamp},
+    websocket::SocketEvent,
+};
+
+struct Fixture {
+    registry: Registry,
+    a: Attributor,
+    sink: PrometheusSink,
+}
+
+impl Fixture {
+    fn new(config: SemanticsConfig, secret: bool) -> Self {
+        let registry = Registry::new();
+        let metrics = OpenWebuiMetrics::register(&registry).unwrap();
+        let sink = PrometheusSink::new(metrics, &config);
+        let secret = secret.then(|| JwtSecret::new(SECRET));
+        let a = Attributor::new(config, secret.as_ref());
+        Self { registry, a, sink }
+    }
+    fn with_secret() -> Self {
+        Self::new(SemanticsConfig::default(), true)
+    }
+    fn exchange(&mut self, ex: &crate::http::Exchange) {
+        self.a.on_exchange(ex, &mut self.sink);
+    }
+    fn socket(&mut self, connection: ConnectionKey, event: &SocketEvent) {
+        self.a.on_socket(connection, event, &mut self.sink);
+    }
+    fn tick(&mut self, now: Timestamp) {
+        self.a.on_tick(now, &mut self.sink);
+    }
+    fn finish(&mut self, now: Timestamp) {
+        self.a.finish(now, &mut self.sink);
+    }
+    fn set_directory(&mut self, directory: Option<Arc<Directory>>) {
+        self.a.set_directory(directory, &mut self.sink);
+    }
+    fn open_socket(&mut self, token: &str) {
+        open_socket(&mut self.a, &mut self.sink, token);
+    }
+    fn samples(&self) -> Samples {
+        Samples::gather(&self.registry)
+    }
+    fn users(&self) -> Vec<String> {
+        self.samples()
+            .label_values("openwebui_user_requests_total", "user")
+    }
+    fn auth(&self, result: &str) -> f64 {
+        self.samples()
+            .sum("openwebui_auth_total", &[("result", result)])
+    }
+}
+
+#[test]
+fn verified_bearer_and_cookie_only() {
+    let mut f = Fixture::with_secret();
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    f.exchange(&cookie(
+        bearer(request("/api/v1/chats/", 200, 0), &token),
+        &token,
+    ));
+    f.exchange(&cookie(request("/_app/x.js", 200, 1), &token));
+    let s = f.samples();
+    let alice = ("user", ALICE);
+    assert_eq!(
+        s.sum("openwebui_user_requests_total", &[alice, ("auth", "jwt")]),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[alice, ("auth", "cookie")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_user_bytes_total",
+            &[alice, ("direction", "request")]
+        ),
+        200.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_user_bytes_total",
+            &[alice, ("direction", "response")]
+        ),
+        2000.0
+    );
+    assert_eq!(
+        s.sum("openwebui_user_last_seen_timestamp_seconds", &[alice]),
+        (NOW + 1) as f64
+    );
+    assert_eq!(f.auth("verified"), 2.0);
+    assert_eq!(
+        s.sum(
+            "openwebui_http_requests_total",
+            &[("route", "/_app/*"), ("status", "200")]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn api_keys_known_unknown_and_without_database() {
+    let mut f = Fixture::with_secret();
+    f.exchange(&bearer(request("/api/models", 200, 0), KEY));
+    f.set_directory(Some(directory()));
+    f.exchange(&bearer(request("/api/models", 200, 1), KEY));
+    let mut header = request("/api/models", 401, 2);
+    header.request_headers.api_key_header =
+        Some(Secret::new(b"sk-00000000000000000000000000000000"));
+    f.exchange(&header);
+    let s = f.samples();
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[("user", ALICE), ("auth", "api_key")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[("user", "unresolved_api_key")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_user_requests_total",
+            &[("user", "unknown_api_key")]
+        ),
+        1.0
+    );
+    assert_eq!(f.auth("unverified"), 1.0);
+    assert_eq!(f.auth("verified"), 1.0);
+    assert_eq!(f.auth("unknown_api_key"), 1.0);
+    // Fingerprints only; the owner label follows the database once loaded.
+    assert_eq!(
+        s.label_values("openwebui_api_key_info", "key"),
+        ["46e99b8fcc3f", "8acd31c3c56e"]
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_api_key_info",
+            &[("key", "46e99b8fcc3f"), ("user", ALICE)]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn user_cap_folds_into_other_and_idle_users_expire() {
+    let config = SemanticsConfig {
+        max_users: 1,
+        user_ttl_secs: 100,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    let alice = session_token(ALICE, NOW - 60, SECRET);
+    let bob = session_token(BOB, NOW - 60, SECRET);
+    f.exchange(&bearer(request("/api/models", 200, 0), &alice));
+    f.exchange(&bearer(request("/api/models", 200, 1), &bob));
+    f.exchange(&bearer(request("/api/models", 200, 2), &bob));
+    assert_eq!(f.users(), [ALICE, "other"]);
+    let s = f.samples();
+    assert_eq!(
+        s.sum("openwebui_user_requests_total", &[("user", "other")]),
+        2.0
+    );
+    assert_eq!(
+        s.sum(
+            "webui_monitor_openwebui_limit_hits_total",
+            &[("limit", "max_users")]
+        ),
+        2.0
+    );
+    assert_eq!(s.sum("webui_monitor_openwebui_tracked_users", &[]), 1.0);
+    // Alice idle for longer than the TTL (traffic time): her series go, Bob gets the slot.
+    f.tick(at(NOW + 101));
+    assert_eq!(f.users(), ["other"]);
+    f.exchange(&bearer(request("/api/models", 200, 102), &bob));
+    assert_eq!(f.users(), [BOB, "other"]);
+    assert_eq!(
+        f.samples()
+            .sum("webui_monitor_openwebui_users_evicted_total", &[]),
+        1.0
+    );
+    assert!(
+        f.samples()
+            .label_values("openwebui_user_last_seen_timestamp_seconds", "user")
+            .iter()
+            .all(|u| u != ALICE)
+    );
+}
+
+#[test]
+fn model_label_is_bounded_and_tokens_need_2xx() {
+    let config = SemanticsConfig {
+        max_models: 1,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    let mut ok = bearer(completion("mock-gpt", None, None, 0), &token);
+    ok.response_fields = ResponseBodyFields {
+        usage: Some(usage(4, 17)),
+        sse: Some(StreamSummary {
+            events: 21,
+            done: true,
+            first_event: Some(Timestamp::from_nanos(at(NOW).as_nanos() + 70_000_000)),
+            last_event: None,
+        }),
+        ..Default::default()
+    };
+    f.exchange(&ok);
+    let mut other = bearer(completion("gpt-x", None, None, 1), &token);
+    other.status = Some(500);
+    other.response_fields.usage = Some(usage(1, 1));
+    f.exchange(&other);
+    let s = f.samples();
+    assert_eq!(
+        s.label_values("openwebui_chat_completions_total", "model"),
+        ["mock-gpt", "other"]
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_completions_total",
+            &[
+                ("model", "other"),
+                ("status_class", "5xx"),
+                ("client", "api"),
+                ("stream", "true")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum("openwebui_llm_tokens_total", &[("direction", "input")]),
+        4.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_llm_tokens_total",
+            &[("direction", "output"), ("source", "http")]
+        ),
+        17.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_time_to_first_token_seconds_count",
+            &[("model", "mock-gpt")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_time_to_first_token_seconds_sum",
+            &[("model", "mock-gpt")]
+        ),
+        0.07
+    );
+}
+
+#[test]
+fn websocket_answer_joins_its_request_and_counts_once() {
+    let mut f = Fixture::with_secret();
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    f.open_socket(&token);
+    let post = bearer(completion("mock-gpt", Some(SID), Some(MSG), 2), &token);
+    f.exchange(&post);
+    // Deferred: the task was accepted, the answer is not done yet.
+    assert_eq!(
+        f.samples().sum("openwebui_chat_completions_total", &[]),
+        0.0
+    );
+    let sock = conn(56146);
+    let delta = SocketEvent::FirstDelta {
+        chat_id: None,
+        message_id: MSG.into(),
+        ts: Timestamp::from_nanos(at(NOW + 2).as_nanos() + 500_000_000),
+    };
+    f.socket(sock, &delta);
+    f.socket(sock, &ws_usage(MSG, usage(6, 19), false, NOW + 3));
+    f.socket(sock, &ws_usage(MSG, usage(6, 19), true, NOW + 3));
+    let s = f.samples();
+    let alice_ws = [
+        ("user", ALICE),
+        ("model", "mock-gpt"),
+        ("source", "websocket"),
+    ];
+    assert_eq!(
+        s.sum(
+            "openwebui_llm_tokens_total",
+            &[
+                alice_ws[0],
+                alice_ws[1],
+                alice_ws[2],
+                ("direction", "input")
+            ]
+        ),
+        6.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_llm_tokens_total",
+            &[
+                alice_ws[0],
+                alice_ws[1],
+                alice_ws[2],
+                ("direction", "output")
+            ]
+        ),
+        19.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_completions_total",
+            &[
+                ("user", ALICE),
+                ("client", "webui"),
+                ("auth", "jwt"),
+                ("status_class", "2xx")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_chat_time_to_first_token_seconds_sum",
+            &[("model", "mock-gpt")]
+        ),
+        0.5
+    );
+    assert_eq!(f.a.counters.duplicate_usage, 1);
+}
+
+#[test]
+fn user_info_only_on_opt_in() {
+    for opt_in in [false, true] {
+        let config = SemanticsConfig {
+            export_user_info: opt_in,
+            ..Default::default()
+        };
+        let mut f = Fixture::new(config, true);
+        f.set_directory(Some(directory()));
+        f.exchange(&bearer(request("/api/models", 200, 0), KEY));
+        let s = f.samples();
+        let got = s.sum(
+            "openwebui_user_info",
+            &[
+                ("user", ALICE),
+                ("name", "Alice"),
+                ("email", "alice@example.com"),
+                ("role", "user"),
+            ],
+        );
+        assert_eq!(got, if opt_in { 1.0 } else { 0.0 });
+        assert_eq!(
+            s.label_values("openwebui_user_info", "email").is_empty(),
+            !opt_in
+        );
+    }
+}
+
+#[test]
+fn user_info_follows_database_reloads() {
+    let config = SemanticsConfig {
+        export_user_info: true,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    f.set_directory(Some(directory()));
+    f.exchange(&bearer(request("/api/models", 200, 0), KEY));
+    let mut renamed = Directory::default();
+    renamed.insert_key(KEY.as_bytes(), ALICE);
+    renamed.insert_user(
+        ALICE,
+        UserRecord {
+            name: "Alice B.".into(),
+            email: "alice@example.com".into(),
+            role: "admin".into(),
+        },
+    );
+    f.set_directory(Some(Arc::new(renamed)));
+    let s = f.samples();
+    assert_eq!(s.label_values("openwebui_user_info", "name"), ["Alice B."]);
+    assert_eq!(s.label_values("openwebui_user_info", "role"), ["admin"]);
+    f.set_directory(None);
+    assert!(
+        f.samples()
+            .label_values("openwebui_user_info", "user")
+            .is_empty()
+    );
+}
+
+#[test]
+fn debug_output_holds_no_secret_or_personal_data() {
+    let config = SemanticsConfig {
+        export_user_info: true,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    f.set_directory(Some(directory()));
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    f.exchange(&cookie(
+        bearer(request("/api/models", 200, 0), &token),
+        &token,
+    ));
+    f.exchange(&bearer(request("/api/models", 200, 0), KEY));
+    f.open_socket(&token);
+    let dbg = format!("{:?} {:?}", f.a, f.sink);
+    for needle in [
+        KEY,
+        &token,
+        &token[token.rfind('.').unwrap()..],
+        std::str::from_utf8(SECRET).unwrap(),
+        "alice@example.com",
+        "Alice",
+    ] {
+        assert!(!dbg.contains(needle), "Debug leaks {needle:.12}…");
+    }
+    assert!(dbg.contains(ALICE), "ids (pseudonymous) are fine to show");
+}
+
+#[test]
+fn random_event_storm_stays_within_every_cap() {
+    let config = SemanticsConfig {
+        max_users: 3,
+        max_models: 2,
+        max_pending_answers: 8,
+        max_sockets: 4,
+        max_api_key_info: 2,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    f.set_directory(Some(directory()));
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let ids: Vec<String> = (0..10).map(|i| format!("user-{i}")).collect();
+    let tokens: Vec<String> = ids
+        .iter()
+        .map(|id| session_token(id, NOW - 60, SECRET))
+        .collect();
+    for step in 0..5_000u64 {
+        let dt = step / 10;
+        let port = 50_000 + next(16) as u16;
+        let msg = format!("m{}", next(40));
+        let token = &tokens[next(10) as usize];
+        match next(9) {
+            0 => {
+                let mut up = request("/ws/socket.io/", 101, dt);
+                up.connection = conn(port);
+                up.upgraded = true;
+                f.exchange(&up);
+            }
+            1 => f.socket(
+                conn(port),
+                &SocketEvent::Connected {
+                    sid: format!("s{}", next(8)),
+                    ts: at(NOW + dt),
+                },
+            ),
+            2 => f.socket(
+                conn(port),
+                &SocketEvent::UserJoin {
+                    token: Secret::new(token.as_bytes()),
+                    ts: at(NOW + dt),
+                },
+            ),
+            3 => f.socket(
+                conn(port),
+                &ws_usage(&msg, usage(next(50), next(50)), next(2) == 0, NOW + dt),
+            ),
+            4 => f.socket(
+                conn(port),
+                &SocketEvent::FirstDelta {
+                    chat_id: None,
+                    message_id: msg,
+                    ts: at(NOW + dt),
+                },
+            ),
+            5 => f.socket(conn(port), &SocketEvent::Closed { ts: at(NOW + dt) }),
+            6 => f.socket(
+                conn(port),
+                &SocketEvent::Done {
+                    chat_id: None,
+                    message_id: msg,
+                    ts: at(NOW + dt),
+                },
+            ),
+            7 => {
+                let model = format!("model-{}", next(5));
+                let sid = format!("s{}", next(8));
+                f.exchange(&bearer(
+                    completion(&model, Some(&sid), Some(&msg), dt),
+                    token,
+                ));
+            }
+            _ => {
+                let key = format!("sk-{:032x}", next(4));
+                f.exchange(&bearer(request("/api/models", 200, dt), &key));
+            }
+        }
+        let users = f.sink.tracked_users();
+        let (sockets, sessions, answers) = f.a.sizes();
+        assert!(
+            users <= 3 && sockets <= 4 && sessions <= 4 && answers <= 8,
+            "step {step}: {users} {:?}",
+            f.a.sizes()
+        );
+    }
+    f.finish(at(NOW + 1_000));
+    let s = f.samples();
+    assert!(
+        s.label_values("openwebui_chat_completions_total", "model")
+            .len()
+            <= 4
+    ); // 2 + other + unknown
+    assert!(s.label_values("openwebui_api_key_info", "key").len() <= 2);
+    assert!(s.sum("webui_monitor_openwebui_limit_hits_total", &[]) > 0.0);
+}

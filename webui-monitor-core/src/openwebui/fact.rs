@@ -17,7 +17,19 @@
 //! [`Fact::FirstToken`]. A web-UI completion's facts may instead come during a later call: its
 //! [`Fact::Completion`] when its answer reports `done` on the socket (or settles as
 //! [`StatusClass::Incomplete`]), its socket-side [`Fact::Tokens`] when usage and request are
-//! joined, in whichever order they arrive. [`Fact::Tick`] ends every sweep of idle state.
+//! joined, in whichever order they arrive. [`Fact::Tick`] ends every sweep of idle state; a
+//! sweep runs on `on_tick` and `finish`, and at the start of any call whose traffic time is
+//! `sweep_interval_secs` past the last sweep (so its facts may precede a [`Fact::Request`]).
+//!
+//! # Writing a sink
+//!
+//! A sink is called once per fact, on the attributor's thread, and should cost what a metric
+//! update costs: no allocation for a series it has seen, no I/O (a sink that writes, such as an
+//! audit trail, queues and lets the shell write). Spend per user is a sink over
+//! [`Fact::Tokens`] (count × the model's price per direction); GenAI histograms observe
+//! [`Fact::Tokens`] and [`Fact::Request`] durations; an audit trail of scripted use keeps the
+//! [`Fact::Request`] of an exchange (auth, client, route, user agent, connection) and writes it
+//! with the [`Fact::Completion`] and [`Fact::Tokens`] that follow it in the same call.
 //!
 //! # Identity and labels
 //!

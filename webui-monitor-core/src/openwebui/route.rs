@@ -384,6 +384,34 @@ mod tests {
         assert_eq!(checked, 11 + 3 + 258 + 3 + 2);
     }
 
+    /// The SDK captures (fixtures/openwebui-sdk/): each request's route label and API kind.
+    #[test]
+    fn sdk_fixture_paths_get_their_route_and_api_kind() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/openwebui-sdk");
+        let mut checked = 0;
+        for name in [
+            "sdk_anthropic",
+            "sdk_anthropic_passthrough",
+            "sdk_responses",
+            "sdk_embeddings",
+        ] {
+            let text = std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for ex in json["exchanges"].as_array().unwrap() {
+                let (method, path) = (ex["method"].as_str().unwrap(), ex["path"].as_str().unwrap());
+                assert_eq!(route(path), ex["route"].as_str().unwrap(), "{name}: {path}");
+                assert_eq!(
+                    api_kind(method, route(path)).as_str(),
+                    ex["api_kind"].as_str().unwrap(),
+                    "{name}: {path}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 6 + 6 + 4 + 2);
+    }
+
     #[test]
     fn ids_are_parameters_and_literals_win() {
         assert_eq!(

@@ -1,6 +1,6 @@
 //! `webui-monitor replay` over the SDK captures (`fixtures/openwebui-sdk/`: the Anthropic and
-//! OpenAI SDKs on `/api/v1/messages`, `/openai/responses` and both embeddings routes of a real
-//! Open WebUI 0.12.4), with the captures' secret and database, checked against
+//! OpenAI SDKs on `/api/v1/messages`, `/openai/responses`, both embeddings routes and the Ollama
+//! router's `/v1/messages`, `/v1/responses`, `/v1/embeddings` of a real Open WebUI 0.12.4), with the captures' secret and database, checked against
 //! `<capture>.expected.json` exactly.
 #[path = "../../webui-monitor-core/tests/support/expected_check.rs"]
 mod expected_check;
@@ -17,11 +17,12 @@ use webui_monitor::{
     replay::{self, ReplayArgs},
 };
 
-const CAPTURES: [&str; 4] = [
+const CAPTURES: [&str; 5] = [
     "sdk_anthropic",
     "sdk_anthropic_passthrough",
     "sdk_responses",
     "sdk_embeddings",
+    "sdk_ollama",
 ];
 
 /// `WEBUI_SECRET_KEY` of the captures (fixtures/openwebui-sdk/README.md).
@@ -142,12 +143,12 @@ fn requests_auth_and_routes_per_user() {
     }
 }
 
-/// Bob's `sk-` key travels in `x-api-key` on the Anthropic captures and as a Bearer value on
-/// the others; both resolve to him through the database.
+/// Bob's `sk-` key travels in `x-api-key` on the Messages calls and as a Bearer value on the
+/// others; both resolve to him through the database.
 #[test]
 fn api_keys_in_x_api_key_resolve_to_their_owner() {
     const BOB: &str = "42ed8f22-79bd-4502-b5f3-150e6f01d298";
-    for name in ["sdk_anthropic", "sdk_anthropic_passthrough"] {
+    for name in ["sdk_anthropic", "sdk_anthropic_passthrough", "sdk_ollama"] {
         let want = expected(name);
         let via_header = want["exchanges"]
             .as_array()
@@ -155,14 +156,15 @@ fn api_keys_in_x_api_key_resolve_to_their_owner() {
             .iter()
             .filter(|e| e["credential_source"] == "x-api-key" && e["user"] == BOB)
             .count();
-        assert_eq!(via_header, 3, "{name}");
+        let calls = if name == "sdk_ollama" { 2 } else { 3 };
+        assert_eq!(via_header, calls, "{name}");
         let got = Samples::parse(&replay_text(name));
         assert_eq!(
             got.sum(
                 "openwebui_user_requests_total",
                 &[("user", BOB), ("auth", "api_key")]
             ),
-            3.0,
+            n(&expected(name)["totals"]["per_user"][BOB]["requests"]),
             "{name}"
         );
         assert_eq!(

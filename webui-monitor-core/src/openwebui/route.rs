@@ -395,6 +395,7 @@ mod tests {
             "sdk_anthropic_passthrough",
             "sdk_responses",
             "sdk_embeddings",
+            "sdk_ollama",
         ] {
             let text = std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap();
             let json: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -409,7 +410,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 6 + 6 + 4 + 2);
+        assert_eq!(checked, 6 + 6 + 4 + 2 + 10);
     }
 
     #[test]

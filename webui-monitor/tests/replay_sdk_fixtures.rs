@@ -17,12 +17,13 @@ use webui_monitor::{
     replay::{self, ReplayArgs},
 };
 
-const CAPTURES: [&str; 5] = [
+const CAPTURES: [&str; 6] = [
     "sdk_anthropic",
     "sdk_anthropic_passthrough",
     "sdk_responses",
     "sdk_embeddings",
     "sdk_ollama",
+    "sdk_aliases",
 ];
 
 /// `WEBUI_SECRET_KEY` of the captures (fixtures/openwebui-sdk/README.md).
@@ -148,7 +149,12 @@ fn requests_auth_and_routes_per_user() {
 #[test]
 fn api_keys_in_x_api_key_resolve_to_their_owner() {
     const BOB: &str = "42ed8f22-79bd-4502-b5f3-150e6f01d298";
-    for name in ["sdk_anthropic", "sdk_anthropic_passthrough", "sdk_ollama"] {
+    for name in [
+        "sdk_anthropic",
+        "sdk_anthropic_passthrough",
+        "sdk_ollama",
+        "sdk_aliases",
+    ] {
         let want = expected(name);
         let via_header = want["exchanges"]
             .as_array()
@@ -207,6 +213,7 @@ fn metrics_carry_no_secret_or_text() {
             SECRET,
             "eyJ",
             "Say hello",
+            "/api/message.",
             "Stream a hello",
             "first text",
             "Mock answer",

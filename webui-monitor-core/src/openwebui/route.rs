@@ -396,6 +396,7 @@ mod tests {
             "sdk_responses",
             "sdk_embeddings",
             "sdk_ollama",
+            "sdk_aliases",
         ] {
             let text = std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap();
             let json: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -410,7 +411,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 6 + 6 + 4 + 2 + 10);
+        assert_eq!(checked, 6 + 6 + 4 + 2 + 10 + 6);
     }
 
     #[test]

@@ -60,10 +60,7 @@ pub struct CheckArgs {
 
 fn check(args: &CheckArgs) -> anyhow::Result<()> {
     let loaded = config::load(&args.config)?;
-    let report = capture::check::run(
-        &daemon::capture_config(&loaded.config),
-        args.verifier_log.as_deref(),
-    );
+    let report = capture::check::run(&loaded.config.capture, args.verifier_log.as_deref());
     print!("{report}");
     if report.ok() {
         Ok(())

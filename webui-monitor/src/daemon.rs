@@ -24,7 +24,7 @@ use tokio::{
 use webui_monitor_core::{Monitor, openwebui::Directory};
 
 use crate::{
-    capture::{self, Capture, CaptureConfig, clock::BootClock, metrics::CaptureMetrics},
+    capture::{self, Capture, clock::BootClock, metrics::CaptureMetrics},
     config::{self, Config, ConfigArgs},
     db, server,
 };
@@ -42,19 +42,6 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
         .block_on(daemon(args, loaded.config))
 }
 
-/// The kernel side of the configuration.
-pub fn capture_config(config: &Config) -> CaptureConfig {
-    CaptureConfig {
-        interfaces: config.capture.interfaces.clone(),
-        ports: config.capture.ports.clone(),
-        max_connections: config.capture.max_connections,
-        ring_bytes: config.capture.ring_bytes,
-        xdp_mode: config.capture.xdp_mode,
-        tc_mode: config.capture.tc_mode,
-        ..CaptureConfig::default()
-    }
-}
-
 async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     let secret = config.load_webui_secret()?;
     if secret.is_none() {
@@ -63,7 +50,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
              set it in the environment or openwebui.webui_secret_file"
         );
     }
-    let capture_config = capture_config(&config);
+    let capture_config = config.capture.clone();
     let registry = Registry::new();
     server::register_build_info(&registry)?;
     // process_* (memory, CPU, file descriptors), as every exporter serves them.

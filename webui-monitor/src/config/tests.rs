@@ -643,3 +643,30 @@ fn monitor_config_takes_the_engine_caps_and_the_openwebui_settings() {
     assert_eq!(m.semantics.user_ttl_secs, 7200);
     assert!(m.semantics.export_user_info);
 }
+
+/// Each dedicated flag sets exactly the key its table row names, and every key's environment
+/// variable is derived from the key.
+#[test]
+fn each_flag_is_declared_once_with_its_key() {
+    assert_eq!(ConfigArgs::flag_for("capture.ports"), Some("--port"));
+    assert_eq!(ConfigArgs::flag_for("http.max_headers"), None);
+    assert_eq!(
+        layering::env_var("openwebui.webui_secret_file"),
+        "WEBUI_MONITOR_OPENWEBUI_WEBUI_SECRET_FILE"
+    );
+    let args = ConfigArgs {
+        interfaces: vec!["eth0".into()],
+        max_users: Some(7),
+        personal_data: true,
+        ..ConfigArgs::default()
+    };
+    let given: Vec<(&str, &str)> = args.given().iter().map(|g| (g.key, g.flag)).collect();
+    assert_eq!(
+        given,
+        [
+            ("capture.interfaces", "--interface"),
+            ("openwebui.max_users", "--max-users"),
+            ("openwebui.personal_data", "--personal-data"),
+        ]
+    );
+}

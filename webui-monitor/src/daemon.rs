@@ -24,7 +24,13 @@ use tokio::{
 use webui_monitor_core::{Monitor, openwebui::Directory};
 
 use crate::{
-    capture::{self, Capture, clock::BootClock, metrics::CaptureMetrics},
+    capture::{
+        self, Capture,
+        clock::BootClock,
+        follow::Follower,
+        links::{self, LinkWatcher},
+        metrics::CaptureMetrics,
+    },
     config::{self, Config, ConfigArgs},
     db, server,
 };
@@ -73,15 +79,22 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     capture::check::require_capabilities()
         .map_err(|why| anyhow::anyhow!("cannot load the eBPF programs: {why}"))?;
     let mut capture = Capture::load(&capture_config).context("loading the eBPF programs")?;
+    // Subscribed before listing, so no interface created in between is missed.
+    let mut watcher = LinkWatcher::new().context("subscribing to interface changes (rtnetlink)")?;
+    let mut follower = Follower::new(&capture_config, &state.registry)?;
+    let present = links::dump().context("listing the network interfaces (rtnetlink)")?;
     // On failure `capture` is dropped, which detaches whatever was attached.
-    capture
-        .attach(
-            &capture_config.interfaces,
-            capture_config.xdp_mode,
-            capture_config.tc_mode,
-        )
-        .context("attaching the eBPF programs (run `webui-monitor check` for what is missing)")?;
-    state.ready.store(true, Ordering::Relaxed);
+    if let Some(error) = follower
+        .reconcile(&mut capture, &present)
+        .into_iter()
+        .next()
+    {
+        return Err(error).context(
+            "attaching the eBPF programs (run `webui-monitor check` for what is missing)",
+        );
+    }
+    let mut unmet = Vec::new();
+    update_readiness(&follower, &state, &mut unmet);
     let server = tokio::spawn(server::serve(listener, Arc::clone(&state)));
 
     let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -110,7 +123,19 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
             _ = interrupt.recv() => { log::info!("SIGINT: detaching"); break Ok(()); }
             _ = terminate.recv() => { log::info!("SIGTERM: detaching"); break Ok(()); }
             _ = hangup.recv() => {
-                config = reload(args, config, &mut monitor);
+                config = reload(args, config, &mut monitor, &mut follower, &mut capture);
+                update_readiness(&follower, &state, &mut unmet);
+            }
+            events = watcher.events() => {
+                match events {
+                    Ok(events) => {
+                        for event in &events {
+                            follower.on_event(&mut capture, event);
+                        }
+                        update_readiness(&follower, &state, &mut unmet);
+                    }
+                    Err(error) => break Err(error).context("reading interface notifications (rtnetlink)"),
+                }
             }
             ready = capture.readable() => {
                 if let Err(error) = ready {
@@ -174,6 +199,28 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `/readyz` answers 200 while every configured interface name is attached and every pattern
+/// matches an attached interface; what is missing is logged when it changes.
+fn update_readiness(follower: &Follower, state: &server::State, last: &mut Vec<String>) {
+    let unmet: Vec<String> = follower.unmet().into_iter().map(str::to_owned).collect();
+    if unmet != *last {
+        if unmet.is_empty() {
+            log::info!(
+                "capture attached to every configured interface ({}); /readyz answers 200",
+                follower.attached().collect::<Vec<_>>().join(", ")
+            );
+        } else {
+            log::warn!(
+                "capture.interfaces not matched by any interface: {}; /readyz answers 503 until \
+                 they appear (`ip -br link` lists the interfaces)",
+                unmet.join(", ")
+            );
+        }
+        *last = unmet;
+    }
+    state.ready.store(last.is_empty(), Ordering::Relaxed);
+}
+
 /// Feeds every record the ring holds to the monitor.
 fn drain(
     capture: &mut Capture,
@@ -224,7 +271,13 @@ fn load_directory(path: Option<&Path>, why: Option<&str>) -> Option<Arc<Director
 
 /// SIGHUP: re-read the configuration and the database. Counters are kept: the monitor lives
 /// on. Capture settings need new kernel programs and take effect at the next start.
-fn reload(args: &ConfigArgs, current: Config, monitor: &mut Monitor) -> Config {
+fn reload(
+    args: &ConfigArgs,
+    current: Config,
+    monitor: &mut Monitor,
+    follower: &mut Follower,
+    capture: &mut Capture,
+) -> Config {
     let new = match config::load(args) {
         Ok(loaded) => loaded.config,
         Err(error) => {
@@ -236,7 +289,24 @@ fn reload(args: &ConfigArgs, current: Config, monitor: &mut Monitor) -> Config {
             return current;
         }
     };
-    if new.capture != current.capture {
+    if new.capture.interfaces != current.capture.interfaces
+        || new.capture.max_interfaces != current.capture.max_interfaces
+    {
+        match links::dump() {
+            Ok(present) => {
+                for error in follower.reconfigure(&new.capture, capture, &present) {
+                    log::warn!("SIGHUP: {error}");
+                }
+            }
+            Err(error) => log::warn!("SIGHUP: listing the network interfaces: {error}"),
+        }
+    }
+    let rest = |c: &capture::CaptureConfig| capture::CaptureConfig {
+        interfaces: Vec::new(),
+        max_interfaces: 0,
+        ..c.clone()
+    };
+    if rest(&new.capture) != rest(&current.capture) {
         log::warn!("SIGHUP: [capture] changed; restart webui-monitor to apply it");
     }
     if new.openwebui.db.is_none() {

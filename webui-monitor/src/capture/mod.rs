@@ -10,6 +10,8 @@ pub mod check;
 pub mod clock;
 pub mod clsact;
 pub mod counters;
+pub mod follow;
+pub mod links;
 pub mod loader;
 pub mod metrics;
 pub mod record;
@@ -149,8 +151,7 @@ impl Capture {
 
     /// Attaches to each interface: XDP (driver mode first, generic with a log line if the
     /// driver has none) and, except on loopback, the TC program on egress (tcx, or classic TC
-    /// where the kernel has no tcx). See the eBPF
-    /// crate's docs for why loopback needs XDP only.
+    /// where the kernel has no tcx). See the eBPF crate's docs for why loopback needs XDP only.
     pub fn attach(
         &mut self,
         interfaces: &[String],
@@ -158,13 +159,62 @@ impl Capture {
         tc_mode: TcAttachMode,
     ) -> Result<&[Attachment], CaptureError> {
         for interface in interfaces {
-            let loopback = loader::is_loopback(interface)?;
+            self.attach_interface(interface, xdp_mode, tc_mode)?;
+        }
+        Ok(&self.attachments)
+    }
+
+    /// [`Capture::attach`] for one interface. On failure nothing stays attached to it.
+    pub fn attach_interface(
+        &mut self,
+        interface: &str,
+        xdp_mode: XdpAttachMode,
+        tc_mode: TcAttachMode,
+    ) -> Result<(), CaptureError> {
+        let before = self.links.len();
+        let result = loader::is_loopback(interface).and_then(|loopback| {
             self.attach_xdp(interface, xdp_mode)?;
             if !loopback {
                 self.attach_egress(interface, tc_mode)?;
             }
+            Ok(())
+        });
+        if result.is_err() {
+            while self.links.len() > before {
+                self.detach_last(true);
+            }
         }
-        Ok(&self.attachments)
+        result
+    }
+
+    /// Detaches what is attached to `interface`. `gone`: the interface no longer exists (the
+    /// kernel then released its programs already, and failures to detach are expected).
+    pub fn forget_interface(&mut self, interface: &str, gone: bool) {
+        let mut index = self.attachments.len();
+        while index > 0 {
+            index -= 1;
+            if self.attachments[index].interface() == interface {
+                let attachment = self.attachments.remove(index);
+                let link = self.links.remove(index);
+                match self.detach_link(link, interface) {
+                    Ok(()) => log::info!("detached {attachment}"),
+                    Err(error) if gone => {
+                        log::debug!("{attachment}: gone with its interface ({error})")
+                    }
+                    Err(error) => log::warn!("detaching {attachment}: {error}"),
+                }
+            }
+        }
+    }
+
+    /// Detaches the newest link (rolling back a half-done attach).
+    fn detach_last(&mut self, quiet: bool) {
+        if let (Some(link), Some(attachment)) = (self.links.pop(), self.attachments.pop())
+            && let Err(error) = self.detach_link(link, attachment.interface())
+            && !quiet
+        {
+            log::warn!("detaching {attachment}: {error}");
+        }
     }
 
     /// The TC program on egress: through tcx, or where the kernel has no tcx (before 6.6) as
@@ -290,51 +340,36 @@ impl Capture {
     /// Detaches every program; the maps stay readable (drain the ring afterwards).
     pub fn detach(&mut self) -> Result<(), CaptureError> {
         let mut first_error = None;
-        while let Some(link) = self.links.pop() {
-            let attachment = self.attachments.pop();
-            let interface = attachment
-                .as_ref()
-                .map(|a| a.interface().to_owned())
-                .unwrap_or_default();
-            let result = match link {
-                Link::Xdp(id) => loader::xdp(&mut self.ebpf, XDP_PROGRAM).and_then(|p| {
-                    p.detach(id).map_err(|source| CaptureError::Detach {
-                        interface: interface.clone(),
-                        source,
-                    })
-                }),
-                Link::Tcx(id) => loader::tc(&mut self.ebpf).and_then(|p| {
-                    p.detach(id).map_err(|source| CaptureError::Detach {
-                        interface: interface.clone(),
-                        source,
-                    })
-                }),
-                Link::Tc(id, qdisc) => loader::tc(&mut self.ebpf)
-                    .and_then(|p| {
-                        p.detach(id).map_err(|source| CaptureError::Detach {
-                            interface: interface.clone(),
-                            source,
-                        })
-                    })
-                    .and_then(|()| {
-                        qdisc.remove().map_err(|source| CaptureError::Detach {
-                            interface: interface.clone(),
-                            source: ProgramError::IOError(source),
-                        })
-                    }),
-            };
-            match result {
-                Ok(()) => {
-                    if let Some(attachment) = attachment {
-                        log::info!("detached {attachment}");
-                    }
-                }
+        while let (Some(link), Some(attachment)) = (self.links.pop(), self.attachments.pop()) {
+            match self.detach_link(link, attachment.interface()) {
+                Ok(()) => log::info!("detached {attachment}"),
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    fn detach_link(&mut self, link: Link, interface: &str) -> Result<(), CaptureError> {
+        let detach_error = |source| CaptureError::Detach {
+            interface: interface.to_owned(),
+            source,
+        };
+        match link {
+            Link::Xdp(id) => loader::xdp(&mut self.ebpf, XDP_PROGRAM)
+                .and_then(|p| p.detach(id).map_err(detach_error)),
+            Link::Tcx(id) => {
+                loader::tc(&mut self.ebpf).and_then(|p| p.detach(id).map_err(detach_error))
+            }
+            Link::Tc(id, qdisc) => loader::tc(&mut self.ebpf)
+                .and_then(|p| p.detach(id).map_err(detach_error))
+                .and_then(|()| {
+                    qdisc
+                        .remove()
+                        .map_err(|source| detach_error(ProgramError::IOError(source)))
+                }),
+        }
     }
 
     /// Waits until the ring is worth reading: the kernel woke the reader (records pile up), or

@@ -32,9 +32,15 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaptureConfig {
-    /// Interfaces to attach to. On a host where the reverse proxy and Open WebUI share a
-    /// machine the hop runs over `lo`.
+    /// Interfaces to attach to: names (`eth0`) and shell-style patterns (`veth*`, `br-*`,
+    /// `cali?*`). Interfaces that appear later and match are attached, those that go are
+    /// forgotten. On a host where the reverse proxy and Open WebUI share a machine the hop runs
+    /// over `lo`.
     pub interfaces: Vec<String>,
+    /// Most interfaces attached at once; a further match is refused and counted
+    /// (`webui_monitor_capture_interface_attach_failures_total{reason="limit"}`). Bounds the
+    /// `interface` label of `webui_monitor_capture_interface_attached`.
+    pub max_interfaces: usize,
     /// TCP server ports of Open WebUI (at most [`MAX_PORTS`]).
     pub ports: Vec<u16>,
     /// Address of the `/metrics` endpoint.
@@ -81,6 +87,7 @@ impl Default for CaptureConfig {
     fn default() -> Self {
         Self {
             interfaces: vec!["lo".to_owned()],
+            max_interfaces: 64,
             ports: vec![8080],
             listen: DEFAULT_LISTEN
                 .parse()
@@ -96,6 +103,12 @@ impl Default for CaptureConfig {
             idle_drain_interval: Duration::from_secs(1),
         }
     }
+}
+
+/// Whether a `capture.interfaces` entry is a pattern rather than a name: it holds one of
+/// `*`, `?` or `[`, none of which `ip link` accepts in a name.
+pub fn is_interface_pattern(entry: &str) -> bool {
+    entry.contains(['*', '?', '['])
 }
 
 /// How the XDP program is attached.

@@ -2,7 +2,9 @@
 //! all call these.
 use std::time::Duration;
 
-use super::{CaptureConfig, Config, MAX_PORTS, OpenWebUiConfig, Problem};
+use super::{
+    CaptureConfig, Config, MAX_PORTS, OpenWebUiConfig, Problem, schema::is_interface_pattern,
+};
 
 impl Config {
     /// Semantic checks serde cannot express. Returns every problem, not just the first.
@@ -38,12 +40,35 @@ impl CaptureConfig {
             );
         }
         for name in &self.interfaces {
-            if let Err(why) = check_interface_name(name) {
+            if is_interface_pattern(name) {
+                if let Err(why) = check_interface_pattern(name) {
+                    bad(
+                        "capture.interfaces",
+                        format!(
+                            "{name:?} is not a valid interface pattern ({why}); write e.g. \"veth*\" or \"br-*\""
+                        ),
+                    );
+                }
+            } else if let Err(why) = check_interface_name(name) {
                 bad(
                     "capture.interfaces",
                     format!("{name:?} is not a valid interface name ({why}); see `ip -br link`"),
                 );
             }
+        }
+        let names = self
+            .interfaces
+            .iter()
+            .filter(|i| !is_interface_pattern(i))
+            .count();
+        if self.max_interfaces == 0 || names > self.max_interfaces {
+            bad(
+                "capture.max_interfaces",
+                format!(
+                    "{} is less than the {names} interface names listed (or 0): raise it (default 64)",
+                    self.max_interfaces
+                ),
+            );
         }
         if has_duplicates(&self.interfaces) {
             bad(
@@ -178,6 +203,20 @@ fn check_interface_name(name: &str) -> Result<(), &'static str> {
         return Err("contains '/', ':' or whitespace");
     }
     Ok(())
+}
+
+/// A shell-style pattern over interface names: `glob`'s syntax, no character a name cannot
+/// hold.
+fn check_interface_pattern(pattern: &str) -> Result<(), String> {
+    if pattern
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        return Err("contains '/', ':' or whitespace".into());
+    }
+    glob::Pattern::new(pattern)
+        .map(drop)
+        .map_err(|e| e.msg.to_owned())
 }
 
 fn is_header_name(name: &str) -> bool {

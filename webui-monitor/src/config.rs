@@ -8,6 +8,7 @@
 //! * [`layering`]: file → environment → flags into one table, typed by serde.
 //! * [`validate`]: the checks serde cannot express, for every caller.
 //! * [`args`]: the flags, each declared once with the key it sets; `config check` ([`check`]).
+//! * [`reload`]: which settings SIGHUP applies and which wait for a restart.
 //! * [`secret`]: the JWT signing key; [`logging`]: the logger; [`error`]: [`ConfigError`].
 //!
 //! # Precedence
@@ -39,6 +40,7 @@ mod check;
 pub mod error;
 pub mod layering;
 mod logging;
+pub mod reload;
 pub mod schema;
 pub mod secret;
 pub mod validate;

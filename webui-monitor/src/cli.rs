@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Capture the monitored ports and serve /metrics until SIGINT/SIGTERM (SIGHUP re-reads the
-    /// configuration and Open WebUI's database).
+    /// configuration, the secret and Open WebUI's database, and applies what it can).
     Run(ConfigArgs),
     /// Report whether this machine can run the capture; non-zero exit if not.
     Check(CheckArgs),

@@ -320,3 +320,38 @@ impl InterfaceMetrics {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn follower(entries: &[&str]) -> Follower {
+        let config = CaptureConfig {
+            interfaces: entries.iter().map(|e| (*e).to_owned()).collect(),
+            ..CaptureConfig::default()
+        };
+        Follower::new(&config, &Registry::new()).expect("metrics register")
+    }
+
+    #[test]
+    fn names_match_exactly_and_patterns_as_globs() {
+        let f = follower(&["eth0", "veth*", "br-*", "cali?1"]);
+        for name in ["eth0", "veth", "veth1a2b", "br-0123abcd", "cali01"] {
+            assert!(f.matches(name), "{name}");
+        }
+        for name in ["eth01", "eth", "xveth0", "br0", "cali001", "lo"] {
+            assert!(!f.matches(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn unmet_lists_missing_names_and_patterns_matching_nothing_attached() {
+        let mut f = follower(&["eth0", "veth*", "br-*"]);
+        assert_eq!(f.unmet(), ["eth0", "veth*", "br-*"]);
+        f.attached.insert(3, "veth9".into());
+        f.attached.insert(4, "eth0".into());
+        assert_eq!(f.unmet(), ["br-*"]);
+        f.attached.insert(5, "br-1".into());
+        assert!(f.unmet().is_empty());
+    }
+}

@@ -670,3 +670,29 @@ fn each_flag_is_declared_once_with_its_key() {
         ]
     );
 }
+
+#[test]
+fn interface_patterns_are_validated_as_patterns() {
+    let args = |entries: &[&str]| ConfigArgs {
+        interfaces: entries.iter().map(|e| (*e).to_owned()).collect(),
+        ..ConfigArgs::default()
+    };
+    let c = resolve(None, &[], &args(&["eth0", "veth*", "br-*", "cali[0-9]*"])).unwrap();
+    assert_eq!(
+        c.capture.interfaces,
+        ["eth0", "veth*", "br-*", "cali[0-9]*"]
+    );
+    let e = err(None, &[], &args(&["veth[*"]));
+    assert!(
+        e.contains("\"veth[*\" is not a valid interface pattern"),
+        "{e}"
+    );
+    let e = err(None, &[], &args(&["a/*"]));
+    assert!(e.contains("contains '/', ':' or whitespace"), "{e}");
+    let e = err(
+        Some("[capture]\ninterfaces = [\"a\", \"b\"]\nmax_interfaces = 1\n"),
+        &[],
+        &ConfigArgs::default(),
+    );
+    assert!(e.contains("capture.max_interfaces"), "{e}");
+}

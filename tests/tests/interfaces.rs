@@ -155,21 +155,36 @@ fn attached_programs(ns: &Netns, interfaces: &[&str]) -> anyhow::Result<Vec<Stri
 }
 
 fn veth_up(server: &Netns, client: &Netns, a: &str, b: &str, net: &str) -> anyhow::Result<()> {
-    server.run(
-        "ip",
-        &[
-            "link",
-            "add",
-            a,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            b,
-            "netns",
-            &client.name,
-        ],
-    )?;
+    veth_add(server, client, a, b)?;
+    veth_configure(server, client, a, b, net)
+}
+
+/// A veth pair, `a` in `server` and `b` in `client`, both down.
+fn veth_add(server: &Netns, client: &Netns, a: &str, b: &str) -> anyhow::Result<()> {
+    let peer = [
+        "link",
+        "add",
+        a,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b,
+        "netns",
+        &client.name,
+    ];
+    server.run("ip", &peer)?;
+    Ok(())
+}
+
+/// Addresses `net.1` on `a` and `net.2` on `b`, both up.
+fn veth_configure(
+    server: &Netns,
+    client: &Netns,
+    a: &str,
+    b: &str,
+    net: &str,
+) -> anyhow::Result<()> {
     server.run("ip", &["addr", "add", &format!("{net}.1/24"), "dev", a])?;
     server.run("ip", &["link", "set", a, "up"])?;
     client.run("ip", &["addr", "add", &format!("{net}.2/24"), "dev", b])?;
@@ -280,8 +295,12 @@ fn veth_deleted_and_recreated_under_load_is_followed() -> anyhow::Result<()> {
         "no interface attached while the veth is gone:\n{gone}"
     );
     let before_recreation = done.load(Ordering::Relaxed);
-    veth_up(&server, &client, &a, &b, net)?;
+    // Recreated as container runtimes do: created, then configured. The daemon attaches when
+    // the link appears; traffic can flow once it is up, and by then the capture is attached
+    // (waiting for /readyz keeps the count exact, not the daemon's speed).
+    veth_add(&server, &client, &a, &b)?;
     wait_for("/readyz to turn 200 again", || daemon.ready())?;
+    veth_configure(&server, &client, &a, &b, net)?;
     wait_for("load after the recreation", || {
         done.load(Ordering::Relaxed) >= before_recreation + 5
     })?;

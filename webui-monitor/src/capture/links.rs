@@ -55,7 +55,11 @@ pub fn dump() -> io::Result<Vec<Link>> {
     loop {
         let len = socket.recv(&mut &mut buffer[..], 0)?;
         let mut done = false;
-        for payload in messages(&buffer[..len])? {
+        for payload in messages(&buffer[..len]) {
+            let Ok(payload) = payload else {
+                log::debug!("rtnetlink: an undecodable link message in the dump, skipped");
+                continue;
+            };
             match payload {
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
                     links.extend(link_of(&link));
@@ -115,7 +119,12 @@ impl LinkWatcher {
             loop {
                 match guard.get_inner().0.recv(&mut &mut self.buffer[..], 0) {
                     Ok(len) => {
-                        for payload in messages(&self.buffer[..len])? {
+                        for payload in messages(&self.buffer[..len]) {
+                            let Ok(payload) = payload else {
+                                // What changed is unknown: re-read the whole list.
+                                events.push(LinkEvent::Overrun);
+                                continue;
+                            };
                             match payload {
                                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
                                     events.extend(link_of(&m).map(LinkEvent::Present));
@@ -145,25 +154,28 @@ impl LinkWatcher {
     }
 }
 
-/// The messages of one datagram (a datagram may carry several, each 4-byte aligned).
-fn messages(mut bytes: &[u8]) -> io::Result<Vec<NetlinkPayload<RouteNetlinkMessage>>> {
-    let invalid =
-        |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+/// The messages of one datagram (a datagram may carry several, each 4-byte aligned); `Err`
+/// for one the library cannot decode. A broken header ends the datagram.
+fn messages(mut bytes: &[u8]) -> Vec<Result<NetlinkPayload<RouteNetlinkMessage>, ()>> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
-        let length = NetlinkBuffer::new_checked(bytes)
-            .map_err(|e| invalid(&e))?
-            .length() as usize;
-        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..length])
-            .map_err(|e| invalid(&e))?;
-        out.push(message.payload);
+        let Ok(header) = NetlinkBuffer::new_checked(bytes) else {
+            out.push(Err(()));
+            break;
+        };
+        let length = header.length() as usize;
+        out.push(
+            NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..length])
+                .map(|m| m.payload)
+                .map_err(drop),
+        );
         let aligned = length.next_multiple_of(4).min(bytes.len());
         if aligned == 0 {
             break;
         }
         bytes = &bytes[aligned..];
     }
-    Ok(out)
+    out
 }
 
 fn link_of(message: &LinkMessage) -> Option<Link> {

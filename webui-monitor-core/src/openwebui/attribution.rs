@@ -182,6 +182,28 @@ impl Attributor {
         }
     }
 
+    /// New settings while running: the JWT secret, the user table's caps, and whether account
+    /// details are exported (turned off, every `openwebui_user_info` series goes; turned on,
+    /// they come from the current directory snapshot). Tracked users and counters are kept.
+    pub fn reconfigure(&mut self, config: SemanticsConfig, secret: Option<&JwtSecret>) {
+        self.verifier = JwtVerifier::new(secret, config.jwt.clone());
+        self.users.set_limits(UserLimits {
+            max_users: config.max_users,
+            ttl_secs: config.user_ttl_secs,
+            max_id_len: config.max_user_id_len,
+        });
+        let export_changed = self.config.export_user_info != config.export_user_info;
+        self.config = config;
+        if export_changed {
+            let dir = self
+                .directory
+                .as_deref()
+                .filter(|_| self.config.export_user_info);
+            self.users
+                .refresh_info(&self.metrics, |id| dir.and_then(|d| d.user(id)).cloned());
+        }
+    }
+
     pub fn metrics(&self) -> &OpenWebuiMetrics {
         &self.metrics
     }

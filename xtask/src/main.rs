@@ -34,8 +34,10 @@ const CARGO_DEB_VERSION: &str = "3.8.0";
 /// Debian packages the tests use: nginx and openssl (TLS-terminating proxy with a certificate
 /// made per run), Prometheus (promtool and a real server), tshark and wrk for benchmarks, curl,
 /// iproute2 for network namespaces, python3 (+ PyYAML) for the test servers and deploy checks,
-/// systemd for `systemd-analyze`, sqlite3 to inspect Open WebUI databases.
+/// systemd for `systemd-analyze`, sqlite3 to inspect Open WebUI databases, bpftool to check
+/// that nothing stays attached after a test.
 const DEBIAN_PACKAGES: &[&str] = &[
+    "bpftool",
     "nginx",
     "openssl",
     "prometheus",

@@ -8,12 +8,15 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 run_pid="" server_pid=""
 cleanup() {
+  local rc=$?
+  set +e
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   if [ -n "$run_pid" ] && kill -0 "$run_pid" 2>/dev/null; then
     kill -TERM -- "-$run_pid" 2>/dev/null
     wait "$run_pid" 2>/dev/null
   fi
   rm -f "$log"
+  exit "$rc"
 }
 trap cleanup EXIT
 fail() { echo "run-command: $*" >&2; echo "--- cargo xtask run's output:" >&2; cat "$log" >&2; exit 1; }

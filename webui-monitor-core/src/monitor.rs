@@ -93,6 +93,19 @@ impl Monitor {
         self.attributor.set_directory(directory, &mut self.sink);
     }
 
+    /// New settings while running (the daemon's SIGHUP): the stream engine's caps and the
+    /// semantics layer's settings of `config`, and the JWT `secret`. Connections, users and
+    /// every counter are kept. Two sizes stay as they were at start, since their tables are
+    /// allocated then: `reassembly.max_connections` and `reassembly.max_closed_connections`.
+    /// A lower `max_users` folds new users into `other` until enough known ones expire.
+    pub fn reconfigure(&mut self, config: &MonitorConfig, secret: Option<&Secret>) {
+        self.pipeline.set_limits(config.pipeline.clone());
+        let secret = secret.map(|s| JwtSecret::new(s.expose()));
+        self.attributor
+            .reconfigure(config.semantics.clone(), secret.as_ref());
+        self.sink.reconfigure(&config.semantics);
+    }
+
     /// Mirrors the pipeline's counters (cumulative, kept in the sans-IO core) into their
     /// Prometheus families.
     pub fn refresh_metrics(&self) {

@@ -226,6 +226,14 @@ impl Pipeline {
         }
     }
 
+    /// New caps for every connection, open ones included (see [`Reassembler::set_limits`]
+    /// for the two that keep their start value).
+    pub fn set_limits(&mut self, config: PipelineConfig) {
+        self.http.limits = config.http;
+        self.websocket.limits = config.websocket;
+        self.reassembler.set_limits(config.reassembly);
+    }
+
     fn engines<'p>(
         &'p mut self,
         out: &'p mut Vec<PipelineEvent>,

@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Capture the monitored ports and serve /metrics until SIGINT/SIGTERM (SIGHUP re-reads the
-    /// configuration and Open WebUI's database).
+    /// configuration, the secret and Open WebUI's database, and applies what it can).
     Run(ConfigArgs),
     /// Report whether this machine can run the capture; non-zero exit if not.
     Check(CheckArgs),
@@ -60,10 +60,7 @@ pub struct CheckArgs {
 
 fn check(args: &CheckArgs) -> anyhow::Result<()> {
     let loaded = config::load(&args.config)?;
-    let report = capture::check::run(
-        &daemon::capture_config(&loaded.config),
-        args.verifier_log.as_deref(),
-    );
+    let report = capture::check::run(&loaded.config.capture, args.verifier_log.as_deref());
     print!("{report}");
     if report.ok() {
         Ok(())

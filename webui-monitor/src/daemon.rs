@@ -6,8 +6,11 @@
 //!
 //! * ring buffer readable → decode records into segments → [`Monitor::on_segment`];
 //! * every `stats_interval` → kernel counters into the metrics, traffic time forward;
-//! * every `db_reload_interval` and on SIGHUP → re-read Open WebUI's database (and, on SIGHUP,
-//!   the configuration; settings that need new kernel programs say so in the log);
+//! * an interface appears, changes or goes (rtnetlink) → attach or forget it
+//!   ([`Follower`]), and `/readyz` says whether every configured interface is watched;
+//! * every `db_reload_interval` → re-read Open WebUI's database;
+//! * SIGHUP → re-read the configuration, the JWT secret and the database, and apply what can
+//!   change while running (the log names what changed, and what waits for a restart and why);
 //! * SIGINT/SIGTERM → detach, drain what the ring still holds, settle the pipeline, exit.
 use std::{
     path::Path,
@@ -19,21 +22,33 @@ use anyhow::Context as _;
 use prometheus::Registry;
 use tokio::{
     signal::unix::{SignalKind, signal},
-    time::{MissedTickBehavior, interval},
+    time::{Interval, MissedTickBehavior, interval},
 };
-use webui_monitor_core::{Monitor, openwebui::Directory};
+use webui_monitor_core::{Monitor, http::exchange::Secret, openwebui::Directory};
 
 use crate::{
-    capture::{self, Capture, CaptureConfig, clock::BootClock, metrics::CaptureMetrics},
-    config::{self, Config, ConfigArgs},
+    capture::{
+        self, Capture,
+        clock::BootClock,
+        follow::Follower,
+        links::{self, LinkWatcher},
+        metrics::CaptureMetrics,
+    },
+    config::{self, Config, ConfigArgs, reload::Changes},
     db, server,
 };
 
 /// Builds the runtime and runs the daemon until SIGINT/SIGTERM.
 pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
     let loaded = config::load(args)?;
-    // A second init (tests) is harmless: the first logger stays.
-    let _ = loaded.config.log.logger().try_init();
+    // The logger lets every level through and `log::set_max_level` filters, so SIGHUP can
+    // change the level. A second init (tests) is harmless: the first logger stays.
+    let everything = config::LogConfig {
+        level: config::LogLevel::Trace,
+        ..loaded.config.log.clone()
+    };
+    let _ = everything.logger().try_init();
+    log::set_max_level(loaded.config.log.level.filter());
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -42,28 +57,15 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
         .block_on(daemon(args, loaded.config))
 }
 
-/// The kernel side of the configuration.
-pub fn capture_config(config: &Config) -> CaptureConfig {
-    CaptureConfig {
-        interfaces: config.capture.interfaces.clone(),
-        ports: config.capture.ports.clone(),
-        max_connections: config.capture.max_connections,
-        ring_bytes: config.capture.ring_bytes,
-        xdp_mode: config.capture.xdp_mode,
-        tc_mode: config.capture.tc_mode,
-        ..CaptureConfig::default()
-    }
-}
-
 async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
-    let secret = config.load_webui_secret()?;
+    let mut secret = config.load_webui_secret()?;
     if secret.is_none() {
         log::warn!(
             "no WEBUI_SECRET_KEY: JWTs are decoded but not verified (auth result \"unverified\"); \
              set it in the environment or openwebui.webui_secret_file"
         );
     }
-    let capture_config = capture_config(&config);
+    let capture_config = config.capture.clone();
     let registry = Registry::new();
     server::register_build_info(&registry)?;
     // process_* (memory, CPU, file descriptors), as every exporter serves them.
@@ -86,15 +88,22 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     capture::check::require_capabilities()
         .map_err(|why| anyhow::anyhow!("cannot load the eBPF programs: {why}"))?;
     let mut capture = Capture::load(&capture_config).context("loading the eBPF programs")?;
+    // Subscribed before listing, so no interface created in between is missed.
+    let mut watcher = LinkWatcher::new().context("subscribing to interface changes (rtnetlink)")?;
+    let mut follower = Follower::new(&capture_config, &state.registry)?;
+    let present = links::dump().context("listing the network interfaces (rtnetlink)")?;
     // On failure `capture` is dropped, which detaches whatever was attached.
-    capture
-        .attach(
-            &capture_config.interfaces,
-            capture_config.xdp_mode,
-            capture_config.tc_mode,
-        )
-        .context("attaching the eBPF programs (run `webui-monitor check` for what is missing)")?;
-    state.ready.store(true, Ordering::Relaxed);
+    if let Some(error) = follower
+        .reconcile(&mut capture, &present)
+        .into_iter()
+        .next()
+    {
+        return Err(error).context(
+            "attaching the eBPF programs (run `webui-monitor check` for what is missing)",
+        );
+    }
+    let mut unmet = Vec::new();
+    update_readiness(&follower, &state, &mut unmet);
     let server = tokio::spawn(server::serve(listener, Arc::clone(&state)));
 
     let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -104,14 +113,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     stats_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut active_tick = interval(capture_config.active_scan_interval);
     active_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut db_tick = interval(
-        config
-            .openwebui
-            .db_reload_interval
-            .max(Duration::from_secs(1)),
-    );
-    db_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    db_tick.reset(); // the first load happened above
+    let mut db_tick = db_interval(config.openwebui.db_reload_interval);
 
     let mut clock = BootClock::sample().context("reading the clocks")?;
     let mut loss_log = capture::counters::LossLog::default();
@@ -123,7 +125,25 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
             _ = interrupt.recv() => { log::info!("SIGINT: detaching"); break Ok(()); }
             _ = terminate.recv() => { log::info!("SIGTERM: detaching"); break Ok(()); }
             _ = hangup.recv() => {
-                config = reload(args, config, &mut monitor);
+                config = reload(args, config, Running {
+                    monitor: &mut monitor,
+                    follower: &mut follower,
+                    capture: &mut capture,
+                    secret: &mut secret,
+                    db_tick: &mut db_tick,
+                });
+                update_readiness(&follower, &state, &mut unmet);
+            }
+            events = watcher.events() => {
+                match events {
+                    Ok(events) => {
+                        for event in &events {
+                            follower.on_event(&mut capture, event);
+                        }
+                        update_readiness(&follower, &state, &mut unmet);
+                    }
+                    Err(error) => break Err(error).context("reading interface notifications (rtnetlink)"),
+                }
             }
             ready = capture.readable() => {
                 if let Err(error) = ready {
@@ -187,6 +207,28 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `/readyz` answers 200 while every configured interface name is attached and every pattern
+/// matches an attached interface; what is missing is logged when it changes.
+fn update_readiness(follower: &Follower, state: &server::State, last: &mut Vec<String>) {
+    let unmet: Vec<String> = follower.unmet().into_iter().map(str::to_owned).collect();
+    if unmet != *last {
+        if unmet.is_empty() {
+            log::info!(
+                "capture attached to every configured interface ({}); /readyz answers 200",
+                follower.attached().collect::<Vec<_>>().join(", ")
+            );
+        } else {
+            log::warn!(
+                "capture.interfaces not matched by any interface: {}; /readyz answers 503 until \
+                 they appear (`ip -br link` lists the interfaces)",
+                unmet.join(", ")
+            );
+        }
+        *last = unmet;
+    }
+    state.ready.store(last.is_empty(), Ordering::Relaxed);
+}
+
 /// Feeds every record the ring holds to the monitor.
 fn drain(
     capture: &mut Capture,
@@ -235,28 +277,106 @@ fn load_directory(path: Option<&Path>, why: Option<&str>) -> Option<Arc<Director
     }
 }
 
-/// SIGHUP: re-read the configuration and the database. Counters are kept: the monitor lives
-/// on. Capture settings need new kernel programs and take effect at the next start.
-fn reload(args: &ConfigArgs, current: Config, monitor: &mut Monitor) -> Config {
-    let new = match config::load(args) {
-        Ok(loaded) => loaded.config,
-        Err(error) => {
-            log::warn!("SIGHUP: configuration not reloaded: {error}");
-            if let Some(directory) = load_directory(current.openwebui.db.as_deref(), Some("SIGHUP"))
-            {
+/// What SIGHUP may change in the running daemon.
+struct Running<'a> {
+    monitor: &'a mut Monitor,
+    follower: &'a mut Follower,
+    capture: &'a mut Capture,
+    secret: &'a mut Option<Secret>,
+    db_tick: &'a mut Interval,
+}
+
+/// SIGHUP: re-read the configuration, the secret and the database, and apply what can change
+/// while running (see [`config::reload`]). Counters are kept: the monitor lives on. The log
+/// names the settings that changed, never their values; a configuration that does not load
+/// (or a secret that cannot be read) leaves everything as it was, and says why.
+fn reload(args: &ConfigArgs, current: Config, running: Running<'_>) -> Config {
+    let reread_db = |monitor: &mut Monitor, db: Option<&Path>| match db {
+        None => monitor.set_directory(None),
+        Some(db) => {
+            if let Some(directory) = load_directory(Some(db), Some("SIGHUP")) {
                 monitor.set_directory(Some(directory));
             }
+        }
+    };
+    let loaded = config::load(args).and_then(|loaded| {
+        let secret = loaded.config.load_webui_secret()?;
+        Ok((loaded.config, secret))
+    });
+    let (new, secret) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            log::warn!(
+                "SIGHUP: configuration not applied, the running one stays: {error}; \
+                 Open WebUI's database re-read"
+            );
+            reread_db(running.monitor, current.openwebui.db.as_deref());
             return current;
         }
     };
-    if new.capture != current.capture {
-        log::warn!("SIGHUP: [capture] changed; restart webui-monitor to apply it");
+    let changes = Changes::between(&current, &new);
+    let secret_changed =
+        secret.as_ref().map(Secret::expose) != running.secret.as_ref().map(Secret::expose);
+    let effective = config::reload::running_values(&current, &new);
+
+    running
+        .monitor
+        .reconfigure(&effective.monitor_config(), secret.as_ref());
+    *running.secret = secret;
+    log::set_max_level(effective.log.level.filter());
+    if effective.capture.interfaces != current.capture.interfaces
+        || effective.capture.max_interfaces != current.capture.max_interfaces
+    {
+        match links::dump() {
+            Ok(present) => {
+                let errors =
+                    running
+                        .follower
+                        .reconfigure(&effective.capture, running.capture, &present);
+                for error in errors {
+                    log::warn!("SIGHUP: {error}");
+                }
+            }
+            Err(error) => log::warn!("SIGHUP: listing the network interfaces: {error}"),
+        }
     }
-    if new.openwebui.db.is_none() {
-        monitor.set_directory(None);
-    } else if let Some(directory) = load_directory(new.openwebui.db.as_deref(), Some("SIGHUP")) {
-        monitor.set_directory(Some(directory));
+    if effective.openwebui.db_reload_interval != current.openwebui.db_reload_interval {
+        *running.db_tick = db_interval(effective.openwebui.db_reload_interval);
     }
-    log::info!("SIGHUP: configuration and Open WebUI database re-read");
-    new
+    reread_db(running.monitor, effective.openwebui.db.as_deref());
+
+    let mut applied = changes.applied;
+    if secret_changed {
+        applied.push("the JWT secret".to_owned());
+    }
+    if applied.is_empty() {
+        log::info!(
+            "SIGHUP: configuration re-read, no setting changed; Open WebUI's database re-read"
+        );
+    } else {
+        log::info!(
+            "SIGHUP: applied {}; Open WebUI's database re-read",
+            applied.join(", ")
+        );
+    }
+    if !changes.restart.is_empty() {
+        let not_applied: Vec<String> = changes
+            .restart
+            .iter()
+            .map(|(key, why)| format!("{key} ({why})"))
+            .collect();
+        log::warn!(
+            "SIGHUP: not applied until webui-monitor restarts: {}",
+            not_applied.join("; ")
+        );
+    }
+    effective
+}
+
+/// The database re-read timer (the first read happens at start).
+fn db_interval(every: Duration) -> Interval {
+    let mut tick = interval(every.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tick.reset();
+    tick
 }

@@ -9,6 +9,8 @@
 //! * `bench-kernel`: ns per packet of the kernel programs, over a trivial XDP baseline.
 //! * `bench-replay`: `webui-monitor replay` against tshark on a large generated capture, then
 //!   exchanges/s with attribution off and on (`webui-monitor/examples/bench_attribution.rs`).
+//! * `routes --version V`: regenerate the Open WebUI route table the core compiles in, from
+//!   Open WebUI V's wheel (`routes.rs`).
 //! * `test-kernels`: `webui-monitor check` and the kernel tests in each kernel of a matrix
 //!   (Debian's 6.1, 6.12, 6.18 and newest in QEMU, and the host's own), as a table.
 //!
@@ -16,6 +18,7 @@
 //! bpf-linker (which the daemon's build script needs) exists.
 mod bench_replay;
 mod kernels;
+mod routes;
 
 use std::process::Command;
 
@@ -31,8 +34,10 @@ const CARGO_DEB_VERSION: &str = "3.8.0";
 /// Debian packages the tests use: nginx and openssl (TLS-terminating proxy with a certificate
 /// made per run), Prometheus (promtool and a real server), tshark and wrk for benchmarks, curl,
 /// iproute2 for network namespaces, python3 (+ PyYAML) for the test servers and deploy checks,
-/// systemd for `systemd-analyze`, sqlite3 to inspect Open WebUI databases.
+/// systemd for `systemd-analyze`, sqlite3 to inspect Open WebUI databases, bpftool to check
+/// that nothing stays attached after a test.
 const DEBIAN_PACKAGES: &[&str] = &[
+    "bpftool",
     "nginx",
     "openssl",
     "prometheus",
@@ -87,6 +92,13 @@ enum Task {
     BenchKernel,
     /// Benchmark `webui-monitor replay` against tshark on a large generated capture.
     BenchReplay,
+    /// Regenerate the Open WebUI route table (webui-monitor-core/src/openwebui/routes_generated.rs)
+    /// from Open WebUI's wheel (pip download, needs python3 and PyPI).
+    Routes {
+        /// Open WebUI release, e.g. 0.12.4.
+        #[arg(long)]
+        version: String,
+    },
     /// Run `webui-monitor check` and the kernel tests in Debian's kernels (QEMU) and the host's,
     /// and print the matrix (needs root).
     TestKernels {
@@ -106,6 +118,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => test(&args),
         Task::BenchKernel => bench_kernel(),
         Task::BenchReplay => bench_replay::run(),
+        Task::Routes { version } => routes::run(&version),
         Task::TestKernels { kernels, keep } => kernels::run(&kernels::Options { kernels, keep }),
     }
 }

@@ -36,8 +36,9 @@ pub struct SinkCounters {
 pub struct PrometheusSink {
     metrics: OpenWebuiMetrics,
     users: UserTable,
-    /// Export `openwebui_user_info` (personal data) from this snapshot.
+    /// Export `openwebui_user_info` (personal data) from `directory`.
     export_user_info: bool,
+    /// The latest database snapshot (kept so turning `export_user_info` on can fill it in).
     directory: Option<Arc<Directory>>,
     max_api_key_info: usize,
     http: HttpSeries,
@@ -71,6 +72,30 @@ impl PrometheusSink {
         }
     }
 
+    /// New settings while running (the daemon's SIGHUP): the user table's caps,
+    /// `max_api_key_info`, and whether account details are exported (turned off, every
+    /// `openwebui_user_info` series goes; turned on, they come from the current snapshot).
+    /// Tracked users and exported series are kept.
+    pub fn reconfigure(&mut self, config: &SemanticsConfig) {
+        self.users.set_limits(UserLimits {
+            max_users: config.max_users,
+            ttl_secs: config.user_ttl_secs,
+            max_id_len: config.max_user_id_len,
+        });
+        self.max_api_key_info = config.max_api_key_info;
+        if self.export_user_info != config.export_user_info {
+            self.export_user_info = config.export_user_info;
+            self.refresh_info();
+        }
+    }
+
+    /// Re-read the account details of every tracked user (none unless exported).
+    fn refresh_info(&mut self) {
+        let dir = self.directory.as_deref().filter(|_| self.export_user_info);
+        self.users
+            .refresh_info(&self.metrics, |id| dir.and_then(|d| d.user(id)).cloned());
+    }
+
     pub fn metrics(&self) -> &OpenWebuiMetrics {
         &self.metrics
     }
@@ -87,11 +112,9 @@ impl PrometheusSink {
     fn apply(&mut self, fact: Fact<'_>) {
         match fact {
             Fact::Directory(directory) => {
+                self.directory = directory.cloned();
                 if self.export_user_info {
-                    self.directory = directory.cloned();
-                    let dir = self.directory.as_deref();
-                    self.users
-                        .refresh_info(&self.metrics, |id| dir.and_then(|d| d.user(id)).cloned());
+                    self.refresh_info();
                 }
             }
             Fact::Request {

@@ -541,3 +541,20 @@ fn random_event_storm_stays_within_every_cap() {
     assert!(s.label_values("openwebui_api_key_info", "key").len() <= 2);
     assert!(s.sum("webui_monitor_openwebui_limit_hits_total", &[]) > 0.0);
 }
+
+#[test]
+fn reconfigured_user_info_export_follows_the_current_snapshot() {
+    let mut f = Fixture::with_secret();
+    f.set_directory(Some(directory()));
+    f.exchange(&bearer(request("/api/models", 200, 0), KEY));
+    let emails = |f: &Fixture| f.samples().label_values("openwebui_user_info", "email");
+    assert!(emails(&f).is_empty());
+    let on = SemanticsConfig {
+        export_user_info: true,
+        ..Default::default()
+    };
+    f.sink.reconfigure(&on);
+    assert_eq!(emails(&f), ["alice@example.com"]);
+    f.sink.reconfigure(&SemanticsConfig::default());
+    assert!(emails(&f).is_empty());
+}

@@ -305,6 +305,11 @@ impl UserTable {
         self.specials[special.index()].get_or_insert_with(|| UserEntry::new(special.as_str(), m))
     }
 
+    /// New caps from now on; users already tracked stay until they expire.
+    pub(super) fn set_limits(&mut self, limits: UserLimits) {
+        self.limits = limits;
+    }
+
     /// Re-read `openwebui_user_info` of every tracked id after a database reload: changed
     /// accounts get their new labels, deleted ones lose the series.
     pub(super) fn refresh_info(

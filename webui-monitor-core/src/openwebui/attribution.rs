@@ -178,6 +178,19 @@ impl Attributor {
         sink.fact(Fact::Directory(self.directory.as_ref()));
     }
 
+    /// New settings while running: the JWT secret and attribution's caps and timeouts, from
+    /// the next event on (`max_models` stays as at start: the model table is sized then). The
+    /// sink's settings are the sink's ([`PrometheusSink::reconfigure`]); pending answers,
+    /// sockets and counters are kept.
+    ///
+    /// [`PrometheusSink::reconfigure`]: crate::metrics::PrometheusSink::reconfigure
+    pub fn reconfigure(&mut self, config: SemanticsConfig, secret: Option<&JwtSecret>) {
+        self.verifier = JwtVerifier::new(secret, config.jwt.clone());
+        self.joiner.set_max(config.max_pending_answers);
+        self.sockets.set_max(config.max_sockets);
+        self.config = config;
+    }
+
     /// Feed one pipeline event.
     pub fn on_event(&mut self, event: &PipelineEvent, sink: &mut (impl FactSink + ?Sized)) {
         match event {

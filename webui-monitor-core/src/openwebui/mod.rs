@@ -37,7 +37,7 @@
 //!   first. When its socket is not decoded, it is counted at once with its HTTP class.
 //! * `model`: the request body's `model`, at most `max_models` values, then `other`; `unknown`
 //!   for a WebSocket answer never joined to its request.
-//! * `route`: a static table of Open WebUI 0.12.4 route templates (see `route`).
+//! * `route`: a template of Open WebUI's own route table, generated from its release (see `route`).
 //! * `source` of tokens: `http` (JSON `usage` or the last SSE event carrying usage, 2xx only) or
 //!   `websocket` (one usage per answer message, from socket.io `chat:completion` events,
 //!   credited to the user of the socket's `user-join` token and the joined request's model).
@@ -59,6 +59,8 @@ pub(crate) mod identity;
 pub(crate) mod jwt;
 pub(crate) mod labels;
 pub(crate) mod route;
+#[rustfmt::skip]
+pub mod routes_generated;
 #[cfg(test)]
 pub(crate) mod test_exchanges;
 
@@ -68,4 +70,4 @@ pub use fact::{Fact, FactSink};
 pub use identity::{OwnedUser, Special, UserRef};
 pub use jwt::{JwtLimits, JwtSecret};
 pub use labels::{Auth, AuthResult, Client, StatusClass};
-pub use route::route;
+pub use route::{ApiKind, GeneratedRoute, api_kind, route};

@@ -1,51 +1,48 @@
-//! Request paths → a bounded set of route labels, modelled on Open WebUI 0.12.4's route table.
+//! Request paths → a bounded set of route labels, and the kind of API each route serves.
 //!
-//! A path matches a known template segment by segment (`{id}` matches any one non-empty
-//! segment, like a FastAPI path parameter; literal segments win over parameters, so
-//! `/api/v1/chats/pinned` is not `/api/v1/chats/{id}`). Static assets collapse into
-//! `/_app/*`, `/static/*`, `/assets/*`; other paths under a known router prefix become
-//! `<prefix>/*`; everything else is `other`. Every label is a `&'static str` from this file,
-//! so the label set is bounded whatever clients send.
+//! The labels are the templates of Open WebUI's own route table ([`super::routes_generated`],
+//! written by `cargo xtask routes --version V` from Open WebUI's wheel), plus the pages its
+//! SvelteKit front end serves from the `/` mount ([`SPA_PAGES`]). A path matches a template
+//! segment by segment: `{id}` matches any one non-empty segment (a FastAPI path parameter,
+//! whatever Open WebUI calls it), `*` the rest of the path (a `{name:path}` parameter); literal
+//! segments win over parameters, so `/api/v1/chats/pinned` is not `/api/v1/chats/{id}`. Static
+//! assets collapse into `/_app/*`, `/static/*`, `/assets/*`, `/pyodide/*`; other paths under a
+//! router prefix become `<prefix>/*`; everything else is `other`. Every label is a
+//! `&'static str` from these tables, so the label set is bounded whatever clients send.
+//!
+//! [`api_kind`] is written by hand: which routes call a model, and through which API. Its
+//! test checks it against every model-calling route of the generated table, so a new Open
+//! WebUI release that adds a door to a model fails the test until the door is classified.
 
 use std::{collections::HashMap, sync::LazyLock};
 
-/// Prefixes whose whole subtree is one label (SvelteKit bundles, static files).
-const ASSET_GROUPS: [(&str, &str); 3] = [
+use super::routes_generated::{ROUTER_PREFIXES, ROUTES};
+
+/// One route of Open WebUI's table, as `cargo xtask routes` writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct GeneratedRoute {
+    /// `GET`, `POST`, …, or `WEBSOCKET`.
+    pub method: &'static str,
+    /// The path as FastAPI declares it, parameters named (`/api/v1/chats/{id}/messages/{message_id}`).
+    pub path: &'static str,
+    /// The route label: parameters as `{id}`, a `{name:path}` parameter as `*`.
+    pub template: &'static str,
+    /// `<module>.<function>` of the handler, relative to `open_webui`.
+    pub handler: &'static str,
+}
+
+/// Prefixes whose whole subtree is one label: SvelteKit bundles (`/_app`, `/assets`) and
+/// the static mounts of `main.py` (`/static`, `/pyodide`).
+const ASSET_GROUPS: [(&str, &str); 4] = [
     ("/_app/", "/_app/*"),
     ("/static/", "/static/*"),
     ("/assets/", "/assets/*"),
+    ("/pyodide/", "/pyodide/*"),
 ];
 
-/// Known endpoint templates (FastAPI routers under their `main.py` prefixes, `main.py`'s own
-/// routes, the socket.io mount and the SvelteKit pages the SPA handler serves).
-const TEMPLATES: &[&str] = &[
-    // main.py
-    "/api/config",
-    "/api/version",
-    "/api/version/updates",
-    "/api/changelog",
-    "/api/models",
-    "/api/models/base",
-    "/api/chat/completions",
-    "/api/v1/chat/completions",
-    "/api/chat/completed",
-    "/api/chat/actions/{id}",
-    "/api/embeddings",
-    "/api/tasks",
-    "/api/tasks/stop/{id}",
-    "/api/tasks/chat/{id}",
-    "/api/usage",
-    "/api/webhook",
-    "/api/v1/usage",
-    "/oauth/{id}/login",
-    "/oauth/{id}/callback",
-    "/health",
-    "/health/db",
-    "/ready",
-    "/manifest.json",
-    "/opensearch.xml",
-    "/ws/socket.io/",
-    // SPA pages and root files
+/// What the `/` mount (SvelteKit's build) serves: pages of the single-page app, root files,
+/// and FastAPI's own documentation pages (served when Open WebUI runs with `ENV=dev`).
+const SPA_PAGES: &[&str] = &[
     "/",
     "/auth",
     "/error",
@@ -74,283 +71,34 @@ const TEMPLATES: &[&str] = &[
     "/robots.txt",
     "/docs",
     "/openapi.json",
-    // OpenAI / Ollama proxies ({id} = url_idx)
-    "/openai/chat/completions",
-    "/openai/{id}/chat/completions",
-    "/openai/models",
-    "/openai/models/{id}",
-    "/openai/config",
-    "/openai/config/update",
-    "/openai/verify",
-    "/ollama/api/chat",
-    "/ollama/api/chat/{id}",
-    "/ollama/api/generate",
-    "/ollama/api/generate/{id}",
-    "/ollama/api/tags",
-    "/ollama/api/tags/{id}",
-    "/ollama/api/version",
-    "/ollama/api/ps",
-    "/ollama/api/show",
-    "/ollama/api/embed",
-    "/ollama/api/embeddings",
-    "/ollama/v1/chat/completions",
-    "/ollama/v1/completions",
-    "/ollama/v1/models",
-    "/ollama/config",
-    "/ollama/config/update",
-    // auths
-    "/api/v1/auths/",
-    "/api/v1/auths/signin",
-    "/api/v1/auths/signup",
-    "/api/v1/auths/signout",
-    "/api/v1/auths/ldap",
-    "/api/v1/auths/add",
-    "/api/v1/auths/update/profile",
-    "/api/v1/auths/update/password",
-    "/api/v1/auths/update/timezone",
-    "/api/v1/auths/admin/details",
-    "/api/v1/auths/admin/config",
-    "/api/v1/auths/admin/config/ldap",
-    "/api/v1/auths/admin/config/ldap/server",
-    "/api/v1/auths/api_key",
-    // users
-    "/api/v1/users/",
-    "/api/v1/users/all",
-    "/api/v1/users/search",
-    "/api/v1/users/groups",
-    "/api/v1/users/permissions",
-    "/api/v1/users/default/permissions",
-    "/api/v1/users/user/settings",
-    "/api/v1/users/user/settings/update",
-    "/api/v1/users/user/status",
-    "/api/v1/users/user/status/update",
-    "/api/v1/users/user/info",
-    "/api/v1/users/user/info/update",
-    "/api/v1/users/{id}",
-    "/api/v1/users/{id}/update",
-    "/api/v1/users/{id}/delete",
-    "/api/v1/users/{id}/info",
-    "/api/v1/users/{id}/oauth/sessions",
-    "/api/v1/users/{id}/profile/image",
-    "/api/v1/users/{id}/active",
-    "/api/v1/users/{id}/groups",
-    // chats
-    "/api/v1/chats/",
-    "/api/v1/chats/list",
-    "/api/v1/chats/new",
-    "/api/v1/chats/all",
-    "/api/v1/chats/all/db",
-    "/api/v1/chats/all/archived",
-    "/api/v1/chats/all/tags",
-    "/api/v1/chats/archived",
-    "/api/v1/chats/archive/all",
-    "/api/v1/chats/pinned",
-    "/api/v1/chats/search",
-    "/api/v1/chats/shared",
-    "/api/v1/chats/tags",
-    "/api/v1/chats/import",
-    "/api/v1/chats/stats/usage",
-    "/api/v1/chats/folder/{id}",
-    "/api/v1/chats/folder/{id}/list",
-    "/api/v1/chats/list/user/{id}",
-    "/api/v1/chats/share/{id}",
-    "/api/v1/chats/{id}",
-    "/api/v1/chats/{id}/pin",
-    "/api/v1/chats/{id}/pinned",
-    "/api/v1/chats/{id}/clone",
-    "/api/v1/chats/{id}/clone/shared",
-    "/api/v1/chats/{id}/archive",
-    "/api/v1/chats/{id}/share",
-    "/api/v1/chats/{id}/folder",
-    "/api/v1/chats/{id}/tags",
-    "/api/v1/chats/{id}/tags/all",
-    "/api/v1/chats/{id}/messages/{id}",
-    "/api/v1/chats/{id}/messages/{id}/event",
-    // models
-    "/api/v1/models/",
-    "/api/v1/models/list",
-    "/api/v1/models/base",
-    "/api/v1/models/create",
-    "/api/v1/models/export",
-    "/api/v1/models/import",
-    "/api/v1/models/sync",
-    "/api/v1/models/tags",
-    "/api/v1/models/delete/all",
-    "/api/v1/models/model",
-    "/api/v1/models/model/profile/image",
-    "/api/v1/models/model/toggle",
-    "/api/v1/models/model/update",
-    "/api/v1/models/model/delete",
-    // folders, configs, notes, memories, groups, channels
-    "/api/v1/folders/",
-    "/api/v1/folders/shared",
-    "/api/v1/folders/{id}",
-    "/api/v1/folders/{id}/update",
-    "/api/v1/folders/{id}/update/parent",
-    "/api/v1/folders/{id}/update/expanded",
-    "/api/v1/configs/banners",
-    "/api/v1/configs/export",
-    "/api/v1/configs/import",
-    "/api/v1/configs/models",
-    "/api/v1/configs/suggestions",
-    "/api/v1/configs/connections",
-    "/api/v1/configs/tool_servers",
-    "/api/v1/configs/code_execution",
-    "/api/v1/notes/",
-    "/api/v1/notes/list",
-    "/api/v1/notes/pinned",
-    "/api/v1/notes/create",
-    "/api/v1/notes/{id}",
-    "/api/v1/notes/{id}/update",
-    "/api/v1/notes/{id}/delete",
-    "/api/v1/memories/",
-    "/api/v1/memories/add",
-    "/api/v1/memories/query",
-    "/api/v1/memories/reset",
-    "/api/v1/memories/delete/user",
-    "/api/v1/memories/{id}",
-    "/api/v1/memories/{id}/update",
-    "/api/v1/groups/",
-    "/api/v1/groups/create",
-    "/api/v1/groups/id/{id}",
-    "/api/v1/groups/id/{id}/update",
-    "/api/v1/groups/id/{id}/delete",
-    "/api/v1/channels/",
-    "/api/v1/channels/create",
-    "/api/v1/channels/{id}",
-    "/api/v1/channels/{id}/messages",
-    "/api/v1/channels/{id}/messages/post",
-    // workspace objects
-    "/api/v1/functions/",
-    "/api/v1/functions/list",
-    "/api/v1/functions/create",
-    "/api/v1/functions/export",
-    "/api/v1/functions/id/{id}",
-    "/api/v1/functions/id/{id}/update",
-    "/api/v1/functions/id/{id}/delete",
-    "/api/v1/functions/id/{id}/toggle",
-    "/api/v1/functions/id/{id}/valves",
-    "/api/v1/tools/",
-    "/api/v1/tools/list",
-    "/api/v1/tools/create",
-    "/api/v1/tools/export",
-    "/api/v1/tools/id/{id}",
-    "/api/v1/tools/id/{id}/update",
-    "/api/v1/tools/id/{id}/delete",
-    "/api/v1/tools/id/{id}/valves",
-    "/api/v1/prompts/",
-    "/api/v1/prompts/list",
-    "/api/v1/prompts/create",
-    "/api/v1/prompts/command/{id}",
-    "/api/v1/prompts/command/{id}/update",
-    "/api/v1/prompts/command/{id}/delete",
-    "/api/v1/skills/",
-    "/api/v1/skills/list",
-    "/api/v1/skills/create",
-    "/api/v1/skills/{id}",
-    "/api/v1/terminals/",
-    "/api/v1/knowledge/",
-    "/api/v1/knowledge/list",
-    "/api/v1/knowledge/create",
-    "/api/v1/knowledge/{id}",
-    "/api/v1/knowledge/{id}/update",
-    "/api/v1/knowledge/{id}/delete",
-    "/api/v1/knowledge/{id}/file/add",
-    "/api/v1/knowledge/{id}/file/remove",
-    "/api/v1/files/",
-    "/api/v1/files/search",
-    "/api/v1/files/all",
-    "/api/v1/files/{id}",
-    "/api/v1/files/{id}/content",
-    "/api/v1/files/{id}/content/html",
-    "/api/v1/files/{id}/data/content",
-    "/api/v1/files/{id}/data/content/update",
-    "/api/v1/files/{id}/process/status",
-    // retrieval, audio, images, tasks, utils, evaluations, pipelines
-    "/api/v1/retrieval/",
-    "/api/v1/retrieval/config",
-    "/api/v1/retrieval/config/update",
-    "/api/v1/retrieval/embedding",
-    "/api/v1/retrieval/process/file",
-    "/api/v1/retrieval/process/text",
-    "/api/v1/retrieval/process/web",
-    "/api/v1/retrieval/process/web/search",
-    "/api/v1/retrieval/query/doc",
-    "/api/v1/retrieval/query/collection",
-    "/api/v1/audio/config",
-    "/api/v1/audio/config/update",
-    "/api/v1/audio/speech",
-    "/api/v1/audio/transcriptions",
-    "/api/v1/audio/models",
-    "/api/v1/audio/voices",
-    "/api/v1/images/config",
-    "/api/v1/images/config/update",
-    "/api/v1/images/models",
-    "/api/v1/images/generations",
-    "/api/v1/tasks/config",
-    "/api/v1/tasks/config/update",
-    "/api/v1/tasks/title/completions",
-    "/api/v1/tasks/follow_up/completions",
-    "/api/v1/tasks/tags/completions",
-    "/api/v1/tasks/queries/completions",
-    "/api/v1/tasks/auto/completions",
-    "/api/v1/tasks/emoji/completions",
-    "/api/v1/tasks/image_prompt/completions",
-    "/api/v1/tasks/moa/completions",
-    "/api/v1/utils/gravatar",
-    "/api/v1/utils/code/format",
-    "/api/v1/utils/code/execute",
-    "/api/v1/utils/markdown",
-    "/api/v1/utils/pdf",
-    "/api/v1/utils/db/download",
-    "/api/v1/evaluations/config",
-    "/api/v1/evaluations/feedbacks",
-    "/api/v1/evaluations/feedbacks/all",
-    "/api/v1/evaluations/feedback",
-    "/api/v1/evaluations/feedback/{id}",
-    "/api/v1/pipelines/",
-    "/api/v1/pipelines/list",
 ];
 
-/// Router prefixes: a path below one that matches no template becomes `<prefix>/*`.
-const PREFIX_GROUPS: &[(&str, &str)] = &[
-    ("/api/v1/auths/", "/api/v1/auths/*"),
-    ("/api/v1/users/", "/api/v1/users/*"),
-    ("/api/v1/chats/", "/api/v1/chats/*"),
-    ("/api/v1/models/", "/api/v1/models/*"),
-    ("/api/v1/folders/", "/api/v1/folders/*"),
-    ("/api/v1/configs/", "/api/v1/configs/*"),
-    ("/api/v1/notes/", "/api/v1/notes/*"),
-    ("/api/v1/memories/", "/api/v1/memories/*"),
-    ("/api/v1/groups/", "/api/v1/groups/*"),
-    ("/api/v1/channels/", "/api/v1/channels/*"),
-    ("/api/v1/functions/", "/api/v1/functions/*"),
-    ("/api/v1/tools/", "/api/v1/tools/*"),
-    ("/api/v1/prompts/", "/api/v1/prompts/*"),
-    ("/api/v1/skills/", "/api/v1/skills/*"),
-    ("/api/v1/terminals/", "/api/v1/terminals/*"),
-    ("/api/v1/knowledge/", "/api/v1/knowledge/*"),
-    ("/api/v1/files/", "/api/v1/files/*"),
-    ("/api/v1/retrieval/", "/api/v1/retrieval/*"),
-    ("/api/v1/audio/", "/api/v1/audio/*"),
-    ("/api/v1/images/", "/api/v1/images/*"),
-    ("/api/v1/tasks/", "/api/v1/tasks/*"),
-    ("/api/v1/utils/", "/api/v1/utils/*"),
-    ("/api/v1/evaluations/", "/api/v1/evaluations/*"),
-    ("/api/v1/pipelines/", "/api/v1/pipelines/*"),
-    ("/api/v1/scim/", "/api/v1/scim/*"),
-    ("/api/v1/analytics/", "/api/v1/analytics/*"),
+/// Broad fallbacks after the router prefixes: a path below one that matches nothing else.
+const BROAD_GROUPS: &[(&str, &str)] = &[
     ("/api/v1/", "/api/v1/*"),
     ("/api/", "/api/*"),
-    ("/openai/", "/openai/*"),
-    ("/ollama/", "/ollama/*"),
     ("/oauth/", "/oauth/*"),
     ("/ws/", "/ws/*"),
-    ("/cache/", "/cache/*"),
 ];
 
-/// The label of any path that matches nothing above (SPA fallbacks, scanners, typos).
+/// The label of any path that matches nothing above (scanners, typos).
 pub const OTHER: &str = "other";
+
+/// Router prefixes as (`<prefix>/`, `<prefix>/*`), longest first so a nested router
+/// (`/api/v1/auths/mfa`) wins over its parent, then [`BROAD_GROUPS`].
+static PREFIX_GROUPS: LazyLock<Vec<(String, String)>> = LazyLock::new(|| {
+    let mut v: Vec<(String, String)> = ROUTER_PREFIXES
+        .iter()
+        .map(|p| (format!("{p}/"), format!("{p}/*")))
+        .collect();
+    v.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+    v.extend(
+        BROAD_GROUPS
+            .iter()
+            .map(|&(p, l)| (p.to_owned(), l.to_owned())),
+    );
+    v
+});
 
 /// The templates as a segment trie, built once: matching costs one hash lookup per path
 /// segment instead of a scan of the table.
@@ -358,18 +106,24 @@ pub const OTHER: &str = "other";
 struct Node {
     literal: HashMap<&'static str, Node>,
     param: Option<Box<Node>>,
+    /// A `*` segment: one or more segments (or, at the template's end, any rest).
+    rest: Option<Box<Node>>,
     template: Option<&'static str>,
 }
 
 static TRIE: LazyLock<Node> = LazyLock::new(|| {
     let mut root = Node::default();
-    for &template in TEMPLATES {
+    let templates = ROUTES
+        .iter()
+        .map(|r| r.template)
+        .chain(SPA_PAGES.iter().copied());
+    for template in templates {
         let mut node = &mut root;
         for seg in template.split('/') {
-            node = if seg == "{id}" {
-                node.param.get_or_insert_with(Default::default)
-            } else {
-                node.literal.entry(seg).or_default()
+            node = match seg {
+                "{id}" => node.param.get_or_insert_with(Default::default),
+                "*" => node.rest.get_or_insert_with(Default::default),
+                _ => node.literal.entry(seg).or_default(),
             };
         }
         node.template = Some(template);
@@ -377,10 +131,13 @@ static TRIE: LazyLock<Node> = LazyLock::new(|| {
     root
 });
 
-/// Depth-first, literal before parameter (FastAPI matches in declaration order; Open WebUI
-/// declares literal routes like `/chats/pinned` before `/chats/{id}`). Recursion depth is
-/// bounded by the deepest template, whatever the path.
+/// Depth-first: literal, then parameter, then rest (FastAPI matches in declaration order;
+/// Open WebUI declares literal routes like `/chats/pinned` before `/chats/{id}`, and its
+/// catch-all proxies last). Recursion depth is bounded by the deepest template, whatever the
+/// path; a `*` inside a template tries each split of the path once, so the work is bounded by
+/// the path's segment count times the template's depth.
 fn walk(node: &Node, mut segments: std::str::Split<'_, char>) -> Option<&'static str> {
+    let rest_of_path = segments.clone();
     let Some(seg) = segments.next() else {
         return node.template;
     };
@@ -391,9 +148,21 @@ fn walk(node: &Node, mut segments: std::str::Split<'_, char>) -> Option<&'static
     {
         return Some(t);
     }
-    match &node.param {
-        Some(p) if !seg.is_empty() => walk(p, segments),
-        _ => None,
+    if let Some(p) = &node.param
+        && !seg.is_empty()
+        && let Some(t) = walk(p, segments.clone())
+    {
+        return Some(t);
+    }
+    // A `*` takes one or more segments (the whole rest when it ends the template).
+    let rest = node.rest.as_deref()?;
+    let mut after = rest_of_path;
+    after.next();
+    loop {
+        if let Some(t) = walk(rest, after.clone()) {
+            return Some(t);
+        }
+        after.next()?;
     }
 }
 
@@ -409,40 +178,159 @@ pub fn route(path: &str) -> &'static str {
     }
     PREFIX_GROUPS
         .iter()
-        .find(|(prefix, _)| path.starts_with(prefix))
-        .map_or(OTHER, |&(_, label)| label)
+        .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+        .map_or(OTHER, |(_, label)| label.as_str())
+}
+
+/// Which API a request speaks, by method and route label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiKind {
+    /// OpenAI Chat Completions (and the legacy Completions through the Ollama router): JSON or
+    /// SSE answers with `usage.prompt_tokens`/`completion_tokens`.
+    ChatCompletion,
+    /// Ollama's native `/api/chat` and `/api/generate` through the Ollama router: NDJSON or
+    /// JSON with `prompt_eval_count`/`eval_count`, streaming unless told otherwise.
+    OllamaChat,
+    /// Anthropic Messages: `usage.input_tokens`/`output_tokens`, streamed as `message_start`
+    /// and `message_delta` events.
+    Messages,
+    /// Anthropic token counting: `{"input_tokens": N}`, an estimate, not a model call's usage.
+    CountTokens,
+    /// OpenAI Responses: `usage.input_tokens`/`output_tokens`, streamed in `response.completed`.
+    Responses,
+    /// Embeddings: OpenAI `usage.prompt_tokens`, or Ollama's `prompt_eval_count`.
+    Embeddings,
+    /// Open WebUI's own generation tasks (titles, tags, follow-ups, queries, chat compaction…),
+    /// which ask a model on the caller's behalf and answer with the result, not the usage.
+    Task,
+    /// Speech synthesis and transcription (`/api/v1/audio/*`, `/openai/audio/speech`).
+    Audio,
+    /// Image generation and editing (`/api/v1/images/*`).
+    Image,
+    /// The deprecated OpenAI passthrough `/openai/{path:path}` (off unless Open WebUI sets
+    /// `ENABLE_OPENAI_API_PASSTHROUGH`): any backend endpoint, so any API.
+    Passthrough,
+    /// A WebSocket upgrade: socket.io (the web UI's answers), realtime audio, terminals.
+    WebSocket,
+    /// Static files and the single-page app's pages.
+    Static,
+    /// Everything else: no model behind it.
+    Other,
+}
+
+impl ApiKind {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ChatCompletion => "chat",
+            Self::OllamaChat => "ollama",
+            Self::Messages => "messages",
+            Self::CountTokens => "count_tokens",
+            Self::Responses => "responses",
+            Self::Embeddings => "embeddings",
+            Self::Task => "task",
+            Self::Audio => "audio",
+            Self::Image => "image",
+            Self::Passthrough => "passthrough",
+            Self::WebSocket => "websocket",
+            Self::Static => "static",
+            Self::Other => "other",
+        }
+    }
+
+    /// Does a request of this kind make a model generate, embed or count for the caller?
+    pub fn calls_model(self) -> bool {
+        !matches!(self, Self::WebSocket | Self::Static | Self::Other)
+    }
+}
+
+/// Templates of the WebSocket routes (their upgrade is a `GET`): socket.io's, realtime audio,
+/// terminals.
+static WEBSOCKETS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    ROUTES
+        .iter()
+        .filter(|r| r.method == "WEBSOCKET" || r.handler == "socket.main.sio")
+        .map(|r| r.template)
+        .collect()
+});
+
+/// The API a request with this method and route label speaks (see [`ApiKind`]).
+pub fn api_kind(method: &str, route: &str) -> ApiKind {
+    use ApiKind::*;
+    if method == "GET" && route == "/api/v1/audio/realtime" {
+        return Audio;
+    }
+    if method == "GET" && WEBSOCKETS.contains(&route) {
+        return WebSocket;
+    }
+    if method == "GET"
+        && (ASSET_GROUPS.iter().any(|&(_, l)| l == route) || SPA_PAGES.contains(&route))
+    {
+        return Static;
+    }
+    if method != "POST" {
+        return Other;
+    }
+    match route {
+        "/api/chat/completions"
+        | "/api/v1/chat/completions"
+        | "/openai/chat/completions"
+        | "/ollama/v1/chat/completions"
+        | "/ollama/v1/chat/completions/{id}"
+        | "/ollama/v1/completions"
+        | "/ollama/v1/completions/{id}" => ChatCompletion,
+        "/ollama/api/chat"
+        | "/ollama/api/chat/{id}"
+        | "/ollama/api/generate"
+        | "/ollama/api/generate/{id}" => OllamaChat,
+        "/api/v1/messages"
+        | "/api/message"
+        | "/ollama/v1/messages"
+        | "/ollama/v1/messages/{id}" => Messages,
+        "/api/v1/messages/count_tokens" | "/api/message/count_tokens" => CountTokens,
+        "/openai/responses" | "/ollama/v1/responses" | "/ollama/v1/responses/{id}" => Responses,
+        "/api/embeddings"
+        | "/api/v1/embeddings"
+        | "/ollama/api/embed"
+        | "/ollama/api/embed/{id}"
+        | "/ollama/api/embeddings"
+        | "/ollama/api/embeddings/{id}"
+        | "/ollama/v1/embeddings"
+        | "/ollama/v1/embeddings/{id}" => Embeddings,
+        "/api/v1/tasks/title/completions"
+        | "/api/v1/tasks/follow_up/completions"
+        | "/api/v1/tasks/tags/completions"
+        | "/api/v1/tasks/queries/completions"
+        | "/api/v1/tasks/auto/completions"
+        | "/api/v1/tasks/emoji/completions"
+        | "/api/v1/tasks/image_prompt/completions"
+        | "/api/v1/tasks/moa/completions"
+        | "/api/v1/chats/{id}/compact" => Task,
+        "/api/v1/audio/speech" | "/api/v1/audio/transcriptions" | "/openai/audio/speech" => Audio,
+        "/api/v1/images/generations" | "/api/v1/images/edit" => Image,
+        "/openai/*" => Passthrough,
+        _ => Other,
+    }
 }
 
 /// Is this the chat-completion endpoint family whose requests carry a model and whose answers
-/// carry usage (`/api/chat/completions` and its OpenAI-compatible and Ollama-proxy siblings)?
+/// carry usage in OpenAI's or Ollama's shape (`/api/chat/completions` and its
+/// OpenAI-compatible and Ollama-proxy siblings)?
 pub fn is_chat_completion(method: &str, route: &str) -> bool {
-    method == "POST"
-        && matches!(
-            route,
-            "/api/chat/completions"
-                | "/api/v1/chat/completions"
-                | "/openai/chat/completions"
-                | "/openai/{id}/chat/completions"
-                | "/ollama/api/chat"
-                | "/ollama/api/chat/{id}"
-                | "/ollama/api/generate"
-                | "/ollama/api/generate/{id}"
-                | "/ollama/v1/chat/completions"
-                | "/ollama/v1/completions"
-        )
+    matches!(
+        api_kind(method, route),
+        ApiKind::ChatCompletion | ApiKind::OllamaChat
+    )
 }
 
 /// Is this an embedding request whose answer counts the tokens it embedded? Open WebUI's
-/// OpenAI-compatible `/api/embeddings` answers with `usage.prompt_tokens`, Ollama's `/api/embed`
-/// through the proxy with `prompt_eval_count`; `/ollama/api/embeddings`, Ollama's older API,
-/// reports none (so it counts nothing, but is recognised). Scripts that embed documents in
-/// bulk spend tokens without a single chat completion.
+/// OpenAI-compatible `/api/embeddings` (alias `/api/v1/embeddings`) and the Ollama router's
+/// `/v1/embeddings` answer with `usage.prompt_tokens`, Ollama's `/api/embed` with
+/// `prompt_eval_count`; `/ollama/api/embeddings`, Ollama's older API, reports none (so it
+/// counts nothing, but is recognised). Scripts that embed documents in bulk spend tokens
+/// without a single chat completion.
 pub fn is_embedding(method: &str, route: &str) -> bool {
-    method == "POST"
-        && matches!(
-            route,
-            "/api/embeddings" | "/ollama/api/embed" | "/ollama/api/embeddings"
-        )
+    api_kind(method, route) == ApiKind::Embeddings
 }
 
 /// Does a completion on this route stream when its request does not say? Ollama's native API
@@ -464,8 +352,9 @@ pub(crate) fn all_labels() -> impl Iterator<Item = &'static str> {
     ASSET_GROUPS
         .iter()
         .map(|&(_, l)| l)
-        .chain(TEMPLATES.iter().copied())
-        .chain(PREFIX_GROUPS.iter().map(|&(_, l)| l))
+        .chain(ROUTES.iter().map(|r| r.template))
+        .chain(SPA_PAGES.iter().copied())
+        .chain(PREFIX_GROUPS.iter().map(|(_, l)| l.as_str()))
         .chain(std::iter::once(OTHER))
 }
 
@@ -495,6 +384,36 @@ mod tests {
         assert_eq!(checked, 11 + 3 + 258 + 3 + 2);
     }
 
+    /// The SDK captures (fixtures/openwebui-sdk/): each request's route label and API kind.
+    #[test]
+    fn sdk_fixture_paths_get_their_route_and_api_kind() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/openwebui-sdk");
+        let mut checked = 0;
+        for name in [
+            "sdk_anthropic",
+            "sdk_anthropic_passthrough",
+            "sdk_responses",
+            "sdk_embeddings",
+            "sdk_ollama",
+            "sdk_aliases",
+        ] {
+            let text = std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for ex in json["exchanges"].as_array().unwrap() {
+                let (method, path) = (ex["method"].as_str().unwrap(), ex["path"].as_str().unwrap());
+                assert_eq!(route(path), ex["route"].as_str().unwrap(), "{name}: {path}");
+                assert_eq!(
+                    api_kind(method, route(path)).as_str(),
+                    ex["api_kind"].as_str().unwrap(),
+                    "{name}: {path}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 6 + 6 + 4 + 2 + 10 + 6);
+    }
+
     #[test]
     fn ids_are_parameters_and_literals_win() {
         assert_eq!(
@@ -512,8 +431,8 @@ mod tests {
             "/api/v1/users/{id}/profile/image"
         );
         assert_eq!(
-            route("/openai/0/chat/completions"),
-            "/openai/{id}/chat/completions"
+            route("/ollama/v1/chat/completions/0"),
+            "/ollama/v1/chat/completions/{id}"
         );
         assert_eq!(route("/c/35ae9654-336e-4ee2-9dd7-f234e6760bae"), "/c/{id}");
     }
@@ -531,7 +450,135 @@ mod tests {
         assert_eq!(route(&"/api/v1/chats".repeat(10_000)), "/api/v1/chats/*");
         assert_eq!(route(&"/".repeat(100_000)), OTHER);
         let labels: std::collections::HashSet<_> = all_labels().collect();
-        assert!(labels.len() < 400);
+        // The table's templates, the pages, the asset and prefix groups, `other`: a fixed set.
+        assert!(labels.len() < 700, "{}", labels.len());
+    }
+
+    #[test]
+    fn path_parameters_take_the_rest() {
+        assert_eq!(route("/openai/models/x/y"), "/openai/*");
+        assert_eq!(route("/openai/"), "/openai/*");
+        assert_eq!(route("/cache/image/generations/a.png"), "/cache/*");
+        assert_eq!(route("/api/tasks/chat/abc/stop"), "/api/tasks/chat/*/stop");
+        assert_eq!(
+            route("/api/tasks/chat/a/b/c/stop"),
+            "/api/tasks/chat/*/stop"
+        );
+        assert_eq!(route("/api/tasks/chat/a/b/c"), "/api/tasks/chat/*");
+        assert_eq!(
+            route("/api/v1/analytics/models/org/model:7b/overview"),
+            "/api/v1/analytics/models/*/overview"
+        );
+        // A rest inside a template costs one walk per split, not more.
+        let deep = format!("/api/tasks/chat{}", "/x".repeat(50_000));
+        assert_eq!(route(&deep), "/api/tasks/chat/*");
+        assert_eq!(route(&format!("{deep}/nope/stop/x")), "/api/tasks/chat/*");
+        // Router prefixes from the table, nested ones first.
+        assert_eq!(route("/api/v1/auths/mfa/nope/x"), "/api/v1/auths/mfa/*");
+        assert_eq!(route("/api/v1/auths/nope/x"), "/api/v1/auths/*");
+    }
+
+    /// Handlers that make a model generate, embed or count for the caller, judged by the
+    /// handler's name in Open WebUI's table. A route it selects that [`api_kind`] leaves as a
+    /// non-model kind fails [`every_model_calling_route_is_classified`]: classify it, or list it
+    /// in `NOT_MODEL_CALLS` with the reason.
+    fn handler_calls_model(handler: &str) -> bool {
+        let function = handler.rsplit('.').next().unwrap();
+        function.starts_with("generate_")
+            || function.starts_with("embed")
+            || function.starts_with("compact_")
+            || (function.starts_with("count_") && function.ends_with("_tokens"))
+            || [
+                "chat_completion",
+                "responses",
+                "speech",
+                "transcription",
+                "realtime_call",
+                "edit_images",
+                "proxy",
+            ]
+            .contains(&function)
+    }
+
+    /// Handlers [`handler_calls_model`] selects that call no model, with the reason.
+    const NOT_MODEL_CALLS: &[(&str, &str)] = &[(
+        "routers.auths.generate_api_key",
+        "creates the caller's sk- key",
+    )];
+
+    #[test]
+    fn every_model_calling_route_is_classified() {
+        let mut model_routes = Vec::new();
+        for r in ROUTES {
+            let method = if r.method == "WEBSOCKET" {
+                "GET"
+            } else {
+                r.method
+            };
+            let kind = api_kind(method, r.template);
+            let selected = handler_calls_model(r.handler)
+                && !NOT_MODEL_CALLS.iter().any(|&(h, _)| h == r.handler)
+                && matches!(r.method, "POST" | "WEBSOCKET");
+            if selected {
+                assert!(kind.calls_model(), "{r:?} calls a model but is {kind:?}");
+                model_routes.push(format!("{} {} {}", r.method, r.path, kind.as_str()));
+            } else {
+                assert!(
+                    !kind.calls_model(),
+                    "{r:?} is {kind:?}: which model does it call?"
+                );
+            }
+        }
+        // The doors of Open WebUI 0.12.4, by kind (the report of the generator run).
+        let count = |k: &str| {
+            model_routes
+                .iter()
+                .filter(|r| r.ends_with(&format!(" {k}")))
+                .count()
+        };
+        assert_eq!(
+            [
+                count("chat"),
+                count("ollama"),
+                count("messages"),
+                count("count_tokens"),
+                count("responses"),
+                count("embeddings"),
+                count("task"),
+                count("audio"),
+                count("image"),
+                count("passthrough"),
+            ],
+            [7, 4, 4, 2, 3, 8, 9, 4, 2, 1],
+            "{model_routes:#?}"
+        );
+        assert_eq!(super::super::routes_generated::VERSION, "0.12.4");
+    }
+
+    #[test]
+    fn mounts_and_prefixes_have_groups() {
+        for m in super::super::routes_generated::MOUNTS {
+            match *m {
+                "/" | "/ws" => {}
+                m => assert!(
+                    ASSET_GROUPS.iter().any(|(p, _)| *p == format!("{m}/")),
+                    "mount {m} has no asset group"
+                ),
+            }
+        }
+        for p in ROUTER_PREFIXES {
+            let group = format!("{p}/*");
+            assert!(PREFIX_GROUPS.iter().any(|(_, l)| *l == group), "{p}");
+        }
+        assert_eq!(route("/api/v1/chats/no/such/route"), "/api/v1/chats/*");
+        assert_eq!(route("/ws/socket.io/"), "/ws/socket.io/");
+        assert_eq!(api_kind("GET", "/ws/socket.io/"), ApiKind::WebSocket);
+        assert_eq!(api_kind("GET", "/_app/*"), ApiKind::Static);
+        assert_eq!(api_kind("GET", "/c/{id}"), ApiKind::Static);
+        assert_eq!(
+            api_kind("GET", route("/api/v1/terminals/t1/api/terminals/s1")),
+            ApiKind::WebSocket
+        );
     }
 
     #[test]
@@ -552,6 +599,28 @@ mod tests {
         assert!(is_embedding("POST", route("/ollama/api/embed")));
         assert!(!is_embedding("GET", route("/api/embeddings")));
         assert!(!is_chat_completion("POST", route("/api/embeddings")));
+        assert!(is_embedding("POST", route("/api/v1/embeddings")));
+        assert!(is_embedding("POST", route("/ollama/v1/embeddings")));
+        assert!(!is_chat_completion("POST", route("/api/v1/messages")));
+        assert!(!is_chat_completion("POST", route("/openai/responses")));
+        for (path, kind) in [
+            ("/api/v1/messages", ApiKind::Messages),
+            ("/api/message", ApiKind::Messages),
+            ("/ollama/v1/messages", ApiKind::Messages),
+            ("/api/v1/messages/count_tokens", ApiKind::CountTokens),
+            ("/api/message/count_tokens", ApiKind::CountTokens),
+            ("/openai/responses", ApiKind::Responses),
+            ("/ollama/v1/responses", ApiKind::Responses),
+            ("/api/chat/completions", ApiKind::ChatCompletion),
+            ("/ollama/api/generate", ApiKind::OllamaChat),
+            ("/api/v1/tasks/title/completions", ApiKind::Task),
+            ("/api/v1/chats/0b1/compact", ApiKind::Task),
+            ("/api/v1/chats/0b1/messages/m1", ApiKind::Other),
+            ("/openai/embeddings", ApiKind::Passthrough),
+        ] {
+            assert_eq!(api_kind("POST", route(path)), kind, "{path}");
+        }
+        assert_eq!(api_kind("GET", route("/api/v1/messages")), ApiKind::Other);
         assert!(streams_by_default(route("/ollama/api/chat")));
         assert!(streams_by_default(route("/ollama/api/generate/1")));
         assert!(!streams_by_default(route("/ollama/v1/chat/completions")));

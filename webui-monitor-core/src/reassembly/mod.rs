@@ -162,6 +162,16 @@ impl<S> Reassembler<S> {
         }
     }
 
+    /// New bounds from now on. The table sizes (`max_connections`, `max_closed_connections`)
+    /// keep their start values: the tables were allocated with them.
+    pub fn set_limits(&mut self, limits: ReassemblyLimits) {
+        self.limits = ReassemblyLimits {
+            max_connections: self.limits.max_connections,
+            max_closed_connections: self.limits.max_closed_connections,
+            ..limits
+        };
+    }
+
     /// The caps this reassembler enforces.
     pub fn limits(&self) -> &ReassemblyLimits {
         &self.limits

@@ -38,9 +38,16 @@ impl Samples {
         TextEncoder::new()
             .encode(&registry.gather(), &mut buf)
             .unwrap();
-        let text = String::from_utf8(buf).unwrap();
+        Self::parse(&String::from_utf8(buf).unwrap())
+    }
+
+    /// Samples of a text exposition (e.g. what `replay --metrics-out` writes).
+    pub fn parse(text: &str) -> Self {
         let mut out = Vec::new();
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
+        for line in text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             let (series, value) = line.rsplit_once(' ').unwrap();
             let (name, labels) = match series.split_once('{') {
                 Some((n, rest)) => (n, rest.trim_end_matches('}')),

@@ -185,8 +185,33 @@ pub fn run(config: &CaptureConfig, verifier_log: Option<&std::path::Path>) -> Re
     };
     report.push("capabilities", caps);
 
+    // Patterns are checked on the interfaces that match them now.
+    let present = super::links::dump().unwrap_or_default();
+    let mut interfaces = Vec::new();
+    for entry in &config.interfaces {
+        if !crate::config::schema::is_interface_pattern(entry) {
+            interfaces.push(entry.clone());
+            continue;
+        }
+        let pattern = glob::Pattern::new(entry).ok();
+        let matching: Vec<String> = present
+            .iter()
+            .filter(|l| pattern.as_ref().is_some_and(|p| p.matches(&l.name)))
+            .map(|l| l.name.clone())
+            .collect();
+        report.note(
+            format!("interface pattern {entry}"),
+            if matching.is_empty() {
+                "matches no interface now (attached when one appears; /readyz 503 until then)"
+                    .to_owned()
+            } else {
+                format!("matches {}", matching.join(", "))
+            },
+        );
+        interfaces.extend(matching);
+    }
     let mut interfaces_ok = true;
-    for interface in &config.interfaces {
+    for interface in &interfaces {
         let outcome = match loader::is_loopback(interface) {
             Ok(true) => Ok("loopback: XDP only".into()),
             Ok(false) => Ok("XDP ingress + TC egress".into()),
@@ -223,7 +248,7 @@ pub fn run(config: &CaptureConfig, verifier_log: Option<&std::path::Path>) -> Re
     if !interfaces_ok {
         return report;
     }
-    for interface in &config.interfaces {
+    for interface in &interfaces {
         let outcome = try_xdp(&mut ebpf, interface, config.xdp_mode);
         report.push(format!("XDP attach on {interface}"), outcome);
         if !matches!(loader::is_loopback(interface), Ok(true)) {

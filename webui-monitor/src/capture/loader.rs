@@ -10,8 +10,8 @@ use aya::{
     programs::{SchedClassifier, Xdp},
 };
 use webui_monitor_common::{
-    CONFIG_SYMBOL, CONNECTIONS_MAP, CaptureStats, Config, ConnKey, ConnStats, MAX_PORTS, RING_MAP,
-    STATS_MAP, TC_PROGRAM, XDP_PROGRAM,
+    CONFIG_SYMBOL, CONNECTIONS_MAP, CaptureStats, Config, ConnKey, ConnStats, RING_MAP, STATS_MAP,
+    TC_PROGRAM, XDP_PROGRAM,
 };
 
 use super::{CaptureConfig, CaptureError};
@@ -70,19 +70,7 @@ pub const WAKEUP_FRACTION: u32 = 8;
 
 /// Validates `config` and turns it into the kernel's [`Config`].
 pub fn kernel_config(config: &CaptureConfig) -> Result<Config, CaptureError> {
-    if config.ports.is_empty() {
-        return Err(CaptureError::NoPorts);
-    }
-    if config.ports.len() > MAX_PORTS {
-        return Err(CaptureError::TooManyPorts(config.ports.len()));
-    }
-    let page = page_size();
-    if !config.ring_bytes.is_power_of_two() || config.ring_bytes < page {
-        return Err(CaptureError::RingSize(config.ring_bytes));
-    }
-    if config.max_connections == 0 {
-        return Err(CaptureError::MaxConnections);
-    }
+    config.validate().map_err(CaptureError::Invalid)?;
     let mut kernel = Config::EMPTY;
     for (slot, port) in kernel.ports.iter_mut().zip(&config.ports) {
         *slot = *port;
@@ -90,12 +78,6 @@ pub fn kernel_config(config: &CaptureConfig) -> Result<Config, CaptureError> {
     kernel.port_count = config.ports.len() as u32;
     kernel.wakeup_bytes = config.ring_bytes / WAKEUP_FRACTION;
     Ok(kernel)
-}
-
-fn page_size() -> u32 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u32::try_from(size).unwrap_or(4096)
 }
 
 /// Loads the object with `config` written into it and loads (verifies) both capture programs.

@@ -10,6 +10,8 @@ pub mod check;
 pub mod clock;
 pub mod clsact;
 pub mod counters;
+pub mod follow;
+pub mod links;
 pub mod loader;
 pub mod metrics;
 pub mod record;
@@ -29,99 +31,12 @@ use aya::{
         xdp::XdpLinkId,
     },
 };
-use serde::Deserialize;
 use tokio::io::{Interest, unix::AsyncFd};
-use webui_monitor_common::{CaptureStats, ConnKey, ConnStats, MAX_PORTS, XDP_PROGRAM};
+use webui_monitor_common::{CaptureStats, ConnKey, ConnStats, XDP_PROGRAM};
 
+pub use crate::config::{CaptureConfig, TcAttachMode, XdpAttachMode};
 pub use loader::Attachment;
 pub use record::{DecodeError, Record};
-
-/// What to capture and how much memory the kernel side may use.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct CaptureConfig {
-    /// Interfaces to attach to. Default: `["lo"]` (a proxy on the same host).
-    pub interfaces: Vec<String>,
-    /// Monitored server ports, at most 16. Default: `[8080]` (Open WebUI).
-    pub ports: Vec<u16>,
-    /// Connections the kernel tracks at once (LRU: the least recently used is evicted).
-    /// Default: 65,536.
-    pub max_connections: u32,
-    /// Ring buffer size in bytes: a power of two, at least a page. Default: 16 MiB of slack
-    /// while userspace is busy: about 10,800 full-MTU segments (1,544 bytes of ring each),
-    /// 250 loopback 64 KB segments, or 120,000 small ones such as 60-byte WebSocket frames.
-    pub ring_bytes: u32,
-    /// How often the kernel counters are mirrored into the metrics. Default: 1 s.
-    pub stats_interval: Duration,
-    /// How often the connection table is scanned for the active-connection gauge (a syscall
-    /// per entry, so less often). Default: 15 s.
-    pub active_scan_interval: Duration,
-    /// A connection without packets for this long is no longer active. Default: 10 min.
-    pub idle_timeout: Duration,
-    /// How XDP is attached. Default: `auto`.
-    pub xdp_mode: XdpAttachMode,
-    /// How the egress program is attached. Default: `auto`.
-    pub tc_mode: TcAttachMode,
-    /// How often the ring is read when the kernel has not woken the reader (it does once
-    /// [`loader::WAKEUP_FRACTION`] of the ring is unread). Default: 10 ms.
-    pub drain_interval: Duration,
-    /// The longest wait between reads of an idle ring: each read that finds nothing doubles
-    /// the wait from `drain_interval` up to this, and a read that finds records resets it.
-    /// An idle daemon then wakes once a second instead of 100 times; the first records after
-    /// a pause reach the metrics up to this late (their timestamps are the kernel's, so no
-    /// measured time changes), and a burst still wakes the reader at once. Default: 1 s.
-    pub idle_drain_interval: Duration,
-}
-
-/// How the XDP program is attached.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpAttachMode {
-    /// Driver (native) mode, falling back to generic mode (with a log line) if the driver has
-    /// no XDP support.
-    #[default]
-    Auto,
-    /// Driver mode only; attaching fails if unsupported.
-    Driver,
-    /// Generic (skb) mode only.
-    Generic,
-}
-
-/// How the egress (TC) program is attached.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum TcAttachMode {
-    /// tcx where the kernel has it (6.6 and later), else classic TC (with a log line).
-    #[default]
-    Auto,
-    /// tcx only; attaching fails on kernels without it.
-    Tcx,
-    /// A `cls_bpf` filter under a `clsact` qdisc, on any kernel: for setups whose other TC
-    /// programs expect the classic hook.
-    Classic,
-}
-
-impl Default for CaptureConfig {
-    fn default() -> Self {
-        Self {
-            interfaces: vec!["lo".to_owned()],
-            ports: vec![8080],
-            max_connections: 65_536,
-            ring_bytes: 16 << 20,
-            stats_interval: Duration::from_secs(1),
-            active_scan_interval: Duration::from_secs(15),
-            idle_timeout: Duration::from_secs(600),
-            xdp_mode: XdpAttachMode::Auto,
-            tc_mode: TcAttachMode::Auto,
-            drain_interval: Duration::from_millis(10),
-            idle_drain_interval: Duration::from_secs(1),
-        }
-    }
-}
 
 /// Errors of the live capture.
 #[derive(Debug, thiserror::Error)]
@@ -131,14 +46,11 @@ pub enum CaptureError {
          after `cargo xtask setup`"
     )]
     EmptyObject,
-    #[error("no port to monitor")]
-    NoPorts,
-    #[error("{0} ports given, at most {MAX_PORTS} can be monitored")]
-    TooManyPorts(usize),
-    #[error("ring buffer size {0} is not a power of two of at least one page")]
-    RingSize(u32),
-    #[error("the connection table needs at least one entry")]
-    MaxConnections,
+    #[error(
+        "invalid capture configuration:\n{}",
+        crate::config::error::display_problems(.0)
+    )]
+    Invalid(Vec<crate::config::Problem>),
     #[error("no network interface named {0:?}")]
     NoInterface(String),
     #[error("loading the eBPF object failed (root or CAP_BPF + CAP_NET_ADMIN needed)")]
@@ -239,8 +151,7 @@ impl Capture {
 
     /// Attaches to each interface: XDP (driver mode first, generic with a log line if the
     /// driver has none) and, except on loopback, the TC program on egress (tcx, or classic TC
-    /// where the kernel has no tcx). See the eBPF
-    /// crate's docs for why loopback needs XDP only.
+    /// where the kernel has no tcx). See the eBPF crate's docs for why loopback needs XDP only.
     pub fn attach(
         &mut self,
         interfaces: &[String],
@@ -248,13 +159,62 @@ impl Capture {
         tc_mode: TcAttachMode,
     ) -> Result<&[Attachment], CaptureError> {
         for interface in interfaces {
-            let loopback = loader::is_loopback(interface)?;
+            self.attach_interface(interface, xdp_mode, tc_mode)?;
+        }
+        Ok(&self.attachments)
+    }
+
+    /// [`Capture::attach`] for one interface. On failure nothing stays attached to it.
+    pub fn attach_interface(
+        &mut self,
+        interface: &str,
+        xdp_mode: XdpAttachMode,
+        tc_mode: TcAttachMode,
+    ) -> Result<(), CaptureError> {
+        let before = self.links.len();
+        let result = loader::is_loopback(interface).and_then(|loopback| {
             self.attach_xdp(interface, xdp_mode)?;
             if !loopback {
                 self.attach_egress(interface, tc_mode)?;
             }
+            Ok(())
+        });
+        if result.is_err() {
+            while self.links.len() > before {
+                self.detach_last(true);
+            }
         }
-        Ok(&self.attachments)
+        result
+    }
+
+    /// Detaches what is attached to `interface`. `gone`: the interface no longer exists (the
+    /// kernel then released its programs already, and failures to detach are expected).
+    pub fn forget_interface(&mut self, interface: &str, gone: bool) {
+        let mut index = self.attachments.len();
+        while index > 0 {
+            index -= 1;
+            if self.attachments[index].interface() == interface {
+                let attachment = self.attachments.remove(index);
+                let link = self.links.remove(index);
+                match self.detach_link(link, interface) {
+                    Ok(()) => log::info!("detached {attachment}"),
+                    Err(error) if gone => {
+                        log::debug!("{attachment}: gone with its interface ({error})")
+                    }
+                    Err(error) => log::warn!("detaching {attachment}: {error}"),
+                }
+            }
+        }
+    }
+
+    /// Detaches the newest link (rolling back a half-done attach).
+    fn detach_last(&mut self, quiet: bool) {
+        if let (Some(link), Some(attachment)) = (self.links.pop(), self.attachments.pop())
+            && let Err(error) = self.detach_link(link, attachment.interface())
+            && !quiet
+        {
+            log::warn!("detaching {attachment}: {error}");
+        }
     }
 
     /// The TC program on egress: through tcx, or where the kernel has no tcx (before 6.6) as
@@ -380,51 +340,36 @@ impl Capture {
     /// Detaches every program; the maps stay readable (drain the ring afterwards).
     pub fn detach(&mut self) -> Result<(), CaptureError> {
         let mut first_error = None;
-        while let Some(link) = self.links.pop() {
-            let attachment = self.attachments.pop();
-            let interface = attachment
-                .as_ref()
-                .map(|a| a.interface().to_owned())
-                .unwrap_or_default();
-            let result = match link {
-                Link::Xdp(id) => loader::xdp(&mut self.ebpf, XDP_PROGRAM).and_then(|p| {
-                    p.detach(id).map_err(|source| CaptureError::Detach {
-                        interface: interface.clone(),
-                        source,
-                    })
-                }),
-                Link::Tcx(id) => loader::tc(&mut self.ebpf).and_then(|p| {
-                    p.detach(id).map_err(|source| CaptureError::Detach {
-                        interface: interface.clone(),
-                        source,
-                    })
-                }),
-                Link::Tc(id, qdisc) => loader::tc(&mut self.ebpf)
-                    .and_then(|p| {
-                        p.detach(id).map_err(|source| CaptureError::Detach {
-                            interface: interface.clone(),
-                            source,
-                        })
-                    })
-                    .and_then(|()| {
-                        qdisc.remove().map_err(|source| CaptureError::Detach {
-                            interface: interface.clone(),
-                            source: ProgramError::IOError(source),
-                        })
-                    }),
-            };
-            match result {
-                Ok(()) => {
-                    if let Some(attachment) = attachment {
-                        log::info!("detached {attachment}");
-                    }
-                }
+        while let (Some(link), Some(attachment)) = (self.links.pop(), self.attachments.pop()) {
+            match self.detach_link(link, attachment.interface()) {
+                Ok(()) => log::info!("detached {attachment}"),
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    fn detach_link(&mut self, link: Link, interface: &str) -> Result<(), CaptureError> {
+        let detach_error = |source| CaptureError::Detach {
+            interface: interface.to_owned(),
+            source,
+        };
+        match link {
+            Link::Xdp(id) => loader::xdp(&mut self.ebpf, XDP_PROGRAM)
+                .and_then(|p| p.detach(id).map_err(detach_error)),
+            Link::Tcx(id) => {
+                loader::tc(&mut self.ebpf).and_then(|p| p.detach(id).map_err(detach_error))
+            }
+            Link::Tc(id, qdisc) => loader::tc(&mut self.ebpf)
+                .and_then(|p| p.detach(id).map_err(detach_error))
+                .and_then(|()| {
+                    qdisc
+                        .remove()
+                        .map_err(|source| detach_error(ProgramError::IOError(source)))
+                }),
+        }
     }
 
     /// Waits until the ring is worth reading: the kernel woke the reader (records pile up), or

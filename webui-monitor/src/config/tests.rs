@@ -643,3 +643,56 @@ fn monitor_config_takes_the_engine_caps_and_the_openwebui_settings() {
     assert_eq!(m.semantics.user_ttl_secs, 7200);
     assert!(m.semantics.export_user_info);
 }
+
+/// Each dedicated flag sets exactly the key its table row names, and every key's environment
+/// variable is derived from the key.
+#[test]
+fn each_flag_is_declared_once_with_its_key() {
+    assert_eq!(ConfigArgs::flag_for("capture.ports"), Some("--port"));
+    assert_eq!(ConfigArgs::flag_for("http.max_headers"), None);
+    assert_eq!(
+        layering::env_var("openwebui.webui_secret_file"),
+        "WEBUI_MONITOR_OPENWEBUI_WEBUI_SECRET_FILE"
+    );
+    let args = ConfigArgs {
+        interfaces: vec!["eth0".into()],
+        max_users: Some(7),
+        personal_data: true,
+        ..ConfigArgs::default()
+    };
+    let given: Vec<(&str, &str)> = args.given().iter().map(|g| (g.key, g.flag)).collect();
+    assert_eq!(
+        given,
+        [
+            ("capture.interfaces", "--interface"),
+            ("openwebui.max_users", "--max-users"),
+            ("openwebui.personal_data", "--personal-data"),
+        ]
+    );
+}
+
+#[test]
+fn interface_patterns_are_validated_as_patterns() {
+    let args = |entries: &[&str]| ConfigArgs {
+        interfaces: entries.iter().map(|e| (*e).to_owned()).collect(),
+        ..ConfigArgs::default()
+    };
+    let c = resolve(None, &[], &args(&["eth0", "veth*", "br-*", "cali[0-9]*"])).unwrap();
+    assert_eq!(
+        c.capture.interfaces,
+        ["eth0", "veth*", "br-*", "cali[0-9]*"]
+    );
+    let e = err(None, &[], &args(&["veth[*"]));
+    assert!(
+        e.contains("\"veth[*\" is not a valid interface pattern"),
+        "{e}"
+    );
+    let e = err(None, &[], &args(&["a/*"]));
+    assert!(e.contains("contains '/', ':' or whitespace"), "{e}");
+    let e = err(
+        Some("[capture]\ninterfaces = [\"a\", \"b\"]\nmax_interfaces = 1\n"),
+        &[],
+        &ConfigArgs::default(),
+    );
+    assert!(e.contains("capture.max_interfaces"), "{e}");
+}

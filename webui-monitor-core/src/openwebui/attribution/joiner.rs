@@ -177,6 +177,11 @@ impl Joiner {
         }
     }
 
+    /// A new cap for answers not yet remembered; those already remembered stay.
+    pub(super) fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.answers.len()

@@ -61,6 +61,11 @@ impl Sockets {
         }
     }
 
+    /// A new cap for sockets not yet tracked; those already tracked stay.
+    pub(super) fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
     /// Sizes: (sockets, sessions).
     #[cfg(test)]
     pub(super) fn sizes(&self) -> (usize, usize) {

@@ -1,0 +1,242 @@
+//! `cargo xtask routes --version V`: Open WebUI's route table, compiled into the monitor.
+//!
+//! 1. `pip download --no-deps open-webui==V` into `target/openwebui/` (skipped when the wheel is
+//!    already there): the wheel alone, not the 7 GB of dependencies an install pulls.
+//! 2. `python3 xtask/routes.py <wheel>` reads the FastAPI decorators, `include_router` prefixes
+//!    and mounts with Python's `ast` (nothing from the wheel is imported or run) and prints them
+//!    as JSON.
+//! 3. [`render`] turns that JSON into `webui-monitor-core/src/openwebui/routes_generated.rs`:
+//!    one line per route, sorted, so the file changes only when Open WebUI's routes do, and
+//!    regenerating the committed table is a no-op (the `committed_table_is_regenerated_unchanged`
+//!    test checks this when the wheel is in `target/openwebui/`).
+//!
+//! The labels the monitor uses are the routes' *templates*: every path parameter `{name}`
+//! becomes `{id}` and a `{name:path}` parameter (any rest of the path) becomes `*`, so label
+//! values do not depend on how Open WebUI names its parameters.
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail, ensure};
+use serde_json::Value;
+
+/// Where the generated table lives, relative to the workspace root.
+pub const GENERATED: &str = "webui-monitor-core/src/openwebui/routes_generated.rs";
+
+pub fn run(version: &str) -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    let wheel = download_wheel(&root, version)?;
+    let text = generate(&root, &wheel, version)?;
+    let out = root.join(GENERATED);
+    std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {} from {}", out.display(), wheel.display());
+    Ok(())
+}
+
+pub fn workspace_root() -> anyhow::Result<PathBuf> {
+    Ok(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_path_buf())
+}
+
+/// The wheel's path in `target/openwebui/` (PyPI's file name for a pure-Python wheel).
+pub fn wheel_path(root: &Path, version: &str) -> PathBuf {
+    root.join("target/openwebui")
+        .join(format!("open_webui-{version}-py3-none-any.whl"))
+}
+
+fn download_wheel(root: &Path, version: &str) -> anyhow::Result<PathBuf> {
+    ensure!(
+        !version.is_empty()
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'),
+        "--version {version:?} is not a release number like 0.12.4"
+    );
+    let wheel = wheel_path(root, version);
+    if wheel.exists() {
+        println!("{}: present", wheel.display());
+        return Ok(wheel);
+    }
+    let dir = wheel.parent().context("wheel directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let status = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .arg(format!("open-webui=={version}"))
+        .arg("-d")
+        .arg(dir)
+        .status()
+        .context("running python3 -m pip (is python3-pip installed?)")?;
+    ensure!(
+        status.success(),
+        "pip download open-webui=={version} failed ({status}): check the version exists on PyPI \
+         and that PyPI is reachable"
+    );
+    ensure!(
+        wheel.exists(),
+        "pip did not leave {}: the release may not ship a py3-none-any wheel",
+        wheel.display()
+    );
+    Ok(wheel)
+}
+
+/// The generated file's text for `wheel` (Open WebUI `version`).
+pub fn generate(root: &Path, wheel: &Path, version: &str) -> anyhow::Result<String> {
+    let script = root.join("xtask/routes.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(wheel)
+        .output()
+        .context("running python3 xtask/routes.py")?;
+    if !output.status.success() {
+        bail!(
+            "{} failed on {}: {}",
+            script.display(),
+            wheel.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let json: Value =
+        serde_json::from_slice(&output.stdout).context("routes.py printed no valid JSON")?;
+    render(&json, version)
+}
+
+/// `{name}` → `{id}`, `{name:path}` → `*`.
+pub fn template(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.starts_with('{') && seg.ends_with('}') {
+                if seg.ends_with(":path}") { "*" } else { "{id}" }
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn strings<'a>(json: &'a Value, key: &str) -> anyhow::Result<Vec<&'a str>> {
+    json[key]
+        .as_array()
+        .with_context(|| format!("routes.py output has no {key:?} list"))?
+        .iter()
+        .map(|v| v.as_str().with_context(|| format!("{key}: not a string")))
+        .collect()
+}
+
+/// The generated file's opening; `@V@` stands for the release.
+const HEADER: &str = "\
+//! Open WebUI @V@'s HTTP routes. Generated by `cargo xtask routes --version @V@`
+//! (xtask/src/routes.rs, reading open_webui-@V@-py3-none-any.whl with xtask/routes.py):
+//! do not edit, regenerate. One line per route, so its length is the table's.
+//!
+//! `template` is the route label: `{name}` parameters become `{id}`, `{name:path}` ones (the
+//! rest of the path) `*`. `WEBSOCKET` marks websocket routes; the socket.io endpoint is the
+//! `GET` upgrade that Open WebUI's `/ws` mount answers.
+use super::route::GeneratedRoute as R;
+
+/// The Open WebUI release the table was read from.
+pub const VERSION: &str = \"@V@\";
+
+/// Every route, sorted by path, then method.
+pub const ROUTES: &[R] = &[
+";
+
+/// Render the JSON routes.py prints as the Rust table.
+pub fn render(json: &Value, version: &str) -> anyhow::Result<String> {
+    let mut out = HEADER.replace("@V@", version);
+    let routes = json["routes"]
+        .as_array()
+        .context("routes.py output has no \"routes\" list")?;
+    for r in routes {
+        let field = |k: &str| {
+            r[k].as_str()
+                .with_context(|| format!("route without {k}: {r}"))
+        };
+        let (method, path, handler) = (field("method")?, field("path")?, field("handler")?);
+        writeln!(
+            out,
+            "    R {{ method: {method:?}, path: {path:?}, template: {:?}, handler: {handler:?} }},",
+            template(path)
+        )?;
+    }
+    out.push_str("];\n\n/// Prefixes `main.py` includes routers under (`app.include_router(…, prefix=…)`).\n");
+    out.push_str("pub const ROUTER_PREFIXES: &[&str] = &[\n");
+    for p in strings(json, "prefixes")? {
+        writeln!(out, "    {p:?},")?;
+    }
+    out.push_str("];\n\n/// Paths `main.py` mounts sub-applications on (`app.mount`).\n");
+    out.push_str("pub const MOUNTS: &[&str] = &[\n");
+    for m in strings(json, "mounts")? {
+        writeln!(out, "    {m:?},")?;
+    }
+    out.push_str("];\n");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_become_bounded_templates() {
+        assert_eq!(template("/api/v1/chats/{id}"), "/api/v1/chats/{id}");
+        assert_eq!(
+            template("/api/v1/chats/{id}/messages/{message_id}"),
+            "/api/v1/chats/{id}/messages/{id}"
+        );
+        assert_eq!(template("/openai/{path:path}"), "/openai/*");
+        assert_eq!(
+            template("/api/tasks/chat/{chat_id:path}/stop"),
+            "/api/tasks/chat/*/stop"
+        );
+        assert_eq!(template("/ws/socket.io/"), "/ws/socket.io/");
+    }
+
+    #[test]
+    fn render_is_one_sorted_line_per_route() {
+        let json = serde_json::json!({
+            "routes": [{"method": "POST", "path": "/ollama/api/chat/{url_idx}",
+                        "handler": "routers.ollama.generate_chat_completion"}],
+            "prefixes": ["/ollama"],
+            "mounts": ["/ws"],
+        });
+        let text = render(&json, "1.2.3").unwrap();
+        assert!(text.contains("pub const VERSION: &str = \"1.2.3\";"));
+        assert!(text.contains(
+            "    R { method: \"POST\", path: \"/ollama/api/chat/{url_idx}\", template: \
+             \"/ollama/api/chat/{id}\", handler: \"routers.ollama.generate_chat_completion\" },\n"
+        ));
+        assert!(text.contains("pub const ROUTER_PREFIXES: &[&str] = &[\n    \"/ollama\",\n];"));
+    }
+
+    /// The committed table is what the generator makes of the wheel it names. Needs the wheel
+    /// in `target/openwebui/` (`cargo xtask routes --version V` downloads it) and python3.
+    #[test]
+    fn committed_table_is_regenerated_unchanged() {
+        let root = workspace_root().unwrap();
+        let committed = std::fs::read_to_string(root.join(GENERATED)).unwrap();
+        let version = committed
+            .lines()
+            .find_map(|l| l.strip_prefix("pub const VERSION: &str = \""))
+            .and_then(|v| v.strip_suffix("\";"))
+            .expect("VERSION line");
+        let wheel = wheel_path(&root, version);
+        if !wheel.exists() {
+            eprintln!(
+                "skipped: {} is absent; `cargo xtask routes --version {version}` downloads it",
+                wheel.display()
+            );
+            return;
+        }
+        let regenerated = generate(&root, &wheel, version).unwrap();
+        assert!(
+            regenerated == committed,
+            "{GENERATED} differs from what `cargo xtask routes --version {version}` writes: \
+             regenerate it and commit the result"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use prometheus::Registry;
 use super::{OpenWebuiMetrics, PrometheusSink};
 use crate::{
     expected_check::Samples,
-    http::exchange::{ResponseBodyFields, Secret, StreamSummary},
+    http::exchange::Secret,
     openwebui::{
         Attributor, Directory, SemanticsConfig, UserRecord, jwt::JwtSecret, test_exchanges::*,
     },
@@ -218,17 +218,7 @@ fn model_label_is_bounded_and_tokens_need_2xx() {
     };
     let mut f = Fixture::new(config, true);
     let token = session_token(ALICE, NOW - 60, SECRET);
-    let mut ok = bearer(completion("mock-gpt", None, None, 0), &token);
-    ok.response_fields = ResponseBodyFields {
-        usage: Some(usage(4, 17)),
-        sse: Some(StreamSummary {
-            events: 21,
-            done: true,
-            first_event: Some(Timestamp::from_nanos(at(NOW).as_nanos() + 70_000_000)),
-            last_event: None,
-        }),
-        ..Default::default()
-    };
+    let ok = streamed(bearer(completion("mock-gpt", None, None, 0), &token));
     f.exchange(&ok);
     let mut other = bearer(completion("gpt-x", None, None, 1), &token);
     other.status = Some(500);

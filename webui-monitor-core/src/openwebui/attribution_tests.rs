@@ -375,17 +375,7 @@ fn api_keys_known_unknown_and_without_database() {
 fn facts_of_one_completion_come_in_order() {
     let mut f = Fixture::with_secret();
     f.a.set_directory(Some(directory()), &mut f.rec);
-    let mut ex = bearer(completion("mock-gpt", None, None, 0), KEY);
-    ex.response_fields = ResponseBodyFields {
-        usage: Some(usage(4, 17)),
-        sse: Some(StreamSummary {
-            events: 21,
-            done: true,
-            first_event: Some(Timestamp::from_nanos(at(NOW).as_nanos() + 70_000_000)),
-            last_event: None,
-        }),
-        ..Default::default()
-    };
+    let ex = streamed(bearer(completion("mock-gpt", None, None, 0), KEY));
     f.exchange(&ex);
     let alice = || ALICE.to_string();
     let tokens = |direction, count| {
@@ -439,17 +429,7 @@ fn model_label_is_bounded_and_tokens_need_2xx() {
     };
     let mut f = Fixture::new(config, true);
     let token = session_token(ALICE, NOW - 60, SECRET);
-    let mut ok = bearer(completion("mock-gpt", None, None, 0), &token);
-    ok.response_fields = ResponseBodyFields {
-        usage: Some(usage(4, 17)),
-        sse: Some(StreamSummary {
-            events: 21,
-            done: true,
-            first_event: Some(Timestamp::from_nanos(at(NOW).as_nanos() + 70_000_000)),
-            last_event: None,
-        }),
-        ..Default::default()
-    };
+    let ok = streamed(bearer(completion("mock-gpt", None, None, 0), &token));
     f.exchange(&ok);
     let mut other = bearer(completion("gpt-x", None, None, 1), &token);
     other.status = Some(500);

@@ -9,7 +9,9 @@ use super::{
 use crate::{
     http::{
         Exchange,
-        exchange::{MessageStats, RequestBodyFields, Secret, Usage},
+        exchange::{
+            MessageStats, RequestBodyFields, ResponseBodyFields, Secret, StreamSummary, Usage,
+        },
     },
     segment::{ConnectionKey, Timestamp},
     websocket::SocketEvent,
@@ -91,6 +93,22 @@ pub(crate) fn completion(
         chat_id: None,
         id: message_id.map(Into::into),
         has_messages: session_id.is_none(),
+    };
+    ex
+}
+
+/// `ex` answered as a 21-event stream whose first event came 70 ms after the request, with
+/// usage 4 in, 17 out.
+pub(crate) fn streamed(mut ex: Exchange) -> Exchange {
+    ex.response_fields = ResponseBodyFields {
+        usage: Some(usage(4, 17)),
+        sse: Some(StreamSummary {
+            events: 21,
+            done: true,
+            first_event: Some(Timestamp::from_nanos(at(NOW).as_nanos() + 70_000_000)),
+            last_event: None,
+        }),
+        ..Default::default()
     };
     ex
 }

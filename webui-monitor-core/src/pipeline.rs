@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 use crate::{
-    http::{Exchange, HttpConnection, HttpEvent, HttpLimits, HttpShared, connection::HttpCounters},
+    http::{Exchange, HttpConnection, HttpCounters, HttpEvent, HttpLimits, HttpShared},
     reassembly::{CloseReason, Reassembler, ReassemblyCounters, ReassemblyLimits, StreamHandler},
     segment::{ConnectionKey, Direction, Segment, Timestamp},
     websocket::{

@@ -6,17 +6,22 @@
 //! (Ollama's line streams), `fields` (the JSON fields the semantics need), and `connection`,
 //! which drives them per connection. The public surface is that driver, [`HttpConnection`],
 //! and what it yields: [`Exchange`]s and the facts in [`exchange`].
+mod body;
 pub(crate) mod chunked;
 pub(crate) mod connection;
 pub(crate) mod decode;
 pub mod exchange;
 pub(crate) mod fields;
+mod framer;
 pub(crate) mod head;
+pub(crate) mod limits;
 pub(crate) mod ndjson;
+mod pairing;
 pub(crate) mod sse;
 
-pub use connection::{HttpConnection, HttpCounters, HttpEvent, HttpLimits, HttpShared};
+pub use connection::{HttpConnection, HttpEvent};
 pub use exchange::Exchange;
+pub use limits::{HttpCounters, HttpLimits, HttpShared};
 
 pub use crate::json::JsonLimits;
 

@@ -72,7 +72,9 @@ pub mod pcap;
 pub mod pipeline;
 pub mod reassembly;
 pub mod replay;
+pub mod secret;
 pub mod segment;
+pub mod usage;
 pub mod usage_summary;
 pub mod websocket;
 

@@ -12,8 +12,7 @@ use crate::{
     reassembly::{CloseReason, Reassembler, ReassemblyCounters, ReassemblyLimits, StreamHandler},
     segment::{ConnectionKey, Direction, Segment, Timestamp},
     websocket::{
-        SocketEvent, WebSocketConnection, WebSocketLimits, WebSocketShared,
-        connection::WebSocketCounters,
+        SocketEvent, WebSocketConnection, WebSocketCounters, WebSocketLimits, WebSocketShared,
     },
 };
 

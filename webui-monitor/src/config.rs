@@ -35,12 +35,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use webui_monitor_core::{
-    MonitorConfig,
-    http::{HttpLimits, exchange::Secret},
-    openwebui::SemanticsConfig,
-    pipeline::PipelineConfig,
-    reassembly::ReassemblyLimits,
-    websocket::WebSocketLimits,
+    MonitorConfig, http::HttpLimits, openwebui::SemanticsConfig, pipeline::PipelineConfig,
+    reassembly::ReassemblyLimits, secret::Secret, websocket::WebSocketLimits,
 };
 
 pub use crate::capture::{TcAttachMode, XdpAttachMode};

@@ -17,13 +17,14 @@ use webui_monitor_core::{
     http::{
         Exchange,
         exchange::{
-            MessageStats, RequestBodyFields, RequestHeaders, ResponseBodyFields, Secret,
-            StreamSummary, Usage,
+            MessageStats, RequestBodyFields, RequestHeaders, ResponseBodyFields, StreamSummary,
         },
     },
     openwebui::{Attributor, JwtSecret, OpenWebuiMetrics, SemanticsConfig},
     pipeline::PipelineEvent,
+    secret::Secret,
     segment::{ConnectionKey, Timestamp},
+    usage::Usage,
     websocket::SocketEvent,
 };
 

@@ -25,13 +25,13 @@ use webui_monitor_core::{
     Monitor,
     http::{
         Exchange,
-        exchange::{
-            MessageStats, RequestBodyFields, ResponseBodyFields, Secret, StreamSummary, Usage,
-        },
+        exchange::{MessageStats, RequestBodyFields, ResponseBodyFields, StreamSummary},
     },
     openwebui::{Attributor, JwtSecret, OpenWebuiMetrics, SemanticsConfig},
     replay::{ReplayStats, replay_capture},
+    secret::Secret,
     segment::{ConnectionKey, Timestamp},
+    usage::Usage,
 };
 
 /// `WEBUI_SECRET_KEY` of the captures (FIXTURES-README).

@@ -2,33 +2,13 @@
 //! final response.
 //!
 //! An `Exchange` carries sizes, timings, the few headers the semantics need and the JSON fields
-//! extracted from bodies — never a body. Credentials travel as [`Secret`], which cannot be
-//! printed, serialized or compared in non-constant ways by accident; everything else in here is
-//! safe to log.
-use std::fmt;
-
-use crate::segment::{ConnectionKey, Timestamp};
-
-/// A credential value (Authorization, `token` cookie, API-key header) as it appeared on the wire.
-/// `Debug` is redacted; there is no `Display`, `Serialize` or `Clone` into a `String`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Box<[u8]>);
-
-impl Secret {
-    pub fn new(value: &[u8]) -> Self {
-        Self(value.into())
-    }
-    /// The raw bytes, for verification and fingerprinting only.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+//! extracted from bodies — never a body. Credentials travel as [`Secret`]; everything else in
+//! here is safe to log.
+use crate::{
+    secret::Secret,
+    segment::{ConnectionKey, Timestamp},
+    usage::Usage,
+};
 
 /// Request headers the semantics use. Names are matched case-insensitively; the value of
 /// repeated headers is the first one (for `Cookie`, every header is searched for `token`).
@@ -91,14 +71,6 @@ pub enum JsonScalar {
     String(String),
     /// An object or array: present, content skipped.
     Composite,
-}
-
-/// Token usage as OpenAI-compatible backends report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_tokens: u64,
 }
 
 /// Top-level fields of a JSON request body (chat completion requests).

@@ -2,7 +2,10 @@
 //!
 //! The connection collects a header block (start line through the blank line) and hands it here
 //! whole; heads are small and capped, bodies never pass through this module.
-use crate::http::exchange::{RequestHeaders, ResponseHeaders, Secret};
+use crate::{
+    http::exchange::{RequestHeaders, ResponseHeaders},
+    secret::Secret,
+};
 
 /// Why a header block was rejected. Each maps to a counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

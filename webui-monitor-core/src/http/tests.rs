@@ -8,9 +8,13 @@ use proptest::prelude::*;
 
 use super::{
     HttpConnection, HttpEvent, HttpLimits, HttpShared,
-    exchange::{Anomaly, Exchange, Secret, Usage},
+    exchange::{Anomaly, Exchange},
 };
-use crate::segment::{ConnectionKey, Direction, Timestamp};
+use crate::{
+    secret::Secret,
+    segment::{ConnectionKey, Direction, Timestamp},
+    usage::Usage,
+};
 
 const REQ: Direction = Direction::Request;
 const RESP: Direction = Direction::Response;

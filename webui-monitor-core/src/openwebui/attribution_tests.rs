@@ -16,12 +16,11 @@ use crate::{
     expected_check::Samples,
     http::{
         Exchange,
-        exchange::{
-            Anomaly, MessageStats, RequestBodyFields, ResponseBodyFields, Secret, StreamSummary,
-            Usage,
-        },
+        exchange::{Anomaly, MessageStats, RequestBodyFields, ResponseBodyFields, StreamSummary},
     },
+    secret::Secret,
     segment::{ConnectionKey, Timestamp},
+    usage::Usage,
     websocket::SocketEvent,
 };
 

@@ -16,9 +16,9 @@ use super::{
         TOKEN_DIRECTION_LABELS, TOKEN_SOURCE_LABELS,
     },
 };
-use crate::http::exchange::Usage;
 use crate::metrics::openwebui::OpenWebuiMetrics;
 use crate::segment::Timestamp;
+use crate::usage::Usage;
 
 /// User label values that are not user ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,9 +6,9 @@
 //! done.
 use super::{Attributor, resolve_token};
 use crate::{
-    http::exchange::Usage,
     openwebui::users::{CompletionKey, OwnedUser, Special},
     segment::{ConnectionKey, Timestamp},
+    usage::Usage,
     websocket::SocketEvent,
 };
 

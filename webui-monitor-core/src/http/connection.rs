@@ -279,12 +279,21 @@ impl HttpConnection {
             match frame {
                 None | Some(Frame::Held { .. }) => {}
                 Some(Frame::Rejected(e)) => shared.counters.head_rejected(e),
+                Some(Frame::Oversized { framing }) => {
+                    self.refuse_request(HeadError::TooLarge, framing, shared, out);
+                }
                 Some(Frame::Head {
                     block,
                     first_ts,
                     resynced,
                 }) => {
-                    let parsed = head::parse_request(block, &shared.limits.head());
+                    let parsed = head::parse_request(block, &shared.limits.head()).map_err(|e| {
+                        let framing = match e {
+                            HeadError::HeaderLine => head::refused_request_framing(block),
+                            _ => None,
+                        };
+                        (e, framing)
+                    });
                     let header_bytes = block.len();
                     self.start_request(parsed, header_bytes, first_ts, resynced, ts, shared, out);
                 }
@@ -309,7 +318,7 @@ impl HttpConnection {
     #[allow(clippy::too_many_arguments)]
     fn start_request(
         &mut self,
-        parsed: Result<RequestHead, HeadError>,
+        parsed: Result<RequestHead, (HeadError, Option<BodyFraming>)>,
         header_bytes: usize,
         first_ts: Timestamp,
         resynced: bool,
@@ -319,14 +328,13 @@ impl HttpConnection {
     ) {
         let head = match parsed {
             Ok(h) => h,
-            Err(e) => {
-                shared.counters.head_rejected(e);
-                self.framers[REQ].resync();
-                return;
-            }
+            Err((e, framing)) => return self.refuse_request(e, framing, shared, out),
         };
         if head.path_truncated {
             shared.counters.paths_truncated += 1;
+        }
+        if head.fields_cut > 0 {
+            shared.counters.too_many_headers += 1;
         }
         // Too many requests without responses: the oldest are given up.
         let max = shared.limits.max_pending_requests;
@@ -354,6 +362,31 @@ impl HttpConnection {
         } else {
             self.decoders[REQ] = Some(Box::new(body::request_decoder(&head.framing, shared)));
             self.framers[REQ].start_body(framing, shared);
+        }
+    }
+
+    /// A request head was read to its end but refused (`error`). The server may answer it — or
+    /// refuse it too, with a `400` — so it takes its place among the requests waiting for an
+    /// answer, unreported. Its body is skipped when `framing` says how long it is; a request line
+    /// inside it is no request. Otherwise the direction resynchronises.
+    fn refuse_request(
+        &mut self,
+        error: HeadError,
+        framing: Option<BodyFraming>,
+        shared: &mut HttpShared,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        shared.counters.head_rejected(error);
+        let max = shared.limits.max_pending_requests;
+        self.pairing
+            .give_up(GiveUp::OverCapacity { max }, &mut shared.counters, out);
+        let body = framing.is_some_and(|f| f != BodyFraming::None);
+        self.pairing.push_refused(body);
+        self.decoders[REQ] = None;
+        match framing {
+            Some(BodyFraming::None) => self.framers[REQ].next_message(),
+            Some(f) => self.framers[REQ].start_body(f, shared),
+            None => self.framers[REQ].resync(),
         }
     }
 
@@ -415,6 +448,11 @@ impl HttpConnection {
                     }
                 }
                 Some(Frame::Rejected(e)) => shared.counters.head_rejected(e),
+                Some(Frame::Oversized { .. }) => {
+                    // Only requests are skipped to their end.
+                    shared.counters.head_rejected(HeadError::TooLarge);
+                    self.framers[RESP].resync();
+                }
                 Some(Frame::Head {
                     block, first_ts, ..
                 }) => {
@@ -463,6 +501,9 @@ impl HttpConnection {
                 return false;
             }
         };
+        if head.fields_cut > 0 {
+            shared.counters.too_many_headers += 1;
+        }
         if (100..200).contains(&head.status) && head.status != 101 {
             shared.counters.interim_responses += 1;
             self.framers[RESP].next_message();

@@ -12,7 +12,7 @@
 use crate::{
     http::{
         chunked::ChunkedDecoder,
-        head::{self, BodyFraming, HeadError},
+        head::{self, BodyFraming, FramingHeaders, HeadError},
         limits::HttpShared,
     },
     segment::{Direction, Timestamp},
@@ -20,6 +20,11 @@ use crate::{
 
 /// Buffer capacity kept between messages; larger buffers are released.
 const SHRINK_ABOVE: usize = 16 * 1024;
+
+/// Bytes kept of each header line of a request head over `max_header_bytes` while the rest of
+/// it is skipped: enough for any `Content-Length` or `Transfer-Encoding` a client sends. A
+/// longer framing line makes the body's length unknown.
+const SKIP_LINE_BYTES: usize = 1024;
 
 /// What one call of [`Framer::next`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,6 +39,10 @@ pub(super) enum Frame<'a> {
     },
     /// A header block was rejected; the framer already resynchronises.
     Rejected(HeadError),
+    /// A request head over `max_header_bytes` was read to its end without being kept.
+    /// `framing`: how its body is delimited, if that could be read. The caller must say what
+    /// follows, as after a [`Frame::Head`].
+    Oversized { framing: Option<BodyFraming> },
     /// Body bytes were read: `wire` bytes of input, `data` bytes after de-chunking (handed to
     /// the body sink), `chunks` non-empty chunks so far.
     Body {
@@ -99,12 +108,85 @@ enum State {
     /// A complete header block is in `buf`, reported as [`Frame::Head`]; the caller decides.
     Complete,
     Body(Box<Body>),
+    /// Reading the rest of a request head over the cap, for its framing fields only.
+    SkipHead(Box<SkipHead>),
     /// Holding bytes in `buf`; `gap`: some were lost (resynchronise when released).
     Hold {
         gap: bool,
     },
     /// Nothing more is HTTP in this direction.
     Ignore,
+}
+
+/// What is read of a request head over the cap.
+#[derive(Debug, Default)]
+struct SkipHead {
+    framing: FramingHeaders,
+    /// A framing field could not be read.
+    unknown: bool,
+    /// The first [`SKIP_LINE_BYTES`] of the current line.
+    line: Vec<u8>,
+    /// Length of the current line so far.
+    line_len: usize,
+}
+
+impl SkipHead {
+    /// The lines of a head collected so far (start line first); the last `partial` bytes are
+    /// the start of a line whose end has not come.
+    fn from_collected(block: &[u8], partial: usize) -> Self {
+        let mut skip = Self::default();
+        let (complete, rest) = block.split_at(block.len() - partial);
+        let complete = complete.strip_suffix(b"\n").unwrap_or(complete);
+        for line in complete.split(|&b| b == b'\n').skip(1) {
+            skip.end_line_with(line);
+        }
+        skip.line_len = rest.len();
+        skip.line
+            .extend_from_slice(&rest[..rest.len().min(SKIP_LINE_BYTES)]);
+        skip
+    }
+
+    fn end_line_with(&mut self, line: &[u8]) {
+        if head::framing_line(&mut self.framing, line).is_err() {
+            self.unknown = true;
+        }
+    }
+
+    /// Reads `input` up to the blank line; returns the bytes used and, at the end of the head,
+    /// the body's framing if known.
+    fn feed(&mut self, input: &[u8]) -> (usize, Option<Option<BodyFraming>>) {
+        let mut i = 0;
+        while i < input.len() {
+            let rest = &input[i..];
+            let nl = rest.iter().position(|&b| b == b'\n');
+            let piece = &rest[..nl.unwrap_or(rest.len())];
+            let room = SKIP_LINE_BYTES.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&piece[..piece.len().min(room)]);
+            self.line_len += piece.len();
+            let Some(nl) = nl else {
+                return (input.len(), None);
+            };
+            i += nl + 1;
+            let line_len = std::mem::take(&mut self.line_len);
+            if line_len == 0 || self.line == b"\r" {
+                let framing = (!self.unknown).then(|| self.framing.request_body_framing());
+                return (i, Some(framing));
+            }
+            let line = std::mem::take(&mut self.line);
+            if line_len > line.len() {
+                // Cut: a framing field whose value was not kept cannot be read.
+                let name = line.split(|&b| b == b':').next().unwrap_or_default();
+                if line.contains(&b':') && head::is_framing_name(name) {
+                    self.unknown = true;
+                }
+            } else {
+                self.end_line_with(&line);
+            }
+            self.line = line;
+            self.line.clear();
+        }
+        (input.len(), None)
+    }
 }
 
 /// The framing state machine of one direction.
@@ -145,6 +227,9 @@ enum HeadStep {
     Complete(usize),
     /// Block rejected after consuming this many bytes.
     Error(HeadError, usize),
+    /// A request head with a plausible start line went over the cap after consuming this many
+    /// bytes; the rest of it is skipped.
+    Oversized(usize),
 }
 
 impl Framer {
@@ -324,6 +409,12 @@ impl Framer {
                         self.recover(e);
                         return Some(Frame::Rejected(e));
                     }
+                    HeadStep::Oversized(used) => {
+                        *input = &input[used..];
+                        let skip = SkipHead::from_collected(&self.buf, self.line_len);
+                        self.reset_buf();
+                        self.state = State::SkipHead(Box::new(skip));
+                    }
                     HeadStep::Complete(used) => {
                         *input = &input[used..];
                         self.state = State::Complete;
@@ -332,6 +423,14 @@ impl Framer {
                             first_ts: self.first_ts,
                             resynced: std::mem::take(&mut self.resynced),
                         });
+                    }
+                },
+                State::SkipHead(skip) => match skip.feed(input) {
+                    (used, None) => *input = &input[used..],
+                    (used, Some(framing)) => {
+                        *input = &input[used..];
+                        self.state = State::Complete;
+                        return Some(Frame::Oversized { framing });
                     }
                 },
                 State::Body(body) => {
@@ -405,7 +504,7 @@ impl Framer {
         shared.counters.stream_gaps += 1;
         let gap = match self.state {
             State::Body(_) => Gap::BodyCut,
-            State::Head { .. } | State::Complete => Gap::InHead,
+            State::Head { .. } | State::Complete | State::SkipHead(_) => Gap::InHead,
             State::Ignore => return Gap::Elsewhere,
             _ => Gap::Elsewhere,
         };
@@ -464,7 +563,8 @@ impl Framer {
                 self.buf.extend_from_slice(rest);
                 self.line_len += rest.len();
                 if self.buf.len() > max {
-                    return HeadStep::Error(HeadError::TooLarge, input.len());
+                    let checked = *start_checked;
+                    return self.over_cap(checked, input.len());
                 }
                 return HeadStep::More;
             };
@@ -473,7 +573,8 @@ impl Framer {
             let line_len = self.line_len + nl;
             self.line_len = 0;
             if self.buf.len() > max {
-                return HeadStep::Error(HeadError::TooLarge, i);
+                let checked = *start_checked;
+                return self.over_cap(checked, i);
             }
             let n = self.buf.len();
             let line = &self.buf[n - 1 - line_len..n - 1];
@@ -487,6 +588,17 @@ impl Framer {
             }
         }
         HeadStep::More
+    }
+
+    /// The head in `buf` went over `max_header_bytes` after `used` input bytes. A request whose
+    /// start line was read is skipped to its end (the server may well accept it, and its body
+    /// must not be taken for messages); anything else is rejected.
+    fn over_cap(&self, start_checked: bool, used: usize) -> HeadStep {
+        if self.direction == Direction::Request && start_checked {
+            HeadStep::Oversized(used)
+        } else {
+            HeadStep::Error(HeadError::TooLarge, used)
+        }
     }
 
     /// Scans for the start of a message. A start line may follow the tail of a lost body on the
@@ -727,5 +839,57 @@ mod tests {
         let (held, _) = f.release();
         assert_eq!(held, b"GET /a");
         assert!(f.between_messages());
+    }
+
+    /// Feeds `input` in pieces of `piece` bytes to a request framer whose heads may be 40
+    /// bytes; the frames it yields.
+    fn small_cap_frames(input: &[u8], piece: usize) -> Vec<String> {
+        let mut f = Framer::new(REQ, false);
+        let mut shared = HttpShared::default();
+        shared.limits.max_header_bytes = 40;
+        let mut out = Vec::new();
+        for mut input in input.chunks(piece) {
+            while let Some(frame) = f.next(&mut input, ts(1), &mut shared, &mut |_| {}) {
+                let framing = match frame {
+                    Frame::Oversized { framing } => framing,
+                    _ => None,
+                };
+                out.push(format!("{frame:?}"));
+                match framing {
+                    Some(BodyFraming::None) => f.next_message(),
+                    Some(framing) => f.start_body(framing, &shared),
+                    None => {}
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_oversized_request_head_is_skipped_to_its_end_with_its_framing() {
+        let head = format!(
+            "POST /u HTTP/1.1\r\nX-Pad: {}\r\nContent-Length: 20\r\n\r\n",
+            "p".repeat(100)
+        );
+        let input = [head.as_bytes(), b"GET /p HTTP/1.1\r\n\r\n.."].concat();
+        assert_eq!(
+            small_cap_frames(&input, input.len()),
+            [
+                "Oversized { framing: Some(Length(20)) }",
+                "Body { wire: 20, data: 20, chunks: 0, end: Complete { gap: false } }",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_oversized_head_with_a_cut_framing_line_has_no_known_framing() {
+        let head = format!(
+            "POST /u HTTP/1.1\r\nContent-Length: {}5\r\n\r\n",
+            " ".repeat(2000)
+        );
+        assert_eq!(
+            small_cap_frames(head.as_bytes(), 64),
+            ["Oversized { framing: None }"]
+        );
     }
 }

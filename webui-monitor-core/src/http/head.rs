@@ -14,8 +14,6 @@ pub enum HeadError {
     StartLine,
     #[error("header line without a colon or with an invalid name")]
     HeaderLine,
-    #[error("more header fields than the configured limit")]
-    TooManyHeaders,
     #[error("header block longer than the configured limit")]
     TooLarge,
     #[error("invalid or conflicting Content-Length")]
@@ -44,6 +42,21 @@ pub struct FramingHeaders {
     pub content_type: Option<String>,
 }
 
+impl FramingHeaders {
+    /// How the body of a request with these fields is delimited (RFC 9112 §6.3: a request
+    /// without `Content-Length` or chunked coding has none).
+    pub fn request_body_framing(&self) -> BodyFraming {
+        if self.chunked {
+            BodyFraming::Chunked
+        } else {
+            match self.content_length {
+                Some(0) | None => BodyFraming::None,
+                Some(n) => BodyFraming::Length(n),
+            }
+        }
+    }
+}
+
 /// A parsed request head.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
@@ -52,20 +65,15 @@ pub struct RequestHead {
     pub has_query: bool,
     /// `true` when the path was cut at the configured limit.
     pub path_truncated: bool,
+    /// Header fields past `max_headers`, read for framing only.
+    pub fields_cut: usize,
     pub framing: FramingHeaders,
     pub headers: RequestHeaders,
 }
 
 impl RequestHead {
     pub fn body_framing(&self) -> BodyFraming {
-        if self.framing.chunked {
-            BodyFraming::Chunked
-        } else {
-            match self.framing.content_length {
-                Some(0) | None => BodyFraming::None,
-                Some(n) => BodyFraming::Length(n),
-            }
-        }
+        self.framing.request_body_framing()
     }
 }
 
@@ -73,6 +81,8 @@ impl RequestHead {
 #[derive(Debug, Clone)]
 pub struct ResponseHead {
     pub status: u16,
+    /// Header fields past `max_headers`, read for framing only.
+    pub fields_cut: usize,
     pub framing: FramingHeaders,
     pub headers: ResponseHeaders,
 }
@@ -105,6 +115,8 @@ impl ResponseHead {
 /// Caps applied while parsing a head (a view of `HttpLimits`).
 #[derive(Debug, Clone, Copy)]
 pub struct HeadLimits<'a> {
+    /// Header fields past this many are read for framing (`Content-Length`,
+    /// `Transfer-Encoding`, `Connection`, `Content-Encoding`, `Content-Type`) only.
     pub max_headers: usize,
     pub max_path_bytes: usize,
     pub max_value_bytes: usize,
@@ -214,27 +226,53 @@ fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// A header field: name and trimmed value.
 type Field<'a> = (&'a [u8], &'a [u8]);
 
-fn header_fields(block: &[u8], max_headers: usize) -> Result<Vec<Field<'_>>, HeadError> {
-    let mut out = Vec::new();
-    for line in lines(block).skip(1) {
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            // Obsolete line folding: the continuation is ignored, as a recipient may do.
-            continue;
-        }
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or(HeadError::HeaderLine)?;
-        let name = &line[..colon];
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(HeadError::HeaderLine);
-        }
-        if out.len() >= max_headers {
-            return Err(HeadError::TooManyHeaders);
-        }
-        out.push((name, trim(&line[colon + 1..])));
+/// The header fields of a block, in order.
+fn header_fields(block: &[u8]) -> impl Iterator<Item = Result<Field<'_>, HeadError>> {
+    lines(block)
+        .skip(1)
+        // Obsolete line folding: the continuation is ignored, as a recipient may do.
+        .filter(|line| !matches!(line.first(), Some(b' ' | b'\t')))
+        .map(header_field)
+}
+
+fn header_field(line: &[u8]) -> Result<Field<'_>, HeadError> {
+    let colon = line
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(HeadError::HeaderLine)?;
+    let name = &line[..colon];
+    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+        return Err(HeadError::HeaderLine);
     }
-    Ok(out)
+    Ok((name, trim(&line[colon + 1..])))
+}
+
+/// Whether a header field name is one that delimits the body.
+pub fn is_framing_name(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding")
+}
+
+/// Applies one header line (without its line end) to `framing` if it is a framing field;
+/// other lines, malformed ones included, are passed over. For heads that are not parsed whole
+/// (over a cap, or refused), whose body must still be skipped.
+pub fn framing_line(framing: &mut FramingHeaders, line: &[u8]) -> Result<(), HeadError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match header_field(line) {
+        Ok((name, value)) if is_framing_name(name) => {
+            framing_field(framing, name, value, 0).map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The body framing of a complete request block that [`parse_request`] refused, read as
+/// leniently as [`framing_line`]; `None` when its length cannot be known.
+pub fn refused_request_framing(block: &[u8]) -> Option<BodyFraming> {
+    let mut framing = FramingHeaders::default();
+    for line in lines(block).skip(1) {
+        framing_line(&mut framing, line).ok()?;
+    }
+    Some(framing.request_body_framing())
 }
 
 fn text(v: &[u8], cap: usize) -> String {
@@ -327,8 +365,14 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
     let mut framing = FramingHeaders::default();
     let mut h = RequestHeaders::default();
     let cap = limits.max_value_bytes;
-    for (name, value) in header_fields(block, limits.max_headers)? {
+    let mut fields_cut = 0;
+    for (i, field) in header_fields(block).enumerate() {
+        let (name, value) = field?;
         if framing_field(&mut framing, name, value, cap)? {
+            continue;
+        }
+        if i >= limits.max_headers {
+            fields_cut += 1;
             continue;
         }
         let set = |slot: &mut Option<String>| {
@@ -364,6 +408,7 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
         path: text(path, limits.max_path_bytes),
         has_query: q.is_some(),
         path_truncated,
+        fields_cut,
         framing,
         headers: h,
     })
@@ -381,8 +426,14 @@ pub fn parse_response(block: &[u8], limits: &HeadLimits<'_>) -> Result<ResponseH
     let mut framing = FramingHeaders::default();
     let mut h = ResponseHeaders::default();
     let cap = limits.max_value_bytes;
-    for (name, value) in header_fields(block, limits.max_headers)? {
+    let mut fields_cut = 0;
+    for (i, field) in header_fields(block).enumerate() {
+        let (name, value) = field?;
         if framing_field(&mut framing, name, value, cap)? {
+            continue;
+        }
+        if i >= limits.max_headers {
+            fields_cut += 1;
             continue;
         }
         if name.eq_ignore_ascii_case(b"sec-websocket-extensions") {
@@ -396,6 +447,7 @@ pub fn parse_response(block: &[u8], limits: &HeadLimits<'_>) -> Result<ResponseH
     h.content_encoding = framing.content_encoding.clone();
     Ok(ResponseHead {
         status,
+        fields_cut,
         framing,
         headers: h,
     })

@@ -9,9 +9,12 @@ use crate::{
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpLimits {
-    /// Longest header block (start line through CRLFCRLF) accepted (default 64 KiB).
+    /// Longest header block (start line through CRLFCRLF) read (default 64 KiB). The rest of a
+    /// longer request head is skipped for its framing fields only; its request still takes its
+    /// answer, unreported. uvicorn's httptools parser has no such limit.
     pub max_header_bytes: usize,
-    /// Most header fields in one message (default 128).
+    /// Most header fields read in one message (default 1024); the framing fields past it still
+    /// are. uvicorn limits a head by size, not by its number of fields.
     pub max_headers: usize,
     /// Longest request path kept; longer paths are cut (default 2048).
     pub max_path_bytes: usize,
@@ -45,7 +48,7 @@ impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             max_header_bytes: 64 * 1024,
-            max_headers: 128,
+            max_headers: 1024,
             max_path_bytes: 2048,
             max_header_value_bytes: 1024,
             max_chunk_meta_bytes: 8 * 1024,
@@ -64,11 +67,14 @@ impl Default for HttpLimits {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HttpCounters {
     /// Messages rejected (bad start line, header line, Content-Length or chunked framing, or a
-    /// cap below); each is followed by a resynchronisation.
+    /// head over `max_header_bytes`). A rejected request whose head was read to its end still
+    /// takes its answer, and its body is skipped when its length is known; otherwise the
+    /// direction resynchronises.
     pub malformed_messages: u64,
     /// Header blocks over `max_header_bytes`.
     pub headers_too_large: u64,
-    /// Header blocks over `max_headers`.
+    /// Messages with more header fields than `max_headers`: the fields past it were read for
+    /// framing only.
     pub too_many_headers: u64,
     /// Chunked bodies that broke framing.
     pub chunked_errors: u64,
@@ -127,10 +133,8 @@ impl HttpCounters {
     /// A header block was rejected.
     pub(crate) fn head_rejected(&mut self, error: HeadError) {
         self.malformed_messages += 1;
-        match error {
-            HeadError::TooLarge => self.headers_too_large += 1,
-            HeadError::TooManyHeaders => self.too_many_headers += 1,
-            _ => {}
+        if error == HeadError::TooLarge {
+            self.headers_too_large += 1;
         }
     }
 }

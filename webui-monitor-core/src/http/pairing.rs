@@ -38,6 +38,9 @@ pub(super) enum Slot {
     Request,
     /// A request lost in a gap: it takes the next response, and neither is reported.
     Lost,
+    /// A request whose head was refused (malformed, or over a cap): it takes the next response,
+    /// and neither is reported.
+    Refused,
 }
 
 /// One queued exchange.
@@ -130,6 +133,16 @@ impl Pairing {
 
     /// Queues a placeholder for a request lost in a gap.
     pub(super) fn push_lost(&mut self) {
+        self.push_unread(Slot::Lost, false);
+    }
+
+    /// Queues a placeholder for a request whose head was refused. `body`: a body follows.
+    pub(super) fn push_refused(&mut self, body: bool) {
+        self.requests_seen += 1;
+        self.push_unread(Slot::Refused, body);
+    }
+
+    fn push_unread(&mut self, slot: Slot, body: bool) {
         let ex = self.exchange(
             String::new(),
             String::new(),
@@ -140,8 +153,8 @@ impl Pairing {
         );
         self.pending.push_back(Pending {
             ex,
-            state: State::Sent,
-            slot: Slot::Lost,
+            state: if body { State::Open } else { State::Sent },
+            slot,
             wants_upgrade: false,
         });
     }
@@ -308,6 +321,7 @@ mod tests {
             .map(|x| match x.slot {
                 Slot::Request => format!("{}:{:?}", x.ex.path, x.state),
                 Slot::Lost => format!("?:{:?}", x.state),
+                Slot::Refused => format!("!:{:?}", x.state),
             })
             .collect()
     }

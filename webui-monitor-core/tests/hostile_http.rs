@@ -221,3 +221,24 @@ fn a_refused_request_takes_the_400_and_its_body_holds_no_request() {
         users(&[(ALICE, (1, 10, 20)), (BOB, (1, 3, 4))])
     );
 }
+
+/// uvicorn percent-decodes the path before Starlette routes on it (`%2F` included), so an
+/// encoded completion path is served — and must count — as a completion.
+#[test]
+fn percent_encoded_completion_paths_count_as_completions() {
+    let encoded = |path: &str| {
+        String::from_utf8(completion(ALICE_KEY, ""))
+            .unwrap()
+            .replacen("/api/chat/completions", path, 1)
+            .into_bytes()
+    };
+    assert_eq!(
+        replay(&[
+            (REQ, encoded("/api/chat/%63ompletions")),
+            (RESP, answer(10, 20)),
+            (REQ, encoded("/api%2Fchat%2Fcompletions?x=%2F")),
+            (RESP, answer(100, 200)),
+        ]),
+        users(&[(ALICE, (2, 110, 220))])
+    );
+}

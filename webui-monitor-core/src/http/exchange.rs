@@ -148,7 +148,8 @@ pub struct Exchange {
     /// 0-based index of this exchange on its connection.
     pub sequence: u32,
     pub method: String,
-    /// Request-target path without the query (queries may carry secrets and are dropped).
+    /// Request-target path without the query (queries may carry secrets and are dropped),
+    /// percent-decoded as uvicorn decodes it for Starlette's routing.
     pub path: String,
     pub has_query: bool,
     /// `None` when no response was seen.

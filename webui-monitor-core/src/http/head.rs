@@ -336,6 +336,13 @@ fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     })
 }
 
+/// The path as the application sees it: uvicorn percent-decodes the raw path (the query is
+/// already split off) as UTF-8 with replacement characters (`urllib.parse.unquote`), `%2F` to
+/// `/` included, and Starlette routes on that; a `%` not followed by two hex digits stays.
+fn decode_path(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    percent_encoding::percent_decode(raw).decode_utf8_lossy()
+}
+
 /// Parses a complete request header block.
 pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHead, HeadError> {
     let start = lines(block).next().ok_or(HeadError::StartLine)?;
@@ -359,7 +366,7 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
         target
     };
     let q = target.iter().position(|&b| b == b'?');
-    let path = &target[..q.unwrap_or(target.len())];
+    let path = decode_path(&target[..q.unwrap_or(target.len())]);
     let path_truncated = path.len() > limits.max_path_bytes;
 
     let mut framing = FramingHeaders::default();
@@ -405,7 +412,7 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
     h.content_type = framing.content_type.clone();
     Ok(RequestHead {
         method: text(method, 20),
-        path: text(path, limits.max_path_bytes),
+        path: text(path.as_bytes(), limits.max_path_bytes),
         has_query: q.is_some(),
         path_truncated,
         fields_cut,
@@ -477,6 +484,36 @@ mod tests {
         assert_eq!(find_status_line(b"0\r\n\r\nHTTP/1.1 200 OK\r"), Some(5));
         assert_eq!(find_status_line(b"HTTP/1.1 2000"), None);
         assert!(plausible_status_line(b"HTTP/1.0 204"));
+    }
+
+    #[test]
+    fn paths_are_percent_decoded_as_uvicorn_does() {
+        let path = |target: &str| {
+            let block = format!("GET {target} HTTP/1.1\r\n\r\n");
+            let h = parse_request(
+                block.as_bytes(),
+                &HeadLimits {
+                    max_path_bytes: 64,
+                    ..LIMITS
+                },
+            )
+            .unwrap();
+            (h.path, h.has_query)
+        };
+        let cases = [
+            ("/api/chat/%63ompletions", "/api/chat/completions", false),
+            (
+                "/api%2Fchat%2fcompletions?a=%2F",
+                "/api/chat/completions",
+                true,
+            ),
+            ("/a%3Fb", "/a?b", false),
+            ("/%E2%82%AC%zz%4", "/€%zz%4", false),
+            ("/%FF", "/\u{FFFD}", false),
+        ];
+        for (target, decoded, query) in cases {
+            assert_eq!(path(target), (decoded.to_owned(), query), "{target}");
+        }
     }
 
     #[test]

@@ -10,13 +10,14 @@ use crate::{
     usage::Usage,
 };
 
-/// Request headers the semantics use. Names are matched case-insensitively; the value of
-/// repeated headers is the first one (for `Cookie`, every header is searched for `token`).
+/// Request headers the semantics use, as Open WebUI's Starlette reads them. Names are matched
+/// case-insensitively; the value of repeated headers is the first one, except `cookie_token`.
 #[derive(Debug, Clone, Default)]
 pub struct RequestHeaders {
     /// `Authorization` value, whole (scheme included).
     pub authorization: Option<Secret>,
-    /// Value of the cookie named `token`, if any `Cookie` header has one (present even if empty).
+    /// Value of the last cookie named `token` over all `Cookie` headers, unquoted as Starlette
+    /// does (present even if empty).
     pub cookie_token: Option<Secret>,
     /// Value of the API-key header (`x-api-key` unless configured otherwise).
     pub api_key_header: Option<Secret>,

@@ -327,13 +327,63 @@ fn framing_field(
     Ok(true)
 }
 
-/// The value of cookie `name` in one `Cookie` header value.
-fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    header.split(|&b| b == b';').find_map(|pair| {
-        let pair = trim(pair);
+/// Whitespace as Python's `str.strip()` sees it in a header value Starlette decoded as
+/// Latin-1: ASCII whitespace, the separators `\x1c`–`\x1f`, NEL and NBSP.
+fn is_python_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f | 0x85 | 0xa0)
+}
+
+fn python_strip(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|&b| !is_python_space(b))
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|&b| !is_python_space(b))
+        .map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+/// The value of the last cookie `name` in one `Cookie` header value, read as Starlette's
+/// `cookie_parser` reads it: pairs split at `;`, then at the first `=` (a pair without one is a
+/// value with an empty name), both sides stripped, the value unquoted as Python's
+/// `http.cookies._unquote` does. Starlette keeps the last of equal names, within a header and
+/// across the request's `Cookie` headers in order.
+fn cookie_value(header: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    header.rsplit(|&b| b == b';').find_map(|pair| {
         let eq = pair.iter().position(|&b| b == b'=')?;
-        (trim(&pair[..eq]) == name).then(|| trim(&pair[eq + 1..]))
+        (python_strip(&pair[..eq]) == name).then(|| python_unquote(python_strip(&pair[eq + 1..])))
     })
+}
+
+/// `http.cookies._unquote`: a value in double quotes loses them, and inside, `\ooo` (octal,
+/// first digit 0–3) is that byte and `\c` is `c` (any byte but a line feed).
+fn python_unquote(value: &[u8]) -> Vec<u8> {
+    let inner = match value {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => return value.to_vec(),
+    };
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        match inner[i..] {
+            [b'\\', a @ b'0'..=b'3', b @ b'0'..=b'7', c @ b'0'..=b'7', ..] => {
+                out.push((a - b'0') * 64 + (b - b'0') * 8 + (c - b'0'));
+                i += 4;
+            }
+            [b'\\', c, ..] if c != b'\n' => {
+                out.push(c);
+                i += 2;
+            }
+            [c, ..] => {
+                out.push(c);
+                i += 1;
+            }
+            [] => break,
+        }
+    }
+    out
 }
 
 /// The path as the application sees it: uvicorn percent-decodes the raw path (the query is
@@ -378,6 +428,20 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
         if framing_field(&mut framing, name, value, cap)? {
             continue;
         }
+        // Credentials are read wherever they are: which user a request is is not capped.
+        // Starlette's `headers.get` takes the first of repeated fields.
+        if name.eq_ignore_ascii_case(b"authorization") {
+            h.authorization.get_or_insert_with(|| Secret::new(value));
+            continue;
+        } else if name.eq_ignore_ascii_case(b"cookie") {
+            if let Some(token) = cookie_value(value, b"token") {
+                h.cookie_token = Some(Secret::new(&token));
+            }
+            continue;
+        } else if name.eq_ignore_ascii_case(limits.api_key_header.as_bytes()) {
+            h.api_key_header.get_or_insert_with(|| Secret::new(value));
+            continue;
+        }
         if i >= limits.max_headers {
             fields_cut += 1;
             continue;
@@ -385,15 +449,7 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
         let set = |slot: &mut Option<String>| {
             slot.get_or_insert_with(|| text(value, cap));
         };
-        if name.eq_ignore_ascii_case(b"authorization") {
-            h.authorization.get_or_insert_with(|| Secret::new(value));
-        } else if name.eq_ignore_ascii_case(b"cookie") {
-            if h.cookie_token.is_none() {
-                h.cookie_token = cookie_value(value, b"token").map(Secret::new);
-            }
-        } else if name.eq_ignore_ascii_case(limits.api_key_header.as_bytes()) {
-            h.api_key_header.get_or_insert_with(|| Secret::new(value));
-        } else if name.eq_ignore_ascii_case(b"user-agent") {
+        if name.eq_ignore_ascii_case(b"user-agent") {
             set(&mut h.user_agent);
         } else if name.eq_ignore_ascii_case(b"origin") {
             set(&mut h.origin);
@@ -514,6 +570,68 @@ mod tests {
         for (target, decoded, query) in cases {
             assert_eq!(path(target), (decoded.to_owned(), query), "{target}");
         }
+    }
+
+    /// Each case: the `Cookie` header values of one request, and the `token` Starlette 1.10's
+    /// `Request.cookies` gives (the expectations were printed by Open WebUI 0.12.4's Starlette).
+    #[test]
+    fn the_token_cookie_is_read_as_starlette_reads_it() {
+        type Case<'a> = (&'a [&'a [u8]], Option<&'a [u8]>);
+        let cases: [Case<'_>; 13] = [
+            (&[b"token=a; token=b"], Some(b"b")),
+            (&[b"token=a", b"x=1; token=b"], Some(b"b")),
+            (&[b"token=a", b"x=1"], Some(b"a")),
+            (&[br#"token="a\"b\101""#], Some(br#"a"bA"#)),
+            (&[b"  token = a ; "], Some(b"a")),
+            (&[b"xtoken=a; token"], None),
+            (&[b"token="], Some(b"")),
+            (&[b"Token=a"], None),
+            (&[b"token=a=b"], Some(b"a=b")),
+            (&[br#"token="abc"#], Some(br#""abc"#)),
+            (&[b"token=\xa0a\xa0"], Some(b"a")),
+            (&[br#"token="\q\\""#], Some(br"q\")),
+            (&[b"token=a;token=;"], Some(b"")),
+        ];
+        for (headers, token) in cases {
+            let mut block = b"GET / HTTP/1.1\r\n".to_vec();
+            for value in headers {
+                block.extend_from_slice(b"Cookie: ");
+                block.extend_from_slice(value);
+                block.extend_from_slice(b"\r\n");
+            }
+            block.extend_from_slice(b"\r\n");
+            let h = parse_request(&block, &LIMITS).unwrap();
+            assert_eq!(
+                h.headers.cookie_token.as_ref().map(Secret::expose),
+                token,
+                "{:?}",
+                headers
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_past_the_field_cap_are_read() {
+        let mut block = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..LIMITS.max_headers {
+            block.extend_from_slice(format!("x-{i}: {i}\r\n").as_bytes());
+        }
+        block.extend_from_slice(
+            b"Cookie: token=t\r\nAuthorization: Bearer b\r\nUser-Agent: u\r\n\r\n",
+        );
+        let h = parse_request(&block, &LIMITS).unwrap();
+        assert_eq!(
+            (
+                h.headers.cookie_token.as_ref().map(Secret::expose),
+                h.headers.authorization.as_ref().map(Secret::expose),
+                h.headers.user_agent,
+                h.fields_cut,
+            ),
+            (Some(&b"t"[..]), Some(&b"Bearer b"[..]), None, 1)
+        );
     }
 
     #[test]

@@ -166,12 +166,14 @@ pub fn plausible_request_line(line: &[u8]) -> bool {
         && version_ok(version)
 }
 
-/// Whether `line` looks like a status line: `HTTP/1.x SP 3DIGIT [SP reason]`.
+/// Whether `line` looks like a status line: `HTTP/1.x SP 3DIGIT [SP reason]`, the status from
+/// 100 up (RFC 9110 §15: the first digit is the class, 1 to 5; 6 to 9 are let through).
 pub fn plausible_status_line(line: &[u8]) -> bool {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     line.len() >= 12
         && version_ok(&line[..8])
         && line[8] == b' '
+        && line[9] != b'0'
         && line[9..12].iter().all(u8::is_ascii_digit)
         && (line.len() == 12 || line[12] == b' ')
 }
@@ -540,6 +542,7 @@ mod tests {
         assert_eq!(find_status_line(b"0\r\n\r\nHTTP/1.1 200 OK\r"), Some(5));
         assert_eq!(find_status_line(b"HTTP/1.1 2000"), None);
         assert!(plausible_status_line(b"HTTP/1.0 204"));
+        assert!(!plausible_status_line(b"HTTP/1.1 001 "));
     }
 
     #[test]

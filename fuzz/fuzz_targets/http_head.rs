@@ -2,8 +2,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use webui_monitor_core::fuzzing::{
-    HeadLimits, find_request_line, find_status_line, parse_request, parse_response,
-    plausible_request_line, plausible_status_line,
+    FramingHeaders, HeadLimits, find_request_line, find_status_line, framing_line, parse_request,
+    parse_response, plausible_request_line, plausible_status_line, refused_request_framing,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -22,6 +22,13 @@ fuzz_target!(|data: &[u8]| {
         let _ = h.body_framing("GET");
         let _ = h.body_framing("HEAD");
     }
+    // The framing of heads that are refused or skipped over a cap.
+    let _ = refused_request_framing(data);
+    let mut framing = FramingHeaders::default();
+    for line in data.split(|&b| b == b'\n') {
+        let _ = framing_line(&mut framing, line);
+    }
+    let _ = framing.request_body_framing();
     let _ = plausible_request_line(data);
     let _ = plausible_status_line(data);
     if let Some(at) = find_request_line(data) {

@@ -72,7 +72,9 @@ pub mod pcap;
 pub mod pipeline;
 pub mod reassembly;
 pub mod replay;
+pub mod secret;
 pub mod segment;
+pub mod usage;
 pub mod usage_summary;
 pub mod websocket;
 
@@ -88,8 +90,9 @@ pub mod fuzzing {
         http::{
             chunked::ChunkedDecoder,
             head::{
-                HeadLimits, find_request_line, find_status_line, parse_request, parse_response,
-                plausible_request_line, plausible_status_line,
+                FramingHeaders, HeadLimits, find_request_line, find_status_line, framing_line,
+                parse_request, parse_response, plausible_request_line, plausible_status_line,
+                refused_request_framing,
             },
             ndjson::NdjsonParser,
             sse::SseParser,

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use prometheus::Registry;
 
 use crate::{
-    http::exchange::Secret,
     metrics::{OpenWebuiMetrics, PrometheusSink, StreamMetrics, websocket::WebSocketMetrics},
     openwebui::{Attributor, Directory, JwtSecret, SemanticsConfig},
     pipeline::{Pipeline, PipelineConfig, PipelineEvent},
+    secret::Secret,
     segment::{Segment, Timestamp},
 };
 

@@ -8,12 +8,11 @@
 use serde::Deserialize;
 
 use crate::{
-    http::{Exchange, HttpConnection, HttpEvent, HttpLimits, HttpShared, connection::HttpCounters},
+    http::{Exchange, HttpConnection, HttpCounters, HttpEvent, HttpLimits, HttpShared},
     reassembly::{CloseReason, Reassembler, ReassemblyCounters, ReassemblyLimits, StreamHandler},
     segment::{ConnectionKey, Direction, Segment, Timestamp},
     websocket::{
-        SocketEvent, WebSocketConnection, WebSocketLimits, WebSocketShared,
-        connection::WebSocketCounters,
+        SocketEvent, WebSocketConnection, WebSocketCounters, WebSocketLimits, WebSocketShared,
     },
 };
 

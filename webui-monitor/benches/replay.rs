@@ -14,9 +14,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use webui_monitor::{config::Config, db};
 use webui_monitor_core::{
     Monitor, MonitorConfig,
-    http::exchange::Secret,
     openwebui::Directory,
     replay::{PipelineOnly, ReplayTarget, replay_into},
+    secret::Secret,
 };
 
 const SECRET: &[u8] = b"owui-test-secret-key-0123456789abcdef";

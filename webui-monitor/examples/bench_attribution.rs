@@ -17,8 +17,8 @@ use anyhow::{Context, ensure};
 use webui_monitor::{config::Config, db};
 use webui_monitor_core::{
     Monitor,
-    http::exchange::Secret,
     replay::{PipelineOnly, ReplayStats, ReplayTarget, replay_into},
+    secret::Secret,
 };
 
 const ROUNDS: usize = 7;

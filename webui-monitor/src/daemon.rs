@@ -24,7 +24,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
     time::{Interval, MissedTickBehavior, interval},
 };
-use webui_monitor_core::{Monitor, http::exchange::Secret, openwebui::Directory};
+use webui_monitor_core::{Monitor, openwebui::Directory, secret::Secret};
 
 use crate::{
     capture::{

@@ -17,14 +17,15 @@ use webui_monitor_core::{
     http::{
         Exchange,
         exchange::{
-            MessageStats, RequestBodyFields, RequestHeaders, ResponseBodyFields, Secret,
-            StreamSummary, Usage,
+            MessageStats, RequestBodyFields, RequestHeaders, ResponseBodyFields, StreamSummary,
         },
     },
     metrics::{OpenWebuiMetrics, PrometheusSink},
     openwebui::{Attributor, JwtSecret, SemanticsConfig},
     pipeline::PipelineEvent,
+    secret::Secret,
     segment::{ConnectionKey, Timestamp},
+    usage::Usage,
     websocket::SocketEvent,
 };
 

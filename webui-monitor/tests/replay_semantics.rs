@@ -25,14 +25,14 @@ use webui_monitor_core::{
     Monitor,
     http::{
         Exchange,
-        exchange::{
-            MessageStats, RequestBodyFields, ResponseBodyFields, Secret, StreamSummary, Usage,
-        },
+        exchange::{MessageStats, RequestBodyFields, ResponseBodyFields, StreamSummary},
     },
     metrics::{OpenWebuiMetrics, PrometheusSink},
     openwebui::{Attributor, JwtSecret, SemanticsConfig},
     replay::{ReplayStats, replay_capture},
+    secret::Secret,
     segment::{ConnectionKey, Timestamp},
+    usage::Usage,
 };
 
 /// `WEBUI_SECRET_KEY` of the captures (FIXTURES-README).

@@ -2,41 +2,22 @@
 //! final response.
 //!
 //! An `Exchange` carries sizes, timings, the few headers the semantics need and the JSON fields
-//! extracted from bodies — never a body. Credentials travel as [`Secret`], which cannot be
-//! printed, serialized or compared in non-constant ways by accident; everything else in here is
-//! safe to log.
-use std::fmt;
+//! extracted from bodies — never a body. Credentials travel as [`Secret`]; everything else in
+//! here is safe to log.
+use crate::{
+    secret::Secret,
+    segment::{ConnectionKey, Timestamp},
+    usage::Usage,
+};
 
-use crate::segment::{ConnectionKey, Timestamp};
-
-/// A credential value (Authorization, `token` cookie, API-key header) as it appeared on the wire.
-/// `Debug` is redacted; there is no `Display`, `Serialize` or `Clone` into a `String`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Box<[u8]>);
-
-impl Secret {
-    pub fn new(value: &[u8]) -> Self {
-        Self(value.into())
-    }
-    /// The raw bytes, for verification and fingerprinting only.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-/// Request headers the semantics use. Names are matched case-insensitively; the value of
-/// repeated headers is the first one (for `Cookie`, every header is searched for `token`).
+/// Request headers the semantics use, as Open WebUI's Starlette reads them. Names are matched
+/// case-insensitively; the value of repeated headers is the first one, except `cookie_token`.
 #[derive(Debug, Clone, Default)]
 pub struct RequestHeaders {
     /// `Authorization` value, whole (scheme included).
     pub authorization: Option<Secret>,
-    /// Value of the cookie named `token`, if any `Cookie` header has one (present even if empty).
+    /// Value of the last cookie named `token` over all `Cookie` headers, unquoted as Starlette
+    /// does (present even if empty).
     pub cookie_token: Option<Secret>,
     /// Value of the API-key header (`x-api-key` unless configured otherwise).
     pub api_key_header: Option<Secret>,
@@ -91,14 +72,6 @@ pub enum JsonScalar {
     String(String),
     /// An object or array: present, content skipped.
     Composite,
-}
-
-/// Token usage as OpenAI-compatible backends report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_tokens: u64,
 }
 
 /// Top-level fields of a JSON request body (chat completion requests).
@@ -176,7 +149,8 @@ pub struct Exchange {
     /// 0-based index of this exchange on its connection.
     pub sequence: u32,
     pub method: String,
-    /// Request-target path without the query (queries may carry secrets and are dropped).
+    /// Request-target path without the query (queries may carry secrets and are dropped),
+    /// percent-decoded as uvicorn decodes it for Starlette's routing.
     pub path: String,
     pub has_query: bool,
     /// `None` when no response was seen.

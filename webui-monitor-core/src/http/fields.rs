@@ -1,8 +1,9 @@
 //! The JSON fields the Open WebUI semantics need, as [`JsonVisitor`]s over request and response
 //! bodies.
 use crate::{
-    http::exchange::{RequestBodyFields, Usage},
+    http::exchange::RequestBodyFields,
     json::{JsonValue, JsonVisitor},
+    usage::Usage,
 };
 
 fn is(path: &[&[u8]], key: &[u8]) -> bool {

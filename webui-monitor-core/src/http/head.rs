@@ -2,7 +2,10 @@
 //!
 //! The connection collects a header block (start line through the blank line) and hands it here
 //! whole; heads are small and capped, bodies never pass through this module.
-use crate::http::exchange::{RequestHeaders, ResponseHeaders, Secret};
+use crate::{
+    http::exchange::{RequestHeaders, ResponseHeaders},
+    secret::Secret,
+};
 
 /// Why a header block was rejected. Each maps to a counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -11,8 +14,6 @@ pub enum HeadError {
     StartLine,
     #[error("header line without a colon or with an invalid name")]
     HeaderLine,
-    #[error("more header fields than the configured limit")]
-    TooManyHeaders,
     #[error("header block longer than the configured limit")]
     TooLarge,
     #[error("invalid or conflicting Content-Length")]
@@ -41,6 +42,21 @@ pub struct FramingHeaders {
     pub content_type: Option<String>,
 }
 
+impl FramingHeaders {
+    /// How the body of a request with these fields is delimited (RFC 9112 §6.3: a request
+    /// without `Content-Length` or chunked coding has none).
+    pub fn request_body_framing(&self) -> BodyFraming {
+        if self.chunked {
+            BodyFraming::Chunked
+        } else {
+            match self.content_length {
+                Some(0) | None => BodyFraming::None,
+                Some(n) => BodyFraming::Length(n),
+            }
+        }
+    }
+}
+
 /// A parsed request head.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
@@ -49,20 +65,15 @@ pub struct RequestHead {
     pub has_query: bool,
     /// `true` when the path was cut at the configured limit.
     pub path_truncated: bool,
+    /// Header fields past `max_headers`, read for framing only.
+    pub fields_cut: usize,
     pub framing: FramingHeaders,
     pub headers: RequestHeaders,
 }
 
 impl RequestHead {
     pub fn body_framing(&self) -> BodyFraming {
-        if self.framing.chunked {
-            BodyFraming::Chunked
-        } else {
-            match self.framing.content_length {
-                Some(0) | None => BodyFraming::None,
-                Some(n) => BodyFraming::Length(n),
-            }
-        }
+        self.framing.request_body_framing()
     }
 }
 
@@ -70,6 +81,8 @@ impl RequestHead {
 #[derive(Debug, Clone)]
 pub struct ResponseHead {
     pub status: u16,
+    /// Header fields past `max_headers`, read for framing only.
+    pub fields_cut: usize,
     pub framing: FramingHeaders,
     pub headers: ResponseHeaders,
 }
@@ -102,6 +115,8 @@ impl ResponseHead {
 /// Caps applied while parsing a head (a view of `HttpLimits`).
 #[derive(Debug, Clone, Copy)]
 pub struct HeadLimits<'a> {
+    /// Header fields past this many are read for framing (`Content-Length`,
+    /// `Transfer-Encoding`, `Connection`, `Content-Encoding`, `Content-Type`) only.
     pub max_headers: usize,
     pub max_path_bytes: usize,
     pub max_value_bytes: usize,
@@ -151,12 +166,14 @@ pub fn plausible_request_line(line: &[u8]) -> bool {
         && version_ok(version)
 }
 
-/// Whether `line` looks like a status line: `HTTP/1.x SP 3DIGIT [SP reason]`.
+/// Whether `line` looks like a status line: `HTTP/1.x SP 3DIGIT [SP reason]`, the status from
+/// 100 up (RFC 9110 §15: the first digit is the class, 1 to 5; 6 to 9 are let through).
 pub fn plausible_status_line(line: &[u8]) -> bool {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     line.len() >= 12
         && version_ok(&line[..8])
         && line[8] == b' '
+        && line[9] != b'0'
         && line[9..12].iter().all(u8::is_ascii_digit)
         && (line.len() == 12 || line[12] == b' ')
 }
@@ -211,27 +228,53 @@ fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// A header field: name and trimmed value.
 type Field<'a> = (&'a [u8], &'a [u8]);
 
-fn header_fields(block: &[u8], max_headers: usize) -> Result<Vec<Field<'_>>, HeadError> {
-    let mut out = Vec::new();
-    for line in lines(block).skip(1) {
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            // Obsolete line folding: the continuation is ignored, as a recipient may do.
-            continue;
-        }
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or(HeadError::HeaderLine)?;
-        let name = &line[..colon];
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(HeadError::HeaderLine);
-        }
-        if out.len() >= max_headers {
-            return Err(HeadError::TooManyHeaders);
-        }
-        out.push((name, trim(&line[colon + 1..])));
+/// The header fields of a block, in order.
+fn header_fields(block: &[u8]) -> impl Iterator<Item = Result<Field<'_>, HeadError>> {
+    lines(block)
+        .skip(1)
+        // Obsolete line folding: the continuation is ignored, as a recipient may do.
+        .filter(|line| !matches!(line.first(), Some(b' ' | b'\t')))
+        .map(header_field)
+}
+
+fn header_field(line: &[u8]) -> Result<Field<'_>, HeadError> {
+    let colon = line
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(HeadError::HeaderLine)?;
+    let name = &line[..colon];
+    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+        return Err(HeadError::HeaderLine);
     }
-    Ok(out)
+    Ok((name, trim(&line[colon + 1..])))
+}
+
+/// Whether a header field name is one that delimits the body.
+pub fn is_framing_name(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding")
+}
+
+/// Applies one header line (without its line end) to `framing` if it is a framing field;
+/// other lines, malformed ones included, are passed over. For heads that are not parsed whole
+/// (over a cap, or refused), whose body must still be skipped.
+pub fn framing_line(framing: &mut FramingHeaders, line: &[u8]) -> Result<(), HeadError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match header_field(line) {
+        Ok((name, value)) if is_framing_name(name) => {
+            framing_field(framing, name, value, 0).map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The body framing of a complete request block that [`parse_request`] refused, read as
+/// leniently as [`framing_line`]; `None` when its length cannot be known.
+pub fn refused_request_framing(block: &[u8]) -> Option<BodyFraming> {
+    let mut framing = FramingHeaders::default();
+    for line in lines(block).skip(1) {
+        framing_line(&mut framing, line).ok()?;
+    }
+    Some(framing.request_body_framing())
 }
 
 fn text(v: &[u8], cap: usize) -> String {
@@ -286,13 +329,70 @@ fn framing_field(
     Ok(true)
 }
 
-/// The value of cookie `name` in one `Cookie` header value.
-fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    header.split(|&b| b == b';').find_map(|pair| {
-        let pair = trim(pair);
+/// Whitespace as Python's `str.strip()` sees it in a header value Starlette decoded as
+/// Latin-1: ASCII whitespace, the separators `\x1c`–`\x1f`, NEL and NBSP.
+fn is_python_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f | 0x85 | 0xa0)
+}
+
+fn python_strip(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|&b| !is_python_space(b))
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|&b| !is_python_space(b))
+        .map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+/// The value of the last cookie `name` in one `Cookie` header value, read as Starlette's
+/// `cookie_parser` reads it: pairs split at `;`, then at the first `=` (a pair without one is a
+/// value with an empty name), both sides stripped, the value unquoted as Python's
+/// `http.cookies._unquote` does. Starlette keeps the last of equal names, within a header and
+/// across the request's `Cookie` headers in order.
+fn cookie_value(header: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    header.rsplit(|&b| b == b';').find_map(|pair| {
         let eq = pair.iter().position(|&b| b == b'=')?;
-        (trim(&pair[..eq]) == name).then(|| trim(&pair[eq + 1..]))
+        (python_strip(&pair[..eq]) == name).then(|| python_unquote(python_strip(&pair[eq + 1..])))
     })
+}
+
+/// `http.cookies._unquote`: a value in double quotes loses them, and inside, `\ooo` (octal,
+/// first digit 0–3) is that byte and `\c` is `c` (any byte but a line feed).
+fn python_unquote(value: &[u8]) -> Vec<u8> {
+    let inner = match value {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => return value.to_vec(),
+    };
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        match inner[i..] {
+            [b'\\', a @ b'0'..=b'3', b @ b'0'..=b'7', c @ b'0'..=b'7', ..] => {
+                out.push((a - b'0') * 64 + (b - b'0') * 8 + (c - b'0'));
+                i += 4;
+            }
+            [b'\\', c, ..] if c != b'\n' => {
+                out.push(c);
+                i += 2;
+            }
+            [c, ..] => {
+                out.push(c);
+                i += 1;
+            }
+            [] => break,
+        }
+    }
+    out
+}
+
+/// The path as the application sees it: uvicorn percent-decodes the raw path (the query is
+/// already split off) as UTF-8 with replacement characters (`urllib.parse.unquote`), `%2F` to
+/// `/` included, and Starlette routes on that; a `%` not followed by two hex digits stays.
+fn decode_path(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    percent_encoding::percent_decode(raw).decode_utf8_lossy()
 }
 
 /// Parses a complete request header block.
@@ -318,28 +418,40 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
         target
     };
     let q = target.iter().position(|&b| b == b'?');
-    let path = &target[..q.unwrap_or(target.len())];
+    let path = decode_path(&target[..q.unwrap_or(target.len())]);
     let path_truncated = path.len() > limits.max_path_bytes;
 
     let mut framing = FramingHeaders::default();
     let mut h = RequestHeaders::default();
     let cap = limits.max_value_bytes;
-    for (name, value) in header_fields(block, limits.max_headers)? {
+    let mut fields_cut = 0;
+    for (i, field) in header_fields(block).enumerate() {
+        let (name, value) = field?;
         if framing_field(&mut framing, name, value, cap)? {
+            continue;
+        }
+        // Credentials are read wherever they are: which user a request is is not capped.
+        // Starlette's `headers.get` takes the first of repeated fields.
+        if name.eq_ignore_ascii_case(b"authorization") {
+            h.authorization.get_or_insert_with(|| Secret::new(value));
+            continue;
+        } else if name.eq_ignore_ascii_case(b"cookie") {
+            if let Some(token) = cookie_value(value, b"token") {
+                h.cookie_token = Some(Secret::new(&token));
+            }
+            continue;
+        } else if name.eq_ignore_ascii_case(limits.api_key_header.as_bytes()) {
+            h.api_key_header.get_or_insert_with(|| Secret::new(value));
+            continue;
+        }
+        if i >= limits.max_headers {
+            fields_cut += 1;
             continue;
         }
         let set = |slot: &mut Option<String>| {
             slot.get_or_insert_with(|| text(value, cap));
         };
-        if name.eq_ignore_ascii_case(b"authorization") {
-            h.authorization.get_or_insert_with(|| Secret::new(value));
-        } else if name.eq_ignore_ascii_case(b"cookie") {
-            if h.cookie_token.is_none() {
-                h.cookie_token = cookie_value(value, b"token").map(Secret::new);
-            }
-        } else if name.eq_ignore_ascii_case(limits.api_key_header.as_bytes()) {
-            h.api_key_header.get_or_insert_with(|| Secret::new(value));
-        } else if name.eq_ignore_ascii_case(b"user-agent") {
+        if name.eq_ignore_ascii_case(b"user-agent") {
             set(&mut h.user_agent);
         } else if name.eq_ignore_ascii_case(b"origin") {
             set(&mut h.origin);
@@ -358,9 +470,10 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
     h.content_type = framing.content_type.clone();
     Ok(RequestHead {
         method: text(method, 20),
-        path: text(path, limits.max_path_bytes),
+        path: text(path.as_bytes(), limits.max_path_bytes),
         has_query: q.is_some(),
         path_truncated,
+        fields_cut,
         framing,
         headers: h,
     })
@@ -378,8 +491,14 @@ pub fn parse_response(block: &[u8], limits: &HeadLimits<'_>) -> Result<ResponseH
     let mut framing = FramingHeaders::default();
     let mut h = ResponseHeaders::default();
     let cap = limits.max_value_bytes;
-    for (name, value) in header_fields(block, limits.max_headers)? {
+    let mut fields_cut = 0;
+    for (i, field) in header_fields(block).enumerate() {
+        let (name, value) = field?;
         if framing_field(&mut framing, name, value, cap)? {
+            continue;
+        }
+        if i >= limits.max_headers {
+            fields_cut += 1;
             continue;
         }
         if name.eq_ignore_ascii_case(b"sec-websocket-extensions") {
@@ -393,6 +512,7 @@ pub fn parse_response(block: &[u8], limits: &HeadLimits<'_>) -> Result<ResponseH
     h.content_encoding = framing.content_encoding.clone();
     Ok(ResponseHead {
         status,
+        fields_cut,
         framing,
         headers: h,
     })
@@ -422,6 +542,99 @@ mod tests {
         assert_eq!(find_status_line(b"0\r\n\r\nHTTP/1.1 200 OK\r"), Some(5));
         assert_eq!(find_status_line(b"HTTP/1.1 2000"), None);
         assert!(plausible_status_line(b"HTTP/1.0 204"));
+        assert!(!plausible_status_line(b"HTTP/1.1 001 "));
+    }
+
+    #[test]
+    fn paths_are_percent_decoded_as_uvicorn_does() {
+        let path = |target: &str| {
+            let block = format!("GET {target} HTTP/1.1\r\n\r\n");
+            let h = parse_request(
+                block.as_bytes(),
+                &HeadLimits {
+                    max_path_bytes: 64,
+                    ..LIMITS
+                },
+            )
+            .unwrap();
+            (h.path, h.has_query)
+        };
+        let cases = [
+            ("/api/chat/%63ompletions", "/api/chat/completions", false),
+            (
+                "/api%2Fchat%2fcompletions?a=%2F",
+                "/api/chat/completions",
+                true,
+            ),
+            ("/a%3Fb", "/a?b", false),
+            ("/%E2%82%AC%zz%4", "/€%zz%4", false),
+            ("/%FF", "/\u{FFFD}", false),
+        ];
+        for (target, decoded, query) in cases {
+            assert_eq!(path(target), (decoded.to_owned(), query), "{target}");
+        }
+    }
+
+    /// Each case: the `Cookie` header values of one request, and the `token` Starlette 1.10's
+    /// `Request.cookies` gives (the expectations were printed by Open WebUI 0.12.4's Starlette).
+    #[test]
+    fn the_token_cookie_is_read_as_starlette_reads_it() {
+        type Case<'a> = (&'a [&'a [u8]], Option<&'a [u8]>);
+        let cases: [Case<'_>; 13] = [
+            (&[b"token=a; token=b"], Some(b"b")),
+            (&[b"token=a", b"x=1; token=b"], Some(b"b")),
+            (&[b"token=a", b"x=1"], Some(b"a")),
+            (&[br#"token="a\"b\101""#], Some(br#"a"bA"#)),
+            (&[b"  token = a ; "], Some(b"a")),
+            (&[b"xtoken=a; token"], None),
+            (&[b"token="], Some(b"")),
+            (&[b"Token=a"], None),
+            (&[b"token=a=b"], Some(b"a=b")),
+            (&[br#"token="abc"#], Some(br#""abc"#)),
+            (&[b"token=\xa0a\xa0"], Some(b"a")),
+            (&[br#"token="\q\\""#], Some(br"q\")),
+            (&[b"token=a;token=;"], Some(b"")),
+        ];
+        for (headers, token) in cases {
+            let mut block = b"GET / HTTP/1.1\r\n".to_vec();
+            for value in headers {
+                block.extend_from_slice(b"Cookie: ");
+                block.extend_from_slice(value);
+                block.extend_from_slice(b"\r\n");
+            }
+            block.extend_from_slice(b"\r\n");
+            let h = parse_request(&block, &LIMITS).unwrap();
+            assert_eq!(
+                h.headers.cookie_token.as_ref().map(Secret::expose),
+                token,
+                "{:?}",
+                headers
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_past_the_field_cap_are_read() {
+        let mut block = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..LIMITS.max_headers {
+            block.extend_from_slice(format!("x-{i}: {i}\r\n").as_bytes());
+        }
+        block.extend_from_slice(
+            b"Cookie: token=t\r\nAuthorization: Bearer b\r\nUser-Agent: u\r\n\r\n",
+        );
+        let h = parse_request(&block, &LIMITS).unwrap();
+        assert_eq!(
+            (
+                h.headers.cookie_token.as_ref().map(Secret::expose),
+                h.headers.authorization.as_ref().map(Secret::expose),
+                h.headers.user_agent,
+                h.fields_cut,
+            ),
+            (Some(&b"t"[..]), Some(&b"Bearer b"[..]), None, 1)
+        );
     }
 
     #[test]

@@ -7,12 +7,10 @@
 //! `prompt_eval_count` and `eval_count`. Lines are streamed into a [`JsonScanner`] instead of
 //! being buffered, so a long line costs no memory beyond the scanner's caps.
 use crate::{
-    http::{
-        exchange::{StreamSummary, Usage},
-        fields::ResponseVisitor,
-    },
+    http::{exchange::StreamSummary, fields::ResponseVisitor},
     json::{JsonLimits, JsonScanner},
     segment::Timestamp,
+    usage::Usage,
 };
 
 /// The parser of one NDJSON stream.

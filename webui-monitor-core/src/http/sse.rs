@@ -5,12 +5,10 @@
 //! chunk and packet boundaries; nothing here depends on where the input is cut. Data lines are
 //! streamed into a [`JsonScanner`] instead of being buffered.
 use crate::{
-    http::{
-        exchange::{StreamSummary, Usage},
-        fields::ResponseVisitor,
-    },
+    http::{exchange::StreamSummary, fields::ResponseVisitor},
     json::{JsonLimits, JsonScanner},
     segment::Timestamp,
+    usage::Usage,
 };
 
 /// Field names longer than this are not `data` and are ignored.

@@ -9,10 +9,10 @@ use prometheus::Registry;
 use super::{OpenWebuiMetrics, PrometheusSink};
 use crate::{
     expected_check::Samples,
-    http::exchange::Secret,
     openwebui::{
         Attributor, Directory, SemanticsConfig, UserRecord, jwt::JwtSecret, test_exchanges::*,
     },
+    secret::Secret,
     segment::{ConnectionKey, Timestamp},
     websocket::SocketEvent,
 };

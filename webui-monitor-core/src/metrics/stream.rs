@@ -7,7 +7,7 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 
 use super::util::{advance, counter, counter_vec, gauge, set_count};
 use crate::{
-    http::connection::HttpCounters,
+    http::HttpCounters,
     pcap::SkipReason,
     pipeline::Pipeline,
     reassembly::{CapKind, CloseReason},

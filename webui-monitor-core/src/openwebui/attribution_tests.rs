@@ -13,9 +13,11 @@ use super::{
 use crate::{
     http::{
         Exchange,
-        exchange::{Anomaly, ResponseBodyFields, Secret, StreamSummary, Usage},
+        exchange::{Anomaly, ResponseBodyFields, StreamSummary},
     },
+    secret::Secret,
     segment::{ConnectionKey, Timestamp},
+    usage::Usage,
     websocket::SocketEvent,
 };
 

@@ -285,7 +285,7 @@ pub fn extract(headers: &RequestHeaders) -> Credentials<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::exchange::Secret;
+    use crate::secret::Secret;
 
     // A JWT-shaped value: header {"alg":"HS256","typ":"JWT"}, payload {}, any signature.
     const JWT: &[u8] = b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2ln";

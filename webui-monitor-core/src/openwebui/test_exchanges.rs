@@ -9,11 +9,11 @@ use super::{
 use crate::{
     http::{
         Exchange,
-        exchange::{
-            MessageStats, RequestBodyFields, ResponseBodyFields, Secret, StreamSummary, Usage,
-        },
+        exchange::{MessageStats, RequestBodyFields, ResponseBodyFields, StreamSummary},
     },
+    secret::Secret,
     segment::{ConnectionKey, Timestamp},
+    usage::Usage,
     websocket::SocketEvent,
 };
 

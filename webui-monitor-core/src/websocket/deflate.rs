@@ -10,7 +10,7 @@
 //! first compressed message.
 use flate2::{Decompress, FlushDecompress, Status};
 
-use crate::{segment::Direction, websocket::message::reserve_within};
+use crate::{segment::Direction, websocket::buffer::reserve_within};
 
 /// The four bytes RFC 7692 §7.2.2 strips from the end of every compressed message (the empty
 /// stored block of a sync flush); the receiver appends them before inflating the message's end.

@@ -1,9 +1,6 @@
 //! What the WebSocket decoder reports about an upgraded Open WebUI connection: Socket.IO facts
 //! the semantics need, never message text.
-use crate::{
-    http::exchange::{Secret, Usage},
-    segment::Timestamp,
-};
+use crate::{secret::Secret, segment::Timestamp, usage::Usage};
 
 /// One fact about an upgraded connection, in traffic order; `ts` is the capture time of the
 /// segment that completed it.

@@ -28,11 +28,12 @@ use serde::{
 use serde_json::value::RawValue;
 
 use crate::{
-    http::exchange::{Secret, Usage},
+    secret::Secret,
     segment::{Direction, Timestamp},
+    usage::Usage,
     websocket::{
         SocketEvent,
-        connection::{WebSocketCounters, WebSocketLimits},
+        limits::{WebSocketCounters, WebSocketLimits},
         socketio::{PacketType, SocketPacket},
     },
 };

@@ -9,9 +9,9 @@ use proptest::prelude::*;
 
 use crate::{
     expected_check,
-    http::exchange::Usage,
     pcap::{CaptureReader, Dissector, PcapLimits},
     segment::{ConnectionKey, Direction, Timestamp},
+    usage::Usage,
     websocket::{
         SocketEvent, WebSocketConnection, WebSocketCounters, WebSocketLimits, WebSocketShared,
         frame::{FrameHeader, Opcode},

@@ -2,7 +2,7 @@
 //! never from a flag value or the config file itself.
 use std::{ffi::OsString, path::PathBuf};
 
-use webui_monitor_core::http::exchange::Secret;
+use webui_monitor_core::secret::Secret;
 
 use super::{Config, ConfigError, WEBUI_SECRET_ENV};
 

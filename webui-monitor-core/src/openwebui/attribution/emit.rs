@@ -5,13 +5,13 @@ use super::{
     joiner::{Deferred, Step},
 };
 use crate::{
-    http::exchange::Usage,
     openwebui::{
         fact::{Fact, FactSink, Limit, Model, TokenDirection, TokenSource},
         identity::UserRef,
         labels::{ModelTable, StatusClass},
     },
     segment::Timestamp,
+    usage::Usage,
 };
 
 /// Where the attributor's conclusions go, with what facts need besides themselves: model

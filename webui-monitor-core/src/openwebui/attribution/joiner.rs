@@ -23,13 +23,13 @@ use std::mem;
 
 use super::CompletionLabels;
 use crate::{
-    http::exchange::Usage,
     openwebui::{
         fast_map::{FastMap, entry_within},
         identity::OwnedUser,
         labels::MODEL_UNKNOWN,
     },
     segment::Timestamp,
+    usage::Usage,
 };
 
 /// A web-UI completion counted only once its answer is done: who, under which labels.

@@ -1,0 +1,140 @@
+//! The HTTP engine's caps ([`HttpLimits`]) and what they cut ([`HttpCounters`]), shared by
+//! every connection through [`HttpShared`].
+use crate::{
+    http::head::{HeadError, HeadLimits},
+    json::JsonLimits,
+};
+
+/// Caps of the HTTP engine. Every cap has a counter in [`HttpCounters`].
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Longest header block (start line through CRLFCRLF) read (default 64 KiB). The rest of a
+    /// longer request head is skipped for its framing fields only; its request still takes its
+    /// answer, unreported. uvicorn's httptools parser has no such limit.
+    pub max_header_bytes: usize,
+    /// Most header fields read in one message (default 1024); the framing fields past it still
+    /// are. uvicorn limits a head by size, not by its number of fields.
+    pub max_headers: usize,
+    /// Longest request path kept; longer paths are cut (default 2048).
+    pub max_path_bytes: usize,
+    /// Longest header value kept as text in an exchange (default 1024).
+    pub max_header_value_bytes: usize,
+    /// Longest chunk-extension list and trailer section of a chunked body (default 8 KiB).
+    pub max_chunk_meta_bytes: usize,
+    /// Most decoded bytes per content-encoded body; decoding stops there (default 64 MiB).
+    pub max_decoded_body_bytes: u64,
+    /// Decode content-encoded bodies whose content no extractor reads (scripts, styles,
+    /// images), only to report their decoded size (default false). No metric uses that size —
+    /// only `body_decoded_bytes` of `replay --json` lines, `None` when false — and decompressing
+    /// dominates the cost of compressed traffic: the web UI's assets are most of its bytes.
+    pub decode_unused_bodies: bool,
+    /// Largest zstd window accepted, as log2 bytes (default 23 = 8 MiB, RFC 9659's limit).
+    pub max_zstd_window_log: u32,
+    /// Most bytes held while waiting: request bytes after an `Upgrade` request until its
+    /// response is known, response bytes before their request is seen (default 64 KiB).
+    pub max_held_bytes: usize,
+    /// Most requests waiting for their responses on one connection (default 64).
+    pub max_pending_requests: usize,
+    /// Name of the API-key request header (default `x-api-key`). Set from the configuration's
+    /// `openwebui.api_key_header`: it is an Open WebUI setting, not an HTTP limit.
+    #[serde(skip)]
+    pub api_key_header: String,
+    /// Caps of the JSON field extraction.
+    pub json: JsonLimits,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 64 * 1024,
+            max_headers: 1024,
+            max_path_bytes: 2048,
+            max_header_value_bytes: 1024,
+            max_chunk_meta_bytes: 8 * 1024,
+            max_decoded_body_bytes: 64 * 1024 * 1024,
+            max_zstd_window_log: 23,
+            decode_unused_bodies: false,
+            max_held_bytes: 64 * 1024,
+            max_pending_requests: 64,
+            api_key_header: "x-api-key".to_owned(),
+            json: JsonLimits::default(),
+        }
+    }
+}
+
+/// What every connection's HTTP engine has cut or rejected, summed over connections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpCounters {
+    /// Messages rejected (bad start line, header line, Content-Length or chunked framing, or a
+    /// head over `max_header_bytes`). A rejected request whose head was read to its end still
+    /// takes its answer, and its body is skipped when its length is known; otherwise the
+    /// direction resynchronises.
+    pub malformed_messages: u64,
+    /// Header blocks over `max_header_bytes`.
+    pub headers_too_large: u64,
+    /// Messages with more header fields than `max_headers`: the fields past it were read for
+    /// framing only.
+    pub too_many_headers: u64,
+    /// Chunked bodies that broke framing.
+    pub chunked_errors: u64,
+    /// Bytes skipped while looking for the next message start.
+    pub resync_skipped_bytes: u64,
+    /// Gaps skipped inside a body (the body's decoding was abandoned).
+    pub body_gaps: u64,
+    /// Gaps elsewhere, each followed by a resynchronisation.
+    pub stream_gaps: u64,
+    /// Bodies whose Content-Encoding was unknown or corrupt.
+    pub decode_errors: u64,
+    /// Bodies cut at `max_decoded_body_bytes`.
+    pub decode_capped: u64,
+    /// JSON bodies malformed or with a value cut at a JSON cap.
+    pub json_truncated: u64,
+    /// Paths cut at `max_path_bytes`.
+    pub paths_truncated: u64,
+    /// Interim (1xx) responses skipped.
+    pub interim_responses: u64,
+    /// Responses with no request to match (dropped).
+    pub orphan_responses: u64,
+    /// Bytes dropped over `max_held_bytes`.
+    pub held_bytes_dropped: u64,
+    /// Requests emitted without a response (closed, expired, or over `max_pending_requests`).
+    pub missing_responses: u64,
+    /// Connections upgraded (101).
+    pub upgrades: u64,
+    /// Connections turned into tunnels by a 2xx to CONNECT (not parsed further).
+    pub tunnels: u64,
+    /// Messages presumed lost in a gap between or inside header blocks.
+    pub lost_messages: u64,
+    /// Bytes received after the connection ended for HTTP (upgrade or close).
+    pub ignored_bytes: u64,
+}
+
+/// Limits and counters shared by all connections (owned by the pipeline).
+#[derive(Debug, Default)]
+pub struct HttpShared {
+    pub limits: HttpLimits,
+    pub counters: HttpCounters,
+}
+
+impl HttpLimits {
+    /// The caps that apply while parsing one header block.
+    pub(crate) fn head(&self) -> HeadLimits<'_> {
+        HeadLimits {
+            max_headers: self.max_headers,
+            max_path_bytes: self.max_path_bytes,
+            max_value_bytes: self.max_header_value_bytes,
+            api_key_header: &self.api_key_header,
+        }
+    }
+}
+
+impl HttpCounters {
+    /// A header block was rejected.
+    pub(crate) fn head_rejected(&mut self, error: HeadError) {
+        self.malformed_messages += 1;
+        if error == HeadError::TooLarge {
+            self.headers_too_large += 1;
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! (reassembly, HTTP, WebSocket; events dropped); `monitor` through the whole `Monitor` with the
 //! captures' JWT secret and Open WebUI database, exactly as `webui-monitor replay` would.
 //! Throughput is in exchanges, so criterion's "elem/s" is exchanges/s and the two lines of a
-//! capture give the cost of attribution (issue target: `monitor` ≥ 90 % of `pipeline`). Each
+//! capture give the cost of attribution (`monitor` as a share of `pipeline`). Each
 //! iteration builds a fresh target, as one replay does.
 use std::{path::PathBuf, sync::Arc, time::Duration};
 

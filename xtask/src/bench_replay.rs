@@ -158,8 +158,8 @@ pub fn run() -> anyhow::Result<()> {
         );
     }
 
-    // Attribution off vs on, in one process over the same in-memory capture (issue
-    // "Performance": with attribution ≥ 90 % of the pipeline's exchanges/s).
+    // Attribution off vs on, in one process over the same in-memory capture: the share of the
+    // pipeline's exchanges/s that survives attribution.
     eprintln!("running the attribution comparison (examples/bench_attribution.rs) ...");
     let status = Command::new(env!("CARGO"))
         .args([

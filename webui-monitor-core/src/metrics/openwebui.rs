@@ -1,4 +1,4 @@
-//! `openwebui_*` families: what Open WebUI's users do (issue 4), plus the
+//! `openwebui_*` families: what Open WebUI's users do, plus the
 //! `webui_monitor_openwebui_*` counters of what the semantics layer cut to stay bounded.
 //!
 //! Label values come only from bounded sets: routes from a static table, users capped with an

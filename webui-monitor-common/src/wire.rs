@@ -22,10 +22,10 @@
 //!    the header length is unparsed. Options are skipped by the header length, not read.
 //! 3. IPv6: the fixed header cut short, or a version other than 6, is unparsed. At most
 //!    [`ipv6::MAX_EXTENSION_HEADERS`] extension headers of the kinds [`ipv6::extension`]
-//!    names are walked (not the authentication header: TCP behind it is not monitored); one
-//!    cut short is unparsed. A fragment header ends the walk: unparsed if
-//!    TCP or another walked extension header follows it (the ports of a fragment are unknown),
-//!    not monitored otherwise. After the walk, TCP goes on; another walked extension header
+//!    names are walked; one cut short is unparsed. The authentication header is not walked
+//!    (its length rule would double the kernel's verifier walk): what follows it is not
+//!    monitored. A fragment header ends the walk: unparsed if TCP or another walked extension
+//!    header follows it (the ports of a fragment are unknown), not monitored otherwise. After the walk, TCP goes on; another walked extension header
 //!    (the limit was reached) is unparsed; anything else is not monitored. A payload length
 //!    shorter than the extension headers is unparsed.
 //! 4. TCP: the fixed header cut short is unparsed; neither port monitored is not monitored
@@ -35,8 +35,6 @@
 //!
 //! An IP length of zero means "up to the end of the frame" (segmentation offload, BIG TCP). A
 //! non-zero one is authoritative: Ethernet pads short frames, and the padding is not payload.
-#![allow(clippy::module_name_repetitions)]
-
 /// A field: the bytes it occupies, counted from the start of its header.
 pub type Field = core::ops::Range<usize>;
 

@@ -20,17 +20,15 @@ use webui_monitor_core::{
     pcap::{Dissector, LinkType, SkipReason},
     segment::{ConnectionKey, Direction, Timestamp},
 };
-use webui_monitor_tests::frame::{Ip, TPID_8021AD, TPID_8021Q, Tcp, frame, pattern};
+use webui_monitor_tests::frame::{
+    CLIENT4, CLIENT6, Ip, SERVER4, SERVER6, TPID_8021AD, TPID_8021Q, Tcp, frame, pattern,
+};
 
 const PORT: u16 = 8080;
 const PSH_ACK: u8 = 0x18;
 const ACK: u8 = 0x10;
 const SYN: u8 = 0x02;
 const FIN_ACK: u8 = 0x11;
-const CLIENT4: [u8; 4] = [10, 0, 0, 1];
-const SERVER4: [u8; 4] = [10, 0, 0, 2];
-const CLIENT6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-const SERVER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 const UDP: u8 = 17;
 const ICMPV6: u8 = 58;
 const AH: u8 = 51;

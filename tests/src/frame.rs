@@ -1,5 +1,12 @@
 //! Crafted Ethernet frames (checksums left zero: the programs never look at them).
 
+/// The client of the crafted frames' connections.
+pub const CLIENT4: [u8; 4] = [10, 0, 0, 1];
+/// The server of the crafted frames' connections.
+pub const SERVER4: [u8; 4] = [10, 0, 0, 2];
+pub const CLIENT6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+pub const SERVER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
 /// 802.1ad (outer) tag protocol identifier.
 pub const TPID_8021AD: u16 = 0x88a8;
 /// 802.1Q tag protocol identifier.

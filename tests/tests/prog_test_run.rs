@@ -11,7 +11,9 @@ use webui_monitor_common::{
     SEEN_RESPONSE_SHIFT, SEEN_RST, SEEN_SYN, XDP_PROGRAM,
 };
 use webui_monitor_core::segment::{ConnectionKey, Direction};
-use webui_monitor_tests::frame::{Ip, TPID_8021AD, TPID_8021Q, Tcp, frame, pattern};
+use webui_monitor_tests::frame::{
+    CLIENT4, CLIENT6, Ip, SERVER4, SERVER6, TPID_8021AD, TPID_8021Q, Tcp, frame, pattern,
+};
 
 const XDP_PASS: u32 = 2;
 /// `TCX_NEXT` (-1) as the u32 the test run returns.
@@ -21,11 +23,6 @@ const SYN: u8 = 0x02;
 const FIN_ACK: u8 = 0x11;
 const RST: u8 = 0x04;
 const UNPARSED: usize = 2;
-
-const CLIENT4: [u8; 4] = [10, 0, 0, 1];
-const SERVER4: [u8; 4] = [10, 0, 0, 2];
-const CLIENT6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-const SERVER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 
 fn v4() -> Ip {
     Ip::V4 {

@@ -2,8 +2,11 @@
 //!
 //! Every type here crosses the kernel/user boundary, so the layouts are fixed: fields are
 //! naturally aligned, padding is explicit (and zeroed by the kernel side, because [`ConnKey`] is
-//! a hash key), and the sizes are asserted at compile time.
+//! a hash key), and the sizes are asserted at compile time. [`wire`] holds the header layouts
+//! and walk limits the kernel parser and the replay dissector share.
 #![no_std]
+
+pub mod wire;
 
 /// Maximum number of monitored TCP ports (the size of [`Config::ports`]).
 pub const MAX_PORTS: usize = 16;
@@ -188,9 +191,10 @@ pub enum LossReason {
     RingFull = 0,
     /// Payload beyond [`MAX_CHUNKS_PER_SEGMENT`] chunks, or a payload copy that failed.
     Truncated = 1,
-    /// A TCP/IP packet the parser could not read (truncated or malformed headers, IP fragments,
-    /// IPv6 extension headers, more than two VLAN tags). Counted as one record and the frame's
-    /// bytes, because its payload and connection are unknown.
+    /// A TCP/IP packet the parser could not read: truncated or malformed headers, IP
+    /// fragments, more VLAN tags or IPv6 extension headers than it walks (see [`wire`] for the
+    /// exact rules). Counted as one record and the frame's bytes, because its payload and
+    /// connection are unknown.
     Unparsed = 2,
 }
 

@@ -1,37 +1,26 @@
-//! The one parser both hooks share: Ethernet (up to two 802.1Q/802.1ad tags), IPv4 (options via
-//! IHL) or IPv6, TCP (options via data offset).
+//! The one parser both hooks share: Ethernet (up to [`vlan::MAX_TAGS`] 802.1Q/802.1ad tags),
+//! IPv4 (options skipped by the header length) or IPv6 (up to
+//! [`ipv6::MAX_EXTENSION_HEADERS`] extension headers), TCP (options skipped by the data
+//! offset). The layouts, limits and the order of the decisions are defined once in
+//! `webui_monitor_common::wire`, which the replay dissector follows too.
 //!
-//! The monitored-port check comes as early as possible, so traffic on other ports costs a few
-//! loads and compares.
+//! The monitored-port check comes as early as that order allows, so traffic on other ports
+//! costs a few loads and compares.
 use core::ptr::read_volatile;
 
 use webui_monitor_common::{
     ConnKey, DIRECTION_REQUEST, DIRECTION_RESPONSE, FAMILY_IPV4, FAMILY_IPV6, MAX_PORTS,
+    wire::{
+        Field, ethernet,
+        ipv4::{self, field as ip4},
+        ipv6::{self, Extension, extension_field, field as ip6},
+        protocol,
+        tcp::{self, field as tcpf},
+        vlan,
+    },
 };
 
 use crate::{CONFIG, packet::Packet, zeroed};
-
-const ETH_HEADER: usize = 14;
-const ETH_P_IPV4: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88a8;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_HOPOPTS: u8 = 0;
-const IPPROTO_ROUTING: u8 = 43;
-const IPPROTO_FRAGMENT: u8 = 44;
-const IPPROTO_DSTOPTS: u8 = 60;
-/// Extension headers walked before giving up (counted as unparsed if TCP may follow).
-const MAX_IPV6_EXTENSION_HEADERS: usize = 4;
-
-#[inline(always)]
-fn is_ipv6_extension(next_header: u8) -> bool {
-    matches!(
-        next_header,
-        IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_FRAGMENT | IPPROTO_DSTOPTS
-    )
-}
-const TCP_HEADER: usize = 20;
 
 /// A TCP segment of a monitored connection.
 pub struct Segment {
@@ -72,8 +61,10 @@ fn be32(p: *const u8) -> u32 {
     unsafe { u32::from_be_bytes([*p, *p.add(1), *p.add(2), *p.add(3)]) }
 }
 
-/// Which endpoint is the server: `Some(DIRECTION_REQUEST)` if the destination port is
-/// monitored, `Some(DIRECTION_RESPONSE)` if only the source port is.
+/// Which endpoint is the server (`tcp::server`): `Some(DIRECTION_REQUEST)` if the destination
+/// port is monitored, `Some(DIRECTION_RESPONSE)` if only the source port is. The loop stops at
+/// the destination's port: tracking both ports through all 16 slots multiplies the states
+/// the verifier walks past its limit.
 #[inline(always)]
 fn direction_of(src_port: u16, dst_port: u16) -> Option<u8> {
     // SAFETY: CONFIG is plain data in .rodata; volatile keeps the compiler from folding the
@@ -97,24 +88,35 @@ fn direction_of(src_port: u16, dst_port: u16) -> Option<u8> {
     }
 }
 
+/// The big-endian `u16` at `field` of the header at `header`.
+#[inline(always)]
+fn field16(header: *const u8, field: Field) -> u16 {
+    be16(unsafe { header.add(field.start) })
+}
+
+/// The byte at `at` of the header at `header`.
+#[inline(always)]
+fn byte(header: *const u8, at: usize) -> u8 {
+    // SAFETY: callers pass headers checked by `Packet::ptr_at` for more than `at` bytes.
+    unsafe { *header.add(at) }
+}
+
 #[inline(always)]
 pub fn parse<P: Packet>(pkt: &P) -> Parsed {
-    let Some(ethertype) = pkt.ptr_at::<[u8; 2]>(12) else {
+    let Some(ethertype) = pkt.ptr_at::<[u8; 2]>(ethernet::field::ETHERTYPE.start) else {
         return Parsed::Ignored;
     };
     let mut ethertype = be16(ethertype.cast());
-    let mut offset = ETH_HEADER;
-    // Up to two tags: 802.1ad (outer) + 802.1Q (inner). The TC hook usually sees none, because
-    // the stack keeps the tag in skb metadata.
-    for _ in 0..2 {
-        if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
+    let mut offset = ethernet::HEADER_LEN;
+    for _ in 0..vlan::MAX_TAGS {
+        if !ethernet::is_tag(ethertype) {
             break;
         }
-        let Some(tag) = pkt.ptr_at::<[u8; 4]>(offset) else {
+        let Some(tag) = pkt.ptr_at::<[u8; vlan::TAG_LEN]>(offset) else {
             return Parsed::Unparsed;
         };
-        ethertype = be16(unsafe { (tag as *const u8).add(2) });
-        offset += 4;
+        ethertype = field16(tag.cast(), vlan::field::ETHERTYPE);
+        offset += vlan::TAG_LEN;
     }
 
     // IP payload length according to the IP header; 0 means "use the frame length" (BIG TCP).
@@ -123,24 +125,23 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
     let family: u8;
     let ip_header: *const u8;
     match ethertype {
-        ETH_P_IPV4 => {
-            let Some(ip) = pkt.ptr_at::<[u8; 20]>(offset) else {
+        ethernet::ethertype::IPV4 => {
+            let Some(ip) = pkt.ptr_at::<[u8; ipv4::MIN_HEADER_LEN]>(offset) else {
                 return Parsed::Unparsed;
             };
             let ip = ip as *const u8;
-            let (version_ihl, protocol) = unsafe { (*ip, *ip.add(9)) };
-            if protocol != IPPROTO_TCP {
+            let version_ihl = byte(ip, ip4::VERSION_IHL);
+            if byte(ip, ip4::PROTOCOL) != protocol::TCP {
                 return Parsed::Ignored;
             }
-            let ihl = ((version_ihl & 0x0f) as usize) * 4;
-            if version_ihl >> 4 != 4 || ihl < 20 {
+            let ihl = ipv4::header_len(version_ihl);
+            if ipv4::version(version_ihl) != ipv4::VERSION || ihl < ipv4::MIN_HEADER_LEN {
                 return Parsed::Unparsed;
             }
-            // A fragment's ports are unknown (or absent): it cannot be attributed.
-            if be16(unsafe { ip.add(6) }) & 0x3fff != 0 {
+            if ipv4::is_fragment(field16(ip, ip4::FLAGS_FRAGMENT)) {
                 return Parsed::Unparsed;
             }
-            let total_len = be16(unsafe { ip.add(2) }) as u32;
+            let total_len = field16(ip, ip4::TOTAL_LEN) as u32;
             if total_len != 0 && total_len < ihl as u32 {
                 return Parsed::Unparsed;
             }
@@ -153,53 +154,47 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
             ip_header = ip;
             l4_offset = offset + ihl;
         }
-        ETH_P_IPV6 => {
-            let Some(ip) = pkt.ptr_at::<[u8; 40]>(offset) else {
+        ethernet::ethertype::IPV6 => {
+            let Some(ip) = pkt.ptr_at::<[u8; ipv6::HEADER_LEN]>(offset) else {
                 return Parsed::Unparsed;
             };
             let ip = ip as *const u8;
-            if unsafe { *ip } >> 4 != 6 {
+            if byte(ip, ip6::VERSION) >> 4 != ipv6::VERSION {
                 return Parsed::Unparsed;
             }
-            // Walk the extension headers that may precede TCP (ICMPv6 such as MLD often
-            // carries a hop-by-hop header: it must not count as unparsed).
-            let mut next_header = unsafe { *ip.add(6) };
-            let mut l4 = offset + 40;
-            for _ in 0..MAX_IPV6_EXTENSION_HEADERS {
-                let length = match next_header {
-                    IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
-                        let Some(ext) = pkt.ptr_at::<[u8; 2]>(l4) else {
-                            return Parsed::Unparsed;
-                        };
-                        let ext = ext as *const u8;
-                        next_header = unsafe { *ext };
-                        (unsafe { *ext.add(1) } as usize + 1) * 8
-                    }
-                    IPPROTO_FRAGMENT => {
-                        let Some(ext) = pkt.ptr_at::<[u8; 4]>(l4) else {
-                            return Parsed::Unparsed;
-                        };
-                        let ext = ext as *const u8;
-                        next_header = unsafe { *ext };
-                        // A fragment's TCP ports are unknown (or absent).
-                        if next_header == IPPROTO_TCP {
-                            return Parsed::Unparsed;
-                        }
-                        8
-                    }
-                    _ => break,
+            // ICMPv6 such as MLD often carries a hop-by-hop header: it must not count as
+            // unparsed, so the walk tells TCP from the rest.
+            let mut next_header = byte(ip, ip6::NEXT_HEADER);
+            let mut l4 = offset + ipv6::HEADER_LEN;
+            for _ in 0..ipv6::MAX_EXTENSION_HEADERS {
+                let Some(kind) = ipv6::extension(next_header) else {
+                    break;
                 };
-                l4 += length;
+                let Some(ext) = pkt.ptr_at::<[u8; ipv6::EXTENSION_READ_LEN]>(l4) else {
+                    return Parsed::Unparsed;
+                };
+                let ext = ext as *const u8;
+                next_header = byte(ext, extension_field::NEXT_HEADER);
+                if kind == Extension::Fragment {
+                    // A fragment's ports are unknown (or absent).
+                    return if next_header == protocol::TCP || ipv6::extension(next_header).is_some()
+                    {
+                        Parsed::Unparsed
+                    } else {
+                        Parsed::Ignored
+                    };
+                }
+                l4 += kind.len(byte(ext, extension_field::LENGTH));
             }
-            if next_header != IPPROTO_TCP {
-                return if is_ipv6_extension(next_header) {
+            if next_header != protocol::TCP {
+                return if ipv6::extension(next_header).is_some() {
                     Parsed::Unparsed
                 } else {
                     Parsed::Ignored
                 };
             }
-            let payload_len = be16(unsafe { ip.add(4) }) as u32;
-            let extensions = (l4 - offset - 40) as u32;
+            let payload_len = field16(ip, ip6::PAYLOAD_LEN) as u32;
+            let extensions = (l4 - offset - ipv6::HEADER_LEN) as u32;
             if payload_len != 0 && payload_len < extensions {
                 return Parsed::Unparsed;
             }
@@ -212,17 +207,17 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
             ip_header = ip;
             l4_offset = l4;
         }
-        // A third tag: beyond what the parser reads.
-        ETH_P_8021Q | ETH_P_8021AD => return Parsed::Unparsed,
+        // One tag more than the parser unwraps.
+        ethernet::ethertype::VLAN | ethernet::ethertype::QINQ => return Parsed::Unparsed,
         _ => return Parsed::Ignored,
     }
 
-    let Some(tcp) = pkt.ptr_at::<[u8; TCP_HEADER]>(l4_offset) else {
+    let Some(tcp) = pkt.ptr_at::<[u8; tcp::MIN_HEADER_LEN]>(l4_offset) else {
         return Parsed::Unparsed;
     };
     let tcp = tcp as *const u8;
-    let src_port = be16(tcp);
-    let dst_port = be16(unsafe { tcp.add(2) });
+    let src_port = field16(tcp, tcpf::SOURCE_PORT);
+    let dst_port = field16(tcp, tcpf::DESTINATION_PORT);
     let Some(direction) = direction_of(src_port, dst_port) else {
         return Parsed::Ignored;
     };
@@ -240,8 +235,8 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
     } else {
         ip_payload_len
     };
-    let data_offset = ((unsafe { *tcp.add(12) } >> 4) as u32) * 4;
-    if (data_offset as usize) < TCP_HEADER || data_offset > l4_len {
+    let data_offset = tcp::header_len(byte(tcp, tcpf::DATA_OFFSET)) as u32;
+    if (data_offset as usize) < tcp::MIN_HEADER_LEN || data_offset > l4_len {
         return Parsed::Unparsed;
     }
 
@@ -252,9 +247,15 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
     // SAFETY: `ip_header` was bounds-checked for the whole fixed header of its family.
     unsafe {
         let (src, dst) = if family == FAMILY_IPV4 {
-            (ip_header.add(12), ip_header.add(16))
+            (
+                ip_header.add(ip4::SOURCE.start),
+                ip_header.add(ip4::DESTINATION.start),
+            )
         } else {
-            (ip_header.add(8), ip_header.add(24))
+            (
+                ip_header.add(ip6::SOURCE.start),
+                ip_header.add(ip6::DESTINATION.start),
+            )
         };
         let (client, server) = if direction == DIRECTION_REQUEST {
             (src, dst)
@@ -283,8 +284,8 @@ pub fn parse<P: Packet>(pkt: &P) -> Parsed {
     Parsed::Monitored(Segment {
         key,
         direction,
-        seq: be32(unsafe { tcp.add(4) }),
-        tcp_flags: unsafe { *tcp.add(13) },
+        seq: be32(unsafe { tcp.add(tcpf::SEQ.start) }),
+        tcp_flags: byte(tcp, tcpf::FLAGS),
         payload_offset: l4_offset as u32 + data_offset,
         payload_len: l4_len - data_offset,
     })

@@ -142,7 +142,7 @@ const STEPS: &[Step] = &[
         name: "parity",
         program: Program::Test {
             target: "parity",
-            optional: true,
+            optional: false,
         },
         args: &["--test-threads=1"],
         timeout: Duration::from_secs(900),

@@ -4,8 +4,9 @@
 //! [`CaptureReader`] streams any [`std::io::Read`] one packet at a time through a reusable
 //! buffer, so a capture of many gigabytes replays in bounded memory; [`Dissector`] strips
 //! Ethernet (with 802.1Q/802.1ad tags), Linux cooked SLL/SLL2, raw IP or BSD loopback headers,
-//! IPv4/IPv6 and TCP through checked views (`wire`). Malformed input is an error or a counted
-//! skip, never a panic.
+//! IPv4/IPv6 and TCP through checked views (`wire`), with the layouts, walk limits and reading
+//! order the kernel parser uses (`webui_monitor_common::wire`). Malformed input is an error or a
+//! counted skip, never a panic.
 mod classic;
 mod dissect;
 mod pcapng;

@@ -1,18 +1,21 @@
 //! Checked views of the headers between a captured frame and its TCP payload.
 //!
-//! Each view is built with `new_checked`, which validates every length the accessors rely on, so
-//! the accessors themselves index without further checks and cannot panic. Nothing is copied.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+//! Each view is built with `new_checked`, which validates the length its accessors rely on, so
+//! the accessors index without further checks and cannot panic. Nothing is copied. The layouts
+//! of Ethernet, VLAN tags, IP and TCP are `webui_monitor_common::wire`'s, which the kernel
+//! parser reads too; what the fields mean for a frame's verdict is decided in `dissect`, in the
+//! order that module defines. The link-layer headers only a capture file has (Linux cooked,
+//! BSD loopback) are defined here.
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// A header that is too short or inconsistent.
+use webui_monitor_common::wire::{Field, ethernet, ipv4, ipv6, tcp, vlan};
+
+/// A header cut short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
-    /// The captured bytes end inside the header or before the length it declares (snaplen).
+    /// The captured bytes end inside the header (snaplen, or a runt frame).
     #[error("{0} truncated")]
     Truncated(Layer),
-    /// A field holds an impossible value (version, header length).
-    #[error("{0} malformed")]
-    Malformed(Layer),
 }
 
 /// Which header a [`WireError`] is about.
@@ -45,12 +48,8 @@ fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// EtherTypes the dissector follows.
-pub mod ethertype {
-    pub const IPV4: u16 = 0x0800;
-    pub const IPV6: u16 = 0x86dd;
-    pub const VLAN: u16 = 0x8100;
-    pub const QINQ: u16 = 0x88a8;
+fn field16(b: &[u8], field: Field) -> u16 {
+    be16(b, field.start)
 }
 
 /// Ethernet II frame: destination, source, EtherType.
@@ -58,18 +57,17 @@ pub mod ethertype {
 pub struct EthernetFrame<'a>(&'a [u8]);
 
 impl<'a> EthernetFrame<'a> {
-    pub const HEADER_LEN: usize = 14;
     pub fn new_checked(b: &'a [u8]) -> Result<Self, WireError> {
-        if b.len() < Self::HEADER_LEN {
+        if b.len() < ethernet::HEADER_LEN {
             return Err(WireError::Truncated(Layer::Link));
         }
         Ok(Self(b))
     }
     pub fn ethertype(&self) -> u16 {
-        be16(self.0, 12)
+        field16(self.0, ethernet::field::ETHERTYPE)
     }
     pub fn payload(&self) -> &'a [u8] {
-        &self.0[Self::HEADER_LEN..]
+        &self.0[ethernet::HEADER_LEN..]
     }
 }
 
@@ -78,18 +76,17 @@ impl<'a> EthernetFrame<'a> {
 pub struct VlanTag<'a>(&'a [u8]);
 
 impl<'a> VlanTag<'a> {
-    pub const LEN: usize = 4;
     pub fn new_checked(b: &'a [u8]) -> Result<Self, WireError> {
-        if b.len() < Self::LEN {
+        if b.len() < vlan::TAG_LEN {
             return Err(WireError::Truncated(Layer::Vlan));
         }
         Ok(Self(b))
     }
     pub fn ethertype(&self) -> u16 {
-        be16(self.0, 2)
+        field16(self.0, vlan::field::ETHERTYPE)
     }
     pub fn payload(&self) -> &'a [u8] {
-        &self.0[Self::LEN..]
+        &self.0[vlan::TAG_LEN..]
     }
 }
 
@@ -176,222 +173,124 @@ impl<'a> NullHeader<'a> {
     }
 }
 
-/// IPv4 header with its options; the payload ends at the total length.
+/// The fixed IPv4 header at the start of the packet (options and payload follow).
 #[derive(Debug, Clone, Copy)]
-pub struct Ipv4Packet<'a> {
-    b: &'a [u8],
-    header_len: usize,
-    end: usize,
-}
+pub struct Ipv4Header<'a>(&'a [u8]);
 
-impl<'a> Ipv4Packet<'a> {
-    pub const MIN_LEN: usize = 20;
-    pub const PROTO_TCP: u8 = 6;
-
-    /// Checks version, header length and total length. A total length of 0 (segmentation
-    /// offload captured before the NIC fills it in) means "up to the end of the capture".
+impl<'a> Ipv4Header<'a> {
     pub fn new_checked(b: &'a [u8]) -> Result<Self, WireError> {
-        if b.len() < Self::MIN_LEN {
+        if b.len() < ipv4::MIN_HEADER_LEN {
             return Err(WireError::Truncated(Layer::Ipv4));
         }
-        if b[0] >> 4 != 4 {
-            return Err(WireError::Malformed(Layer::Ipv4));
-        }
-        let header_len = usize::from(b[0] & 0x0f) * 4;
-        if header_len < Self::MIN_LEN {
-            return Err(WireError::Malformed(Layer::Ipv4));
-        }
-        if b.len() < header_len {
-            return Err(WireError::Truncated(Layer::Ipv4));
-        }
-        let total = usize::from(be16(b, 2));
-        let end = if total == 0 { b.len() } else { total };
-        if end < header_len {
-            return Err(WireError::Malformed(Layer::Ipv4));
-        }
-        if end > b.len() {
-            return Err(WireError::Truncated(Layer::Ipv4));
-        }
-        Ok(Self { b, header_len, end })
+        Ok(Self(b))
+    }
+    pub fn version(&self) -> u8 {
+        ipv4::version(self.0[ipv4::field::VERSION_IHL])
+    }
+    /// The header length in bytes, options included (may exceed what was captured).
+    pub fn header_len(&self) -> usize {
+        ipv4::header_len(self.0[ipv4::field::VERSION_IHL])
+    }
+    pub fn total_len(&self) -> u16 {
+        field16(self.0, ipv4::field::TOTAL_LEN)
+    }
+    pub fn is_fragment(&self) -> bool {
+        ipv4::is_fragment(field16(self.0, ipv4::field::FLAGS_FRAGMENT))
     }
     pub fn protocol(&self) -> u8 {
-        self.b[9]
-    }
-    /// More-fragments set or a non-zero fragment offset.
-    pub fn is_fragment(&self) -> bool {
-        be16(self.b, 6) & 0x3fff != 0
+        self.0[ipv4::field::PROTOCOL]
     }
     pub fn src(&self) -> Ipv4Addr {
-        Ipv4Addr::new(self.b[12], self.b[13], self.b[14], self.b[15])
+        Ipv4Addr::from(octets::<4>(self.0, ipv4::field::SOURCE))
     }
     pub fn dst(&self) -> Ipv4Addr {
-        Ipv4Addr::new(self.b[16], self.b[17], self.b[18], self.b[19])
-    }
-    pub fn payload(&self) -> &'a [u8] {
-        &self.b[self.header_len..self.end]
+        Ipv4Addr::from(octets::<4>(self.0, ipv4::field::DESTINATION))
     }
 }
 
-/// IPv6 header, with hop-by-hop, routing, destination-options and AH extension headers walked.
+/// The fixed IPv6 header at the start of the packet (extension headers and payload follow).
 #[derive(Debug, Clone, Copy)]
-pub struct Ipv6Packet<'a> {
-    b: &'a [u8],
-    /// Upper-layer protocol after the extension headers.
-    protocol: u8,
-    payload_start: usize,
-    end: usize,
-    fragment: bool,
-}
+pub struct Ipv6Header<'a>(&'a [u8]);
 
-impl<'a> Ipv6Packet<'a> {
-    pub const HEADER_LEN: usize = 40;
-    /// At most this many extension headers are walked (a chain of tiny headers is an attack).
-    pub const MAX_EXTENSION_HEADERS: usize = 8;
-
+impl<'a> Ipv6Header<'a> {
     pub fn new_checked(b: &'a [u8]) -> Result<Self, WireError> {
-        if b.len() < Self::HEADER_LEN {
+        if b.len() < ipv6::HEADER_LEN {
             return Err(WireError::Truncated(Layer::Ipv6));
         }
-        if b[0] >> 4 != 6 {
-            return Err(WireError::Malformed(Layer::Ipv6));
-        }
-        let payload_len = usize::from(be16(b, 4));
-        // 0: jumbogram or segmentation offload; take the capture's end.
-        let end = if payload_len == 0 {
-            b.len()
-        } else {
-            Self::HEADER_LEN + payload_len
-        };
-        if end > b.len() {
-            return Err(WireError::Truncated(Layer::Ipv6));
-        }
-        let mut next = b[6];
-        let mut at = Self::HEADER_LEN;
-        let mut fragment = false;
-        for _ in 0..Self::MAX_EXTENSION_HEADERS {
-            let len = match next {
-                0 | 43 | 60 => {
-                    if at + 2 > end {
-                        return Err(WireError::Truncated(Layer::Ipv6));
-                    }
-                    (usize::from(b[at + 1]) + 1) * 8
-                }
-                51 => {
-                    if at + 2 > end {
-                        return Err(WireError::Truncated(Layer::Ipv6));
-                    }
-                    (usize::from(b[at + 1]) + 2) * 4
-                }
-                44 => {
-                    fragment = true;
-                    8
-                }
-                _ => break,
-            };
-            if at + len > end {
-                return Err(WireError::Truncated(Layer::Ipv6));
-            }
-            next = b[at];
-            at += len;
-        }
-        Ok(Self {
-            b,
-            protocol: next,
-            payload_start: at,
-            end,
-            fragment,
-        })
+        Ok(Self(b))
     }
-    pub fn protocol(&self) -> u8 {
-        self.protocol
+    pub fn version(&self) -> u8 {
+        self.0[ipv6::field::VERSION] >> 4
     }
-    /// A fragment header was present (fragments are not reassembled).
-    pub fn is_fragment(&self) -> bool {
-        self.fragment
+    pub fn payload_len(&self) -> u16 {
+        field16(self.0, ipv6::field::PAYLOAD_LEN)
+    }
+    pub fn next_header(&self) -> u8 {
+        self.0[ipv6::field::NEXT_HEADER]
     }
     pub fn src(&self) -> Ipv6Addr {
-        Ipv6Addr::from(<[u8; 16]>::try_from(&self.b[8..24]).unwrap_or([0; 16]))
+        Ipv6Addr::from(octets::<16>(self.0, ipv6::field::SOURCE))
     }
     pub fn dst(&self) -> Ipv6Addr {
-        Ipv6Addr::from(<[u8; 16]>::try_from(&self.b[24..40]).unwrap_or([0; 16]))
-    }
-    pub fn payload(&self) -> &'a [u8] {
-        &self.b[self.payload_start..self.end]
+        Ipv6Addr::from(octets::<16>(self.0, ipv6::field::DESTINATION))
     }
 }
 
-/// Source and destination address of an IPv4 or IPv6 packet, and its upper-layer payload.
+/// The start of an IPv6 extension header: what walking past it needs.
 #[derive(Debug, Clone, Copy)]
-pub struct IpView<'a> {
-    pub src: IpAddr,
-    pub dst: IpAddr,
-    pub protocol: u8,
-    pub fragment: bool,
-    pub payload: &'a [u8],
-}
+pub struct Ipv6Extension<'a>(&'a [u8]);
 
-impl<'a> From<Ipv4Packet<'a>> for IpView<'a> {
-    fn from(p: Ipv4Packet<'a>) -> Self {
-        Self {
-            src: p.src().into(),
-            dst: p.dst().into(),
-            protocol: p.protocol(),
-            fragment: p.is_fragment(),
-            payload: p.payload(),
+impl<'a> Ipv6Extension<'a> {
+    pub fn new_checked(b: &'a [u8]) -> Result<Self, WireError> {
+        if b.len() < ipv6::EXTENSION_READ_LEN {
+            return Err(WireError::Truncated(Layer::Ipv6));
         }
+        Ok(Self(b))
+    }
+    pub fn next_header(&self) -> u8 {
+        self.0[ipv6::extension_field::NEXT_HEADER]
+    }
+    /// The length byte, in the unit of the header's kind (`ipv6::Extension::len`).
+    pub fn length(&self) -> u8 {
+        self.0[ipv6::extension_field::LENGTH]
     }
 }
 
-impl<'a> From<Ipv6Packet<'a>> for IpView<'a> {
-    fn from(p: Ipv6Packet<'a>) -> Self {
-        Self {
-            src: p.src().into(),
-            dst: p.dst().into(),
-            protocol: p.protocol(),
-            fragment: p.is_fragment(),
-            payload: p.payload(),
-        }
-    }
-}
-
-/// TCP header with options; the payload is the rest of the IP payload.
+/// The fixed TCP header at the start of the segment (options and payload follow).
 #[derive(Debug, Clone, Copy)]
-pub struct TcpHeader<'a> {
-    b: &'a [u8],
-    header_len: usize,
-}
+pub struct TcpHeader<'a>(&'a [u8]);
 
 impl<'a> TcpHeader<'a> {
-    pub const MIN_LEN: usize = 20;
     pub fn new_checked(b: &'a [u8]) -> Result<Self, WireError> {
-        if b.len() < Self::MIN_LEN {
+        if b.len() < tcp::MIN_HEADER_LEN {
             return Err(WireError::Truncated(Layer::Tcp));
         }
-        let header_len = usize::from(b[12] >> 4) * 4;
-        if header_len < Self::MIN_LEN {
-            return Err(WireError::Malformed(Layer::Tcp));
-        }
-        if b.len() < header_len {
-            return Err(WireError::Truncated(Layer::Tcp));
-        }
-        Ok(Self { b, header_len })
+        Ok(Self(b))
     }
     pub fn src_port(&self) -> u16 {
-        be16(self.b, 0)
+        field16(self.0, tcp::field::SOURCE_PORT)
     }
     pub fn dst_port(&self) -> u16 {
-        be16(self.b, 2)
+        field16(self.0, tcp::field::DESTINATION_PORT)
     }
     pub fn seq(&self) -> u32 {
-        be32(self.b, 4)
+        be32(self.0, tcp::field::SEQ.start)
     }
     /// FIN, SYN, RST, PSH, ACK, URG, ECE, CWR (the low byte of the flags field).
     pub fn flags(&self) -> u8 {
-        self.b[13]
+        self.0[tcp::field::FLAGS]
     }
-    pub fn payload(&self) -> &'a [u8] {
-        &self.b[self.header_len..]
+    /// The header length in bytes, options included (may exceed what was captured).
+    pub fn header_len(&self) -> usize {
+        tcp::header_len(self.0[tcp::field::DATA_OFFSET])
     }
+}
+
+/// The `N` bytes of `field`, which the view's check covers.
+fn octets<const N: usize>(b: &[u8], field: Field) -> [u8; N] {
+    let mut out = [0; N];
+    out.copy_from_slice(&b[field]);
+    out
 }
 
 #[cfg(test)]
@@ -399,65 +298,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ipv4_checks_lengths() {
+    fn fixed_headers_are_checked_for_length() {
         let mut p = [0u8; 24];
-        p[0] = 0x45;
+        p[0] = 0x46;
         p[3] = 24;
+        p[6] = 0x20; // MF
         p[9] = 6;
+        let v4 = Ipv4Header::new_checked(&p).expect("20 bytes");
         assert_eq!(
-            Ipv4Packet::new_checked(&p).map(|v| v.payload().len()),
-            Ok(4)
+            (v4.version(), v4.header_len(), v4.total_len(), v4.protocol()),
+            (4, 24, 24, 6)
         );
-        p[3] = 30; // total length beyond the capture
+        assert!(v4.is_fragment());
         assert_eq!(
-            Ipv4Packet::new_checked(&p).err(),
+            Ipv4Header::new_checked(&p[..19]).err(),
             Some(WireError::Truncated(Layer::Ipv4))
         );
-        p[3] = 10; // shorter than the header
         assert_eq!(
-            Ipv4Packet::new_checked(&p).err(),
-            Some(WireError::Malformed(Layer::Ipv4))
-        );
-        p[0] = 0x44; // IHL 4
-        assert_eq!(
-            Ipv4Packet::new_checked(&p).err(),
-            Some(WireError::Malformed(Layer::Ipv4))
-        );
-        assert_eq!(
-            Ipv4Packet::new_checked(&p[..10]).err(),
-            Some(WireError::Truncated(Layer::Ipv4))
-        );
-    }
-
-    #[test]
-    fn ipv6_walks_extension_headers() {
-        let mut p = vec![0u8; 40 + 8 + 20];
-        p[0] = 0x60;
-        p[5] = 28;
-        p[6] = 0; // hop-by-hop
-        p[40] = 6; // then TCP
-        p[41] = 0; // 8 bytes
-        let v = Ipv6Packet::new_checked(&p).expect("valid");
-        assert_eq!(v.protocol(), 6);
-        assert_eq!(v.payload().len(), 20);
-        p[41] = 5; // 48 bytes: beyond the packet
-        assert_eq!(
-            Ipv6Packet::new_checked(&p).err(),
+            Ipv6Header::new_checked(&[0x60; 39]).err(),
             Some(WireError::Truncated(Layer::Ipv6))
         );
-    }
-
-    #[test]
-    fn tcp_data_offset_is_checked() {
-        let mut t = [0u8; 24];
-        t[12] = 0x60; // 24 bytes
-        assert_eq!(TcpHeader::new_checked(&t).map(|h| h.payload().len()), Ok(0));
-        t[12] = 0x70;
-        assert!(TcpHeader::new_checked(&t).is_err());
-        t[12] = 0x40;
         assert_eq!(
-            TcpHeader::new_checked(&t).err(),
-            Some(WireError::Malformed(Layer::Tcp))
+            Ipv6Extension::new_checked(&[6]).err(),
+            Some(WireError::Truncated(Layer::Ipv6))
+        );
+        let mut t = [0u8; 20];
+        t[12] = 0x60;
+        assert_eq!(TcpHeader::new_checked(&t).map(|h| h.header_len()), Ok(24));
+        assert_eq!(
+            TcpHeader::new_checked(&t[..19]).err(),
+            Some(WireError::Truncated(Layer::Tcp))
         );
     }
 

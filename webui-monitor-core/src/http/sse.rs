@@ -1,5 +1,9 @@
 //! Incremental `text/event-stream` parser (WHATWG HTML §9.2.6) that counts events and takes the
-//! `usage` of the last event carrying one, for input split anywhere.
+//! usage its events carry, for input split anywhere.
+//!
+//! Usage fields of later events replace those of earlier ones field by field ([`RawUsage::merge`]):
+//! an OpenAI stream's last usage chunk wins, an Anthropic stream's `message_delta` overrides its
+//! `message_start`, a Responses stream's `response.completed` carries the whole usage.
 //!
 //! Open WebUI writes each event as two HTTP chunks (`data: …\n`, then `\n`), so events cross
 //! chunk and packet boundaries; nothing here depends on where the input is cut. Data lines are
@@ -8,7 +12,7 @@ use crate::{
     http::{exchange::StreamSummary, fields::ResponseVisitor},
     json::{JsonLimits, JsonScanner},
     segment::Timestamp,
-    usage::Usage,
+    usage::{RawUsage, Usage},
 };
 
 /// Field names longer than this are not `data` and are ignored.
@@ -44,7 +48,7 @@ pub struct SseParser {
     scanner: JsonScanner,
     visitor: ResponseVisitor,
     summary: StreamSummary,
-    usage: Option<Usage>,
+    usage: RawUsage,
     truncated: bool,
 }
 
@@ -62,7 +66,7 @@ impl SseParser {
             scanner: JsonScanner::new(limits),
             visitor: ResponseVisitor::default(),
             summary: StreamSummary::default(),
-            usage: None,
+            usage: RawUsage::default(),
             truncated: false,
         }
     }
@@ -72,9 +76,9 @@ impl SseParser {
         &self.summary
     }
 
-    /// `usage` of the last event that carried a non-null one.
+    /// The usage the events carried, normalised (`None`: no event had a non-null usage).
     pub fn usage(&self) -> Option<Usage> {
-        self.usage
+        self.usage.normalise()
     }
 
     /// Some event's JSON hit a scanner cap.
@@ -125,10 +129,8 @@ impl SseParser {
         self.summary.last_event = Some(ts);
         if self.data_len == DONE.len() as u64 && self.prefix == *DONE {
             self.summary.done = true;
-        } else if self.scanner.finish(&mut self.visitor).is_ok()
-            && let Some(u) = self.visitor.usage
-        {
-            self.usage = Some(u);
+        } else if self.scanner.finish(&mut self.visitor).is_ok() && self.visitor.raw.present {
+            self.usage.merge(&self.visitor.raw);
         }
         self.truncated |= self.scanner.truncated();
         self.scanner.reset();
@@ -232,14 +234,7 @@ mod tests {
             let (s, u) = run(stream, split);
             assert_eq!(s.events, 4, "split {split}");
             assert!(s.done);
-            assert_eq!(
-                u,
-                Some(Usage {
-                    prompt_tokens: 4,
-                    completion_tokens: 17,
-                    total_tokens: 21
-                })
-            );
+            assert_eq!(u, Some(Usage::io(4, 17)));
         }
     }
 
@@ -248,7 +243,7 @@ mod tests {
         let (s, u) = run(b"event: x\r\ndata: {\"usage\":\r\ndata: {\"prompt_tokens\":1}}\r\n\r\ndata\r\rid: 3\n\n", 1000);
         assert_eq!(s.events, 2);
         assert!(!s.done);
-        assert_eq!(u.map(|u| u.prompt_tokens), Some(1));
+        assert_eq!(u.map(|u| u.input), Some(1));
         // Comments and id-only blocks are not events; `[DONE]` must be the whole data.
         let (s, _) = run(b": hi\n\nid: 1\n\ndata: [DONE] \n\n", 1);
         assert_eq!(s.events, 1);

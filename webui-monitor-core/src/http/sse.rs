@@ -238,6 +238,47 @@ mod tests {
         }
     }
 
+    /// Open WebUI 0.12.4 converting to Anthropic Messages (fixtures/openwebui-sdk): the
+    /// `message_start` estimate is overridden by `message_delta`'s usage, field by field.
+    #[test]
+    fn anthropic_message_delta_overrides_message_start() {
+        let stream = b"event: message_start\ndata: {\"type\": \"message_start\", \"message\": {\"id\": \"m\", \"content\": [], \"usage\": {\"input_tokens\": 42, \"output_tokens\": 0}}}\n\nevent: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"delta\": {\"text\": \"x\"}}\n\nevent: message_delta\ndata: {\"type\": \"message_delta\", \"usage\": {\"output_tokens\": 12, \"input_tokens\": 32, \"cache_read_input_tokens\": 8}}\n\n";
+        for split in [1, 7, 1000] {
+            let (s, u) = run(stream, split);
+            assert_eq!(s.events, 3);
+            assert_eq!(
+                u,
+                Some(Usage {
+                    input: 40,
+                    output: 12,
+                    cached_input: 8,
+                    reasoning: 0
+                }),
+                "split {split}"
+            );
+        }
+    }
+
+    /// The Responses stream: `response.created` has a null usage, `response.completed` the
+    /// whole one, 4 keys deep for the details.
+    #[test]
+    fn responses_completed_usage() {
+        let stream = b"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":30,\"input_tokens_details\":{\"cached_tokens\":10},\"output_tokens\":20,\"output_tokens_details\":{\"reasoning_tokens\":7},\"total_tokens\":50}}}\n\n";
+        let (s, u) = run(stream, 5);
+        assert_eq!(s.events, 2);
+        assert_eq!(
+            u,
+            Some(Usage {
+                input: 30,
+                output: 20,
+                cached_input: 10,
+                reasoning: 7
+            })
+        );
+        let (_, u) = run(&stream[..stream.len() / 3], 5);
+        assert_eq!(u, None, "a null usage is no usage");
+    }
+
     #[test]
     fn line_ends_multiline_and_colonless() {
         let (s, u) = run(b"event: x\r\ndata: {\"usage\":\r\ndata: {\"prompt_tokens\":1}}\r\n\r\ndata\r\rid: 3\n\n", 1000);

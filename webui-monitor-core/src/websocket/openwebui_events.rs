@@ -630,6 +630,28 @@ mod tests {
         );
     }
 
+    /// Open WebUI's merged usage of a reply with a tool call: the reply sums (`input_tokens`,
+    /// `output_tokens`) win over the last call's counts; details go through the normaliser.
+    #[test]
+    fn reply_sums_and_details() {
+        let text = "2[\"events\",{\"message_id\":\"m\",\"data\":{\"type\":\"chat:completion\",\"data\":{\"usage\":{\"prompt_tokens\":50,\"completion_tokens\":9,\"input_tokens\":90,\"output_tokens\":21,\"prompt_tokens_details\":{\"cached_tokens\":16},\"completion_tokens_details\":{\"reasoning_tokens\":4}}}}}]";
+        assert_eq!(
+            run(Direction::Response, text).0,
+            [SocketEvent::Usage {
+                chat_id: None,
+                message_id: "m".into(),
+                usage: Usage {
+                    input: 90,
+                    output: 21,
+                    cached_input: 16,
+                    reasoning: 4
+                },
+                done: false,
+                ts: TS
+            }]
+        );
+    }
+
     #[test]
     fn first_delta_once_per_message() {
         let mut state = OpenWebUiEvents::default();

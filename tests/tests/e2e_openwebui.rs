@@ -265,6 +265,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         [
             ("user", user),
             ("model", "mock-gpt"),
+            ("api", "chat"),
             ("auth", auth),
             ("client", client),
             ("stream", stream),

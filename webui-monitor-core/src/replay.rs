@@ -267,9 +267,10 @@ pub fn exchange_json(e: &Exchange) -> serde_json::Value {
         "response_fields": {
             "json": sf.json,
             "usage": sf.usage.map(|u| json!({
-                "prompt_tokens": u.prompt_tokens,
-                "completion_tokens": u.completion_tokens,
-                "total_tokens": u.total_tokens,
+                "input": u.input,
+                "output": u.output,
+                "cached_input": u.cached_input,
+                "reasoning": u.reasoning,
             })),
             "has_task_ids": sf.has_task_ids,
             "sse": sf.sse.as_ref().map(stream_json),

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 /// `openwebui_user_requests_total{user,auth,client}`.
 const USER_REQUESTS: &str = "openwebui_user_requests_total";
-/// `openwebui_chat_completions_total{user,model,auth,client,stream,status_class}`.
+/// `openwebui_chat_completions_total{user,model,api,auth,client,stream,status_class}`.
 const CHAT_COMPLETIONS: &str = "openwebui_chat_completions_total";
 /// `openwebui_llm_tokens_total{user,model,direction,source}`.
 const LLM_TOKENS: &str = "openwebui_llm_tokens_total";
@@ -278,13 +278,13 @@ mod tests {
             .with_label_values(&["anonymous", "none", "api"])
             .inc();
         m.chat_completions
-            .with_label_values(&[ALICE, "llama3", "jwt", "webui", "true", "2xx"])
+            .with_label_values(&[ALICE, "llama3", "chat", "jwt", "webui", "true", "2xx"])
             .inc_by(2);
         m.chat_completions
-            .with_label_values(&[ALICE, "llama3", "jwt", "api", "false", "2xx"])
+            .with_label_values(&[ALICE, "llama3", "chat", "jwt", "api", "false", "2xx"])
             .inc();
         m.chat_completions
-            .with_label_values(&[ALICE, "qwen", "jwt", "api", "false", "4xx"])
+            .with_label_values(&[ALICE, "qwen", "chat", "jwt", "api", "false", "4xx"])
             .inc();
         m.llm_tokens
             .with_label_values(&[ALICE, "llama3", "input", "http"])

@@ -307,9 +307,7 @@ fn diff(x: &Exchange, e: &Value) -> Vec<String> {
             chat["has_messages"].to_string(),
         );
         let r = &x.response_fields;
-        let usage = r
-            .usage
-            .map(|u| (u.prompt_tokens, u.completion_tokens, u.total_tokens));
+        let usage = r.usage.map(|u| (u.input, u.output, u.input + u.output));
         let want = chat["usage"].as_object().map(|o| {
             (
                 o["prompt_tokens"].as_u64().unwrap(),
@@ -419,10 +417,7 @@ fn diff_detects_mismatches() {
         got[2].response_fields.sse.as_ref().map(|s| s.events),
         Some(21)
     );
-    assert_eq!(
-        got[2].response_fields.usage.map(|u| u.completion_tokens),
-        Some(17)
-    );
+    assert_eq!(got[2].response_fields.usage.map(|u| u.output), Some(17));
     assert_eq!(got[2].request_fields.model.as_deref(), Some("mock-gpt"));
     e["response_body_bytes"] = 4268.into();
     e["chat"]["usage"]["prompt_tokens"] = 5.into();

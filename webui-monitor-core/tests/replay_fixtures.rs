@@ -186,12 +186,12 @@ fn exchanges_match_expected() {
             if let Some(usage) = w["chat"]["usage"].as_object() {
                 let got_usage = e.response_fields.usage.expect("usage");
                 assert_eq!(
-                    Some(got_usage.prompt_tokens),
+                    Some(got_usage.input),
                     usage["prompt_tokens"].as_u64(),
                     "{ctx}"
                 );
                 assert_eq!(
-                    Some(got_usage.completion_tokens),
+                    Some(got_usage.output),
                     usage["completion_tokens"].as_u64(),
                     "{ctx}"
                 );
@@ -242,12 +242,7 @@ fn socket_events_match_expected() {
                         usage,
                         done,
                         ..
-                    } => Some((
-                        message_id.clone(),
-                        usage.prompt_tokens,
-                        usage.completion_tokens,
-                        *done,
-                    )),
+                    } => Some((message_id.clone(), usage.input, usage.output, *done)),
                     _ => None,
                 })
                 .collect();

@@ -98,10 +98,11 @@ fn exchange(e: &Value, creds: &HashMap<String, String>) -> Exchange {
         };
         response_fields = ResponseBodyFields {
             json: chat["response_kind"] != "sse",
-            usage: chat["usage"].is_object().then(|| Usage {
-                prompt_tokens: u(&chat["usage"]["prompt_tokens"]),
-                completion_tokens: u(&chat["usage"]["completion_tokens"]),
-                total_tokens: u(&chat["usage"]["total_tokens"]),
+            usage: chat["usage"].is_object().then(|| {
+                Usage::io(
+                    u(&chat["usage"]["prompt_tokens"]),
+                    u(&chat["usage"]["completion_tokens"]),
+                )
             }),
             has_task_ids: chat["response_kind"] == "json_task",
             sse: chat["sse"].is_object().then(|| StreamSummary {
@@ -182,11 +183,7 @@ fn events(name: &str) -> Vec<PipelineEvent> {
                 SocketEvent::Usage {
                     chat_id: ev["chat_id"].as_str().map(String::from),
                     message_id: ev["message_id"].as_str().unwrap().into(),
-                    usage: Usage {
-                        prompt_tokens: u(&ev["prompt_tokens"]),
-                        completion_tokens: u(&ev["completion_tokens"]),
-                        total_tokens: u(&ev["total_tokens"]),
-                    },
+                    usage: Usage::io(u(&ev["prompt_tokens"]), u(&ev["completion_tokens"])),
                     done: ev["done"] == true,
                     ts: at,
                 },

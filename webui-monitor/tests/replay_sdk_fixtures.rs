@@ -223,19 +223,24 @@ fn metrics_carry_no_secret_or_text() {
     }
 }
 
-/// Tokens of one kind for a user, as the usage normaliser is to export them: input and output
-/// as `direction`, cached input and reasoning output as their own `direction` values (parts of
-/// input and output, never added to them).
+/// Tokens of one kind for a user, as the usage normaliser exports them: input and output (the
+/// totals) as `openwebui_llm_tokens_total{direction}`, cached input and reasoning (parts of
+/// those totals, never added to them) as `openwebui_llm_token_details_total{kind}`.
 /// The one place that knows that representation.
 fn tokens(got: &Samples, user: &str, kind: &str) -> f64 {
-    got.sum(
-        "openwebui_llm_tokens_total",
-        &[("user", user), ("direction", kind)],
-    )
+    match kind {
+        "input" | "output" => got.sum(
+            "openwebui_llm_tokens_total",
+            &[("user", user), ("direction", kind)],
+        ),
+        _ => got.sum(
+            "openwebui_llm_token_details_total",
+            &[("user", user), ("kind", kind)],
+        ),
+    }
 }
 
 #[test]
-#[ignore = "Anthropic/Responses usage shapes not parsed yet"]
 fn completions_by_api_kind_per_user() {
     for name in CAPTURES {
         let want = expected(name);
@@ -250,6 +255,7 @@ fn completions_by_api_kind_per_user() {
                         &[
                             ("user", user),
                             ("model", c["model"].as_str().unwrap()),
+                            ("api", c["api_kind"].as_str().unwrap()),
                             ("auth", c["auth"].as_str().unwrap()),
                             ("stream", &stream),
                             ("status_class", "2xx"),
@@ -270,7 +276,6 @@ fn completions_by_api_kind_per_user() {
 }
 
 #[test]
-#[ignore = "Anthropic/Responses usage shapes not parsed yet"]
 fn tokens_by_kind_per_user() {
     for name in CAPTURES {
         let want = expected(name);

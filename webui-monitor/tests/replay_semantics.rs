@@ -225,11 +225,7 @@ fn attribution_of_seen_users_allocates_nothing() {
         ..Default::default()
     };
     completion.response_fields = ResponseBodyFields {
-        usage: Some(Usage {
-            prompt_tokens: 4,
-            completion_tokens: 17,
-            total_tokens: 21,
-        }),
+        usage: Some(Usage::io(4, 17)),
         sse: Some(StreamSummary {
             events: 21,
             done: true,

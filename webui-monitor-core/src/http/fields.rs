@@ -3,7 +3,7 @@
 use crate::{
     http::exchange::RequestBodyFields,
     json::{JsonValue, JsonVisitor},
-    usage::Usage,
+    usage::{RawUsage, Usage, UsageField},
 };
 
 fn is(path: &[&[u8]], key: &[u8]) -> bool {
@@ -68,12 +68,12 @@ impl JsonVisitor for RequestVisitor {
 /// `usage` and `task_ids` of a JSON response, of one SSE event or of one NDJSON line.
 #[derive(Debug, Default)]
 pub struct ResponseVisitor {
-    /// A non-null `usage` object, with the counts found in it.
-    pub usage: Option<Usage>,
+    /// The usage fields found: in a non-null `usage` object (top-level: OpenAI chat, Anthropic
+    /// answers and `message_delta`, Responses answers; `message.usage`: Anthropic's
+    /// `message_start`; `response.usage`: the Responses stream's `response.completed`), and
     /// Ollama's native counts, top-level in its final line (or its one JSON answer):
     /// `prompt_eval_count` and `eval_count`.
-    pub prompt_eval_count: Option<u64>,
-    pub eval_count: Option<u64>,
+    pub raw: RawUsage,
     /// A top-level `"done": true` (Ollama's last line).
     pub done: bool,
     /// A top-level `"done_reason"` of `load` or `unload`: Ollama loaded or unloaded the model
@@ -88,25 +88,9 @@ impl ResponseVisitor {
         *self = Self::default();
     }
 
-    /// The token counts this value reported: its `usage` object, else Ollama's counts.
-    ///
-    /// Open WebUI's own endpoints answer Ollama models in OpenAI's shape, with the Ollama
-    /// counts copied *inside* `usage` (`convert_ollama_usage_to_openai()`); only the
-    /// `/ollama/api/*` proxy passes Ollama's top-level fields through. So a value never has
-    /// both at the top level, and neither is counted twice.
+    /// The token counts this value reported, normalised ([`RawUsage::normalise`]).
     pub fn token_counts(&self) -> Option<Usage> {
-        self.usage.or_else(|| {
-            if self.prompt_eval_count.is_none() && self.eval_count.is_none() {
-                return None;
-            }
-            let prompt_tokens = self.prompt_eval_count.unwrap_or(0);
-            let completion_tokens = self.eval_count.unwrap_or(0);
-            Some(Usage {
-                prompt_tokens,
-                completion_tokens,
-                total_tokens: prompt_tokens.saturating_add(completion_tokens),
-            })
-        })
+        self.raw.normalise()
     }
 }
 
@@ -117,20 +101,35 @@ fn count(value: JsonValue<'_>) -> u64 {
     }
 }
 
+/// The rest of `path` inside a usage object, if `path` is in one.
+fn in_usage<'p>(path: &'p [&'p [u8]]) -> Option<&'p [&'p [u8]]> {
+    match path {
+        [b"usage", rest @ ..] | [b"message" | b"response", b"usage", rest @ ..] => Some(rest),
+        _ => None,
+    }
+}
+
 impl JsonVisitor for ResponseVisitor {
     fn wants_string(&self, path: &[&[u8]]) -> bool {
         path == [b"done_reason".as_slice()]
     }
 
     fn value(&mut self, path: &[&[u8]], value: JsonValue<'_>) {
+        if let Some(rest) = in_usage(path) {
+            if rest.is_empty() {
+                if value == JsonValue::Object {
+                    self.raw.present = true;
+                }
+            } else if let Some(field) = UsageField::of(rest) {
+                self.raw.set(field, Some(count(value)));
+            }
+            return;
+        }
         match path {
             [] => self.object = value == JsonValue::Object,
-            [b"usage"] => {
-                self.usage = (value == JsonValue::Object).then(Usage::default);
-            }
             [b"task_ids"] => self.has_task_ids = true,
-            [b"prompt_eval_count"] => self.prompt_eval_count = Some(count(value)),
-            [b"eval_count"] => self.eval_count = Some(count(value)),
+            [b"prompt_eval_count"] => self.raw.prompt_eval_count = Some(count(value)),
+            [b"eval_count"] => self.raw.eval_count = Some(count(value)),
             [b"done"] => self.done = value == JsonValue::Bool(true),
             [b"done_reason"] => {
                 self.model_load = matches!(
@@ -140,16 +139,6 @@ impl JsonVisitor for ResponseVisitor {
                         ..
                     }
                 );
-            }
-            [b"usage", field] => {
-                if let Some(u) = self.usage.as_mut() {
-                    match *field {
-                        b"prompt_tokens" => u.prompt_tokens = count(value),
-                        b"completion_tokens" => u.completion_tokens = count(value),
-                        b"total_tokens" => u.total_tokens = count(value),
-                        _ => {}
-                    }
-                }
             }
             _ => {}
         }

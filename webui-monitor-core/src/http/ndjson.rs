@@ -10,7 +10,7 @@ use crate::{
     http::{exchange::StreamSummary, fields::ResponseVisitor},
     json::{JsonLimits, JsonScanner},
     segment::Timestamp,
-    usage::Usage,
+    usage::{RawUsage, Usage},
 };
 
 /// The parser of one NDJSON stream.
@@ -21,7 +21,7 @@ pub struct NdjsonParser {
     scanner: JsonScanner,
     visitor: ResponseVisitor,
     summary: StreamSummary,
-    usage: Option<Usage>,
+    usage: RawUsage,
     truncated: bool,
     model_load: bool,
     /// When the last input arrived: the time of a last line without a line end.
@@ -35,7 +35,7 @@ impl NdjsonParser {
             scanner: JsonScanner::new(limits),
             visitor: ResponseVisitor::default(),
             summary: StreamSummary::default(),
-            usage: None,
+            usage: RawUsage::default(),
             truncated: false,
             model_load: false,
             last_ts: Timestamp::default(),
@@ -49,7 +49,7 @@ impl NdjsonParser {
 
     /// Token counts of the last line that carried them.
     pub fn usage(&self) -> Option<Usage> {
-        self.usage
+        self.usage.normalise()
     }
 
     /// Some line was not JSON, or its JSON hit a scanner cap.
@@ -97,8 +97,8 @@ impl NdjsonParser {
             self.summary.first_event.get_or_insert(ts);
             self.summary.last_event = Some(ts);
             if self.scanner.finish(&mut self.visitor).is_ok() {
-                if let Some(u) = self.visitor.token_counts() {
-                    self.usage = Some(u);
+                if self.visitor.token_counts().is_some() {
+                    self.usage.merge(&self.visitor.raw);
                 }
                 self.summary.done |= self.visitor.done;
                 self.model_load |= self.visitor.model_load;
@@ -138,15 +138,7 @@ mod tests {
             assert_eq!(s.events, 3, "split {split}");
             assert!(s.done, "split {split}");
             assert!(!truncated, "split {split}");
-            assert_eq!(
-                u,
-                Some(Usage {
-                    prompt_tokens: 26,
-                    completion_tokens: 282,
-                    total_tokens: 308
-                }),
-                "split {split}"
-            );
+            assert_eq!(u, Some(Usage::io(26, 282)), "split {split}");
         }
     }
 
@@ -174,7 +166,7 @@ mod tests {
         assert_eq!(s.events, 2);
         assert!(s.done);
         assert!(!truncated);
-        assert_eq!(u.map(|u| u.total_tokens), Some(7));
+        assert_eq!(u.map(|u| u.input + u.output), Some(7));
     }
 
     #[test]
@@ -186,14 +178,7 @@ mod tests {
         assert_eq!(s.events, 3);
         assert!(s.done);
         assert!(truncated);
-        assert_eq!(
-            u,
-            Some(Usage {
-                prompt_tokens: 0,
-                completion_tokens: 5,
-                total_tokens: 5
-            })
-        );
+        assert_eq!(u, Some(Usage::io(0, 5)));
     }
 
     #[test]
@@ -227,6 +212,6 @@ mod tests {
         let (_, u, _) = run(b"{\"stats\":{\"eval_count\":9}}\n", 1000);
         assert_eq!(u, None);
         let (_, u, _) = run(b"{\"eval_count\":\"9\",\"prompt_eval_count\":-1}\n", 1000);
-        assert_eq!(u.map(|u| u.total_tokens), Some(0));
+        assert_eq!(u.map(|u| u.input + u.output), Some(0));
     }
 }

@@ -1,5 +1,9 @@
 //! Incremental `text/event-stream` parser (WHATWG HTML §9.2.6) that counts events and takes the
-//! `usage` of the last event carrying one, for input split anywhere.
+//! usage its events carry, for input split anywhere.
+//!
+//! Usage fields of later events replace those of earlier ones field by field ([`RawUsage::merge`]):
+//! an OpenAI stream's last usage chunk wins, an Anthropic stream's `message_delta` overrides its
+//! `message_start`, a Responses stream's `response.completed` carries the whole usage.
 //!
 //! Open WebUI writes each event as two HTTP chunks (`data: …\n`, then `\n`), so events cross
 //! chunk and packet boundaries; nothing here depends on where the input is cut. Data lines are
@@ -8,7 +12,7 @@ use crate::{
     http::{exchange::StreamSummary, fields::ResponseVisitor},
     json::{JsonLimits, JsonScanner},
     segment::Timestamp,
-    usage::Usage,
+    usage::{RawUsage, Usage},
 };
 
 /// Field names longer than this are not `data` and are ignored.
@@ -44,7 +48,7 @@ pub struct SseParser {
     scanner: JsonScanner,
     visitor: ResponseVisitor,
     summary: StreamSummary,
-    usage: Option<Usage>,
+    usage: RawUsage,
     truncated: bool,
 }
 
@@ -62,7 +66,7 @@ impl SseParser {
             scanner: JsonScanner::new(limits),
             visitor: ResponseVisitor::default(),
             summary: StreamSummary::default(),
-            usage: None,
+            usage: RawUsage::default(),
             truncated: false,
         }
     }
@@ -72,9 +76,9 @@ impl SseParser {
         &self.summary
     }
 
-    /// `usage` of the last event that carried a non-null one.
+    /// The usage the events carried, normalised (`None`: no event had a non-null usage).
     pub fn usage(&self) -> Option<Usage> {
-        self.usage
+        self.usage.normalise()
     }
 
     /// Some event's JSON hit a scanner cap.
@@ -125,10 +129,8 @@ impl SseParser {
         self.summary.last_event = Some(ts);
         if self.data_len == DONE.len() as u64 && self.prefix == *DONE {
             self.summary.done = true;
-        } else if self.scanner.finish(&mut self.visitor).is_ok()
-            && let Some(u) = self.visitor.usage
-        {
-            self.usage = Some(u);
+        } else if self.scanner.finish(&mut self.visitor).is_ok() && self.visitor.raw.present {
+            self.usage.merge(&self.visitor.raw);
         }
         self.truncated |= self.scanner.truncated();
         self.scanner.reset();
@@ -232,15 +234,49 @@ mod tests {
             let (s, u) = run(stream, split);
             assert_eq!(s.events, 4, "split {split}");
             assert!(s.done);
+            assert_eq!(u, Some(Usage::io(4, 17)));
+        }
+    }
+
+    /// Open WebUI 0.12.4 converting to Anthropic Messages (fixtures/openwebui-sdk): the
+    /// `message_start` estimate is overridden by `message_delta`'s usage, field by field.
+    #[test]
+    fn anthropic_message_delta_overrides_message_start() {
+        let stream = b"event: message_start\ndata: {\"type\": \"message_start\", \"message\": {\"id\": \"m\", \"content\": [], \"usage\": {\"input_tokens\": 42, \"output_tokens\": 0}}}\n\nevent: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"delta\": {\"text\": \"x\"}}\n\nevent: message_delta\ndata: {\"type\": \"message_delta\", \"usage\": {\"output_tokens\": 12, \"input_tokens\": 32, \"cache_read_input_tokens\": 8}}\n\n";
+        for split in [1, 7, 1000] {
+            let (s, u) = run(stream, split);
+            assert_eq!(s.events, 3);
             assert_eq!(
                 u,
                 Some(Usage {
-                    prompt_tokens: 4,
-                    completion_tokens: 17,
-                    total_tokens: 21
-                })
+                    input: 40,
+                    output: 12,
+                    cached_input: 8,
+                    reasoning: 0
+                }),
+                "split {split}"
             );
         }
+    }
+
+    /// The Responses stream: `response.created` has a null usage, `response.completed` the
+    /// whole one, 4 keys deep for the details.
+    #[test]
+    fn responses_completed_usage() {
+        let stream = b"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":30,\"input_tokens_details\":{\"cached_tokens\":10},\"output_tokens\":20,\"output_tokens_details\":{\"reasoning_tokens\":7},\"total_tokens\":50}}}\n\n";
+        let (s, u) = run(stream, 5);
+        assert_eq!(s.events, 2);
+        assert_eq!(
+            u,
+            Some(Usage {
+                input: 30,
+                output: 20,
+                cached_input: 10,
+                reasoning: 7
+            })
+        );
+        let (_, u) = run(&stream[..stream.len() / 3], 5);
+        assert_eq!(u, None, "a null usage is no usage");
     }
 
     #[test]
@@ -248,7 +284,7 @@ mod tests {
         let (s, u) = run(b"event: x\r\ndata: {\"usage\":\r\ndata: {\"prompt_tokens\":1}}\r\n\r\ndata\r\rid: 3\n\n", 1000);
         assert_eq!(s.events, 2);
         assert!(!s.done);
-        assert_eq!(u.map(|u| u.prompt_tokens), Some(1));
+        assert_eq!(u.map(|u| u.input), Some(1));
         // Comments and id-only blocks are not events; `[DONE]` must be the whole data.
         let (s, _) = run(b": hi\n\nid: 1\n\ndata: [DONE] \n\n", 1);
         assert_eq!(s.events, 1);

@@ -368,14 +368,7 @@ fn content_encodings_are_decoded() {
             );
             assert_eq!(x.response_headers.content_encoding.as_deref(), Some(coding));
             assert!(x.response_fields.json, "{coding}");
-            assert_eq!(
-                x.response_fields.usage,
-                Some(Usage {
-                    prompt_tokens: 4,
-                    completion_tokens: 17,
-                    total_tokens: 21
-                })
-            );
+            assert_eq!(x.response_fields.usage, Some(Usage::io(4, 17)));
             assert!(x.anomalies.is_empty(), "{coding}: {:?}", x.anomalies);
         }
     }
@@ -445,7 +438,10 @@ fn unused_bodies_can_be_left_encoded() {
         b.response.as_ref().unwrap().body_decoded_bytes,
         Some(USAGE_JSON.len() as u64)
     );
-    assert_eq!(b.response_fields.usage.map(|u| u.total_tokens), Some(21));
+    assert_eq!(
+        b.response_fields.usage.map(|u| u.input + u.output),
+        Some(21)
+    );
     assert_eq!(r.shared.counters.decode_errors, 0);
 }
 
@@ -480,10 +476,7 @@ fn sse_events_usage_and_done() {
     assert_eq!((sse.events, sse.done), (4, true));
     assert_eq!(sse.first_event, Some(Timestamp::from_secs(3)));
     assert_eq!(sse.last_event, Some(Timestamp::from_secs(4)));
-    assert_eq!(
-        x.response_fields.usage.map(|u| u.completion_tokens),
-        Some(17)
-    );
+    assert_eq!(x.response_fields.usage.map(|u| u.output), Some(17));
     assert_eq!(x.response.as_ref().unwrap().chunks, 8);
     assert_eq!(x.request_fields.model.as_deref(), Some("mock-gpt"));
     assert_eq!(x.request_fields.stream, Some(true));
@@ -496,11 +489,7 @@ const OLLAMA_LINES: [&str; 3] = [
     r#"{"model":"llama3.2","created_at":"2026-11-27T10:00:00.2Z","message":{"role":"assistant","content":"!"},"done":false}"#,
     r#"{"model":"llama3.2","created_at":"2026-11-27T10:00:00.3Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","total_duration":488358345,"prompt_eval_count":26,"prompt_eval_duration":3425460,"eval_count":282,"eval_duration":45355990}"#,
 ];
-const OLLAMA_USAGE: Usage = Usage {
-    prompt_tokens: 26,
-    completion_tokens: 282,
-    total_tokens: 308,
-};
+const OLLAMA_USAGE: Usage = Usage::io(26, 282);
 
 #[test]
 fn ollama_ndjson_stream_lines_and_counts() {

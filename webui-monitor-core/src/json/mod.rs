@@ -9,8 +9,9 @@
 //! Everything else is validated and dropped.
 use serde::Deserialize;
 
-/// Deepest key path reported to a [`JsonVisitor`] (`usage.prompt_tokens` is 2 deep).
-pub const MAX_PATH: usize = 2;
+/// Deepest key path reported to a [`JsonVisitor`]: `response.usage.input_tokens_details.cached_tokens`
+/// (the Responses stream's `response.completed` event) is 4 deep.
+pub const MAX_PATH: usize = 4;
 /// Longest key kept for path matching; longer keys never match a wanted path.
 const MAX_KEY: usize = 32;
 /// Longest number literal parsed; longer ones are reported as not-a-number.

@@ -53,7 +53,7 @@ fn scan(doc: &[u8], wanted: &[&'static str]) -> (Vec<String>, Result<(), JsonErr
 
 #[test]
 fn reports_shallow_object_paths_only() {
-    let doc = br#"{"model":"mock-gpt","stream":true,"n":-1.5e2,"usage":{"prompt_tokens":4,"deep":{"x":1}},"arr":[{"model":"no"}],"z":null}"#;
+    let doc = br#"{"model":"mock-gpt","stream":true,"n":-1.5e2,"usage":{"prompt_tokens":4,"deep":{"x":{"y":{"z":1}}}},"arr":[{"model":"no"}],"z":null}"#;
     let (seen, res, truncated) = scan(doc, &["model"]);
     assert_eq!(res, Ok(()));
     assert!(!truncated);
@@ -67,6 +67,8 @@ fn reports_shallow_object_paths_only() {
             "usage={",
             "usage.prompt_tokens=4",
             "usage.deep={",
+            "usage.deep.x={",
+            "usage.deep.x.y={",
             "arr=[",
             "z=null",
         ]

@@ -33,10 +33,14 @@ pub struct OpenWebuiMetrics {
     pub user_bytes: IntCounterVec,
     /// `openwebui_user_last_seen_timestamp_seconds{user}` (traffic time).
     pub user_last_seen: GaugeVec,
-    /// `openwebui_chat_completions_total{user,model,auth,client,stream,status_class}`.
+    /// `openwebui_chat_completions_total{user,model,api,auth,client,stream,status_class}`.
     pub chat_completions: IntCounterVec,
-    /// `openwebui_llm_tokens_total{user,model,direction,source}`.
+    /// `openwebui_llm_tokens_total{user,model,direction,source}`: totals (cached input and
+    /// reasoning included).
     pub llm_tokens: IntCounterVec,
+    /// `openwebui_llm_token_details_total{user,model,kind,source}`: the cached-input part of
+    /// the input tokens and the reasoning part of the output tokens.
+    pub llm_token_details: IntCounterVec,
     /// `openwebui_chat_completions_without_usage_total{user,model,source}`: answers that
     /// carried no token counts, so `llm_tokens` misses their tokens.
     pub completions_without_usage: IntCounterVec,
@@ -108,13 +112,26 @@ impl OpenWebuiMetrics {
             )?,
             chat_completions: counter(
                 "openwebui_chat_completions_total",
-                "Chat completion requests by user, model, auth, client kind, stream flag and HTTP status class.",
-                &["user", "model", "auth", "client", "stream", "status_class"],
+                "Model calls that generate (chat completions and their Ollama, Anthropic Messages and Responses siblings) by user, model, api (chat|ollama|messages|responses), auth, client kind, stream flag and HTTP status class.",
+                &[
+                    "user",
+                    "model",
+                    "api",
+                    "auth",
+                    "client",
+                    "stream",
+                    "status_class",
+                ],
             )?,
             llm_tokens: counter(
                 "openwebui_llm_tokens_total",
-                "LLM tokens by user and model; direction input|output; source http (chat completions' JSON/SSE usage or Ollama NDJSON counts, and embeddings' input) or websocket (web UI answers).",
+                "LLM tokens by user and model; direction input|output, each the total (input includes cached input, output includes reasoning); source http (JSON/SSE usage of chat completions, Anthropic Messages and Responses, Ollama NDJSON counts, embeddings' input) or websocket (web UI answers).",
                 &["user", "model", "direction", "source"],
+            )?,
+            llm_token_details: counter(
+                "openwebui_llm_token_details_total",
+                "Parts of openwebui_llm_tokens_total, by user, model, kind and source: kind cached_input is the part of direction=input read from a prompt cache, kind reasoning the part of direction=output spent reasoning. Already included in the totals: never add them to openwebui_llm_tokens_total.",
+                &["user", "model", "kind", "source"],
             )?,
             completions_without_usage: counter(
                 "openwebui_chat_completions_without_usage_total",
@@ -200,10 +217,13 @@ mod tests {
         m.user_bytes.with_label_values(&["u", "request"]).inc();
         m.user_last_seen.with_label_values(&["u"]).set(1.0);
         m.chat_completions
-            .with_label_values(&["u", "m", "jwt", "api", "false", "2xx"])
+            .with_label_values(&["u", "m", "chat", "jwt", "api", "false", "2xx"])
             .inc();
         m.llm_tokens
             .with_label_values(&["u", "m", "input", "http"])
+            .inc();
+        m.llm_token_details
+            .with_label_values(&["u", "m", "cached_input", "http"])
             .inc();
         m.completions_without_usage
             .with_label_values(&["u", "m", "http"])
@@ -223,7 +243,7 @@ mod tests {
             .iter()
             .map(|f| f.name().to_string())
             .collect();
-        assert_eq!(names.len(), 16, "{names:?}");
+        assert_eq!(names.len(), 17, "{names:?}");
         assert!(
             OpenWebuiMetrics::register(&registry).is_err(),
             "double registration is refused"

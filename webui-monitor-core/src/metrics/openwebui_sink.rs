@@ -180,6 +180,7 @@ impl PrometheusSink {
             Fact::Completion {
                 user,
                 model,
+                api,
                 auth,
                 client,
                 stream,
@@ -187,6 +188,7 @@ impl PrometheusSink {
             } => {
                 let key = CompletionKey {
                     model: model.id,
+                    api,
                     auth,
                     client,
                     stream,
@@ -211,6 +213,17 @@ impl PrometheusSink {
                 let m = &self.metrics;
                 let entry = self.users.entry(user, m, no_info);
                 entry.tokens(m, key, model.name).inc_by(count);
+            }
+            Fact::TokenDetail {
+                user,
+                model,
+                kind,
+                source,
+                count,
+            } => {
+                let m = &self.metrics;
+                let entry = self.users.entry(user, m, no_info);
+                entry.detail(m, model, kind, source).inc_by(count);
             }
             Fact::CompletionWithoutUsage {
                 user,

@@ -548,3 +548,70 @@ fn reconfigured_user_info_export_follows_the_current_snapshot() {
     f.sink.reconfigure(&SemanticsConfig::default());
     assert!(emails(&f).is_empty());
 }
+
+/// Every model-calling door counts a completion under its `api`; cached input and reasoning go
+/// to their own family (parts of the totals, which stay the totals) and leave with their user.
+#[test]
+fn completions_by_api_and_token_details() {
+    let config = SemanticsConfig {
+        user_ttl_secs: 100,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    let detailed = crate::usage::Usage {
+        input: 40,
+        output: 12,
+        cached_input: 8,
+        reasoning: 5,
+    };
+    for (path, dt) in [
+        ("/api/v1/messages", 0),
+        ("/openai/responses", 1),
+        ("/api/chat/completions", 2),
+        ("/ollama/api/chat", 3),
+        ("/api/v1/messages/count_tokens", 4),
+    ] {
+        let mut ex = streamed(bearer(completion("mock-gpt", None, None, dt), &token));
+        ex.path = path.into();
+        ex.response_fields.usage = Some(detailed);
+        f.exchange(&ex);
+    }
+    let s = f.samples();
+    for api in ["messages", "responses", "chat", "ollama"] {
+        assert_eq!(
+            s.sum(
+                "openwebui_chat_completions_total",
+                &[("user", ALICE), ("api", api), ("model", "mock-gpt")]
+            ),
+            1.0,
+            "{api}"
+        );
+    }
+    // count_tokens is no model call.
+    assert_eq!(s.sum("openwebui_chat_completions_total", &[]), 4.0);
+    for (direction, n) in [("input", 160.0), ("output", 48.0)] {
+        assert_eq!(
+            s.sum(
+                "openwebui_llm_tokens_total",
+                &[("user", ALICE), ("direction", direction)]
+            ),
+            n
+        );
+    }
+    for (kind, n) in [("cached_input", 32.0), ("reasoning", 20.0)] {
+        assert_eq!(
+            s.sum(
+                "openwebui_llm_token_details_total",
+                &[("user", ALICE), ("kind", kind), ("source", "http")]
+            ),
+            n
+        );
+    }
+    f.tick(at(NOW + 200));
+    assert!(
+        f.samples()
+            .label_values("openwebui_llm_token_details_total", "user")
+            .is_empty()
+    );
+}

@@ -12,10 +12,11 @@ use super::openwebui::OpenWebuiMetrics;
 use crate::{
     openwebui::{
         Auth, Client, StatusClass, UserRecord,
-        fact::{Model, TokenDirection, TokenSource},
+        fact::{Model, TokenDetail, TokenDirection, TokenSource},
         fast_map::FastMap,
         identity::{Special, UserRef},
         labels::{AUTH_LABELS, CLIENT_LABELS},
+        route::ApiKind,
     },
     segment::Timestamp,
 };
@@ -24,6 +25,7 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct CompletionKey {
     pub(super) model: u32,
+    pub(super) api: ApiKind,
     pub(super) auth: Auth,
     pub(super) client: Client,
     pub(super) stream: bool,
@@ -77,6 +79,8 @@ pub(super) struct UserEntry {
     last_seen: Timestamp,
     completions: Vec<Series<CompletionKey>>,
     tokens: Vec<Series<TokenKey>>,
+    /// `openwebui_llm_token_details_total` children by (model, kind, source).
+    details: Vec<Series<(u32, TokenDetail, TokenSource)>>,
     /// `openwebui_chat_completions_without_usage_total` children by (model, source).
     without_usage: Vec<Series<(u32, TokenSource)>>,
     /// Label values of `openwebui_user_info` when exported.
@@ -108,6 +112,7 @@ impl UserEntry {
             last_seen: Timestamp::default(),
             completions: Vec::new(),
             tokens: Vec::new(),
+            details: Vec::new(),
             without_usage: Vec::new(),
             info: None,
         }
@@ -165,6 +170,30 @@ impl UserEntry {
         })
     }
 
+    /// The `openwebui_llm_token_details_total` child of `model`, `kind` and `source`.
+    pub(super) fn detail(
+        &mut self,
+        m: &OpenWebuiMetrics,
+        model: Model<'_>,
+        kind: TokenDetail,
+        source: TokenSource,
+    ) -> &IntCounter {
+        let label = &self.label;
+        child(
+            &mut self.details,
+            (model.id, kind, source),
+            model.name,
+            || {
+                m.llm_token_details.with_label_values(&[
+                    label,
+                    model.name,
+                    kind.as_str(),
+                    source.as_str(),
+                ])
+            },
+        )
+    }
+
     /// The `openwebui_chat_completions_without_usage_total` child of `model` and `source`.
     pub(super) fn without_usage(
         &mut self,
@@ -209,6 +238,15 @@ impl UserEntry {
                 .llm_tokens
                 .remove_label_values(&token_labels(l, &s.model, &s.key));
         }
+        for s in &self.details {
+            let (_, kind, source) = s.key;
+            let _ = m.llm_token_details.remove_label_values(&[
+                l,
+                &s.model,
+                kind.as_str(),
+                source.as_str(),
+            ]);
+        }
         for s in &self.without_usage {
             let _ =
                 m.completions_without_usage
@@ -220,10 +258,11 @@ impl UserEntry {
     }
 }
 
-fn completion_labels<'a>(user: &'a str, model: &'a str, k: &CompletionKey) -> [&'a str; 6] {
+fn completion_labels<'a>(user: &'a str, model: &'a str, k: &CompletionKey) -> [&'a str; 7] {
     [
         user,
         model,
+        k.api.as_str(),
         k.auth.as_str(),
         k.client.as_str(),
         if k.stream { "true" } else { "false" },

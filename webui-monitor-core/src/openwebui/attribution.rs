@@ -46,7 +46,7 @@ use super::{
     identity::{OwnedUser, Special, UserRef},
     jwt::{JwtLimits, JwtSecret, JwtVerifier},
     labels::{Auth, Client, ModelTable, StatusClass, method_label},
-    route,
+    route::{self, ApiKind},
 };
 use crate::{
     http::Exchange,
@@ -124,6 +124,7 @@ pub struct SemanticsCounters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct CompletionLabels {
     model: u32,
+    api: ApiKind,
     auth: Auth,
     client: Client,
     stream: bool,
@@ -221,7 +222,8 @@ impl Attributor {
         let (carrier, id) = identify(&mut self.verifier, ex, dir.as_deref());
         let route = route::route(&ex.path);
         let method = method_label(&ex.method);
-        let completion = route::is_chat_completion(method, route);
+        let api = route::api_kind(method, route);
+        let completion = api.generates();
         let h = &ex.request_headers;
         // Browsers send `Sec-Fetch-*` on every request but the WebSocket upgrade (Chromium
         // 156 in browser.pcap), which always carries `Origin` instead.
@@ -304,6 +306,7 @@ impl Attributor {
         let model = self.intern_model(ex.request_fields.model.as_deref(), sink);
         let labels = CompletionLabels {
             model,
+            api: route::api_kind(method_label(&ex.method), route),
             auth,
             client,
             stream: ex
@@ -377,7 +380,7 @@ impl Attributor {
             },
             direction: TokenDirection::Input,
             source: TokenSource::Http,
-            count: usage.prompt_tokens,
+            count: usage.input,
         });
     }
 

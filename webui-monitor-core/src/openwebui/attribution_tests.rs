@@ -4,7 +4,7 @@
 //! account-detail series) is the metrics sink's, tested in `metrics::openwebui_sink`.
 use super::{
     Attributor, Fact, FactSink, SemanticsConfig,
-    fact::{Limit, Signal, Signals, TokenDirection, TokenSource},
+    fact::{Limit, Signal, Signals, TokenDetail, TokenDirection, TokenSource},
     identity::UserRef,
     jwt::JwtSecret,
     labels::{Auth, AuthResult, Client, StatusClass},
@@ -77,6 +77,13 @@ enum Rec {
     },
     Completion(Comp),
     Tokens(Tok),
+    TokenDetail {
+        user: String,
+        model: String,
+        kind: TokenDetail,
+        source: TokenSource,
+        count: u64,
+    },
     WithoutUsage {
         user: String,
         model: String,
@@ -133,6 +140,7 @@ impl FactSink for Recorder {
             Fact::Completion {
                 user,
                 model,
+                api: _,
                 auth,
                 client,
                 stream,
@@ -158,6 +166,19 @@ impl FactSink for Recorder {
                 source,
                 count,
             }),
+            Fact::TokenDetail {
+                user,
+                model,
+                kind,
+                source,
+                count,
+            } => Rec::TokenDetail {
+                user: name(user),
+                model: model.name.into(),
+                kind,
+                source,
+                count,
+            },
             Fact::CompletionWithoutUsage {
                 user,
                 model,
@@ -794,11 +815,7 @@ fn embedding_tokens_count_as_input_of_their_model() {
         ex.response_fields.usage = usage;
         ex
     };
-    let openai_usage = Usage {
-        prompt_tokens: 42,
-        completion_tokens: 0,
-        total_tokens: 42,
-    };
+    let openai_usage = Usage::io(42, 0);
     f.exchange(&embed(
         "/api/embeddings",
         "text-embedding-3-small",

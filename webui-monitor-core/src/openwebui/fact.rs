@@ -13,7 +13,8 @@
 //! `Attributor` call that concluded them. For one HTTP exchange: [`Fact::Request`] first (every
 //! exchange has exactly one), then [`Fact::ApiKeySeen`] if an API key was used, then — for a
 //! chat completion — [`Fact::UserSeen`] with [`Fact::Completion`] (unless deferred, below),
-//! [`Fact::Tokens`] (input, then output) or [`Fact::CompletionWithoutUsage`], and
+//! [`Fact::Tokens`] (input, then output, then any [`Fact::TokenDetail`]) or
+//! [`Fact::CompletionWithoutUsage`], and
 //! [`Fact::FirstToken`]. A web-UI completion's facts may instead come during a later call: its
 //! [`Fact::Completion`] when its answer reports `done` on the socket (or settles as
 //! [`StatusClass::Incomplete`]), its socket-side [`Fact::Tokens`] when usage and request are
@@ -48,6 +49,7 @@ use super::{
     apikey::{Directory, Fingerprint},
     identity::UserRef,
     labels::{Auth, AuthResult, Client, StatusClass},
+    route::ApiKind,
 };
 use crate::segment::{ConnectionKey, Timestamp};
 
@@ -102,11 +104,14 @@ pub enum Fact<'a> {
     },
     /// `user` was active at traffic time `at` (a completion counted, an answer credited).
     UserSeen { user: UserRef<'a>, at: Timestamp },
-    /// One chat completion, counted once: at its HTTP answer, or for a web-UI completion
-    /// whose answer travels on a decoded socket, when that answer is done (or settles).
+    /// One model call that generates (chat completion, Anthropic Messages, Responses, Ollama's
+    /// native chat), counted once: at its HTTP answer, or for a web-UI completion whose answer
+    /// travels on a decoded socket, when that answer is done (or settles).
     Completion {
         user: UserRef<'a>,
         model: Model<'a>,
+        /// The API the request spoke (`chat`, `messages`, `responses`, `ollama`).
+        api: ApiKind,
         auth: Auth,
         client: Client,
         stream: bool,
@@ -118,6 +123,16 @@ pub enum Fact<'a> {
         user: UserRef<'a>,
         model: Model<'a>,
         direction: TokenDirection,
+        source: TokenSource,
+        count: u64,
+    },
+    /// The part of one answer's tokens of a [`TokenDetail`] kind: cached input (part of the
+    /// input [`Fact::Tokens`]) or reasoning (part of the output one), never to be added to
+    /// them. Follows the answer's [`Fact::Tokens`]; emitted only when the count is not 0.
+    TokenDetail {
+        user: UserRef<'a>,
+        model: Model<'a>,
+        kind: TokenDetail,
         source: TokenSource,
         count: u64,
     },
@@ -158,6 +173,24 @@ impl TokenDirection {
         match self {
             Self::Input => "input",
             Self::Output => "output",
+        }
+    }
+}
+
+/// A part of the input or output tokens, counted apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenDetail {
+    /// Input tokens read from a prompt cache (part of the input).
+    CachedInput,
+    /// Output tokens spent reasoning (part of the output).
+    Reasoning,
+}
+
+impl TokenDetail {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::CachedInput => "cached_input",
+            Self::Reasoning => "reasoning",
         }
     }
 }

@@ -219,6 +219,16 @@ pub enum ApiKind {
 }
 
 impl ApiKind {
+    /// A model call that generates an answer with usage: chat completions, Ollama's native
+    /// chat, Anthropic Messages and Responses (embeddings are counted apart; count_tokens
+    /// answers an estimate and calls no model).
+    pub fn generates(self) -> bool {
+        matches!(
+            self,
+            Self::ChatCompletion | Self::OllamaChat | Self::Messages | Self::Responses
+        )
+    }
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -311,16 +321,6 @@ pub fn api_kind(method: &str, route: &str) -> ApiKind {
         "/openai/*" => Passthrough,
         _ => Other,
     }
-}
-
-/// Is this the chat-completion endpoint family whose requests carry a model and whose answers
-/// carry usage in OpenAI's or Ollama's shape (`/api/chat/completions` and its
-/// OpenAI-compatible and Ollama-proxy siblings)?
-pub fn is_chat_completion(method: &str, route: &str) -> bool {
-    matches!(
-        api_kind(method, route),
-        ApiKind::ChatCompletion | ApiKind::OllamaChat
-    )
 }
 
 /// Is this an embedding request whose answer counts the tokens it embedded? Open WebUI's
@@ -583,26 +583,21 @@ mod tests {
 
     #[test]
     fn chat_completion_endpoints() {
-        assert!(is_chat_completion("POST", route("/api/chat/completions")));
-        assert!(is_chat_completion(
-            "POST",
-            route("/api/v1/chat/completions")
-        ));
-        assert!(is_chat_completion(
-            "POST",
-            route("/openai/chat/completions")
-        ));
-        assert!(is_chat_completion("POST", route("/ollama/api/generate")));
-        assert!(!is_chat_completion("GET", route("/api/chat/completions")));
-        assert!(!is_chat_completion("POST", route("/api/chat/completed")));
+        assert!(api_kind("POST", route("/api/chat/completions")).generates());
+        assert!(api_kind("POST", route("/api/v1/chat/completions")).generates());
+        assert!(api_kind("POST", route("/openai/chat/completions")).generates());
+        assert!(api_kind("POST", route("/ollama/api/generate")).generates());
+        assert!(!api_kind("GET", route("/api/chat/completions")).generates());
+        assert!(!api_kind("POST", route("/api/chat/completed")).generates());
         assert!(is_embedding("POST", route("/api/embeddings")));
         assert!(is_embedding("POST", route("/ollama/api/embed")));
         assert!(!is_embedding("GET", route("/api/embeddings")));
-        assert!(!is_chat_completion("POST", route("/api/embeddings")));
+        assert!(!api_kind("POST", route("/api/embeddings")).generates());
         assert!(is_embedding("POST", route("/api/v1/embeddings")));
         assert!(is_embedding("POST", route("/ollama/v1/embeddings")));
-        assert!(!is_chat_completion("POST", route("/api/v1/messages")));
-        assert!(!is_chat_completion("POST", route("/openai/responses")));
+        assert!(api_kind("POST", route("/api/v1/messages")).generates());
+        assert!(api_kind("POST", route("/openai/responses")).generates());
+        assert!(!api_kind("POST", route("/api/v1/messages/count_tokens")).generates());
         for (path, kind) in [
             ("/api/v1/messages", ApiKind::Messages),
             ("/api/message", ApiKind::Messages),

@@ -114,11 +114,7 @@ pub(crate) fn streamed(mut ex: Exchange) -> Exchange {
 }
 
 pub(crate) fn usage(prompt: u64, completion: u64) -> Usage {
-    Usage {
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        total_tokens: prompt + completion,
-    }
+    Usage::io(prompt, completion)
 }
 
 pub(crate) fn directory() -> Arc<Directory> {

@@ -30,7 +30,7 @@ use serde_json::value::RawValue;
 use crate::{
     secret::Secret,
     segment::{Direction, Timestamp},
-    usage::Usage,
+    usage::{RawUsage, Usage, UsageField},
     websocket::{
         SocketEvent,
         limits::{WebSocketCounters, WebSocketLimits},
@@ -122,30 +122,81 @@ struct CompletionData {
     choices: Option<ChoicesHaveContent>,
 }
 
+/// The usage fields of a socket answer (Open WebUI's merged usage: `prompt_tokens` and
+/// `completion_tokens` of the last model call, `input_tokens`/`output_tokens` summed over the
+/// reply), handed to the one normaliser ([`RawUsage`]).
 #[derive(Deserialize)]
 struct UsageJson {
     prompt_tokens: Option<Scalar>,
     completion_tokens: Option<Scalar>,
-    total_tokens: Option<Scalar>,
     input_tokens: Option<Scalar>,
     output_tokens: Option<Scalar>,
+    prompt_tokens_details: Option<CachedJson>,
+    input_tokens_details: Option<CachedJson>,
+    completion_tokens_details: Option<ReasoningJson>,
+    output_tokens_details: Option<ReasoningJson>,
+    cache_read_input_tokens: Option<Scalar>,
+    cache_creation_input_tokens: Option<Scalar>,
+}
+
+#[derive(Deserialize)]
+struct CachedJson {
+    cached_tokens: Option<Scalar>,
+}
+
+#[derive(Deserialize)]
+struct ReasoningJson {
+    reasoning_tokens: Option<Scalar>,
 }
 
 impl UsageJson {
+    /// The normalised usage, or `None` when it names neither input nor output tokens.
     fn usage(&self) -> Option<Usage> {
+        use UsageField as F;
         let get = |v: &Option<Scalar>| v.as_ref().and_then(|t| t.count);
-        let prompt = get(&self.prompt_tokens).or(get(&self.input_tokens));
-        let completion = get(&self.completion_tokens).or(get(&self.output_tokens));
-        if prompt.is_none() && completion.is_none() {
+        let fields = [
+            (F::PromptTokens, get(&self.prompt_tokens)),
+            (F::CompletionTokens, get(&self.completion_tokens)),
+            (F::InputTokens, get(&self.input_tokens)),
+            (F::OutputTokens, get(&self.output_tokens)),
+            (
+                F::PromptCachedTokens,
+                self.prompt_tokens_details
+                    .as_ref()
+                    .and_then(|d| get(&d.cached_tokens)),
+            ),
+            (
+                F::InputCachedTokens,
+                self.input_tokens_details
+                    .as_ref()
+                    .and_then(|d| get(&d.cached_tokens)),
+            ),
+            (
+                F::CompletionReasoningTokens,
+                self.completion_tokens_details
+                    .as_ref()
+                    .and_then(|d| get(&d.reasoning_tokens)),
+            ),
+            (
+                F::OutputReasoningTokens,
+                self.output_tokens_details
+                    .as_ref()
+                    .and_then(|d| get(&d.reasoning_tokens)),
+            ),
+            (F::CacheReadInputTokens, get(&self.cache_read_input_tokens)),
+            (
+                F::CacheCreationInputTokens,
+                get(&self.cache_creation_input_tokens),
+            ),
+        ];
+        if fields[..4].iter().all(|(_, n)| n.is_none()) {
             return None;
         }
-        let (prompt_tokens, completion_tokens) = (prompt.unwrap_or(0), completion.unwrap_or(0));
-        Some(Usage {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens: get(&self.total_tokens)
-                .unwrap_or(prompt_tokens.saturating_add(completion_tokens)),
-        })
+        let mut raw = RawUsage::default();
+        for (field, n) in fields {
+            raw.set(field, n);
+        }
+        raw.normalise()
     }
 }
 
@@ -536,11 +587,7 @@ mod tests {
     #[test]
     fn usage_and_done() {
         let usage = "2[\"events\",{\"chat_id\":\"c\",\"message_id\":\"m\",\"data\":{\"type\":\"chat:completion\",\"data\":{\"usage\":{\"prompt_tokens\":6,\"completion_tokens\":19,\"total_tokens\":25,\"input_tokens\":6,\"output_tokens\":19}}}}]";
-        let expected_usage = Usage {
-            prompt_tokens: 6,
-            completion_tokens: 19,
-            total_tokens: 25,
-        };
+        let expected_usage = Usage::io(6, 19);
         assert_eq!(
             run(Direction::Response, usage).0,
             [SocketEvent::Usage {
@@ -576,10 +623,28 @@ mod tests {
             [SocketEvent::Usage {
                 chat_id: None,
                 message_id: "m".into(),
+                usage: Usage::io(3, 4),
+                done: false,
+                ts: TS
+            }]
+        );
+    }
+
+    /// Open WebUI's merged usage of a reply with a tool call: the reply sums (`input_tokens`,
+    /// `output_tokens`) win over the last call's counts; details go through the normaliser.
+    #[test]
+    fn reply_sums_and_details() {
+        let text = "2[\"events\",{\"message_id\":\"m\",\"data\":{\"type\":\"chat:completion\",\"data\":{\"usage\":{\"prompt_tokens\":50,\"completion_tokens\":9,\"input_tokens\":90,\"output_tokens\":21,\"prompt_tokens_details\":{\"cached_tokens\":16},\"completion_tokens_details\":{\"reasoning_tokens\":4}}}}}]";
+        assert_eq!(
+            run(Direction::Response, text).0,
+            [SocketEvent::Usage {
+                chat_id: None,
+                message_id: "m".into(),
                 usage: Usage {
-                    prompt_tokens: 3,
-                    completion_tokens: 4,
-                    total_tokens: 7
+                    input: 90,
+                    output: 21,
+                    cached_input: 16,
+                    reasoning: 4
                 },
                 done: false,
                 ts: TS

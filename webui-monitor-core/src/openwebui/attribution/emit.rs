@@ -6,7 +6,7 @@ use super::{
 };
 use crate::{
     openwebui::{
-        fact::{Fact, FactSink, Limit, Model, TokenDirection, TokenSource},
+        fact::{Fact, FactSink, Limit, Model, TokenDetail, TokenDirection, TokenSource},
         identity::UserRef,
         labels::{ModelTable, StatusClass},
     },
@@ -43,8 +43,8 @@ impl<'x, S: FactSink + ?Sized> Emit<'x, S> {
             name: self.models.name(model),
         };
         for (direction, count) in [
-            (TokenDirection::Input, usage.prompt_tokens),
-            (TokenDirection::Output, usage.completion_tokens),
+            (TokenDirection::Input, usage.input),
+            (TokenDirection::Output, usage.output),
         ] {
             self.sink.fact(Fact::Tokens {
                 user,
@@ -53,6 +53,20 @@ impl<'x, S: FactSink + ?Sized> Emit<'x, S> {
                 source,
                 count,
             });
+        }
+        for (kind, count) in [
+            (TokenDetail::CachedInput, usage.cached_input),
+            (TokenDetail::Reasoning, usage.reasoning),
+        ] {
+            if count > 0 {
+                self.sink.fact(Fact::TokenDetail {
+                    user,
+                    model,
+                    kind,
+                    source,
+                    count,
+                });
+            }
         }
     }
 
@@ -67,6 +81,7 @@ impl<'x, S: FactSink + ?Sized> Emit<'x, S> {
         self.sink.fact(Fact::Completion {
             user,
             model,
+            api: labels.api,
             auth: labels.auth,
             client: labels.client,
             stream: labels.stream,

@@ -18,17 +18,14 @@ fn alice() -> OwnedUser {
 }
 
 fn usage(prompt: u64, completion: u64) -> Usage {
-    Usage {
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        total_tokens: prompt + completion,
-    }
+    Usage::io(prompt, completion)
 }
 
 fn deferred() -> Deferred {
     Deferred {
         user: alice(),
         labels: CompletionLabels {
+            api: crate::openwebui::ApiKind::ChatCompletion,
             model: MOCK,
             auth: Auth::Jwt,
             client: Client::Webui,

@@ -4,7 +4,8 @@
 //! * `run`: setup, then the daemon on the local Open WebUI (`lo`, port 8080) — the README's
 //!   first command.
 //! * `test`: setup, then every test — unit, kernel (`BPF_PROG_TEST_RUN`), end-to-end, the
-//!   deploy files and the .deb — as root; the README's second command and CI's.
+//!   container image, the deploy files and the .deb — as root; the README's second command and
+//!   CI's.
 //! * `bench-kernel`: ns per packet of the kernel programs, over a trivial XDP baseline.
 //! * `bench-replay`: `webui-monitor replay` against tshark on a large generated capture, then
 //!   exchanges/s with attribution off and on (`webui-monitor/examples/bench_attribution.rs`).
@@ -30,7 +31,8 @@ const CARGO_DEB_VERSION: &str = "3.8.0";
 /// Debian packages the tests use: nginx and openssl (TLS-terminating proxy with a certificate
 /// made per run), Prometheus (promtool and a real server), tshark and wrk for benchmarks, curl,
 /// iproute2 for network namespaces, python3 (+ PyYAML) for the test servers and deploy checks,
-/// systemd for `systemd-analyze`, sqlite3 to inspect Open WebUI databases.
+/// systemd for `systemd-analyze`, sqlite3 to inspect Open WebUI databases; podman, runc and
+/// mmdebstrap to build and run the container image (`tests/tests/container.rs`).
 const DEBIAN_PACKAGES: &[&str] = &[
     "nginx",
     "openssl",
@@ -43,6 +45,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "python3-yaml",
     "systemd",
     "sqlite3",
+    "podman",
+    "runc",
+    "mmdebstrap",
 ];
 
 /// Debian packages the kernel matrix (`test-kernels`) uses: QEMU and the virtiofsd it comes

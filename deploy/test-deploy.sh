@@ -6,7 +6,10 @@
 #     returns data from a real Prometheus scraping fake-exporter.py (check-queries.py);
 #   - the dashboard is valid JSON with unique panel ids and the expected variables;
 #   - the systemd unit: systemd-analyze verify + security in the "OK" band (systemd/test-unit.sh);
-#   - Kubernetes manifests and provisioning files are valid YAML.
+#   - Kubernetes manifests, compose file and provisioning files are valid YAML; the compose file
+#     runs Open WebUI's standard service and the monitor beside it as documented; the DaemonSet
+#     names the image build.sh makes (deploy/container/; the image itself is built and run by
+#     tests/tests/container.rs).
 # Needs: promtool (Debian `prometheus`), python3 with PyYAML (Debian `python3-yaml`), systemd.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,11 +68,51 @@ assert names == ["datasource", "user", "model", "instance"], names
 assert d["schemaVersion"] >= 39 and d["uid"] == "webui-monitor"
 PY
 
-check "YAML manifests" python3 - "$here"/grafana/provisioning/*.yaml "$here"/kubernetes/*.yaml <<'PY'
+check "YAML manifests" python3 - "$here"/grafana/provisioning/*.yaml "$here"/kubernetes/*.yaml \
+    "$here"/compose/*.yaml <<'PY'
 import sys, yaml
 for path in sys.argv[1:]:
     docs = [d for d in yaml.safe_load_all(open(path)) if d is not None]
     assert docs, f"{path}: empty"
+PY
+
+check "compose file: Open WebUI's service, the monitor beside it" python3 - "$here" <<'PY'
+import sys, yaml
+here = sys.argv[1]
+services = yaml.safe_load(open(f"{here}/compose/compose.yaml"))["services"]
+owui, mon = services["open-webui"], services["webui-monitor"]
+# Open WebUI as its own docker-compose.yaml runs it.
+assert owui["image"] == "ghcr.io/open-webui/open-webui:main", owui["image"]
+assert owui["ports"] == ["3000:8080"], owui["ports"]
+assert owui["volumes"] == ["open-webui:/app/backend/data"], owui["volumes"]
+# The monitor: host network, exactly the three capabilities, the same secret file.
+assert mon["network_mode"] == "host"
+assert mon["cap_drop"] == ["ALL"] and sorted(mon["cap_add"]) == ["BPF", "NET_ADMIN", "PERFMON"]
+assert mon["env_file"] == owui["env_file"] == "webui.env"
+env = mon["environment"]
+assert env["WEBUI_MONITOR_CAPTURE_INTERFACES"] == "br-*"
+assert env["WEBUI_MONITOR_CAPTURE_PORTS"] == "8080"
+# Open WebUI's data volume, read-only, holds the database the monitor is told to read.
+(volume,) = mon["volumes"]
+name, mount, mode = volume.split(":")
+assert name == "open-webui" and mode == "ro", volume
+assert env["WEBUI_MONITOR_OPENWEBUI_DB"] == f"{mount}/webui.db"
+assert mon["image"] == "localhost/webui-monitor:latest"
+# The example env file names the secret, and only it.
+lines = [l for l in open(f"{here}/compose/webui.env.example") if l.strip() and not l.startswith("#")]
+assert [l.split("=")[0] for l in lines] == ["WEBUI_SECRET_KEY"], lines
+PY
+
+check "DaemonSet image is the one kustomization.yaml and build.sh name" python3 - "$here" <<'PY'
+import re, sys, yaml
+here = sys.argv[1]
+ds = yaml.safe_load(open(f"{here}/kubernetes/daemonset.yaml"))
+(container,) = ds["spec"]["template"]["spec"]["containers"]
+name, tag = container["image"].rsplit(":", 1)
+(image,) = yaml.safe_load(open(f"{here}/kubernetes/kustomization.yaml"))["images"]
+assert image["name"] == name == "localhost/webui-monitor", (image, name)
+version = re.search(r'^version = "(.*)"', open(f"{here}/../Cargo.toml").read(), re.M)[1]
+assert image["newTag"] == tag == version, (image, tag, version)
 PY
 
 "$here/kubernetes/gen-prometheusrule.sh" "$tmp/prometheusrule.yaml"

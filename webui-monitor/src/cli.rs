@@ -1,6 +1,8 @@
 //! Command line: `run` (the daemon), `check` (can this machine run it), `replay` (the same
-//! pipeline over a capture file), `config check` and `top`.
-use anyhow::bail;
+//! pipeline over a capture file), `config check`, `top` and `healthcheck`.
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 use crate::{
@@ -35,6 +37,9 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Exit 0 if the daemon configured like `run` answers 200 on /healthz (the container
+    /// image's HEALTHCHECK, which has no curl); the address is capture.listen.
+    Healthcheck(ConfigArgs),
 }
 
 /// Parses the command line and runs it.
@@ -45,6 +50,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::Config { command } => command.run(),
         Command::Top(args) => top::run(args),
+        Command::Healthcheck(args) => healthcheck(&args),
     }
 }
 
@@ -69,5 +75,61 @@ fn check(args: &CheckArgs) -> anyhow::Result<()> {
             "this machine cannot run the capture:\n  {}",
             report.missing().join("\n  ")
         )
+    }
+}
+
+/// The address a local client reaches `listen` at: the loopback address of its family when
+/// the daemon listens on every address.
+fn local_address(listen: SocketAddr) -> SocketAddr {
+    let mut address = listen;
+    if listen.ip().is_unspecified() {
+        address.set_ip(match listen {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    address
+}
+
+fn healthcheck(args: &ConfigArgs) -> anyhow::Result<()> {
+    let loaded = config::load(args)?;
+    let url = format!(
+        "http://{}/healthz",
+        local_address(loaded.config.capture.listen)
+    );
+    let timeout = Some(Duration::from_secs(5));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .timeout_global(timeout)
+        .build()
+        .into();
+    let response = agent.get(&url).call().with_context(|| {
+        format!("{url}: no answer; is `webui-monitor run` listening on capture.listen?")
+    })?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        bail!("{url} answered HTTP {status}, not 200");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_address;
+
+    #[test]
+    fn healthcheck_reaches_unspecified_listen_addresses_on_loopback() {
+        let cases = [
+            ("0.0.0.0:9741", "127.0.0.1:9741"),
+            ("[::]:9741", "[::1]:9741"),
+            ("10.0.0.5:9000", "10.0.0.5:9000"),
+            ("127.0.0.1:9741", "127.0.0.1:9741"),
+        ];
+        for (listen, expected) in cases {
+            let listen = listen.parse().expect("address");
+            assert_eq!(local_address(listen).to_string(), expected, "{listen}");
+        }
     }
 }

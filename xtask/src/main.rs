@@ -4,8 +4,8 @@
 //! * `run`: bpf-linker if missing, then the daemon on the local Open WebUI (`lo`, port 8080) — the README's
 //!   first command.
 //! * `test`: setup, then every test — unit, kernel (`BPF_PROG_TEST_RUN`), end-to-end, the
-//!   deploy files, the .deb, `cargo xtask run` itself and the kernel matrix — as root; the
-//!   README's second command and CI's.
+//!   container image, the deploy files, the .deb, `cargo xtask run` itself and the kernel
+//!   matrix — as root; the README's second command and CI's.
 //! * `bench-kernel`: ns per packet of the kernel programs, over a trivial XDP baseline.
 //! * `bench-replay`: `webui-monitor replay` against tshark on a large generated capture, then
 //!   exchanges/s with attribution off and on (`webui-monitor/examples/bench_attribution.rs`).
@@ -35,7 +35,8 @@ const CARGO_DEB_VERSION: &str = "3.8.0";
 /// made per run), Prometheus (promtool and a real server), tshark and wrk for benchmarks, curl,
 /// iproute2 for network namespaces, python3 (+ PyYAML) for the test servers and deploy checks,
 /// systemd for `systemd-analyze`, sqlite3 to inspect Open WebUI databases, bpftool to check
-/// that nothing stays attached after a test.
+/// that nothing stays attached after a test; podman, runc and mmdebstrap to build and run the
+/// container image (`tests/tests/container.rs`).
 const DEBIAN_PACKAGES: &[&str] = &[
     "bpftool",
     "nginx",
@@ -49,6 +50,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "python3-yaml",
     "systemd",
     "sqlite3",
+    "podman",
+    "runc",
+    "mmdebstrap",
 ];
 
 /// Debian packages the kernel matrix (`test-kernels`) uses: QEMU and the virtiofsd it comes

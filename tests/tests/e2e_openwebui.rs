@@ -305,6 +305,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
             ("model", OLLAMA_MODEL),
             ("auth", "jwt"),
             ("client", "api"),
+            ("api", "ollama"),
             ("stream", stream),
             ("status_class", "2xx"),
         ];
@@ -442,10 +443,9 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     // SAFETY: a signal to our own child (`ip netns exec` execs the daemon in place).
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
     wait_for("the monitor to reload", Duration::from_secs(20), || {
-        stack
-            .monitor
-            .output()
-            .contains("SIGHUP: configuration and Open WebUI database re-read")
+        stack.monitor.output().contains(
+            "SIGHUP: configuration re-read, no setting changed; Open WebUI's database re-read",
+        )
     })?;
     let after = stack.metrics()?;
     for (name, labels) in [

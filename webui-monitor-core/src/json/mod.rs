@@ -7,6 +7,9 @@
 //! [`MAX_PATH`] object levels and the one string value the [`JsonVisitor`] asked for (capped), and
 //! reports every value whose path is made of object keys only, up to [`MAX_PATH`] keys deep.
 //! Everything else is validated and dropped.
+//!
+//! One file of a little over 600 lines: the scanner is one state machine over bytes, whose
+//! states are read best side by side.
 use serde::Deserialize;
 
 /// Deepest key path reported to a [`JsonVisitor`]: `response.usage.input_tokens_details.cached_tokens`

@@ -9,11 +9,15 @@
 //! * `bench-kernel`: ns per packet of the kernel programs, over a trivial XDP baseline.
 //! * `bench-replay`: `webui-monitor replay` against tshark on a large generated capture, then
 //!   exchanges/s with attribution off and on (`webui-monitor/examples/bench_attribution.rs`).
+//! * `bench-load`: requests/s, latency, CPU and kernel time per request, counts and memory of
+//!   the daemon attached to a busy veth hop in front of an Open WebUI stand-in, against the same
+//!   hop detached (`bench_load`).
 //! * `test-kernels`: `webui-monitor check` and the kernel tests in each kernel of a matrix
 //!   (Debian's 6.1, 6.12, 6.18 and newest in QEMU, and the host's own), as a table.
 //!
 //! xtask deliberately does not depend on the daemon crate: `setup` must work before
 //! bpf-linker (which the daemon's build script needs) exists.
+mod bench_load;
 mod bench_replay;
 mod kernels;
 
@@ -87,6 +91,23 @@ enum Task {
     BenchKernel,
     /// Benchmark `webui-monitor replay` against tshark on a large generated capture.
     BenchReplay,
+    /// Benchmark the daemon attached to a loaded veth hop against the hop detached: requests/s,
+    /// p99 latency, CPU and kernel time per request, counts, memory (needs root).
+    BenchLoad {
+        /// Rounds, each running every workload detached and attached.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds per wrk run.
+        #[arg(long, default_value_t = 8)]
+        seconds: u64,
+        /// Idle keep-alive connections to open after the load, in steps (the daemon's RSS is
+        /// read at each).
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000, 50_000])]
+        idle: Vec<u32>,
+        /// One more attached run under `perf record` (target/bench-load/perf.data).
+        #[arg(long)]
+        profile: bool,
+    },
     /// Run `webui-monitor check` and the kernel tests in Debian's kernels (QEMU) and the host's,
     /// and print the matrix (needs root).
     TestKernels {
@@ -106,6 +127,17 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => test(&args),
         Task::BenchKernel => bench_kernel(),
         Task::BenchReplay => bench_replay::run(),
+        Task::BenchLoad {
+            rounds,
+            seconds,
+            idle,
+            profile,
+        } => bench_load::run(&bench_load::Options {
+            rounds,
+            seconds,
+            idle,
+            profile,
+        }),
         Task::TestKernels { kernels, keep } => kernels::run(&kernels::Options { kernels, keep }),
     }
 }

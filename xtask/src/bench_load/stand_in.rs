@@ -255,11 +255,8 @@ impl Network {
     }
 
     /// The source addresses of the idle connections.
-    pub fn sources() -> String {
-        std::iter::once(HOST_ADDR)
-            .chain(EXTRA_SOURCES)
-            .collect::<Vec<_>>()
-            .join(",")
+    pub fn sources() -> impl Iterator<Item = &'static str> {
+        std::iter::once(HOST_ADDR).chain(EXTRA_SOURCES)
     }
 }
 
@@ -280,7 +277,8 @@ fn in_namespace(program: &str, args: &[&str]) -> anyhow::Result<String> {
 /// The answers, as Open WebUI 0.12.4 writes them (fixtures/openwebui/script_jwt.pcap).
 const COMPLETION: &str = r#"{"id":"chatcmpl-224fc64aeaa946ccaeede76c","object":"chat.completion","created":1795766827,"model":"mock-gpt","choices":[{"index":0,"message":{"role":"assistant","content":"Mock reply #5 from mock-gpt. You said: \"Script JWT non-streaming question\". This is a deterministic test answer."},"finish_reason":"stop"}],"usage":{"prompt_tokens":4,"completion_tokens":17,"total_tokens":21}}"#;
 
-/// The SSE stream: a role delta, one delta per word, the finish, the usage, `[DONE]`.
+/// The SSE stream: a role delta, one delta per word, the finish, the usage, `[DONE]`; under
+/// 4 KiB, the longest string nginx's configuration holds.
 fn stream_body() -> String {
     let event = |body: &str| {
         format!(
@@ -290,14 +288,17 @@ fn stream_body() -> String {
     let mut stream = event(
         r#""choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]"#,
     );
-    for word in "Mock reply #6 from mock-gpt. You said: Script JWT streaming question. This is a deterministic test answer.".split(' ') {
+    // Twelve words: nginx keeps a string of its configuration within 4 KiB.
+    for word in
+        "Mock reply #6 from mock-gpt. This is a deterministic test answer, streamed.".split(' ')
+    {
         stream += &event(&format!(
             r#""choices": [{{"index": 0, "delta": {{"content": "{word} "}}, "finish_reason": null}}]"#
         ));
     }
     stream += &event(r#""choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]"#);
     stream += &event(
-        r#""choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 17, "total_tokens": 21}"#,
+        r#""choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 12, "total_tokens": 16}"#,
     );
     stream + "data: [DONE]\n\n"
 }
@@ -411,9 +412,10 @@ mod tests {
     fn the_stream_carries_usage_and_done() {
         let stream = stream_body();
         assert!(stream.starts_with("data: {\"id\": \"chatcmpl-"));
-        assert!(stream.contains(r#""usage": {"prompt_tokens": 4, "completion_tokens": 17"#));
+        assert!(stream.contains(r#""usage": {"prompt_tokens": 4, "completion_tokens": 12"#));
         assert!(stream.ends_with("data: [DONE]\n\n"));
-        assert_eq!(stream.matches("\n\n").count(), 21);
+        assert_eq!(stream.matches("\n\n").count(), 16);
+        assert!(nginx_quoted(&stream).len() < 4000);
     }
 
     #[test]

@@ -15,9 +15,9 @@
 //! the daemon's CPU time (`/proc/PID/stat`) and the kernel programs' run time
 //! (`kernel.bpf_stats_enabled`, read from the daemon's program descriptors), both per request
 //! nginx served; the requests the daemon counted (`openwebui_http_requests_total`) and the
-//! records it lost (`webui_monitor_capture_lost_total`); its RSS. Then the last daemon is
-//! kept, a client opens idle keep-alive connections (one request each), and its RSS is read
-//! at each count.
+//! records it lost (`webui_monitor_capture_lost_total`); its RSS. Then, with a fresh daemon,
+//! clients open idle keep-alive connections (one request each), and its RSS is read at each
+//! count.
 //!
 //! The benchmark and its children run at nice −10 ([`raise_priority`]). Everything it creates
 //! — namespace, veth pair, processes, the sysctl — is undone by guards, also on failure and on
@@ -224,6 +224,10 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     if options.profile {
         profile(&rundir, &scripts[0], options.seconds, &mut daemon)?;
     }
+    // Idle connections on a fresh daemon: one that carried the load keeps the memory it took
+    // (allocator caches, the ring's pages), which would hide the connections' own cost.
+    drop(daemon);
+    let mut daemon = Daemon::start(&bin, &rundir)?;
     let idle = idle_connections(&rundir, &mut daemon, &options.idle)?;
 
     let report = report(options, &results, &idle);
@@ -735,7 +739,7 @@ fn report(options: &Options, results: &[Vec<Round>], idle: &[(u32, u64)]) -> Str
         let _ = writeln!(
             out,
             "\n### idle keep-alive connections (one GET /api/config each, then silent), the \
-             last daemon\n\n| connections | daemon RSS | per connection |\n|---:|---:|---:|"
+             a fresh daemon\n\n| connections | daemon RSS | per connection |\n|---:|---:|---:|"
         );
         for &(count, kib) in idle {
             let per = if count == 0 {

@@ -738,7 +738,7 @@ fn report(options: &Options, results: &[Vec<Round>], idle: &[(u32, u64)]) -> Str
     {
         let _ = writeln!(
             out,
-            "\n### idle keep-alive connections (one GET /api/config each, then silent), the \
+            "\n### idle keep-alive connections (one GET /api/config each, then silent), with \
              a fresh daemon\n\n| connections | daemon RSS | per connection |\n|---:|---:|---:|"
         );
         for &(count, kib) in idle {

@@ -386,6 +386,7 @@ fn image_captures_on_a_veth_with_three_capabilities_as_non_root() -> anyhow::Res
                     ("model", "mock-gpt"),
                     ("auth", auth),
                     ("client", "api"),
+                    ("api", "chat"),
                     ("stream", "false"),
                     ("status_class", "2xx"),
                 ],

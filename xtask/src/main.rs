@@ -11,11 +11,15 @@
 //!   exchanges/s with attribution off and on (`webui-monitor/examples/bench_attribution.rs`).
 //! * `routes --version V`: regenerate the Open WebUI route table the core compiles in, from
 //!   Open WebUI V's wheel (`routes.rs`).
+//! * `bench-load`: requests/s, latency, CPU and kernel time per request, counts and memory of
+//!   the daemon attached to a busy veth hop in front of an Open WebUI stand-in, against the same
+//!   hop detached (`bench_load`).
 //! * `test-kernels`: `webui-monitor check` and the kernel tests in each kernel of a matrix
 //!   (Debian's 6.1, 6.12, 6.18 and newest in QEMU, and the host's own), as a table.
 //!
 //! xtask deliberately does not depend on the daemon crate: `setup` must work before
 //! bpf-linker (which the daemon's build script needs) exists.
+mod bench_load;
 mod bench_replay;
 mod kernels;
 mod routes;
@@ -103,6 +107,23 @@ enum Task {
         #[arg(long)]
         version: String,
     },
+    /// Benchmark the daemon attached to a loaded veth hop against the hop detached: requests/s,
+    /// p99 latency, CPU and kernel time per request, counts, memory (needs root).
+    BenchLoad {
+        /// Rounds, each running every workload detached and attached.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds per wrk run.
+        #[arg(long, default_value_t = 8)]
+        seconds: u64,
+        /// Idle keep-alive connections to open after the load, in steps (the daemon's RSS is
+        /// read at each).
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000, 50_000])]
+        idle: Vec<u32>,
+        /// One more attached run under `perf record` (target/bench-load/perf.data).
+        #[arg(long)]
+        profile: bool,
+    },
     /// Run `webui-monitor check` and the kernel tests in Debian's kernels (QEMU) and the host's,
     /// and print the matrix (needs root).
     TestKernels {
@@ -123,6 +144,17 @@ fn main() -> anyhow::Result<()> {
         Task::BenchKernel => bench_kernel(),
         Task::BenchReplay => bench_replay::run(),
         Task::Routes { version } => routes::run(&version),
+        Task::BenchLoad {
+            rounds,
+            seconds,
+            idle,
+            profile,
+        } => bench_load::run(&bench_load::Options {
+            rounds,
+            seconds,
+            idle,
+            profile,
+        }),
         Task::TestKernels { kernels, keep } => kernels::run(&kernels::Options { kernels, keep }),
     }
 }

@@ -188,6 +188,8 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let workspace = Workspace::load()?;
     let kernels_dir = workspace.target.join("kernels");
+    fs::create_dir_all(&kernels_dir)?;
+    on_root_filesystem(&kernels_dir)?;
     let plan = build(&workspace)?;
 
     let work = kernels_dir.join("work");
@@ -399,6 +401,23 @@ fn merge(plan: &[Planned], ran: Vec<StepResult>) -> Vec<StepResult> {
 }
 
 /// What `cargo metadata` says about the workspace.
+/// The guests see the host's root filesystem alone (a bind mount that is not recursive), so
+/// the steps, test binaries and kernel modules below `dir` must be on it.
+fn on_root_filesystem(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = fs::metadata("/")?.dev();
+    let here = fs::metadata(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .dev();
+    ensure!(
+        root == here,
+        "{} is on another filesystem than /, which the QEMU guests cannot see: set \
+         CARGO_TARGET_DIR to a directory on the root filesystem",
+        dir.display()
+    );
+    Ok(())
+}
+
 struct Workspace {
     root: PathBuf,
     target: PathBuf,

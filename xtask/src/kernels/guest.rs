@@ -47,7 +47,7 @@ const KERNEL_COMMAND_LINE: &str = "console=ttyS0 panic=-1 quiet mitigations=off"
 /// read-only to `$1` and serves that (to the socket `$3`) with virtiofsd `$2`, chrooted into
 /// it. The bind disappears with the namespace when virtiofsd exits, however it exits. The bind
 /// is not recursive: the guest sees the root filesystem alone (it mounts its own /proc, /sys,
-/// /dev, /tmp and /run).
+/// /dev and /run), so the workspace must be on it (`run` checks).
 const VIRTIOFSD_SCRIPT: &str = concat!(
     r#"mount --bind -o ro / "$1" && "#,
     r#"exec "$2" --socket-path="$3" -o source="$1" -o cache=always -o sandbox=chroot"#,

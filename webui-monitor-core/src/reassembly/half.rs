@@ -5,7 +5,7 @@
 //! replaced by a later copy; only the parts of a segment nobody has seen yet are kept. Real
 //! retransmissions carry identical bytes, so the policy only matters for crafted or corrupted
 //! traffic, where it makes the delivered stream independent of later (attacker-chosen) copies.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::segment::Timestamp;
 
@@ -52,7 +52,12 @@ pub(super) struct Half {
     /// Next offset to deliver; everything before it went to the consumer (or was a gap).
     pub delivered: u64,
     /// Buffered bytes at offsets `>= delivered`, non-overlapping, keyed by offset.
-    pub pieces: BTreeMap<u64, Piece>,
+    pieces: BTreeMap<u64, Piece>,
+    /// `(ts, offset)` of every entry of `pieces`, so the oldest one is found without walking
+    /// them: behind a lost segment thousands of pieces wait, and `oldest_pending` is asked on
+    /// every segment of the connection. Kept in step by `place` and `pop_ready`, the only
+    /// places that change `pieces`.
+    by_ts: BTreeSet<(Timestamp, u64)>,
     /// Sum of `pieces` lengths.
     pub buffered: usize,
     /// Offset of the FIN (one past the last byte), once seen.
@@ -64,6 +69,11 @@ pub(super) struct Half {
 }
 
 impl Half {
+    /// Number of buffered pieces.
+    pub fn piece_count(&self) -> usize {
+        self.pieces.len()
+    }
+
     /// Bytes are missing before buffered data or before the FIN.
     pub fn has_hole(&self) -> bool {
         match self.pieces.first_key_value() {
@@ -139,6 +149,7 @@ impl Half {
             out.buffered_bytes += data.len() as u64;
             out.buffered_pieces += 1;
             self.pieces.insert(s, Piece { data, ts, order_ts });
+            self.by_ts.insert((ts, s));
         }
         out
     }
@@ -150,6 +161,7 @@ impl Half {
             return None;
         }
         let piece = entry.remove();
+        self.by_ts.remove(&(piece.ts, self.delivered));
         self.buffered -= piece.data.len();
         self.delivered += piece.data.len() as u64;
         Some(piece)
@@ -180,7 +192,7 @@ impl Half {
     /// Oldest capture time of what waits for a hole: buffered data, or a FIN ahead of missing
     /// bytes.
     pub fn oldest_pending(&self) -> Option<Timestamp> {
-        let pieces = self.pieces.values().map(|p| p.ts).min();
+        let pieces = self.by_ts.first().map(|&(ts, _)| ts);
         let fin = (self.pieces.is_empty() && self.has_hole()).then_some(self.fin_ts);
         pieces.into_iter().chain(fin).min()
     }
@@ -243,6 +255,90 @@ mod tests {
         assert_eq!(first.order_ts, ts(10));
     }
 
+    /// The `(ts, offset)` index, in its order (oldest first).
+    fn index(h: &Half) -> Vec<(Timestamp, u64)> {
+        h.by_ts.iter().copied().collect()
+    }
+
+    #[test]
+    fn oldest_is_the_earliest_piece_not_the_first_by_offset() {
+        let mut h = Half::default();
+        h.place(10, b"b", ts(5), false);
+        h.place(20, b"c", ts(3), false);
+        h.place(30, b"d", ts(7), false);
+        assert_eq!(index(&h), [(ts(3), 20), (ts(5), 10), (ts(7), 30)]);
+        assert_eq!(h.oldest_pending(), Some(ts(3)));
+    }
+
+    #[test]
+    fn segment_split_around_a_buffered_piece_indexes_each_new_piece() {
+        let mut h = Half::default();
+        h.place(4, b"EF", ts(5), false);
+        // Offsets 1..8; 4..6 is buffered already, so 1..4 and 6..8 become pieces.
+        let p = h.place(1, b"bcdefgh", ts(9), false);
+        assert_eq!(p.buffered_pieces, 2);
+        assert_eq!(index(&h), [(ts(5), 4), (ts(9), 1), (ts(9), 6)]);
+        assert_eq!(h.oldest_pending(), Some(ts(5)));
+    }
+
+    #[test]
+    fn duplicate_copy_leaves_the_index_alone() {
+        let mut h = Half::default();
+        h.place(5, b"xy", ts(3), false);
+        let p = h.place(5, b"xy", ts(1), false);
+        assert_eq!(p.duplicate_bytes, 2);
+        assert_eq!(index(&h), [(ts(3), 5)]);
+        assert_eq!(h.oldest_pending(), Some(ts(3)));
+    }
+
+    #[test]
+    fn delivering_the_oldest_piece_moves_oldest_to_the_next() {
+        let mut h = Half::default();
+        h.place(5, b"x", ts(2), false);
+        h.place(10, b"y", ts(4), false);
+        h.place(0, b"abcde", ts(8), true);
+        assert_eq!(collect(&mut h), b"abcdex"); // stops at the hole 6..10
+        assert_eq!(index(&h), [(ts(4), 10)]);
+        assert_eq!(h.oldest_pending(), Some(ts(4)));
+    }
+
+    #[test]
+    fn pieces_with_equal_times_leave_one_at_a_time() {
+        let mut h = Half::default();
+        h.place(5, b"x", ts(3), false);
+        h.place(10, b"y", ts(3), false);
+        h.place(0, b"abcde", ts(8), true);
+        assert_eq!(collect(&mut h), b"abcdex");
+        assert_eq!(index(&h), [(ts(3), 10)]);
+        assert_eq!(h.oldest_pending(), Some(ts(3)));
+    }
+
+    #[test]
+    fn skipping_a_hole_keeps_the_pieces_indexed_until_delivered() {
+        let mut h = Half::default();
+        h.place(10, b"xy", ts(6), false);
+        assert_eq!(h.skip_hole(), 10);
+        assert_eq!(index(&h), [(ts(6), 10)]);
+        assert_eq!(collect(&mut h), b"xy");
+        assert_eq!(index(&h), []);
+        assert_eq!(h.oldest_pending(), None);
+    }
+
+    #[test]
+    fn fin_ahead_of_a_hole_is_pending_once_no_piece_is() {
+        let mut h = Half {
+            fin_at: Some(8),
+            fin_ts: ts(9),
+            ..Half::default()
+        };
+        h.place(3, b"d", ts(4), false);
+        assert_eq!(h.oldest_pending(), Some(ts(4)));
+        h.place(0, b"abc", ts(5), true);
+        assert_eq!(collect(&mut h), b"abcd");
+        assert_eq!(index(&h), []);
+        assert_eq!(h.oldest_pending(), Some(ts(9)));
+    }
+
     #[test]
     fn skip_hole_reports_length() {
         let mut h = Half::default();
@@ -252,5 +348,28 @@ mod tests {
         assert!(!h.has_hole());
         assert_eq!(collect(&mut h), b"xy");
         assert_eq!(h.delivered, 12);
+    }
+
+    proptest::proptest! {
+        /// Whatever is placed, delivered or skipped, the index holds exactly the pieces' times
+        /// and offsets.
+        #[test]
+        fn index_matches_pieces(
+            ops in proptest::collection::vec((0u64..64, 1usize..8, 0u64..16, 0u8..4), 0..60),
+        ) {
+            let mut h = Half::default();
+            for (at, len, t, op) in ops {
+                match op {
+                    0 => { h.skip_hole(); }
+                    _ => { h.place(at, &vec![0; len], ts(t), op == 1); }
+                }
+                while h.pop_ready().is_some() {}
+                let expected: BTreeSet<(Timestamp, u64)> =
+                    h.pieces.iter().map(|(&at, p)| (p.ts, at)).collect();
+                proptest::prop_assert_eq!(&h.by_ts, &expected);
+                let oldest = h.pieces.values().map(|p| p.ts).min();
+                proptest::prop_assert_eq!(h.by_ts.first().map(|&(t, _)| t), oldest);
+            }
+        }
     }
 }

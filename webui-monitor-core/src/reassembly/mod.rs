@@ -106,7 +106,7 @@ impl<S> Conn<S> {
         self.halves[0].buffered + self.halves[1].buffered
     }
     fn pieces(&self) -> usize {
-        self.halves[0].pieces.len() + self.halves[1].pieces.len()
+        self.halves[0].piece_count() + self.halves[1].piece_count()
     }
     fn oldest_hole(&self) -> Option<Timestamp> {
         self.halves.iter().filter_map(Half::oldest_pending).min()

@@ -29,6 +29,11 @@ pub struct RequestHeaders {
     pub content_type: Option<String>,
     pub upgrade: Option<String>,
     pub host: Option<String>,
+    /// `X-Forwarded-For`, repeated fields joined by `,` (the last `max_value_bytes` when longer:
+    /// a proxy appends the address it saw at the end).
+    pub forwarded_for: Option<String>,
+    /// `X-Real-IP` (the first).
+    pub real_ip: Option<String>,
 }
 
 /// Response headers the semantics use.

@@ -240,6 +240,8 @@ impl PrometheusSink {
                 .with_label_values(&[model.name])
                 .observe(seconds),
             Fact::LimitHit(limit) => self.limit_hit(limit.as_str()),
+            // Their parts are already counted: `Tokens`, `TokenDetail`, `Request`.
+            Fact::Usage { .. } | Fact::ModelCall { .. } => {}
             Fact::Tick { now } => {
                 let dropped = self.users.expire(now, &self.metrics);
                 self.metrics.users_evicted.inc_by(dropped as u64);

@@ -564,6 +564,7 @@ fn completions_by_api_and_token_details() {
         output: 12,
         cached_input: 8,
         reasoning: 5,
+        cache_write_input: 0,
     };
     for (path, dt) in [
         ("/api/v1/messages", 0),

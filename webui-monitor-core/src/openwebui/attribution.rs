@@ -52,6 +52,7 @@ use crate::{
     http::Exchange,
     pipeline::PipelineEvent,
     segment::{ConnectionKey, Timestamp},
+    usage::Usage,
     websocket::SocketEvent,
 };
 
@@ -264,11 +265,13 @@ impl Attributor {
             method,
             route,
             status: ex.status,
-            duration: resp.map(|r| r.last_byte.seconds_since(ex.request.first_byte)),
+            duration: exchange_duration(ex),
             request_bytes: ex.request.header_bytes + ex.request.body_wire_bytes,
             response_bytes: resp.map_or(0, |r| r.header_bytes + r.body_wire_bytes),
             connection: ex.connection,
             user_agent: h.user_agent.as_deref(),
+            forwarded_for: h.forwarded_for.as_deref(),
+            real_ip: h.real_ip.as_deref(),
             at: now,
         });
         if let Some(fingerprint) = id.api_key {
@@ -304,9 +307,10 @@ impl Attributor {
         sink: &mut (impl FactSink + ?Sized),
     ) {
         let model = self.intern_model(ex.request_fields.model.as_deref(), sink);
+        let api = route::api_kind(method_label(&ex.method), route);
         let labels = CompletionLabels {
             model,
-            api: route::api_kind(method_label(&ex.method), route),
+            api,
             auth,
             client,
             stream: ex
@@ -332,7 +336,7 @@ impl Attributor {
             emit.completion(user, labels);
         }
         match (ok, ex.response_fields.usage) {
-            (true, Some(usage)) => emit.tokens(user, model, TokenSource::Http, usage),
+            (true, Some(usage)) => emit.tokens(user, model, api, TokenSource::Http, usage),
             (true, None) if answered_whole(ex) => {
                 let model = emit.model(model);
                 emit.sink.fact(Fact::CompletionWithoutUsage {
@@ -358,6 +362,17 @@ impl Attributor {
                 emit.step(s)
             });
         }
+        // A web-UI answer with a session goes to its socket: this exchange only acknowledges.
+        let on_socket = client == Client::Webui && session.is_some();
+        let model = emit.model(model);
+        emit.sink.fact(Fact::ModelCall {
+            user,
+            model,
+            api,
+            status: ex.status,
+            duration: exchange_duration(ex).filter(|_| !on_socket),
+            usage: ex.response_fields.usage.filter(|_| ok),
+        });
     }
 
     /// An embedding request: its input tokens, under the model it names (embeddings produce
@@ -368,19 +383,40 @@ impl Attributor {
         user: UserRef<'_>,
         sink: &mut (impl FactSink + ?Sized),
     ) {
-        let (Some(200..=299), Some(usage)) = (ex.status, ex.response_fields.usage) else {
-            return;
-        };
         let id = self.intern_model(ex.request_fields.model.as_deref(), sink);
-        sink.fact(Fact::Tokens {
+        let model = Model {
+            id,
+            name: self.models.name(id),
+        };
+        let usage = match (ex.status, ex.response_fields.usage) {
+            (Some(200..=299), Some(usage)) => Some(Usage::io(usage.input, 0)),
+            _ => None,
+        };
+        let api = ApiKind::Embeddings;
+        if let Some(usage) = usage {
+            let source = TokenSource::Http;
+            sink.fact(Fact::Tokens {
+                user,
+                model,
+                direction: TokenDirection::Input,
+                source,
+                count: usage.input,
+            });
+            sink.fact(Fact::Usage {
+                user,
+                model,
+                api,
+                source,
+                usage,
+            });
+        }
+        sink.fact(Fact::ModelCall {
             user,
-            model: Model {
-                id,
-                name: self.models.name(id),
-            },
-            direction: TokenDirection::Input,
-            source: TokenSource::Http,
-            count: usage.input,
+            model,
+            api,
+            status: ex.status,
+            duration: exchange_duration(ex),
+            usage,
         });
     }
 
@@ -507,6 +543,12 @@ impl Attributor {
 
 /// A socket is gone: settle its answers' deferred completions (as done if it stopped decoding,
 /// since nothing more would have come; else as incomplete).
+/// The request's first byte to the response's last, in seconds (no response: `None`).
+fn exchange_duration(ex: &Exchange) -> Option<f64> {
+    let r = ex.response.as_ref()?;
+    Some(r.last_byte.seconds_since(ex.request.first_byte))
+}
+
 fn settle<S: FactSink + ?Sized>(joiner: &mut Joiner, gone: Gone, emit: &mut Emit<'_, S>) {
     if let Some(sid) = &gone.sid {
         joiner.settle_session(sid, gone.undecodable, &mut |s| emit.step(s));

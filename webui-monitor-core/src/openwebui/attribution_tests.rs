@@ -8,6 +8,7 @@ use super::{
     identity::UserRef,
     jwt::JwtSecret,
     labels::{Auth, AuthResult, Client, StatusClass},
+    route::ApiKind,
     test_exchanges::*,
 };
 use crate::{
@@ -102,8 +103,10 @@ enum Rec {
 struct Recorder(Vec<Rec>);
 
 impl FactSink for Recorder {
+    /// `Usage` and `ModelCall` repeat what the other facts say; `model_call_facts` checks them.
     fn fact(&mut self, fact: Fact<'_>) {
         self.0.push(match fact {
+            Fact::Usage { .. } | Fact::ModelCall { .. } => return,
             Fact::Directory(_) => Rec::Directory,
             Fact::Request {
                 user,
@@ -860,4 +863,98 @@ fn embedding_tokens_count_as_input_of_their_model() {
     )));
     assert!(f.completions().is_empty());
     assert!(f.without_usage().is_empty());
+}
+
+/// What a model call's closing facts carry: the answer's whole usage after its tokens, then
+/// one `ModelCall` per exchange to a model route — failed calls and embeddings included — as
+/// the exchange's last fact; a web-UI answer that goes to its socket has no HTTP duration.
+#[test]
+fn usage_and_model_call_close_each_model_exchange() {
+    type Seen = (
+        &'static str,
+        String,
+        ApiKind,
+        Option<u16>,
+        Option<f64>,
+        Option<Usage>,
+    );
+    let mut a = Attributor::new(SemanticsConfig::default(), Some(&JwtSecret::new(SECRET)));
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    let mut seen: Vec<Seen> = Vec::new();
+    let mut sink = |fact: Fact<'_>| match fact {
+        Fact::Request { .. } => {
+            seen.push(("request", String::new(), ApiKind::Other, None, None, None))
+        }
+        Fact::Usage {
+            model, api, usage, ..
+        } => seen.push(("usage", model.name.into(), api, None, None, Some(usage))),
+        Fact::ModelCall {
+            model,
+            api,
+            status,
+            duration,
+            usage,
+            ..
+        } => seen.push(("call", model.name.into(), api, status, duration, usage)),
+        _ => {}
+    };
+    let mut answered = streamed(bearer(completion("mock-gpt", None, None, 0), &token));
+    answered.response.as_mut().unwrap().last_byte = at(NOW + 2);
+    a.on_exchange(&answered, &mut sink);
+    let mut failed = bearer(completion("mock-gpt", None, None, 3), &token);
+    failed.status = Some(502);
+    a.on_exchange(&failed, &mut sink);
+    let mut embed = bearer(request("/api/embeddings", 200, 4), &token);
+    embed.method = "POST".into();
+    embed.request_fields.model = Some("mock-embed".into());
+    embed.response_fields.usage = Some(Usage::io(9, 0));
+    a.on_exchange(&embed, &mut sink);
+    let webui = cookie(completion("mock-gpt", Some(SID), Some(MSG), 5), &token);
+    a.on_exchange(&webui, &mut sink);
+    let chat = ApiKind::ChatCompletion;
+    let emb = ApiKind::Embeddings;
+    let none = ApiKind::Other;
+    assert_eq!(
+        seen,
+        [
+            ("request", String::new(), none, None, None, None),
+            (
+                "usage",
+                "mock-gpt".into(),
+                chat,
+                None,
+                None,
+                Some(usage(4, 17))
+            ),
+            (
+                "call",
+                "mock-gpt".into(),
+                chat,
+                Some(200),
+                Some(2.0),
+                Some(usage(4, 17))
+            ),
+            ("request", String::new(), none, None, None, None),
+            ("call", "mock-gpt".into(), chat, Some(502), Some(0.0), None),
+            ("request", String::new(), none, None, None, None),
+            (
+                "usage",
+                "mock-embed".into(),
+                emb,
+                None,
+                None,
+                Some(usage(9, 0))
+            ),
+            (
+                "call",
+                "mock-embed".into(),
+                emb,
+                Some(200),
+                Some(0.0),
+                Some(usage(9, 0))
+            ),
+            ("request", String::new(), none, None, None, None),
+            ("call", "mock-gpt".into(), chat, Some(200), None, None),
+        ]
+    );
 }

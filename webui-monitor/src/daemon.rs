@@ -73,7 +73,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
         prometheus::process_collector::ProcessCollector::for_self(),
     ))?;
     let capture_metrics = CaptureMetrics::register(&registry)?;
-    let mut monitor = Monitor::new(&config.monitor_config(), secret.as_ref(), &registry)?;
+    let mut monitor = Monitor::new(&config.monitor_config()?, secret.as_ref(), &registry)?;
     monitor.set_directory(load_directory(config.openwebui.db.as_deref(), None));
     let state = Arc::new(server::State {
         registry,
@@ -301,9 +301,11 @@ fn reload(args: &ConfigArgs, current: Config, running: Running<'_>) -> Config {
     };
     let loaded = config::load(args).and_then(|loaded| {
         let secret = loaded.config.load_webui_secret()?;
-        Ok((loaded.config, secret))
+        let effective = config::reload::running_values(&current, &loaded.config);
+        let monitor_config = effective.monitor_config()?;
+        Ok((loaded.config, secret, monitor_config))
     });
-    let (new, secret) = match loaded {
+    let (new, secret, monitor_config) = match loaded {
         Ok(loaded) => loaded,
         Err(error) => {
             log::warn!(
@@ -321,7 +323,7 @@ fn reload(args: &ConfigArgs, current: Config, running: Running<'_>) -> Config {
 
     running
         .monitor
-        .reconfigure(&effective.monitor_config(), secret.as_ref());
+        .reconfigure(&monitor_config, secret.as_ref());
     *running.secret = secret;
     log::set_max_level(effective.log.level.filter());
     if effective.capture.interfaces != current.capture.interfaces

@@ -676,11 +676,17 @@ mod tests {
         let h = parse_request(&block, &LIMITS).unwrap().headers;
         assert_eq!(
             (h.forwarded_for.as_deref(), h.real_ip.as_deref()),
-            (Some("203.0.113.7, 10.0.0.1,192.0.2.44"), Some("198.51.100.2"))
+            (
+                Some("203.0.113.7, 10.0.0.1,192.0.2.44"),
+                Some("198.51.100.2")
+            )
         );
         let long = b"GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1, \xff\xff2.2.2.2, 3.3.3.3, 4.4.4.4, 5.5.5.5\r\n\r\n";
         let h = parse_request(long, &LIMITS).unwrap().headers;
-        assert_eq!(h.forwarded_for.as_deref(), Some(" 3.3.3.3, 4.4.4.4, 5.5.5.5"));
+        assert_eq!(
+            h.forwarded_for.as_deref(),
+            Some(" 3.3.3.3, 4.4.4.4, 5.5.5.5")
+        );
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! The [`Attributor`](super::Attributor) decides *who* did *what*: which user (an id, never a
 //! label value), with which credential, from which client, to which route and model, with how
 //! many tokens. It keeps no metric and no per-user state. A sink decides what a fact is worth:
-//! `metrics::PrometheusSink` turns facts into the `openwebui_*` families; a spend counter
-//! (tokens × prices), OpenTelemetry GenAI histograms or an audit trail of scripted completions
-//! are further sinks over the same facts.
+//! `metrics::PrometheusSink` turns facts into the `openwebui_*` families (spend per user
+//! included, priced from [`Fact::Usage`]); `metrics::GenAiSink` into the OpenTelemetry GenAI
+//! histograms; an audit trail of scripted completions is a further sink over the same facts.
 //!
 //! # Order
 //!
@@ -27,9 +27,9 @@
 //!
 //! A sink is called once per fact, on the attributor's thread, and should cost what a metric
 //! update costs: no allocation for a series it has seen, no I/O (a sink that writes, such as an
-//! audit trail, queues and lets the shell write). Spend per user is a sink over
-//! [`Fact::Usage`] (each part × the model's price for it); GenAI histograms observe
-//! [`Fact::Usage`] and [`Fact::ModelCall`] durations; an audit trail of scripted use keeps the
+//! audit trail, queues and lets the shell write). Spend per user prices [`Fact::Usage`] (each
+//! part × the model's price for it); GenAI histograms observe [`Fact::Usage`] and
+//! [`Fact::ModelCall`] durations; an audit trail of scripted use keeps the
 //! [`Fact::Request`] of an exchange (auth, client, route, user agent, connection, proxy
 //! headers) and writes it with the [`Fact::ModelCall`] that ends the same exchange.
 //!

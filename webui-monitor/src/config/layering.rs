@@ -28,12 +28,13 @@ pub struct Loaded {
 }
 
 /// The sections of the file; also the first word after [`ENV_PREFIX`] in a variable's name.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "capture",
     "reassembly",
     "http",
     "websocket",
     "openwebui",
+    "pricing",
     "log",
 ];
 

@@ -1,7 +1,8 @@
 //! Which settings a running daemon takes on SIGHUP, and which wait for a restart.
 //!
 //! Everything the daemon can change in place is applied: the JWT secret, `[openwebui]`, the
-//! `[http]`, `[websocket]` and `[reassembly]` caps, the log level and the interface list.
+//! `[http]`, `[websocket]` and `[reassembly]` caps, the prices (LiteLLM file re-read), the log
+//! level and the interface list.
 //! [`RESTART`] lists the rest, each with the reason it cannot change while running; those keep
 //! their running values ([`running_values`]) until the next start.
 use std::collections::BTreeMap;
@@ -38,6 +39,10 @@ pub const RESTART: &[(&str, &str)] = &[
     (
         "reassembly.max_closed_connections",
         "the closed-connection table is allocated at start",
+    ),
+    (
+        "pricing.currency",
+        "the currency is named in the spend metric's help, written when it is registered",
     ),
     (
         "log.format",

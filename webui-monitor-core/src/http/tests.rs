@@ -374,6 +374,63 @@ fn content_encodings_are_decoded() {
     }
 }
 
+/// The Anthropic Messages and Responses doors, JSON and streamed, each compressed with every
+/// coding a proxy or Open WebUI may apply: the same usage comes out.
+#[test]
+fn messages_and_responses_usage_through_every_coding() {
+    let messages_json = br#"{"id":"msg_1","type":"message","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":25,"cache_read_input_tokens":5,"cache_creation_input_tokens":3,"output_tokens":15}}"#.to_vec();
+    let messages_sse = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":25,\"cache_read_input_tokens\":5,\"cache_creation_input_tokens\":3,\"output_tokens\":1}}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"hi\"}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":15}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_vec();
+    let responses_sse = b"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":30,\"input_tokens_details\":{\"cached_tokens\":10},\"output_tokens\":20,\"output_tokens_details\":{\"reasoning_tokens\":7},\"total_tokens\":50}}}\n\n".to_vec();
+    let anthropic = Usage {
+        input: 33,
+        output: 15,
+        cached_input: 5,
+        reasoning: 0,
+        cache_write_input: 3,
+    };
+    let responses = Usage {
+        input: 30,
+        output: 20,
+        cached_input: 10,
+        reasoning: 7,
+        cache_write_input: 0,
+    };
+    let cases = [
+        ("/api/v1/messages", "application/json", &messages_json, anthropic),
+        ("/api/v1/messages", "text/event-stream", &messages_sse, anthropic),
+        ("/openai/responses", "text/event-stream", &responses_sse, responses),
+    ];
+    for (path, content_type, body, usage) in cases {
+        let mut br = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut br, 4096, 5, 22);
+            w.write_all(body).unwrap();
+        }
+        let zstd = zstd::stream::encode_all(&body[..], 3).unwrap();
+        for (coding, encoded) in [("gzip", gzip(body)), ("br", br), ("zstd", zstd)] {
+            let request = format!("POST {path} HTTP/1.1\r\ncontent-length: 2\r\n\r\n{{}}");
+            let mut resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Encoding: {coding}\r\nContent-Length: {}\r\n\r\n",
+                encoded.len()
+            )
+            .into_bytes();
+            resp.extend_from_slice(&encoded);
+            for split in [7, resp.len()] {
+                let mut steps = vec![Step::Data(REQ, request.as_bytes(), 1)];
+                steps.extend(resp.chunks(split).map(|c| Step::Data(RESP, c, 2)));
+                let r = run(&steps);
+                let x = &r.exchanges[0];
+                assert_eq!(
+                    x.response_fields.usage,
+                    Some(usage),
+                    "{path} {content_type} {coding} split {split}"
+                );
+                assert!(x.anomalies.is_empty(), "{coding}: {:?}", x.anomalies);
+            }
+        }
+    }
+}
+
 #[test]
 fn decode_errors_and_caps_are_flagged() {
     let r = run(&[

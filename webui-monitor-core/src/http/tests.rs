@@ -396,9 +396,24 @@ fn messages_and_responses_usage_through_every_coding() {
         cache_write_input: 0,
     };
     let cases = [
-        ("/api/v1/messages", "application/json", &messages_json, anthropic),
-        ("/api/v1/messages", "text/event-stream", &messages_sse, anthropic),
-        ("/openai/responses", "text/event-stream", &responses_sse, responses),
+        (
+            "/api/v1/messages",
+            "application/json",
+            &messages_json,
+            anthropic,
+        ),
+        (
+            "/api/v1/messages",
+            "text/event-stream",
+            &messages_sse,
+            anthropic,
+        ),
+        (
+            "/openai/responses",
+            "text/event-stream",
+            &responses_sse,
+            responses,
+        ),
     ];
     for (path, content_type, body, usage) in cases {
         let mut br = Vec::new();

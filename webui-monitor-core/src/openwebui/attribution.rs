@@ -36,7 +36,7 @@ mod socket;
 
 use self::{
     emit::{Emit, split},
-    identify::{identify, resolve_token},
+    identify::{Who, identify, resolve_token},
     joiner::{Deferred, Joiner},
     socket::{Full, Gone, Sockets},
 };
@@ -45,7 +45,7 @@ use super::{
     fact::{Fact, FactSink, Limit, Model, Signal, Signals, TokenDirection, TokenSource},
     identity::{OwnedUser, Special, UserRef},
     jwt::{JwtLimits, JwtSecret, JwtVerifier},
-    labels::{Auth, Client, ModelTable, StatusClass, method_label},
+    labels::{Auth, AuthResult, Client, MODEL_OTHER, ModelTable, StatusClass, method_label},
     route::{self, ApiKind},
 };
 use crate::{
@@ -119,6 +119,12 @@ pub struct SemanticsCounters {
     pub session_mismatches: u64,
     pub pending_answers_dropped: u64,
     pub sockets_dropped: u64,
+    /// `user-join` events whose token names no user (forged, expired, malformed): ignored,
+    /// as Open WebUI ignores them.
+    pub ignored_user_joins: u64,
+    /// Model names of requests Open WebUI did not accept (not 2xx, or a failed credential)
+    /// that were labelled `other` instead of entering the model table.
+    pub untrusted_models: u64,
 }
 
 /// The labels of one chat completion, with its model interned.
@@ -274,21 +280,44 @@ impl Attributor {
             real_ip: h.real_ip.as_deref(),
             at: now,
         });
-        if let Some(fingerprint) = id.api_key {
+        // A key enters `openwebui_api_key_info` only once its owner is known (the database has
+        // it) or Open WebUI accepted it: junk `sk-` keys cannot fill the exported slots.
+        let accepted = matches!(ex.status, Some(200..=299)) && !id.result.failed();
+        if let Some(fingerprint) = id.api_key
+            && (id.result == AuthResult::Verified || accepted)
+        {
             sink.fact(Fact::ApiKeySeen { fingerprint, user });
         }
 
         if completion {
-            self.on_completion(ex, route, user, id.auth, client, sink);
+            self.on_completion(ex, route, user, id.auth, client, accepted, sink);
         } else if route::is_embedding(method, route) {
-            self.on_embedding(ex, user, sink);
+            self.on_embedding(ex, user, accepted, sink);
         }
         if ex.upgraded {
             self.open_socket(ex.connection, user.into(), now, sink);
         }
     }
 
-    fn intern_model(&mut self, model: Option<&str>, sink: &mut (impl FactSink + ?Sized)) -> u32 {
+    /// The id of `model`. A name not in the table yet enters it only from a request Open
+    /// WebUI `accepted` (2xx, credential not failed), which proves the model exists; any other
+    /// new name is `other`, so requests Open WebUI refused cannot fill the table.
+    fn intern_model(
+        &mut self,
+        model: Option<&str>,
+        accepted: bool,
+        sink: &mut (impl FactSink + ?Sized),
+    ) -> u32 {
+        if !accepted {
+            return match self.models.known(model) {
+                Some(id) => id,
+                None => {
+                    self.counters.untrusted_models += 1;
+                    sink.fact(Fact::LimitHit(Limit::UntrustedModel));
+                    MODEL_OTHER
+                }
+            };
+        }
         let folded = self.models.folded;
         let model = self.models.id(model);
         if self.models.folded != folded {
@@ -304,9 +333,10 @@ impl Attributor {
         user: UserRef<'_>,
         auth: Auth,
         client: Client,
+        accepted: bool,
         sink: &mut (impl FactSink + ?Sized),
     ) {
-        let model = self.intern_model(ex.request_fields.model.as_deref(), sink);
+        let model = self.intern_model(ex.request_fields.model.as_deref(), accepted, sink);
         let api = route::api_kind(method_label(&ex.method), route);
         let labels = CompletionLabels {
             model,
@@ -381,9 +411,10 @@ impl Attributor {
         &mut self,
         ex: &Exchange,
         user: UserRef<'_>,
+        accepted: bool,
         sink: &mut (impl FactSink + ?Sized),
     ) {
-        let id = self.intern_model(ex.request_fields.model.as_deref(), sink);
+        let id = self.intern_model(ex.request_fields.model.as_deref(), accepted, sink);
         let model = Model {
             id,
             name: self.models.name(id),
@@ -472,8 +503,12 @@ impl Attributor {
         match event {
             SocketEvent::Connected { sid, .. } => sockets.connected(connection, sid),
             SocketEvent::UserJoin { token, ts } => {
-                let (who, _) = resolve_token(&mut self.verifier, token.expose(), *ts, false);
-                socket.user = who.as_ref().into();
+                // Open WebUI's `user-join` handler ignores a token that does not decode to a
+                // user: the socket keeps whoever it was, and so do its answers.
+                match resolve_token(&mut self.verifier, token.expose(), *ts, false) {
+                    (who @ Who::Claimed(_), _) => socket.user = who.as_ref().into(),
+                    _ => emit.counters.ignored_user_joins += 1,
+                }
             }
             SocketEvent::Undecodable { .. } => {
                 socket.undecodable = true;

@@ -386,12 +386,12 @@ fn api_keys_known_unknown_and_without_database() {
             _ => None,
         })
         .collect();
+    // The key refused with 401 is not exported: junk keys cannot fill the slots.
     assert_eq!(
         keys,
         [
             ("46e99b8fcc3f", "unresolved_api_key"),
             ("46e99b8fcc3f", ALICE),
-            ("8acd31c3c56e", "unknown_api_key"),
         ]
     );
 }
@@ -473,6 +473,10 @@ fn model_label_is_bounded_and_tokens_need_2xx() {
             ("other", Client::Api, true, StatusClass::ServerError),
         ]
     );
+    // A failed call cannot bring a new model name in (it would not even fit here).
+    assert!(f.rec.0.contains(&Rec::LimitHit(Limit::UntrustedModel)));
+    f.exchange(&bearer(completion("gpt-y", None, None, 2), &token));
+    assert_eq!(f.completions()[2].model, "other");
     assert!(f.rec.0.contains(&Rec::LimitHit(Limit::MaxModels)));
     assert_eq!(f.tokens(|t| t.direction == TokenDirection::Input), 4);
     assert_eq!(
@@ -649,8 +653,10 @@ fn webui_completion_without_decoded_socket_counts_at_once() {
     assert_eq!(counted, [(Client::Webui, StatusClass::Success)]);
 }
 
+/// Open WebUI ignores a `user-join` whose token names no user: a forged join neither gives a
+/// socket an identity nor takes its user's answers away.
 #[test]
-fn forged_user_join_makes_the_socket_invalid() {
+fn forged_user_join_changes_no_socket_user() {
     let mut f = Fixture::with_secret();
     let forged = session_token(ALICE, NOW - 60, b"nope");
     f.open_socket(&forged);
@@ -660,11 +666,63 @@ fn forged_user_join_makes_the_socket_invalid() {
         &token,
     ));
     f.socket(conn(56146), &ws_usage(MSG, usage(6, 19), true, NOW + 3));
+    // The upgrade carried no credential and the join was ignored: still anonymous.
     assert_eq!(
-        f.tokens(|t| t.user == "invalid" && t.source == TokenSource::Websocket),
+        f.tokens(|t| t.user == "anonymous" && t.source == TokenSource::Websocket),
         25
     );
-    assert_eq!(f.tokens(|t| t.user == ALICE), 0);
+
+    let mut f = Fixture::with_secret();
+    f.open_socket(&token);
+    let expired = session_token(ALICE, NOW - 60, SECRET).replace('.', ".x");
+    let join = SocketEvent::UserJoin {
+        token: Secret::new(expired.as_bytes()),
+        ts: at(NOW + 1),
+    };
+    f.socket(conn(56146), &join);
+    f.socket(conn(56146), &join);
+    f.exchange(&bearer(
+        completion("mock-gpt", Some(SID), Some(MSG), 2),
+        &token,
+    ));
+    f.socket(conn(56146), &ws_usage(MSG, usage(6, 19), true, NOW + 3));
+    assert_eq!(
+        f.tokens(|t| t.user == ALICE && t.source == TokenSource::Websocket),
+        25
+    );
+    assert_eq!(f.tokens(|t| t.user == "invalid"), 0);
+    assert_eq!(f.a.counters.ignored_user_joins, 2);
+}
+
+/// 300 model names from requests Open WebUI refused (anonymous 401s, a forged token, a 404
+/// for a model it does not have) leave the model table to the models it served.
+#[test]
+fn refused_requests_cannot_poison_the_model_table() {
+    let config = SemanticsConfig {
+        max_models: 3,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    let forged = session_token(ALICE, NOW - 60, b"nope");
+    for i in 0..300 {
+        let mut junk = completion(&format!("junk-{i}"), None, None, 0);
+        junk.status = Some([401, 404, 200][i % 3]);
+        if i % 3 == 1 {
+            junk = bearer(junk, &token);
+        } else if i % 3 == 2 {
+            junk = bearer(junk, &forged);
+        }
+        f.exchange(&junk);
+    }
+    assert_eq!(f.a.counters.untrusted_models, 300);
+    for (dt, model) in [(1, "mock-gpt"), (2, "mock-claude"), (3, "mock-gpt")] {
+        f.exchange(&streamed(bearer(completion(model, None, None, dt), &token)));
+    }
+    let models: Vec<_> = f.completions().iter().map(|c| c.model.clone()).collect();
+    assert_eq!(models.iter().filter(|m| *m == "other").count(), 300);
+    assert_eq!(models[300..], ["mock-gpt", "mock-claude", "mock-gpt"]);
+    assert!(!f.rec.0.contains(&Rec::LimitHit(Limit::MaxModels)));
 }
 
 #[test]

@@ -254,6 +254,8 @@ pub enum Limit {
     MaxPendingAnswers,
     /// An upgraded connection was not tracked.
     MaxSockets,
+    /// A request Open WebUI did not accept named a model not yet known: labelled `other`.
+    UntrustedModel,
 }
 
 impl Limit {
@@ -262,6 +264,7 @@ impl Limit {
             Self::MaxModels => "max_models",
             Self::MaxPendingAnswers => "max_pending_answers",
             Self::MaxSockets => "max_sockets",
+            Self::UntrustedModel => "untrusted_model",
         }
     }
 }

@@ -35,7 +35,7 @@ use crate::{
         metrics::CaptureMetrics,
     },
     config::{self, Config, ConfigArgs, reload::Changes},
-    db, server,
+    db, privileges, server,
 };
 
 /// Builds the runtime and runs the daemon until SIGINT/SIGTERM.
@@ -51,6 +51,12 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
     log::set_max_level(loaded.config.log.level.filter());
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Worker threads serve HTTP and need no capability (see `privileges`).
+        .on_thread_start(|| {
+            if let Err(error) = privileges::drop_all_in_this_thread() {
+                log::error!("{error}");
+            }
+        })
         .enable_all()
         .build()
         .context("starting the async runtime")?
@@ -102,6 +108,18 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
             "attaching the eBPF programs (run `webui-monitor check` for what is missing)",
         );
     }
+    // This thread runs the loop below: it keeps what attaching later and reading the maps need.
+    let dropped = privileges::drop_after_attach()?;
+    log::info!(
+        "capabilities after attaching: kept {}; dropped {}{}; no_new_privs set",
+        names(&dropped.kept),
+        names(&dropped.dropped),
+        if dropped.bounding_cut {
+            " (bounding set cut too)"
+        } else {
+            ""
+        }
+    );
     let mut unmet = Vec::new();
     update_readiness(&follower, &state, &mut unmet);
     let server = tokio::spawn(server::serve(listener, Arc::clone(&state)));
@@ -205,6 +223,17 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
         "stopped: {records} ring records read ({decode_errors} undecodable), everything detached"
     );
     Ok(())
+}
+
+/// Capability names, comma-separated (`none` for an empty list).
+fn names(caps: &[caps::Capability]) -> String {
+    if caps.is_empty() {
+        return "none".to_owned();
+    }
+    caps.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `/readyz` answers 200 while every configured interface name is attached and every pattern

@@ -64,8 +64,10 @@ impl Monitor {
             prometheus: PrometheusSink::new(metrics, &config.semantics, Arc::clone(&config.prices)),
             genai: GenAiSink::new(GenAiMetrics::register(registry)?),
         };
+        let mut pipeline = Pipeline::new(config.pipeline.clone());
+        pipeline.read_request_bodies_of(crate::openwebui::route::reads_request_body);
         Ok(Self {
-            pipeline: Pipeline::new(config.pipeline.clone()),
+            pipeline,
             attributor,
             sink,
             stream_metrics: StreamMetrics::register(registry)?,

@@ -212,8 +212,7 @@ impl Pipeline {
     /// A pipeline with no connection; every cap comes from `config`.
     pub fn new(config: PipelineConfig) -> Self {
         // Assigned after `default()`: the engines may keep private fields in their shared state.
-        let mut http = HttpShared::default();
-        http.limits = config.http;
+        let http = HttpShared::new(config.http);
         let mut websocket = WebSocketShared::default();
         websocket.limits = config.websocket;
         Self {
@@ -228,9 +227,15 @@ impl Pipeline {
     /// New caps for every connection, open ones included (see [`Reassembler::set_limits`]
     /// for the two that keep their start value).
     pub fn set_limits(&mut self, config: PipelineConfig) {
-        self.http.limits = config.http;
+        self.http.set_limits(config.http);
         self.websocket.limits = config.websocket;
         self.reassembler.set_limits(config.reassembly);
+    }
+
+    /// Read request bodies for fields only where `reads(method, path)` says their fields are
+    /// used (the semantics layer's routes); others are counted, not decoded or scanned.
+    pub fn read_request_bodies_of(&mut self, reads: fn(&str, &str) -> bool) {
+        self.http.reads_request_body = Some(reads);
     }
 
     fn engines<'p>(

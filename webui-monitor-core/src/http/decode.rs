@@ -114,28 +114,88 @@ impl Consumer {
     }
 }
 
-/// Counts decoded bytes, enforces the cap, and feeds the consumer.
+/// A token bucket of decoded bytes in traffic time: `rate` bytes per second, holding at most
+/// one second's worth. Decompression is the one place where a few input bytes cost much CPU;
+/// the pipeline keeps one bucket for all connections and one per connection, so neither a bomb
+/// nor a flood of them can take more than the configured share of the pipeline's thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecodeBudget {
+    /// Bytes per second; 0: unlimited.
+    rate: u64,
+    available: u64,
+    last: Timestamp,
+}
+
+impl DecodeBudget {
+    pub fn new(rate: u64) -> Self {
+        Self {
+            rate,
+            available: rate,
+            last: Timestamp::default(),
+        }
+    }
+
+    /// New rate from now on (the bucket keeps what it holds, up to the new rate).
+    pub fn set_rate(&mut self, rate: u64) {
+        self.rate = rate;
+        self.available = self.available.min(rate);
+    }
+
+    /// Bytes that may be decoded at traffic time `ts`.
+    pub fn available(&mut self, ts: Timestamp) -> u64 {
+        if self.rate == 0 {
+            return u64::MAX;
+        }
+        let elapsed = ts.as_nanos().saturating_sub(self.last.as_nanos());
+        if elapsed > 0 {
+            let refill = u128::from(elapsed) * u128::from(self.rate) / 1_000_000_000;
+            let refill = u64::try_from(refill).unwrap_or(u64::MAX);
+            self.available = self.available.saturating_add(refill).min(self.rate);
+            self.last = ts;
+        }
+        self.available
+    }
+
+    pub fn spend(&mut self, bytes: u64) {
+        self.available = self.available.saturating_sub(bytes);
+    }
+}
+
+/// Counts decoded bytes, enforces the cap and the budget, and feeds the consumer.
 #[derive(Debug, Default)]
 pub struct Sink {
     pub consumer: Consumer,
     pub decoded: u64,
     cap: u64,
     pub capped: bool,
+    /// Bytes the decode budgets allow in the current [`BodyDecoder::feed`].
+    allowance: u64,
+    /// The budgets ran out before the body's cap.
+    over_budget: bool,
     ts: Timestamp,
 }
 
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let room = self.cap.saturating_sub(self.decoded);
+        let to_cap = self.cap.saturating_sub(self.decoded);
+        let room = to_cap.min(self.allowance);
         if buf.len() as u64 > room {
             let n = room as usize;
             self.consumer.feed(&buf[..n], self.ts);
             self.decoded += room;
-            self.capped = true;
-            return Err(io::Error::other("decoded body cap reached"));
+            self.allowance -= room;
+            if room == to_cap {
+                self.capped = true;
+            } else {
+                self.over_budget = true;
+            }
+            return Err(io::Error::other(
+                "decoded body cap or decode budget reached",
+            ));
         }
         self.consumer.feed(buf, self.ts);
         self.decoded += buf.len() as u64;
+        self.allowance -= buf.len() as u64;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -148,6 +208,8 @@ enum Inner {
     Gzip(Box<flate2::write::GzDecoder<Sink>>),
     /// `deflate` before its first two bytes tell zlib from raw deflate.
     DeflateSniff(Vec<u8>),
+    /// `br` before its first byte declares the window.
+    BrotliSniff,
     Zlib(Box<flate2::write::ZlibDecoder<Sink>>),
     Raw(Box<flate2::write::DeflateDecoder<Sink>>),
     Brotli(Box<brotli_decompressor::DecompressorWriter<Sink>>),
@@ -163,10 +225,35 @@ pub enum DecodeStop {
     Error,
     /// Output reached the cap.
     Capped,
+    /// The decode budgets (bytes per second, per connection and for all) ran out.
+    OverBudget,
     /// Input bytes were lost (reassembly gap).
     Abandoned,
     /// Not decoded by configuration: nothing reads the content.
     Skipped,
+}
+
+/// Largest windows accepted, as log2 bytes: a decoder holds its window for the whole body.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowLogs {
+    pub zstd: u32,
+    pub brotli: u32,
+}
+
+/// The window size (log2 bytes) a brotli stream declares in its first byte (RFC 7932, 9.1:
+/// `WBITS`), or `None` for the large-window extension, which HTTP does not use.
+fn brotli_window_log(first: u8) -> Option<u32> {
+    if first & 1 == 0 {
+        return Some(16);
+    }
+    match (first >> 1) & 0b111 {
+        0 => match (first >> 4) & 0b111 {
+            0 => Some(17),
+            1 => None,
+            n => Some(8 + u32::from(n)),
+        },
+        n => Some(17 + u32::from(n)),
+    }
 }
 
 /// The decoding pipeline of one body.
@@ -175,7 +262,7 @@ pub struct BodyDecoder {
     /// The sink while `inner` does not own it (identity, sniffing, stopped).
     sink: Option<Sink>,
     stop: Option<DecodeStop>,
-    zstd_window_log_max: u32,
+    windows: WindowLogs,
 }
 
 impl std::fmt::Debug for BodyDecoder {
@@ -197,21 +284,17 @@ pub struct Decoded {
 
 impl BodyDecoder {
     /// `coding`: the Content-Encoding header value (`None`/`identity`: none).
-    pub fn new(
-        coding: Option<&str>,
-        consumer: Consumer,
-        cap: u64,
-        zstd_window_log_max: u32,
-    ) -> Self {
+    pub fn new(coding: Option<&str>, consumer: Consumer, cap: u64, windows: WindowLogs) -> Self {
         let mut d = Self {
             inner: Inner::Identity,
             sink: Some(Sink {
                 consumer,
                 cap,
+                allowance: u64::MAX,
                 ..Sink::default()
             }),
             stop: None,
-            zstd_window_log_max,
+            windows,
         };
         let coding = coding.map(|c| c.trim().to_ascii_lowercase());
         match coding.as_deref() {
@@ -228,18 +311,13 @@ impl BodyDecoder {
                 }
             }
             Some("deflate") => d.inner = Inner::DeflateSniff(Vec::with_capacity(2)),
-            Some("br") => {
-                if let Some(s) = d.sink.take() {
-                    d.inner = Inner::Brotli(Box::new(
-                        brotli_decompressor::DecompressorWriter::new(s, 4096),
-                    ));
-                }
-            }
+            // The decompressor starts at the first byte, which declares the window.
+            Some("br") => d.inner = Inner::BrotliSniff,
             Some("zstd") => {
                 if let Some(s) = d.sink.take() {
                     match zstd::stream::write::Decoder::new(s) {
                         Ok(mut z) => {
-                            if z.window_log_max(d.zstd_window_log_max).is_err() {
+                            if z.window_log_max(d.windows.zstd).is_err() {
                                 d.sink = Some(std::mem::take(z.get_mut()));
                                 d.stop(DecodeStop::Error);
                             } else {
@@ -262,7 +340,9 @@ impl BodyDecoder {
             Inner::Raw(w) => Some(w.get_mut()),
             Inner::Brotli(w) => Some(w.get_mut()),
             Inner::Zstd(w) => Some(w.get_mut()),
-            Inner::Identity | Inner::DeflateSniff(_) | Inner::Stopped => self.sink.as_mut(),
+            Inner::Identity | Inner::DeflateSniff(_) | Inner::BrotliSniff | Inner::Stopped => {
+                self.sink.as_mut()
+            }
         }
     }
 
@@ -273,8 +353,17 @@ impl BodyDecoder {
         }
         self.inner = Inner::Stopped;
         if self.stop.is_none() {
-            let capped = self.sink.as_ref().is_some_and(|s| s.capped);
-            self.stop = Some(if capped { DecodeStop::Capped } else { why });
+            let (capped, over) = self
+                .sink
+                .as_ref()
+                .map_or((false, false), |s| (s.capped, s.over_budget));
+            self.stop = Some(if capped {
+                DecodeStop::Capped
+            } else if over {
+                DecodeStop::OverBudget
+            } else {
+                why
+            });
         }
     }
 
@@ -305,13 +394,42 @@ impl BodyDecoder {
         self.stop(DecodeStop::Abandoned);
     }
 
-    /// Decodes the next piece of the (de-chunked) body.
-    pub fn feed(&mut self, data: &[u8], ts: Timestamp) {
+    /// Decodes the next piece of the (de-chunked) body, spending what it decodes from
+    /// `budgets` (an identity body costs nothing: no decompression).
+    pub fn feed(&mut self, data: &[u8], ts: Timestamp, budgets: &mut [&mut DecodeBudget; 2]) {
         if data.is_empty() || self.stop.is_some() {
             return;
         }
-        if let Some(s) = self.sink_mut() {
-            s.ts = ts;
+        let identity = matches!(self.inner, Inner::Identity);
+        let allowance = if identity {
+            u64::MAX
+        } else {
+            budgets
+                .iter_mut()
+                .map(|b| b.available(ts))
+                .min()
+                .unwrap_or(u64::MAX)
+        };
+        let before = match self.sink_mut() {
+            Some(s) => {
+                s.ts = ts;
+                s.allowance = allowance;
+                s.decoded
+            }
+            None => 0,
+        };
+        self.feed_inner(data, ts);
+        if !identity {
+            let after = self.sink_mut().map_or(before, |s| s.decoded);
+            for b in budgets.iter_mut() {
+                b.spend(after.saturating_sub(before));
+            }
+        }
+    }
+
+    fn feed_inner(&mut self, data: &[u8], ts: Timestamp) {
+        if data.is_empty() || self.stop.is_some() {
+            return;
         }
         if let Inner::DeflateSniff(head) = &mut self.inner {
             let take = (2 - head.len()).min(data.len());
@@ -332,9 +450,23 @@ impl BodyDecoder {
             } else {
                 Inner::Raw(Box::new(flate2::write::DeflateDecoder::new(sink)))
             };
-            self.feed(&head, ts);
-            self.feed(&data[take..], ts);
+            self.feed_inner(&head, ts);
+            self.feed_inner(&data[take..], ts);
             return;
+        }
+        if matches!(self.inner, Inner::BrotliSniff) {
+            match brotli_window_log(data[0]) {
+                Some(log) if log <= self.windows.brotli => {
+                    let Some(sink) = self.sink.take() else { return };
+                    self.inner = Inner::Brotli(Box::new(
+                        brotli_decompressor::DecompressorWriter::new(sink, 4096),
+                    ));
+                }
+                _ => {
+                    self.stop(DecodeStop::Error);
+                    return;
+                }
+            }
         }
         let r = match &mut self.inner {
             Inner::Identity => match self.sink.as_mut() {
@@ -346,7 +478,7 @@ impl BodyDecoder {
             Inner::Raw(w) => w.write_all(data),
             Inner::Brotli(w) => w.write_all(data),
             Inner::Zstd(w) => w.write_all(data),
-            Inner::DeflateSniff(_) | Inner::Stopped => Ok(()),
+            Inner::DeflateSniff(_) | Inner::BrotliSniff | Inner::Stopped => Ok(()),
         };
         if r.is_err() {
             self.stop(DecodeStop::Error);

@@ -141,6 +141,8 @@ pub enum Anomaly {
     DecodeError,
     /// Decoded output hit the configured cap.
     DecodeCapped,
+    /// Decoding stopped: the decode budget per second (all connections, or this one) ran out.
+    DecodeOverBudget,
     /// A JSON body was malformed or a field exceeded its cap.
     JsonTruncated,
     /// The connection was joined mid-stream (no SYN seen); this exchange started at a resync point.

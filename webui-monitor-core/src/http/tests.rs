@@ -41,10 +41,10 @@ struct Run {
 }
 
 fn run_with(limits: HttpLimits, mid_stream: bool, steps: &[Step<'_>]) -> Run {
-    let mut shared = HttpShared {
-        limits,
-        ..HttpShared::default()
-    };
+    run_in(HttpShared::new(limits), mid_stream, steps)
+}
+
+fn run_in(mut shared: HttpShared, mid_stream: bool, steps: &[Step<'_>]) -> Run {
     let mut c = HttpConnection::new(key(), mid_stream);
     let mut out = Vec::new();
     let mut last = Timestamp::default();
@@ -443,6 +443,147 @@ fn messages_and_responses_usage_through_every_coding() {
                 assert!(x.anomalies.is_empty(), "{coding}: {:?}", x.anomalies);
             }
         }
+    }
+}
+
+/// A zstd body of `mib` MiB of zeros (a few hundred bytes on the wire) as a request to `path`.
+fn zstd_bomb_request(path: &str, mib: usize) -> Vec<u8> {
+    let bomb = zstd::stream::encode_all(&vec![0u8; mib << 20][..], 19).unwrap();
+    let mut v = format!(
+        "POST {path} HTTP/1.1\r\ncontent-type: application/json\r\ncontent-encoding: zstd\r\ncontent-length: {}\r\n\r\n",
+        bomb.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(&bomb);
+    v
+}
+
+const OK_EMPTY: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+
+/// Bombs to routes whose body nobody reads are neither decompressed nor scanned; to a route
+/// that is read they stop at the body cap; either way the exchange and its answer stay paired.
+#[test]
+fn request_bombs_cost_their_wire_bytes_unless_their_route_is_read() {
+    let mut shared = HttpShared::new(HttpLimits {
+        max_decoded_body_bytes: 1 << 20,
+        ..HttpLimits::default()
+    });
+    shared.reads_request_body = Some(crate::openwebui::route::reads_request_body);
+    let unread = zstd_bomb_request("/api/v1/files/", 64);
+    let read = zstd_bomb_request("/api/chat/completions", 64);
+    assert!(unread.len() < 4096, "{}", unread.len());
+    let r = run_in(
+        shared,
+        false,
+        &[
+            Step::Data(REQ, &unread, 1),
+            Step::Data(RESP, OK_EMPTY, 1),
+            Step::Data(REQ, &read, 2),
+            Step::Data(RESP, OK_EMPTY, 2),
+        ],
+    );
+    let c = &r.shared.counters;
+    assert_eq!((c.request_bodies_unread, c.decode_capped), (1, 1));
+    assert_eq!(r.exchanges.len(), 2);
+    assert_eq!(r.exchanges[0].request.body_decoded_bytes, None);
+    assert!(r.exchanges[0].anomalies.is_empty());
+    assert_eq!(r.exchanges[1].anomalies, [Anomaly::DecodeCapped]);
+    assert_eq!(r.exchanges[1].status, Some(200));
+}
+
+/// The decode budget per second of traffic time: a stream of bombs spends it and then decodes
+/// nothing more in that second; a second later honest compressed answers decode again.
+#[test]
+fn decode_budget_per_second_stops_a_stream_of_bombs() {
+    let shared = HttpShared::new(HttpLimits {
+        max_decoded_bytes_per_second: 8 << 20,
+        max_decoded_bytes_per_connection_per_second: 0,
+        ..HttpLimits::default()
+    });
+    let bomb = zstd_bomb_request("/api/chat/completions", 16);
+    let honest = encoded_response("gzip", &gzip(USAGE_JSON));
+    let r = run_in(
+        shared,
+        false,
+        &[
+            Step::Data(REQ, &bomb, 1),
+            Step::Data(RESP, OK_EMPTY, 1),
+            Step::Data(REQ, &bomb, 1),
+            Step::Data(RESP, OK_EMPTY, 1),
+            Step::Data(REQ, GET, 3),
+            Step::Data(RESP, &honest, 3),
+        ],
+    );
+    assert_eq!(r.shared.counters.decode_over_budget, 2);
+    let anomalies: Vec<_> = r.exchanges.iter().map(|x| x.anomalies.clone()).collect();
+    assert_eq!(
+        anomalies,
+        [
+            vec![Anomaly::DecodeOverBudget],
+            vec![Anomaly::DecodeOverBudget],
+            vec![]
+        ]
+    );
+    assert_eq!(r.exchanges[2].response_fields.usage, Some(Usage::io(4, 17)));
+}
+
+/// One connection cannot spend the budget of all: its bombs stop at its own budget while
+/// another connection's answers decode in the same second.
+#[test]
+fn decode_budget_per_connection_leaves_the_rest_to_others() {
+    let mut shared = HttpShared::new(HttpLimits {
+        max_decoded_bytes_per_second: 64 << 20,
+        max_decoded_bytes_per_connection_per_second: 4 << 20,
+        ..HttpLimits::default()
+    });
+    let bomb = zstd_bomb_request("/api/chat/completions", 16);
+    let honest = encoded_response("gzip", &gzip(USAGE_JSON));
+    let mut out = Vec::new();
+    let ts = Timestamp::from_secs(1);
+    let mut attacker = HttpConnection::new(key(), false);
+    let mut other = key();
+    other.client.set_port(40001);
+    let mut user = HttpConnection::new(other, false);
+    for _ in 0..3 {
+        attacker.on_data(REQ, &bomb, ts, &mut shared, &mut out);
+        attacker.on_data(RESP, OK_EMPTY, ts, &mut shared, &mut out);
+        user.on_data(REQ, GET, ts, &mut shared, &mut out);
+        user.on_data(RESP, &honest, ts, &mut shared, &mut out);
+    }
+    assert_eq!(shared.counters.decode_over_budget, 3);
+    let usages: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e {
+            HttpEvent::Exchange(x) if x.connection == other => Some(x.response_fields.usage),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(usages, [Some(Usage::io(4, 17)); 3]);
+}
+
+/// A brotli stream declaring a window over `max_brotli_window_log` is not decoded: its
+/// window would stay allocated for the connection's body.
+#[test]
+fn brotli_windows_over_the_cap_are_refused() {
+    for lgwin in [10u32, 16, 18, 22, 24] {
+        let mut br = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut br, 4096, 5, lgwin);
+            w.write_all(USAGE_JSON).unwrap();
+        }
+        let r = run(&[
+            Step::Data(REQ, GET, 1),
+            Step::Data(RESP, &encoded_response("br", &br), 1),
+        ]);
+        let x = &r.exchanges[0];
+        let refused = lgwin > 22;
+        assert_eq!(
+            r.shared.counters.decode_errors,
+            u64::from(refused),
+            "{lgwin}"
+        );
+        let usage = (!refused).then_some(Usage::io(4, 17));
+        assert_eq!(x.response_fields.usage, usage, "{lgwin}");
     }
 }
 

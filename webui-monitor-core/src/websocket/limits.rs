@@ -14,7 +14,8 @@ pub struct WebSocketLimits {
     /// so this bounds the longest answer whose usage is seen. Default 4 MiB.
     pub max_message_bytes: usize,
     /// Inflated bytes of one message beyond which the connection is given up as a decompression
-    /// bomb (`inflated_too_large`). Default 256 MiB.
+    /// bomb (`inflated_too_large`). Default 32 MiB: eight times `max_message_bytes`, far above
+    /// any event Open WebUI sends, and a bound on the CPU one message can cost.
     pub max_inflated_bytes: u64,
     /// Longest `user-join` token reported (`tokens_too_long`). Default 16 KiB.
     pub max_token_bytes: usize,
@@ -30,7 +31,7 @@ impl Default for WebSocketLimits {
         Self {
             max_frame_bytes: 64 << 20,
             max_message_bytes: 4 << 20,
-            max_inflated_bytes: 256 << 20,
+            max_inflated_bytes: 32 << 20,
             max_token_bytes: 16 << 10,
             max_id_bytes: 256,
             max_tracked_messages: 64,

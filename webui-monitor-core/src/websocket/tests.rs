@@ -935,3 +935,35 @@ fn limits_deserialize_with_defaults() {
     assert_eq!(WebSocketLimits::default().max_frame_bytes, 64 << 20);
     assert!(serde_json::from_str::<WebSocketLimits>("{\"max_mesage_bytes\": 1}").is_err());
 }
+
+/// A compressed message that inflates past `max_inflated_bytes` (40 MiB of spaces in a few
+/// kilobytes) gives its connection up as a bomb: counted once, no event from it, and the
+/// inflating stops at the cap instead of running to the end.
+#[test]
+fn inflation_bomb_gives_the_connection_up() {
+    let mut server = Encoder::server(true);
+    let mut s2c = server.text(&openwebui::connect("sio-sid"));
+    let bomb = format!("42[\"events\",{}]", " ".repeat(40 << 20));
+    let frame = server.text(&bomb);
+    assert!(frame.len() < 64 << 10, "{}", frame.len());
+    s2c.extend(frame);
+    s2c.extend(server.text(&openwebui::usage("c1", "m1", 6, 19, true)));
+    let (out, counters, _) = run(
+        Some(openwebui::EXTENSIONS),
+        WebSocketLimits::default(),
+        &[],
+        &s2c,
+    );
+    assert_eq!(counters.inflated_too_large, 1);
+    assert_eq!(
+        out,
+        [
+            SocketEvent::Connected {
+                sid: "sio-sid".into(),
+                ts: TS
+            },
+            SocketEvent::Undecodable { ts: TS },
+            SocketEvent::Closed { ts: TS },
+        ]
+    );
+}

@@ -66,6 +66,7 @@
 //! arrived since the last of them.
 pub mod http;
 pub(crate) mod json;
+pub mod memory;
 pub mod metrics;
 mod monitor;
 pub mod openwebui;

@@ -168,8 +168,8 @@ impl Prices {
             if !price.is_valid() {
                 return Err(PricingError::BadPrice { model });
             }
-            if !self.models.contains_key(&model) {
-                self.models.insert(model, price);
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.models.entry(model) {
+                slot.insert(price);
                 added += 1;
             }
         }

@@ -169,9 +169,12 @@ fn fixture_captures(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// Payload per (capture, tshark's stream number), `[client → server, server → client]`.
+type Streams = BTreeMap<(usize, u64), [Vec<u8>; 2]>;
+
 /// The TCP payload of every connection of `captures`, per direction (`[client → server,
 /// server → client]`, the server being the side with the lower port), in capture order.
-fn tcp_streams(captures: &[PathBuf]) -> anyhow::Result<BTreeMap<(usize, u64), [Vec<u8>; 2]>> {
+fn tcp_streams(captures: &[PathBuf]) -> anyhow::Result<Streams> {
     let mut streams = BTreeMap::new();
     for (i, capture) in captures.iter().enumerate() {
         let output = Command::new("tshark")
@@ -215,5 +218,6 @@ fn hex(text: &str) -> Vec<u8> {
         .bytes()
         .filter_map(|b| (b as char).to_digit(16).map(|d| d as u8))
         .collect();
-    digits.chunks_exact(2).map(|p| p[0] << 4 | p[1]).collect()
+    let (pairs, _) = digits.as_chunks::<2>();
+    pairs.iter().map(|[hi, lo]| hi << 4 | lo).collect()
 }

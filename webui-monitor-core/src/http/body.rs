@@ -64,6 +64,7 @@ fn decoder(framing: &FramingHeaders, consumer: Consumer, shared: &HttpShared) ->
     if !limits.decode_unused_bodies && decoder.discards() {
         decoder.skip();
     }
+    decoder.reserve(&shared.memory);
     decoder
 }
 
@@ -81,6 +82,7 @@ pub(super) fn finish(
         Some(DecodeStop::Error) => shared.counters.decode_errors += 1,
         Some(DecodeStop::Capped) => shared.counters.decode_capped += 1,
         Some(DecodeStop::OverBudget) => shared.counters.decode_over_budget += 1,
+        Some(DecodeStop::MemoryRefused) => shared.counters.decode_memory_refused += 1,
         _ => {}
     }
     if truncated {
@@ -106,6 +108,7 @@ pub(super) fn finish(
         Some(DecodeStop::Error) => ex.anomalies.push(Anomaly::DecodeError),
         Some(DecodeStop::Capped) => ex.anomalies.push(Anomaly::DecodeCapped),
         Some(DecodeStop::OverBudget) => ex.anomalies.push(Anomaly::DecodeOverBudget),
+        Some(DecodeStop::MemoryRefused) => ex.anomalies.push(Anomaly::DecodeMemoryRefused),
         Some(DecodeStop::Abandoned) => ex.anomalies.push(Anomaly::BodyGap),
         Some(DecodeStop::Skipped) | None => {}
     }

@@ -13,6 +13,7 @@ use crate::{
         sse::SseParser,
     },
     json::{JsonLimits, JsonScanner},
+    memory::{Holder, MemoryAccount, Reservation},
     segment::Timestamp,
 };
 
@@ -227,6 +228,8 @@ pub enum DecodeStop {
     Capped,
     /// The decode budgets (bytes per second, per connection and for all) ran out.
     OverBudget,
+    /// The pipeline's memory budget could not hold another decompressor.
+    MemoryRefused,
     /// Input bytes were lost (reassembly gap).
     Abandoned,
     /// Not decoded by configuration: nothing reads the content.
@@ -263,6 +266,8 @@ pub struct BodyDecoder {
     sink: Option<Sink>,
     stop: Option<DecodeStop>,
     windows: WindowLogs,
+    /// The decompressor's share of the pipeline's memory budget, held until the body ends.
+    grant: Option<Reservation>,
 }
 
 impl std::fmt::Debug for BodyDecoder {
@@ -295,6 +300,7 @@ impl BodyDecoder {
             }),
             stop: None,
             windows,
+            grant: None,
         };
         let coding = coding.map(|c| c.trim().to_ascii_lowercase());
         match coding.as_deref() {
@@ -367,6 +373,30 @@ impl BodyDecoder {
         }
     }
 
+    /// Memory the decompressor may hold at most: its window (the largest accepted) and its
+    /// state; 0 for a body that is not decompressed.
+    fn memory_needed(&self) -> u64 {
+        const STATE: u64 = 64 << 10;
+        match &self.inner {
+            Inner::Gzip(_) | Inner::Zlib(_) | Inner::Raw(_) | Inner::DeflateSniff(_) => STATE,
+            Inner::Brotli(_) | Inner::BrotliSniff => (1u64 << self.windows.brotli) + STATE,
+            Inner::Zstd(_) => (1u64 << self.windows.zstd) + 2 * STATE,
+            Inner::Identity | Inner::Stopped => 0,
+        }
+    }
+
+    /// Takes the decompressor's memory from `memory`; without it the body is not decoded.
+    pub fn reserve(&mut self, memory: &MemoryAccount) {
+        let needed = self.memory_needed();
+        if needed == 0 || self.stop.is_some() {
+            return;
+        }
+        match memory.reserve(Holder::Decoder, needed) {
+            Some(grant) => self.grant = Some(grant),
+            None => self.stop(DecodeStop::MemoryRefused),
+        }
+    }
+
     /// Does not decode at all (the content is not needed); the body is only counted.
     pub fn skip(&mut self) {
         if !matches!(self.inner, Inner::Identity) {
@@ -418,7 +448,7 @@ impl BodyDecoder {
             }
             None => 0,
         };
-        self.feed_inner(data, ts);
+        self.feed_inner(data);
         if !identity {
             let after = self.sink_mut().map_or(before, |s| s.decoded);
             for b in budgets.iter_mut() {
@@ -427,7 +457,7 @@ impl BodyDecoder {
         }
     }
 
-    fn feed_inner(&mut self, data: &[u8], ts: Timestamp) {
+    fn feed_inner(&mut self, data: &[u8]) {
         if data.is_empty() || self.stop.is_some() {
             return;
         }
@@ -450,8 +480,8 @@ impl BodyDecoder {
             } else {
                 Inner::Raw(Box::new(flate2::write::DeflateDecoder::new(sink)))
             };
-            self.feed_inner(&head, ts);
-            self.feed_inner(&data[take..], ts);
+            self.feed_inner(&head);
+            self.feed_inner(&data[take..]);
             return;
         }
         if matches!(self.inner, Inner::BrotliSniff) {

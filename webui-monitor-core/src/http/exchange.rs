@@ -143,6 +143,8 @@ pub enum Anomaly {
     DecodeCapped,
     /// Decoding stopped: the decode budget per second (all connections, or this one) ran out.
     DecodeOverBudget,
+    /// Not decoded: the pipeline's memory budget could not hold another decompressor.
+    DecodeMemoryRefused,
     /// A JSON body was malformed or a field exceeded its cap.
     JsonTruncated,
     /// The connection was joined mid-stream (no SYN seen); this exchange started at a resync point.

@@ -6,6 +6,7 @@ use crate::{
         head::{HeadError, HeadLimits},
     },
     json::JsonLimits,
+    memory::MemoryAccount,
 };
 
 /// Caps of the HTTP engine. Every cap has a counter in [`HttpCounters`].
@@ -107,6 +108,9 @@ pub struct HttpCounters {
     pub decode_capped: u64,
     /// Bodies whose decoding stopped because a decode budget per second ran out.
     pub decode_over_budget: u64,
+    /// Compressed bodies not decoded because the memory budget could not hold their
+    /// decompressor (`memory.max_held_bytes`).
+    pub decode_memory_refused: u64,
     /// Request bodies not decoded or scanned: their route reads no field of them.
     pub request_bodies_unread: u64,
     /// JSON bodies malformed or with a value cut at a JSON cap.
@@ -138,6 +142,8 @@ pub struct HttpShared {
     pub counters: HttpCounters,
     /// The decode budget of all connections (`max_decoded_bytes_per_second`).
     pub budget: DecodeBudget,
+    /// The pipeline's memory budget, which decompressors are granted from.
+    pub memory: MemoryAccount,
     /// Whether a request's body is read for fields, by method and path. The HTTP engine knows
     /// no routes: the layer that uses the fields says which it reads (every JSON body if unset).
     pub reads_request_body: Option<fn(&str, &str) -> bool>,
@@ -149,6 +155,7 @@ impl HttpShared {
             budget: DecodeBudget::new(limits.max_decoded_bytes_per_second),
             limits,
             counters: HttpCounters::default(),
+            memory: MemoryAccount::default(),
             reads_request_body: None,
         }
     }

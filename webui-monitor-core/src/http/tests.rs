@@ -468,7 +468,8 @@ fn request_bombs_cost_their_wire_bytes_unless_their_route_is_read() {
         max_decoded_body_bytes: 1 << 20,
         ..HttpLimits::default()
     });
-    shared.reads_request_body = Some(crate::openwebui::route::reads_request_body);
+    // As the semantics layer says for Open WebUI's routes: a model call's body is read.
+    shared.reads_request_body = Some(|_, path| path == "/api/chat/completions");
     let unread = zstd_bomb_request("/api/v1/files/", 64);
     let read = zstd_bomb_request("/api/chat/completions", 64);
     assert!(unread.len() < 4096, "{}", unread.len());
@@ -1290,4 +1291,84 @@ fn debug_output_carries_no_traffic_bytes() {
     assert!(!debug.contains("sk-0123"), "{debug}");
     assert!(!debug.contains(as_numbers), "{debug}");
     assert!(debug.contains("buf_bytes"), "{debug}");
+}
+
+/// Decompressors take their window from the pipeline's memory budget: connections that leave
+/// zstd bodies unfinished hold it until they end; beyond it a compressed body is not decoded
+/// (counted) while honest ones decode again once memory is given back.
+#[test]
+fn decompressors_share_one_memory_budget() {
+    use crate::memory::{Holder, MemoryAccount, MemoryLimits};
+    let mut shared = HttpShared::new(HttpLimits::default());
+    // Two zstd decompressors (8 MiB window + state each) fit, a third does not.
+    shared.memory = MemoryAccount::new(&MemoryLimits {
+        max_held_bytes: 17 << 20,
+    });
+    let ts = Timestamp::from_secs(1);
+    let zstd_head = |len: usize| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: zstd\r\ncontent-length: {len}\r\n\r\n"
+        )
+    };
+    let body = zstd::stream::encode_all(USAGE_JSON, 3).unwrap();
+    let mut out = Vec::new();
+    let mut connections: Vec<HttpConnection> = (0..3)
+        .map(|i| {
+            let mut k = key();
+            k.client.set_port(41000 + i);
+            let mut c = HttpConnection::new(k, false);
+            c.on_data(REQ, GET, ts, &mut shared, &mut out);
+            // The head and half the body: the decompressor is held.
+            let mut resp = zstd_head(body.len()).into_bytes();
+            resp.extend_from_slice(&body[..body.len() / 2]);
+            c.on_data(RESP, &resp, ts, &mut shared, &mut out);
+            c
+        })
+        .collect();
+    let memory = shared.memory.clone();
+    let zstd = (8 << 20) + (128 << 10);
+    assert_eq!(memory.held(Holder::Decoder), 2 * zstd);
+    assert_eq!(memory.refused(Holder::Decoder), 1);
+    for c in &mut connections {
+        c.on_data(RESP, &body[body.len() / 2..], ts, &mut shared, &mut out);
+    }
+    assert_eq!(
+        memory.held(Holder::Decoder),
+        0,
+        "given back when the bodies end"
+    );
+    assert_eq!(shared.counters.decode_memory_refused, 1);
+    let usages: Vec<_> = out
+        .iter()
+        .map(|e| match e {
+            HttpEvent::Exchange(x) => x.response_fields.usage,
+            HttpEvent::Upgraded { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        usages,
+        [Some(Usage::io(4, 17)), Some(Usage::io(4, 17)), None]
+    );
+    // Memory is back: the refused connection's next answer decodes.
+    let mut resp = zstd_head(body.len()).into_bytes();
+    resp.extend_from_slice(&body);
+    connections[2].on_data(REQ, GET, ts, &mut shared, &mut out);
+    connections[2].on_data(RESP, &resp, ts, &mut shared, &mut out);
+    let Some(HttpEvent::Exchange(x)) = out.last() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(x.response_fields.usage, Some(Usage::io(4, 17)));
+    // A dropped connection gives its decompressor back too.
+    connections[0].on_data(REQ, GET, ts, &mut shared, &mut out);
+    connections[0].on_data(
+        RESP,
+        zstd_head(body.len()).as_bytes(),
+        ts,
+        &mut shared,
+        &mut out,
+    );
+    connections[0].on_data(RESP, &body[..4], ts, &mut shared, &mut out);
+    assert_eq!(memory.held(Holder::Decoder), zstd);
+    drop(connections);
+    assert_eq!(memory.held(Holder::Decoder), 0);
 }

@@ -127,6 +127,14 @@ pub struct SemanticsCounters {
     pub untrusted_models: u64,
 }
 
+/// Who made a model call, and whether Open WebUI accepted it (2xx, credential not failed).
+#[derive(Debug, Clone, Copy)]
+struct Caller {
+    auth: Auth,
+    client: Client,
+    accepted: bool,
+}
+
 /// The labels of one chat completion, with its model interned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct CompletionLabels {
@@ -290,7 +298,12 @@ impl Attributor {
         }
 
         if completion {
-            self.on_completion(ex, route, user, id.auth, client, accepted, sink);
+            let caller = Caller {
+                auth: id.auth,
+                client,
+                accepted,
+            };
+            self.on_completion(ex, route, user, caller, sink);
         } else if route::is_embedding(method, route) {
             self.on_embedding(ex, user, accepted, sink);
         }
@@ -331,9 +344,11 @@ impl Attributor {
         ex: &Exchange,
         route: &str,
         user: UserRef<'_>,
-        auth: Auth,
-        client: Client,
-        accepted: bool,
+        Caller {
+            auth,
+            client,
+            accepted,
+        }: Caller,
         sink: &mut (impl FactSink + ?Sized),
     ) {
         let model = self.intern_model(ex.request_fields.model.as_deref(), accepted, sink);

@@ -1,5 +1,7 @@
 //! The WebSocket decoder's caps ([`WebSocketLimits`]) and what they cut
 //! ([`WebSocketCounters`]), shared by every connection through [`WebSocketShared`].
+use crate::memory::MemoryAccount;
+
 /// Caps of the WebSocket decoder. Each cap has a counter in [`WebSocketCounters`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -78,6 +80,8 @@ pub struct WebSocketCounters {
 pub struct WebSocketShared {
     pub limits: WebSocketLimits,
     pub counters: WebSocketCounters,
+    /// The pipeline's memory budget, which message buffers grow from.
+    pub memory: MemoryAccount,
 }
 
 impl WebSocketShared {
@@ -85,6 +89,7 @@ impl WebSocketShared {
         Self {
             limits,
             counters: WebSocketCounters::default(),
+            memory: MemoryAccount::default(),
         }
     }
 }

@@ -5,8 +5,9 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 
 use serde::{Deserialize, Serialize};
 use webui_monitor_core::{
-    MonitorConfig, http::HttpLimits, openwebui::SemanticsConfig, pipeline::PipelineConfig,
-    pricing::ModelPrice, reassembly::ReassemblyLimits, websocket::WebSocketLimits,
+    MonitorConfig, http::HttpLimits, memory::MemoryLimits, openwebui::SemanticsConfig,
+    pipeline::PipelineConfig, pricing::ModelPrice, reassembly::ReassemblyLimits,
+    websocket::WebSocketLimits,
 };
 
 /// Default `/metrics` address. 9741 lies in the Prometheus exporter range (9100–9999) and is
@@ -23,6 +24,7 @@ pub struct Config {
     pub reassembly: ReassemblyLimits,
     pub http: HttpLimits,
     pub websocket: WebSocketLimits,
+    pub memory: MemoryLimits,
     pub openwebui: OpenWebUiConfig,
     pub pricing: PricingConfig,
     pub log: LogConfig,
@@ -256,6 +258,7 @@ impl Config {
                 reassembly: self.reassembly.clone(),
                 http,
                 websocket: self.websocket.clone(),
+                memory: self.memory.clone(),
             },
             semantics: SemanticsConfig {
                 max_users: openwebui.max_users,

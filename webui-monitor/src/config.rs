@@ -51,7 +51,7 @@ pub use error::{ConfigError, Problem};
 pub use layering::{FileSource, Loaded, load, load_with_env};
 pub use schema::{
     CaptureConfig, Config, DEFAULT_LISTEN, LogConfig, LogFormat, LogLevel, MAX_PORTS,
-    OpenWebUiConfig, TcAttachMode, XdpAttachMode, format_duration, parse_duration,
+    OpenWebUiConfig, ServerConfig, TcAttachMode, XdpAttachMode, format_duration, parse_duration,
 };
 pub use secret::SecretSource;
 

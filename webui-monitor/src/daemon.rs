@@ -75,6 +75,15 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     let capture_metrics = CaptureMetrics::register(&registry)?;
     let mut monitor = Monitor::new(&config.monitor_config(), secret.as_ref(), &registry)?;
     monitor.set_directory(load_directory(config.openwebui.db.as_deref(), None));
+    let web = match &config.server.web_config_file {
+        Some(path) => server::WebConfig::load(path)?,
+        None => server::WebConfig::default(),
+    };
+    let http_server = server::Server {
+        limits: config.server.limits(),
+        metrics: server::ServerMetrics::register(&registry)?,
+        web,
+    };
     let state = Arc::new(server::State {
         registry,
         ready: false.into(),
@@ -83,7 +92,32 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen} (capture.listen)"))?;
-    log::info!("serving /metrics on http://{listen}");
+    let scheme = if http_server.web.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let users = http_server.web.users.len();
+    log::info!(
+        "serving /metrics on {scheme}://{listen}{}",
+        match users {
+            0 => String::new(),
+            n => format!(" with basic auth ({n} user(s))"),
+        }
+    );
+    if users > 0 && http_server.web.tls.is_none() {
+        log::warn!(
+            "basic_auth_users without tls_server_config: passwords cross the network in clear \
+             text; add tls_server_config to {}",
+            config
+                .server
+                .web_config_file
+                .as_deref()
+                .map(Path::display)
+                .map(|p| p.to_string())
+                .unwrap_or_default()
+        );
+    }
 
     capture::check::require_capabilities()
         .map_err(|why| anyhow::anyhow!("cannot load the eBPF programs: {why}"))?;
@@ -104,7 +138,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     }
     let mut unmet = Vec::new();
     update_readiness(&follower, &state, &mut unmet);
-    let server = tokio::spawn(server::serve(listener, Arc::clone(&state)));
+    let mut server = tokio::spawn(server::serve(listener, Arc::clone(&state), http_server));
 
     let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -124,6 +158,21 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = interrupt.recv() => { log::info!("SIGINT: detaching"); break Ok(()); }
             _ = terminate.recv() => { log::info!("SIGTERM: detaching"); break Ok(()); }
+            // The endpoint is gone: /healthz cannot answer, so running on would only be blind.
+            // Exiting with the reason lets systemd (Restart=on-failure) or the container runtime
+            // start a fresh process, and the exit status says it failed.
+            ended = &mut server => {
+                let why = match ended {
+                    Ok(Ok(())) => "it returned".to_owned(),
+                    Ok(Err(error)) => format!("accept() on the listening socket failed: {error}"),
+                    Err(error) if error.is_panic() => "it panicked".to_owned(),
+                    Err(error) => error.to_string(),
+                };
+                break Err(anyhow::anyhow!(
+                    "the metrics endpoint on {listen} stopped ({why}); /healthz can no longer \
+                     answer, so the daemon exits to be restarted"
+                ));
+            }
             _ = hangup.recv() => {
                 config = reload(args, config, Running {
                     monitor: &mut monitor,

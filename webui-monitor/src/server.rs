@@ -2,15 +2,23 @@
 //! serves) and `/readyz` (the capture is attached).
 //!
 //! HTTP/1.1 only, GET and HEAD only; routing is a pure function ([`respond`]) so it is tested
-//! without sockets.
+//! without sockets. [`connections`] holds the accept loop and the limits that keep the endpoint
+//! up against hostile clients; [`web_config`] reads the TLS and basic-auth settings
+//! (exporter-toolkit's web configuration file) and [`auth`] checks the credentials.
+//!
+//! With basic auth configured, every path asks for credentials except `/healthz` and `/readyz`:
+//! they say only whether the process serves and whether the capture is attached, and liveness
+//! probes (the container's `webui-monitor healthcheck`, a kubelet's `httpGet`) hold no password
+//! (the file holds only hashes). exporter-toolkit protects every path; this is the one
+//! deliberate difference.
+mod auth;
+pub mod connections;
+pub mod web_config;
+
 use std::{
-    convert::Infallible,
     net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::SystemTime,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, SystemTime},
 };
 
 use http_body_util::Full;
@@ -18,12 +26,11 @@ use hyper::{
     Method, Request, Response, StatusCode,
     body::{Bytes, Incoming},
     header,
-    server::conn::http1,
-    service::service_fn,
 };
-use hyper_util::rt::TokioIo;
 use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
-use tokio::net::TcpListener;
+
+pub use connections::{ServerMetrics, serve};
+pub use web_config::WebConfig;
 
 /// Default listen address of the metrics endpoint: `127.0.0.1:9741`.
 ///
@@ -39,6 +46,60 @@ pub struct State {
     pub registry: Registry,
     /// Set once the capture is attached.
     pub ready: AtomicBool,
+}
+
+/// The limits of `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// How the endpoint serves: limits, TLS and users, and its own metrics.
+pub struct Server {
+    pub limits: Limits,
+    pub web: WebConfig,
+    pub metrics: ServerMetrics,
+}
+
+/// Paths served without basic auth (see the module documentation).
+const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Answers `request`: 401 if basic auth is configured and the path needs it and the credentials
+/// do not match, else [`respond`].
+pub async fn handle(
+    request: &Request<Incoming>,
+    state: &State,
+    auth: Option<&auth::BasicAuth>,
+    metrics: &ServerMetrics,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    if let Some(auth) = auth.filter(|_| !OPEN_PATHS.contains(&path)) {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        if let Err(refusal) = auth.check(given).await {
+            metrics
+                .auth_failures
+                .with_label_values(&[refusal.label()])
+                .inc();
+            return unauthorized();
+        }
+    }
+    respond(request.method(), path, state)
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n")
+        .unwrap_or_else(|_| Response::new(Full::default()));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"webui-monitor\""),
+    );
+    response
 }
 
 /// Registers `webui_monitor_build_info{version}` (always 1).
@@ -125,26 +186,6 @@ fn with_type(
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
         .body(Full::new(body))
-}
-
-/// Serves `state` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, state: Arc<State>) -> std::io::Result<()> {
-    loop {
-        let (stream, peer) = listener.accept().await?;
-        let state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let service = service_fn(move |request: Request<Incoming>| {
-                let response = respond(request.method(), request.uri().path(), &state);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                log::debug!("HTTP connection from {peer}: {error}");
-            }
-        });
-    }
 }
 
 #[cfg(test)]

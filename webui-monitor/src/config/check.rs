@@ -43,6 +43,9 @@ pub fn check_args(args: &ConfigArgs) -> anyhow::Result<String> {
     let loaded = load(args)?;
     let config = &loaded.config;
     let secret = config.load_webui_secret()?;
+    if let Some(web_config) = &config.server.web_config_file {
+        crate::server::WebConfig::load(web_config)?;
+    }
     let env_has_secret = std::env::var_os(WEBUI_SECRET_ENV).is_some_and(|v| !v.is_empty());
     let secret_desc = match (config.secret_source(env_has_secret)?, &secret) {
         (SecretSource::None, _) | (_, None) => {

@@ -427,3 +427,93 @@ fn metrics_endpoint_holds_and_serves_tls_with_basic_auth() -> anyhow::Result<()>
     drop(scratch);
     Ok(())
 }
+
+/// `accept()` failing with EMFILE (the daemon's file limit lowered while it runs) is counted,
+/// logged once, and the endpoint serves again once descriptors are free.
+#[test]
+fn accept_errors_do_not_stop_the_endpoint() -> anyhow::Result<()> {
+    const LISTEN: &str = "127.0.0.1:19773";
+    let pid = std::process::id() % 100_000;
+    let ns = Netns::new(&format!("wm-emf-{pid}"))?;
+    ns.run("ip", &["link", "set", "lo", "up"])?;
+    let dir = std::env::temp_dir().join(format!("webui-monitor-emfile-{pid}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
+    let scratch = Scratch(dir.clone());
+    let config = dir.join("config.toml");
+    // Silent clients must outlast the test's pause rather than time out.
+    fs::write(
+        &config,
+        format!(
+            "[capture]\ninterfaces = [\"lo\"]\nlisten = \"{LISTEN}\"\n\
+             [server]\nheader_read_timeout = \"1m\"\n"
+        ),
+    )?;
+    let log = dir.join("stderr.log");
+    let binary = net::daemon_binary()?.to_string_lossy().into_owned();
+    let mut command = ns.command(&binary, &["run", "--config", &config.to_string_lossy()]);
+    command.stderr(Stdio::from(fs::File::create(&log)?));
+    let mut daemon = ChildGuard(command.spawn()?);
+    let url = format!("http://{LISTEN}");
+    let get = |path: &str| {
+        ns.run(
+            "curl",
+            &["-sf", "--max-time", "10", &format!("{url}{path}")],
+        )
+    };
+    net::wait_for("the daemon to serve", DEADLINE, || get("/healthz").is_ok())?;
+
+    // `ip netns exec` execs the daemon, so the child's pid is the daemon's.
+    let daemon_pid = daemon.0.id().to_string();
+    let open_fds = fs::read_dir(format!("/proc/{daemon_pid}/fd"))?.count();
+    let limits = fs::read_to_string(format!("/proc/{daemon_pid}/limits"))?;
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .context("soft file limit")?
+        .to_owned();
+    // Room for two connections; the third and fourth find the file table full.
+    net::run(
+        "prlimit",
+        &["--pid", &daemon_pid, &format!("--nofile={}:", open_fds + 2)],
+    )?;
+    in_netns(&ns, || {
+        let held = (0..4)
+            .map(|_| TcpStream::connect(LISTEN))
+            .collect::<Result<Vec<_>, _>>()?;
+        std::thread::sleep(Duration::from_secs(1));
+        drop(held);
+        Ok(())
+    })?;
+    net::run(
+        "prlimit",
+        &["--pid", &daemon_pid, &format!("--nofile={soft}:")],
+    )?;
+
+    assert_eq!(get("/healthz")?, "ok\n");
+    let text = get("/metrics")?;
+    let errors = sample(
+        &text,
+        "webui_monitor_http_server_accept_errors_total",
+        &[("reason", "emfile")],
+    )
+    .with_context(|| format!("no EMFILE counted:\n{text}"))?;
+    assert!(errors >= 1.0, "{errors}");
+    let status = daemon.signal_and_wait(libc::SIGTERM)?;
+    assert!(status.success(), "daemon exit: {status}");
+    let logged = fs::read_to_string(&log)?;
+    // Logged once however often it failed (at most one line a minute).
+    let lines: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("metrics endpoint: accept() failed"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{logged}");
+    assert!(
+        lines[0].contains("last: Too many open files (os error 24); retrying every 100ms"),
+        "{}",
+        lines[0]
+    );
+    drop(scratch);
+    Ok(())
+}

@@ -360,3 +360,61 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         self.inner.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+
+    use super::*;
+
+    fn server() -> super::super::Server {
+        super::super::Server {
+            limits: Limits {
+                max_connections: 1,
+                header_read_timeout: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(1),
+            },
+            web: super::super::WebConfig::default(),
+            metrics: ServerMetrics::register(&Registry::new()).unwrap(),
+        }
+    }
+
+    /// A descriptor that is no socket makes `accept()` fail with ENOTSOCK for ever: the loop
+    /// returns the error (the daemon then exits) instead of retrying.
+    #[tokio::test]
+    async fn a_broken_listening_socket_ends_the_loop_with_its_error() {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        // Readable, so the runtime's readiness lets the loop call accept().
+        std::io::Write::write_all(&mut writer, b"x").unwrap();
+        // SAFETY: the descriptor is owned (taken from `reader`) and open; the listener becomes
+        // its only owner and closes it.
+        let listener = unsafe { std::net::TcpListener::from_raw_fd(reader.into_raw_fd()) };
+        listener.set_nonblocking(true).unwrap();
+        let listener = TcpListener::from_std(listener).unwrap();
+        let state = Arc::new(State {
+            registry: Registry::new(),
+            ready: false.into(),
+        });
+        let error = serve(listener, state, server()).await.unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOTSOCK));
+    }
+
+    #[test]
+    fn accept_errors_are_labelled_by_errno() {
+        let cases = [
+            (libc::EMFILE, "emfile", false),
+            (libc::ENFILE, "enfile", false),
+            (libc::ENOBUFS, "enobufs", false),
+            (libc::ENOMEM, "enomem", false),
+            (libc::ECONNABORTED, "econnaborted", false),
+            (libc::EPROTO, "other", false),
+            (libc::EBADF, "other", true),
+            (libc::ENOTSOCK, "other", true),
+        ];
+        for (errno, label, broken) in cases {
+            let error = io::Error::from_raw_os_error(errno);
+            assert_eq!(errno_label(&error), label, "{error}");
+            assert_eq!(listener_is_broken(&error), broken, "{error}");
+        }
+    }
+}

@@ -101,9 +101,9 @@ fn warnings(config: &Config) -> Vec<String> {
             ));
         }
     }
-    if !config.capture.listen.ip().is_loopback() {
+    if !config.capture.listen.ip().is_loopback() && config.server.web_config_file.is_none() {
         out.push(format!(
-            "/metrics listens on {}, reachable from the network: the series carry user ids; firewall the port to Prometheus",
+            "/metrics listens on {}, reachable from the network: the series carry user ids; firewall the port to Prometheus, or serve TLS with basic auth (server.web_config_file)",
             config.capture.listen
         ));
     }

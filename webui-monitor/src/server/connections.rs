@@ -368,12 +368,16 @@ mod tests {
     use super::*;
 
     fn server() -> super::super::Server {
+        server_with(Limits {
+            max_connections: 1,
+            header_read_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+        })
+    }
+
+    fn server_with(limits: Limits) -> super::super::Server {
         super::super::Server {
-            limits: Limits {
-                max_connections: 1,
-                header_read_timeout: Duration::from_secs(1),
-                idle_timeout: Duration::from_secs(1),
-            },
+            limits,
             web: super::super::WebConfig::default(),
             metrics: ServerMetrics::register(&Registry::new()).unwrap(),
         }
@@ -397,6 +401,52 @@ mod tests {
         });
         let error = serve(listener, state, server()).await.unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::ENOTSOCK));
+    }
+
+    /// A client that stops sending in the middle of its headers, with a header timeout far
+    /// away, is closed once nothing has moved for `idle_timeout`.
+    #[tokio::test]
+    async fn a_silent_connection_is_closed_after_the_idle_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let idle = Duration::from_secs(1);
+        let server = server_with(Limits {
+            max_connections: 2,
+            header_read_timeout: Duration::from_secs(600),
+            idle_timeout: idle,
+        });
+        let metrics = server.metrics.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let state = Arc::new(State {
+            registry: Registry::new(),
+            ready: false.into(),
+        });
+        let serving = tokio::spawn(serve(listener, state, server));
+        let mut client = TcpStream::connect(address).await.unwrap();
+        client
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let sent = Instant::now();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(60), client.read(&mut buf))
+            .await
+            .expect("closed within a minute");
+        assert_eq!(read.unwrap(), 0, "closed without an answer");
+        assert!(sent.elapsed() >= idle, "{:?}", sent.elapsed());
+        let closed = |reason: &str| metrics.closed.with_label_values(&[reason]).get();
+        assert_eq!(closed("idle_timeout"), 1);
+        assert_eq!(closed("header_timeout"), 0);
+        // The task ends just after closing the socket.
+        for _ in 0..100 {
+            if metrics.open.get() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(metrics.open.get(), 0);
+        serving.abort();
     }
 
     #[test]

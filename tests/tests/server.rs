@@ -3,7 +3,8 @@
 //! counted, a client holding a half-sent TLS handshake or a half-sent header block is dropped
 //! after `server.header_read_timeout`, the container healthcheck still answers, a wrong
 //! password gets 401 with `WWW-Authenticate: Basic`, and a real Prometheus scrapes over TLS
-//! with basic auth (`up == 1`) while a job with a wrong password is refused (`up == 0`, 401).
+//! with basic auth (`up == 1`) while a job with a wrong password is refused (`up == 0`, 401);
+//! SIGHUP then applies a changed password without a restart.
 //!
 //! The daemon runs in its own network namespace (it attaches to that namespace's `lo`), so the
 //! fixed ports cannot collide with the host's; the test's own sockets are opened inside it from
@@ -409,6 +410,58 @@ fn metrics_endpoint_holds_and_serves_tls_with_basic_auth() -> anyhow::Result<()>
     assert_eq!(up("good")?, "1");
     assert_eq!(up("bad")?, "0");
 
+    // SIGHUP re-reads the web config: a file that does not load keeps the running users, a new
+    // password replaces the old one without a restart.
+    let web_config = dir.join("web.yml");
+    let hup = || -> anyhow::Result<()> {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(daemon.0.id() as i32, libc::SIGHUP) };
+        ensure!(rc == 0, "kill: {}", std::io::Error::last_os_error());
+        Ok(())
+    };
+    let logged = || fs::read_to_string(&log).unwrap_or_default();
+    fs::write(&web_config, "basic_auth_users:\n  prometheus: not-a-hash\n")?;
+    hup()?;
+    net::wait_for("the refused web config in the log", DEADLINE, || {
+        logged().contains("the metrics endpoint keeps its TLS and users")
+    })?;
+    assert!(metrics().is_ok(), "the running password stays");
+    const NEW_PASSWORD: &str = "a rotated password";
+    let new_hash = bcrypt::hash(NEW_PASSWORD, 4)?;
+    fs::write(
+        &web_config,
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
+             basic_auth_users:\n  prometheus: {new_hash}\n"
+        ),
+    )?;
+    hup()?;
+    net::wait_for("the re-read web config in the log", DEADLINE, || {
+        logged().contains(&format!(
+            "SIGHUP: web config {} re-read: serving /metrics on https://{METRICS} with basic auth (1 user(s))",
+            web_config.display()
+        ))
+    })?;
+    let status_with = |password: &str| {
+        ns.run(
+            "curl",
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+                &ca,
+                "--user",
+                &format!("prometheus:{password}"),
+                url.as_str(),
+            ],
+        )
+    };
+    assert_eq!(status_with(PASSWORD)?, "401");
+    assert_eq!(status_with(NEW_PASSWORD)?, "200");
+
     let status = daemon.signal_and_wait(libc::SIGTERM)?;
     assert!(status.success(), "daemon exit: {status}");
     let logged = fs::read_to_string(&log)?;
@@ -418,7 +471,14 @@ fn metrics_endpoint_holds_and_serves_tls_with_basic_auth() -> anyhow::Result<()>
         )),
         "{logged}"
     );
-    for secret in [PASSWORD, WRONG_PASSWORD, hash.as_str()] {
+    for secret in [
+        PASSWORD,
+        WRONG_PASSWORD,
+        NEW_PASSWORD,
+        hash.as_str(),
+        new_hash.as_str(),
+        "not-a-hash",
+    ] {
         assert!(
             !logged.contains(secret),
             "{secret:?} reached the log:\n{logged}"

@@ -79,10 +79,11 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
         Some(path) => server::WebConfig::load(path)?,
         None => server::WebConfig::default(),
     };
+    let security = server::SecurityHandle::new(&web);
     let http_server = server::Server {
         limits: config.server.limits(),
         metrics: server::ServerMetrics::register(&registry)?,
-        web,
+        security: security.clone(),
     };
     let state = Arc::new(server::State {
         registry,
@@ -92,32 +93,8 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen} (capture.listen)"))?;
-    let scheme = if http_server.web.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let users = http_server.web.users.len();
-    log::info!(
-        "serving /metrics on {scheme}://{listen}{}",
-        match users {
-            0 => String::new(),
-            n => format!(" with basic auth ({n} user(s))"),
-        }
-    );
-    if users > 0 && http_server.web.tls.is_none() {
-        log::warn!(
-            "basic_auth_users without tls_server_config: passwords cross the network in clear \
-             text; add tls_server_config to {}",
-            config
-                .server
-                .web_config_file
-                .as_deref()
-                .map(Path::display)
-                .map(|p| p.to_string())
-                .unwrap_or_default()
-        );
-    }
+    log::info!("serving /metrics on {}", server::describe(&web, listen));
+    warn_clear_text_passwords(&web, config.server.web_config_file.as_deref());
 
     capture::check::require_capabilities()
         .map_err(|why| anyhow::anyhow!("cannot load the eBPF programs: {why}"))?;
@@ -180,6 +157,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
                     capture: &mut capture,
                     secret: &mut secret,
                     db_tick: &mut db_tick,
+                    security: &security,
                 });
                 update_readiness(&follower, &state, &mut unmet);
             }
@@ -333,6 +311,7 @@ struct Running<'a> {
     capture: &'a mut Capture,
     secret: &'a mut Option<Secret>,
     db_tick: &'a mut Interval,
+    security: &'a server::SecurityHandle,
 }
 
 /// SIGHUP: re-read the configuration, the secret and the database, and apply what can change
@@ -393,6 +372,11 @@ fn reload(args: &ConfigArgs, current: Config, running: Running<'_>) -> Config {
         *running.db_tick = db_interval(effective.openwebui.db_reload_interval);
     }
     reread_db(running.monitor, effective.openwebui.db.as_deref());
+    reread_web_config(
+        running.security,
+        effective.server.web_config_file.as_deref(),
+        effective.capture.listen,
+    );
 
     let mut applied = changes.applied;
     if secret_changed {
@@ -420,6 +404,42 @@ fn reload(args: &ConfigArgs, current: Config, running: Running<'_>) -> Config {
         );
     }
     effective
+}
+
+/// SIGHUP: the web config file is read again (a renewed certificate, changed users) and
+/// applies to connections accepted from then on. One that does not load leaves the running
+/// TLS and users in place, and says why.
+fn reread_web_config(
+    security: &server::SecurityHandle,
+    path: Option<&Path>,
+    listen: std::net::SocketAddr,
+) {
+    let web = match path.map(server::WebConfig::load).transpose() {
+        Ok(web) => web.unwrap_or_default(),
+        Err(error) => {
+            log::warn!("SIGHUP: {error}; the metrics endpoint keeps its TLS and users");
+            return;
+        }
+    };
+    security.replace(&web);
+    if let Some(path) = path {
+        log::info!(
+            "SIGHUP: web config {} re-read: serving /metrics on {}",
+            path.display(),
+            server::describe(&web, listen)
+        );
+        warn_clear_text_passwords(&web, Some(path));
+    }
+}
+
+fn warn_clear_text_passwords(web: &server::WebConfig, path: Option<&Path>) {
+    if !web.users.is_empty() && web.tls.is_none() {
+        log::warn!(
+            "basic_auth_users without tls_server_config: passwords cross the network in clear \
+             text; add tls_server_config to {}",
+            path.map(|p| p.display().to_string()).unwrap_or_default()
+        );
+    }
 }
 
 /// The database re-read timer (the first read happens at start).

@@ -17,7 +17,10 @@ pub mod web_config;
 
 use std::{
     net::SocketAddr,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
@@ -28,6 +31,7 @@ use hyper::{
     header,
 };
 use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
+use tokio_rustls::TlsAcceptor;
 
 pub use connections::{ServerMetrics, serve};
 pub use web_config::WebConfig;
@@ -59,8 +63,53 @@ pub struct Limits {
 /// How the endpoint serves: limits, TLS and users, and its own metrics.
 pub struct Server {
     pub limits: Limits,
-    pub web: WebConfig,
+    pub security: SecurityHandle,
     pub metrics: ServerMetrics,
+}
+
+/// The TLS settings and users in force.
+pub struct Security {
+    tls: Option<TlsAcceptor>,
+    auth: Option<auth::BasicAuth>,
+}
+
+/// The [`Security`] the endpoint applies to new connections, replaceable while it runs (SIGHUP
+/// re-reads the web config, so a renewed certificate or a changed password needs no restart).
+/// A connection keeps the settings it was accepted under.
+#[derive(Clone)]
+pub struct SecurityHandle(Arc<RwLock<Arc<Security>>>);
+
+impl SecurityHandle {
+    pub fn new(web: &WebConfig) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(Security::from(web)))))
+    }
+
+    /// Applies `web` to connections accepted from now on.
+    pub fn replace(&self, web: &WebConfig) {
+        *self.0.write().expect("security lock") = Arc::new(Security::from(web));
+    }
+
+    fn current(&self) -> Arc<Security> {
+        Arc::clone(&self.0.read().expect("security lock"))
+    }
+}
+
+impl From<&WebConfig> for Security {
+    fn from(web: &WebConfig) -> Self {
+        Self {
+            tls: web.tls.clone().map(TlsAcceptor::from),
+            auth: (!web.users.is_empty()).then(|| auth::BasicAuth::new(web.users.clone())),
+        }
+    }
+}
+
+/// How `web` serves, for the log: `https://ADDR with basic auth (N user(s))`.
+pub fn describe(web: &WebConfig, listen: SocketAddr) -> String {
+    let scheme = if web.tls.is_some() { "https" } else { "http" };
+    match web.users.len() {
+        0 => format!("{scheme}://{listen}"),
+        n => format!("{scheme}://{listen} with basic auth ({n} user(s))"),
+    }
 }
 
 /// Paths served without basic auth (see the module documentation).

@@ -1,7 +1,8 @@
 //! Which settings a running daemon takes on SIGHUP, and which wait for a restart.
 //!
 //! Everything the daemon can change in place is applied: the JWT secret, `[openwebui]`, the
-//! `[http]`, `[websocket]` and `[reassembly]` caps, the log level and the interface list.
+//! `[http]`, `[websocket]` and `[reassembly]` caps, the log level, the interface list and the
+//! metrics endpoint's web config file (re-read on every SIGHUP).
 //! [`RESTART`] lists the rest, each with the reason it cannot change while running; those keep
 //! their running values ([`running_values`]) until the next start.
 use std::collections::BTreeMap;
@@ -31,10 +32,6 @@ pub const RESTART: &[(&str, &str)] = &[
         "attached programs keep the mode they were attached with",
     ),
     ("capture.listen", "the metrics socket is bound at start"),
-    (
-        "server.web_config_file",
-        "the metrics server reads its TLS and users at start",
-    ),
     (
         "server.max_connections",
         "the metrics server takes its limits at start",

@@ -185,6 +185,7 @@ impl Default for OpenWebUiConfig {
 pub struct ServerConfig {
     /// Web configuration file in the Prometheus exporter-toolkit format
     /// (`tls_server_config`, `basic_auth_users`); none: plain HTTP without authentication.
+    /// Re-read on SIGHUP.
     pub web_config_file: Option<PathBuf>,
     /// Most connections open at once; further ones are closed at once and counted
     /// (`webui_monitor_http_server_connections_rejected_total{reason="limit"}`).

@@ -23,6 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::{Limits, Security, SecurityHandle, State, handle};
 use hyper::{Request, body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
@@ -31,9 +32,6 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore},
 };
-use tokio_rustls::TlsAcceptor;
-
-use super::{Limits, State, auth::BasicAuth, handle};
 
 /// Wait after an `accept()` error before the next `accept()`: a full file table frees up as
 /// connections close, and retrying at once would spin.
@@ -112,8 +110,7 @@ impl ServerMetrics {
 struct Shared {
     state: Arc<State>,
     limits: Limits,
-    tls: Option<TlsAcceptor>,
-    auth: Option<BasicAuth>,
+    security: SecurityHandle,
     metrics: ServerMetrics,
 }
 
@@ -127,8 +124,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         state,
         limits: server.limits,
-        tls: server.web.tls.clone().map(TlsAcceptor::from),
-        auth: (!server.web.users.is_empty()).then(|| BasicAuth::new(server.web.users.clone())),
+        security: server.security,
         metrics: server.metrics,
     });
     let mut last_logged: Option<Instant> = None;
@@ -165,7 +161,14 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        tokio::spawn(connection(stream, peer, permit, Arc::clone(&shared)));
+        let security = shared.security.current();
+        tokio::spawn(connection(
+            stream,
+            peer,
+            permit,
+            Arc::clone(&shared),
+            security,
+        ));
     }
 }
 
@@ -203,6 +206,7 @@ async fn connection(
     peer: SocketAddr,
     _permit: OwnedSemaphorePermit,
     shared: Arc<Shared>,
+    security: Arc<Security>,
 ) {
     shared.metrics.open.inc();
     let _open = OpenGuard(shared.metrics.open.clone());
@@ -213,12 +217,12 @@ async fn connection(
         activity: Arc::clone(&activity),
     };
     let closed = |reason: &str| shared.metrics.closed.with_label_values(&[reason]).inc();
-    match &shared.tls {
-        None => http(io, peer, activity, &shared).await,
+    match &security.tls {
+        None => http(io, peer, activity, &shared, &security).await,
         Some(acceptor) => {
             match tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(io)).await
             {
-                Ok(Ok(tls)) => http(tls, peer, activity, &shared).await,
+                Ok(Ok(tls)) => http(tls, peer, activity, &shared, &security).await,
                 Ok(Err(error)) => {
                     closed("tls_handshake");
                     log::debug!("metrics endpoint: TLS handshake with {peer} failed: {error}");
@@ -229,19 +233,24 @@ async fn connection(
     }
 }
 
-async fn http<I>(io: I, peer: SocketAddr, activity: Arc<Activity>, shared: &Arc<Shared>)
-where
+async fn http<I>(
+    io: I,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+    shared: &Arc<Shared>,
+    security: &Arc<Security>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let for_service = Arc::clone(shared);
+    let for_service = (Arc::clone(shared), Arc::clone(security));
     let service = service_fn(move |request: Request<Incoming>| {
-        let shared = Arc::clone(&for_service);
+        let (shared, security) = for_service.clone();
         async move {
             Ok::<_, std::convert::Infallible>(
                 handle(
                     &request,
                     &shared.state,
-                    shared.auth.as_ref(),
+                    security.auth.as_ref(),
                     &shared.metrics,
                 )
                 .await,
@@ -378,7 +387,7 @@ mod tests {
     fn server_with(limits: Limits) -> super::super::Server {
         super::super::Server {
             limits,
-            web: super::super::WebConfig::default(),
+            security: SecurityHandle::new(&super::super::WebConfig::default()),
             metrics: ServerMetrics::register(&Registry::new()).unwrap(),
         }
     }

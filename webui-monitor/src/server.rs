@@ -123,21 +123,40 @@ pub async fn handle(
     auth: Option<&auth::BasicAuth>,
     metrics: &ServerMetrics,
 ) -> Response<Full<Bytes>> {
-    let path = request.uri().path();
-    if let Some(auth) = auth.filter(|_| !OPEN_PATHS.contains(&path)) {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        if let Err(refusal) = auth.check(given).await {
-            metrics
-                .auth_failures
-                .with_label_values(&[refusal.label()])
-                .inc();
-            return unauthorized();
-        }
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    answer(
+        request.method(),
+        request.uri().path(),
+        authorization,
+        state,
+        auth,
+        metrics,
+    )
+    .await
+}
+
+/// [`handle`] on the parts of a request it reads.
+async fn answer(
+    method: &Method,
+    path: &str,
+    authorization: Option<&[u8]>,
+    state: &State,
+    auth: Option<&auth::BasicAuth>,
+    metrics: &ServerMetrics,
+) -> Response<Full<Bytes>> {
+    if let Some(auth) = auth.filter(|_| !OPEN_PATHS.contains(&path))
+        && let Err(refusal) = auth.check(authorization).await
+    {
+        metrics
+            .auth_failures
+            .with_label_values(&[refusal.label()])
+            .inc();
+        return unauthorized();
     }
-    respond(request.method(), path, state)
+    respond(method, path, state)
 }
 
 fn unauthorized() -> Response<Full<Bytes>> {
@@ -290,5 +309,51 @@ mod tests {
             StatusCode::METHOD_NOT_ALLOWED
         );
         assert_eq!(body(respond(&Method::HEAD, "/", &s)).await, "");
+    }
+
+    #[tokio::test]
+    async fn basic_auth_guards_every_path_but_the_probes() {
+        use base64::Engine as _;
+        let s = state(true);
+        let registry = Registry::new();
+        let metrics = ServerMetrics::register(&registry).unwrap();
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let auth = auth::BasicAuth::new([("prom".to_owned(), hash)].into());
+        let good = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("prom:pw")
+        );
+        let status = async |path: &str, authorization: Option<&str>| {
+            let response = answer(
+                &Method::GET,
+                path,
+                authorization.map(str::as_bytes),
+                &s,
+                Some(&auth),
+                &metrics,
+            )
+            .await;
+            let challenge = response
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .map(|v| v.to_str().unwrap().to_owned());
+            (response.status().as_u16(), challenge)
+        };
+        let challenge = Some("Basic realm=\"webui-monitor\"".to_owned());
+        for path in ["/", "/metrics", "/api/users", "/nope"] {
+            assert_eq!(status(path, None).await, (401, challenge.clone()), "{path}");
+        }
+        assert_eq!(status("/metrics", Some(&good)).await, (200, None));
+        assert_eq!(status("/api/users", Some(&good)).await, (200, None));
+        assert_eq!(status("/nope", Some(&good)).await, (404, None));
+        assert_eq!(status("/healthz", None).await, (200, None));
+        assert_eq!(status("/readyz", None).await, (200, None));
+        let failures = |reason| metrics.auth_failures.with_label_values(&[reason]).get();
+        assert_eq!((failures("missing"), failures("invalid")), (4, 0));
+        assert_eq!(
+            status("/metrics", Some("Basic cHJvbTpub3Bl")).await,
+            (401, challenge)
+        );
+        assert_eq!((failures("missing"), failures("invalid")), (4, 1));
     }
 }

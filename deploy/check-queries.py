@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 # Expressions that look back further than a test's Prometheus has existed: they may be empty.
 NEEDS_HISTORY = {
     "openwebui:user_tokens:baseline7d": "its window ends 1 h ago",
+    "openwebui:user_spend:baseline7d": "its window ends 1 h ago",
 }
 
 

@@ -70,6 +70,10 @@ def exposition(n: int) -> str:
                     ('user="u-bob",model="llama3",direction="input",source="http"', 40),
                     ('user="u-bob",model="llama3",direction="output",source="http"', 300),
                     ('user="u-carol",model="qwen",direction="output",source="http"', 100)], n)
+    out += counter("openwebui_llm_spend_total", "What users' tokens cost, in USD (pricing.currency).",
+                   [('user="u-alice",model="llama3"', 0.002), ('user="u-bob",model="llama3"', 0.003)], n)
+    out += counter("openwebui_llm_unpriced_tokens_total", "Tokens of models without a price.",
+                   [('model="qwen"', 100)], n)
     out += counter("openwebui_chat_completions_without_usage_total", "Completions without token counts.",
                    [('user="u-dave",model="qwen",source="http"', 1)], n)
     out += histogram("openwebui_chat_time_to_first_token_seconds", "Time to first token.",

@@ -110,9 +110,65 @@ fn runs_as_nobody_with_the_units_capabilities() -> anyhow::Result<()> {
         let output = daemon.child.0.wait_with_output_lossy();
         anyhow::bail!("{error}; daemon output:\n{output}");
     }
+    // After attaching: the main loop's thread (the process's first) keeps CAP_BPF and
+    // CAP_NET_ADMIN, every other thread holds nothing; no thread can gain anything back.
+    let pid = daemon.child.0.id();
+    let threads = thread_capabilities(pid)?;
+    const BPF_AND_NET_ADMIN: u64 = (1 << 39) | (1 << 12);
+    assert!(threads.len() >= 3, "{threads:?}");
+    for t in &threads {
+        let want = if t.tid == pid { BPF_AND_NET_ADMIN } else { 0 };
+        assert_eq!((t.effective, t.permitted), (want, want), "{t:?}");
+        assert_eq!(
+            (t.inheritable, t.ambient, t.no_new_privs),
+            (0, 0, true),
+            "{t:?}"
+        );
+    }
+    // Two stats ticks later it still runs: reading the maps needs no more than it kept.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(daemon.child.0.try_wait()?.is_none(), "the daemon exited");
     let status = daemon.child.signal_and_wait(libc::SIGTERM)?;
     assert!(status.success(), "daemon exit: {status}");
     Ok(())
+}
+
+/// One thread's capability sets and `no_new_privs`, from /proc.
+#[derive(Debug)]
+struct ThreadCaps {
+    tid: u32,
+    effective: u64,
+    permitted: u64,
+    inheritable: u64,
+    ambient: u64,
+    no_new_privs: bool,
+}
+
+fn thread_capabilities(pid: u32) -> anyhow::Result<Vec<ThreadCaps>> {
+    let mut threads = Vec::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
+        let entry = entry?;
+        let tid: u32 = entry.file_name().to_string_lossy().parse()?;
+        let status = fs::read_to_string(entry.path().join("status"))?;
+        let field = |name: &str| -> anyhow::Result<&str> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .ok_or_else(|| anyhow::anyhow!("no {name} in /proc/{pid}/task/{tid}/status"))
+        };
+        let hex =
+            |name: &str| -> anyhow::Result<u64> { Ok(u64::from_str_radix(field(name)?, 16)?) };
+        threads.push(ThreadCaps {
+            tid,
+            effective: hex("CapEff:")?,
+            permitted: hex("CapPrm:")?,
+            inheritable: hex("CapInh:")?,
+            ambient: hex("CapAmb:")?,
+            no_new_privs: field("NoNewPrivs:")? == "1",
+        });
+    }
+    Ok(threads)
 }
 
 #[test]

@@ -93,7 +93,14 @@ fn ollama(stack: &Stack, auth: &str, path: &str, body: &str) -> anyhow::Result<S
 
 #[test]
 fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
-    let stack = Stack::start("ow", &[])?;
+    // mock-gpt is priced (per million tokens): Alice's spend on it is checked below.
+    let stack = Stack::start(
+        "ow",
+        &[
+            "--set",
+            "pricing.models={\"mock-gpt\"={input=2.0,output=8.0}}",
+        ],
+    )?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
@@ -331,6 +338,26 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     assert_eq!(
         get(tokens, &token_labels("output", "http")),
         Some(scripted.iter().map(|p| reply_words(p)).sum())
+    );
+    // Spend: her mock-gpt tokens, HTTP and web UI, times its prices; the Ollama model and the
+    // embedding model have none, so their tokens are counted as unpriced.
+    let mock_gpt = |direction| {
+        get(tokens, &token_labels(direction, "http")).unwrap_or(0.0)
+            + get(tokens, &token_labels(direction, "websocket")).unwrap_or(0.0)
+    };
+    let want = (mock_gpt("input") * 2.0 + mock_gpt("output") * 8.0) / 1e6;
+    let spend = get(
+        "openwebui_llm_spend_total",
+        &[("user", ALICE), ("model", "mock-gpt")],
+    )
+    .unwrap_or(-1.0);
+    assert!((spend - want).abs() < 1e-12, "spend {spend}, want {want}");
+    assert!(
+        get(
+            "openwebui_llm_unpriced_tokens_total",
+            &[("model", OLLAMA_MODEL)]
+        )
+        .is_some_and(|n| n > 0.0)
     );
     // The answer without usage: no tokens, one completion without token counts, nothing else.
     let without_usage = "openwebui_chat_completions_without_usage_total";

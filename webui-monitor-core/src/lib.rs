@@ -23,7 +23,8 @@
 //! 6. [`openwebui`]: who sent each request, with which credential, from which client, to which
 //!    route and model, with how many tokens — as [`openwebui::Fact`]s handed to a sink.
 //! 7. [`metrics`]: the Prometheus families, including the engines' own health; its
-//!    [`metrics::PrometheusSink`] applies attribution's facts to the `openwebui_*` families.
+//!    [`metrics::PrometheusSink`] applies attribution's facts to the `openwebui_*` families
+//!    (spend priced by [`pricing`]).
 //! 8. [`Monitor`]: 5–7 as one state machine; [`usage_summary`] reads its registry back per
 //!    user; [`replay`] drives it from a capture file.
 //!
@@ -65,11 +66,13 @@
 //! arrived since the last of them.
 pub mod http;
 pub(crate) mod json;
+pub mod memory;
 pub mod metrics;
 mod monitor;
 pub mod openwebui;
 pub mod pcap;
 pub mod pipeline;
+pub mod pricing;
 pub mod reassembly;
 pub mod replay;
 pub mod secret;

@@ -12,9 +12,13 @@ use std::sync::Arc;
 use prometheus::Registry;
 
 use crate::{
-    metrics::{OpenWebuiMetrics, PrometheusSink, StreamMetrics, websocket::WebSocketMetrics},
-    openwebui::{Attributor, Directory, JwtSecret, SemanticsConfig},
+    metrics::{
+        GenAiMetrics, GenAiSink, OpenWebuiMetrics, PrometheusSink, StreamMetrics,
+        websocket::WebSocketMetrics,
+    },
+    openwebui::{Attributor, Directory, Fact, FactSink, JwtSecret, SemanticsConfig},
     pipeline::{Pipeline, PipelineConfig, PipelineEvent},
+    pricing::Prices,
     secret::Secret,
     segment::{Segment, Timestamp},
 };
@@ -26,10 +30,12 @@ pub struct MonitorConfig {
     pub pipeline: PipelineConfig,
     /// Attribution: label caps, expiry, personal data.
     pub semantics: SemanticsConfig,
+    /// What tokens cost (empty: every model unpriced).
+    pub prices: Arc<Prices>,
 }
 
-/// Pipeline (reassembly → HTTP → WebSocket) plus attribution, whose facts a
-/// [`PrometheusSink`] applies, with their metrics.
+/// Pipeline (reassembly → HTTP → WebSocket) plus attribution, whose facts the [`Sinks`]
+/// apply, with their metrics.
 ///
 /// Input: [`on_segment`](Self::on_segment); time: [`on_tick`](Self::on_tick); context:
 /// [`set_directory`](Self::set_directory); end: [`finish`](Self::finish). See [the crate
@@ -37,7 +43,7 @@ pub struct MonitorConfig {
 pub struct Monitor {
     pipeline: Pipeline,
     attributor: Attributor,
-    sink: PrometheusSink,
+    sink: Sinks,
     stream_metrics: StreamMetrics,
     websocket_metrics: WebSocketMetrics,
     events: Vec<PipelineEvent>,
@@ -53,9 +59,15 @@ impl Monitor {
     ) -> prometheus::Result<Self> {
         let secret = secret.map(|s| JwtSecret::new(s.expose()));
         let attributor = Attributor::new(config.semantics.clone(), secret.as_ref());
-        let sink = PrometheusSink::new(OpenWebuiMetrics::register(registry)?, &config.semantics);
+        let metrics = OpenWebuiMetrics::register(registry, &config.prices.currency)?;
+        let sink = Sinks {
+            prometheus: PrometheusSink::new(metrics, &config.semantics, Arc::clone(&config.prices)),
+            genai: GenAiSink::new(GenAiMetrics::register(registry)?),
+        };
+        let mut pipeline = Pipeline::new(config.pipeline.clone());
+        pipeline.read_request_bodies_of(crate::openwebui::route::reads_request_body);
         Ok(Self {
-            pipeline: Pipeline::new(config.pipeline.clone()),
+            pipeline,
             attributor,
             sink,
             stream_metrics: StreamMetrics::register(registry)?,
@@ -103,7 +115,9 @@ impl Monitor {
         let secret = secret.map(|s| JwtSecret::new(s.expose()));
         self.attributor
             .reconfigure(config.semantics.clone(), secret.as_ref());
-        self.sink.reconfigure(&config.semantics);
+        self.sink
+            .prometheus
+            .reconfigure(&config.semantics, Arc::clone(&config.prices));
     }
 
     /// Mirrors the pipeline's counters (cumulative, kept in the sans-IO core) into their
@@ -129,5 +143,20 @@ impl Monitor {
             observe(&event);
             self.attributor.on_event(&event, &mut self.sink);
         }
+    }
+}
+
+/// Every sink of attribution's facts, each fact to each in turn.
+struct Sinks {
+    /// The `openwebui_*` families, spend included.
+    prometheus: PrometheusSink,
+    /// The OpenTelemetry GenAI families.
+    genai: GenAiSink,
+}
+
+impl FactSink for Sinks {
+    fn fact(&mut self, fact: Fact<'_>) {
+        self.prometheus.fact(fact);
+        self.genai.fact(fact);
     }
 }

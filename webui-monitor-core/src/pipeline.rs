@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::{
     http::{Exchange, HttpConnection, HttpCounters, HttpEvent, HttpLimits, HttpShared},
+    memory::{MemoryAccount, MemoryLimits},
     reassembly::{CloseReason, Reassembler, ReassemblyCounters, ReassemblyLimits, StreamHandler},
     segment::{ConnectionKey, Direction, Segment, Timestamp},
     websocket::{
@@ -35,6 +36,8 @@ pub struct PipelineConfig {
     pub reassembly: ReassemblyLimits,
     pub http: HttpLimits,
     pub websocket: WebSocketLimits,
+    /// The budget of decompressors and WebSocket messages, over all connections.
+    pub memory: MemoryLimits,
 }
 
 /// The protocol spoken on a connection.
@@ -212,10 +215,11 @@ impl Pipeline {
     /// A pipeline with no connection; every cap comes from `config`.
     pub fn new(config: PipelineConfig) -> Self {
         // Assigned after `default()`: the engines may keep private fields in their shared state.
-        let mut http = HttpShared::default();
-        http.limits = config.http;
-        let mut websocket = WebSocketShared::default();
-        websocket.limits = config.websocket;
+        let memory = MemoryAccount::new(&config.memory);
+        let mut http = HttpShared::new(config.http);
+        http.memory = memory.clone();
+        let mut websocket = WebSocketShared::new(config.websocket);
+        websocket.memory = memory;
         Self {
             reassembler: Reassembler::new(config.reassembly),
             http,
@@ -228,9 +232,21 @@ impl Pipeline {
     /// New caps for every connection, open ones included (see [`Reassembler::set_limits`]
     /// for the two that keep their start value).
     pub fn set_limits(&mut self, config: PipelineConfig) {
-        self.http.limits = config.http;
+        self.http.set_limits(config.http);
+        self.http.memory.set_limits(&config.memory);
         self.websocket.limits = config.websocket;
         self.reassembler.set_limits(config.reassembly);
+    }
+
+    /// The memory budget of decompressors and WebSocket messages (shared by both engines).
+    pub fn memory(&self) -> &MemoryAccount {
+        &self.http.memory
+    }
+
+    /// Read request bodies for fields only where `reads(method, path)` says their fields are
+    /// used (the semantics layer's routes); others are counted, not decoded or scanned.
+    pub fn read_request_bodies_of(&mut self, reads: fn(&str, &str) -> bool) {
+        self.http.reads_request_body = Some(reads);
     }
 
     fn engines<'p>(

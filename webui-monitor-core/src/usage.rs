@@ -24,6 +24,9 @@
 //! wrote its tokens. Each detail falls back the same way (`*_tokens_details` of the winning
 //! name first, then the other's).
 //!
+//! Anthropic's `cache_creation_input_tokens` is also kept as the cache-write part of the input
+//! ([`Usage::cache_write_input`]), for pricing; the other shapes do not report it.
+//!
 //! Cached input and reasoning are parts of the totals, never added to them; a hostile answer
 //! reporting a part larger than its total is clamped to the total.
 
@@ -37,6 +40,9 @@ pub struct Usage {
     pub cached_input: u64,
     /// The part of `output` spent reasoning.
     pub reasoning: u64,
+    /// The part of `input` written to a prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`), which providers bill above plain input.
+    pub cache_write_input: u64,
 }
 
 impl Usage {
@@ -47,6 +53,7 @@ impl Usage {
             output,
             cached_input: 0,
             reasoning: 0,
+            cache_write_input: 0,
         }
     }
 }
@@ -188,21 +195,22 @@ impl RawUsage {
     fn usage_object(&self) -> Usage {
         let anthropic =
             self.cache_read_input_tokens.is_some() || self.cache_creation_input_tokens.is_some();
-        let (input, cached_input) = if anthropic {
+        let (input, cached_input, cache_write_input) = if anthropic {
             let read = self.cache_read_input_tokens.unwrap_or(0);
+            let write = self.cache_creation_input_tokens.unwrap_or(0);
             let input = self
                 .input_tokens
                 .or(self.prompt_tokens)
                 .unwrap_or(0)
                 .saturating_add(read)
-                .saturating_add(self.cache_creation_input_tokens.unwrap_or(0));
-            (input, read)
+                .saturating_add(write);
+            (input, read, write)
         } else if self.input_tokens.is_some() {
             let cached = self.input_cached_tokens.or(self.prompt_cached_tokens);
-            (self.input_tokens.unwrap_or(0), cached.unwrap_or(0))
+            (self.input_tokens.unwrap_or(0), cached.unwrap_or(0), 0)
         } else {
             let cached = self.prompt_cached_tokens.or(self.input_cached_tokens);
-            (self.prompt_tokens.unwrap_or(0), cached.unwrap_or(0))
+            (self.prompt_tokens.unwrap_or(0), cached.unwrap_or(0), 0)
         };
         let (output, reasoning) = if self.output_tokens.is_some() {
             let r = self
@@ -220,6 +228,7 @@ impl RawUsage {
             output,
             cached_input: cached_input.min(input),
             reasoning: reasoning.min(output),
+            cache_write_input: cache_write_input.min(input - cached_input.min(input)),
         }
     }
 }
@@ -252,7 +261,8 @@ mod tests {
                 input: 40,
                 output: 12,
                 cached_input: 8,
-                reasoning: 5
+                reasoning: 5,
+                cache_write_input: 0,
             })
         );
     }
@@ -272,7 +282,8 @@ mod tests {
                 input: 90,
                 output: 30,
                 cached_input: 16,
-                reasoning: 0
+                reasoning: 0,
+                cache_write_input: 0,
             })
         );
     }
@@ -291,7 +302,8 @@ mod tests {
                 input: 33,
                 output: 15,
                 cached_input: 5,
-                reasoning: 0
+                reasoning: 0,
+                cache_write_input: 3,
             })
         );
     }
@@ -312,7 +324,8 @@ mod tests {
                 input: 40,
                 output: 12,
                 cached_input: 8,
-                reasoning: 0
+                reasoning: 0,
+                cache_write_input: 0,
             })
         );
     }
@@ -331,7 +344,8 @@ mod tests {
                 input: 30,
                 output: 20,
                 cached_input: 10,
-                reasoning: 7
+                reasoning: 7,
+                cache_write_input: 0,
             })
         );
     }
@@ -358,7 +372,8 @@ mod tests {
                 input: 3,
                 output: 0,
                 cached_input: 3,
-                reasoning: 0
+                reasoning: 0,
+                cache_write_input: 0,
             })
         );
         let overflow = raw(&[(InputTokens, u64::MAX), (CacheReadInputTokens, u64::MAX)]);

@@ -264,7 +264,7 @@ mod tests {
     /// would after a few exchanges.
     fn registry() -> Registry {
         let registry = Registry::new();
-        let m = OpenWebuiMetrics::register(&registry).unwrap();
+        let m = OpenWebuiMetrics::register(&registry, "USD").unwrap();
         m.user_requests
             .with_label_values(&[ALICE, "jwt", "webui"])
             .inc_by(7);
@@ -398,7 +398,7 @@ mod tests {
     #[test]
     fn empty_registry_has_no_users_and_unknown_health() {
         let registry = Registry::new();
-        OpenWebuiMetrics::register(&registry).unwrap();
+        OpenWebuiMetrics::register(&registry, "USD").unwrap();
         let summary = summarize(&registry.gather(), 5.0);
         assert_eq!(summary.users, vec![]);
         assert_eq!(
@@ -417,7 +417,7 @@ mod tests {
         // A web-UI answer credited through the socket's `user-join` token, with no HTTP request
         // of that user in this process's lifetime.
         let registry = Registry::new();
-        let m = OpenWebuiMetrics::register(&registry).unwrap();
+        let m = OpenWebuiMetrics::register(&registry, "USD").unwrap();
         m.llm_tokens
             .with_label_values(&["bob", "unknown", "output", "websocket"])
             .inc_by(9);

@@ -57,7 +57,9 @@ fn monitor(config: &MonitorConfig, directory: &Arc<Directory>) -> Monitor {
 }
 
 fn bench(c: &mut Criterion) {
-    let config = Config::default().monitor_config();
+    let config = Config::default()
+        .monitor_config()
+        .expect("the defaults price nothing");
     let directory = Arc::new(db::load(&fixture_dir().join("webui.db")).expect("fixture database"));
     let captures: Vec<(&str, Vec<u8>)> = CAPTURES
         .iter()

@@ -43,7 +43,9 @@ fn main() -> anyhow::Result<()> {
         .transpose()
         .context("reading the Open WebUI database")?;
     let capture = std::fs::read(&file).with_context(|| format!("reading {file:?}"))?;
-    let config = Config::default().monitor_config();
+    let config = Config::default()
+        .monitor_config()
+        .expect("the defaults price nothing");
 
     let mut best = [Run::default(), Run::default()];
     let mut ratios = Vec::with_capacity(ROUNDS);

@@ -9,7 +9,8 @@
 //! * [`validate`]: the checks serde cannot express, for every caller.
 //! * [`args`]: the flags, each declared once with the key it sets; `config check` ([`check`]).
 //! * [`reload`]: which settings SIGHUP applies and which wait for a restart.
-//! * [`secret`]: the JWT signing key; [`logging`]: the logger; [`error`]: [`ConfigError`].
+//! * [`secret`]: the JWT signing key; `pricing`: the price table (reads the LiteLLM map);
+//!   [`logging`]: the logger; [`error`]: [`ConfigError`].
 //!
 //! # Precedence
 //!
@@ -40,6 +41,7 @@ mod check;
 pub mod error;
 pub mod layering;
 mod logging;
+mod pricing;
 pub mod reload;
 pub mod schema;
 pub mod secret;
@@ -51,7 +53,8 @@ pub use error::{ConfigError, Problem};
 pub use layering::{FileSource, Loaded, load, load_with_env};
 pub use schema::{
     CaptureConfig, Config, DEFAULT_LISTEN, LogConfig, LogFormat, LogLevel, MAX_PORTS,
-    OpenWebUiConfig, ServerConfig, TcAttachMode, XdpAttachMode, format_duration, parse_duration,
+    OpenWebUiConfig, PricingConfig, ServerConfig, TcAttachMode, XdpAttachMode, format_duration,
+    parse_duration,
 };
 pub use secret::SecretSource;
 

@@ -35,7 +35,7 @@ use crate::{
         metrics::CaptureMetrics,
     },
     config::{self, Config, ConfigArgs, reload::Changes},
-    db, server,
+    db, privileges, server,
 };
 
 /// Builds the runtime and runs the daemon until SIGINT/SIGTERM.
@@ -51,6 +51,12 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
     log::set_max_level(loaded.config.log.level.filter());
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Worker threads serve HTTP and need no capability (see `privileges`).
+        .on_thread_start(|| {
+            if let Err(error) = privileges::drop_all_in_this_thread() {
+                log::error!("{error}");
+            }
+        })
         .enable_all()
         .build()
         .context("starting the async runtime")?
@@ -73,7 +79,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
         prometheus::process_collector::ProcessCollector::for_self(),
     ))?;
     let capture_metrics = CaptureMetrics::register(&registry)?;
-    let mut monitor = Monitor::new(&config.monitor_config(), secret.as_ref(), &registry)?;
+    let mut monitor = Monitor::new(&config.monitor_config()?, secret.as_ref(), &registry)?;
     monitor.set_directory(load_directory(config.openwebui.db.as_deref(), None));
     let web = match &config.server.web_config_file {
         Some(path) => server::WebConfig::load(path)?,
@@ -113,6 +119,18 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
             "attaching the eBPF programs (run `webui-monitor check` for what is missing)",
         );
     }
+    // This thread runs the loop below: it keeps what attaching later and reading the maps need.
+    let dropped = privileges::drop_after_attach()?;
+    log::info!(
+        "capabilities after attaching: kept {}; dropped {}{}; no_new_privs set",
+        names(&dropped.kept),
+        names(&dropped.dropped),
+        if dropped.bounding_cut {
+            " (bounding set cut too)"
+        } else {
+            ""
+        }
+    );
     let mut unmet = Vec::new();
     update_readiness(&follower, &state, &mut unmet);
     let mut server = tokio::spawn(server::serve(listener, Arc::clone(&state), http_server));
@@ -234,6 +252,17 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Capability names, comma-separated (`none` for an empty list).
+fn names(caps: &[caps::Capability]) -> String {
+    if caps.is_empty() {
+        return "none".to_owned();
+    }
+    caps.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `/readyz` answers 200 while every configured interface name is attached and every pattern
 /// matches an attached interface; what is missing is logged when it changes.
 fn update_readiness(follower: &Follower, state: &server::State, last: &mut Vec<String>) {
@@ -329,9 +358,11 @@ fn reload(args: &ConfigArgs, current: Config, running: Running<'_>) -> Config {
     };
     let loaded = config::load(args).and_then(|loaded| {
         let secret = loaded.config.load_webui_secret()?;
-        Ok((loaded.config, secret))
+        let effective = config::reload::running_values(&current, &loaded.config);
+        let monitor_config = effective.monitor_config()?;
+        Ok((loaded.config, secret, monitor_config))
     });
-    let (new, secret) = match loaded {
+    let (new, secret, monitor_config) = match loaded {
         Ok(loaded) => loaded,
         Err(error) => {
             log::warn!(
@@ -349,7 +380,7 @@ fn reload(args: &ConfigArgs, current: Config, running: Running<'_>) -> Config {
 
     running
         .monitor
-        .reconfigure(&effective.monitor_config(), secret.as_ref());
+        .reconfigure(&monitor_config, secret.as_ref());
     *running.secret = secret;
     log::set_max_level(effective.log.level.filter());
     if effective.capture.interfaces != current.capture.interfaces

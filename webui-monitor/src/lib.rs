@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub(crate) mod daemon;
 pub mod db;
+pub mod privileges;
 pub mod replay;
 pub(crate) mod server;
 pub(crate) mod top;

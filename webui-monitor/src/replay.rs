@@ -99,7 +99,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let secret = config.load_webui_secret()?;
     let registry = prometheus::Registry::new();
     crate::server::register_build_info(&registry)?;
-    let mut monitor = Monitor::new(&config.monitor_config(), secret.as_ref(), &registry)?;
+    let mut monitor = Monitor::new(&config.monitor_config()?, secret.as_ref(), &registry)?;
     if let Some(path) = &config.openwebui.db {
         let directory = db::load(path).with_context(|| {
             format!(

@@ -203,9 +203,9 @@ fn events(name: &str) -> Vec<PipelineEvent> {
 /// Samples of the text exposition: (name, labels) → value.
 /// An attributor with the captures' secret and database, and the sink its facts go to.
 fn attributor(registry: &Registry) -> (Attributor, PrometheusSink) {
-    let metrics = OpenWebuiMetrics::register(registry).unwrap();
+    let metrics = OpenWebuiMetrics::register(registry, "USD").unwrap();
     let config = SemanticsConfig::default();
-    let mut sink = PrometheusSink::new(metrics, &config);
+    let mut sink = PrometheusSink::new(metrics, &config, Default::default());
     let mut a = Attributor::new(config, Some(&JwtSecret::new(SECRET)));
     a.set_directory(
         Some(Arc::new(db::load(&fixture_dir().join("webui.db")).unwrap())),

@@ -40,6 +40,11 @@ fn expected(name: &str) -> Value {
 
 /// The exposition `replay --metrics-out` writes for one capture, as text.
 fn replay_text(name: &str) -> String {
+    replay_with(name, "")
+}
+
+/// [`replay_text`] with `config` as the configuration file.
+fn replay_with(name: &str, config: &str) -> String {
     // Tests run in parallel threads of one process: one scratch directory per call.
     static CALLS: AtomicUsize = AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
@@ -48,12 +53,14 @@ fn replay_text(name: &str) -> String {
     let secret = scratch.join("secret");
     std::fs::write(&secret, SECRET).unwrap();
     let out = scratch.join("metrics.prom");
+    let config_file = scratch.join("config.toml");
+    std::fs::write(&config_file, config).unwrap();
     replay::run(ReplayArgs {
         file: dir().join(format!("{name}.pcap")),
         json: false,
         metrics_out: Some(out.clone()),
         config: ConfigArgs {
-            config: Some("/dev/null".into()),
+            config: Some(config_file),
             ports: vec![18080],
             webui_secret_file: Some(secret),
             openwebui_db: Some(dir().join("webui.db")),
@@ -289,5 +296,167 @@ fn tokens_by_kind_per_user() {
                 );
             }
         }
+    }
+}
+
+/// Prices per million tokens for the spend tests: (model, input, output, cached input, cache
+/// write, reasoning). The Ollama router's model takes mock-gpt's through an alias.
+const PRICES: [(&str, f64, f64, f64, f64, f64); 2] = [
+    ("mock-gpt", 3.0, 15.0, 0.3, 3.75, 20.0),
+    ("mock-embed", 0.02, 0.0, 0.02, 0.02, 0.0),
+];
+
+fn pricing_config(priced: &[(&str, f64, f64, f64, f64, f64)]) -> String {
+    let mut text = String::from("[pricing]\ncurrency = \"EUR\"\n");
+    for (model, input, output, cached, write, reasoning) in priced {
+        text += &format!(
+            "[pricing.models.\"{model}\"]\ninput = {input}\noutput = {output}\n\
+             cached_input = {cached}\ncache_write_input = {write}\nreasoning = {reasoning}\n"
+        );
+    }
+    text + "[pricing.aliases]\n\"mock-llama:latest\" = \"mock-gpt\"\n"
+}
+
+/// What one exchange's served tokens cost at `price`: each part at its own price, once.
+fn cost(tokens: &Value, price: &(&str, f64, f64, f64, f64, f64)) -> f64 {
+    let (_, input, output, cached, write, reasoning) = *price;
+    let t = |k: &str| n(&tokens[k]);
+    let plain_in = t("input") - t("cached_input") - t("cache_creation_input");
+    let plain_out = t("output") - t("reasoning");
+    (plain_in * input
+        + t("cached_input") * cached
+        + t("cache_creation_input") * write
+        + plain_out * output
+        + t("reasoning") * reasoning)
+        / 1e6
+}
+
+/// Spend per user and model equals the tokens the mock backend served times the configured
+/// prices, on every door (Messages with cache reads and writes, Responses with reasoning,
+/// embeddings, the Ollama router through an alias).
+#[test]
+fn spend_per_user_is_tokens_times_prices() {
+    let config = pricing_config(&PRICES);
+    for name in CAPTURES {
+        let want = expected(name);
+        let got = Samples::parse(&replay_with(name, &config));
+        let mut expected_spend = std::collections::BTreeMap::<(String, String), f64>::new();
+        for e in want["exchanges"].as_array().unwrap() {
+            if !matches!(e["status"].as_u64(), Some(200..=299)) || e["api_kind"] == "count_tokens" {
+                continue;
+            }
+            let model = e["model"].as_str().unwrap();
+            let priced_as = if model == "mock-llama:latest" {
+                "mock-gpt"
+            } else {
+                model
+            };
+            let price = PRICES.iter().find(|p| p.0 == priced_as).unwrap();
+            *expected_spend
+                .entry((e["user"].as_str().unwrap().into(), model.into()))
+                .or_default() += cost(&e["tokens"], price);
+        }
+        assert!(!expected_spend.is_empty(), "{name}");
+        for ((user, model), spend) in &expected_spend {
+            let got = got.sum(
+                "openwebui_llm_spend_total",
+                &[("user", user), ("model", model)],
+            );
+            assert!(
+                (got - spend).abs() < 1e-12,
+                "{name} {user} {model}: {got} vs {spend}"
+            );
+        }
+        let total: f64 = expected_spend.values().sum();
+        let got_total = got.sum("openwebui_llm_spend_total", &[]);
+        assert!(
+            (got_total - total).abs() < 1e-12,
+            "{name}: {got_total} vs {total}"
+        );
+        assert_eq!(
+            got.sum("openwebui_llm_unpriced_tokens_total", &[]),
+            0.0,
+            "{name}"
+        );
+    }
+    // The embedding model unpriced: no spend for it, its tokens counted as unpriced.
+    let want = expected("sdk_embeddings");
+    let got = Samples::parse(&replay_with(
+        "sdk_embeddings",
+        &pricing_config(&PRICES[..1]),
+    ));
+    assert_eq!(got.sum("openwebui_llm_spend_total", &[]), 0.0);
+    let served: f64 = per_user(&want)
+        .values()
+        .map(|t| n(&t["tokens"]["input"]))
+        .sum();
+    assert_eq!(
+        got.sum(
+            "openwebui_llm_unpriced_tokens_total",
+            &[("model", "mock-embed")]
+        ),
+        served
+    );
+}
+
+/// The OpenTelemetry GenAI histograms carry the same tokens, per model call and token type,
+/// without a user label; every call answered over HTTP has a duration.
+#[test]
+fn genai_histograms_match_the_served_tokens() {
+    for name in CAPTURES {
+        let want = expected(name);
+        let got = Samples::parse(&replay_text(name));
+        let calls: Vec<&Value> = want["exchanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["api_kind"] != "count_tokens")
+            .collect();
+        for kind in ["input", "output"] {
+            let served: f64 = per_user(&want)
+                .values()
+                .map(|t| n(&t["tokens"][kind]))
+                .sum();
+            assert_eq!(
+                got.sum(
+                    "gen_ai_client_token_usage_sum",
+                    &[("gen_ai_token_type", kind)]
+                ),
+                served,
+                "{name} {kind}"
+            );
+        }
+        let embeddings = calls
+            .iter()
+            .filter(|e| e["api_kind"] == "embeddings")
+            .count() as f64;
+        assert_eq!(
+            got.sum(
+                "gen_ai_client_token_usage_count",
+                &[("gen_ai_token_type", "input")]
+            ),
+            calls.len() as f64,
+            "{name}"
+        );
+        assert_eq!(
+            got.sum(
+                "gen_ai_client_token_usage_count",
+                &[("gen_ai_operation_name", "embeddings")]
+            ),
+            embeddings,
+            "{name}"
+        );
+        assert_eq!(
+            got.sum(
+                "gen_ai_client_operation_duration_seconds_count",
+                &[("error_type", "")]
+            ),
+            calls.len() as f64,
+            "{name}"
+        );
+        assert!(
+            got.label_values("gen_ai_client_token_usage_count", "user")
+                .is_empty()
+        );
     }
 }

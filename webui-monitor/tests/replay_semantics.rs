@@ -70,9 +70,9 @@ fn allocations() -> u64 {
 
 /// An attributor with the captures' secret and database, and the sink its facts go to.
 fn attributor(registry: &Registry) -> (Attributor, PrometheusSink) {
-    let metrics = OpenWebuiMetrics::register(registry).unwrap();
+    let metrics = OpenWebuiMetrics::register(registry, "USD").unwrap();
     let config = SemanticsConfig::default();
-    let mut sink = PrometheusSink::new(metrics, &config);
+    let mut sink = PrometheusSink::new(metrics, &config, Default::default());
     let mut a = Attributor::new(config, Some(&JwtSecret::new(SECRET)));
     let dir = db::load(&fixture_dir().join("webui.db")).unwrap();
     a.set_directory(Some(Arc::new(dir)), &mut sink);
@@ -84,7 +84,7 @@ fn attributor(registry: &Registry) -> (Attributor, PrometheusSink) {
 fn replay_with_stats(name: &str) -> (Registry, ReplayStats) {
     let registry = Registry::new();
     let mut monitor = Monitor::new(
-        &Config::default().monitor_config(),
+        &Config::default().monitor_config().unwrap(),
         Some(&Secret::new(SECRET)),
         &registry,
     )

@@ -4,8 +4,8 @@
 //! * `run`: bpf-linker if missing, then the daemon on the local Open WebUI (`lo`, port 8080) — the README's
 //!   first command.
 //! * `test`: setup, then every test — unit, kernel (`BPF_PROG_TEST_RUN`), end-to-end, the
-//!   container image, the deploy files, the .deb, `cargo xtask run` itself and the kernel
-//!   matrix — as root; the README's second command and CI's.
+//!   container image, the deploy files, the .deb, `cargo xtask run` itself, the fuzz targets
+//!   for 20 s each and the kernel matrix — as root; the README's second command and CI's.
 //! * `bench-kernel`: ns per packet of the kernel programs, over a trivial XDP baseline.
 //! * `bench-replay`: `webui-monitor replay` against tshark on a large generated capture, then
 //!   exchanges/s with attribution off and on (`webui-monitor/examples/bench_attribution.rs`).
@@ -16,11 +16,13 @@
 //!   hop detached (`bench_load`).
 //! * `test-kernels`: `webui-monitor check` and the kernel tests in each kernel of a matrix
 //!   (Debian's 6.1, 6.12, 6.18 and newest in QEMU, and the host's own), as a table.
+//! * `fuzz`: every fuzz target for a bounded time, seeded with the fixtures (`fuzz.rs`).
 //!
 //! xtask deliberately does not depend on the daemon crate: `setup` must work before
 //! bpf-linker (which the daemon's build script needs) exists.
 mod bench_load;
 mod bench_replay;
+mod fuzz;
 mod kernels;
 mod routes;
 
@@ -124,6 +126,15 @@ enum Task {
         #[arg(long)]
         profile: bool,
     },
+    /// Run every fuzz target (or those named) for a bounded time, seeded with the fixtures.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// A target to run; repeat for more (default: all).
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+    },
     /// Run `webui-monitor check` and the kernel tests in Debian's kernels (QEMU) and the host's,
     /// and print the matrix (needs root).
     TestKernels {
@@ -155,8 +166,18 @@ fn main() -> anyhow::Result<()> {
             idle,
             profile,
         }),
+        Task::Fuzz { seconds, targets } => {
+            fuzz::run(&workspace_root()?, &fuzz::Options { seconds, targets })
+        }
         Task::TestKernels { kernels, keep } => kernels::run(&kernels::Options { kernels, keep }),
     }
+}
+
+fn workspace_root() -> anyhow::Result<std::path::PathBuf> {
+    Ok(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_path_buf())
 }
 
 fn cargo() -> Command {
@@ -297,10 +318,7 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         // A filtered run: the deploy checks below are not what was asked for.
         return Ok(());
     }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("workspace root")?
-        .to_path_buf();
+    let root = workspace_root()?;
     println!("deploy files: alert rules, dashboard queries, systemd unit, manifests");
     status(Command::new("bash").arg(root.join("deploy/test-deploy.sh")))?;
     println!("package: build the release binary and the .deb, install, check, purge");
@@ -312,6 +330,14 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     )?;
     println!("the README's first command: `cargo xtask run` attaches to lo and counts an exchange");
     status(Command::new("bash").arg(root.join("tests/run-command.sh")))?;
+    println!("fuzz targets: 20 s each, seeded with the fixtures");
+    fuzz::run(
+        &root,
+        &fuzz::Options {
+            seconds: 20,
+            targets: Vec::new(),
+        },
+    )?;
     println!("kernel matrix: Debian's 6.1, 6.12, 6.18 and newest kernel in QEMU, and the host's");
     kernels::run(&kernels::Options {
         kernels: Vec::new(),

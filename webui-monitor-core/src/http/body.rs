@@ -5,7 +5,7 @@
 //! and a body nothing reads is not decompressed unless the configuration asks for its size.
 use crate::{
     http::{
-        decode::{BodyDecoder, Consumer, DecodeStop, Decoded},
+        decode::{BodyDecoder, Consumer, DecodeStop, Decoded, WindowLogs},
         exchange::{Anomaly, Exchange},
         head::FramingHeaders,
         limits::HttpShared,
@@ -13,11 +13,24 @@ use crate::{
     segment::Direction,
 };
 
-/// The decoder of a request body with these framing headers.
-pub(super) fn request_decoder(framing: &FramingHeaders, shared: &HttpShared) -> BodyDecoder {
+/// The decoder of the body of a `method` request to `path` with these framing headers. A
+/// body whose route reads no field is neither decompressed nor scanned: an unauthenticated
+/// upload or bomb to any other route costs its wire bytes only.
+pub(super) fn request_decoder(
+    method: &str,
+    path: &str,
+    framing: &FramingHeaders,
+    shared: &mut HttpShared,
+) -> BodyDecoder {
     // A request without a content type is read as JSON: scripted clients often omit it.
     let json = framing.content_type.as_deref().is_none_or(mentions_json);
-    let consumer = if json {
+    let read = shared
+        .reads_request_body
+        .is_none_or(|reads| reads(method, path));
+    if json && !read {
+        shared.counters.request_bodies_unread += 1;
+    }
+    let consumer = if json && read {
         Consumer::request_json(shared.limits.json)
     } else {
         Consumer::Discard
@@ -43,11 +56,15 @@ fn decoder(framing: &FramingHeaders, consumer: Consumer, shared: &HttpShared) ->
         framing.content_encoding.as_deref(),
         consumer,
         limits.max_decoded_body_bytes,
-        limits.max_zstd_window_log,
+        WindowLogs {
+            zstd: limits.max_zstd_window_log,
+            brotli: limits.max_brotli_window_log,
+        },
     );
     if !limits.decode_unused_bodies && decoder.discards() {
         decoder.skip();
     }
+    decoder.reserve(&shared.memory);
     decoder
 }
 
@@ -64,6 +81,8 @@ pub(super) fn finish(
     match decoded.stop {
         Some(DecodeStop::Error) => shared.counters.decode_errors += 1,
         Some(DecodeStop::Capped) => shared.counters.decode_capped += 1,
+        Some(DecodeStop::OverBudget) => shared.counters.decode_over_budget += 1,
+        Some(DecodeStop::MemoryRefused) => shared.counters.decode_memory_refused += 1,
         _ => {}
     }
     if truncated {
@@ -88,6 +107,8 @@ pub(super) fn finish(
     match stop {
         Some(DecodeStop::Error) => ex.anomalies.push(Anomaly::DecodeError),
         Some(DecodeStop::Capped) => ex.anomalies.push(Anomaly::DecodeCapped),
+        Some(DecodeStop::OverBudget) => ex.anomalies.push(Anomaly::DecodeOverBudget),
+        Some(DecodeStop::MemoryRefused) => ex.anomalies.push(Anomaly::DecodeMemoryRefused),
         Some(DecodeStop::Abandoned) => ex.anomalies.push(Anomaly::BodyGap),
         Some(DecodeStop::Skipped) | None => {}
     }

@@ -24,7 +24,7 @@
 use crate::{
     http::{
         Exchange, body,
-        decode::BodyDecoder,
+        decode::{BodyDecoder, DecodeBudget},
         exchange::{Anomaly, MessageStats},
         framer::{BodyEnd, Frame, Framer, Gap},
         head::{self, BodyFraming, HeadError, RequestHead, ResponseHead},
@@ -99,6 +99,8 @@ pub struct HttpConnection {
     pairing: Pairing,
     /// The content decoder of the body being read in each direction.
     decoders: [Option<Box<BodyDecoder>>; 2],
+    /// This connection's decode budget (`max_decoded_bytes_per_connection_per_second`).
+    budget: DecodeBudget,
     /// HTTP is over (upgrade or close): later bytes are ignored.
     finished: bool,
 }
@@ -112,6 +114,7 @@ impl HttpConnection {
             framers: Direction::ALL.map(|d| Framer::new(d, mid_stream)),
             pairing: Pairing::new(key),
             decoders: [None, None],
+            budget: DecodeBudget::default(),
             finished: false,
         }
     }
@@ -274,11 +277,16 @@ impl HttpConnection {
         let mut input = data;
         while !input.is_empty() {
             let decoder = &mut self.decoders[REQ];
+            let connection_budget = &mut self.budget;
+            connection_budget.set_rate(shared.limits.max_decoded_bytes_per_connection_per_second);
+            // Out of `shared` while the framer borrows it; put back below.
+            let mut shared_budget = std::mem::take(&mut shared.budget);
             let frame = self.framers[REQ].next(&mut input, ts, shared, &mut |d| {
                 if let Some(decoder) = decoder.as_mut() {
-                    decoder.feed(d, ts);
+                    decoder.feed(d, ts, &mut [&mut shared_budget, &mut *connection_budget]);
                 }
             });
+            shared.budget = shared_budget;
             match frame {
                 None | Some(Frame::Held { .. }) => {}
                 Some(Frame::Rejected(e)) => shared.counters.head_rejected(e),
@@ -344,6 +352,14 @@ impl HttpConnection {
         self.pairing
             .give_up(GiveUp::OverCapacity { max }, &mut shared.counters, out);
         let framing = head.body_framing();
+        let decoder = (framing != BodyFraming::None).then(|| {
+            Box::new(body::request_decoder(
+                &head.method,
+                &head.path,
+                &head.framing,
+                shared,
+            ))
+        });
         let request = Request {
             stats: head_stats(header_bytes, first_ts, ts, framing),
             wants_upgrade: head.headers.upgrade.is_some(),
@@ -363,7 +379,7 @@ impl HttpConnection {
             self.framers[REQ].next_message();
             self.after_request();
         } else {
-            self.decoders[REQ] = Some(Box::new(body::request_decoder(&head.framing, shared)));
+            self.decoders[REQ] = decoder;
             self.framers[REQ].start_body(framing, shared);
         }
     }
@@ -436,11 +452,16 @@ impl HttpConnection {
                 self.framers[RESP].hold();
             }
             let decoder = &mut self.decoders[RESP];
+            let connection_budget = &mut self.budget;
+            connection_budget.set_rate(shared.limits.max_decoded_bytes_per_connection_per_second);
+            // Out of `shared` while the framer borrows it; put back below.
+            let mut shared_budget = std::mem::take(&mut shared.budget);
             let frame = self.framers[RESP].next(&mut input, ts, shared, &mut |d| {
                 if let Some(decoder) = decoder.as_mut() {
-                    decoder.feed(d, ts);
+                    decoder.feed(d, ts, &mut [&mut shared_budget, &mut *connection_budget]);
                 }
             });
+            shared.budget = shared_budget;
             match frame {
                 None => {}
                 Some(Frame::Held { full }) => {

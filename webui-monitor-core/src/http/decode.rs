@@ -13,6 +13,7 @@ use crate::{
         sse::SseParser,
     },
     json::{JsonLimits, JsonScanner},
+    memory::{Holder, MemoryAccount, Reservation},
     segment::Timestamp,
 };
 
@@ -114,28 +115,88 @@ impl Consumer {
     }
 }
 
-/// Counts decoded bytes, enforces the cap, and feeds the consumer.
+/// A token bucket of decoded bytes in traffic time: `rate` bytes per second, holding at most
+/// one second's worth. Decompression is the one place where a few input bytes cost much CPU;
+/// the pipeline keeps one bucket for all connections and one per connection, so neither a bomb
+/// nor a flood of them can take more than the configured share of the pipeline's thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecodeBudget {
+    /// Bytes per second; 0: unlimited.
+    rate: u64,
+    available: u64,
+    last: Timestamp,
+}
+
+impl DecodeBudget {
+    pub fn new(rate: u64) -> Self {
+        Self {
+            rate,
+            available: rate,
+            last: Timestamp::default(),
+        }
+    }
+
+    /// New rate from now on (the bucket keeps what it holds, up to the new rate).
+    pub fn set_rate(&mut self, rate: u64) {
+        self.rate = rate;
+        self.available = self.available.min(rate);
+    }
+
+    /// Bytes that may be decoded at traffic time `ts`.
+    pub fn available(&mut self, ts: Timestamp) -> u64 {
+        if self.rate == 0 {
+            return u64::MAX;
+        }
+        let elapsed = ts.as_nanos().saturating_sub(self.last.as_nanos());
+        if elapsed > 0 {
+            let refill = u128::from(elapsed) * u128::from(self.rate) / 1_000_000_000;
+            let refill = u64::try_from(refill).unwrap_or(u64::MAX);
+            self.available = self.available.saturating_add(refill).min(self.rate);
+            self.last = ts;
+        }
+        self.available
+    }
+
+    pub fn spend(&mut self, bytes: u64) {
+        self.available = self.available.saturating_sub(bytes);
+    }
+}
+
+/// Counts decoded bytes, enforces the cap and the budget, and feeds the consumer.
 #[derive(Debug, Default)]
 pub struct Sink {
     pub consumer: Consumer,
     pub decoded: u64,
     cap: u64,
     pub capped: bool,
+    /// Bytes the decode budgets allow in the current [`BodyDecoder::feed`].
+    allowance: u64,
+    /// The budgets ran out before the body's cap.
+    over_budget: bool,
     ts: Timestamp,
 }
 
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let room = self.cap.saturating_sub(self.decoded);
+        let to_cap = self.cap.saturating_sub(self.decoded);
+        let room = to_cap.min(self.allowance);
         if buf.len() as u64 > room {
             let n = room as usize;
             self.consumer.feed(&buf[..n], self.ts);
             self.decoded += room;
-            self.capped = true;
-            return Err(io::Error::other("decoded body cap reached"));
+            self.allowance -= room;
+            if room == to_cap {
+                self.capped = true;
+            } else {
+                self.over_budget = true;
+            }
+            return Err(io::Error::other(
+                "decoded body cap or decode budget reached",
+            ));
         }
         self.consumer.feed(buf, self.ts);
         self.decoded += buf.len() as u64;
+        self.allowance -= buf.len() as u64;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -148,6 +209,8 @@ enum Inner {
     Gzip(Box<flate2::write::GzDecoder<Sink>>),
     /// `deflate` before its first two bytes tell zlib from raw deflate.
     DeflateSniff(Vec<u8>),
+    /// `br` before its first byte declares the window.
+    BrotliSniff,
     Zlib(Box<flate2::write::ZlibDecoder<Sink>>),
     Raw(Box<flate2::write::DeflateDecoder<Sink>>),
     Brotli(Box<brotli_decompressor::DecompressorWriter<Sink>>),
@@ -163,10 +226,37 @@ pub enum DecodeStop {
     Error,
     /// Output reached the cap.
     Capped,
+    /// The decode budgets (bytes per second, per connection and for all) ran out.
+    OverBudget,
+    /// The pipeline's memory budget could not hold another decompressor.
+    MemoryRefused,
     /// Input bytes were lost (reassembly gap).
     Abandoned,
     /// Not decoded by configuration: nothing reads the content.
     Skipped,
+}
+
+/// Largest windows accepted, as log2 bytes: a decoder holds its window for the whole body.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowLogs {
+    pub zstd: u32,
+    pub brotli: u32,
+}
+
+/// The window size (log2 bytes) a brotli stream declares in its first byte (RFC 7932, 9.1:
+/// `WBITS`), or `None` for the large-window extension, which HTTP does not use.
+fn brotli_window_log(first: u8) -> Option<u32> {
+    if first & 1 == 0 {
+        return Some(16);
+    }
+    match (first >> 1) & 0b111 {
+        0 => match (first >> 4) & 0b111 {
+            0 => Some(17),
+            1 => None,
+            n => Some(8 + u32::from(n)),
+        },
+        n => Some(17 + u32::from(n)),
+    }
 }
 
 /// The decoding pipeline of one body.
@@ -175,7 +265,9 @@ pub struct BodyDecoder {
     /// The sink while `inner` does not own it (identity, sniffing, stopped).
     sink: Option<Sink>,
     stop: Option<DecodeStop>,
-    zstd_window_log_max: u32,
+    windows: WindowLogs,
+    /// The decompressor's share of the pipeline's memory budget, held until the body ends.
+    grant: Option<Reservation>,
 }
 
 impl std::fmt::Debug for BodyDecoder {
@@ -197,21 +289,18 @@ pub struct Decoded {
 
 impl BodyDecoder {
     /// `coding`: the Content-Encoding header value (`None`/`identity`: none).
-    pub fn new(
-        coding: Option<&str>,
-        consumer: Consumer,
-        cap: u64,
-        zstd_window_log_max: u32,
-    ) -> Self {
+    pub fn new(coding: Option<&str>, consumer: Consumer, cap: u64, windows: WindowLogs) -> Self {
         let mut d = Self {
             inner: Inner::Identity,
             sink: Some(Sink {
                 consumer,
                 cap,
+                allowance: u64::MAX,
                 ..Sink::default()
             }),
             stop: None,
-            zstd_window_log_max,
+            windows,
+            grant: None,
         };
         let coding = coding.map(|c| c.trim().to_ascii_lowercase());
         match coding.as_deref() {
@@ -228,18 +317,13 @@ impl BodyDecoder {
                 }
             }
             Some("deflate") => d.inner = Inner::DeflateSniff(Vec::with_capacity(2)),
-            Some("br") => {
-                if let Some(s) = d.sink.take() {
-                    d.inner = Inner::Brotli(Box::new(
-                        brotli_decompressor::DecompressorWriter::new(s, 4096),
-                    ));
-                }
-            }
+            // The decompressor starts at the first byte, which declares the window.
+            Some("br") => d.inner = Inner::BrotliSniff,
             Some("zstd") => {
                 if let Some(s) = d.sink.take() {
                     match zstd::stream::write::Decoder::new(s) {
                         Ok(mut z) => {
-                            if z.window_log_max(d.zstd_window_log_max).is_err() {
+                            if z.window_log_max(d.windows.zstd).is_err() {
                                 d.sink = Some(std::mem::take(z.get_mut()));
                                 d.stop(DecodeStop::Error);
                             } else {
@@ -262,7 +346,9 @@ impl BodyDecoder {
             Inner::Raw(w) => Some(w.get_mut()),
             Inner::Brotli(w) => Some(w.get_mut()),
             Inner::Zstd(w) => Some(w.get_mut()),
-            Inner::Identity | Inner::DeflateSniff(_) | Inner::Stopped => self.sink.as_mut(),
+            Inner::Identity | Inner::DeflateSniff(_) | Inner::BrotliSniff | Inner::Stopped => {
+                self.sink.as_mut()
+            }
         }
     }
 
@@ -273,8 +359,41 @@ impl BodyDecoder {
         }
         self.inner = Inner::Stopped;
         if self.stop.is_none() {
-            let capped = self.sink.as_ref().is_some_and(|s| s.capped);
-            self.stop = Some(if capped { DecodeStop::Capped } else { why });
+            let (capped, over) = self
+                .sink
+                .as_ref()
+                .map_or((false, false), |s| (s.capped, s.over_budget));
+            self.stop = Some(if capped {
+                DecodeStop::Capped
+            } else if over {
+                DecodeStop::OverBudget
+            } else {
+                why
+            });
+        }
+    }
+
+    /// Memory the decompressor may hold at most: its window (the largest accepted) and its
+    /// state; 0 for a body that is not decompressed.
+    fn memory_needed(&self) -> u64 {
+        const STATE: u64 = 64 << 10;
+        match &self.inner {
+            Inner::Gzip(_) | Inner::Zlib(_) | Inner::Raw(_) | Inner::DeflateSniff(_) => STATE,
+            Inner::Brotli(_) | Inner::BrotliSniff => (1u64 << self.windows.brotli) + STATE,
+            Inner::Zstd(_) => (1u64 << self.windows.zstd) + 2 * STATE,
+            Inner::Identity | Inner::Stopped => 0,
+        }
+    }
+
+    /// Takes the decompressor's memory from `memory`; without it the body is not decoded.
+    pub fn reserve(&mut self, memory: &MemoryAccount) {
+        let needed = self.memory_needed();
+        if needed == 0 || self.stop.is_some() {
+            return;
+        }
+        match memory.reserve(Holder::Decoder, needed) {
+            Some(grant) => self.grant = Some(grant),
+            None => self.stop(DecodeStop::MemoryRefused),
         }
     }
 
@@ -305,13 +424,42 @@ impl BodyDecoder {
         self.stop(DecodeStop::Abandoned);
     }
 
-    /// Decodes the next piece of the (de-chunked) body.
-    pub fn feed(&mut self, data: &[u8], ts: Timestamp) {
+    /// Decodes the next piece of the (de-chunked) body, spending what it decodes from
+    /// `budgets` (an identity body costs nothing: no decompression).
+    pub fn feed(&mut self, data: &[u8], ts: Timestamp, budgets: &mut [&mut DecodeBudget; 2]) {
         if data.is_empty() || self.stop.is_some() {
             return;
         }
-        if let Some(s) = self.sink_mut() {
-            s.ts = ts;
+        let identity = matches!(self.inner, Inner::Identity);
+        let allowance = if identity {
+            u64::MAX
+        } else {
+            budgets
+                .iter_mut()
+                .map(|b| b.available(ts))
+                .min()
+                .unwrap_or(u64::MAX)
+        };
+        let before = match self.sink_mut() {
+            Some(s) => {
+                s.ts = ts;
+                s.allowance = allowance;
+                s.decoded
+            }
+            None => 0,
+        };
+        self.feed_inner(data);
+        if !identity {
+            let after = self.sink_mut().map_or(before, |s| s.decoded);
+            for b in budgets.iter_mut() {
+                b.spend(after.saturating_sub(before));
+            }
+        }
+    }
+
+    fn feed_inner(&mut self, data: &[u8]) {
+        if data.is_empty() || self.stop.is_some() {
+            return;
         }
         if let Inner::DeflateSniff(head) = &mut self.inner {
             let take = (2 - head.len()).min(data.len());
@@ -332,9 +480,23 @@ impl BodyDecoder {
             } else {
                 Inner::Raw(Box::new(flate2::write::DeflateDecoder::new(sink)))
             };
-            self.feed(&head, ts);
-            self.feed(&data[take..], ts);
+            self.feed_inner(&head);
+            self.feed_inner(&data[take..]);
             return;
+        }
+        if matches!(self.inner, Inner::BrotliSniff) {
+            match brotli_window_log(data[0]) {
+                Some(log) if log <= self.windows.brotli => {
+                    let Some(sink) = self.sink.take() else { return };
+                    self.inner = Inner::Brotli(Box::new(
+                        brotli_decompressor::DecompressorWriter::new(sink, 4096),
+                    ));
+                }
+                _ => {
+                    self.stop(DecodeStop::Error);
+                    return;
+                }
+            }
         }
         let r = match &mut self.inner {
             Inner::Identity => match self.sink.as_mut() {
@@ -346,7 +508,7 @@ impl BodyDecoder {
             Inner::Raw(w) => w.write_all(data),
             Inner::Brotli(w) => w.write_all(data),
             Inner::Zstd(w) => w.write_all(data),
-            Inner::DeflateSniff(_) | Inner::Stopped => Ok(()),
+            Inner::DeflateSniff(_) | Inner::BrotliSniff | Inner::Stopped => Ok(()),
         };
         if r.is_err() {
             self.stop(DecodeStop::Error);

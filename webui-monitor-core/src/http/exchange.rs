@@ -29,6 +29,11 @@ pub struct RequestHeaders {
     pub content_type: Option<String>,
     pub upgrade: Option<String>,
     pub host: Option<String>,
+    /// `X-Forwarded-For`, repeated fields joined by `,` (the last `max_value_bytes` when longer:
+    /// a proxy appends the address it saw at the end).
+    pub forwarded_for: Option<String>,
+    /// `X-Real-IP` (the first).
+    pub real_ip: Option<String>,
 }
 
 /// Response headers the semantics use.
@@ -136,6 +141,10 @@ pub enum Anomaly {
     DecodeError,
     /// Decoded output hit the configured cap.
     DecodeCapped,
+    /// Decoding stopped: the decode budget per second (all connections, or this one) ran out.
+    DecodeOverBudget,
+    /// Not decoded: the pipeline's memory budget could not hold another decompressor.
+    DecodeMemoryRefused,
     /// A JSON body was malformed or a field exceeded its cap.
     JsonTruncated,
     /// The connection was joined mid-stream (no SYN seen); this exchange started at a resync point.

@@ -443,6 +443,13 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
         } else if name.eq_ignore_ascii_case(limits.api_key_header.as_bytes()) {
             h.api_key_header.get_or_insert_with(|| Secret::new(value));
             continue;
+        } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            // Read past `max_headers` too: a padded header block must not hide the address.
+            append_list(&mut h.forwarded_for, value, cap);
+            continue;
+        } else if name.eq_ignore_ascii_case(b"x-real-ip") {
+            h.real_ip.get_or_insert_with(|| text(value, cap));
+            continue;
         }
         if i >= limits.max_headers {
             fields_cut += 1;
@@ -477,6 +484,24 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
         framing,
         headers: h,
     })
+}
+
+/// Appends `value` to a comma-separated list, keeping its last `cap` bytes (cut at an entry).
+fn append_list(list: &mut Option<String>, value: &[u8], cap: usize) {
+    let all = list.get_or_insert_with(String::new);
+    if !all.is_empty() {
+        all.push(',');
+    }
+    all.push_str(&String::from_utf8_lossy(value));
+    if all.len() > cap {
+        let cut = all.len() - cap;
+        // Byte search: `cut` need not fall on a character boundary, a comma's successor does.
+        let start = all.as_bytes()[cut..]
+            .iter()
+            .position(|&b| b == b',')
+            .map_or(all.len(), |i| cut + i + 1);
+        all.drain(..start);
+    }
 }
 
 /// Parses a complete response header block.
@@ -634,6 +659,33 @@ mod tests {
                 h.fields_cut,
             ),
             (Some(&b"t"[..]), Some(&b"Bearer b"[..]), None, 1)
+        );
+    }
+
+    /// Proxies append the address they saw to the last `X-Forwarded-For`: repeated fields join
+    /// in order, a long list keeps its last whole entries, padding cannot push it past the cap.
+    #[test]
+    fn forwarding_headers_keep_the_proxys_end() {
+        let mut block = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..LIMITS.max_headers {
+            block.extend_from_slice(format!("x-{i}: {i}\r\n").as_bytes());
+        }
+        block.extend_from_slice(
+            b"X-Forwarded-For: 203.0.113.7, 10.0.0.1\r\nX-Real-IP: 198.51.100.2\r\nx-forwarded-for: 192.0.2.44\r\n\r\n",
+        );
+        let h = parse_request(&block, &LIMITS).unwrap().headers;
+        assert_eq!(
+            (h.forwarded_for.as_deref(), h.real_ip.as_deref()),
+            (
+                Some("203.0.113.7, 10.0.0.1,192.0.2.44"),
+                Some("198.51.100.2")
+            )
+        );
+        let long = b"GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1, \xff\xff2.2.2.2, 3.3.3.3, 4.4.4.4, 5.5.5.5\r\n\r\n";
+        let h = parse_request(long, &LIMITS).unwrap().headers;
+        assert_eq!(
+            h.forwarded_for.as_deref(),
+            Some(" 3.3.3.3, 4.4.4.4, 5.5.5.5")
         );
     }
 

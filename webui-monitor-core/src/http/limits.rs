@@ -1,8 +1,12 @@
 //! The HTTP engine's caps ([`HttpLimits`]) and what they cut ([`HttpCounters`]), shared by
 //! every connection through [`HttpShared`].
 use crate::{
-    http::head::{HeadError, HeadLimits},
+    http::{
+        decode::DecodeBudget,
+        head::{HeadError, HeadLimits},
+    },
     json::JsonLimits,
+    memory::MemoryAccount,
 };
 
 /// Caps of the HTTP engine. Every cap has a counter in [`HttpCounters`].
@@ -31,6 +35,17 @@ pub struct HttpLimits {
     pub decode_unused_bodies: bool,
     /// Largest zstd window accepted, as log2 bytes (default 23 = 8 MiB, RFC 9659's limit).
     pub max_zstd_window_log: u32,
+    /// Largest brotli window accepted, as log2 bytes (default 22 = 4 MiB, the window of
+    /// brotli's and ngx_brotli's defaults; the format allows 24). A body with a larger window
+    /// is not decoded (`decode_errors`): its window would be held per connection.
+    pub max_brotli_window_log: u32,
+    /// Decompressed bytes per second of traffic time over all connections (default 256 MiB;
+    /// 0: unlimited). Bodies that would go past it stop decoding (`decode_over_budget`), so a
+    /// stream of decompression bombs cannot take the pipeline's thread.
+    pub max_decoded_bytes_per_second: u64,
+    /// Decompressed bytes per second of traffic time on one connection (default 64 MiB; 0:
+    /// unlimited): one connection cannot spend the whole budget above.
+    pub max_decoded_bytes_per_connection_per_second: u64,
     /// Most bytes held while waiting: request bytes after an `Upgrade` request until its
     /// response is known, response bytes before their request is seen (default 64 KiB).
     pub max_held_bytes: usize,
@@ -54,6 +69,9 @@ impl Default for HttpLimits {
             max_chunk_meta_bytes: 8 * 1024,
             max_decoded_body_bytes: 64 * 1024 * 1024,
             max_zstd_window_log: 23,
+            max_brotli_window_log: 22,
+            max_decoded_bytes_per_second: 256 * 1024 * 1024,
+            max_decoded_bytes_per_connection_per_second: 64 * 1024 * 1024,
             decode_unused_bodies: false,
             max_held_bytes: 64 * 1024,
             max_pending_requests: 64,
@@ -88,6 +106,13 @@ pub struct HttpCounters {
     pub decode_errors: u64,
     /// Bodies cut at `max_decoded_body_bytes`.
     pub decode_capped: u64,
+    /// Bodies whose decoding stopped because a decode budget per second ran out.
+    pub decode_over_budget: u64,
+    /// Compressed bodies not decoded because the memory budget could not hold their
+    /// decompressor (`memory.max_held_bytes`).
+    pub decode_memory_refused: u64,
+    /// Request bodies not decoded or scanned: their route reads no field of them.
+    pub request_bodies_unread: u64,
     /// JSON bodies malformed or with a value cut at a JSON cap.
     pub json_truncated: u64,
     /// Paths cut at `max_path_bytes`.
@@ -115,6 +140,31 @@ pub struct HttpCounters {
 pub struct HttpShared {
     pub limits: HttpLimits,
     pub counters: HttpCounters,
+    /// The decode budget of all connections (`max_decoded_bytes_per_second`).
+    pub budget: DecodeBudget,
+    /// The pipeline's memory budget, which decompressors are granted from.
+    pub memory: MemoryAccount,
+    /// Whether a request's body is read for fields, by method and path. The HTTP engine knows
+    /// no routes: the layer that uses the fields says which it reads (every JSON body if unset).
+    pub reads_request_body: Option<fn(&str, &str) -> bool>,
+}
+
+impl HttpShared {
+    pub fn new(limits: HttpLimits) -> Self {
+        Self {
+            budget: DecodeBudget::new(limits.max_decoded_bytes_per_second),
+            limits,
+            counters: HttpCounters::default(),
+            memory: MemoryAccount::default(),
+            reads_request_body: None,
+        }
+    }
+
+    /// New caps from now on (the budget keeps what it holds, up to its new rate).
+    pub fn set_limits(&mut self, limits: HttpLimits) {
+        self.budget.set_rate(limits.max_decoded_bytes_per_second);
+        self.limits = limits;
+    }
 }
 
 impl HttpLimits {

@@ -252,7 +252,8 @@ mod tests {
                     input: 40,
                     output: 12,
                     cached_input: 8,
-                    reasoning: 0
+                    reasoning: 0,
+                    cache_write_input: 0,
                 }),
                 "split {split}"
             );
@@ -272,7 +273,8 @@ mod tests {
                 input: 30,
                 output: 20,
                 cached_input: 10,
-                reasoning: 7
+                reasoning: 7,
+                cache_write_input: 0,
             })
         );
         let (_, u) = run(&stream[..stream.len() / 3], 5);

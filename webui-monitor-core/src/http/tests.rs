@@ -41,10 +41,10 @@ struct Run {
 }
 
 fn run_with(limits: HttpLimits, mid_stream: bool, steps: &[Step<'_>]) -> Run {
-    let mut shared = HttpShared {
-        limits,
-        ..HttpShared::default()
-    };
+    run_in(HttpShared::new(limits), mid_stream, steps)
+}
+
+fn run_in(mut shared: HttpShared, mid_stream: bool, steps: &[Step<'_>]) -> Run {
     let mut c = HttpConnection::new(key(), mid_stream);
     let mut out = Vec::new();
     let mut last = Timestamp::default();
@@ -371,6 +371,220 @@ fn content_encodings_are_decoded() {
             assert_eq!(x.response_fields.usage, Some(Usage::io(4, 17)));
             assert!(x.anomalies.is_empty(), "{coding}: {:?}", x.anomalies);
         }
+    }
+}
+
+/// The Anthropic Messages and Responses doors, JSON and streamed, each compressed with every
+/// coding a proxy or Open WebUI may apply: the same usage comes out.
+#[test]
+fn messages_and_responses_usage_through_every_coding() {
+    let messages_json = br#"{"id":"msg_1","type":"message","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":25,"cache_read_input_tokens":5,"cache_creation_input_tokens":3,"output_tokens":15}}"#.to_vec();
+    let messages_sse = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":25,\"cache_read_input_tokens\":5,\"cache_creation_input_tokens\":3,\"output_tokens\":1}}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"hi\"}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":15}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_vec();
+    let responses_sse = b"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":30,\"input_tokens_details\":{\"cached_tokens\":10},\"output_tokens\":20,\"output_tokens_details\":{\"reasoning_tokens\":7},\"total_tokens\":50}}}\n\n".to_vec();
+    let anthropic = Usage {
+        input: 33,
+        output: 15,
+        cached_input: 5,
+        reasoning: 0,
+        cache_write_input: 3,
+    };
+    let responses = Usage {
+        input: 30,
+        output: 20,
+        cached_input: 10,
+        reasoning: 7,
+        cache_write_input: 0,
+    };
+    let cases = [
+        (
+            "/api/v1/messages",
+            "application/json",
+            &messages_json,
+            anthropic,
+        ),
+        (
+            "/api/v1/messages",
+            "text/event-stream",
+            &messages_sse,
+            anthropic,
+        ),
+        (
+            "/openai/responses",
+            "text/event-stream",
+            &responses_sse,
+            responses,
+        ),
+    ];
+    for (path, content_type, body, usage) in cases {
+        let mut br = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut br, 4096, 5, 22);
+            w.write_all(body).unwrap();
+        }
+        let zstd = zstd::stream::encode_all(&body[..], 3).unwrap();
+        for (coding, encoded) in [("gzip", gzip(body)), ("br", br), ("zstd", zstd)] {
+            let request = format!("POST {path} HTTP/1.1\r\ncontent-length: 2\r\n\r\n{{}}");
+            let mut resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Encoding: {coding}\r\nContent-Length: {}\r\n\r\n",
+                encoded.len()
+            )
+            .into_bytes();
+            resp.extend_from_slice(&encoded);
+            for split in [7, resp.len()] {
+                let mut steps = vec![Step::Data(REQ, request.as_bytes(), 1)];
+                steps.extend(resp.chunks(split).map(|c| Step::Data(RESP, c, 2)));
+                let r = run(&steps);
+                let x = &r.exchanges[0];
+                assert_eq!(
+                    x.response_fields.usage,
+                    Some(usage),
+                    "{path} {content_type} {coding} split {split}"
+                );
+                assert!(x.anomalies.is_empty(), "{coding}: {:?}", x.anomalies);
+            }
+        }
+    }
+}
+
+/// A zstd body of `mib` MiB of zeros (a few hundred bytes on the wire) as a request to `path`.
+fn zstd_bomb_request(path: &str, mib: usize) -> Vec<u8> {
+    let bomb = zstd::stream::encode_all(&vec![0u8; mib << 20][..], 19).unwrap();
+    let mut v = format!(
+        "POST {path} HTTP/1.1\r\ncontent-type: application/json\r\ncontent-encoding: zstd\r\ncontent-length: {}\r\n\r\n",
+        bomb.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(&bomb);
+    v
+}
+
+const OK_EMPTY: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+
+/// Bombs to routes whose body nobody reads are neither decompressed nor scanned; to a route
+/// that is read they stop at the body cap; either way the exchange and its answer stay paired.
+#[test]
+fn request_bombs_cost_their_wire_bytes_unless_their_route_is_read() {
+    let mut shared = HttpShared::new(HttpLimits {
+        max_decoded_body_bytes: 1 << 20,
+        ..HttpLimits::default()
+    });
+    // As the semantics layer says for Open WebUI's routes: a model call's body is read.
+    shared.reads_request_body = Some(|_, path| path == "/api/chat/completions");
+    let unread = zstd_bomb_request("/api/v1/files/", 64);
+    let read = zstd_bomb_request("/api/chat/completions", 64);
+    assert!(unread.len() < 4096, "{}", unread.len());
+    let r = run_in(
+        shared,
+        false,
+        &[
+            Step::Data(REQ, &unread, 1),
+            Step::Data(RESP, OK_EMPTY, 1),
+            Step::Data(REQ, &read, 2),
+            Step::Data(RESP, OK_EMPTY, 2),
+        ],
+    );
+    let c = &r.shared.counters;
+    assert_eq!((c.request_bodies_unread, c.decode_capped), (1, 1));
+    assert_eq!(r.exchanges.len(), 2);
+    assert_eq!(r.exchanges[0].request.body_decoded_bytes, None);
+    assert!(r.exchanges[0].anomalies.is_empty());
+    assert_eq!(r.exchanges[1].anomalies, [Anomaly::DecodeCapped]);
+    assert_eq!(r.exchanges[1].status, Some(200));
+}
+
+/// The decode budget per second of traffic time: a stream of bombs spends it and then decodes
+/// nothing more in that second; a second later honest compressed answers decode again.
+#[test]
+fn decode_budget_per_second_stops_a_stream_of_bombs() {
+    let shared = HttpShared::new(HttpLimits {
+        max_decoded_bytes_per_second: 8 << 20,
+        max_decoded_bytes_per_connection_per_second: 0,
+        ..HttpLimits::default()
+    });
+    let bomb = zstd_bomb_request("/api/chat/completions", 16);
+    let honest = encoded_response("gzip", &gzip(USAGE_JSON));
+    let r = run_in(
+        shared,
+        false,
+        &[
+            Step::Data(REQ, &bomb, 1),
+            Step::Data(RESP, OK_EMPTY, 1),
+            Step::Data(REQ, &bomb, 1),
+            Step::Data(RESP, OK_EMPTY, 1),
+            Step::Data(REQ, GET, 3),
+            Step::Data(RESP, &honest, 3),
+        ],
+    );
+    assert_eq!(r.shared.counters.decode_over_budget, 2);
+    let anomalies: Vec<_> = r.exchanges.iter().map(|x| x.anomalies.clone()).collect();
+    assert_eq!(
+        anomalies,
+        [
+            vec![Anomaly::DecodeOverBudget],
+            vec![Anomaly::DecodeOverBudget],
+            vec![]
+        ]
+    );
+    assert_eq!(r.exchanges[2].response_fields.usage, Some(Usage::io(4, 17)));
+}
+
+/// One connection cannot spend the budget of all: its bombs stop at its own budget while
+/// another connection's answers decode in the same second.
+#[test]
+fn decode_budget_per_connection_leaves_the_rest_to_others() {
+    let mut shared = HttpShared::new(HttpLimits {
+        max_decoded_bytes_per_second: 64 << 20,
+        max_decoded_bytes_per_connection_per_second: 4 << 20,
+        ..HttpLimits::default()
+    });
+    let bomb = zstd_bomb_request("/api/chat/completions", 16);
+    let honest = encoded_response("gzip", &gzip(USAGE_JSON));
+    let mut out = Vec::new();
+    let ts = Timestamp::from_secs(1);
+    let mut attacker = HttpConnection::new(key(), false);
+    let mut other = key();
+    other.client.set_port(40001);
+    let mut user = HttpConnection::new(other, false);
+    for _ in 0..3 {
+        attacker.on_data(REQ, &bomb, ts, &mut shared, &mut out);
+        attacker.on_data(RESP, OK_EMPTY, ts, &mut shared, &mut out);
+        user.on_data(REQ, GET, ts, &mut shared, &mut out);
+        user.on_data(RESP, &honest, ts, &mut shared, &mut out);
+    }
+    assert_eq!(shared.counters.decode_over_budget, 3);
+    let usages: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e {
+            HttpEvent::Exchange(x) if x.connection == other => Some(x.response_fields.usage),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(usages, [Some(Usage::io(4, 17)); 3]);
+}
+
+/// A brotli stream declaring a window over `max_brotli_window_log` is not decoded: its
+/// window would stay allocated for the connection's body.
+#[test]
+fn brotli_windows_over_the_cap_are_refused() {
+    for lgwin in [10u32, 16, 18, 22, 24] {
+        let mut br = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut br, 4096, 5, lgwin);
+            w.write_all(USAGE_JSON).unwrap();
+        }
+        let r = run(&[
+            Step::Data(REQ, GET, 1),
+            Step::Data(RESP, &encoded_response("br", &br), 1),
+        ]);
+        let x = &r.exchanges[0];
+        let refused = lgwin > 22;
+        assert_eq!(
+            r.shared.counters.decode_errors,
+            u64::from(refused),
+            "{lgwin}"
+        );
+        let usage = (!refused).then_some(Usage::io(4, 17));
+        assert_eq!(x.response_fields.usage, usage, "{lgwin}");
     }
 }
 
@@ -1077,4 +1291,84 @@ fn debug_output_carries_no_traffic_bytes() {
     assert!(!debug.contains("sk-0123"), "{debug}");
     assert!(!debug.contains(as_numbers), "{debug}");
     assert!(debug.contains("buf_bytes"), "{debug}");
+}
+
+/// Decompressors take their window from the pipeline's memory budget: connections that leave
+/// zstd bodies unfinished hold it until they end; beyond it a compressed body is not decoded
+/// (counted) while honest ones decode again once memory is given back.
+#[test]
+fn decompressors_share_one_memory_budget() {
+    use crate::memory::{Holder, MemoryAccount, MemoryLimits};
+    let mut shared = HttpShared::new(HttpLimits::default());
+    // Two zstd decompressors (8 MiB window + state each) fit, a third does not.
+    shared.memory = MemoryAccount::new(&MemoryLimits {
+        max_held_bytes: 17 << 20,
+    });
+    let ts = Timestamp::from_secs(1);
+    let zstd_head = |len: usize| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: zstd\r\ncontent-length: {len}\r\n\r\n"
+        )
+    };
+    let body = zstd::stream::encode_all(USAGE_JSON, 3).unwrap();
+    let mut out = Vec::new();
+    let mut connections: Vec<HttpConnection> = (0..3)
+        .map(|i| {
+            let mut k = key();
+            k.client.set_port(41000 + i);
+            let mut c = HttpConnection::new(k, false);
+            c.on_data(REQ, GET, ts, &mut shared, &mut out);
+            // The head and half the body: the decompressor is held.
+            let mut resp = zstd_head(body.len()).into_bytes();
+            resp.extend_from_slice(&body[..body.len() / 2]);
+            c.on_data(RESP, &resp, ts, &mut shared, &mut out);
+            c
+        })
+        .collect();
+    let memory = shared.memory.clone();
+    let zstd = (8 << 20) + (128 << 10);
+    assert_eq!(memory.held(Holder::Decoder), 2 * zstd);
+    assert_eq!(memory.refused(Holder::Decoder), 1);
+    for c in &mut connections {
+        c.on_data(RESP, &body[body.len() / 2..], ts, &mut shared, &mut out);
+    }
+    assert_eq!(
+        memory.held(Holder::Decoder),
+        0,
+        "given back when the bodies end"
+    );
+    assert_eq!(shared.counters.decode_memory_refused, 1);
+    let usages: Vec<_> = out
+        .iter()
+        .map(|e| match e {
+            HttpEvent::Exchange(x) => x.response_fields.usage,
+            HttpEvent::Upgraded { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        usages,
+        [Some(Usage::io(4, 17)), Some(Usage::io(4, 17)), None]
+    );
+    // Memory is back: the refused connection's next answer decodes.
+    let mut resp = zstd_head(body.len()).into_bytes();
+    resp.extend_from_slice(&body);
+    connections[2].on_data(REQ, GET, ts, &mut shared, &mut out);
+    connections[2].on_data(RESP, &resp, ts, &mut shared, &mut out);
+    let Some(HttpEvent::Exchange(x)) = out.last() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(x.response_fields.usage, Some(Usage::io(4, 17)));
+    // A dropped connection gives its decompressor back too.
+    connections[0].on_data(REQ, GET, ts, &mut shared, &mut out);
+    connections[0].on_data(
+        RESP,
+        zstd_head(body.len()).as_bytes(),
+        ts,
+        &mut shared,
+        &mut out,
+    );
+    connections[0].on_data(RESP, &body[..4], ts, &mut shared, &mut out);
+    assert_eq!(memory.held(Holder::Decoder), zstd);
+    drop(connections);
+    assert_eq!(memory.held(Holder::Decoder), 0);
 }

@@ -5,8 +5,8 @@
 //! `other` bucket and idle expiry, models capped, statuses and methods normalised. Credentials
 //! never become labels; API keys appear only as a 12-hex-digit SHA-256 fingerprint.
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry,
+    CounterVec, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry,
 };
 
 use super::util::register;
@@ -41,6 +41,11 @@ pub struct OpenWebuiMetrics {
     /// `openwebui_llm_token_details_total{user,model,kind,source}`: the cached-input part of
     /// the input tokens and the reasoning part of the output tokens.
     pub llm_token_details: IntCounterVec,
+    /// `openwebui_llm_spend_total{user,model}`: tokens × `[pricing]` prices, in the configured
+    /// currency (named in the help).
+    pub llm_spend: CounterVec,
+    /// `openwebui_llm_unpriced_tokens_total{model}`: tokens of models without a price.
+    pub unpriced_tokens: IntCounterVec,
     /// `openwebui_chat_completions_without_usage_total{user,model,source}`: answers that
     /// carried no token counts, so `llm_tokens` misses their tokens.
     pub completions_without_usage: IntCounterVec,
@@ -64,8 +69,9 @@ pub struct OpenWebuiMetrics {
 }
 
 impl OpenWebuiMetrics {
-    /// Registers every family; labelled series appear as traffic creates them.
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+    /// Registers every family; labelled series appear as traffic creates them. `currency`
+    /// (ISO 4217) is named in the spend family's help.
+    pub fn register(registry: &Registry, currency: &str) -> prometheus::Result<Self> {
         let counter = |name: &str, help: &str, labels: &[&str]| {
             register(registry, IntCounterVec::new(Opts::new(name, help), labels)?)
         };
@@ -132,6 +138,23 @@ impl OpenWebuiMetrics {
                 "openwebui_llm_token_details_total",
                 "Parts of openwebui_llm_tokens_total, by user, model, kind and source: kind cached_input is the part of direction=input read from a prompt cache, kind reasoning the part of direction=output spent reasoning. Already included in the totals: never add them to openwebui_llm_tokens_total.",
                 &["user", "model", "kind", "source"],
+            )?,
+            llm_spend: register(
+                registry,
+                CounterVec::new(
+                    Opts::new(
+                        "openwebui_llm_spend_total",
+                        format!(
+                            "What users' tokens cost, in {currency} (pricing.currency), by user and model: every answer's input, cached input, cache writes, output and reasoning tokens times the model's [pricing] price for each. Models without a price are in openwebui_llm_unpriced_tokens_total, not here."
+                        ),
+                    ),
+                    &["user", "model"],
+                )?,
+            )?,
+            unpriced_tokens: counter(
+                "openwebui_llm_unpriced_tokens_total",
+                "Tokens (input and output) of answers whose model has no price in [pricing]: their cost is missing from openwebui_llm_spend_total.",
+                &["model"],
             )?,
             completions_without_usage: counter(
                 "openwebui_chat_completions_without_usage_total",
@@ -204,7 +227,7 @@ mod tests {
     #[test]
     fn registers_every_family_once() {
         let registry = Registry::new();
-        let m = OpenWebuiMetrics::register(&registry).unwrap();
+        let m = OpenWebuiMetrics::register(&registry, "USD").unwrap();
         m.http_requests
             .with_label_values(&["GET", "/api/config", "200"])
             .inc();
@@ -225,6 +248,8 @@ mod tests {
         m.llm_token_details
             .with_label_values(&["u", "m", "cached_input", "http"])
             .inc();
+        m.llm_spend.with_label_values(&["u", "m"]).inc_by(0.5);
+        m.unpriced_tokens.with_label_values(&["m"]).inc();
         m.completions_without_usage
             .with_label_values(&["u", "m", "http"])
             .inc();
@@ -243,9 +268,9 @@ mod tests {
             .iter()
             .map(|f| f.name().to_string())
             .collect();
-        assert_eq!(names.len(), 17, "{names:?}");
+        assert_eq!(names.len(), 19, "{names:?}");
         assert!(
-            OpenWebuiMetrics::register(&registry).is_err(),
+            OpenWebuiMetrics::register(&registry, "USD").is_err(),
             "double registration is refused"
         );
         let buckets = DURATION_BUCKETS.last().copied();

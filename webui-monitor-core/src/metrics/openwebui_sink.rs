@@ -5,6 +5,10 @@
 //! `max_api_key_info`. Models arrive bounded from attribution. Every label handle is created
 //! once and cached (per route and status, per auth result, per user and model), so a fact about
 //! a known series costs lookups and an atomic add, never an allocation.
+//!
+//! Spend is priced here, from each answer's [`Fact::Usage`] and the [`Prices`] table: its
+//! series are per user, so they share the user table's cap, `other` bucket and expiry with
+//! the user's token series (a separate sink would keep a second, disagreeing user table).
 use std::sync::Arc;
 
 use prometheus::{Histogram, IntCounter};
@@ -13,12 +17,16 @@ use super::{
     openwebui::OpenWebuiMetrics,
     user_series::{CompletionKey, TokenKey, UserLimits, UserTable},
 };
-use crate::openwebui::{
-    Directory, Fingerprint, SemanticsConfig, UserRecord,
-    fact::{Fact, FactSink, Signal},
-    fast_map::FastMap,
-    identity::UserRef,
-    labels::{AuthResult, Client, status_label},
+use crate::{
+    openwebui::{
+        Directory, Fingerprint, SemanticsConfig, UserRecord,
+        fact::{Fact, FactSink, Model, Signal},
+        fast_map::FastMap,
+        identity::UserRef,
+        labels::{AuthResult, Client, status_label},
+    },
+    pricing::{ModelPrice, Prices},
+    usage::Usage,
 };
 
 /// Per-request label handles, keyed by (method, route, status).
@@ -47,13 +55,16 @@ pub struct PrometheusSink {
     signal_counters: [[Option<IntCounter>; 4]; 2],
     /// Fingerprint → the user label exported with it.
     api_keys_exported: FastMap<Fingerprint, Box<str>>,
+    prices: Arc<Prices>,
+    /// Each model's price by model id, looked up once (`None` inside: unpriced).
+    model_prices: Vec<Option<Option<ModelPrice>>>,
     pub counters: SinkCounters,
 }
 
 impl PrometheusSink {
     /// The sink's caps (`max_users`, `user_ttl_secs`, `max_user_id_len`, `max_api_key_info`)
-    /// and `export_user_info` come from `config`.
-    pub fn new(metrics: OpenWebuiMetrics, config: &SemanticsConfig) -> Self {
+    /// and `export_user_info` come from `config`; spend is priced from `prices`.
+    pub fn new(metrics: OpenWebuiMetrics, config: &SemanticsConfig, prices: Arc<Prices>) -> Self {
         Self {
             metrics,
             users: UserTable::new(UserLimits {
@@ -68,6 +79,8 @@ impl PrometheusSink {
             auth_results: FastMap::default(),
             signal_counters: Default::default(),
             api_keys_exported: FastMap::default(),
+            prices,
+            model_prices: Vec::new(),
             counters: SinkCounters::default(),
         }
     }
@@ -76,7 +89,9 @@ impl PrometheusSink {
     /// `max_api_key_info`, and whether account details are exported (turned off, every
     /// `openwebui_user_info` series goes; turned on, they come from the current snapshot).
     /// Tracked users and exported series are kept.
-    pub fn reconfigure(&mut self, config: &SemanticsConfig) {
+    pub fn reconfigure(&mut self, config: &SemanticsConfig, prices: Arc<Prices>) {
+        self.prices = prices;
+        self.model_prices.clear();
         self.users.set_limits(UserLimits {
             max_users: config.max_users,
             ttl_secs: config.user_ttl_secs,
@@ -240,12 +255,38 @@ impl PrometheusSink {
                 .with_label_values(&[model.name])
                 .observe(seconds),
             Fact::LimitHit(limit) => self.limit_hit(limit.as_str()),
+            Fact::Usage {
+                user, model, usage, ..
+            } => self.spend(user, model, &usage),
+            // Its parts are already counted: `Request`, `Completion`, `Tokens`.
+            Fact::ModelCall { .. } => {}
             Fact::Tick { now } => {
                 let dropped = self.users.expire(now, &self.metrics);
                 self.metrics.users_evicted.inc_by(dropped as u64);
             }
         }
         self.metrics.tracked_users.set(self.users.len() as f64);
+    }
+
+    /// Adds what `usage` cost to the user's spend, or its tokens to the unpriced count.
+    fn spend(&mut self, user: UserRef<'_>, model: Model<'_>, usage: &Usage) {
+        let i = model.id as usize;
+        if self.model_prices.len() <= i {
+            self.model_prices.resize(i + 1, None);
+        }
+        let prices = &self.prices;
+        let price = *self.model_prices[i].get_or_insert_with(|| prices.get(model.name).copied());
+        let m = &self.metrics;
+        match price {
+            Some(price) => {
+                let entry = self.users.entry(user, m, no_info);
+                entry.spend(m, model).inc_by(price.cost(usage));
+            }
+            None => m
+                .unpriced_tokens
+                .with_label_values(&[model.name])
+                .inc_by(usage.input.saturating_add(usage.output)),
+        }
     }
 
     fn export_api_key(&mut self, fp: Fingerprint, user: UserRef<'_>) {

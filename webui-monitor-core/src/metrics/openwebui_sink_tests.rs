@@ -12,6 +12,7 @@ use crate::{
     openwebui::{
         Attributor, Directory, SemanticsConfig, UserRecord, jwt::JwtSecret, test_exchanges::*,
     },
+    pricing::{ModelPrice, Prices},
     secret::Secret,
     segment::{ConnectionKey, Timestamp},
     websocket::SocketEvent,
@@ -25,9 +26,12 @@ struct Fixture {
 
 impl Fixture {
     fn new(config: SemanticsConfig, secret: bool) -> Self {
+        Self::priced(config, secret, Prices::new("USD"))
+    }
+    fn priced(config: SemanticsConfig, secret: bool, prices: Prices) -> Self {
         let registry = Registry::new();
-        let metrics = OpenWebuiMetrics::register(&registry).unwrap();
-        let sink = PrometheusSink::new(metrics, &config);
+        let metrics = OpenWebuiMetrics::register(&registry, &prices.currency).unwrap();
+        let sink = PrometheusSink::new(metrics, &config, Arc::new(prices));
         let secret = secret.then(|| JwtSecret::new(SECRET));
         let a = Attributor::new(config, secret.as_ref());
         Self { registry, a, sink }
@@ -151,10 +155,11 @@ fn api_keys_known_unknown_and_without_database() {
     assert_eq!(f.auth("unverified"), 1.0);
     assert_eq!(f.auth("verified"), 1.0);
     assert_eq!(f.auth("unknown_api_key"), 1.0);
-    // Fingerprints only; the owner label follows the database once loaded.
+    // Fingerprints only; the owner label follows the database once loaded. The unknown key
+    // Open WebUI refused is not exported.
     assert_eq!(
         s.label_values("openwebui_api_key_info", "key"),
-        ["46e99b8fcc3f", "8acd31c3c56e"]
+        ["46e99b8fcc3f"]
     );
     assert_eq!(
         s.sum(
@@ -543,9 +548,10 @@ fn reconfigured_user_info_export_follows_the_current_snapshot() {
         export_user_info: true,
         ..Default::default()
     };
-    f.sink.reconfigure(&on);
+    let prices = || Arc::new(Prices::new("USD"));
+    f.sink.reconfigure(&on, prices());
     assert_eq!(emails(&f), ["alice@example.com"]);
-    f.sink.reconfigure(&SemanticsConfig::default());
+    f.sink.reconfigure(&SemanticsConfig::default(), prices());
     assert!(emails(&f).is_empty());
 }
 
@@ -564,6 +570,7 @@ fn completions_by_api_and_token_details() {
         output: 12,
         cached_input: 8,
         reasoning: 5,
+        cache_write_input: 0,
     };
     for (path, dt) in [
         ("/api/v1/messages", 0),
@@ -612,6 +619,109 @@ fn completions_by_api_and_token_details() {
     assert!(
         f.samples()
             .label_values("openwebui_llm_token_details_total", "user")
+            .is_empty()
+    );
+}
+
+/// Spend is every part of an answer's usage times its price, per user and model, on both
+/// sources; a model without a price adds its tokens to the unpriced count and no spend; a
+/// user's spend leaves with their other series; new prices apply from SIGHUP on.
+#[test]
+fn spend_is_tokens_times_prices_and_unpriced_models_are_counted() {
+    let mut prices = Prices::new("EUR");
+    prices.insert(
+        "mock-gpt",
+        ModelPrice {
+            input: 2.0,
+            output: 8.0,
+            cached_input: Some(0.5),
+            cache_write_input: Some(2.5),
+            reasoning: Some(10.0),
+        },
+    );
+    prices.alias("mock-gpt-team", "mock-gpt");
+    let config = SemanticsConfig {
+        user_ttl_secs: 100,
+        ..Default::default()
+    };
+    let mut f = Fixture::priced(config.clone(), true, prices);
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    let usage = crate::usage::Usage {
+        input: 1_000,
+        output: 500,
+        cached_input: 200,
+        reasoning: 100,
+        cache_write_input: 300,
+    };
+    for (model, dt) in [("mock-gpt", 0), ("mock-gpt-team", 1), ("free-model", 2)] {
+        let mut ex = streamed(bearer(completion(model, None, None, dt), &token));
+        ex.response_fields.usage = Some(usage);
+        f.exchange(&ex);
+    }
+    // (500 × 2 + 200 × 0.5 + 300 × 2.5 + 400 × 8 + 100 × 10) / 1e6 = 0.00605
+    let one = 0.006_05;
+    let s = f.samples();
+    let spend = |model| {
+        s.sum(
+            "openwebui_llm_spend_total",
+            &[("user", ALICE), ("model", model)],
+        )
+    };
+    assert!(
+        (spend("mock-gpt") - one).abs() < 1e-12,
+        "{}",
+        spend("mock-gpt")
+    );
+    assert!((spend("mock-gpt-team") - one).abs() < 1e-12);
+    assert_eq!(spend("free-model"), 0.0);
+    assert_eq!(
+        s.label_values("openwebui_llm_spend_total", "model"),
+        ["mock-gpt", "mock-gpt-team"]
+    );
+    assert_eq!(
+        s.sum(
+            "openwebui_llm_unpriced_tokens_total",
+            &[("model", "free-model")]
+        ),
+        1_500.0
+    );
+    assert_eq!(s.sum("openwebui_llm_unpriced_tokens_total", &[]), 1_500.0);
+    let help = f
+        .registry
+        .gather()
+        .into_iter()
+        .find(|m| m.name() == "openwebui_llm_spend_total")
+        .map(|m| m.help().to_owned())
+        .unwrap();
+    assert!(
+        help.starts_with("What users' tokens cost, in EUR (pricing.currency)"),
+        "{help}"
+    );
+
+    // New prices: the free model now costs 1 per million of everything.
+    let mut cheaper = Prices::new("EUR");
+    cheaper.insert(
+        "free-model",
+        ModelPrice {
+            input: 1.0,
+            output: 1.0,
+            ..ModelPrice::default()
+        },
+    );
+    f.sink.reconfigure(&config, Arc::new(cheaper));
+    let mut ex = streamed(bearer(completion("free-model", None, None, 3), &token));
+    ex.response_fields.usage = Some(usage);
+    f.exchange(&ex);
+    let s = f.samples();
+    assert!(
+        (s.sum("openwebui_llm_spend_total", &[("model", "free-model")]) - 0.0015).abs() < 1e-12
+    );
+    assert_eq!(s.sum("openwebui_llm_unpriced_tokens_total", &[]), 1_500.0);
+
+    f.tick(at(NOW + 200));
+    assert!(
+        f.samples()
+            .label_values("openwebui_llm_spend_total", "user")
             .is_empty()
     );
 }

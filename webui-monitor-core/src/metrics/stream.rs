@@ -3,11 +3,12 @@
 //!
 //! The engine keeps plain integer counters (sans-IO, no Prometheus in the hot path);
 //! [`StreamMetrics::update`] copies them into the registry, e.g. before each scrape.
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use super::util::{advance, counter, counter_vec, gauge, set_count};
 use crate::{
     http::HttpCounters,
+    memory::Holder,
     pcap::SkipReason,
     pipeline::Pipeline,
     reassembly::{CapKind, CloseReason},
@@ -30,6 +31,8 @@ pub struct StreamMetrics {
     bytes_before_start: IntCounter,
     connections_active: IntGauge,
     buffered_bytes: IntGauge,
+    memory_held: IntGaugeVec,
+    memory_refused: IntCounterVec,
     http_events: IntCounterVec,
     pcap_packets: IntCounter,
     pcap_skipped: IntCounterVec,
@@ -49,6 +52,9 @@ fn http_counter_values(c: &HttpCounters) -> impl Iterator<Item = (&'static str, 
         stream_gaps,
         decode_errors,
         decode_capped,
+        decode_over_budget,
+        decode_memory_refused,
+        request_bodies_unread,
         json_truncated,
         paths_truncated,
         interim_responses,
@@ -70,6 +76,9 @@ fn http_counter_values(c: &HttpCounters) -> impl Iterator<Item = (&'static str, 
         ("stream_gaps", *stream_gaps),
         ("decode_errors", *decode_errors),
         ("decode_capped", *decode_capped),
+        ("decode_over_budget", *decode_over_budget),
+        ("decode_memory_refused", *decode_memory_refused),
+        ("request_bodies_unread", *request_bodies_unread),
         ("json_truncated", *json_truncated),
         ("paths_truncated", *paths_truncated),
         ("interim_responses", *interim_responses),
@@ -169,6 +178,22 @@ impl StreamMetrics {
                 "webui_monitor_reassembly_buffered_bytes",
                 "Bytes currently held back waiting for holes to fill.",
             )?,
+            memory_held: super::util::register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "webui_monitor_memory_held_bytes",
+                        "Bytes held under the pipeline's memory budget (memory.max_held_bytes), by holder: http_decoder (decompression windows), websocket_message (messages being assembled). Reassembly's buffers are webui_monitor_reassembly_buffered_bytes.",
+                    ),
+                    &["holder"],
+                )?,
+            )?,
+            memory_refused: counter_vec(
+                registry,
+                "webui_monitor_memory_refused_total",
+                "Requests for memory the budget refused, by holder: a compressed body not decoded, a WebSocket message cut.",
+                &["holder"],
+            )?,
             http_events: counter_vec(
                 registry,
                 "webui_monitor_http_parse_events_total",
@@ -199,6 +224,10 @@ impl StreamMetrics {
         }
         for (event, _) in http_counter_values(&HttpCounters::default()) {
             m.http_events.with_label_values(&[event]);
+        }
+        for holder in Holder::ALL {
+            m.memory_held.with_label_values(&[holder.as_str()]);
+            m.memory_refused.with_label_values(&[holder.as_str()]);
         }
         Ok(m)
     }
@@ -235,6 +264,16 @@ impl StreamMetrics {
         advance(&self.bytes_before_start, c.bytes_before_start);
         set_count(&self.connections_active, pipeline.active_connections());
         set_count(&self.buffered_bytes, pipeline.buffered_bytes());
+        let memory = pipeline.memory();
+        for holder in Holder::ALL {
+            let label = [holder.as_str()];
+            let held = i64::try_from(memory.held(holder)).unwrap_or(i64::MAX);
+            self.memory_held.with_label_values(&label).set(held);
+            advance(
+                &self.memory_refused.with_label_values(&label),
+                memory.refused(holder),
+            );
+        }
         for (event, total) in http_counter_values(pipeline.http_counters()) {
             advance(&self.http_events.with_label_values(&[event]), total);
         }

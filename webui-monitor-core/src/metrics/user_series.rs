@@ -6,7 +6,7 @@
 //! their slot. The special values (`anonymous`, `invalid`, …) are always available and do not
 //! count against the cap. Both rules bound the exposition's cardinality, and with it the only
 //! per-user memory of the monitor (attribution keeps none; see `openwebui::fact`).
-use prometheus::{Gauge, IntCounter};
+use prometheus::{Counter, Gauge, IntCounter};
 
 use super::openwebui::OpenWebuiMetrics;
 use crate::{
@@ -83,6 +83,8 @@ pub(super) struct UserEntry {
     details: Vec<Series<(u32, TokenDetail, TokenSource)>>,
     /// `openwebui_chat_completions_without_usage_total` children by (model, source).
     without_usage: Vec<Series<(u32, TokenSource)>>,
+    /// `openwebui_llm_spend_total` children by model, with the model's name.
+    spend: Vec<(u32, Box<str>, Counter)>,
     /// Label values of `openwebui_user_info` when exported.
     info: Option<[Box<str>; 3]>,
 }
@@ -114,6 +116,7 @@ impl UserEntry {
             tokens: Vec::new(),
             details: Vec::new(),
             without_usage: Vec::new(),
+            spend: Vec::new(),
             info: None,
         }
     }
@@ -213,6 +216,19 @@ impl UserEntry {
         )
     }
 
+    /// The `openwebui_llm_spend_total` child of `model`.
+    pub(super) fn spend(&mut self, m: &OpenWebuiMetrics, model: Model<'_>) -> &Counter {
+        let i = match self.spend.iter().position(|(id, ..)| *id == model.id) {
+            Some(i) => i,
+            None => {
+                let counter = m.llm_spend.with_label_values(&[&self.label, model.name]);
+                self.spend.push((model.id, model.name.into(), counter));
+                self.spend.len() - 1
+            }
+        };
+        &self.spend[i].2
+    }
+
     /// Drop every series of this user.
     fn remove_series(&self, m: &OpenWebuiMetrics) {
         let l: &str = &self.label;
@@ -251,6 +267,9 @@ impl UserEntry {
             let _ =
                 m.completions_without_usage
                     .remove_label_values(&[l, &s.model, s.key.1.as_str()]);
+        }
+        for (_, model, _) in &self.spend {
+            let _ = m.llm_spend.remove_label_values(&[l, model]);
         }
         if let Some([name, email, role]) = &self.info {
             let _ = m.user_info.remove_label_values(&[l, name, email, role]);

@@ -36,7 +36,7 @@ mod socket;
 
 use self::{
     emit::{Emit, split},
-    identify::{identify, resolve_token},
+    identify::{Who, identify, resolve_token},
     joiner::{Deferred, Joiner},
     socket::{Full, Gone, Sockets},
 };
@@ -45,13 +45,14 @@ use super::{
     fact::{Fact, FactSink, Limit, Model, Signal, Signals, TokenDirection, TokenSource},
     identity::{OwnedUser, Special, UserRef},
     jwt::{JwtLimits, JwtSecret, JwtVerifier},
-    labels::{Auth, Client, ModelTable, StatusClass, method_label},
+    labels::{Auth, AuthResult, Client, MODEL_OTHER, ModelTable, StatusClass, method_label},
     route::{self, ApiKind},
 };
 use crate::{
     http::Exchange,
     pipeline::PipelineEvent,
     segment::{ConnectionKey, Timestamp},
+    usage::Usage,
     websocket::SocketEvent,
 };
 
@@ -118,6 +119,20 @@ pub struct SemanticsCounters {
     pub session_mismatches: u64,
     pub pending_answers_dropped: u64,
     pub sockets_dropped: u64,
+    /// `user-join` events whose token names no user (forged, expired, malformed): ignored,
+    /// as Open WebUI ignores them.
+    pub ignored_user_joins: u64,
+    /// Model names of requests Open WebUI did not accept (not 2xx, or a failed credential)
+    /// that were labelled `other` instead of entering the model table.
+    pub untrusted_models: u64,
+}
+
+/// Who made a model call, and whether Open WebUI accepted it (2xx, credential not failed).
+#[derive(Debug, Clone, Copy)]
+struct Caller {
+    auth: Auth,
+    client: Client,
+    accepted: bool,
 }
 
 /// The labels of one chat completion, with its model interned.
@@ -264,28 +279,58 @@ impl Attributor {
             method,
             route,
             status: ex.status,
-            duration: resp.map(|r| r.last_byte.seconds_since(ex.request.first_byte)),
+            duration: exchange_duration(ex),
             request_bytes: ex.request.header_bytes + ex.request.body_wire_bytes,
             response_bytes: resp.map_or(0, |r| r.header_bytes + r.body_wire_bytes),
             connection: ex.connection,
             user_agent: h.user_agent.as_deref(),
+            forwarded_for: h.forwarded_for.as_deref(),
+            real_ip: h.real_ip.as_deref(),
             at: now,
         });
-        if let Some(fingerprint) = id.api_key {
+        // A key enters `openwebui_api_key_info` only once its owner is known (the database has
+        // it) or Open WebUI accepted it: junk `sk-` keys cannot fill the exported slots.
+        let accepted = matches!(ex.status, Some(200..=299)) && !id.result.failed();
+        if let Some(fingerprint) = id.api_key
+            && (id.result == AuthResult::Verified || accepted)
+        {
             sink.fact(Fact::ApiKeySeen { fingerprint, user });
         }
 
         if completion {
-            self.on_completion(ex, route, user, id.auth, client, sink);
+            let caller = Caller {
+                auth: id.auth,
+                client,
+                accepted,
+            };
+            self.on_completion(ex, route, user, caller, sink);
         } else if route::is_embedding(method, route) {
-            self.on_embedding(ex, user, sink);
+            self.on_embedding(ex, user, accepted, sink);
         }
         if ex.upgraded {
             self.open_socket(ex.connection, user.into(), now, sink);
         }
     }
 
-    fn intern_model(&mut self, model: Option<&str>, sink: &mut (impl FactSink + ?Sized)) -> u32 {
+    /// The id of `model`. A name not in the table yet enters it only from a request Open
+    /// WebUI `accepted` (2xx, credential not failed), which proves the model exists; any other
+    /// new name is `other`, so requests Open WebUI refused cannot fill the table.
+    fn intern_model(
+        &mut self,
+        model: Option<&str>,
+        accepted: bool,
+        sink: &mut (impl FactSink + ?Sized),
+    ) -> u32 {
+        if !accepted {
+            return match self.models.known(model) {
+                Some(id) => id,
+                None => {
+                    self.counters.untrusted_models += 1;
+                    sink.fact(Fact::LimitHit(Limit::UntrustedModel));
+                    MODEL_OTHER
+                }
+            };
+        }
         let folded = self.models.folded;
         let model = self.models.id(model);
         if self.models.folded != folded {
@@ -299,14 +344,18 @@ impl Attributor {
         ex: &Exchange,
         route: &str,
         user: UserRef<'_>,
-        auth: Auth,
-        client: Client,
+        Caller {
+            auth,
+            client,
+            accepted,
+        }: Caller,
         sink: &mut (impl FactSink + ?Sized),
     ) {
-        let model = self.intern_model(ex.request_fields.model.as_deref(), sink);
+        let model = self.intern_model(ex.request_fields.model.as_deref(), accepted, sink);
+        let api = route::api_kind(method_label(&ex.method), route);
         let labels = CompletionLabels {
             model,
-            api: route::api_kind(method_label(&ex.method), route),
+            api,
             auth,
             client,
             stream: ex
@@ -332,7 +381,7 @@ impl Attributor {
             emit.completion(user, labels);
         }
         match (ok, ex.response_fields.usage) {
-            (true, Some(usage)) => emit.tokens(user, model, TokenSource::Http, usage),
+            (true, Some(usage)) => emit.tokens(user, model, api, TokenSource::Http, usage),
             (true, None) if answered_whole(ex) => {
                 let model = emit.model(model);
                 emit.sink.fact(Fact::CompletionWithoutUsage {
@@ -358,6 +407,17 @@ impl Attributor {
                 emit.step(s)
             });
         }
+        // A web-UI answer with a session goes to its socket: this exchange only acknowledges.
+        let on_socket = client == Client::Webui && session.is_some();
+        let model = emit.model(model);
+        emit.sink.fact(Fact::ModelCall {
+            user,
+            model,
+            api,
+            status: ex.status,
+            duration: exchange_duration(ex).filter(|_| !on_socket),
+            usage: ex.response_fields.usage.filter(|_| ok),
+        });
     }
 
     /// An embedding request: its input tokens, under the model it names (embeddings produce
@@ -366,21 +426,43 @@ impl Attributor {
         &mut self,
         ex: &Exchange,
         user: UserRef<'_>,
+        accepted: bool,
         sink: &mut (impl FactSink + ?Sized),
     ) {
-        let (Some(200..=299), Some(usage)) = (ex.status, ex.response_fields.usage) else {
-            return;
+        let id = self.intern_model(ex.request_fields.model.as_deref(), accepted, sink);
+        let model = Model {
+            id,
+            name: self.models.name(id),
         };
-        let id = self.intern_model(ex.request_fields.model.as_deref(), sink);
-        sink.fact(Fact::Tokens {
+        let usage = match (ex.status, ex.response_fields.usage) {
+            (Some(200..=299), Some(usage)) => Some(Usage::io(usage.input, 0)),
+            _ => None,
+        };
+        let api = ApiKind::Embeddings;
+        if let Some(usage) = usage {
+            let source = TokenSource::Http;
+            sink.fact(Fact::Tokens {
+                user,
+                model,
+                direction: TokenDirection::Input,
+                source,
+                count: usage.input,
+            });
+            sink.fact(Fact::Usage {
+                user,
+                model,
+                api,
+                source,
+                usage,
+            });
+        }
+        sink.fact(Fact::ModelCall {
             user,
-            model: Model {
-                id,
-                name: self.models.name(id),
-            },
-            direction: TokenDirection::Input,
-            source: TokenSource::Http,
-            count: usage.input,
+            model,
+            api,
+            status: ex.status,
+            duration: exchange_duration(ex),
+            usage,
         });
     }
 
@@ -436,8 +518,12 @@ impl Attributor {
         match event {
             SocketEvent::Connected { sid, .. } => sockets.connected(connection, sid),
             SocketEvent::UserJoin { token, ts } => {
-                let (who, _) = resolve_token(&mut self.verifier, token.expose(), *ts, false);
-                socket.user = who.as_ref().into();
+                // Open WebUI's `user-join` handler ignores a token that does not decode to a
+                // user: the socket keeps whoever it was, and so do its answers.
+                match resolve_token(&mut self.verifier, token.expose(), *ts, false) {
+                    (who @ Who::Claimed(_), _) => socket.user = who.as_ref().into(),
+                    _ => emit.counters.ignored_user_joins += 1,
+                }
             }
             SocketEvent::Undecodable { .. } => {
                 socket.undecodable = true;
@@ -507,6 +593,12 @@ impl Attributor {
 
 /// A socket is gone: settle its answers' deferred completions (as done if it stopped decoding,
 /// since nothing more would have come; else as incomplete).
+/// The request's first byte to the response's last, in seconds (no response: `None`).
+fn exchange_duration(ex: &Exchange) -> Option<f64> {
+    let r = ex.response.as_ref()?;
+    Some(r.last_byte.seconds_since(ex.request.first_byte))
+}
+
 fn settle<S: FactSink + ?Sized>(joiner: &mut Joiner, gone: Gone, emit: &mut Emit<'_, S>) {
     if let Some(sid) = &gone.sid {
         joiner.settle_session(sid, gone.undecodable, &mut |s| emit.step(s));

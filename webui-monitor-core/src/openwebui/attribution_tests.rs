@@ -8,6 +8,7 @@ use super::{
     identity::UserRef,
     jwt::JwtSecret,
     labels::{Auth, AuthResult, Client, StatusClass},
+    route::ApiKind,
     test_exchanges::*,
 };
 use crate::{
@@ -102,8 +103,10 @@ enum Rec {
 struct Recorder(Vec<Rec>);
 
 impl FactSink for Recorder {
+    /// `Usage` and `ModelCall` repeat what the other facts say; `model_call_facts` checks them.
     fn fact(&mut self, fact: Fact<'_>) {
         self.0.push(match fact {
+            Fact::Usage { .. } | Fact::ModelCall { .. } => return,
             Fact::Directory(_) => Rec::Directory,
             Fact::Request {
                 user,
@@ -383,12 +386,12 @@ fn api_keys_known_unknown_and_without_database() {
             _ => None,
         })
         .collect();
+    // The key refused with 401 is not exported: junk keys cannot fill the slots.
     assert_eq!(
         keys,
         [
             ("46e99b8fcc3f", "unresolved_api_key"),
             ("46e99b8fcc3f", ALICE),
-            ("8acd31c3c56e", "unknown_api_key"),
         ]
     );
 }
@@ -470,6 +473,10 @@ fn model_label_is_bounded_and_tokens_need_2xx() {
             ("other", Client::Api, true, StatusClass::ServerError),
         ]
     );
+    // A failed call cannot bring a new model name in (it would not even fit here).
+    assert!(f.rec.0.contains(&Rec::LimitHit(Limit::UntrustedModel)));
+    f.exchange(&bearer(completion("gpt-y", None, None, 2), &token));
+    assert_eq!(f.completions()[2].model, "other");
     assert!(f.rec.0.contains(&Rec::LimitHit(Limit::MaxModels)));
     assert_eq!(f.tokens(|t| t.direction == TokenDirection::Input), 4);
     assert_eq!(
@@ -646,8 +653,10 @@ fn webui_completion_without_decoded_socket_counts_at_once() {
     assert_eq!(counted, [(Client::Webui, StatusClass::Success)]);
 }
 
+/// Open WebUI ignores a `user-join` whose token names no user: a forged join neither gives a
+/// socket an identity nor takes its user's answers away.
 #[test]
-fn forged_user_join_makes_the_socket_invalid() {
+fn forged_user_join_changes_no_socket_user() {
     let mut f = Fixture::with_secret();
     let forged = session_token(ALICE, NOW - 60, b"nope");
     f.open_socket(&forged);
@@ -657,11 +666,63 @@ fn forged_user_join_makes_the_socket_invalid() {
         &token,
     ));
     f.socket(conn(56146), &ws_usage(MSG, usage(6, 19), true, NOW + 3));
+    // The upgrade carried no credential and the join was ignored: still anonymous.
     assert_eq!(
-        f.tokens(|t| t.user == "invalid" && t.source == TokenSource::Websocket),
+        f.tokens(|t| t.user == "anonymous" && t.source == TokenSource::Websocket),
         25
     );
-    assert_eq!(f.tokens(|t| t.user == ALICE), 0);
+
+    let mut f = Fixture::with_secret();
+    f.open_socket(&token);
+    let expired = session_token(ALICE, NOW - 60, SECRET).replace('.', ".x");
+    let join = SocketEvent::UserJoin {
+        token: Secret::new(expired.as_bytes()),
+        ts: at(NOW + 1),
+    };
+    f.socket(conn(56146), &join);
+    f.socket(conn(56146), &join);
+    f.exchange(&bearer(
+        completion("mock-gpt", Some(SID), Some(MSG), 2),
+        &token,
+    ));
+    f.socket(conn(56146), &ws_usage(MSG, usage(6, 19), true, NOW + 3));
+    assert_eq!(
+        f.tokens(|t| t.user == ALICE && t.source == TokenSource::Websocket),
+        25
+    );
+    assert_eq!(f.tokens(|t| t.user == "invalid"), 0);
+    assert_eq!(f.a.counters.ignored_user_joins, 2);
+}
+
+/// 300 model names from requests Open WebUI refused (anonymous 401s, a forged token, a 404
+/// for a model it does not have) leave the model table to the models it served.
+#[test]
+fn refused_requests_cannot_poison_the_model_table() {
+    let config = SemanticsConfig {
+        max_models: 3,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    let forged = session_token(ALICE, NOW - 60, b"nope");
+    for i in 0..300 {
+        let mut junk = completion(&format!("junk-{i}"), None, None, 0);
+        junk.status = Some([401, 404, 200][i % 3]);
+        if i % 3 == 1 {
+            junk = bearer(junk, &token);
+        } else if i % 3 == 2 {
+            junk = bearer(junk, &forged);
+        }
+        f.exchange(&junk);
+    }
+    assert_eq!(f.a.counters.untrusted_models, 300);
+    for (dt, model) in [(1, "mock-gpt"), (2, "mock-claude"), (3, "mock-gpt")] {
+        f.exchange(&streamed(bearer(completion(model, None, None, dt), &token)));
+    }
+    let models: Vec<_> = f.completions().iter().map(|c| c.model.clone()).collect();
+    assert_eq!(models.iter().filter(|m| *m == "other").count(), 300);
+    assert_eq!(models[300..], ["mock-gpt", "mock-claude", "mock-gpt"]);
+    assert!(!f.rec.0.contains(&Rec::LimitHit(Limit::MaxModels)));
 }
 
 #[test]
@@ -860,4 +921,98 @@ fn embedding_tokens_count_as_input_of_their_model() {
     )));
     assert!(f.completions().is_empty());
     assert!(f.without_usage().is_empty());
+}
+
+/// What a model call's closing facts carry: the answer's whole usage after its tokens, then
+/// one `ModelCall` per exchange to a model route — failed calls and embeddings included — as
+/// the exchange's last fact; a web-UI answer that goes to its socket has no HTTP duration.
+#[test]
+fn usage_and_model_call_close_each_model_exchange() {
+    type Seen = (
+        &'static str,
+        String,
+        ApiKind,
+        Option<u16>,
+        Option<f64>,
+        Option<Usage>,
+    );
+    let mut a = Attributor::new(SemanticsConfig::default(), Some(&JwtSecret::new(SECRET)));
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    let mut seen: Vec<Seen> = Vec::new();
+    let mut sink = |fact: Fact<'_>| match fact {
+        Fact::Request { .. } => {
+            seen.push(("request", String::new(), ApiKind::Other, None, None, None))
+        }
+        Fact::Usage {
+            model, api, usage, ..
+        } => seen.push(("usage", model.name.into(), api, None, None, Some(usage))),
+        Fact::ModelCall {
+            model,
+            api,
+            status,
+            duration,
+            usage,
+            ..
+        } => seen.push(("call", model.name.into(), api, status, duration, usage)),
+        _ => {}
+    };
+    let mut answered = streamed(bearer(completion("mock-gpt", None, None, 0), &token));
+    answered.response.as_mut().unwrap().last_byte = at(NOW + 2);
+    a.on_exchange(&answered, &mut sink);
+    let mut failed = bearer(completion("mock-gpt", None, None, 3), &token);
+    failed.status = Some(502);
+    a.on_exchange(&failed, &mut sink);
+    let mut embed = bearer(request("/api/embeddings", 200, 4), &token);
+    embed.method = "POST".into();
+    embed.request_fields.model = Some("mock-embed".into());
+    embed.response_fields.usage = Some(Usage::io(9, 0));
+    a.on_exchange(&embed, &mut sink);
+    let webui = cookie(completion("mock-gpt", Some(SID), Some(MSG), 5), &token);
+    a.on_exchange(&webui, &mut sink);
+    let chat = ApiKind::ChatCompletion;
+    let emb = ApiKind::Embeddings;
+    let none = ApiKind::Other;
+    assert_eq!(
+        seen,
+        [
+            ("request", String::new(), none, None, None, None),
+            (
+                "usage",
+                "mock-gpt".into(),
+                chat,
+                None,
+                None,
+                Some(usage(4, 17))
+            ),
+            (
+                "call",
+                "mock-gpt".into(),
+                chat,
+                Some(200),
+                Some(2.0),
+                Some(usage(4, 17))
+            ),
+            ("request", String::new(), none, None, None, None),
+            ("call", "mock-gpt".into(), chat, Some(502), Some(0.0), None),
+            ("request", String::new(), none, None, None, None),
+            (
+                "usage",
+                "mock-embed".into(),
+                emb,
+                None,
+                None,
+                Some(usage(9, 0))
+            ),
+            (
+                "call",
+                "mock-embed".into(),
+                emb,
+                Some(200),
+                Some(0.0),
+                Some(usage(9, 0))
+            ),
+            ("request", String::new(), none, None, None, None),
+            ("call", "mock-gpt".into(), chat, Some(200), None, None),
+        ]
+    );
 }

@@ -3,9 +3,9 @@
 //! The [`Attributor`](super::Attributor) decides *who* did *what*: which user (an id, never a
 //! label value), with which credential, from which client, to which route and model, with how
 //! many tokens. It keeps no metric and no per-user state. A sink decides what a fact is worth:
-//! `metrics::PrometheusSink` turns facts into the `openwebui_*` families; a spend counter
-//! (tokens × prices), OpenTelemetry GenAI histograms or an audit trail of scripted completions
-//! are further sinks over the same facts.
+//! `metrics::PrometheusSink` turns facts into the `openwebui_*` families (spend per user
+//! included, priced from [`Fact::Usage`]); `metrics::GenAiSink` into the OpenTelemetry GenAI
+//! histograms; an audit trail of scripted completions is a further sink over the same facts.
 //!
 //! # Order
 //!
@@ -14,8 +14,9 @@
 //! exchange has exactly one), then [`Fact::ApiKeySeen`] if an API key was used, then — for a
 //! chat completion — [`Fact::UserSeen`] with [`Fact::Completion`] (unless deferred, below),
 //! [`Fact::Tokens`] (input, then output, then any [`Fact::TokenDetail`]) or
-//! [`Fact::CompletionWithoutUsage`], and
-//! [`Fact::FirstToken`]. A web-UI completion's facts may instead come during a later call: its
+//! [`Fact::CompletionWithoutUsage`], then [`Fact::Usage`] when there were tokens,
+//! [`Fact::FirstToken`], and last [`Fact::ModelCall`] (also for an embedding, after its
+//! [`Fact::Tokens`] and [`Fact::Usage`]). A web-UI completion's facts may instead come during a later call: its
 //! [`Fact::Completion`] when its answer reports `done` on the socket (or settles as
 //! [`StatusClass::Incomplete`]), its socket-side [`Fact::Tokens`] when usage and request are
 //! joined, in whichever order they arrive. [`Fact::Tick`] ends every sweep of idle state; a
@@ -26,11 +27,11 @@
 //!
 //! A sink is called once per fact, on the attributor's thread, and should cost what a metric
 //! update costs: no allocation for a series it has seen, no I/O (a sink that writes, such as an
-//! audit trail, queues and lets the shell write). Spend per user is a sink over
-//! [`Fact::Tokens`] (count × the model's price per direction); GenAI histograms observe
-//! [`Fact::Tokens`] and [`Fact::Request`] durations; an audit trail of scripted use keeps the
-//! [`Fact::Request`] of an exchange (auth, client, route, user agent, connection) and writes it
-//! with the [`Fact::Completion`] and [`Fact::Tokens`] that follow it in the same call.
+//! audit trail, queues and lets the shell write). Spend per user prices [`Fact::Usage`] (each
+//! part × the model's price for it); GenAI histograms observe [`Fact::Usage`] and
+//! [`Fact::ModelCall`] durations; an audit trail of scripted use keeps the
+//! [`Fact::Request`] of an exchange (auth, client, route, user agent, connection, proxy
+//! headers) and writes it with the [`Fact::ModelCall`] that ends the same exchange.
 //!
 //! # Identity and labels
 //!
@@ -51,7 +52,10 @@ use super::{
     labels::{Auth, AuthResult, Client, StatusClass},
     route::ApiKind,
 };
-use crate::segment::{ConnectionKey, Timestamp};
+use crate::{
+    segment::{ConnectionKey, Timestamp},
+    usage::Usage,
+};
 
 /// Receives attribution's facts. Implemented for closures, so `&mut |f: Fact<'_>| …` is a sink.
 pub trait FactSink {
@@ -92,6 +96,10 @@ pub enum Fact<'a> {
         /// The TCP connection (its client address is the peer's, before any proxy header).
         connection: ConnectionKey,
         user_agent: Option<&'a str>,
+        /// `X-Forwarded-For` (repeated fields joined by `,`; its last entries when long) and
+        /// `X-Real-IP`, as sent: only a sink that trusts the connection's peer believes them.
+        forwarded_for: Option<&'a str>,
+        real_ip: Option<&'a str>,
         /// The exchange's traffic time (its last byte).
         at: Timestamp,
     },
@@ -135,6 +143,30 @@ pub enum Fact<'a> {
         kind: TokenDetail,
         source: TokenSource,
         count: u64,
+    },
+    /// One answer's whole usage, after its [`Fact::Tokens`] and [`Fact::TokenDetail`]s: for
+    /// sinks that price or observe an answer as a unit. `api` is the request's API (web-UI
+    /// answers on the socket: [`ApiKind::ChatCompletion`]); an embedding's usage has input only.
+    Usage {
+        user: UserRef<'a>,
+        model: Model<'a>,
+        api: ApiKind,
+        source: TokenSource,
+        usage: Usage,
+    },
+    /// One HTTP exchange to a model-calling route (a [`Fact::Completion`]'s route or an
+    /// embedding), whatever its status: the exchange's last fact, so it follows the
+    /// [`Fact::Request`] of the same exchange in the same call.
+    ModelCall {
+        user: UserRef<'a>,
+        model: Model<'a>,
+        api: ApiKind,
+        status: Option<u16>,
+        /// Request's first byte to response's last, when the answer travelled on this
+        /// exchange (`None` without a response, or when a web-UI answer goes to its socket).
+        duration: Option<f64>,
+        /// The usage this exchange's answer reported (a web-UI answer's comes on its socket).
+        usage: Option<Usage>,
     },
     /// A successful answer that arrived whole but carried no token counts.
     CompletionWithoutUsage {
@@ -222,6 +254,8 @@ pub enum Limit {
     MaxPendingAnswers,
     /// An upgraded connection was not tracked.
     MaxSockets,
+    /// A request Open WebUI did not accept named a model not yet known: labelled `other`.
+    UntrustedModel,
 }
 
 impl Limit {
@@ -230,6 +264,7 @@ impl Limit {
             Self::MaxModels => "max_models",
             Self::MaxPendingAnswers => "max_pending_answers",
             Self::MaxSockets => "max_sockets",
+            Self::UntrustedModel => "untrusted_model",
         }
     }
 }

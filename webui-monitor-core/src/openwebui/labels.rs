@@ -107,6 +107,19 @@ pub enum AuthResult {
 }
 
 impl AuthResult {
+    /// The credential was checked and found wrong (Open WebUI answers 401 to it).
+    pub const fn failed(self) -> bool {
+        matches!(
+            self,
+            Self::BadSignature
+                | Self::Expired
+                | Self::NotYetValid
+                | Self::Malformed
+                | Self::Rejected
+                | Self::UnknownApiKey
+        )
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Verified => "verified",
@@ -191,6 +204,13 @@ impl ModelTable {
     }
     pub(crate) fn name(&self, id: u32) -> &str {
         self.names.get(id as usize).map_or("other", |n| n)
+    }
+    /// The id of `model` if the table has it (`None` without a model: `unknown`).
+    pub(crate) fn known(&self, model: Option<&str>) -> Option<u32> {
+        match model {
+            None => Some(MODEL_UNKNOWN),
+            Some(m) => self.index.get(m).copied(),
+        }
     }
 }
 

@@ -218,6 +218,14 @@ pub enum ApiKind {
     Other,
 }
 
+/// Whether attribution reads any field of the body of a `method` request to `path`: model
+/// calls that generate and embeddings (model, stream, session and message ids). Every other
+/// request body is left undecoded and unscanned.
+pub fn reads_request_body(method: &str, path: &str) -> bool {
+    let api = api_kind(super::labels::method_label(method), route(path));
+    api.generates() || api == ApiKind::Embeddings
+}
+
 impl ApiKind {
     /// A model call that generates an answer with usage: chat completions, Ollama's native
     /// chat, Anthropic Messages and Responses (embeddings are counted apart; count_tokens

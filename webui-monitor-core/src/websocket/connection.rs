@@ -81,7 +81,9 @@ impl WebSocketConnection {
                 None
             }
         };
-        let decoder = |d: Direction| DirectionDecoder::new(d, deflate.map(|p| p.direction(d)));
+        let memory = &shared.memory;
+        let decoder =
+            |d: Direction| DirectionDecoder::new(d, deflate.map(|p| p.direction(d)), memory);
         Self {
             key,
             directions: [decoder(Direction::Request), decoder(Direction::Response)],

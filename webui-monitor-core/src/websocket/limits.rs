@@ -1,5 +1,7 @@
 //! The WebSocket decoder's caps ([`WebSocketLimits`]) and what they cut
 //! ([`WebSocketCounters`]), shared by every connection through [`WebSocketShared`].
+use crate::memory::MemoryAccount;
+
 /// Caps of the WebSocket decoder. Each cap has a counter in [`WebSocketCounters`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -14,7 +16,8 @@ pub struct WebSocketLimits {
     /// so this bounds the longest answer whose usage is seen. Default 4 MiB.
     pub max_message_bytes: usize,
     /// Inflated bytes of one message beyond which the connection is given up as a decompression
-    /// bomb (`inflated_too_large`). Default 256 MiB.
+    /// bomb (`inflated_too_large`). Default 32 MiB: eight times `max_message_bytes`, far above
+    /// any event Open WebUI sends, and a bound on the CPU one message can cost.
     pub max_inflated_bytes: u64,
     /// Longest `user-join` token reported (`tokens_too_long`). Default 16 KiB.
     pub max_token_bytes: usize,
@@ -30,7 +33,7 @@ impl Default for WebSocketLimits {
         Self {
             max_frame_bytes: 64 << 20,
             max_message_bytes: 4 << 20,
-            max_inflated_bytes: 256 << 20,
+            max_inflated_bytes: 32 << 20,
             max_token_bytes: 16 << 10,
             max_id_bytes: 256,
             max_tracked_messages: 64,
@@ -77,6 +80,8 @@ pub struct WebSocketCounters {
 pub struct WebSocketShared {
     pub limits: WebSocketLimits,
     pub counters: WebSocketCounters,
+    /// The pipeline's memory budget, which message buffers grow from.
+    pub memory: MemoryAccount,
 }
 
 impl WebSocketShared {
@@ -84,6 +89,7 @@ impl WebSocketShared {
         Self {
             limits,
             counters: WebSocketCounters::default(),
+            memory: MemoryAccount::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! the inflater, and only the decoded message (up to `max_message_bytes`) is kept until the next
 //! message starts.
 use crate::{
+    memory::{Holder, MemoryAccount, Reservation},
     segment::Direction,
     websocket::{
         buffer::reserve_within,
@@ -22,6 +23,10 @@ const RETAINED_BUFFER: usize = 64 * 1024;
 
 /// Unmasked compressed bytes are handed to the inflater in pieces of at most this size.
 const UNMASK_PIECE: usize = 16 * 1024;
+
+/// Inflated bytes per compressed byte a message's buffer is granted room for ahead of each
+/// piece (JSON deflates 5–20×); output beyond what the budget granted is cut, counted.
+const INFLATE_HEADROOM: usize = 32;
 
 /// Why a direction cannot be decoded any more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -134,6 +139,8 @@ pub struct DirectionDecoder {
     current: Option<FrameHeader>,
     message: Option<PartialMessage>,
     buf: Vec<u8>,
+    /// The share of the pipeline's memory budget `buf` holds (see [`crate::memory`]).
+    grant: Reservation,
     control: Vec<u8>,
     scratch: Vec<u8>,
     stats: DirectionStats,
@@ -153,7 +160,12 @@ impl std::fmt::Debug for DirectionDecoder {
 }
 
 impl DirectionDecoder {
-    pub fn new(direction: Direction, deflate: Option<DirectionParams>) -> Self {
+    /// `memory`: the budget the message buffer's growth is granted from.
+    pub fn new(
+        direction: Direction,
+        deflate: Option<DirectionParams>,
+        memory: &MemoryAccount,
+    ) -> Self {
         Self {
             direction,
             frames: FrameDecoder::default(),
@@ -162,6 +174,9 @@ impl DirectionDecoder {
             current: None,
             message: None,
             buf: Vec::new(),
+            grant: memory
+                .reserve(Holder::WebSocketMessage, 0)
+                .expect("an empty grant always fits"),
             control: Vec::new(),
             scratch: Vec::new(),
             stats: DirectionStats::default(),
@@ -274,6 +289,7 @@ impl DirectionDecoder {
                 if self.buf.capacity() > RETAINED_BUFFER {
                     self.buf.shrink_to(RETAINED_BUFFER);
                 }
+                self.grant.shrink_to(0);
                 let compressed = header.compressed();
                 if compressed {
                     let params = self
@@ -334,17 +350,21 @@ impl DirectionDecoder {
                 self.scratch.clear();
                 reserve_within(&mut self.scratch, piece.len(), UNMASK_PIECE);
                 piece.unmask_into(&mut self.scratch);
+                // What one piece may inflate to is unknown: room for a generous ratio.
+                let want = self.buf.len() + INFLATE_HEADROOM * piece.len() + RETAINED_BUFFER;
+                let keep_now = grant_room(&mut self.grant, keep.min(want));
                 let inflated = inflater
                     .inflate(
                         &self.scratch,
                         &mut self.buf,
-                        keep,
+                        keep_now,
                         limits.max_inflated_bytes,
                     )
                     .inspect_err(|e| count_deflate_error(e, counters))?;
                 note_dropped(message, inflated);
             }
         } else {
+            let keep = grant_room(&mut self.grant, keep.min(self.buf.len() + chunk.len()));
             let room = keep.saturating_sub(self.buf.len());
             let (kept, dropped) = chunk.split_at(room);
             reserve_within(&mut self.buf, kept.len(), keep);
@@ -386,12 +406,10 @@ impl DirectionDecoder {
         if message.compressed
             && let Some(inflater) = self.inflater.as_mut()
         {
+            let want = self.buf.len() + RETAINED_BUFFER;
+            let keep_now = grant_room(&mut self.grant, limits.max_message_bytes.min(want));
             let inflated = inflater
-                .end_message(
-                    &mut self.buf,
-                    limits.max_message_bytes,
-                    limits.max_inflated_bytes,
-                )
+                .end_message(&mut self.buf, keep_now, limits.max_inflated_bytes)
                 .inspect_err(|e| count_deflate_error(e, counters))?;
             note_dropped(&mut message, inflated);
         }
@@ -408,6 +426,12 @@ impl DirectionDecoder {
             intact: message.intact,
         }))
     }
+}
+
+/// Grows `grant` towards `len` bytes as far as the memory budget allows; returns the bytes
+/// the message buffer may hold (a shortfall is counted by the budget).
+fn grant_room(grant: &mut Reservation, len: usize) -> usize {
+    usize::try_from(grant.grow_up_to(len as u64)).unwrap_or(usize::MAX)
 }
 
 fn note_dropped(message: &mut PartialMessage, inflated: Inflated) {

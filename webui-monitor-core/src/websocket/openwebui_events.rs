@@ -644,7 +644,8 @@ mod tests {
                     input: 90,
                     output: 21,
                     cached_input: 16,
-                    reasoning: 4
+                    reasoning: 4,
+                    cache_write_input: 0,
                 },
                 done: false,
                 ts: TS

@@ -881,7 +881,11 @@ fn browser_capture_socketio_event_counts() {
         (Direction::Request, &capture.c2s, "events_c2s"),
         (Direction::Response, &capture.s2c, "events_s2c"),
     ] {
-        let mut decoder = DirectionDecoder::new(direction, Some(params.direction(direction)));
+        let mut decoder = DirectionDecoder::new(
+            direction,
+            Some(params.direction(direction)),
+            &crate::memory::MemoryAccount::default(),
+        );
         let mut counters = WebSocketCounters::default();
         let mut input = &stream[..];
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -934,4 +938,87 @@ fn limits_deserialize_with_defaults() {
     );
     assert_eq!(WebSocketLimits::default().max_frame_bytes, 64 << 20);
     assert!(serde_json::from_str::<WebSocketLimits>("{\"max_mesage_bytes\": 1}").is_err());
+}
+
+/// A compressed message that inflates past `max_inflated_bytes` (40 MiB of spaces in a few
+/// kilobytes) gives its connection up as a bomb: counted once, no event from it, and the
+/// inflating stops at the cap instead of running to the end.
+#[test]
+fn inflation_bomb_gives_the_connection_up() {
+    let mut server = Encoder::server(true);
+    let mut s2c = server.text(&openwebui::connect("sio-sid"));
+    let bomb = format!("42[\"events\",{}]", " ".repeat(40 << 20));
+    let frame = server.text(&bomb);
+    assert!(frame.len() < 64 << 10, "{}", frame.len());
+    s2c.extend(frame);
+    s2c.extend(server.text(&openwebui::usage("c1", "m1", 6, 19, true)));
+    let (out, counters, _) = run(
+        Some(openwebui::EXTENSIONS),
+        WebSocketLimits::default(),
+        &[],
+        &s2c,
+    );
+    assert_eq!(counters.inflated_too_large, 1);
+    assert_eq!(
+        out,
+        [
+            SocketEvent::Connected {
+                sid: "sio-sid".into(),
+                ts: TS
+            },
+            SocketEvent::Undecodable { ts: TS },
+            SocketEvent::Closed { ts: TS },
+        ]
+    );
+}
+
+/// Message buffers grow from the pipeline's memory budget: a connection that leaves a large
+/// message unfinished holds what it buffered; another's message is cut where the budget ends
+/// (counted), and buffers given back when a message starts over or the connection goes.
+#[test]
+fn message_buffers_share_one_memory_budget() {
+    use crate::memory::{Holder, MemoryAccount, MemoryLimits};
+    let mut shared = WebSocketShared::new(WebSocketLimits::default());
+    shared.memory = MemoryAccount::new(&MemoryLimits {
+        max_held_bytes: 1 << 20,
+    });
+    let memory = shared.memory.clone();
+    let mut out = Vec::new();
+    let big = format!("42[\"events\",\"{}\"]", "x".repeat(700 << 10));
+    // Connection A: the first 600 KiB of a message, the rest never comes.
+    let frame_a = frame(true, 0, Opcode::Text, None, big.as_bytes());
+    let mut a = WebSocketConnection::new(key(), None, &mut shared);
+    a.on_data(
+        Direction::Response,
+        &frame_a[..600 << 10],
+        TS,
+        &mut shared,
+        &mut out,
+    );
+    let held_a = memory.held(Holder::WebSocketMessage);
+    assert_eq!(
+        held_a,
+        (600 << 10) - 10,
+        "the payload after the 10-byte header"
+    );
+    // Connection B: a whole message, cut where the budget ends.
+    let mut other = key();
+    other.client.set_port(56147);
+    let mut b = WebSocketConnection::new(other, None, &mut shared);
+    b.on_data(Direction::Response, &frame_a, TS, &mut shared, &mut out);
+    assert_eq!(memory.held(Holder::WebSocketMessage), 1 << 20);
+    assert_eq!(memory.refused(Holder::WebSocketMessage), 1);
+    assert_eq!(shared.counters.messages_truncated, 1);
+    // B's next message starts over: its buffer is given back first.
+    b.on_data(
+        Direction::Response,
+        &frame(true, 0, Opcode::Text, None, b"2"),
+        TS,
+        &mut shared,
+        &mut out,
+    );
+    assert_eq!(memory.held(Holder::WebSocketMessage), held_a + 1);
+    drop(a);
+    drop(b);
+    assert_eq!(memory.held(Holder::WebSocketMessage), 0);
 }

@@ -40,7 +40,11 @@ pub fn decode_messages(
         .transpose()
         .map_err(|e: DeflateError| DecodeError::Deflate(e))?
         .flatten();
-    let mut decoder = DirectionDecoder::new(direction, deflate.map(|p| p.direction(direction)));
+    let mut decoder = DirectionDecoder::new(
+        direction,
+        deflate.map(|p| p.direction(direction)),
+        &crate::memory::MemoryAccount::default(),
+    );
     let limits = WebSocketLimits::default();
     let mut counters = WebSocketCounters::default();
     let mut input = stream;

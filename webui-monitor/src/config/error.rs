@@ -41,6 +41,23 @@ pub enum ConfigError {
         path.display()
     )]
     SecretEmpty { path: PathBuf },
+    #[error(
+        "cannot read pricing.litellm_file {}: {source} (download model_prices_and_context_window.json from LiteLLM's repository, or drop the key)",
+        path.display()
+    )]
+    PricingRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("pricing.litellm_file {}: {source}", path.display())]
+    Pricing {
+        path: PathBuf,
+        source: webui_monitor_core::pricing::PricingError,
+    },
+    #[error(
+        "pricing.aliases: {alias:?} takes the prices of {priced:?}, which neither [pricing.models] nor pricing.litellm_file prices: name a priced model"
+    )]
+    AliasUnpriced { alias: String, priced: String },
 }
 
 /// One semantic problem found by [`super::Config::validate`].

@@ -28,12 +28,14 @@ pub struct Loaded {
 }
 
 /// The sections of the file; also the first word after [`ENV_PREFIX`] in a variable's name.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 9] = [
     "capture",
     "reassembly",
     "http",
     "websocket",
+    "memory",
     "openwebui",
+    "pricing",
     "log",
     "server",
 ];

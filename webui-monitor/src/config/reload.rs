@@ -1,8 +1,9 @@
 //! Which settings a running daemon takes on SIGHUP, and which wait for a restart.
 //!
 //! Everything the daemon can change in place is applied: the JWT secret, `[openwebui]`, the
-//! `[http]`, `[websocket]` and `[reassembly]` caps, the log level, the interface list and the
-//! metrics endpoint's web config file (re-read on every SIGHUP).
+//! `[http]`, `[websocket]` and `[reassembly]` caps, the prices (LiteLLM file re-read), the log
+//! level, the interface list and the metrics endpoint's web config file (re-read on every
+//! SIGHUP).
 //! [`RESTART`] lists the rest, each with the reason it cannot change while running; those keep
 //! their running values ([`running_values`]) until the next start.
 use std::collections::BTreeMap;
@@ -51,6 +52,10 @@ pub const RESTART: &[(&str, &str)] = &[
     (
         "reassembly.max_closed_connections",
         "the closed-connection table is allocated at start",
+    ),
+    (
+        "pricing.currency",
+        "the currency is named in the spend metric's help, written when it is registered",
     ),
     (
         "log.format",

@@ -1,12 +1,13 @@
 //! The settings: one struct per section, each key with its type, its default and its
 //! documentation. Layering ([`super::layering`]) fills them; validation ([`super::validate`])
 //! checks what serde cannot.
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use webui_monitor_core::{
-    MonitorConfig, http::HttpLimits, openwebui::SemanticsConfig, pipeline::PipelineConfig,
-    reassembly::ReassemblyLimits, websocket::WebSocketLimits,
+    MonitorConfig, http::HttpLimits, memory::MemoryLimits, openwebui::SemanticsConfig,
+    pipeline::PipelineConfig, pricing::ModelPrice, reassembly::ReassemblyLimits,
+    websocket::WebSocketLimits,
 };
 
 /// Default `/metrics` address. 9741 lies in the Prometheus exporter range (9100–9999) and is
@@ -23,7 +24,9 @@ pub struct Config {
     pub reassembly: ReassemblyLimits,
     pub http: HttpLimits,
     pub websocket: WebSocketLimits,
+    pub memory: MemoryLimits,
     pub openwebui: OpenWebUiConfig,
+    pub pricing: PricingConfig,
     pub log: LogConfig,
     pub server: ServerConfig,
 }
@@ -210,6 +213,38 @@ impl Default for ServerConfig {
     }
 }
 
+/// `[pricing]`: what tokens cost, for `openwebui_llm_spend_total`. Prices are per million
+/// tokens in `currency`; a model is priced by `[pricing.models]`, else by the LiteLLM map,
+/// else through `[pricing.aliases]`; a model priced nowhere is counted in
+/// `openwebui_llm_unpriced_tokens_total`, never guessed.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PricingConfig {
+    /// ISO 4217 code of every price (three capital letters), named in the spend metric's help.
+    pub currency: String,
+    /// LiteLLM's `model_prices_and_context_window.json` (USD per token; `currency` must be
+    /// `USD`), read at start and on SIGHUP.
+    pub litellm_file: Option<PathBuf>,
+    /// Prices per model name (the `model` label), per million tokens: `input`, `output`, and
+    /// optionally `cached_input`, `cache_write_input` (default: `input`) and `reasoning`
+    /// (default: `output`). They win over the LiteLLM map.
+    pub models: BTreeMap<String, ModelPrice>,
+    /// Model name → the priced model whose prices it takes (an Open WebUI model id that wraps
+    /// a provider's model).
+    pub aliases: BTreeMap<String, String>,
+}
+
+impl Default for PricingConfig {
+    fn default() -> Self {
+        Self {
+            currency: "USD".to_owned(),
+            litellm_file: None,
+            models: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+        }
+    }
+}
+
 /// `[log]`: the daemon logs to stderr (the journal under systemd).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -243,18 +278,20 @@ pub enum LogLevel {
 }
 
 impl Config {
-    /// The monitor's settings: the `[reassembly]`, `[http]` and `[websocket]` caps, and the
-    /// `[openwebui]` settings the semantics layer reads. The API-key header is an Open WebUI
-    /// setting the HTTP engine needs to keep that header's value.
-    pub fn monitor_config(&self) -> MonitorConfig {
+    /// The monitor's settings: the `[reassembly]`, `[http]` and `[websocket]` caps, the
+    /// `[openwebui]` settings the semantics layer reads, and the `[pricing]` table (whose
+    /// LiteLLM file is read here). The API-key header is an Open WebUI setting the HTTP engine
+    /// needs to keep that header's value.
+    pub fn monitor_config(&self) -> Result<MonitorConfig, super::ConfigError> {
         let openwebui = &self.openwebui;
         let mut http = self.http.clone();
         http.api_key_header = openwebui.api_key_header.clone();
-        MonitorConfig {
+        Ok(MonitorConfig {
             pipeline: PipelineConfig {
                 reassembly: self.reassembly.clone(),
                 http,
                 websocket: self.websocket.clone(),
+                memory: self.memory.clone(),
             },
             semantics: SemanticsConfig {
                 max_users: openwebui.max_users,
@@ -262,7 +299,8 @@ impl Config {
                 export_user_info: openwebui.personal_data,
                 ..SemanticsConfig::default()
             },
-        }
+            prices: std::sync::Arc::new(self.pricing.load()?),
+        })
     }
 }
 

@@ -635,7 +635,8 @@ fn monitor_config_takes_the_engine_caps_and_the_openwebui_settings() {
                 personal_data = true\n";
     let m = resolve(Some(text), &[], &ConfigArgs::default())
         .unwrap()
-        .monitor_config();
+        .monitor_config()
+        .unwrap();
     assert_eq!(m.pipeline.http.max_headers, 64);
     assert_eq!(m.pipeline.http.api_key_header, "x-token");
     assert_eq!(m.pipeline.reassembly.max_connections, 7);
@@ -695,4 +696,81 @@ fn interface_patterns_are_validated_as_patterns() {
         &ConfigArgs::default(),
     );
     assert!(e.contains("capture.max_interfaces"), "{e}");
+}
+
+/// `[pricing]`: own prices win over LiteLLM's map, aliases take a priced model's prices, and
+/// every mistake says what to write instead.
+#[test]
+fn pricing_reads_own_prices_the_litellm_map_and_aliases() {
+    let map = scratch(
+        "litellm.json",
+        br#"{"gpt-4o": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05},
+             "o3": {"input_cost_per_token": 2e-06, "output_cost_per_token": 8e-06}}"#,
+    );
+    let text = format!(
+        "[pricing]\nlitellm_file = \"{}\"\n[pricing.models.\"gpt-4o\"]\ninput = 5.0\noutput = 20.0\n\
+         [pricing.aliases]\n\"team-assistant\" = \"o3\"\n",
+        map.display()
+    );
+    let m = resolve(Some(&text), &[], &ConfigArgs::default())
+        .unwrap()
+        .monitor_config()
+        .unwrap();
+    assert_eq!(m.prices.currency, "USD");
+    assert_eq!(m.prices.get("gpt-4o").map(|p| p.input), Some(5.0));
+    let o3 = m.prices.get("o3").copied().unwrap();
+    assert!((o3.output - 8.0).abs() < 1e-9);
+    assert_eq!(m.prices.get("team-assistant"), Some(&o3));
+    assert_eq!(m.prices.get("gpt-4o-mini"), None);
+
+    let e = err(
+        Some(
+            "[pricing]\ncurrency = \"eur\"\nlitellm_file = \"/x.json\"\n[pricing.models.m]\ninput = -1.0\noutput = 1.0\n[pricing.aliases]\na = \"b\"\n",
+        ),
+        &[],
+        &ConfigArgs::default(),
+    );
+    for want in [
+        "pricing.currency: \"eur\" is not an ISO 4217 code: write e.g. \"USD\" or \"EUR\"",
+        "pricing.litellm_file: LiteLLM's prices are in USD but pricing.currency is \"eur\"",
+        "pricing.models: model \"m\" has a negative or non-finite price",
+    ] {
+        assert!(e.contains(want), "{e}");
+    }
+    let e = err(
+        Some("[pricing]\n[pricing.aliases]\na = \"b\"\n"),
+        &[],
+        &ConfigArgs::default(),
+    );
+    assert!(
+        e.contains("pricing.aliases: \"a\" takes the prices of \"b\", which [pricing.models] does not price"),
+        "{e}"
+    );
+    let missing = resolve(
+        Some("[pricing]\nlitellm_file = \"/nonexistent/prices.json\"\n"),
+        &[],
+        &ConfigArgs::default(),
+    )
+    .unwrap()
+    .monitor_config()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        missing.starts_with("cannot read pricing.litellm_file /nonexistent/prices.json"),
+        "{missing}"
+    );
+    let bad = scratch("bad.json", b"[]");
+    let bad = resolve(
+        Some(&format!(
+            "[pricing]\nlitellm_file = \"{}\"\n",
+            bad.display()
+        )),
+        &[],
+        &ConfigArgs::default(),
+    )
+    .unwrap()
+    .monitor_config()
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("not LiteLLM's model-price map"), "{bad}");
 }

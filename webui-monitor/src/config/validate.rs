@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{
     CaptureConfig, Config, MAX_PORTS, OpenWebUiConfig, Problem, ServerConfig,
-    schema::is_interface_pattern,
+    schema::{PricingConfig, is_interface_pattern},
 };
 
 impl Config {
@@ -13,6 +13,7 @@ impl Config {
         let mut problems = self.capture.problems();
         problems.extend(self.openwebui.problems());
         problems.extend(self.server.problems());
+        problems.extend(self.pricing.problems());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -268,4 +269,46 @@ fn has_duplicates<T: Ord>(items: &[T]) -> bool {
     let mut sorted: Vec<&T> = items.iter().collect();
     sorted.sort();
     sorted.windows(2).any(|w| w[0] == w[1])
+}
+
+impl PricingConfig {
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let c = &self.currency;
+        if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+            problems.push(Problem {
+                key: "pricing.currency",
+                message: format!("{c:?} is not an ISO 4217 code: write e.g. \"USD\" or \"EUR\""),
+            });
+        }
+        if self.litellm_file.is_some() && c != "USD" {
+            problems.push(Problem {
+                key: "pricing.litellm_file",
+                message: format!(
+                    "LiteLLM's prices are in USD but pricing.currency is {c:?}: set currency = \"USD\", or drop litellm_file and give every price in [pricing.models]"
+                ),
+            });
+        }
+        for (model, price) in &self.models {
+            if !price.is_valid() {
+                problems.push(Problem {
+                    key: "pricing.models",
+                    message: format!(
+                        "model {model:?} has a negative or non-finite price: prices are per million tokens, 0 or more"
+                    ),
+                });
+            }
+        }
+        for (alias, priced) in &self.aliases {
+            if self.litellm_file.is_none() && !self.models.contains_key(priced) {
+                problems.push(Problem {
+                    key: "pricing.aliases",
+                    message: format!(
+                        "{alias:?} takes the prices of {priced:?}, which [pricing.models] does not price: add it there, or name a priced model"
+                    ),
+                });
+            }
+        }
+        problems
+    }
 }

@@ -430,7 +430,7 @@ mod tests {
         use hyper_util::rt::TokioIo;
 
         let registry = prometheus::Registry::new();
-        let m = webui_monitor_core::metrics::OpenWebuiMetrics::register(&registry).unwrap();
+        let m = webui_monitor_core::metrics::OpenWebuiMetrics::register(&registry, "USD").unwrap();
         m.user_requests
             .with_label_values(&["alice", "jwt", "api"])
             .inc_by(3);

@@ -9,6 +9,7 @@ use crate::{
         fact::{Fact, FactSink, Limit, Model, TokenDetail, TokenDirection, TokenSource},
         identity::UserRef,
         labels::{ModelTable, StatusClass},
+        route::ApiKind,
     },
     segment::Timestamp,
     usage::Usage,
@@ -35,6 +36,7 @@ impl<'x, S: FactSink + ?Sized> Emit<'x, S> {
         &mut self,
         user: UserRef<'_>,
         model: u32,
+        api: ApiKind,
         source: TokenSource,
         usage: Usage,
     ) {
@@ -68,6 +70,13 @@ impl<'x, S: FactSink + ?Sized> Emit<'x, S> {
                 });
             }
         }
+        self.sink.fact(Fact::Usage {
+            user,
+            model,
+            api,
+            source,
+            usage,
+        });
     }
 
     /// Count one chat completion under `labels`.
@@ -100,7 +109,9 @@ impl<'x, S: FactSink + ?Sized> Emit<'x, S> {
             Step::Credit { user, model, usage } => {
                 let user = user.as_ref();
                 self.sink.fact(Fact::UserSeen { user, at });
-                self.tokens(user, model, TokenSource::Websocket, usage);
+                // The web UI asks through `/api/chat/completions`.
+                let api = ApiKind::ChatCompletion;
+                self.tokens(user, model, api, TokenSource::Websocket, usage);
             }
             Step::WithoutUsage { user, model } => {
                 let user = user.as_ref();

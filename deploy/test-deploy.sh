@@ -115,6 +115,33 @@ version = re.search(r'^version = "(.*)"', open(f"{here}/../Cargo.toml").read(), 
 assert image["newTag"] == tag == version, (image, tag, version)
 PY
 
+check "DaemonSet serves TLS with basic auth: web config mounted, HTTPS probes and scrapes" python3 - "$here" <<'PY'
+import sys, tomllib, yaml
+here = sys.argv[1]
+k = f"{here}/kubernetes"
+config = tomllib.loads(yaml.safe_load(open(f"{k}/configmap.yaml"))["data"]["config.toml"])
+web_config = config["server"]["web_config_file"]
+ds = yaml.safe_load(open(f"{k}/daemonset.yaml"))["spec"]["template"]["spec"]
+(container,) = ds["containers"]
+mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+volumes = {v["name"]: v for v in ds["volumes"]}
+assert web_config == mounts["web"] + "/web-config.yml", (web_config, mounts)
+paths = {i["path"] for s in volumes["web"]["projected"]["sources"] for i in s["secret"]["items"]}
+assert paths == {"web-config.yml", "tls.crt", "tls.key"}, paths
+for probe in ("readinessProbe", "livenessProbe"):
+    assert container[probe]["httpGet"]["scheme"] == "HTTPS", probe
+secrets = {d["metadata"]["name"]: d for d in yaml.safe_load_all(open(f"{k}/secret.example.yaml")) if d}
+web = yaml.safe_load(secrets["webui-monitor-web-config"]["stringData"]["web-config.yml"])
+assert web["tls_server_config"] == {"cert_file": "tls.crt", "key_file": "tls.key"}, web
+assert list(web["basic_auth_users"]) == ["prometheus"], web
+(endpoint,) = yaml.safe_load(open(f"{k}/servicemonitor.yaml"))["spec"]["endpoints"]
+assert endpoint["scheme"] == "https"
+assert endpoint["basicAuth"]["password"]["name"] in secrets
+assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": "webui-monitor-tls", "key": "ca.crt"}
+job = yaml.safe_load(open(f"{here}/prometheus/prometheus.yml"))["scrape_configs"][0]
+assert job["scheme"] == "https" and "password_file" in job["basic_auth"] and "ca_file" in job["tls_config"], job
+PY
+
 "$here/kubernetes/gen-prometheusrule.sh" "$tmp/prometheusrule.yaml"
 check "PrometheusRule matches alerts.yml (else run kubernetes/gen-prometheusrule.sh)" \
     diff -u "$here/kubernetes/prometheusrule.yaml" "$tmp/prometheusrule.yaml"

@@ -38,7 +38,8 @@ pub enum Command {
         command: ConfigCommand,
     },
     /// Exit 0 if the daemon configured like `run` answers 200 on /healthz (the container
-    /// image's HEALTHCHECK, which has no curl); the address is capture.listen.
+    /// image's HEALTHCHECK, which has no curl); the address is capture.listen, over TLS when
+    /// server.web_config_file configures it (/healthz needs no password).
     Healthcheck(ConfigArgs),
 }
 
@@ -91,18 +92,42 @@ fn local_address(listen: SocketAddr) -> SocketAddr {
     address
 }
 
+/// Asks the local daemon's `/healthz`. With TLS configured it speaks TLS without verifying the
+/// certificate: it checks that the local process answers, on an address of this host, sends no
+/// credentials and receives nothing but "ok", and the web config names no CA that would verify
+/// the server (only the clients'). A server that requires client certificates cannot be asked.
 fn healthcheck(args: &ConfigArgs) -> anyhow::Result<()> {
     let loaded = config::load(args)?;
+    let web = match &loaded.config.server.web_config_file {
+        Some(path) => crate::server::WebConfig::load(path)?,
+        None => crate::server::WebConfig::default(),
+    };
+    if web.requires_client_certificate() {
+        bail!(
+            "the web config requires client certificates (RequireAndVerifyClientCert), which the \
+             healthcheck does not hold: use VerifyClientCertIfGiven, or a TCP probe of {}",
+            loaded.config.capture.listen
+        );
+    }
+    let scheme = if web.tls.is_some() { "https" } else { "http" };
     let url = format!(
-        "http://{}/healthz",
+        "{scheme}://{}/healthz",
         local_address(loaded.config.capture.listen)
     );
     let timeout = Some(Duration::from_secs(5));
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+            crate::server::web_config::provider(),
+        ))
+        .disable_verification(true)
+        .build();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .proxy(None)
         .timeout_global(timeout)
+        .tls_config(tls)
         .build()
         .into();
     let response = agent.get(&url).call().with_context(|| {

@@ -53,7 +53,8 @@ pub use error::{ConfigError, Problem};
 pub use layering::{FileSource, Loaded, load, load_with_env};
 pub use schema::{
     CaptureConfig, Config, DEFAULT_LISTEN, LogConfig, LogFormat, LogLevel, MAX_PORTS,
-    OpenWebUiConfig, PricingConfig, TcAttachMode, XdpAttachMode, format_duration, parse_duration,
+    OpenWebUiConfig, PricingConfig, ServerConfig, TcAttachMode, XdpAttachMode, format_duration,
+    parse_duration,
 };
 pub use secret::SecretSource;
 

@@ -81,6 +81,16 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     let capture_metrics = CaptureMetrics::register(&registry)?;
     let mut monitor = Monitor::new(&config.monitor_config()?, secret.as_ref(), &registry)?;
     monitor.set_directory(load_directory(config.openwebui.db.as_deref(), None));
+    let web = match &config.server.web_config_file {
+        Some(path) => server::WebConfig::load(path)?,
+        None => server::WebConfig::default(),
+    };
+    let security = server::SecurityHandle::new(&web);
+    let http_server = server::Server {
+        limits: config.server.limits(),
+        metrics: server::ServerMetrics::register(&registry)?,
+        security: security.clone(),
+    };
     let state = Arc::new(server::State {
         registry,
         ready: false.into(),
@@ -89,7 +99,8 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen} (capture.listen)"))?;
-    log::info!("serving /metrics on http://{listen}");
+    log::info!("serving /metrics on {}", server::describe(&web, listen));
+    warn_clear_text_passwords(&web, config.server.web_config_file.as_deref());
 
     capture::check::require_capabilities()
         .map_err(|why| anyhow::anyhow!("cannot load the eBPF programs: {why}"))?;
@@ -122,7 +133,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     );
     let mut unmet = Vec::new();
     update_readiness(&follower, &state, &mut unmet);
-    let server = tokio::spawn(server::serve(listener, Arc::clone(&state)));
+    let mut server = tokio::spawn(server::serve(listener, Arc::clone(&state), http_server));
 
     let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -142,6 +153,21 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = interrupt.recv() => { log::info!("SIGINT: detaching"); break Ok(()); }
             _ = terminate.recv() => { log::info!("SIGTERM: detaching"); break Ok(()); }
+            // The endpoint is gone: /healthz cannot answer, so running on would only be blind.
+            // Exiting with the reason lets systemd (Restart=on-failure) or the container runtime
+            // start a fresh process, and the exit status says it failed.
+            ended = &mut server => {
+                let why = match ended {
+                    Ok(Ok(())) => "it returned".to_owned(),
+                    Ok(Err(error)) => format!("accept() on the listening socket failed: {error}"),
+                    Err(error) if error.is_panic() => "it panicked".to_owned(),
+                    Err(error) => error.to_string(),
+                };
+                break Err(anyhow::anyhow!(
+                    "the metrics endpoint on {listen} stopped ({why}); /healthz can no longer \
+                     answer, so the daemon exits to be restarted"
+                ));
+            }
             _ = hangup.recv() => {
                 config = reload(args, config, Running {
                     monitor: &mut monitor,
@@ -149,6 +175,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
                     capture: &mut capture,
                     secret: &mut secret,
                     db_tick: &mut db_tick,
+                    security: &security,
                 });
                 update_readiness(&follower, &state, &mut unmet);
             }
@@ -313,6 +340,7 @@ struct Running<'a> {
     capture: &'a mut Capture,
     secret: &'a mut Option<Secret>,
     db_tick: &'a mut Interval,
+    security: &'a server::SecurityHandle,
 }
 
 /// SIGHUP: re-read the configuration, the secret and the database, and apply what can change
@@ -375,6 +403,11 @@ fn reload(args: &ConfigArgs, current: Config, running: Running<'_>) -> Config {
         *running.db_tick = db_interval(effective.openwebui.db_reload_interval);
     }
     reread_db(running.monitor, effective.openwebui.db.as_deref());
+    reread_web_config(
+        running.security,
+        effective.server.web_config_file.as_deref(),
+        effective.capture.listen,
+    );
 
     let mut applied = changes.applied;
     if secret_changed {
@@ -402,6 +435,42 @@ fn reload(args: &ConfigArgs, current: Config, running: Running<'_>) -> Config {
         );
     }
     effective
+}
+
+/// SIGHUP: the web config file is read again (a renewed certificate, changed users) and
+/// applies to connections accepted from then on. One that does not load leaves the running
+/// TLS and users in place, and says why.
+fn reread_web_config(
+    security: &server::SecurityHandle,
+    path: Option<&Path>,
+    listen: std::net::SocketAddr,
+) {
+    let web = match path.map(server::WebConfig::load).transpose() {
+        Ok(web) => web.unwrap_or_default(),
+        Err(error) => {
+            log::warn!("SIGHUP: {error}; the metrics endpoint keeps its TLS and users");
+            return;
+        }
+    };
+    security.replace(&web);
+    if let Some(path) = path {
+        log::info!(
+            "SIGHUP: web config {} re-read: serving /metrics on {}",
+            path.display(),
+            server::describe(&web, listen)
+        );
+        warn_clear_text_passwords(&web, Some(path));
+    }
+}
+
+fn warn_clear_text_passwords(web: &server::WebConfig, path: Option<&Path>) {
+    if !web.users.is_empty() && web.tls.is_none() {
+        log::warn!(
+            "basic_auth_users without tls_server_config: passwords cross the network in clear \
+             text; add tls_server_config to {}",
+            path.map(|p| p.display().to_string()).unwrap_or_default()
+        );
+    }
 }
 
 /// The database re-read timer (the first read happens at start).

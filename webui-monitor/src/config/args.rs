@@ -108,6 +108,9 @@ config_args! {
         "Most distinct user label values", value_name = "N";
     personal_data: bool, "personal-data" => "openwebui.personal_data",
         "Serve user names, emails and roles";
+    web_config_file: Option<PathBuf>, "web-config-file" => "server.web_config_file",
+        "Web config file (exporter-toolkit format): TLS and basic auth of /metrics",
+        value_name = "PATH";
     log_format: Option<LogFormat>, "log-format" => "log.format",
         "Log format", value_enum, value_name = "FORMAT";
     log_level: Option<LogLevel>, "log-level" => "log.level",

@@ -43,6 +43,9 @@ pub fn check_args(args: &ConfigArgs) -> anyhow::Result<String> {
     let loaded = load(args)?;
     let config = &loaded.config;
     let secret = config.load_webui_secret()?;
+    if let Some(web_config) = &config.server.web_config_file {
+        crate::server::WebConfig::load(web_config)?;
+    }
     let env_has_secret = std::env::var_os(WEBUI_SECRET_ENV).is_some_and(|v| !v.is_empty());
     let secret_desc = match (config.secret_source(env_has_secret)?, &secret) {
         (SecretSource::None, _) | (_, None) => {
@@ -98,9 +101,9 @@ fn warnings(config: &Config) -> Vec<String> {
             ));
         }
     }
-    if !config.capture.listen.ip().is_loopback() {
+    if !config.capture.listen.ip().is_loopback() && config.server.web_config_file.is_none() {
         out.push(format!(
-            "/metrics listens on {}, reachable from the network: the series carry user ids; firewall the port to Prometheus",
+            "/metrics listens on {}, reachable from the network: the series carry user ids; firewall the port to Prometheus, or serve TLS with basic auth (server.web_config_file)",
             config.capture.listen
         ));
     }

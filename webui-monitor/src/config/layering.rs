@@ -28,7 +28,7 @@ pub struct Loaded {
 }
 
 /// The sections of the file; also the first word after [`ENV_PREFIX`] in a variable's name.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "capture",
     "reassembly",
     "http",
@@ -37,6 +37,7 @@ const SECTIONS: [&str; 8] = [
     "openwebui",
     "pricing",
     "log",
+    "server",
 ];
 
 /// The environment variable that sets `section.key`: `WEBUI_MONITOR_SECTION_KEY`.

@@ -28,6 +28,7 @@ pub struct Config {
     pub openwebui: OpenWebUiConfig,
     pub pricing: PricingConfig,
     pub log: LogConfig,
+    pub server: ServerConfig,
 }
 
 /// `[capture]`: what the kernel programs watch and how the daemon serves metrics. The capture
@@ -176,6 +177,38 @@ impl Default for OpenWebUiConfig {
             max_users: 1_000,
             user_ttl: Duration::from_secs(24 * 3600),
             personal_data: false,
+        }
+    }
+}
+
+/// `[server]`: how the metrics endpoint (at `capture.listen`) holds against its clients, and
+/// its TLS and basic auth.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Web configuration file in the Prometheus exporter-toolkit format
+    /// (`tls_server_config`, `basic_auth_users`); none: plain HTTP without authentication.
+    /// Re-read on SIGHUP.
+    pub web_config_file: Option<PathBuf>,
+    /// Most connections open at once; further ones are closed at once and counted
+    /// (`webui_monitor_http_server_connections_rejected_total{reason="limit"}`).
+    pub max_connections: usize,
+    /// Time a client has for a TLS handshake and for each request's header block, and the
+    /// longest a kept-alive connection may wait for its next request.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is closed.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            web_config_file: None,
+            max_connections: 64,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{
-    CaptureConfig, Config, MAX_PORTS, OpenWebUiConfig, Problem,
+    CaptureConfig, Config, MAX_PORTS, OpenWebUiConfig, Problem, ServerConfig,
     schema::{PricingConfig, is_interface_pattern},
 };
 
@@ -12,6 +12,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), Vec<Problem>> {
         let mut problems = self.capture.problems();
         problems.extend(self.openwebui.problems());
+        problems.extend(self.server.problems());
         problems.extend(self.pricing.problems());
         if problems.is_empty() {
             Ok(())
@@ -177,6 +178,42 @@ impl OpenWebUiConfig {
             );
         }
         problems
+    }
+}
+
+impl ServerConfig {
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut bad = |key, message: String| problems.push(Problem { key, message });
+        if self.max_connections == 0 {
+            bad(
+                "server.max_connections",
+                "must be at least 1 (default 64): Prometheus, `top` and the healthcheck each hold one"
+                    .into(),
+            );
+        }
+        if self.header_read_timeout.is_zero() {
+            bad(
+                "server.header_read_timeout",
+                "must be at least \"1s\" (default \"10s\")".into(),
+            );
+        }
+        if self.idle_timeout.is_zero() {
+            bad(
+                "server.idle_timeout",
+                "must be at least \"1s\" (default \"60s\")".into(),
+            );
+        }
+        problems
+    }
+
+    /// The connection limits the server applies.
+    pub fn limits(&self) -> crate::server::Limits {
+        crate::server::Limits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+        }
     }
 }
 

@@ -24,7 +24,9 @@
 //!    route and model, with how many tokens — as [`openwebui::Fact`]s handed to a sink.
 //! 7. [`metrics`]: the Prometheus families, including the engines' own health; its
 //!    [`metrics::PrometheusSink`] applies attribution's facts to the `openwebui_*` families.
-//! 8. [`Monitor`]: 5–7 as one state machine; [`usage_summary`] reads its registry back per
+//! 8. [`audit`]: the audit trail of scripted session-credential calls, another sink of the same
+//!    facts, queued for the shell to write.
+//! 9. [`Monitor`]: 5–8 as one state machine; [`usage_summary`] reads its registry back per
 //!    user; [`replay`] drives it from a capture file.
 //!
 //! # Driving a [`Monitor`]
@@ -42,7 +44,9 @@
 //!   keys ([`openwebui::Directory`]), whenever the shell has read one (at start, periodically,
 //!   on SIGHUP); `None` when no database is configured. Exchanges are attributed with the
 //!   snapshot installed when they complete.
-//! * **D. Getters** taking `&self` ([`Monitor::pipeline`], [`Monitor::stream_metrics`]), which
+//! * **D. Output**, [`Monitor::drain_audit`]: the audit events ([`audit`]) queued since the
+//!   last call; the shell calls it after each batch of input and after `finish`, and writes them.
+//! * **E. Getters** taking `&self` ([`Monitor::pipeline`], [`Monitor::stream_metrics`]), which
 //!   may be called at any time.
 //!
 //! A, B and [`Monitor::finish`] take an observer that sees every [`PipelineEvent`] they
@@ -63,6 +67,7 @@
 //! The registry can be encoded at any time. Ticks and `finish` bring the stream-level
 //! `webui_monitor_*` counters up to date; call [`Monitor::refresh_metrics`] first if segments
 //! arrived since the last of them.
+pub mod audit;
 pub mod http;
 pub(crate) mod json;
 pub mod metrics;

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use prometheus::Registry;
 
 use crate::{
+    audit::{AuditConfig, AuditEvent, AuditSink},
     metrics::{OpenWebuiMetrics, PrometheusSink, StreamMetrics, websocket::WebSocketMetrics},
-    openwebui::{Attributor, Directory, JwtSecret, SemanticsConfig},
+    openwebui::{Attributor, Directory, Fact, FactSink, JwtSecret, SemanticsConfig},
     pipeline::{Pipeline, PipelineConfig, PipelineEvent},
     secret::Secret,
     segment::{Segment, Timestamp},
@@ -26,10 +27,13 @@ pub struct MonitorConfig {
     pub pipeline: PipelineConfig,
     /// Attribution: label caps, expiry, personal data.
     pub semantics: SemanticsConfig,
+    /// The audit trail of scripted session-credential use.
+    pub audit: AuditConfig,
 }
 
-/// Pipeline (reassembly → HTTP → WebSocket) plus attribution, whose facts a
-/// [`PrometheusSink`] applies, with their metrics.
+/// Pipeline (reassembly → HTTP → WebSocket) plus attribution, whose facts go to each sink in
+/// turn: a [`PrometheusSink`] applies them to the metrics, an [`AuditSink`] queues the audit
+/// trail of scripted session-credential calls ([`Monitor::drain_audit`]).
 ///
 /// Input: [`on_segment`](Self::on_segment); time: [`on_tick`](Self::on_tick); context:
 /// [`set_directory`](Self::set_directory); end: [`finish`](Self::finish). See [the crate
@@ -38,6 +42,8 @@ pub struct Monitor {
     pipeline: Pipeline,
     attributor: Attributor,
     sink: PrometheusSink,
+    /// Scripted session-credential calls, queued for the shell ([`Monitor::drain_audit`]).
+    audit: AuditSink,
     stream_metrics: StreamMetrics,
     websocket_metrics: WebSocketMetrics,
     events: Vec<PipelineEvent>,
@@ -54,10 +60,12 @@ impl Monitor {
         let secret = secret.map(|s| JwtSecret::new(s.expose()));
         let attributor = Attributor::new(config.semantics.clone(), secret.as_ref());
         let sink = PrometheusSink::new(OpenWebuiMetrics::register(registry)?, &config.semantics);
+        let audit = AuditSink::new(&config.audit, &config.semantics, registry)?;
         Ok(Self {
             pipeline: Pipeline::new(config.pipeline.clone()),
             attributor,
             sink,
+            audit,
             stream_metrics: StreamMetrics::register(registry)?,
             websocket_metrics: WebSocketMetrics::register(registry)?,
             events: Vec::new(),
@@ -75,7 +83,8 @@ impl Monitor {
     pub fn on_tick(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
         self.pipeline.on_tick(now, &mut self.events);
         self.attribute(observe);
-        self.attributor.on_tick(now, &mut self.sink);
+        self.attributor
+            .on_tick(now, &mut fan_out(&mut self.sink, &mut self.audit));
         self.refresh_metrics();
     }
 
@@ -84,13 +93,15 @@ impl Monitor {
     pub fn finish(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
         self.pipeline.finish(now, &mut self.events);
         self.attribute(observe);
-        self.attributor.finish(now, &mut self.sink);
+        self.attributor
+            .finish(now, &mut fan_out(&mut self.sink, &mut self.audit));
         self.refresh_metrics();
     }
 
     /// A new snapshot of Open WebUI's users and API keys (or none).
     pub fn set_directory(&mut self, directory: Option<Arc<Directory>>) {
-        self.attributor.set_directory(directory, &mut self.sink);
+        self.attributor
+            .set_directory(directory, &mut fan_out(&mut self.sink, &mut self.audit));
     }
 
     /// New settings while running (the daemon's SIGHUP): the stream engine's caps and the
@@ -104,6 +115,14 @@ impl Monitor {
         self.attributor
             .reconfigure(config.semantics.clone(), secret.as_ref());
         self.sink.reconfigure(&config.semantics);
+        self.audit.reconfigure(&config.audit, &config.semantics);
+    }
+
+    /// Takes the audit events queued since the last call, oldest first. The shell calls it
+    /// after each batch of input (and after `finish`) and writes them; events beyond
+    /// `audit.max_queue` between two calls are dropped and counted.
+    pub fn drain_audit(&mut self) -> impl Iterator<Item = AuditEvent> + '_ {
+        self.audit.drain()
     }
 
     /// Mirrors the pipeline's counters (cumulative, kept in the sans-IO core) into their
@@ -127,7 +146,16 @@ impl Monitor {
     fn attribute(&mut self, mut observe: impl FnMut(&PipelineEvent)) {
         for event in self.events.drain(..) {
             observe(&event);
-            self.attributor.on_event(&event, &mut self.sink);
+            self.attributor
+                .on_event(&event, &mut fan_out(&mut self.sink, &mut self.audit));
         }
+    }
+}
+
+/// Every sink of the monitor as one: each fact goes to each, in this order.
+fn fan_out<'s>(sink: &'s mut PrometheusSink, audit: &'s mut AuditSink) -> impl FactSink + 's {
+    move |fact: Fact<'_>| {
+        sink.fact(fact);
+        audit.fact(fact);
     }
 }

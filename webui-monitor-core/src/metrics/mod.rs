@@ -2,7 +2,9 @@
 //! the shared registry: `openwebui_*` for what Open WebUI's users do, `webui_monitor_*` for the
 //! monitor itself. The kernel capture's families belong to the shell that runs the capture;
 //! [`util`] helps it register them the same way. Attribution's facts reach the `openwebui_*`
-//! families through the [`PrometheusSink`].
+//! families through the [`PrometheusSink`]; the audit trail's view (`audit`) is fed by
+//! `crate::audit::AuditSink`.
+pub mod audit;
 pub(crate) mod openwebui;
 mod openwebui_sink;
 pub(crate) mod stream;

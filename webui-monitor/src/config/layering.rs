@@ -28,13 +28,14 @@ pub struct Loaded {
 }
 
 /// The sections of the file; also the first word after [`ENV_PREFIX`] in a variable's name.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "capture",
     "reassembly",
     "http",
     "websocket",
     "openwebui",
     "log",
+    "audit",
 ];
 
 /// The environment variable that sets `section.key`: `WEBUI_MONITOR_SECTION_KEY`.

@@ -1,7 +1,8 @@
 //! Which settings a running daemon takes on SIGHUP, and which wait for a restart.
 //!
 //! Everything the daemon can change in place is applied: the JWT secret, `[openwebui]`, the
-//! `[http]`, `[websocket]` and `[reassembly]` caps, the log level and the interface list.
+//! `[http]`, `[websocket]` and `[reassembly]` caps, the log level, the interface list, and
+//! `[audit]`'s switch, trusted proxies and caps.
 //! [`RESTART`] lists the rest, each with the reason it cannot change while running; those keep
 //! their running values ([`running_values`]) until the next start.
 use std::collections::BTreeMap;
@@ -42,6 +43,16 @@ pub const RESTART: &[(&str, &str)] = &[
     (
         "log.format",
         "the log format is chosen when the logger starts",
+    ),
+    ("audit.output", "the audit output is opened at start"),
+    ("audit.path", "the audit file is opened at start"),
+    (
+        "audit.max_file_bytes",
+        "the audit file's rotation is set up at start",
+    ),
+    (
+        "audit.keep_files",
+        "the audit file's rotation is set up at start",
     ),
 ];
 

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::{
-    CaptureConfig, Config, MAX_PORTS, OpenWebUiConfig, Problem, schema::is_interface_pattern,
+    AuditConfig, AuditOutput, CaptureConfig, Config, MAX_PORTS, OpenWebUiConfig, Problem,
+    schema::{is_interface_pattern, parse_network},
 };
 
 impl Config {
@@ -11,6 +12,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), Vec<Problem>> {
         let mut problems = self.capture.problems();
         problems.extend(self.openwebui.problems());
+        problems.extend(self.audit.problems());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -172,6 +174,61 @@ impl OpenWebUiConfig {
             bad(
                 "openwebui.api_key_header",
                 "Authorization and Cookie are always examined: name the extra header Open WebUI's CUSTOM_API_KEY_HEADER uses (default \"x-api-key\")".into(),
+            );
+        }
+        problems
+    }
+}
+
+impl AuditConfig {
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut bad = |key, message: String| problems.push(Problem { key, message });
+        for entry in &self.trusted_proxies {
+            if let Err(why) = parse_network(entry) {
+                bad("audit.trusted_proxies", why);
+            }
+        }
+        if self.output == AuditOutput::File {
+            if self.path.as_os_str().is_empty() || self.path.file_name().is_none() {
+                bad(
+                    "audit.path",
+                    format!(
+                        "{:?} names no file: write e.g. \"/var/log/webui-monitor/audit.jsonl\"",
+                        self.path
+                    ),
+                );
+            }
+            if self.max_file_bytes < 4096 {
+                bad(
+                    "audit.max_file_bytes",
+                    format!(
+                        "{} is less than 4096: rotation would leave room for a few events only (default 67108864)",
+                        self.max_file_bytes
+                    ),
+                );
+            }
+        }
+        if self.keep_files > 1000 {
+            bad(
+                "audit.keep_files",
+                format!(
+                    "{} is more than 1000 files: lower it (default 4)",
+                    self.keep_files
+                ),
+            );
+        }
+        if self.max_queue == 0 {
+            bad(
+                "audit.max_queue",
+                "must be at least 1 (default 10000); events beyond it are dropped and counted"
+                    .into(),
+            );
+        }
+        if self.max_users == 0 {
+            bad(
+                "audit.max_users",
+                "must be at least 1 (default 1000)".into(),
             );
         }
         problems

@@ -742,6 +742,28 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         .find(|l| l.starts_with(ALICE))
         .unwrap_or_default();
     assert!(alice_row.contains('≥'), "top:\n{top}");
+    // Its second table: Alice's latest scripted session-JWT call, from the address nginx saw,
+    // and the forged and expired tokens' calls (user `invalid`).
+    let scripted: Vec<&str> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("SCRIPTED SESSION-JWT USE"))
+        .collect();
+    let alice_scripted = scripted
+        .iter()
+        .find(|l| l.starts_with(ALICE))
+        .unwrap_or(&"");
+    for cell in [" 7 ", CLIENT_ADDR, " jwt ", " responses ", RESPONSES_MODEL] {
+        assert!(
+            alice_scripted.contains(cell),
+            "{cell} not in top's scripted table:\n{top}"
+        );
+    }
+    assert!(
+        scripted
+            .iter()
+            .any(|l| l.starts_with("invalid") && l.contains(" 2 ")),
+        "top:\n{top}"
+    );
 
     // SIGHUP re-reads the configuration and Open WebUI's database; no counter is lost.
     let pid = i32::try_from(stack.monitor.child.0.id())?;

@@ -265,6 +265,7 @@ impl AuditSink {
 
     fn on_model_call(
         &mut self,
+        user: UserRef<'_>,
         model: &str,
         api: ApiKind,
         status: Option<u16>,
@@ -272,6 +273,15 @@ impl AuditSink {
     ) {
         let p = &mut self.pending;
         if !std::mem::take(&mut p.armed) {
+            return;
+        }
+        // The fact order makes this the kept request's exchange; a call of another user would
+        // mean it is not, and an event must never carry one user's call under another's name.
+        let id = match user {
+            UserRef::Id(id) => id,
+            UserRef::Special(s) => s.as_str(),
+        };
+        if !id.starts_with(p.user.as_str()) || (!p.user_cut && id.len() != p.user.len()) {
             return;
         }
         let (Some((address, source)), Some(peer)) = (p.client_address, p.peer) else {
@@ -320,12 +330,13 @@ impl FactSink for AuditSink {
         match fact {
             Fact::Request { .. } => self.on_request(&fact),
             Fact::ModelCall {
+                user,
                 model,
                 api,
                 status,
                 usage,
                 ..
-            } => self.on_model_call(model.name, api, status, usage),
+            } => self.on_model_call(user, model.name, api, status, usage),
             Fact::Tick { now } => self.view.expire(now),
             _ => {}
         }

@@ -112,6 +112,8 @@ struct Call<'a> {
     api: ApiKind,
     route: &'static str,
     usage: Option<Usage>,
+    /// The user the model call names (`None`: the request's).
+    call_user: Option<UserRef<'a>>,
 }
 
 fn call<'a>() -> Call<'a> {
@@ -134,6 +136,7 @@ fn call<'a>() -> Call<'a> {
             reasoning: 0,
             cache_write_input: 3,
         }),
+        call_user: None,
     }
 }
 
@@ -170,7 +173,7 @@ fn feed(sink: &mut AuditSink, c: &Call<'_>) {
         at: Timestamp::from_nanos(c.at),
     });
     sink.fact(Fact::ModelCall {
-        user: c.user,
+        user: c.call_user.unwrap_or(c.user),
         model,
         api: c.api,
         status: Some(200),
@@ -305,6 +308,30 @@ fn a_request_without_a_model_call_is_no_event() {
         },
     );
     assert_eq!(sink.drain().count(), 1);
+}
+
+#[test]
+fn a_model_call_of_another_user_is_not_the_kept_requests() {
+    let (mut sink, _registry) = sink_with(trusting_nginx());
+    // Alice's request, then a model call naming Bob: not her exchange, so no event at all.
+    feed(
+        &mut sink,
+        &Call {
+            call_user: Some(UserRef::Id("bob")),
+            ..call()
+        },
+    );
+    // A cut id still matches the call of the id it was cut from.
+    let long = "y".repeat(200);
+    feed(
+        &mut sink,
+        &Call {
+            user: UserRef::Id(&long),
+            ..call()
+        },
+    );
+    let users: Vec<String> = sink.drain().map(|e| e.user).collect();
+    assert_eq!(users, ["y".repeat(128)]);
 }
 
 #[test]

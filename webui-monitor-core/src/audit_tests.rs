@@ -578,3 +578,31 @@ fn rfc3339_in_utc() {
         "2026-12-07T11:19:15.000001Z"
     );
 }
+
+#[test]
+fn reconfigure_applies_trusted_proxies_and_the_switch() {
+    let (mut sink, _registry) = sink_with(AuditConfig::default());
+    feed(&mut sink, &call());
+    let semantics = SemanticsConfig::default();
+    sink.reconfigure(&trusting_nginx(), &semantics);
+    feed(&mut sink, &call());
+    sink.reconfigure(
+        &AuditConfig {
+            enabled: false,
+            ..trusting_nginx()
+        },
+        &semantics,
+    );
+    feed(&mut sink, &call());
+    let got: Vec<(IpAddr, AddressSource)> = sink
+        .drain()
+        .map(|e| (e.client_address, e.client_address_source))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ip("10.213.0.1"), AddressSource::Peer),
+            (ip("10.213.9.9"), AddressSource::XForwardedFor),
+        ]
+    );
+}

@@ -82,6 +82,12 @@ def exposition(n: int) -> str:
                    [(f'result="{r}"', k) for r, k in [("verified", 10), ("unverified", 0), ("bad_signature", 1),
                                                        ("expired", 1), ("malformed", 1), ("rejected", 1),
                                                        ("anonymous", 2), ("unknown_api_key", 1)]], n)
+    out += gauge("openwebui_scripted_session_last_timestamp_seconds",
+                 "Latest scripted session-credential call per user.",
+                 [('user="u-bob",auth="jwt",api="messages",model="llama3",client_address="203.0.113.7"',
+                   1_790_000_000 + n)])
+    out += counter("openwebui_scripted_session_calls_total", "Scripted session-credential calls.",
+                   [('user="u-bob",auth="jwt",api="messages"', 3)], n)
     out += gauge("openwebui_api_key_info", "API key fingerprints and their user.", [('key="0123456789ab",user="u-carol"', 1)])
     out += gauge("openwebui_user_info", "User directory (personal data opt-in).",
                  [('user="u-alice",name="Alice",email="alice@example.com",role="user"', 1)])

@@ -31,7 +31,11 @@ pub const ALICE_API_KEY: &str = "sk-b2f36db1e8f4423697d7fa73f0ac0987";
 pub const ALICE_PASSWORD: &str = "alice-pw-Tr0ub4dor&3-e2e";
 pub const ADMIN_PASSWORD: &str = "admin-pw-c0rrect-h0rse-e2e";
 
-const PROXY_ADDR: &str = "10.213.0.1";
+/// nginx's address on the veth: the peer Open WebUI (and the monitor) sees.
+pub const PROXY_ADDR: &str = "10.213.0.1";
+/// The scripts' own address, on the proxy namespace's loopback: `Stack::curl` connects to nginx
+/// from it, so the client address nginx forwards differs from nginx's own.
+pub const CLIENT_ADDR: &str = "10.213.9.9";
 pub const APP_ADDR: &str = "10.213.0.2";
 pub const METRICS_PORT: u16 = 19741;
 const NGINX_PORT: u16 = 8443;
@@ -121,6 +125,10 @@ impl Stack {
             ns.run("ip", &["link", "set", iface, "up"])?;
             ns.run("ip", &["link", "set", "lo", "up"])?;
         }
+        proxy.run(
+            "ip",
+            &["addr", "add", &format!("{CLIENT_ADDR}/32"), "dev", "lo"],
+        )?;
 
         // Open WebUI-shaped server with a copy of the fixture database.
         let db = dir.path().join("webui.db");
@@ -252,7 +260,8 @@ impl Stack {
         })
     }
 
-    /// `curl -sk` to the proxy from the proxy namespace: returns (status, body).
+    /// `curl -sk` to the proxy from the proxy namespace, from [`CLIENT_ADDR`]: returns
+    /// (status, body).
     pub fn curl(
         &self,
         method: &str,
@@ -261,7 +270,15 @@ impl Stack {
         body: Option<&str>,
     ) -> anyhow::Result<(u16, String)> {
         let url = format!("https://127.0.0.1:{NGINX_PORT}{path}");
-        let mut args = vec!["-sk", "-X", method, "-w", "\n%{http_code}"];
+        let mut args = vec![
+            "-sk",
+            "--interface",
+            CLIENT_ADDR,
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+        ];
         for header in headers {
             args.extend(["-H", header]);
         }

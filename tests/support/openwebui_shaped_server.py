@@ -19,6 +19,16 @@ fixtures/openwebui/README.md), with the Python standard library only:
   API) authenticate the same way and answer as Ollama does: an `application/x-ndjson` stream,
   one line per word and a last `"done":true` line with `prompt_eval_count` and `eval_count`,
   unless the body says `"stream": false` (Ollama streams by default), then one such JSON object;
+* `POST /api/v1/messages` (Anthropic Messages) authenticates the same way and answers Anthropic's
+  JSON message with `usage.input_tokens` (words of the prompt), `cache_read_input_tokens`
+  (`MESSAGES_CACHE_READ`, not part of `input_tokens`, as Anthropic reports it) and
+  `output_tokens` (words of the reply);
+* `POST /openai/responses` (OpenAI Responses) authenticates the same way and answers, with
+  `"stream": true`, the SSE events `response.created`, `response.output_text.delta` per word and
+  `response.completed` whose `response.usage` has `input_tokens` (words of `input`, of which
+  `input_tokens_details.cached_tokens` = `RESPONSES_CACHED`), `output_tokens` (words of the reply
+  plus `RESPONSES_REASONING`, the `output_tokens_details.reasoning_tokens`); else the response
+  object as JSON;
 * `POST /api/embeddings` authenticates the same way and answers OpenAI's embedding list with
   `usage.prompt_tokens` (words of `input`);
 * `GET /ws/socket.io/?EIO=4&transport=websocket` upgrades to a WebSocket with
@@ -53,6 +63,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 SECRET = os.environ.get("WEBUI_SECRET_KEY", "").encode()
 JWT_LIFETIME = 2_419_200  # JWT_EXPIRES_IN=4w, as in the fixtures
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+
+# Fixed parts of the Messages and Responses usage (see the module documentation).
+MESSAGES_CACHE_READ = 4
+RESPONSES_CACHED = 2
+RESPONSES_REASONING = 5
 
 # Socket.IO session id -> WebSocketSession, for web-UI completions.
 SESSIONS = {}
@@ -212,6 +227,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.ollama_completion(path, body)
         if path == "/api/embeddings":
             return self.embeddings(body)
+        if path == "/api/v1/messages":
+            return self.anthropic_messages(body)
+        if path == "/openai/responses":
+            return self.responses_api(body)
         return self.send_json(200, {"status": True})
 
     def signin(self, body):
@@ -279,6 +298,71 @@ class Handler(BaseHTTPRequestHandler):
             for piece in (f"data: {data}\n".encode(), b"\n"):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+    def anthropic_messages(self, body):
+        if self.credential_user() is None:
+            return self.send_json(401, {"type": "error", "error": {"type": "authentication_error"}})
+        model = body.get("model", "")
+        reply, prompt_tokens = answer_for(body)
+        self.send_json(200, {
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": reply}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": prompt_tokens,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": MESSAGES_CACHE_READ,
+                "output_tokens": words(reply),
+            },
+        })
+
+    def responses_api(self, body):  # not `responses`: the base class keeps its status table there
+        if self.credential_user() is None:
+            return self.send_json(401, {"detail": "Not authenticated"})
+        model = body.get("model", "")
+        text = body.get("input", "")
+        if isinstance(text, list):
+            text = " ".join(str(m.get("content", "")) for m in text if isinstance(m, dict))
+        reply, prompt_tokens = answer_for({"model": model, "messages": [{"content": text}]})
+        usage = {
+            "input_tokens": prompt_tokens,
+            "input_tokens_details": {"cached_tokens": RESPONSES_CACHED},
+            "output_tokens": words(reply) + RESPONSES_REASONING,
+            "output_tokens_details": {"reasoning_tokens": RESPONSES_REASONING},
+            "total_tokens": prompt_tokens + words(reply) + RESPONSES_REASONING,
+        }
+        response = {
+            "id": f"resp_{uuid.uuid4().hex[:24]}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "model": model,
+            "output": [{"type": "message", "role": "assistant", "status": "completed",
+                        "content": [{"type": "output_text", "text": reply}]}],
+            "usage": usage,
+        }
+        if not body.get("stream"):
+            return self.send_json(200, response)
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        created = dict(response, status="in_progress", output=[], usage=None)
+        events = [("response.created", {"type": "response.created", "response": created})]
+        for word in reply.split():
+            events.append(("response.output_text.delta",
+                           {"type": "response.output_text.delta", "delta": word + " "}))
+        events.append(("response.completed", {"type": "response.completed", "response": response}))
+        for seq, (name, data) in enumerate(events):
+            data = dict(data, sequence_number=seq)
+            piece = f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
 
     def embeddings(self, body):

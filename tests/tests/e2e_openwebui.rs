@@ -4,7 +4,10 @@
 //! reports no token counts, and Ollama's native API, streamed as NDJSON), with an API key (a
 //! completion and two embedded documents), a cookie-only request, forged, expired and unknown
 //! credentials, and a web-UI chat whose answer travels over a permessage-deflate socket.io
-//! WebSocket — then asserts the exact per-user, per-auth and per-client numbers on /metrics,
+//! WebSocket, plus Anthropic Messages and a streamed Responses call with the session JWT from a
+//! client address of its own — then asserts the exact per-user, per-auth and per-client numbers
+//! on /metrics and the audit trail of scripted session-JWT calls (client address as nginx saw
+//! it),
 //! evaluates every dashboard and alert expression through a real Prometheus, and greps everything
 //! the monitor wrote for the secrets it saw.
 use std::time::Duration;
@@ -13,8 +16,8 @@ use base64::Engine as _;
 use hmac::Mac as _;
 use webui_monitor_tests::net::wait_for;
 use webui_monitor_tests::stack::{
-    ADMIN, ADMIN_PASSWORD, ALICE, ALICE_API_KEY, ALICE_PASSWORD, APP_ADDR, METRICS_PORT, SECRET,
-    Stack, repo_root, sample,
+    ADMIN, ADMIN_PASSWORD, ALICE, ALICE_API_KEY, ALICE_PASSWORD, APP_ADDR, CLIENT_ADDR,
+    METRICS_PORT, PROXY_ADDR, SECRET, Stack, repo_root, sample,
 };
 
 /// Prompts are unique marker strings: none may appear in anything the monitor writes.
@@ -24,6 +27,15 @@ const PROMPT_KEY: &str = "narwhal-apikey prompt";
 const PROMPT_OLLAMA_CHAT: &str = "ibex-ollama chat streamed by default";
 const PROMPT_OLLAMA_GENERATE: &str = "tapir-ollama generate in one piece";
 const PROMPT_NO_USAGE: &str = "gecko-nousage streamed without token counts";
+const PROMPT_MESSAGES: &str = "marmot-messages prompt through the Anthropic door";
+const PROMPT_RESPONSES: &str = "pangolin-responses streamed prompt";
+/// The models of the Messages and Responses calls, and the fixed parts of their usage in the
+/// shaped server (`MESSAGES_CACHE_READ`, `RESPONSES_CACHED`, `RESPONSES_REASONING`).
+const MESSAGES_MODEL: &str = "mock-claude";
+const RESPONSES_MODEL: &str = "mock-resp";
+const MESSAGES_CACHE_READ: f64 = 4.0;
+const RESPONSES_CACHED: f64 = 2.0;
+const RESPONSES_REASONING: f64 = 5.0;
 /// Two documents embedded in one call.
 const EMBEDDED: [&str; 2] = ["lemur-embed first document", "lemur-embed the second one"];
 /// The model the Ollama-native calls name.
@@ -93,12 +105,22 @@ fn ollama(stack: &Stack, auth: &str, path: &str, body: &str) -> anyhow::Result<S
 
 #[test]
 fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
+    let audit_dir = tempfile::Builder::new().prefix("wm-e2e-audit-").tempdir()?;
+    let audit_file = audit_dir.path().join("audit.jsonl");
+    let audit_path = format!("audit.path={}", audit_file.display());
+    let trusted = format!("audit.trusted_proxies={PROXY_ADDR}/32");
     // mock-gpt is priced (per million tokens): Alice's spend on it is checked below.
     let stack = Stack::start(
         "ow",
         &[
             "--set",
             "pricing.models={\"mock-gpt\"={input=2.0,output=8.0}}",
+            "--set",
+            "audit.output=file",
+            "--set",
+            &audit_path,
+            "--set",
+            &trusted,
         ],
     )?;
     let now = std::time::SystemTime::now()
@@ -142,6 +164,26 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         completion_of(&stack, &bearer_alice, "mock-nousage", PROMPT_NO_USAGE, true)?,
         200
     );
+    // Her JWT through Anthropic Messages (JSON) and the Responses API (streamed).
+    let (status, _) = stack.curl(
+        "POST",
+        "/api/v1/messages",
+        &[&bearer_alice, "anthropic-version: 2023-06-01"],
+        Some(&format!(
+            r#"{{"model":"{MESSAGES_MODEL}","max_tokens":64,"messages":[{{"role":"user","content":"{PROMPT_MESSAGES}"}}]}}"#
+        )),
+    )?;
+    assert_eq!(status, 200);
+    let (status, events) = stack.curl(
+        "POST",
+        "/openai/responses",
+        &[&bearer_alice],
+        Some(&format!(
+            r#"{{"model":"{RESPONSES_MODEL}","stream":true,"input":"{PROMPT_RESPONSES}"}}"#
+        )),
+    )?;
+    assert_eq!(status, 200);
+    assert!(events.contains("event: response.completed"), "{events}");
     let bearer_key = format!("Authorization: Bearer {ALICE_API_KEY}");
     assert_eq!(completion(&stack, &bearer_key, PROMPT_KEY, false)?, 200);
     // Her API key embedding documents: input tokens, no completion.
@@ -186,9 +228,9 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
             .sum::<f64>()
     };
     wait_for(
-        "the monitor to count 11 completions",
+        "the monitor to count 13 completions",
         Duration::from_secs(30),
-        || stack.metrics().is_ok_and(|m| completions(&m) == 11.0),
+        || stack.metrics().is_ok_and(|m| completions(&m) == 13.0),
     )
     .map_err(|e| e.context(format!("metrics:\n{}", stack.metrics().unwrap_or_default())))?;
     let m = stack.metrics()?;
@@ -201,7 +243,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
             requests,
             &[("user", ALICE), ("auth", "jwt"), ("client", "api")]
         ),
-        Some(5.0)
+        Some(7.0)
     );
     assert_eq!(
         get(
@@ -260,7 +302,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     );
 
     let auth = "openwebui_auth_total";
-    assert_eq!(get(auth, &[("result", "verified")]), Some(10.0));
+    assert_eq!(get(auth, &[("result", "verified")]), Some(12.0));
     assert_eq!(get(auth, &[("result", "bad_signature")]), Some(1.0));
     assert_eq!(get(auth, &[("result", "expired")]), Some(1.0));
     assert_eq!(get(auth, &[("result", "unknown_api_key")]), Some(1.0));
@@ -319,8 +361,71 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         assert_eq!(get(chat, &labels), Some(1.0), "Ollama, stream={stream}");
     }
 
+    for (model, api, stream) in [
+        (MESSAGES_MODEL, "messages", "false"),
+        (RESPONSES_MODEL, "responses", "true"),
+    ] {
+        let labels = [
+            ("user", ALICE),
+            ("model", model),
+            ("api", api),
+            ("auth", "jwt"),
+            ("client", "api"),
+            ("stream", stream),
+            ("status_class", "2xx"),
+        ];
+        assert_eq!(get(chat, &labels), Some(1.0), "{api}");
+    }
+
     // Tokens: scripts over HTTP, the web UI over the WebSocket.
     let tokens = "openwebui_llm_tokens_total";
+    let details = "openwebui_llm_token_details_total";
+    let of = |model, direction| {
+        [
+            ("user", ALICE),
+            ("model", model),
+            ("direction", direction),
+            ("source", "http"),
+        ]
+    };
+    let part = |model, kind| {
+        [
+            ("user", ALICE),
+            ("model", model),
+            ("kind", kind),
+            ("source", "http"),
+        ]
+    };
+    // Anthropic's input_tokens leave the cache read out; the total puts it back.
+    assert_eq!(
+        get(tokens, &of(MESSAGES_MODEL, "input")),
+        Some(words(PROMPT_MESSAGES) + MESSAGES_CACHE_READ)
+    );
+    assert_eq!(
+        get(tokens, &of(MESSAGES_MODEL, "output")),
+        Some(reply_words(PROMPT_MESSAGES))
+    );
+    assert_eq!(
+        get(details, &part(MESSAGES_MODEL, "cached_input")),
+        Some(MESSAGES_CACHE_READ)
+    );
+    assert_eq!(get(details, &part(MESSAGES_MODEL, "reasoning")), None);
+    assert_eq!(
+        get(tokens, &of(RESPONSES_MODEL, "input")),
+        Some(words(PROMPT_RESPONSES))
+    );
+    assert_eq!(
+        get(tokens, &of(RESPONSES_MODEL, "output")),
+        Some(reply_words(PROMPT_RESPONSES) + RESPONSES_REASONING)
+    );
+    assert_eq!(
+        get(details, &part(RESPONSES_MODEL, "cached_input")),
+        Some(RESPONSES_CACHED)
+    );
+    assert_eq!(
+        get(details, &part(RESPONSES_MODEL, "reasoning")),
+        Some(RESPONSES_REASONING)
+    );
     let token_labels = |direction, source| {
         [
             ("user", ALICE),
@@ -439,6 +544,202 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         assert!(line.ends_with(" 0"), "capture loss: {line}");
     }
 
+    // The audit trail: every model call Alice's session JWT (or a forged or expired one) made
+    // from a script, in order, with the address curl connected to nginx from — believed from
+    // nginx's X-Forwarded-For because nginx's address is a trusted proxy.
+    let audit_lines = || std::fs::read_to_string(&audit_file).unwrap_or_default();
+    wait_for(
+        "the audit trail to hold 9 events",
+        Duration::from_secs(10),
+        || audit_lines().lines().count() == 9,
+    )
+    .map_err(|e| e.context(format!("audit trail:\n{}", audit_lines())))?;
+    let audit: Vec<serde_json::Value> = audit_lines()
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    // Token counts are whole numbers; `words` gives them as f64 for the metric samples.
+    let tokens_of = |t: [f64; 4]| {
+        let [input, output, cached_input, reasoning] = t.map(|n| n as u64);
+        serde_json::json!({
+            "input": input, "output": output, "cached_input": cached_input, "reasoning": reasoning
+        })
+    };
+    let http = |p: &str| tokens_of([words(p), reply_words(p), 0.0, 0.0]);
+    let want = [
+        (
+            ALICE,
+            "verified",
+            "/api/chat/completions",
+            "chat",
+            "mock-gpt",
+            200,
+            http(PROMPT_JWT),
+        ),
+        (
+            ALICE,
+            "verified",
+            "/api/chat/completions",
+            "chat",
+            "mock-gpt",
+            200,
+            http(PROMPT_SSE),
+        ),
+        (
+            ALICE,
+            "verified",
+            "/ollama/api/chat",
+            "ollama",
+            OLLAMA_MODEL,
+            200,
+            http(PROMPT_OLLAMA_CHAT),
+        ),
+        (
+            ALICE,
+            "verified",
+            "/ollama/api/generate",
+            "ollama",
+            OLLAMA_MODEL,
+            200,
+            http(PROMPT_OLLAMA_GENERATE),
+        ),
+        (
+            ALICE,
+            "verified",
+            "/api/chat/completions",
+            "chat",
+            "mock-nousage",
+            200,
+            serde_json::Value::Null,
+        ),
+        (
+            ALICE,
+            "verified",
+            "/api/v1/messages",
+            "messages",
+            MESSAGES_MODEL,
+            200,
+            tokens_of([
+                words(PROMPT_MESSAGES) + MESSAGES_CACHE_READ,
+                reply_words(PROMPT_MESSAGES),
+                MESSAGES_CACHE_READ,
+                0.0,
+            ]),
+        ),
+        (
+            ALICE,
+            "verified",
+            "/openai/responses",
+            "responses",
+            RESPONSES_MODEL,
+            200,
+            tokens_of([
+                words(PROMPT_RESPONSES),
+                reply_words(PROMPT_RESPONSES) + RESPONSES_REASONING,
+                RESPONSES_CACHED,
+                RESPONSES_REASONING,
+            ]),
+        ),
+        (
+            "invalid",
+            "bad_signature",
+            "/api/chat/completions",
+            "chat",
+            "mock-gpt",
+            401,
+            serde_json::Value::Null,
+        ),
+        (
+            "invalid",
+            "expired",
+            "/api/chat/completions",
+            "chat",
+            "mock-gpt",
+            401,
+            serde_json::Value::Null,
+        ),
+    ];
+    for (i, (event, (user, result, route, api, model, status, tokens))) in
+        audit.iter().zip(want).enumerate()
+    {
+        let got = (
+            event["user"].as_str(),
+            event["auth"].as_str(),
+            event["auth_result"].as_str(),
+            event["route"].as_str(),
+            event["api"].as_str(),
+            event["model"].as_str(),
+            event["status"].as_u64(),
+        );
+        assert_eq!(
+            got,
+            (
+                Some(user),
+                Some("jwt"),
+                Some(result),
+                Some(route),
+                Some(api),
+                Some(model),
+                Some(status)
+            ),
+            "audit event {i}: {event}"
+        );
+        assert_eq!(event["tokens"], tokens, "audit event {i}: {event}");
+        assert_eq!(event["client_address"], CLIENT_ADDR, "audit event {i}");
+        assert_eq!(
+            event["client_address_source"], "x_forwarded_for",
+            "audit event {i}"
+        );
+        assert_eq!(event["client_address_from_header"], true, "audit event {i}");
+        assert_eq!(event["peer"], PROXY_ADDR, "audit event {i}");
+        assert!(
+            event["user_agent"]
+                .as_str()
+                .is_some_and(|ua| ua.starts_with("curl/")),
+            "audit event {i}: {event}"
+        );
+        let time = event["time"].as_str().unwrap_or_default();
+        assert!(
+            time.starts_with("20") && time.ends_with('Z'),
+            "audit event {i}: {time}"
+        );
+    }
+    // The dashboard's and top's view: Alice's latest scripted-JWT call (the expired token's
+    // calls are the invalid user's).
+    let latest = "openwebui_scripted_session_last_timestamp_seconds";
+    let alice_latest: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with(&format!("{latest}{{")) && l.contains(ALICE))
+        .collect();
+    assert_eq!(alice_latest.len(), 1, "{alice_latest:?}");
+    assert!(
+        alice_latest[0].contains(&format!(
+            r#"{{api="responses",auth="jwt",client_address="{CLIENT_ADDR}",model="{RESPONSES_MODEL}",user="{ALICE}"}}"#
+        )),
+        "{}",
+        alice_latest[0]
+    );
+    let calls = "openwebui_scripted_session_calls_total";
+    for (api, n) in [
+        ("chat", 3.0),
+        ("ollama", 2.0),
+        ("messages", 1.0),
+        ("responses", 1.0),
+    ] {
+        assert_eq!(
+            get(calls, &[("user", ALICE), ("auth", "jwt"), ("api", api)]),
+            Some(n),
+            "{api}"
+        );
+    }
+    assert_eq!(
+        get(
+            calls,
+            &[("user", "invalid"), ("auth", "jwt"), ("api", "chat")]
+        ),
+        Some(2.0)
+    );
+
     // `webui-monitor top` without a terminal prints one snapshot of the same users.
     let binary = webui_monitor_tests::net::daemon_binary()?;
     let url = format!("http://{APP_ADDR}:{METRICS_PORT}");
@@ -464,6 +765,28 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         .find(|l| l.starts_with(ALICE))
         .unwrap_or_default();
     assert!(alice_row.contains('≥'), "top:\n{top}");
+    // Its second table: Alice's latest scripted session-JWT call, from the address nginx saw,
+    // and the forged and expired tokens' calls (user `invalid`).
+    let scripted: Vec<&str> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("SCRIPTED SESSION-JWT USE"))
+        .collect();
+    let alice_scripted = scripted
+        .iter()
+        .find(|l| l.starts_with(ALICE))
+        .unwrap_or(&"");
+    for cell in [" 7 ", CLIENT_ADDR, " jwt ", " responses ", RESPONSES_MODEL] {
+        assert!(
+            alice_scripted.contains(cell),
+            "{cell} not in top's scripted table:\n{top}"
+        );
+    }
+    assert!(
+        scripted
+            .iter()
+            .any(|l| l.starts_with("invalid") && l.contains(" 2 ")),
+        "top:\n{top}"
+    );
 
     // SIGHUP re-reads the configuration and Open WebUI's database; no counter is lost.
     let pid = i32::try_from(stack.monitor.child.0.id())?;
@@ -524,6 +847,7 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
     let outputs = [
         ("metrics", stack.metrics()?),
         ("monitor output", stack.monitor.output()),
+        ("audit trail", audit_lines()),
     ];
     let secrets = [
         ("WEBUI_SECRET_KEY", SECRET),
@@ -540,6 +864,8 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
         ("an Ollama prompt", "ibex-ollama"),
         ("an Ollama prompt", "tapir-ollama"),
         ("a prompt", "gecko-nousage"),
+        ("a Messages prompt", "marmot-messages"),
+        ("a Responses prompt", "pangolin-responses"),
         ("an embedded document", "lemur-embed"),
         ("a web-UI prompt", "quokka-webui"),
         ("a web-UI prompt", "axolotl-webui"),

@@ -24,8 +24,10 @@
 //!    route and model, with how many tokens — as [`openwebui::Fact`]s handed to a sink.
 //! 7. [`metrics`]: the Prometheus families, including the engines' own health; its
 //!    [`metrics::PrometheusSink`] applies attribution's facts to the `openwebui_*` families
-//!    (spend priced by [`pricing`]).
-//! 8. [`Monitor`]: 5–7 as one state machine; [`usage_summary`] reads its registry back per
+//!    (spend priced by [`pricing`]), [`metrics::GenAiSink`] to the OpenTelemetry GenAI ones.
+//! 8. [`audit`]: the audit trail of scripted session-credential calls, another sink of the same
+//!    facts, queued for the shell to write.
+//! 9. [`Monitor`]: 5–8 as one state machine; [`usage_summary`] reads its registry back per
 //!    user; [`replay`] drives it from a capture file.
 //!
 //! # Driving a [`Monitor`]
@@ -43,7 +45,9 @@
 //!   keys ([`openwebui::Directory`]), whenever the shell has read one (at start, periodically,
 //!   on SIGHUP); `None` when no database is configured. Exchanges are attributed with the
 //!   snapshot installed when they complete.
-//! * **D. Getters** taking `&self` ([`Monitor::pipeline`], [`Monitor::stream_metrics`]), which
+//! * **D. Output**, [`Monitor::drain_audit`]: the audit events ([`audit`]) queued since the
+//!   last call; the shell calls it after each batch of input and after `finish`, and writes them.
+//! * **E. Getters** taking `&self` ([`Monitor::pipeline`], [`Monitor::stream_metrics`]), which
 //!   may be called at any time.
 //!
 //! A, B and [`Monitor::finish`] take an observer that sees every [`PipelineEvent`] they
@@ -64,6 +68,7 @@
 //! The registry can be encoded at any time. Ticks and `finish` bring the stream-level
 //! `webui_monitor_*` counters up to date; call [`Monitor::refresh_metrics`] first if segments
 //! arrived since the last of them.
+pub mod audit;
 pub mod http;
 pub(crate) mod json;
 pub mod memory;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use prometheus::Registry;
 
 use crate::{
+    audit::{AuditConfig, AuditEvent, AuditSink},
     metrics::{
         GenAiMetrics, GenAiSink, OpenWebuiMetrics, PrometheusSink, StreamMetrics,
         websocket::WebSocketMetrics,
@@ -32,10 +33,13 @@ pub struct MonitorConfig {
     pub semantics: SemanticsConfig,
     /// What tokens cost (empty: every model unpriced).
     pub prices: Arc<Prices>,
+    /// The audit trail of scripted session-credential use.
+    pub audit: AuditConfig,
 }
 
 /// Pipeline (reassembly → HTTP → WebSocket) plus attribution, whose facts the [`Sinks`]
-/// apply, with their metrics.
+/// apply: the metrics (spend included), the GenAI histograms, and the audit trail of scripted
+/// session-credential calls, queued for the shell ([`Monitor::drain_audit`]).
 ///
 /// Input: [`on_segment`](Self::on_segment); time: [`on_tick`](Self::on_tick); context:
 /// [`set_directory`](Self::set_directory); end: [`finish`](Self::finish). See [the crate
@@ -63,6 +67,7 @@ impl Monitor {
         let sink = Sinks {
             prometheus: PrometheusSink::new(metrics, &config.semantics, Arc::clone(&config.prices)),
             genai: GenAiSink::new(GenAiMetrics::register(registry)?),
+            audit: AuditSink::new(&config.audit, &config.semantics, registry)?,
         };
         let mut pipeline = Pipeline::new(config.pipeline.clone());
         pipeline.read_request_bodies_of(crate::openwebui::route::reads_request_body);
@@ -118,6 +123,16 @@ impl Monitor {
         self.sink
             .prometheus
             .reconfigure(&config.semantics, Arc::clone(&config.prices));
+        self.sink
+            .audit
+            .reconfigure(&config.audit, &config.semantics);
+    }
+
+    /// Takes the audit events queued since the last call, oldest first. The shell calls it
+    /// after each batch of input (and after `finish`) and writes them; events beyond
+    /// `audit.max_queue` between two calls are dropped and counted.
+    pub fn drain_audit(&mut self) -> impl Iterator<Item = AuditEvent> + '_ {
+        self.sink.audit.drain()
     }
 
     /// Mirrors the pipeline's counters (cumulative, kept in the sans-IO core) into their
@@ -152,11 +167,14 @@ struct Sinks {
     prometheus: PrometheusSink,
     /// The OpenTelemetry GenAI families.
     genai: GenAiSink,
+    /// Scripted session-credential calls, queued for the shell.
+    audit: AuditSink,
 }
 
 impl FactSink for Sinks {
     fn fact(&mut self, fact: Fact<'_>) {
         self.prometheus.fact(fact);
         self.genai.fact(fact);
+        self.audit.fact(fact);
     }
 }

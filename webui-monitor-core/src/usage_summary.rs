@@ -28,6 +28,10 @@ const LLM_TOKENS: &str = "openwebui_llm_tokens_total";
 const WITHOUT_USAGE: &str = "openwebui_chat_completions_without_usage_total";
 /// `openwebui_user_last_seen_timestamp_seconds{user}`.
 const USER_LAST_SEEN: &str = "openwebui_user_last_seen_timestamp_seconds";
+/// `openwebui_scripted_session_last_timestamp_seconds{user,auth,api,model,client_address}`.
+const SCRIPTED_LAST: &str = "openwebui_scripted_session_last_timestamp_seconds";
+/// `openwebui_scripted_session_calls_total{user,auth,api}`.
+const SCRIPTED_CALLS: &str = "openwebui_scripted_session_calls_total";
 /// `webui_monitor_capture_lost_total{reason}`.
 const CAPTURE_LOST: &str = "webui_monitor_capture_lost_total";
 /// `webui_monitor_reassembly_gaps_total`.
@@ -72,6 +76,26 @@ pub struct UserSummary {
     pub completions_without_usage: u64,
     /// Unix time of the user's latest traffic, if exported.
     pub last_seen: Option<f64>,
+    /// Model calls made with this user's session JWT or cookie from a script (the audit trail).
+    pub scripted_session_calls: u64,
+    /// The latest of those calls, if the audit trail has one.
+    pub scripted_session: Option<ScriptedSession>,
+}
+
+/// A user's latest model call with a session credential from a script (the audit trail's
+/// `openwebui_scripted_session_last_timestamp_seconds`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScriptedSession {
+    /// Unix time (traffic time) of the call.
+    pub at: f64,
+    /// `jwt` or `cookie`.
+    pub auth: String,
+    /// `chat`, `messages`, `responses`, `ollama`, `embeddings`.
+    pub api: String,
+    pub model: String,
+    /// The script's address (behind a trusted proxy, the one it forwarded).
+    pub client_address: String,
 }
 
 impl UserSummary {
@@ -171,6 +195,33 @@ pub fn summarize(families: &[MetricFamily], generated_at: f64) -> UsersSummary {
                         (Some(a), Some(b)) => Some(a.max(b)),
                         (a, b) => a.or(b),
                     };
+                }
+            }
+            SCRIPTED_CALLS => {
+                for (metric, user) in with_user(family) {
+                    let n = count(metric, kind);
+                    let u = entry(&mut users, user);
+                    u.scripted_session_calls = u.scripted_session_calls.saturating_add(n);
+                }
+            }
+            SCRIPTED_LAST => {
+                for (metric, user) in with_user(family) {
+                    let Some(at) = value(metric, kind).filter(|v| v.is_finite()) else {
+                        continue;
+                    };
+                    let u = entry(&mut users, user);
+                    // One series per user; should two ever be read, the later wins.
+                    if u.scripted_session.as_ref().is_some_and(|s| s.at >= at) {
+                        continue;
+                    }
+                    let text = |name| label(metric, name).unwrap_or_default().to_owned();
+                    u.scripted_session = Some(ScriptedSession {
+                        at,
+                        auth: text("auth"),
+                        api: text("api"),
+                        model: text("model"),
+                        client_address: text("client_address"),
+                    });
                 }
             }
             CAPTURE_LOST => monitor.capture_lost = Some(sum(family)),
@@ -367,6 +418,7 @@ mod tests {
                         .into(),
                         completions_without_usage: 3,
                         last_seen: Some(1_700.5),
+                        ..UserSummary::default()
                     },
                     UserSummary {
                         user: "anonymous".to_owned(),
@@ -393,6 +445,38 @@ mod tests {
             }
         );
         assert_eq!(summary.users[0].tokens().total(), 80);
+    }
+
+    #[test]
+    fn scripted_session_use_per_user() {
+        let registry = Registry::new();
+        let m = crate::metrics::audit::AuditMetrics::register(&registry).unwrap();
+        m.last
+            .with_label_values(&[ALICE, "jwt", "messages", "mock-gpt", "203.0.113.7"])
+            .set(1_796_642_355.5);
+        m.calls
+            .with_label_values(&[ALICE, "jwt", "messages"])
+            .inc_by(2);
+        m.calls.with_label_values(&[ALICE, "cookie", "chat"]).inc();
+        let summary = summarize(&registry.gather(), 1_796_642_400.0);
+        assert_eq!(summary.users.len(), 1);
+        let alice = &summary.users[0];
+        assert_eq!(alice.user, ALICE);
+        assert_eq!(alice.scripted_session_calls, 3);
+        assert_eq!(
+            alice.scripted_session,
+            Some(ScriptedSession {
+                at: 1_796_642_355.5,
+                auth: "jwt".into(),
+                api: "messages".into(),
+                model: "mock-gpt".into(),
+                client_address: "203.0.113.7".into(),
+            })
+        );
+        // The JSON top reads back.
+        let json = serde_json::to_string(&summary).unwrap();
+        let back: UsersSummary = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, summary);
     }
 
     #[test]

@@ -52,9 +52,9 @@ pub use check::{check, check_args};
 pub use error::{ConfigError, Problem};
 pub use layering::{FileSource, Loaded, load, load_with_env};
 pub use schema::{
-    CaptureConfig, Config, DEFAULT_LISTEN, LogConfig, LogFormat, LogLevel, MAX_PORTS,
-    OpenWebUiConfig, PricingConfig, ServerConfig, TcAttachMode, XdpAttachMode, format_duration,
-    parse_duration,
+    AuditConfig, AuditOutput, CaptureConfig, Config, DEFAULT_LISTEN, LogConfig, LogFormat,
+    LogLevel, MAX_PORTS, OpenWebUiConfig, PricingConfig, ServerConfig, TcAttachMode, XdpAttachMode,
+    format_duration, parse_duration,
 };
 pub use secret::SecretSource;
 

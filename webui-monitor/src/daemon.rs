@@ -6,6 +6,8 @@
 //!
 //! * ring buffer readable → decode records into segments → [`Monitor::on_segment`];
 //! * every `stats_interval` → kernel counters into the metrics, traffic time forward;
+//! * after each of those → the audit events the monitor queued go to the audit writer's
+//!   thread ([`AuditWriter`]), which writes them to `[audit]`'s output;
 //! * an interface appears, changes or goes (rtnetlink) → attach or forget it
 //!   ([`Follower`]), and `/readyz` says whether every configured interface is watched;
 //! * every `db_reload_interval` → re-read Open WebUI's database;
@@ -27,6 +29,7 @@ use tokio::{
 use webui_monitor_core::{Monitor, openwebui::Directory, secret::Secret};
 
 use crate::{
+    audit::{self, AuditWriter},
     capture::{
         self, Capture,
         clock::BootClock,
@@ -91,6 +94,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
         metrics: server::ServerMetrics::register(&registry)?,
         security: security.clone(),
     };
+    let mut audit = AuditWriter::start(audit::Output::open(&config.audit)?, &registry)?;
     let state = Arc::new(server::State {
         registry,
         ready: false.into(),
@@ -195,6 +199,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
                     break Err(error).context("waiting for the ring buffer");
                 }
                 drain(&mut capture, &mut monitor, &clock, &mut records, &mut decode_errors);
+                audit.submit(&mut monitor);
             }
             _ = stats_tick.tick() => {
                 // Re-sampled so steps of the wall clock (NTP) reach the timestamps.
@@ -209,6 +214,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
                             log::warn!("{line}");
                         }
                         monitor.on_tick(clock.to_epoch(now), |_| {});
+                        audit.submit(&mut monitor);
                     }
                     (Err(error), _) => break Err(error).context("reading the kernel counters"),
                     (_, Err(error)) => break Err(error).context("reading the clocks"),
@@ -243,6 +249,8 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
         clock.to_epoch(capture::clock::boot_now_ns().unwrap_or_default()),
         |_| {},
     );
+    audit.submit(&mut monitor);
+    audit.finish();
     server.abort();
     outcome?;
     detached.context("detaching the eBPF programs")?;

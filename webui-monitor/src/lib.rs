@@ -10,12 +10,14 @@
 //!   segments; [`capture::metrics`] mirrors the kernel's totals into Prometheus.
 //! * [`config`]: the configuration file, `WEBUI_MONITOR_*` variables and flags, and the JWT
 //!   secret; it builds the core's [`MonitorConfig`](webui_monitor_core::MonitorConfig).
+//! * [`audit`]: the audit trail's writer (size-rotated JSON-lines file or the journal).
 //! * [`db`]: Open WebUI's SQLite database, read into the core's user and API-key directory.
 //! * `daemon`: `webui-monitor run`, the tokio loop driving the core's
 //!   [`Monitor`](webui_monitor_core::Monitor) and serving its registry (`server`).
 //! * [`replay`]: `webui-monitor replay`, the same monitor over a capture file.
 //! * `top`: `webui-monitor top`, an HTTP client of the daemon's `/api/users`.
 //! * [`cli`]: the command line.
+pub mod audit;
 pub mod capture;
 pub mod cli;
 pub mod config;

@@ -16,13 +16,59 @@ use webui_monitor_core::{
     openwebui::route,
     pcap::SkipReason,
     pipeline::{Pipeline, PipelineEvent},
-    replay::{ReplayStats, exchange_json, replay_capture},
+    replay::{ReplayStats, ReplayTarget, exchange_json, replay_into},
+    segment::{Segment, Timestamp},
 };
 
 use crate::{
+    audit::RotatingFile,
     config::{self, ConfigArgs},
     db,
 };
+
+/// The monitor, with its audit queue drained into `out` after every call (a long capture
+/// queues more events than `audit.max_queue` otherwise). The first write error is kept.
+struct Auditing<'a> {
+    monitor: &'a mut Monitor,
+    out: Option<RotatingFile>,
+    error: Option<std::io::Error>,
+}
+
+impl Auditing<'_> {
+    fn write_queued(&mut self) {
+        let events = self.monitor.drain_audit();
+        let Some(out) = self.out.as_mut() else {
+            events.for_each(drop);
+            return;
+        };
+        for event in events {
+            if self.error.is_some() {
+                continue;
+            }
+            let written = serde_json::to_string(&event)
+                .map_err(std::io::Error::other)
+                .and_then(|line| out.write_line(&line));
+            if let Err(e) = written {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+impl ReplayTarget for Auditing<'_> {
+    fn on_segment(&mut self, segment: &Segment<'_>, observe: impl FnMut(&PipelineEvent)) {
+        self.monitor.on_segment(segment, observe);
+        self.write_queued();
+    }
+    fn on_tick(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
+        self.monitor.on_tick(now, observe);
+        self.write_queued();
+    }
+    fn finish(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
+        self.monitor.finish(now, observe);
+        self.write_queued();
+    }
+}
 
 /// Replay a capture file through the pipeline: exchanges by method, route and status, and
 /// optionally one JSON line per exchange and the Prometheus metrics it would produce.
@@ -38,6 +84,11 @@ pub struct ReplayArgs {
     /// Write the Prometheus exposition the daemon would serve after this traffic to FILE.
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
+    /// Append the audit trail (one JSON line per model call made with a session JWT or cookie
+    /// from a script; `[audit]`) to FILE, rotated by audit.max_file_bytes and
+    /// audit.keep_files. The daemon's audit.output is not written by a replay.
+    #[arg(long, value_name = "FILE")]
+    pub audit_out: Option<PathBuf>,
     /// Ports, Open WebUI's database, limits: the daemon's configuration, so the replay
     /// attributes exactly as `run` would. The JWT secret comes from `WEBUI_SECRET_KEY` or
     /// `openwebui.webui_secret_file`; expiry is judged against the packets' timestamps.
@@ -129,10 +180,22 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let mut json_error: Option<std::io::Error> = None;
     let mut summary = Summary::new();
     let started = Instant::now();
-    let stats = replay_capture(
+    let audit_out = match &args.audit_out {
+        Some(path) => Some(
+            RotatingFile::open(path, config.audit.max_file_bytes, config.audit.keep_files)
+                .with_context(|| format!("opening {} (--audit-out)", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut target = Auditing {
+        monitor: &mut monitor,
+        out: audit_out,
+        error: None,
+    };
+    let stats = replay_into(
         BufReader::with_capacity(1 << 20, file),
         &config.capture.ports,
-        &mut monitor,
+        &mut target,
         |event| {
             if let PipelineEvent::Exchange(e) = event {
                 *summary
@@ -155,6 +218,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("replaying {}", args.file.display()))?;
+    if let Some(err) = target.error {
+        return Err(err).context("writing the audit trail (--audit-out)");
+    }
+    monitor
+        .stream_metrics()
+        .update_pcap(stats.packets, &stats.skipped);
     let secs = started.elapsed().as_secs_f64();
     if let Some(bar) = &progress {
         bar.finish_and_clear();

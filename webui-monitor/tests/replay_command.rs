@@ -18,6 +18,7 @@ fn metrics_out_writes_the_exposition() {
         file: fixture_dir().join("script_jwt.pcap"),
         json: false,
         metrics_out: Some(out.clone()),
+        audit_out: None,
         config: ConfigArgs {
             config: Some("/dev/null".into()),
             ..ConfigArgs::default()
@@ -65,6 +66,7 @@ fn metrics_file_carries_no_secret() {
             file: fixture_dir().join(format!("{name}.pcap")),
             json: false,
             metrics_out: Some(out.clone()),
+            audit_out: None,
             config: ConfigArgs {
                 config: Some("/dev/null".into()),
                 webui_secret_file: Some(secret.clone()),

@@ -59,6 +59,7 @@ fn replay_with(name: &str, config: &str) -> String {
         file: dir().join(format!("{name}.pcap")),
         json: false,
         metrics_out: Some(out.clone()),
+        audit_out: None,
         config: ConfigArgs {
             config: Some(config_file),
             ports: vec![18080],
@@ -458,5 +459,168 @@ fn genai_histograms_match_the_served_tokens() {
             got.label_values("gen_ai_client_token_usage_count", "user")
                 .is_empty()
         );
+    }
+}
+
+/// The audit trail `replay --audit-out` writes for one capture, as parsed JSON lines.
+fn replay_audit(name: &str) -> (Vec<Value>, String) {
+    let scratch = std::env::temp_dir().join(format!("wm-sdk-audit-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let secret = scratch.join("secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let out = scratch.join("audit.jsonl");
+    replay::run(ReplayArgs {
+        file: dir().join(format!("{name}.pcap")),
+        json: false,
+        metrics_out: None,
+        audit_out: Some(out.clone()),
+        config: ConfigArgs {
+            config: Some("/dev/null".into()),
+            ports: vec![18080],
+            webui_secret_file: Some(secret),
+            openwebui_db: Some(dir().join("webui.db")),
+            ..ConfigArgs::default()
+        },
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    std::fs::remove_dir_all(&scratch).ok();
+    let events = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (events, text)
+}
+
+/// Alice's user id (fixtures/openwebui-sdk/README.md).
+const ALICE: &str = "deff4022-ea99-4571-be21-9d8b3e2279ee";
+
+/// One audit line as the captures produce it: Alice's session JWT from the SDK, straight to
+/// Open WebUI (no proxy), so the client address is the peer's.
+fn alice_event(time: &str, route: &str, api: &str, tokens: [u64; 4], ua: &str) -> Value {
+    serde_json::json!({
+        "time": time,
+        "user": ALICE,
+        "auth": "jwt",
+        "auth_result": "verified",
+        "route": route,
+        "api": api,
+        "model": "mock-gpt",
+        "status": 200,
+        "tokens": {
+            "input": tokens[0],
+            "output": tokens[1],
+            "cached_input": tokens[2],
+            "reasoning": tokens[3],
+        },
+        "user_agent": ua,
+        "client_address": "127.0.0.1",
+        "client_address_source": "peer",
+        "client_address_from_header": false,
+        "peer": "127.0.0.1",
+    })
+}
+
+/// Alice's session-JWT calls are the audit trail, exactly: her two Messages calls (JSON and
+/// streamed; count_tokens calls no model) and her two Responses calls. Bob's API-key calls are
+/// not in it.
+#[test]
+fn audit_trail_holds_alices_session_jwt_calls() {
+    let (events, _) = replay_audit("sdk_anthropic");
+    let ua = "Anthropic/Python 0.86.0";
+    assert_eq!(
+        events,
+        [
+            alice_event(
+                "2026-12-07T11:19:15.78485Z",
+                "/api/v1/messages",
+                "messages",
+                [40, 12, 8, 0],
+                ua
+            ),
+            alice_event(
+                "2026-12-07T11:19:15.918237Z",
+                "/api/v1/messages",
+                "messages",
+                [40, 12, 8, 0],
+                ua
+            ),
+        ]
+    );
+    let (events, _) = replay_audit("sdk_responses");
+    let ua = "OpenAI/Python 2.29.0";
+    assert_eq!(
+        events,
+        [
+            alice_event(
+                "2026-12-07T11:19:24.737817Z",
+                "/openai/responses",
+                "responses",
+                [30, 20, 10, 7],
+                ua
+            ),
+            alice_event(
+                "2026-12-07T11:19:25.000049Z",
+                "/openai/responses",
+                "responses",
+                [30, 20, 10, 7],
+                ua
+            ),
+        ]
+    );
+}
+
+/// Every capture: one event per model call Alice made with her JWT (count_tokens excluded),
+/// all hers, and no credential or prompt of the capture in the file.
+#[test]
+fn audit_trail_counts_and_holds_no_secret() {
+    let want: [(&str, &[&str]); 6] = [
+        ("sdk_anthropic", &["messages", "messages"]),
+        ("sdk_anthropic_passthrough", &["messages", "messages"]),
+        ("sdk_responses", &["responses", "responses"]),
+        ("sdk_embeddings", &["embeddings"]),
+        (
+            "sdk_ollama",
+            &[
+                "messages",
+                "messages",
+                "responses",
+                "responses",
+                "embeddings",
+            ],
+        ),
+        ("sdk_aliases", &["messages", "messages"]),
+    ];
+    for (name, apis) in want {
+        let (events, text) = replay_audit(name);
+        let got: Vec<&str> = events.iter().map(|e| e["api"].as_str().unwrap()).collect();
+        assert_eq!(got, apis, "{name}");
+        assert!(events.iter().all(|e| e["user"] == ALICE), "{name}");
+        let pcap = std::fs::read(dir().join(format!("{name}.pcap"))).unwrap();
+        let pcap = String::from_utf8_lossy(&pcap);
+        // The session JWT's signature, Bob's key, the cookie name and the prompts.
+        let jwt_start = pcap
+            .find("Bearer eyJ")
+            .expect("the capture holds Alice's JWT")
+            + 7;
+        let jwt: String = pcap[jwt_start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect();
+        let signature = jwt.rsplit('.').next().unwrap();
+        for secret in [
+            signature,
+            "eyJ",
+            "sk-",
+            "Bearer",
+            "token=",
+            "Say hello",
+            "content",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{name}: {secret:?} in the audit trail"
+            );
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! monitor itself. The kernel capture's families belong to the shell that runs the capture;
 //! [`util`] helps it register them the same way. Attribution's facts reach the `openwebui_*`
 //! families through the [`PrometheusSink`], and the OpenTelemetry GenAI families through the
-//! [`GenAiSink`].
+//! [`GenAiSink`]; the audit trail's view (`audit`) is fed by `crate::audit::AuditSink`.
+pub mod audit;
 pub mod genai;
 pub(crate) mod openwebui;
 mod openwebui_sink;

@@ -28,7 +28,7 @@ pub struct Loaded {
 }
 
 /// The sections of the file; also the first word after [`ENV_PREFIX`] in a variable's name.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "capture",
     "reassembly",
     "http",
@@ -38,6 +38,7 @@ const SECTIONS: [&str; 9] = [
     "pricing",
     "log",
     "server",
+    "audit",
 ];
 
 /// The environment variable that sets `section.key`: `WEBUI_MONITOR_SECTION_KEY`.

@@ -2,8 +2,8 @@
 //!
 //! Everything the daemon can change in place is applied: the JWT secret, `[openwebui]`, the
 //! `[http]`, `[websocket]` and `[reassembly]` caps, the prices (LiteLLM file re-read), the log
-//! level, the interface list and the metrics endpoint's web config file (re-read on every
-//! SIGHUP).
+//! level, the interface list, the metrics endpoint's web config file (re-read on every
+//! SIGHUP), and `[audit]`'s switch, trusted proxies and caps.
 //! [`RESTART`] lists the rest, each with the reason it cannot change while running; those keep
 //! their running values ([`running_values`]) until the next start.
 use std::collections::BTreeMap;
@@ -60,6 +60,16 @@ pub const RESTART: &[(&str, &str)] = &[
     (
         "log.format",
         "the log format is chosen when the logger starts",
+    ),
+    ("audit.output", "the audit output is opened at start"),
+    ("audit.path", "the audit file is opened at start"),
+    (
+        "audit.max_file_bytes",
+        "the audit file's rotation is set up at start",
+    ),
+    (
+        "audit.keep_files",
+        "the audit file's rotation is set up at start",
     ),
 ];
 

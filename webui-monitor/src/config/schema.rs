@@ -29,6 +29,7 @@ pub struct Config {
     pub pricing: PricingConfig,
     pub log: LogConfig,
     pub server: ServerConfig,
+    pub audit: AuditConfig,
 }
 
 /// `[capture]`: what the kernel programs watch and how the daemon serves metrics. The capture
@@ -213,6 +214,52 @@ impl Default for ServerConfig {
     }
 }
 
+/// `[audit]`: the audit trail of scripted session-credential use — one JSON line per model
+/// call Open WebUI served to a session JWT or cookie from a client that does not behave like the
+/// web UI (`webui_monitor_core::audit`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Record the events and serve the latest per user
+    /// (`openwebui_scripted_session_last_timestamp_seconds`).
+    pub enabled: bool,
+    /// Where the JSON lines go.
+    pub output: AuditOutput,
+    /// The file of `output = "file"`.
+    pub path: PathBuf,
+    /// Size at which the file is rotated (`path` → `path.1` → … → `path.<keep_files>`).
+    pub max_file_bytes: u64,
+    /// Rotated files kept; at most `(keep_files + 1) × max_file_bytes` bytes on disk.
+    pub keep_files: u32,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` and `X-Real-IP` are
+    /// believed for the client address; from any other peer the peer address is the client's.
+    pub trusted_proxies: Vec<String>,
+    /// Most events waiting to be written; further ones are dropped and counted
+    /// (`webui_monitor_audit_limit_hits_total{limit="max_queue"}`).
+    pub max_queue: usize,
+    /// Longest user agent kept in an event, in bytes.
+    pub max_user_agent_len: usize,
+    /// Most users with a `openwebui_scripted_session_*` series.
+    pub max_users: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        let core = webui_monitor_core::audit::AuditConfig::default();
+        Self {
+            enabled: core.enabled,
+            output: AuditOutput::None,
+            path: PathBuf::from("/var/log/webui-monitor/audit.jsonl"),
+            max_file_bytes: 64 << 20,
+            keep_files: 4,
+            trusted_proxies: Vec::new(),
+            max_queue: core.max_queue,
+            max_user_agent_len: core.max_user_agent_len,
+            max_users: core.max_users,
+        }
+    }
+}
+
 /// `[pricing]`: what tokens cost, for `openwebui_llm_spend_total`. Prices are per million
 /// tokens in `currency`; a model is priced by `[pricing.models]`, else by the LiteLLM map,
 /// else through `[pricing.aliases]`; a model priced nowhere is counted in
@@ -243,6 +290,44 @@ impl Default for PricingConfig {
             aliases: BTreeMap::new(),
         }
     }
+}
+
+/// Where audit events are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditOutput {
+    /// JSON lines appended to `audit.path`, rotated by size.
+    File,
+    /// The systemd journal, one entry per event (`SYSLOG_IDENTIFIER=webui-monitor-audit`,
+    /// the JSON line as `MESSAGE`).
+    Journal,
+    /// Not written: the metrics still show the latest event per user.
+    #[default]
+    None,
+}
+
+impl AuditConfig {
+    /// The trusted proxies as networks (a bare address is a /32 or /128). Entries that do not
+    /// parse are reported by validation and left out here.
+    pub fn trusted_networks(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|entry| parse_network(entry).ok())
+            .collect()
+    }
+}
+
+/// `10.0.0.0/8`, `2001:db8::/32`, or a bare address.
+pub fn parse_network(entry: &str) -> Result<ipnet::IpNet, String> {
+    let entry = entry.trim();
+    entry
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!(
+                "{entry:?} is not an address or network: write e.g. \"10.0.0.1\", \"10.0.0.0/8\" or \"fd00::/64\""
+            )
+        })
 }
 
 /// `[log]`: the daemon logs to stderr (the journal under systemd).
@@ -279,9 +364,9 @@ pub enum LogLevel {
 
 impl Config {
     /// The monitor's settings: the `[reassembly]`, `[http]` and `[websocket]` caps, the
-    /// `[openwebui]` settings the semantics layer reads, and the `[pricing]` table (whose
-    /// LiteLLM file is read here). The API-key header is an Open WebUI setting the HTTP engine
-    /// needs to keep that header's value.
+    /// `[openwebui]` settings the semantics layer reads, the `[pricing]` table (whose LiteLLM
+    /// file is read here) and the `[audit]` sink's. The API-key header is an Open WebUI
+    /// setting the HTTP engine needs to keep that header's value.
     pub fn monitor_config(&self) -> Result<MonitorConfig, super::ConfigError> {
         let openwebui = &self.openwebui;
         let mut http = self.http.clone();
@@ -300,6 +385,13 @@ impl Config {
                 ..SemanticsConfig::default()
             },
             prices: std::sync::Arc::new(self.pricing.load()?),
+            audit: webui_monitor_core::audit::AuditConfig {
+                enabled: self.audit.enabled,
+                trusted_proxies: self.audit.trusted_networks(),
+                max_queue: self.audit.max_queue,
+                max_user_agent_len: self.audit.max_user_agent_len,
+                max_users: self.audit.max_users,
+            },
         })
     }
 }

@@ -774,3 +774,50 @@ fn pricing_reads_own_prices_the_litellm_map_and_aliases() {
     .to_string();
     assert!(bad.contains("not LiteLLM's model-price map"), "{bad}");
 }
+
+#[test]
+fn audit_section_from_file_environment_and_flags() {
+    let text = "[audit]\noutput = \"file\"\npath = \"/var/log/wm/audit.jsonl\"\nkeep_files = 2\n";
+    let vars = [(
+        "WEBUI_MONITOR_AUDIT_TRUSTED_PROXIES",
+        "10.213.0.1, fd00::/64",
+    )];
+    let args = ConfigArgs {
+        set: vec!["audit.max_file_bytes=1048576".into()],
+        ..ConfigArgs::default()
+    };
+    let c = resolve(Some(text), &vars, &args).unwrap();
+    assert_eq!(c.audit.output, AuditOutput::File);
+    assert_eq!(c.audit.path, Path::new("/var/log/wm/audit.jsonl"));
+    assert_eq!((c.audit.max_file_bytes, c.audit.keep_files), (1 << 20, 2));
+    assert_eq!(c.audit.trusted_proxies, ["10.213.0.1", "fd00::/64"]);
+    let core = c.monitor_config().unwrap().audit;
+    let nets: Vec<String> = core.trusted_proxies.iter().map(|n| n.to_string()).collect();
+    assert_eq!(nets, ["10.213.0.1/32", "fd00::/64"]);
+    assert!(core.enabled);
+}
+
+#[test]
+fn audit_section_problems_say_what_to_write() {
+    let e = err(
+        Some(
+            "[audit]\noutput = \"file\"\npath = \"/\"\nmax_file_bytes = 10\ntrusted_proxies = [\"10.0.0.300/8\"]\nmax_queue = 0\n",
+        ),
+        &[],
+        &ConfigArgs::default(),
+    );
+    for part in [
+        "audit.trusted_proxies: \"10.0.0.300/8\" is not an address or network",
+        "audit.path: \"/\" names no file",
+        "audit.max_file_bytes: 10 is less than 4096",
+        "audit.max_queue: must be at least 1",
+    ] {
+        assert!(e.contains(part), "{part} missing in {e}");
+    }
+    let e = err(
+        Some("[audit]\noutput = \"syslog\"\n"),
+        &[],
+        &ConfigArgs::default(),
+    );
+    assert!(e.contains("unknown variant `syslog`"), "{e}");
+}

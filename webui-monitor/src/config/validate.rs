@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use super::{
-    CaptureConfig, Config, MAX_PORTS, OpenWebUiConfig, Problem, ServerConfig,
-    schema::{PricingConfig, is_interface_pattern},
+    AuditConfig, AuditOutput, CaptureConfig, Config, MAX_PORTS, OpenWebUiConfig, Problem,
+    ServerConfig,
+    schema::{PricingConfig, is_interface_pattern, parse_network},
 };
 
 impl Config {
@@ -14,6 +15,7 @@ impl Config {
         problems.extend(self.openwebui.problems());
         problems.extend(self.server.problems());
         problems.extend(self.pricing.problems());
+        problems.extend(self.audit.problems());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -214,6 +216,61 @@ impl ServerConfig {
             header_read_timeout: self.header_read_timeout,
             idle_timeout: self.idle_timeout,
         }
+    }
+}
+
+impl AuditConfig {
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut bad = |key, message: String| problems.push(Problem { key, message });
+        for entry in &self.trusted_proxies {
+            if let Err(why) = parse_network(entry) {
+                bad("audit.trusted_proxies", why);
+            }
+        }
+        if self.output == AuditOutput::File {
+            if self.path.as_os_str().is_empty() || self.path.file_name().is_none() {
+                bad(
+                    "audit.path",
+                    format!(
+                        "{:?} names no file: write e.g. \"/var/log/webui-monitor/audit.jsonl\"",
+                        self.path
+                    ),
+                );
+            }
+            if self.max_file_bytes < 4096 {
+                bad(
+                    "audit.max_file_bytes",
+                    format!(
+                        "{} is less than 4096: rotation would leave room for a few events only (default 67108864)",
+                        self.max_file_bytes
+                    ),
+                );
+            }
+        }
+        if self.keep_files > 1000 {
+            bad(
+                "audit.keep_files",
+                format!(
+                    "{} is more than 1000 files: lower it (default 4)",
+                    self.keep_files
+                ),
+            );
+        }
+        if self.max_queue == 0 {
+            bad(
+                "audit.max_queue",
+                "must be at least 1 (default 10000); events beyond it are dropped and counted"
+                    .into(),
+            );
+        }
+        if self.max_users == 0 {
+            bad(
+                "audit.max_users",
+                "must be at least 1 (default 1000)".into(),
+            );
+        }
+        problems
     }
 }
 

@@ -6,7 +6,7 @@ use std::{
 };
 
 use clap::ValueEnum;
-use webui_monitor_core::usage_summary::{UserSummary, UsersSummary};
+use webui_monitor_core::usage_summary::{ScriptedSession, UserSummary, UsersSummary};
 
 /// What the table is sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -150,6 +150,7 @@ pub fn render(
         ));
         lines.push(line);
     }
+    scripted_sessions(summary, user_width, &mut lines);
     lines
         .into_iter()
         .map(|l| {
@@ -160,6 +161,44 @@ pub fn render(
             }
         })
         .collect()
+}
+
+/// The audit trail's view, when it has something: each user's latest model call with a session
+/// JWT or cookie from a script, newest first.
+fn scripted_sessions(summary: &UsersSummary, user_width: usize, lines: &mut Vec<String>) {
+    let mut latest: Vec<(&UserSummary, &ScriptedSession)> = summary
+        .users
+        .iter()
+        .filter_map(|u| Some((u, u.scripted_session.as_ref()?)))
+        .collect();
+    if latest.is_empty() {
+        return;
+    }
+    latest.sort_by(|a, b| b.1.at.total_cmp(&a.1.at).then(a.0.user.cmp(&b.0.user)));
+    lines.push(String::new());
+    lines.push("SCRIPTED SESSION-JWT USE (latest call per user)".to_owned());
+    lines.push(format!(
+        "{} {}  {}  {}  {}  {}  {}",
+        pad("USER", user_width),
+        right("LATEST", 10),
+        right("CALLS", 6),
+        pad("CLIENT ADDRESS", 39),
+        pad("CRED", 6),
+        pad("API", 10),
+        "MODEL"
+    ));
+    for (u, s) in latest {
+        lines.push(format!(
+            "{} {}  {}  {}  {}  {}  {}",
+            pad(&clean(&u.user), user_width),
+            right(&age(summary.generated_at - s.at), 10),
+            right(&compact(u.scripted_session_calls), 6),
+            pad(&clean(&s.client_address), 39),
+            pad(&clean(&s.auth), 6),
+            pad(&clean(&s.api), 10),
+            clean(&s.model)
+        ));
+    }
 }
 
 /// Requests per minute per user over the window between two polls.
@@ -389,6 +428,44 @@ mod tests {
                 ALICE,
                 CAROL,
                 BOB,
+            ]
+        );
+    }
+
+    /// Users whose session credential was used from a script get a second table: their latest
+    /// such call, newest first.
+    #[test]
+    fn latest_scripted_session_use_per_user() {
+        let (mut now, before) = polls();
+        now.users[0].scripted_session_calls = 3;
+        now.users[0].scripted_session = Some(ScriptedSession {
+            at: 940.0,
+            auth: "jwt".into(),
+            api: "messages".into(),
+            model: "mock-gpt".into(),
+            client_address: "203.0.113.7".into(),
+        });
+        now.users[2].scripted_session_calls = 1;
+        now.users[2].scripted_session = Some(ScriptedSession {
+            at: 998.0,
+            auth: "cookie".into(),
+            api: "responses".into(),
+            model: "mock-resp".into(),
+            client_address: "2001:db8::7".into(),
+        });
+        let sort = Sort {
+            key: SortKey::Requests,
+            reverse: false,
+        };
+        let lines = render(&now, Some(&before), sort, 200);
+        assert_eq!(
+            lines[6..],
+            [
+                "",
+                "SCRIPTED SESSION-JWT USE (latest call per user)",
+                "USER      LATEST   CALLS  CLIENT ADDRESS                           CRED    API         MODEL",
+                "carol     2s ago       1  2001:db8::7                              cookie  responses   mock-resp",
+                "alice     1m ago       3  203.0.113.7                              jwt     messages    mock-gpt",
             ]
         );
     }

@@ -224,7 +224,13 @@ impl AuditWriter {
         let thread_metrics = metrics.clone();
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_loop(output, &receiver, &thread_metrics))?;
+            .spawn(move || {
+                // Writing a file or the journal needs no capability (see `privileges`).
+                if let Err(error) = crate::privileges::drop_all_in_this_thread() {
+                    log::error!("{error}");
+                }
+                write_loop(output, &receiver, &thread_metrics)
+            })?;
         Ok(Self {
             sender: Some(sender),
             thread: Some(thread),

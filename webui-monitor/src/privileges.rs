@@ -20,9 +20,10 @@
 //!
 //! Capabilities and `no_new_privs` belong to each thread. The thread that attaches — the one
 //! running the daemon's main loop, which also attaches to later interfaces and reads the maps —
-//! keeps [`KEPT`] ([`drop_after_attach`]); every other thread of the runtime (the metrics
-//! server's) drops everything when it starts ([`drop_all_in_this_thread`]), and threads
-//! started later inherit the set of the thread that starts them.
+//! keeps [`KEPT`] ([`drop_after_attach`]); every other thread — the runtime's workers (the
+//! metrics server) and the audit writer — drops everything when it starts
+//! ([`drop_all_in_this_thread`]), and threads started later inherit the set of the thread
+//! that starts them.
 use caps::{CapSet, Capability, CapsHashSet};
 
 /// What could not be dropped.

@@ -10,7 +10,7 @@ use crate::{
     http::HttpCounters,
     pcap::SkipReason,
     pipeline::Pipeline,
-    reassembly::{CapKind, CloseReason},
+    reassembly::{CapKind, CloseReason, TrustCounters},
 };
 
 /// Families of the stream engine.
@@ -29,6 +29,8 @@ pub struct StreamMetrics {
     segments_ignored: IntCounter,
     bytes_before_start: IntCounter,
     connections_active: IntGauge,
+    connections_unconfirmed: IntGauge,
+    trust_events: IntCounterVec,
     buffered_bytes: IntGauge,
     http_events: IntCounterVec,
     pcap_packets: IntCounter,
@@ -92,6 +94,10 @@ const CLOSE_REASONS: [(CloseReason, &str); 6] = [
     (CloseReason::Reused, "reused"),
     (CloseReason::Finish, "end_of_input"),
 ];
+
+/// `trust_events` label of the HTTP exchanges of never-confirmed connections, which the
+/// pipeline drops (counted there, not in the reassembler).
+const UNCONFIRMED_EXCHANGES: &str = "unconfirmed_exchanges";
 
 impl StreamMetrics {
     /// Registers the families, with every label value exported at zero.
@@ -164,6 +170,21 @@ impl StreamMetrics {
                 "webui_monitor_reassembly_connections_active",
                 "Connections currently tracked.",
             )?,
+            connections_unconfirmed: gauge(
+                registry,
+                "webui_monitor_reassembly_connections_unconfirmed",
+                "Connections currently tracked that are neither established (handshake seen) \
+                 nor confirmed by both directions; evicted first when the table is full.",
+            )?,
+            trust_events: counter_vec(
+                registry,
+                "webui_monitor_reassembly_trust_events_total",
+                "What the rules against forged segments decided, by event (a field of \
+                 TrustCounters: handshakes, confirmed, out_of_window_segments, \
+                 rst_out_of_window, conflicting_segments, ...; unconfirmed_exchanges: HTTP \
+                 exchanges of never-confirmed connections, not reported).",
+                &["event"],
+            )?,
             buffered_bytes: gauge(
                 registry,
                 "webui_monitor_reassembly_buffered_bytes",
@@ -194,6 +215,10 @@ impl StreamMetrics {
         for (_, reason) in CLOSE_REASONS {
             m.connections_closed.with_label_values(&[reason]);
         }
+        for (event, _) in TrustCounters::default().values() {
+            m.trust_events.with_label_values(&[event]);
+        }
+        m.trust_events.with_label_values(&[UNCONFIRMED_EXCHANGES]);
         for reason in SkipReason::ALL {
             m.pcap_skipped.with_label_values(&[reason.as_str()]);
         }
@@ -234,6 +259,19 @@ impl StreamMetrics {
         advance(&self.segments_ignored, c.segments_ignored);
         advance(&self.bytes_before_start, c.bytes_before_start);
         set_count(&self.connections_active, pipeline.active_connections());
+        set_count(
+            &self.connections_unconfirmed,
+            pipeline.unconfirmed_connections(),
+        );
+        for (event, total) in c.trust.values() {
+            advance(&self.trust_events.with_label_values(&[event]), total);
+        }
+        advance(
+            &self
+                .trust_events
+                .with_label_values(&[UNCONFIRMED_EXCHANGES]),
+            pipeline.unconfirmed_exchanges(),
+        );
         set_count(&self.buffered_bytes, pipeline.buffered_bytes());
         for (event, total) in http_counter_values(pipeline.http_counters()) {
             advance(&self.http_events.with_label_values(&[event]), total);

@@ -20,6 +20,8 @@ enum Ev {
 struct Recorder {
     logs: Vec<(ConnectionKey, Vec<Ev>)>,
     data_ts: Vec<Timestamp>,
+    /// `(connection, events logged before)` of each `confirmed` call.
+    confirmed: Vec<(usize, usize)>,
 }
 
 impl Recorder {
@@ -71,6 +73,9 @@ impl StreamHandler for Recorder {
     fn open(&mut self, key: ConnectionKey, mid_stream: bool, _ts: Timestamp) -> usize {
         self.logs.push((key, vec![Ev::Open { mid_stream }]));
         self.logs.len() - 1
+    }
+    fn confirmed(&mut self, s: &mut usize, _: ConnectionKey, _: Timestamp) {
+        self.confirmed.push((*s, self.logs[*s].1.len()));
     }
     fn data(&mut self, s: &mut usize, _: ConnectionKey, d: Direction, data: &[u8], ts: Timestamp) {
         assert!(!data.is_empty(), "empty data delivered");
@@ -542,3 +547,5 @@ proptest! {
         prop_assert_eq!(r.active_connections(), 0);
     }
 }
+
+mod trust;

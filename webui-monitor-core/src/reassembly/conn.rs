@@ -21,11 +21,12 @@ pub(super) struct Conn<S> {
     pub halves: [Half; 2],
     pub state: S,
     pub trust: Trust,
+    /// ISN of a client SYN that would reuse this established 4-tuple, held until the server's
+    /// SYN-ACK confirms it (see `Reassembler::on_new_syn`).
+    pub held_syn: Option<u32>,
     pub last_seen: Timestamp,
     /// Latest timestamp handed to the consumer (keeps them monotonic).
     pub delivered_ts: Timestamp,
-    /// Value of the table's recency clock at the last use.
-    pub touched: u64,
 }
 
 impl<S> Conn<S> {
@@ -149,6 +150,8 @@ pub(super) fn process<S, H: StreamHandler<State = S>>(
 
     if !payload.is_empty() {
         half.live = true;
+        // The old connection goes on: a held SYN was not a reuse of the 4-tuple.
+        conn.held_syn = None;
     }
     confirm(conn, key, counters, ts, h);
 

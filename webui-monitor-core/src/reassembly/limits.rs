@@ -167,6 +167,12 @@ pub struct TrustCounters {
     pub stale_fins: u64,
     /// Directions that jumped to data outside the window after `window_resync_ms`.
     pub window_resyncs: u64,
+    /// Client SYNs with a new ISN on an established or confirmed connection, held until the
+    /// server's SYN-ACK (only then is the 4-tuple reused).
+    pub syns_held: u64,
+    /// Server SYN-ACKs with a new ISN on an established or confirmed connection without a held
+    /// client SYN, ignored.
+    pub syns_ignored: u64,
     /// Segments that overlapped buffered bytes with different content (the first copy was
     /// kept).
     pub conflicting_segments: u64,
@@ -177,7 +183,7 @@ pub struct TrustCounters {
 impl TrustCounters {
     /// Every counter as (label value, total). Destructured without `..`: a new counter does not
     /// compile until it is listed here, so the metrics export it.
-    pub fn values(&self) -> [(&'static str, u64); 11] {
+    pub fn values(&self) -> [(&'static str, u64); 13] {
         let TrustCounters {
             handshakes,
             confirmed,
@@ -188,6 +194,8 @@ impl TrustCounters {
             rst_out_of_window,
             stale_fins,
             window_resyncs,
+            syns_held,
+            syns_ignored,
             conflicting_segments,
             conflicting_bytes,
         } = *self;
@@ -201,6 +209,8 @@ impl TrustCounters {
             ("rst_out_of_window", rst_out_of_window),
             ("stale_fins", stale_fins),
             ("window_resyncs", window_resyncs),
+            ("syns_held", syns_held),
+            ("syns_ignored", syns_ignored),
             ("conflicting_segments", conflicting_segments),
             ("conflicting_bytes", conflicting_bytes),
         ]

@@ -39,7 +39,8 @@
 //!   resynchronise) when a cap would be exceeded — bytes per connection, bytes in total, pieces
 //!   per connection — when it is older than `hole_timeout_ms`, or when the connection closes.
 //! * **Close:** FIN delivered in both directions, RST, idle expiry, LRU eviction when the table is
-//!   full, or a new SYN on the same 4-tuple. Connections closed by FIN/RST are remembered for
+//!   full, or a new SYN on the same 4-tuple (on an established or confirmed connection, only
+//!   once the server's SYN-ACK answers it). Connections closed by FIN/RST are remembered for
 //!   `closed_linger_ms` so their trailing ACKs and late retransmissions are ignored instead of
 //!   opening a new connection.
 //!
@@ -53,7 +54,7 @@ mod table;
 
 use lru::LruCache;
 
-use crate::segment::{ConnectionKey, Direction, Segment, Timestamp};
+use crate::segment::{ConnectionKey, Direction, Segment, TcpFlags, Timestamp};
 
 use conn::{Conn, Outcome, Trust, ms, process, skip_holes};
 use half::Half;
@@ -202,16 +203,8 @@ impl<S> Reassembler<S> {
         let ts = seg.timestamp;
         let syn = seg.flags.syn();
 
-        if syn {
-            // A SYN with a new ISN on a known 4-tuple is a new connection (port reuse).
-            let reused = self.open.peek(&key).is_some_and(|c| {
-                let half = &c.halves[seg.direction.index()];
-                half.base.is_some() && half.base != Some(seg.seq.wrapping_add(1))
-            });
-            if reused && let Some(conn) = self.open.pop(&key) {
-                self.counters.connections_reused += 1;
-                self.close_conn(key, conn, CloseReason::Reused, ts, h);
-            }
+        if syn && !self.on_new_syn(seg, h) {
+            return;
         }
 
         // The common case, a segment of a tracked connection, costs one table lookup.
@@ -227,12 +220,61 @@ impl<S> Reassembler<S> {
         self.feed_open(seg, h);
     }
 
+    /// A SYN with a new ISN on a known 4-tuple is a new connection (port reuse). On an
+    /// established or confirmed connection, a forged SYN must not end it (RFC 5961 §4: a SYN
+    /// in a synchronised state gets a challenge ACK), so the client's SYN is held until the
+    /// server answers it with a SYN-ACK: only then is the old connection closed and the new
+    /// one opened from both. Returns false when `seg` was consumed (held or ignored).
+    fn on_new_syn<H: StreamHandler<State = S>>(&mut self, seg: &Segment<'_>, h: &mut H) -> bool {
+        let key = seg.key;
+        let Some(conn) = self.open.peek_mut(&key) else {
+            return true;
+        };
+        let half = &conn.halves[seg.direction.index()];
+        if half.base.is_none() || half.base == Some(seg.seq.wrapping_add(1)) {
+            return true;
+        }
+        let held = match conn.trust {
+            Trust::Unconfirmed => None,
+            _ if seg.direction == Direction::Request => {
+                conn.held_syn = Some(seg.seq);
+                self.counters.trust.syns_held += 1;
+                return false;
+            }
+            _ => match conn.held_syn {
+                Some(isn) => Some(isn),
+                None => {
+                    self.counters.trust.syns_ignored += 1;
+                    return false;
+                }
+            },
+        };
+        if let Some(conn) = self.open.pop(&key) {
+            self.counters.connections_reused += 1;
+            self.close_conn(key, conn, CloseReason::Reused, seg.timestamp, h);
+        }
+        if let Some(isn) = held {
+            let client_syn = Segment {
+                direction: Direction::Request,
+                seq: isn,
+                flags: TcpFlags(TcpFlags::SYN),
+                payload: &[],
+                ..*seg
+            };
+            self.closed.pop(&key);
+            self.open_conn(key, false, seg.timestamp, h);
+            self.feed_open(&client_syn, h);
+        }
+        true
+    }
+
     /// Feeds `seg` to its connection if it is open; false if it is not.
     fn feed_open<H: StreamHandler<State = S>>(&mut self, seg: &Segment<'_>, h: &mut H) -> bool {
         let key = seg.key;
-        let Some((conn, trusted)) = self.open.get_mut(&key) else {
+        let Some(conn) = self.open.get_mut(&key) else {
             return false;
         };
+        let was_unconfirmed = conn.trust == Trust::Unconfirmed;
         let outcome = process(
             conn,
             key,
@@ -242,13 +284,13 @@ impl<S> Reassembler<S> {
             &mut self.buffered_total,
             h,
         );
-        let promote = !trusted && conn.trust != Trust::Unconfirmed;
+        if was_unconfirmed && conn.trust != Trust::Unconfirmed {
+            self.open.confirmed(&key);
+        }
         if let Outcome::Close(reason) = outcome
             && let Some(conn) = self.open.pop(&key)
         {
             self.close_conn(key, conn, reason, seg.timestamp, h);
-        } else if promote {
-            self.open.promote(&key);
         }
         true
     }
@@ -274,31 +316,23 @@ impl<S> Reassembler<S> {
         // O(connections) once per tick: cheap next to the per-segment work, and it keeps the
         // per-segment path free of any timer bookkeeping.
         let timeout = ms(self.limits.hole_timeout_ms);
-        let mut timed_out: Vec<(u64, ConnectionKey)> = self
-            .open
-            .iter()
-            .filter(|(_, conn)| {
-                conn.oldest_hole()
-                    .is_some_and(|t| t.as_nanos().saturating_add(timeout) <= now.as_nanos())
-            })
-            .map(|(key, conn)| (conn.touched, *key))
-            .collect();
-        // Most recently used first, the order of a single LRU list.
-        timed_out.sort_unstable_by(|a, b| b.cmp(a));
         let mut to_close = Vec::new();
-        for (_, key) in timed_out {
-            if let Some(conn) = self.open.peek_mut(&key) {
+        for (key, conn) in self.open.iter_mut() {
+            let timed_out = conn
+                .oldest_hole()
+                .is_some_and(|t| t.as_nanos().saturating_add(timeout) <= now.as_nanos());
+            if timed_out {
                 self.counters.hit(CapKind::HoleTimeout);
                 skip_holes(
                     conn,
-                    key,
+                    *key,
                     &mut self.counters,
                     &mut self.buffered_total,
                     now,
                     h,
                 );
                 if conn.halves.iter().all(|half| half.fin_delivered) {
-                    to_close.push(key);
+                    to_close.push(*key);
                 }
             }
         }
@@ -358,9 +392,9 @@ impl<S> Reassembler<S> {
                 halves: [Half::default(), Half::default()],
                 state,
                 trust: Trust::Unconfirmed,
+                held_syn: None,
                 last_seen: ts,
                 delivered_ts: ts,
-                touched: 0,
             },
         );
     }

@@ -423,7 +423,8 @@ fn syn_with_new_isn_reuses_the_tuple() {
     let mut segs = handshake();
     segs.push(Seg::new(REQ, 1001, ACK, b"one", 10));
     segs.push(Seg::new(REQ, 777, SYN, b"", 20));
-    segs.push(Seg::new(REQ, 778, ACK, b"two", 21));
+    segs.push(Seg::new(RSP, 9000, SYN | ACK, b"", 21));
+    segs.push(Seg::new(REQ, 778, ACK, b"two", 22));
     let (r, rec) = run(ReassemblyLimits::default(), &segs);
     assert_eq!(rec.log(0).last(), Some(&Ev::Close(CloseReason::Reused)));
     assert_eq!(rec.stream(1, REQ), b"two");

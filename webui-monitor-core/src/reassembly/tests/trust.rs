@@ -385,3 +385,39 @@ proptest! {
         prop_assert_eq!(clean.merged(0), dirty.merged(0));
     }
 }
+
+/// A SYN with a new ISN on an established connection is held: without the server's SYN-ACK
+/// the connection goes on, and a SYN-ACK without a held SYN is ignored.
+#[test]
+fn forged_syn_does_not_end_an_established_connection() {
+    let mut segs = handshake();
+    segs.extend([
+        Seg::new(REQ, 1001, ACK, b"one", 10),
+        Seg::new(REQ, 777, SYN, b"", 11),
+        Seg::new(REQ, 1004, ACK, b"two", 12), // the old connection goes on: the SYN is dropped
+        Seg::new(RSP, 9000, SYN | ACK, b"", 13),
+        Seg::new(RSP, 5001, ACK, b"answer", 14),
+    ]);
+    let (r, rec) = run(ReassemblyLimits::default(), &segs);
+    assert_eq!(rec.logs.len(), 1);
+    assert_eq!(rec.stream(0, REQ), b"onetwo");
+    assert_eq!(rec.stream(0, RSP), b"answer");
+    let c = r.counters();
+    assert_eq!(c.connections_reused, 0);
+    assert_eq!((c.trust.syns_held, c.trust.syns_ignored), (1, 1));
+}
+
+/// On an unconfirmed connection a new ISN reuses the 4-tuple at once.
+#[test]
+fn syn_on_an_unconfirmed_connection_reuses_it_at_once() {
+    let segs = [
+        Seg::new(REQ, 10, ACK, b"half", 1),
+        Seg::new(REQ, 777, SYN, b"", 2),
+        Seg::new(REQ, 778, ACK, b"new", 3),
+    ];
+    let (r, rec) = run(ReassemblyLimits::default(), &segs);
+    assert_eq!(rec.log(0).last(), Some(&Ev::Close(CloseReason::Reused)));
+    assert_eq!(rec.stream(1, REQ), b"new");
+    assert_eq!(r.counters().connections_reused, 1);
+    assert_eq!(r.counters().trust.syns_held, 0);
+}

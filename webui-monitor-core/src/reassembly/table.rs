@@ -8,8 +8,8 @@
 //! leaves the established connections alone.
 //!
 //! The main list keeps the order of use over the whole table (idle expiry, end of input), and a
-//! segment of a confirmed connection costs one lookup; one of an unconfirmed connection costs a
-//! second, to keep the unconfirmed list in order of use too.
+//! segment of a confirmed connection costs one lookup; one of an unconfirmed connection may cost
+//! a second, to keep the unconfirmed list in order of use too.
 use lru::LruCache;
 
 use super::{Conn, Trust};
@@ -40,7 +40,13 @@ impl<S> Table<S> {
     /// The connection, marked as most recently used.
     pub fn get_mut(&mut self, key: &ConnectionKey) -> Option<&mut Conn<S>> {
         let conn = self.all.get_mut(key)?;
-        if conn.trust == Trust::Unconfirmed {
+        // Consecutive segments of one connection skip the second lookup.
+        if conn.trust == Trust::Unconfirmed
+            && self
+                .unconfirmed
+                .peek_mru()
+                .is_none_or(|(mru, _)| mru != key)
+        {
             self.unconfirmed.promote(key);
         }
         Some(conn)

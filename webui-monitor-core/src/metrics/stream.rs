@@ -316,6 +316,15 @@ mod tests {
         );
         assert!(text.contains("webui_monitor_pcap_packets_skipped_total{reason=\"not_tcp\"} 1"));
         assert!(text.contains("webui_monitor_reassembly_connections_active 0"));
+        assert!(text.contains("webui_monitor_reassembly_connections_unconfirmed 0"));
+        for (event, _) in TrustCounters::default().values() {
+            let line =
+                format!("webui_monitor_reassembly_trust_events_total{{event=\"{event}\"}} 0");
+            assert!(text.contains(&line), "{line}");
+        }
+        assert!(text.contains(
+            "webui_monitor_reassembly_trust_events_total{event=\"unconfirmed_exchanges\"} 0"
+        ));
         assert!(text.contains("webui_monitor_pcap_packets_total 3"));
         assert!(
             text.contains("webui_monitor_http_parse_events_total{event=\"malformed_messages\"} 0")

@@ -421,3 +421,32 @@ fn syn_on_an_unconfirmed_connection_reuses_it_at_once() {
     assert_eq!(r.counters().connections_reused, 1);
     assert_eq!(r.counters().trust.syns_held, 0);
 }
+
+proptest! {
+    /// Whatever spoofed segments arrive, and however small the table, established connections
+    /// that fit in it are never evicted.
+    #[test]
+    fn spoofed_tuples_never_evict_established_connections(
+        max in 2usize..8,
+        established in 1usize..8,
+        spoofed_ids in proptest::collection::vec(0u32..50, 0..200),
+    ) {
+        let established = established.min(max - 1);
+        let limits = ReassemblyLimits { max_connections: max, ..ReassemblyLimits::default() };
+        let mut r = Reassembler::new(limits);
+        let mut rec = Recorder::default();
+        for port in 0..established as u16 {
+            for mut s in handshake() {
+                s.port = port + 1;
+                r.on_segment(&s.as_segment(), &mut rec);
+            }
+        }
+        for (t, id) in spoofed_ids.into_iter().enumerate() {
+            r.on_segment(&spoofed(id, b"x", 10 + t as u64), &mut rec);
+        }
+        for i in 0..established {
+            prop_assert_eq!(rec.log(i), [Ev::Open { mid_stream: false }]);
+        }
+        prop_assert_eq!(r.active_connections() - r.unconfirmed_connections(), established);
+    }
+}

@@ -47,6 +47,8 @@ fuzz_target!(|data: &[u8]| {
         idle_timeout_ms: 50,
         closed_linger_ms: 20,
         max_closed_connections: 2,
+        max_window_bytes: 4096,
+        window_resync_ms: 10,
     };
     let mut r: Reassembler<Timestamp> = Reassembler::new(limits);
     let mut h = Check;

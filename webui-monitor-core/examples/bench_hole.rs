@@ -66,7 +66,8 @@ fn run(pieces: usize, hole: bool) -> Duration {
         payload: &payload,
         timestamp: Timestamp::from_nanos(1_000_000 + i as u64),
     };
-    // The SYN fixes the stream start, so segment 1 can be placed behind a missing segment 0.
+    // The SYN fixes the stream start, so segment 1 can be placed behind a missing segment 0;
+    // with the SYN-ACK the connection is established, as nearly every data segment's is.
     let syn = Segment {
         seq: 1000,
         flags: TcpFlags(TcpFlags::SYN),
@@ -74,6 +75,13 @@ fn run(pieces: usize, hole: bool) -> Duration {
         ..seg(0, 0)
     };
     r.on_segment(&syn, &mut h);
+    let syn_ack = Segment {
+        direction: Direction::Response,
+        seq: 5000,
+        flags: TcpFlags(TcpFlags::SYN | TcpFlags::ACK),
+        ..syn
+    };
+    r.on_segment(&syn_ack, &mut h);
     if !hole {
         r.on_segment(&seg(0, TcpFlags::ACK), &mut h);
     }

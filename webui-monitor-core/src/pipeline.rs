@@ -53,6 +53,9 @@ enum Protocol {
 #[derive(Debug)]
 struct ConnState {
     protocol: Protocol,
+    /// The reassembler established or confirmed the connection (see `reassembly`): only then
+    /// are its exchanges reported.
+    confirmed: bool,
 }
 
 /// Sans-IO state machine from segments to exchanges and socket events.
@@ -63,6 +66,8 @@ pub struct Pipeline {
     websocket: WebSocketShared,
     http_events: Vec<HttpEvent>,
     socket_events: Vec<SocketEvent>,
+    /// Exchanges of connections never established or confirmed, not reported.
+    unconfirmed_exchanges: u64,
 }
 
 impl Default for Pipeline {
@@ -77,6 +82,7 @@ struct Engines<'p> {
     websocket: &'p mut WebSocketShared,
     http_events: &'p mut Vec<HttpEvent>,
     socket_events: &'p mut Vec<SocketEvent>,
+    unconfirmed_exchanges: &'p mut u64,
     out: &'p mut Vec<PipelineEvent>,
 }
 
@@ -87,7 +93,13 @@ impl Engines<'_> {
         let mut events = std::mem::take(self.http_events);
         for event in events.drain(..) {
             match event {
-                HttpEvent::Exchange(exchange) => self.out.push(PipelineEvent::Exchange(exchange)),
+                // A forger can open any number of connections and send requests on them; only
+                // a connection that proved itself (an answer is traffic of the server's
+                // direction) has its exchanges reported.
+                HttpEvent::Exchange(exchange) if state.confirmed => {
+                    self.out.push(PipelineEvent::Exchange(exchange))
+                }
+                HttpEvent::Exchange(_) => *self.unconfirmed_exchanges += 1,
                 HttpEvent::Upgraded {
                     websocket_extensions,
                     leftover,
@@ -129,7 +141,12 @@ impl StreamHandler for Engines<'_> {
     fn open(&mut self, key: ConnectionKey, mid_stream: bool, _ts: Timestamp) -> ConnState {
         ConnState {
             protocol: Protocol::Http(Box::new(HttpConnection::new(key, mid_stream))),
+            confirmed: false,
         }
+    }
+
+    fn confirmed(&mut self, state: &mut ConnState, _key: ConnectionKey, _ts: Timestamp) {
+        state.confirmed = true;
     }
 
     fn data(
@@ -226,6 +243,7 @@ impl Pipeline {
             websocket,
             http_events: Vec::new(),
             socket_events: Vec::new(),
+            unconfirmed_exchanges: 0,
         }
     }
 
@@ -260,6 +278,7 @@ impl Pipeline {
                 websocket: &mut self.websocket,
                 http_events: &mut self.http_events,
                 socket_events: &mut self.socket_events,
+                unconfirmed_exchanges: &mut self.unconfirmed_exchanges,
                 out,
             },
         )
@@ -301,6 +320,17 @@ impl Pipeline {
     /// Open TCP connections.
     pub fn active_connections(&self) -> usize {
         self.reassembler.active_connections()
+    }
+
+    /// HTTP exchanges of connections that were never established or confirmed (see
+    /// `reassembly`), not reported.
+    pub fn unconfirmed_exchanges(&self) -> u64 {
+        self.unconfirmed_exchanges
+    }
+
+    /// Connections open and not yet established or confirmed (see `reassembly`).
+    pub fn unconfirmed_connections(&self) -> usize {
+        self.reassembler.unconfirmed_connections()
     }
 
     /// Bytes held back by reassembly.

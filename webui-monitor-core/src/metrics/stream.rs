@@ -11,7 +11,7 @@ use crate::{
     memory::Holder,
     pcap::SkipReason,
     pipeline::Pipeline,
-    reassembly::{CapKind, CloseReason},
+    reassembly::{CapKind, CloseReason, TrustCounters},
 };
 
 /// Families of the stream engine.
@@ -30,6 +30,8 @@ pub struct StreamMetrics {
     segments_ignored: IntCounter,
     bytes_before_start: IntCounter,
     connections_active: IntGauge,
+    connections_unconfirmed: IntGauge,
+    trust_events: IntCounterVec,
     buffered_bytes: IntGauge,
     memory_held: IntGaugeVec,
     memory_refused: IntCounterVec,
@@ -102,6 +104,10 @@ const CLOSE_REASONS: [(CloseReason, &str); 6] = [
     (CloseReason::Finish, "end_of_input"),
 ];
 
+/// `trust_events` label of the HTTP exchanges of never-confirmed connections, which the
+/// pipeline drops (counted there, not in the reassembler).
+const UNCONFIRMED_EXCHANGES: &str = "unconfirmed_exchanges";
+
 impl StreamMetrics {
     /// Registers the families, with every label value exported at zero.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
@@ -173,6 +179,21 @@ impl StreamMetrics {
                 "webui_monitor_reassembly_connections_active",
                 "Connections currently tracked.",
             )?,
+            connections_unconfirmed: gauge(
+                registry,
+                "webui_monitor_reassembly_connections_unconfirmed",
+                "Connections currently tracked that are neither established (handshake seen) \
+                 nor confirmed by both directions; evicted first when the table is full.",
+            )?,
+            trust_events: counter_vec(
+                registry,
+                "webui_monitor_reassembly_trust_events_total",
+                "What the rules against forged segments decided, by event (a field of \
+                 TrustCounters: handshakes, confirmed, out_of_window_segments, \
+                 rst_out_of_window, conflicting_segments, ...; unconfirmed_exchanges: HTTP \
+                 exchanges of never-confirmed connections, not reported).",
+                &["event"],
+            )?,
             buffered_bytes: gauge(
                 registry,
                 "webui_monitor_reassembly_buffered_bytes",
@@ -219,6 +240,10 @@ impl StreamMetrics {
         for (_, reason) in CLOSE_REASONS {
             m.connections_closed.with_label_values(&[reason]);
         }
+        for (event, _) in TrustCounters::default().values() {
+            m.trust_events.with_label_values(&[event]);
+        }
+        m.trust_events.with_label_values(&[UNCONFIRMED_EXCHANGES]);
         for reason in SkipReason::ALL {
             m.pcap_skipped.with_label_values(&[reason.as_str()]);
         }
@@ -263,6 +288,19 @@ impl StreamMetrics {
         advance(&self.segments_ignored, c.segments_ignored);
         advance(&self.bytes_before_start, c.bytes_before_start);
         set_count(&self.connections_active, pipeline.active_connections());
+        set_count(
+            &self.connections_unconfirmed,
+            pipeline.unconfirmed_connections(),
+        );
+        for (event, total) in c.trust.values() {
+            advance(&self.trust_events.with_label_values(&[event]), total);
+        }
+        advance(
+            &self
+                .trust_events
+                .with_label_values(&[UNCONFIRMED_EXCHANGES]),
+            pipeline.unconfirmed_exchanges(),
+        );
         set_count(&self.buffered_bytes, pipeline.buffered_bytes());
         let memory = pipeline.memory();
         for holder in Holder::ALL {
@@ -317,6 +355,15 @@ mod tests {
         );
         assert!(text.contains("webui_monitor_pcap_packets_skipped_total{reason=\"not_tcp\"} 1"));
         assert!(text.contains("webui_monitor_reassembly_connections_active 0"));
+        assert!(text.contains("webui_monitor_reassembly_connections_unconfirmed 0"));
+        for (event, _) in TrustCounters::default().values() {
+            let line =
+                format!("webui_monitor_reassembly_trust_events_total{{event=\"{event}\"}} 0");
+            assert!(text.contains(&line), "{line}");
+        }
+        assert!(text.contains(
+            "webui_monitor_reassembly_trust_events_total{event=\"unconfirmed_exchanges\"} 0"
+        ));
         assert!(text.contains("webui_monitor_pcap_packets_total 3"));
         assert!(
             text.contains("webui_monitor_http_parse_events_total{event=\"malformed_messages\"} 0")

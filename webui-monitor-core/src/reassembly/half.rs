@@ -5,6 +5,9 @@
 //! replaced by a later copy; only the parts of a segment nobody has seen yet are kept. Real
 //! retransmissions carry identical bytes, so the policy only matters for crafted or corrupted
 //! traffic, where it makes the delivered stream independent of later (attacker-chosen) copies.
+//! A later copy that differs from buffered bytes is counted as a conflict. Delivered bytes are
+//! not kept, so a differing copy of them is counted as a plain duplicate; it cannot change them
+//! either way.
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::segment::Timestamp;
@@ -40,6 +43,9 @@ pub(super) struct Placement {
     pub duplicate_bytes: u64,
     /// Bytes newly buffered out of order.
     pub buffered_bytes: u64,
+    /// Bytes of the payload that overlap buffered bytes with a different value (the buffered
+    /// copy stays).
+    pub conflicting_bytes: u64,
     /// Pieces created by this placement.
     pub buffered_pieces: usize,
 }
@@ -49,6 +55,11 @@ pub(super) struct Half {
     /// Sequence number of stream offset 0 (ISN + 1 after a SYN); `None` until known.
     pub base: Option<u32>,
     pub syn_seen: bool,
+    /// This direction showed itself inside its window: a SYN, or payload taken.
+    pub live: bool,
+    /// Since when segments arrive outside the window with none inside it (see
+    /// `window_resync_ms`).
+    pub out_of_window_since: Option<Timestamp>,
     /// Next offset to deliver; everything before it went to the consumer (or was a gap).
     pub delivered: u64,
     /// Buffered bytes at offsets `>= delivered`, non-overlapping, keyed by offset.
@@ -126,6 +137,14 @@ impl Half {
         // `overlapping` is in descending order; walk it ascending.
         let mut new_ranges = Vec::new();
         for &(s, e) in overlapping.iter().rev() {
+            let (from, to) = (s.max(start), e.min(end));
+            if let Some(piece) = self.pieces.get(&s)
+                && from < to
+            {
+                let old = &piece.data[(from - s) as usize..(to - s) as usize];
+                let new = &payload[(from - at) as usize..(to - at) as usize];
+                out.conflicting_bytes += old.iter().zip(new).filter(|(a, b)| a != b).count() as u64;
+            }
             if s > cursor {
                 new_ranges.push((cursor, s.min(end)));
             }
@@ -243,6 +262,21 @@ mod tests {
         h.place(0, b"A", ts(3), true);
         assert_eq!(collect(&mut h), b"AxCDw");
         assert_eq!(h.buffered, 0);
+    }
+
+    #[test]
+    fn differing_overlap_is_a_conflict_and_keeps_the_first_copy() {
+        let mut h = Half::default();
+        h.place(2, b"CDEF", ts(1), false);
+        // Offsets 1..7: 2..6 overlaps "CDEF" with "CxEy" (two bytes differ).
+        let p = h.place(1, b"BCxEyG", ts(2), false);
+        assert_eq!(p.conflicting_bytes, 2);
+        assert_eq!(p.duplicate_bytes, 4);
+        assert_eq!(p.buffered_bytes, 2);
+        let p = h.place(2, b"CDEF", ts(3), false);
+        assert_eq!(p.conflicting_bytes, 0);
+        h.place(0, b"A", ts(4), true);
+        assert_eq!(collect(&mut h), b"ABCDEFG");
     }
 
     #[test]

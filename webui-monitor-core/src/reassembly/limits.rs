@@ -26,6 +26,19 @@ pub struct ReassemblyLimits {
     pub closed_linger_ms: u64,
     /// Closed connections remembered at once (oldest forgotten first). Default 65,536.
     pub max_closed_connections: usize,
+    /// How far from the next expected byte of a direction a segment may lie, ahead or behind,
+    /// and still be taken: the receive window the monitor assumes, since the capture records
+    /// carry neither window nor options. Segments (data, FIN, RST) outside it are counted and
+    /// ignored. It must exceed every real receive window (Linux's default `tcp_rmem` maximum is
+    /// 6 MiB); a blind forger lands inside it with odds of `max_window_bytes / 2^32` per
+    /// segment. Default 16 MiB.
+    pub max_window_bytes: u64,
+    /// A direction that has taken nothing inside the window for this long (traffic time) while
+    /// data keeps arriving outside it jumps to that data: the capture lost more than a window,
+    /// or a forged segment fixed the start of a mid-stream pickup. Pure ACKs inside the window
+    /// count as taken, so an idle but live direction does not jump. 0 never jumps.
+    /// Default 10 s.
+    pub window_resync_ms: u64,
 }
 
 impl Default for ReassemblyLimits {
@@ -39,6 +52,8 @@ impl Default for ReassemblyLimits {
             idle_timeout_ms: 300_000,
             closed_linger_ms: 60_000,
             max_closed_connections: 65_536,
+            max_window_bytes: 16 << 20,
+            window_resync_ms: 10_000,
         }
     }
 }
@@ -121,8 +136,85 @@ pub struct ReassemblyCounters {
     pub segments_ignored: u64,
     /// Payload before the stream start (mid-stream pickup), dropped.
     pub bytes_before_start: u64,
+    /// What the trust rules (handshake, window, confirmation) decided.
+    pub trust: TrustCounters,
     /// How many times each cap cut something, indexed by [`CapKind`].
     cap_hits: [u64; 6],
+}
+
+/// Decisions of the rules that keep forged segments out: XDP sees ingress before the kernel
+/// checks checksums, sequence numbers and handshakes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustCounters {
+    /// Connections whose SYN and SYN-ACK were both seen (established from the start).
+    pub handshakes: u64,
+    /// Connections without a full handshake (mid-stream pickups) confirmed by traffic in both
+    /// directions.
+    pub confirmed: u64,
+    /// Connections closed (for any reason) before being established or confirmed.
+    pub unconfirmed_closed: u64,
+    /// Of the evictions, those that took an unconfirmed connection (preferred over
+    /// established ones).
+    pub unconfirmed_evicted: u64,
+    /// Segments (data, FIN or ACK) outside `max_window_bytes` of the next expected byte,
+    /// ignored.
+    pub out_of_window_segments: u64,
+    /// Payload bytes of those segments.
+    pub out_of_window_bytes: u64,
+    /// RSTs outside the window, ignored (the connection stays open).
+    pub rst_out_of_window: u64,
+    /// FINs before the next expected byte (stale or forged), ignored.
+    pub stale_fins: u64,
+    /// Directions that jumped to data outside the window after `window_resync_ms`.
+    pub window_resyncs: u64,
+    /// Client SYNs with a new ISN on an established or confirmed connection, held until the
+    /// server's SYN-ACK (only then is the 4-tuple reused).
+    pub syns_held: u64,
+    /// Server SYN-ACKs with a new ISN on an established or confirmed connection without a held
+    /// client SYN, ignored.
+    pub syns_ignored: u64,
+    /// Segments that overlapped buffered bytes with different content (the first copy was
+    /// kept).
+    pub conflicting_segments: u64,
+    /// Bytes that differed in those overlaps.
+    pub conflicting_bytes: u64,
+}
+
+impl TrustCounters {
+    /// Every counter as (label value, total). Destructured without `..`: a new counter does not
+    /// compile until it is listed here, so the metrics export it.
+    pub fn values(&self) -> [(&'static str, u64); 13] {
+        let TrustCounters {
+            handshakes,
+            confirmed,
+            unconfirmed_closed,
+            unconfirmed_evicted,
+            out_of_window_segments,
+            out_of_window_bytes,
+            rst_out_of_window,
+            stale_fins,
+            window_resyncs,
+            syns_held,
+            syns_ignored,
+            conflicting_segments,
+            conflicting_bytes,
+        } = *self;
+        [
+            ("handshakes", handshakes),
+            ("confirmed", confirmed),
+            ("unconfirmed_closed", unconfirmed_closed),
+            ("unconfirmed_evicted", unconfirmed_evicted),
+            ("out_of_window_segments", out_of_window_segments),
+            ("out_of_window_bytes", out_of_window_bytes),
+            ("rst_out_of_window", rst_out_of_window),
+            ("stale_fins", stale_fins),
+            ("window_resyncs", window_resyncs),
+            ("syns_held", syns_held),
+            ("syns_ignored", syns_ignored),
+            ("conflicting_segments", conflicting_segments),
+            ("conflicting_bytes", conflicting_bytes),
+        ]
+    }
 }
 
 impl ReassemblyCounters {

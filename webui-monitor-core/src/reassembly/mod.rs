@@ -11,6 +11,24 @@
 //!   live connections): the stream starts at that segment and the handler is told, so HTTP can
 //!   resynchronise on the next message start. Payload-less segments never open a connection.
 //! * **Sequence numbers** are mapped to 64-bit stream offsets wrap-around-safely (`seq`).
+//! * **Trust.** XDP sees ingress before the kernel checks checksums, sequence numbers and
+//!   handshakes, so a segment proves nothing by arriving. A connection starts *unconfirmed*; it
+//!   is *established* once its SYN and SYN-ACK were seen, or *confirmed* (mid-stream pickup)
+//!   once each direction showed itself inside its window (a SYN or payload), and the handler
+//!   is told ([`StreamHandler::confirmed`]) before the bytes of the segment that did it. The
+//!   pipeline reports exchanges of confirmed connections only, so a forger who sends requests
+//!   alone, from any number of made-up 4-tuples, gets none counted. Bytes of an unconfirmed
+//!   connection are still reassembled and parsed (its first answer confirms it). When the
+//!   table is full, unconfirmed connections are evicted first (`table`). A forger who also
+//!   forges the server's direction (possible where ingress carries both, as on `lo`) is not
+//!   told apart: that needs the acknowledgement numbers, which the capture records do not
+//!   carry.
+//! * **Window.** A segment is taken only within `max_window_bytes` of the next expected byte of
+//!   its direction, ahead or behind (the records carry no window, so the bound is a config
+//!   value above any real receive window). Out-of-window data, FINs and RSTs are counted and
+//!   ignored; a RST closes the connection only inside the window (RFC 5961 §3: a real RST
+//!   carries the sender's next sequence number). A direction that keeps receiving only
+//!   out-of-window data for `window_resync_ms` jumps to it (the capture lost more than a window).
 //! * **Overlaps and retransmissions: first copy wins** (see `half.rs`): bytes already delivered or
 //!   buffered are never replaced.
 //! * **Out-of-order data** is buffered until the hole before it is filled. While one direction
@@ -21,22 +39,27 @@
 //!   resynchronise) when a cap would be exceeded — bytes per connection, bytes in total, pieces
 //!   per connection — when it is older than `hole_timeout_ms`, or when the connection closes.
 //! * **Close:** FIN delivered in both directions, RST, idle expiry, LRU eviction when the table is
-//!   full, or a new SYN on the same 4-tuple. Connections closed by FIN/RST are remembered for
+//!   full, or a new SYN on the same 4-tuple (on an established or confirmed connection, only
+//!   once the server's SYN-ACK answers it). Connections closed by FIN/RST are remembered for
 //!   `closed_linger_ms` so their trailing ACKs and late retransmissions are ignored instead of
 //!   opening a new connection.
 //!
 //! The kernel capture splits large segments into chunk records; a chunk is simply a segment whose
 //! `seq` is that of its first byte, with FIN only on the last one, so nothing here special-cases it.
+mod conn;
 mod half;
 mod limits;
 mod seq;
+mod table;
 
 use lru::LruCache;
 
-use crate::segment::{ConnectionKey, Direction, Segment, Timestamp};
+use crate::segment::{ConnectionKey, Direction, Segment, TcpFlags, Timestamp};
 
+use conn::{Conn, Outcome, Trust, ms, process, skip_holes};
 use half::Half;
-pub use limits::{CapKind, ReassemblyCounters, ReassemblyLimits};
+pub use limits::{CapKind, ReassemblyCounters, ReassemblyLimits, TrustCounters};
+use table::Table;
 
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,8 +84,14 @@ pub trait StreamHandler {
     /// What the handler keeps per connection (the reassembler stores it with the connection).
     type State;
     /// A connection was opened (`mid_stream`: no SYN seen, the stream starts at an arbitrary
-    /// byte).
+    /// byte). It is unconfirmed until [`StreamHandler::confirmed`].
     fn open(&mut self, key: ConnectionKey, mid_stream: bool, ts: Timestamp) -> Self::State;
+    /// The connection proved itself: its SYN and SYN-ACK were seen, or (mid-stream) both
+    /// directions showed themselves inside their windows. Called at most once, before the
+    /// `data` of the segment that confirmed it; a connection may close without it.
+    fn confirmed(&mut self, state: &mut Self::State, key: ConnectionKey, ts: Timestamp) {
+        let _ = (state, key, ts);
+    }
     /// In-order bytes of `direction`.
     fn data(
         &mut self,
@@ -93,31 +122,11 @@ pub trait StreamHandler {
     fn close(&mut self, state: Self::State, key: ConnectionKey, reason: CloseReason, ts: Timestamp);
 }
 
-struct Conn<S> {
-    halves: [Half; 2],
-    state: S,
-    last_seen: Timestamp,
-    /// Latest timestamp handed to the consumer (keeps them monotonic).
-    delivered_ts: Timestamp,
-}
-
-impl<S> Conn<S> {
-    fn buffered(&self) -> usize {
-        self.halves[0].buffered + self.halves[1].buffered
-    }
-    fn pieces(&self) -> usize {
-        self.halves[0].piece_count() + self.halves[1].piece_count()
-    }
-    fn oldest_hole(&self) -> Option<Timestamp> {
-        self.halves.iter().filter_map(Half::oldest_pending).min()
-    }
-}
-
 /// The connection table and the reassembly of every connection in it.
 pub struct Reassembler<S> {
     limits: ReassemblyLimits,
     counters: ReassemblyCounters,
-    open: LruCache<ConnectionKey, Conn<S>>,
+    open: Table<S>,
     /// Connections closed by FIN/RST, with the time they closed.
     closed: LruCache<ConnectionKey, Timestamp>,
     buffered_total: usize,
@@ -141,22 +150,13 @@ impl<S> Default for Reassembler<S> {
     }
 }
 
-enum Outcome {
-    Keep,
-    Close(CloseReason),
-}
-
-const fn ms(ms: u64) -> u64 {
-    ms.saturating_mul(1_000_000)
-}
-
 impl<S> Reassembler<S> {
     /// An empty table; every bound comes from `limits`.
     pub fn new(limits: ReassemblyLimits) -> Self {
         Self {
             limits,
             counters: ReassemblyCounters::default(),
-            open: LruCache::unbounded(),
+            open: Table::new(),
             closed: LruCache::unbounded(),
             buffered_total: 0,
         }
@@ -187,6 +187,11 @@ impl<S> Reassembler<S> {
         self.open.len()
     }
 
+    /// Connections currently open and not yet established or confirmed.
+    pub fn unconfirmed_connections(&self) -> usize {
+        self.open.unconfirmed_len()
+    }
+
     /// Bytes currently held back over all connections.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered_total
@@ -198,16 +203,8 @@ impl<S> Reassembler<S> {
         let ts = seg.timestamp;
         let syn = seg.flags.syn();
 
-        if syn {
-            // A SYN with a new ISN on a known 4-tuple is a new connection (port reuse).
-            let reused = self.open.peek(&key).is_some_and(|c| {
-                let half = &c.halves[seg.direction.index()];
-                half.base.is_some() && half.base != Some(seg.seq.wrapping_add(1))
-            });
-            if reused && let Some(conn) = self.open.pop(&key) {
-                self.counters.connections_reused += 1;
-                self.close_conn(key, conn, CloseReason::Reused, ts, h);
-            }
+        if syn && !self.on_new_syn(seg, h) {
+            return;
         }
 
         // The common case, a segment of a tracked connection, costs one table lookup.
@@ -223,12 +220,61 @@ impl<S> Reassembler<S> {
         self.feed_open(seg, h);
     }
 
+    /// A SYN with a new ISN on a known 4-tuple is a new connection (port reuse). On an
+    /// established or confirmed connection, a forged SYN must not end it (RFC 5961 §4: a SYN
+    /// in a synchronised state gets a challenge ACK), so the client's SYN is held until the
+    /// server answers it with a SYN-ACK: only then is the old connection closed and the new
+    /// one opened from both. Returns false when `seg` was consumed (held or ignored).
+    fn on_new_syn<H: StreamHandler<State = S>>(&mut self, seg: &Segment<'_>, h: &mut H) -> bool {
+        let key = seg.key;
+        let Some(conn) = self.open.peek_mut(&key) else {
+            return true;
+        };
+        let half = &conn.halves[seg.direction.index()];
+        if half.base.is_none() || half.base == Some(seg.seq.wrapping_add(1)) {
+            return true;
+        }
+        let held = match conn.trust {
+            Trust::Unconfirmed => None,
+            _ if seg.direction == Direction::Request => {
+                conn.held_syn = Some(seg.seq);
+                self.counters.trust.syns_held += 1;
+                return false;
+            }
+            _ => match conn.held_syn {
+                Some(isn) => Some(isn),
+                None => {
+                    self.counters.trust.syns_ignored += 1;
+                    return false;
+                }
+            },
+        };
+        if let Some(conn) = self.open.pop(&key) {
+            self.counters.connections_reused += 1;
+            self.close_conn(key, conn, CloseReason::Reused, seg.timestamp, h);
+        }
+        if let Some(isn) = held {
+            let client_syn = Segment {
+                direction: Direction::Request,
+                seq: isn,
+                flags: TcpFlags(TcpFlags::SYN),
+                payload: &[],
+                ..*seg
+            };
+            self.closed.pop(&key);
+            self.open_conn(key, false, seg.timestamp, h);
+            self.feed_open(&client_syn, h);
+        }
+        true
+    }
+
     /// Feeds `seg` to its connection if it is open; false if it is not.
     fn feed_open<H: StreamHandler<State = S>>(&mut self, seg: &Segment<'_>, h: &mut H) -> bool {
         let key = seg.key;
         let Some(conn) = self.open.get_mut(&key) else {
             return false;
         };
+        let was_unconfirmed = conn.trust == Trust::Unconfirmed;
         let outcome = process(
             conn,
             key,
@@ -238,6 +284,9 @@ impl<S> Reassembler<S> {
             &mut self.buffered_total,
             h,
         );
+        if was_unconfirmed && conn.trust != Trust::Unconfirmed {
+            self.open.confirmed(&key);
+        }
         if let Outcome::Close(reason) = outcome
             && let Some(conn) = self.open.pop(&key)
         {
@@ -251,13 +300,14 @@ impl<S> Reassembler<S> {
     pub fn on_tick<H: StreamHandler<State = S>>(&mut self, now: Timestamp, h: &mut H) {
         let idle = ms(self.limits.idle_timeout_ms);
         loop {
-            let expired = self.open.peek_lru().is_some_and(|(_, c)| {
-                c.last_seen.as_nanos().saturating_add(idle) <= now.as_nanos()
-            });
+            let expired = self
+                .open
+                .peek_oldest()
+                .is_some_and(|c| c.last_seen.as_nanos().saturating_add(idle) <= now.as_nanos());
             if !expired {
                 break;
             }
-            if let Some((key, conn)) = self.open.pop_lru() {
+            if let Some((key, conn)) = self.open.pop_oldest() {
                 self.counters.connections_expired += 1;
                 self.close_conn(key, conn, CloseReason::Idle, now, h);
             }
@@ -306,7 +356,7 @@ impl<S> Reassembler<S> {
     /// End of input: closes every connection (least recently used first), flushing buffered data
     /// behind gaps.
     pub fn finish<H: StreamHandler<State = S>>(&mut self, now: Timestamp, h: &mut H) {
-        while let Some((key, conn)) = self.open.pop_lru() {
+        while let Some((key, conn)) = self.open.pop_oldest() {
             self.counters.connections_finished += 1;
             self.close_conn(key, conn, CloseReason::Finish, now, h);
         }
@@ -321,9 +371,12 @@ impl<S> Reassembler<S> {
         h: &mut H,
     ) {
         while self.open.len() >= self.limits.max_connections.max(1) {
-            let Some((old_key, old)) = self.open.pop_lru() else {
+            let Some((old_key, old, unconfirmed)) = self.open.pop_evictable() else {
                 break;
             };
+            if unconfirmed {
+                self.counters.trust.unconfirmed_evicted += 1;
+            }
             self.counters.connections_evicted += 1;
             self.counters.hit(CapKind::Connections);
             self.close_conn(old_key, old, CloseReason::Evicted, ts, h);
@@ -333,11 +386,13 @@ impl<S> Reassembler<S> {
             self.counters.connections_mid_stream += 1;
         }
         let state = h.open(key, mid_stream, ts);
-        self.open.push(
+        self.open.insert(
             key,
             Conn {
                 halves: [Half::default(), Half::default()],
                 state,
+                trust: Trust::Unconfirmed,
+                held_syn: None,
                 last_seen: ts,
                 delivered_ts: ts,
             },
@@ -364,6 +419,9 @@ impl<S> Reassembler<S> {
         // must not take the daemon down.
         self.buffered_total = self.buffered_total.saturating_sub(conn.buffered());
         let ts = ts.max(conn.delivered_ts);
+        if conn.trust == Trust::Unconfirmed {
+            self.counters.trust.unconfirmed_closed += 1;
+        }
         h.close(conn.state, key, reason, ts);
         if matches!(reason, CloseReason::Fin | CloseReason::Rst) {
             if self.closed.len() >= self.limits.max_closed_connections.max(1) {
@@ -373,202 +431,6 @@ impl<S> Reassembler<S> {
             self.closed.push(key, ts);
         }
     }
-}
-
-/// Places one segment into its connection and delivers what became ready.
-fn process<S, H: StreamHandler<State = S>>(
-    conn: &mut Conn<S>,
-    key: ConnectionKey,
-    seg: &Segment<'_>,
-    limits: &ReassemblyLimits,
-    counters: &mut ReassemblyCounters,
-    buffered_total: &mut usize,
-    h: &mut H,
-) -> Outcome {
-    let ts = seg.timestamp;
-    conn.last_seen = conn.last_seen.max(ts);
-    if seg.flags.rst() {
-        // Payload on a RST is diagnostic text at best, never stream data.
-        counters.connections_closed_rst += 1;
-        return Outcome::Close(CloseReason::Rst);
-    }
-    let d = seg.direction.index();
-    let other_hole = conn.halves[1 - d].has_hole();
-    let half = &mut conn.halves[d];
-
-    let mut data_seq = seg.seq;
-    if seg.flags.syn() {
-        data_seq = seg.seq.wrapping_add(1);
-        if half.base.is_none() {
-            half.base = Some(data_seq);
-            half.syn_seen = true;
-        }
-    } else if half.base.is_none() {
-        if seg.payload.is_empty() && !seg.flags.fin() {
-            return Outcome::Keep;
-        }
-        half.base = Some(data_seq);
-    }
-
-    let Some(base) = half.base else {
-        return Outcome::Keep;
-    };
-    let mut payload = seg.payload;
-    let at = match seq::offset_of(data_seq, base, half.delivered) {
-        Some(at) => at,
-        None => {
-            // Starts before offset 0: keep only what lies after it.
-            let before = base.wrapping_sub(data_seq) as usize;
-            let cut = before.min(payload.len());
-            counters.bytes_before_start += cut as u64;
-            payload = &payload[cut..];
-            0
-        }
-    };
-    if seg.flags.fin() && half.fin_at.is_none() {
-        half.fin_at = Some(at + payload.len() as u64);
-        half.fin_ts = ts;
-    }
-
-    if !payload.is_empty() {
-        let was_ahead = at > half.delivered;
-        let placement = half.place(at, payload, ts, other_hole);
-        if placement.duplicate_bytes > 0 {
-            counters.duplicate_segments += 1;
-            counters.duplicate_bytes += placement.duplicate_bytes;
-        }
-        if placement.buffered_bytes > 0 {
-            *buffered_total += placement.buffered_bytes as usize;
-            if was_ahead {
-                counters.out_of_order_segments += 1;
-                counters.out_of_order_bytes += placement.buffered_bytes;
-            }
-        }
-        if let Some(skip) = placement.in_order_skip {
-            let data = &payload[skip..];
-            half.delivered += data.len() as u64;
-            conn.delivered_ts = conn.delivered_ts.max(ts);
-            h.data(&mut conn.state, key, seg.direction, data, conn.delivered_ts);
-        }
-    }
-
-    drain(conn, key, buffered_total, h);
-
-    // Enforce the caps by declaring holes lost, one cap at a time.
-    loop {
-        let cap = if conn.buffered() > limits.max_buffered_bytes_per_connection {
-            CapKind::ConnectionBytes
-        } else if *buffered_total > limits.max_buffered_bytes_total && conn.buffered() > 0 {
-            CapKind::TotalBytes
-        } else if conn.pieces() > limits.max_buffered_pieces_per_connection {
-            CapKind::ConnectionPieces
-        } else if conn.oldest_hole().is_some_and(|t| {
-            t.as_nanos().saturating_add(ms(limits.hole_timeout_ms)) <= ts.as_nanos()
-        }) {
-            CapKind::HoleTimeout
-        } else {
-            break;
-        };
-        counters.hit(cap);
-        if !skip_one_hole(conn, key, counters, buffered_total, ts, h) {
-            break;
-        }
-    }
-
-    if conn.halves.iter().all(|half| half.fin_delivered) {
-        counters.connections_closed_fin += 1;
-        return Outcome::Close(CloseReason::Fin);
-    }
-    Outcome::Keep
-}
-
-/// Delivers every ready piece, in capture order across directions, then any FIN that is due.
-fn drain<S, H: StreamHandler<State = S>>(
-    conn: &mut Conn<S>,
-    key: ConnectionKey,
-    buffered_total: &mut usize,
-    h: &mut H,
-) {
-    loop {
-        let holes = [conn.halves[0].has_hole(), conn.halves[1].has_hole()];
-        let mut pick: Option<(usize, Timestamp)> = None;
-        for (i, half) in conn.halves.iter().enumerate() {
-            if holes[1 - i] {
-                continue;
-            }
-            if let Some(p) = half.ready()
-                && pick.is_none_or(|(_, t)| p.order_ts < t)
-            {
-                pick = Some((i, p.order_ts));
-            }
-        }
-        let Some((i, _)) = pick else { break };
-        let Some(piece) = conn.halves[i].pop_ready() else {
-            break;
-        };
-        *buffered_total -= piece.data.len();
-        conn.delivered_ts = conn.delivered_ts.max(piece.ts);
-        h.data(
-            &mut conn.state,
-            key,
-            Direction::ALL[i],
-            &piece.data,
-            conn.delivered_ts,
-        );
-    }
-    for (i, dir) in Direction::ALL.into_iter().enumerate() {
-        if conn.halves[i].fin_due() {
-            conn.halves[i].fin_delivered = true;
-            let ts = conn.delivered_ts.max(conn.halves[i].fin_ts);
-            conn.delivered_ts = ts;
-            h.fin(&mut conn.state, key, dir, ts);
-        }
-    }
-}
-
-/// Declares the earliest hole of the connection lost and delivers what follows it. Returns
-/// false when there was no hole.
-fn skip_one_hole<S, H: StreamHandler<State = S>>(
-    conn: &mut Conn<S>,
-    key: ConnectionKey,
-    counters: &mut ReassemblyCounters,
-    buffered_total: &mut usize,
-    ts: Timestamp,
-    h: &mut H,
-) -> bool {
-    // Skip the hole whose data waits longest: it is the one holding everything back.
-    let mut pick: Option<(usize, Timestamp)> = None;
-    for (i, half) in conn.halves.iter().enumerate() {
-        if half.has_hole() {
-            let t = half.oldest_pending().unwrap_or(ts);
-            if pick.is_none_or(|(_, pt)| t < pt) {
-                pick = Some((i, t));
-            }
-        }
-    }
-    let Some((i, _)) = pick else { return false };
-    let len = conn.halves[i].skip_hole();
-    if len > 0 {
-        counters.gaps += 1;
-        counters.gap_bytes += len;
-        let ts = conn.delivered_ts.max(ts);
-        h.gap(&mut conn.state, key, Direction::ALL[i], len, ts);
-    }
-    drain(conn, key, buffered_total, h);
-    true
-}
-
-/// Declares every hole lost and delivers everything buffered.
-fn skip_holes<S, H: StreamHandler<State = S>>(
-    conn: &mut Conn<S>,
-    key: ConnectionKey,
-    counters: &mut ReassemblyCounters,
-    buffered_total: &mut usize,
-    ts: Timestamp,
-    h: &mut H,
-) {
-    drain(conn, key, buffered_total, h);
-    while skip_one_hole(conn, key, counters, buffered_total, ts, h) {}
 }
 
 #[cfg(test)]

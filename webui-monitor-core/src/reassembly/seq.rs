@@ -17,9 +17,25 @@ pub fn offset_of(seq: u32, base: u32, reference: u64) -> Option<u64> {
     reference.checked_add_signed(i64::from(delta))
 }
 
+/// Signed distance from the stream offset `reference` to `seq` (positive: ahead), taking the
+/// nearest candidate as [`offset_of`] does.
+pub fn distance(seq: u32, base: u32, reference: u64) -> i64 {
+    i64::from(seq.wrapping_sub(base).wrapping_sub(reference as u32) as i32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distance_is_signed_and_wraps() {
+        assert_eq!(distance(1500, 1000, 400), 100);
+        assert_eq!(distance(1300, 1000, 400), -100);
+        let base = u32::MAX - 9; // offset 10 is seq 0
+        assert_eq!(distance(5, base, 12), 3);
+        assert_eq!(distance(u32::MAX, base, 12), -3);
+        assert_eq!(distance(base.wrapping_add(1 << 31), base, 0), -(1 << 31));
+    }
 
     #[test]
     fn plain_offsets() {

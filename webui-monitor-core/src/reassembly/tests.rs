@@ -20,6 +20,8 @@ enum Ev {
 struct Recorder {
     logs: Vec<(ConnectionKey, Vec<Ev>)>,
     data_ts: Vec<Timestamp>,
+    /// `(connection, events logged before)` of each `confirmed` call.
+    confirmed: Vec<(usize, usize)>,
 }
 
 impl Recorder {
@@ -71,6 +73,9 @@ impl StreamHandler for Recorder {
     fn open(&mut self, key: ConnectionKey, mid_stream: bool, _ts: Timestamp) -> usize {
         self.logs.push((key, vec![Ev::Open { mid_stream }]));
         self.logs.len() - 1
+    }
+    fn confirmed(&mut self, s: &mut usize, _: ConnectionKey, _: Timestamp) {
+        self.confirmed.push((*s, self.logs[*s].1.len()));
     }
     fn data(&mut self, s: &mut usize, _: ConnectionKey, d: Direction, data: &[u8], ts: Timestamp) {
         assert!(!data.is_empty(), "empty data delivered");
@@ -418,7 +423,8 @@ fn syn_with_new_isn_reuses_the_tuple() {
     let mut segs = handshake();
     segs.push(Seg::new(REQ, 1001, ACK, b"one", 10));
     segs.push(Seg::new(REQ, 777, SYN, b"", 20));
-    segs.push(Seg::new(REQ, 778, ACK, b"two", 21));
+    segs.push(Seg::new(RSP, 9000, SYN | ACK, b"", 21));
+    segs.push(Seg::new(REQ, 778, ACK, b"two", 22));
     let (r, rec) = run(ReassemblyLimits::default(), &segs);
     assert_eq!(rec.log(0).last(), Some(&Ev::Close(CloseReason::Reused)));
     assert_eq!(rec.stream(1, REQ), b"two");
@@ -542,3 +548,5 @@ proptest! {
         prop_assert_eq!(r.active_connections(), 0);
     }
 }
+
+mod trust;

@@ -1,0 +1,348 @@
+//! One connection: its two directions, how far it proved to be real, and the placing of one
+//! segment into it (the rules listed in the module docs of `reassembly`, in that order).
+use crate::segment::{ConnectionKey, Direction, Segment, Timestamp};
+
+use super::{
+    CapKind, CloseReason, ReassemblyCounters, ReassemblyLimits, StreamHandler, half::Half, seq,
+};
+
+/// How far a connection has proved that it is real (see the `reassembly` module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Trust {
+    /// Not (yet) shown by both directions: first to be evicted.
+    Unconfirmed,
+    /// SYN and SYN-ACK seen.
+    Established,
+    /// Picked up without the full handshake; both directions showed themselves in window.
+    Confirmed,
+}
+
+pub(super) struct Conn<S> {
+    pub halves: [Half; 2],
+    pub state: S,
+    pub trust: Trust,
+    /// ISN of a client SYN that would reuse this established 4-tuple, held until the server's
+    /// SYN-ACK confirms it (see `Reassembler::on_new_syn`).
+    pub held_syn: Option<u32>,
+    pub last_seen: Timestamp,
+    /// Latest timestamp handed to the consumer (keeps them monotonic).
+    pub delivered_ts: Timestamp,
+}
+
+impl<S> Conn<S> {
+    pub fn buffered(&self) -> usize {
+        self.halves[0].buffered + self.halves[1].buffered
+    }
+    pub fn pieces(&self) -> usize {
+        self.halves[0].piece_count() + self.halves[1].piece_count()
+    }
+    pub fn oldest_hole(&self) -> Option<Timestamp> {
+        self.halves.iter().filter_map(Half::oldest_pending).min()
+    }
+}
+
+pub(super) enum Outcome {
+    Keep,
+    Close(CloseReason),
+}
+
+/// Milliseconds as nanoseconds.
+pub(super) const fn ms(ms: u64) -> u64 {
+    ms.saturating_mul(1_000_000)
+}
+
+/// Places one segment into its connection and delivers what became ready.
+pub(super) fn process<S, H: StreamHandler<State = S>>(
+    conn: &mut Conn<S>,
+    key: ConnectionKey,
+    seg: &Segment<'_>,
+    limits: &ReassemblyLimits,
+    counters: &mut ReassemblyCounters,
+    buffered_total: &mut usize,
+    h: &mut H,
+) -> Outcome {
+    let ts = seg.timestamp;
+    conn.last_seen = conn.last_seen.max(ts);
+    let d = seg.direction.index();
+    let window = limits.max_window_bytes.max(1);
+    if seg.flags.rst() {
+        // Payload on a RST is diagnostic text at best, never stream data. A direction with no
+        // known start (nothing of it seen yet) has no window to check against.
+        let half = &conn.halves[d];
+        let in_window = half.base.is_none_or(|base| {
+            let ahead = seq::distance(seg.seq, base, half.delivered);
+            ahead >= 0 && (ahead as u64) < window
+        });
+        if !in_window {
+            counters.trust.rst_out_of_window += 1;
+            return Outcome::Keep;
+        }
+        counters.connections_closed_rst += 1;
+        return Outcome::Close(CloseReason::Rst);
+    }
+    let other_hole = conn.halves[1 - d].has_hole();
+    let half = &mut conn.halves[d];
+
+    let mut data_seq = seg.seq;
+    if seg.flags.syn() {
+        data_seq = seg.seq.wrapping_add(1);
+        if half.base.is_none() {
+            half.base = Some(data_seq);
+            half.syn_seen = true;
+            half.live = true;
+        }
+    } else if half.base.is_none() {
+        if seg.payload.is_empty() && !seg.flags.fin() {
+            return Outcome::Keep;
+        }
+        half.base = Some(data_seq);
+    }
+
+    let Some(base) = half.base else {
+        return Outcome::Keep;
+    };
+    let mut payload = seg.payload;
+    let len = payload.len() as i64;
+    let ahead = seq::distance(data_seq, base, half.delivered);
+    if ahead >= window as i64 || ahead + len < -(window as i64) {
+        let since = *half.out_of_window_since.get_or_insert(ts);
+        let resync = limits.window_resync_ms > 0
+            && !payload.is_empty()
+            && since.as_nanos().saturating_add(ms(limits.window_resync_ms)) <= ts.as_nanos();
+        if !resync {
+            counters.trust.out_of_window_segments += 1;
+            counters.trust.out_of_window_bytes += len as u64;
+            return Outcome::Keep;
+        }
+        // Taken after all: placed by the call below, at the new next expected byte.
+        resync_half(
+            conn,
+            key,
+            seg.direction,
+            data_seq,
+            ahead,
+            counters,
+            buffered_total,
+            h,
+        );
+        return process(conn, key, seg, limits, counters, buffered_total, h);
+    }
+    half.out_of_window_since = None;
+    let at = match seq::offset_of(data_seq, base, half.delivered) {
+        Some(at) => at,
+        None => {
+            // Starts before offset 0: keep only what lies after it.
+            let before = base.wrapping_sub(data_seq) as usize;
+            let cut = before.min(payload.len());
+            counters.bytes_before_start += cut as u64;
+            payload = &payload[cut..];
+            0
+        }
+    };
+    if seg.flags.fin() && half.fin_at.is_none() {
+        if at + payload.len() as u64 >= half.delivered {
+            half.fin_at = Some(at + payload.len() as u64);
+            half.fin_ts = ts;
+        } else {
+            counters.trust.stale_fins += 1;
+        }
+    }
+
+    if !payload.is_empty() {
+        half.live = true;
+        // The old connection goes on: a held SYN was not a reuse of the 4-tuple.
+        conn.held_syn = None;
+    }
+    confirm(conn, key, counters, ts, h);
+
+    let half = &mut conn.halves[d];
+    if !payload.is_empty() {
+        let was_ahead = at > half.delivered;
+        let placement = half.place(at, payload, ts, other_hole);
+        if placement.conflicting_bytes > 0 {
+            counters.trust.conflicting_segments += 1;
+            counters.trust.conflicting_bytes += placement.conflicting_bytes;
+        }
+        if placement.duplicate_bytes > 0 {
+            counters.duplicate_segments += 1;
+            counters.duplicate_bytes += placement.duplicate_bytes;
+        }
+        if placement.buffered_bytes > 0 {
+            *buffered_total += placement.buffered_bytes as usize;
+            if was_ahead {
+                counters.out_of_order_segments += 1;
+                counters.out_of_order_bytes += placement.buffered_bytes;
+            }
+        }
+        if let Some(skip) = placement.in_order_skip {
+            let data = &payload[skip..];
+            half.delivered += data.len() as u64;
+            conn.delivered_ts = conn.delivered_ts.max(ts);
+            h.data(&mut conn.state, key, seg.direction, data, conn.delivered_ts);
+        }
+    }
+
+    drain(conn, key, buffered_total, h);
+
+    // Enforce the caps by declaring holes lost, one cap at a time.
+    loop {
+        let cap = if conn.buffered() > limits.max_buffered_bytes_per_connection {
+            CapKind::ConnectionBytes
+        } else if *buffered_total > limits.max_buffered_bytes_total && conn.buffered() > 0 {
+            CapKind::TotalBytes
+        } else if conn.pieces() > limits.max_buffered_pieces_per_connection {
+            CapKind::ConnectionPieces
+        } else if conn.oldest_hole().is_some_and(|t| {
+            t.as_nanos().saturating_add(ms(limits.hole_timeout_ms)) <= ts.as_nanos()
+        }) {
+            CapKind::HoleTimeout
+        } else {
+            break;
+        };
+        counters.hit(cap);
+        if !skip_one_hole(conn, key, counters, buffered_total, ts, h) {
+            break;
+        }
+    }
+
+    if conn.halves.iter().all(|half| half.fin_delivered) {
+        counters.connections_closed_fin += 1;
+        return Outcome::Close(CloseReason::Fin);
+    }
+    Outcome::Keep
+}
+
+/// Establishes or confirms the connection once both directions are live.
+fn confirm<S, H: StreamHandler<State = S>>(
+    conn: &mut Conn<S>,
+    key: ConnectionKey,
+    counters: &mut ReassemblyCounters,
+    ts: Timestamp,
+    h: &mut H,
+) {
+    if conn.trust != Trust::Unconfirmed || !conn.halves.iter().all(|half| half.live) {
+        return;
+    }
+    if conn.halves.iter().all(|half| half.syn_seen) {
+        conn.trust = Trust::Established;
+        counters.trust.handshakes += 1;
+    } else {
+        conn.trust = Trust::Confirmed;
+        counters.trust.confirmed += 1;
+    }
+    h.confirmed(&mut conn.state, key, conn.delivered_ts.max(ts));
+}
+
+/// Moves `direction` of the connection to `data_seq`, which lies `ahead` bytes (negative:
+/// behind) from its next expected byte and outside the window: flushes what is buffered, tells
+/// the handler about a gap of that distance (parsers resynchronise), and makes `data_seq` the
+/// next expected byte.
+#[allow(clippy::too_many_arguments)]
+fn resync_half<S, H: StreamHandler<State = S>>(
+    conn: &mut Conn<S>,
+    key: ConnectionKey,
+    direction: Direction,
+    data_seq: u32,
+    ahead: i64,
+    counters: &mut ReassemblyCounters,
+    buffered_total: &mut usize,
+    h: &mut H,
+) {
+    counters.trust.window_resyncs += 1;
+    let ts = conn.last_seen;
+    skip_holes(conn, key, counters, buffered_total, ts, h);
+    let half = &mut conn.halves[direction.index()];
+    half.base = Some(data_seq.wrapping_sub(half.delivered as u32));
+    half.out_of_window_since = None;
+    let ts = conn.delivered_ts.max(ts);
+    h.gap(&mut conn.state, key, direction, ahead.unsigned_abs(), ts);
+}
+
+/// Delivers every ready piece, in capture order across directions, then any FIN that is due.
+fn drain<S, H: StreamHandler<State = S>>(
+    conn: &mut Conn<S>,
+    key: ConnectionKey,
+    buffered_total: &mut usize,
+    h: &mut H,
+) {
+    loop {
+        let holes = [conn.halves[0].has_hole(), conn.halves[1].has_hole()];
+        let mut pick: Option<(usize, Timestamp)> = None;
+        for (i, half) in conn.halves.iter().enumerate() {
+            if holes[1 - i] {
+                continue;
+            }
+            if let Some(p) = half.ready()
+                && pick.is_none_or(|(_, t)| p.order_ts < t)
+            {
+                pick = Some((i, p.order_ts));
+            }
+        }
+        let Some((i, _)) = pick else { break };
+        let Some(piece) = conn.halves[i].pop_ready() else {
+            break;
+        };
+        *buffered_total -= piece.data.len();
+        conn.delivered_ts = conn.delivered_ts.max(piece.ts);
+        h.data(
+            &mut conn.state,
+            key,
+            Direction::ALL[i],
+            &piece.data,
+            conn.delivered_ts,
+        );
+    }
+    for (i, dir) in Direction::ALL.into_iter().enumerate() {
+        if conn.halves[i].fin_due() {
+            conn.halves[i].fin_delivered = true;
+            let ts = conn.delivered_ts.max(conn.halves[i].fin_ts);
+            conn.delivered_ts = ts;
+            h.fin(&mut conn.state, key, dir, ts);
+        }
+    }
+}
+
+/// Declares the earliest hole of the connection lost and delivers what follows it. Returns
+/// false when there was no hole.
+fn skip_one_hole<S, H: StreamHandler<State = S>>(
+    conn: &mut Conn<S>,
+    key: ConnectionKey,
+    counters: &mut ReassemblyCounters,
+    buffered_total: &mut usize,
+    ts: Timestamp,
+    h: &mut H,
+) -> bool {
+    // Skip the hole whose data waits longest: it is the one holding everything back.
+    let mut pick: Option<(usize, Timestamp)> = None;
+    for (i, half) in conn.halves.iter().enumerate() {
+        if half.has_hole() {
+            let t = half.oldest_pending().unwrap_or(ts);
+            if pick.is_none_or(|(_, pt)| t < pt) {
+                pick = Some((i, t));
+            }
+        }
+    }
+    let Some((i, _)) = pick else { return false };
+    let len = conn.halves[i].skip_hole();
+    if len > 0 {
+        counters.gaps += 1;
+        counters.gap_bytes += len;
+        let ts = conn.delivered_ts.max(ts);
+        h.gap(&mut conn.state, key, Direction::ALL[i], len, ts);
+    }
+    drain(conn, key, buffered_total, h);
+    true
+}
+
+/// Declares every hole lost and delivers everything buffered.
+pub(super) fn skip_holes<S, H: StreamHandler<State = S>>(
+    conn: &mut Conn<S>,
+    key: ConnectionKey,
+    counters: &mut ReassemblyCounters,
+    buffered_total: &mut usize,
+    ts: Timestamp,
+    h: &mut H,
+) {
+    drain(conn, key, buffered_total, h);
+    while skip_one_hole(conn, key, counters, buffered_total, ts, h) {}
+}

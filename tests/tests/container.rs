@@ -328,7 +328,9 @@ fn image_captures_on_a_veth_with_three_capabilities_as_non_root() -> anyhow::Res
     })
     .with_context(|| format!("container output:\n{}", logs()))?;
 
-    // The daemon is the image's user with exactly the three capabilities, effective.
+    // The daemon is the image's user. It started with the three capabilities (the bounding set
+    // keeps them: without CAP_SETPCAP it cannot cut it) and, attached, keeps CAP_BPF and
+    // CAP_NET_ADMIN only (`privileges`), with no_new_privs.
     let status = podman_output(&["exec", &name, "cat", "/proc/1/status"])?;
     let field = |key: &str| {
         status
@@ -338,8 +340,11 @@ fn image_captures_on_a_veth_with_three_capabilities_as_non_root() -> anyhow::Res
     };
     assert_eq!(field("Uid:").as_deref(), Some("9741 9741 9741 9741"));
     let three = format!("{THREE_CAPABILITIES:016x}");
-    assert_eq!(field("CapEff:"), Some(three.clone()));
+    let kept = format!("{:016x}", (1u64 << 39) | (1 << 12));
+    assert_eq!(field("CapEff:"), Some(kept.clone()));
+    assert_eq!(field("CapPrm:"), Some(kept));
     assert_eq!(field("CapBnd:"), Some(three));
+    assert_eq!(field("NoNewPrivs:").as_deref(), Some("1"));
     // The image's HEALTHCHECK: `webui-monitor healthcheck` with the container's settings.
     podman_output(&["healthcheck", "run", &name])
         .with_context(|| format!("container output:\n{}", logs()))?;

@@ -186,6 +186,38 @@ impl FactSink for GenAiSink {
                 };
                 histogram.observe(seconds);
             }
+            Fact::ModelRetired { model } => {
+                let Some(series) = self.models.get_mut(model.id as usize) else {
+                    return;
+                };
+                let series = std::mem::take(series);
+                let m = &self.metrics;
+                for (embeddings, pair) in series.tokens.iter().enumerate() {
+                    let op = if embeddings == 1 {
+                        "embeddings"
+                    } else {
+                        "chat"
+                    };
+                    for (i, h) in pair.iter().enumerate() {
+                        if h.is_some() {
+                            let kind = ["input", "output"][i];
+                            let _ = m.token_usage.remove_label_values(&[op, model.name, kind]);
+                        }
+                    }
+                }
+                for ((embeddings, error), _) in series.durations {
+                    let op = if embeddings { "embeddings" } else { "chat" };
+                    let mut buf = [0u8; 3];
+                    let error_type = match error {
+                        0 => "",
+                        1 => "no_response",
+                        s => status_text(s, &mut buf),
+                    };
+                    let _ = m
+                        .operation_duration
+                        .remove_label_values(&[op, model.name, error_type]);
+                }
+            }
             _ => {}
         }
     }
@@ -295,5 +327,19 @@ mod tests {
             buckets("gen_ai_client_operation_duration_seconds"),
             OPERATION_DURATION_BUCKETS
         );
+
+        // Retired, gpt's series go; embed's stay.
+        sink.fact(Fact::ModelRetired { model: gpt });
+        let s = Samples::gather(&registry);
+        for family in [
+            "gen_ai_client_token_usage_count",
+            "gen_ai_client_operation_duration_seconds_count",
+        ] {
+            assert_eq!(
+                s.label_values(family, "gen_ai_request_model"),
+                ["embed"],
+                "{family}"
+            );
+        }
     }
 }

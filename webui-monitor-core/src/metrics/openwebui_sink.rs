@@ -254,6 +254,15 @@ impl PrometheusSink {
                 .ttft
                 .with_label_values(&[model.name])
                 .observe(seconds),
+            Fact::ModelRetired { model } => {
+                let m = &self.metrics;
+                self.users.retire_model(m, model.id);
+                let _ = m.ttft.remove_label_values(&[model.name]);
+                let _ = m.unpriced_tokens.remove_label_values(&[model.name]);
+                if let Some(price) = self.model_prices.get_mut(model.id as usize) {
+                    *price = None;
+                }
+            }
             Fact::LimitHit(limit) => self.limit_hit(limit.as_str()),
             Fact::Usage {
                 user, model, usage, ..

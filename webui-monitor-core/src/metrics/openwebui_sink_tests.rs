@@ -725,3 +725,42 @@ fn spend_is_tokens_times_prices_and_unpriced_models_are_counted() {
             .is_empty()
     );
 }
+
+/// A retired model's series leave every user that had them; the user's other series stay.
+#[test]
+fn a_retired_models_series_leave_with_it() {
+    let mut prices = Prices::new("USD");
+    for model in ["old-model", "kept-model"] {
+        prices.insert(
+            model,
+            ModelPrice {
+                input: 1.0,
+                output: 1.0,
+                ..ModelPrice::default()
+            },
+        );
+    }
+    let config = SemanticsConfig {
+        user_ttl_secs: 100,
+        pending_ttl_secs: 50,
+        ..Default::default()
+    };
+    let mut f = Fixture::priced(config, true, prices);
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    for (model, dt) in [("old-model", 0), ("kept-model", 90), ("kept-model", 110)] {
+        f.exchange(&streamed(bearer(completion(model, None, None, dt), &token)));
+    }
+    let s = f.samples();
+    for family in [
+        "openwebui_chat_completions_total",
+        "openwebui_llm_tokens_total",
+        "openwebui_llm_spend_total",
+        "openwebui_chat_time_to_first_token_seconds_count",
+    ] {
+        assert_eq!(s.label_values(family, "model"), ["kept-model"], "{family}");
+    }
+    assert_eq!(
+        s.sum("openwebui_chat_completions_total", &[("user", ALICE)]),
+        2.0
+    );
+}

@@ -229,6 +229,60 @@ impl UserEntry {
         &self.spend[i].2
     }
 
+    /// Drop this user's series of model `id` (retired: the index may name another model next).
+    fn retire_model(&mut self, m: &OpenWebuiMetrics, id: u32) {
+        let l: &str = &self.label;
+        self.completions.retain(|s| {
+            let keep = s.key.model != id;
+            if !keep {
+                let _ = m
+                    .chat_completions
+                    .remove_label_values(&completion_labels(l, &s.model, &s.key));
+            }
+            keep
+        });
+        self.tokens.retain(|s| {
+            let keep = s.key.model != id;
+            if !keep {
+                let _ = m
+                    .llm_tokens
+                    .remove_label_values(&token_labels(l, &s.model, &s.key));
+            }
+            keep
+        });
+        self.details.retain(|s| {
+            let (model, kind, source) = s.key;
+            let keep = model != id;
+            if !keep {
+                let _ = m.llm_token_details.remove_label_values(&[
+                    l,
+                    &s.model,
+                    kind.as_str(),
+                    source.as_str(),
+                ]);
+            }
+            keep
+        });
+        self.without_usage.retain(|s| {
+            let keep = s.key.0 != id;
+            if !keep {
+                let _ = m.completions_without_usage.remove_label_values(&[
+                    l,
+                    &s.model,
+                    s.key.1.as_str(),
+                ]);
+            }
+            keep
+        });
+        self.spend.retain(|(model, name, _)| {
+            let keep = *model != id;
+            if !keep {
+                let _ = m.llm_spend.remove_label_values(&[l, name]);
+            }
+            keep
+        });
+    }
+
     /// Drop every series of this user.
     fn remove_series(&self, m: &OpenWebuiMetrics) {
         let l: &str = &self.label;
@@ -405,6 +459,17 @@ impl UserTable {
             UserRef::Id(id) if self.ids.contains_key(id) => id,
             UserRef::Id(_) => Special::Other.as_str(),
             UserRef::Special(s) => s.as_str(),
+        }
+    }
+
+    /// Every user's series of model `id` go (the model was retired).
+    pub(super) fn retire_model(&mut self, m: &OpenWebuiMetrics, id: u32) {
+        for entry in self
+            .ids
+            .values_mut()
+            .chain(self.specials.iter_mut().flatten())
+        {
+            entry.retire_model(m, id);
         }
     }
 

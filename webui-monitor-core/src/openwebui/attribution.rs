@@ -215,6 +215,12 @@ impl Attributor {
         }
     }
 
+    /// Models in the model table.
+    #[cfg(test)]
+    pub(crate) fn model_count(&self) -> usize {
+        self.models.len()
+    }
+
     /// Sizes of the bounded maps: (sockets, sessions, answers).
     #[cfg(test)]
     pub(crate) fn sizes(&self) -> (usize, usize, usize) {
@@ -322,7 +328,7 @@ impl Attributor {
         sink: &mut (impl FactSink + ?Sized),
     ) -> u32 {
         if !accepted {
-            return match self.models.known(model) {
+            return match self.models.known(model, self.clock) {
                 Some(id) => id,
                 None => {
                     self.counters.untrusted_models += 1;
@@ -332,7 +338,7 @@ impl Attributor {
             };
         }
         let folded = self.models.folded;
-        let model = self.models.id(model);
+        let model = self.models.id(model, self.clock);
         if self.models.folded != folded {
             sink.fact(Fact::LimitHit(Limit::MaxModels));
         }
@@ -587,6 +593,13 @@ impl Attributor {
         let (joiner, sockets, mut emit) = split!(self, sink);
         joiner.expire(now, answer_ttl, all, &mut |s| emit.step(s));
         sockets.expire(now, socket_ttl);
+        // Answers waiting for their join hold model indexes: a model stays at least as long.
+        let model_ttl = self.config.user_ttl_secs.max(self.config.pending_ttl_secs);
+        self.models.retire_idle(now, model_ttl, |id, name| {
+            sink.fact(Fact::ModelRetired {
+                model: Model { id, name },
+            })
+        });
         sink.fact(Fact::Tick { now });
     }
 }

@@ -94,6 +94,7 @@ enum Rec {
         model: String,
         seconds: f64,
     },
+    ModelRetired(String),
     LimitHit(Limit),
     Tick,
 }
@@ -195,6 +196,7 @@ impl FactSink for Recorder {
                 model: model.name.into(),
                 seconds,
             },
+            Fact::ModelRetired { model } => Rec::ModelRetired(model.name.into()),
             Fact::LimitHit(limit) => Rec::LimitHit(limit),
             Fact::Tick { .. } => Rec::Tick,
         });
@@ -1015,4 +1017,56 @@ fn usage_and_model_call_close_each_model_exchange() {
             ("call", "mock-gpt".into(), chat, Some(200), None, None),
         ]
     );
+}
+
+/// Models unused for the user TTL leave the table, each announced before the sweep's tick,
+/// and their slots take new names: with room for two models, a third gets its own label once
+/// an old one has retired instead of falling into `other` for good.
+#[test]
+fn idle_models_retire_and_free_their_slot() {
+    let config = SemanticsConfig {
+        max_models: 2,
+        user_ttl_secs: 100,
+        pending_ttl_secs: 50,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    f.exchange(&bearer(completion("old-model", None, None, 0), &token));
+    f.exchange(&bearer(completion("kept-model", None, None, 90), &token));
+    f.exchange(&bearer(completion("third-model", None, None, 95), &token));
+    // 110 s on: old-model has been idle for 110 s, kept-model for 20 s.
+    f.exchange(&bearer(completion("kept-model", None, None, 110), &token));
+    f.exchange(&bearer(completion("third-model", None, None, 111), &token));
+    let models: Vec<&str> = f.completions().iter().map(|c| c.model.as_str()).collect();
+    assert_eq!(
+        models,
+        [
+            "old-model",
+            "kept-model",
+            "other",
+            "kept-model",
+            "third-model"
+        ]
+    );
+    let retired: Vec<&Rec> = f
+        .rec
+        .0
+        .iter()
+        .filter(|r| matches!(r, Rec::ModelRetired(_) | Rec::Tick))
+        .collect();
+    assert!(
+        retired
+            .windows(2)
+            .any(|w| w[0] == &Rec::ModelRetired("old-model".into()) && w[1] == &Rec::Tick),
+        "{retired:?}"
+    );
+    assert_eq!(
+        retired
+            .iter()
+            .filter(|r| matches!(r, Rec::ModelRetired(_)))
+            .count(),
+        1
+    );
+    assert_eq!(f.a.model_count(), 2);
 }

@@ -21,7 +21,9 @@
 //! [`StatusClass::Incomplete`]), its socket-side [`Fact::Tokens`] when usage and request are
 //! joined, in whichever order they arrive. [`Fact::Tick`] ends every sweep of idle state; a
 //! sweep runs on `on_tick` and `finish`, and at the start of any call whose traffic time is
-//! `sweep_interval_secs` past the last sweep (so its facts may precede a [`Fact::Request`]).
+//! `sweep_interval_secs` past the last sweep (so its facts may precede a [`Fact::Request`]);
+//! a sweep also retires models unused for the user TTL, each with a [`Fact::ModelRetired`]
+//! before its [`Fact::Tick`].
 //!
 //! # Writing a sink
 //!
@@ -177,14 +179,17 @@ pub enum Fact<'a> {
     /// Time to first token: from the completion request's last byte to its first streamed
     /// event (HTTP) or delta (socket), once per completion.
     FirstToken { model: Model<'a>, seconds: f64 },
+    /// A model unused for the TTL left the model table: its index may name another model
+    /// from the next fact on, so a sink drops what it keeps under it (and its series).
+    ModelRetired { model: Model<'a> },
     /// A cap of attribution cut something.
     LimitHit(Limit),
     /// Traffic time reached `now`: a sink drops state idle longer than its own TTLs.
     Tick { now: Timestamp },
 }
 
-/// A model name from attribution's bounded table, with its index there (stable for the
-/// attributor's lifetime, so sinks can cache per model without hashing names).
+/// A model name from attribution's bounded table, with its index there (stable until a
+/// [`Fact::ModelRetired`] of it, so sinks can cache per model without hashing names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Model<'a> {
     pub id: u32,

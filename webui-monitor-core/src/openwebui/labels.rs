@@ -1,6 +1,7 @@
 //! Values from small fixed sets that attribution names and the `openwebui_*` families use as
 //! labels (auth, client, auth result, status class, method), and the bounded model table.
 use super::fast_map::FastMap;
+use crate::segment::Timestamp;
 
 use super::jwt::Verdict;
 
@@ -164,10 +165,18 @@ pub(crate) fn method_label(method: &str) -> &'static str {
 /// answer waiting for its join holds a `u32`, and every sink sees the same bounded set of names.
 /// Index 0 is `unknown` (no model in the request, or an answer never joined to one), 1 is
 /// `other` (beyond the cap, too long or empty).
+///
+/// A model unused for longer than the TTL is retired ([`ModelTable::retire_idle`]): its slot is
+/// free for the next new name, so models that come and go over months do not end in `other`.
+/// The caller tells the sinks (`Fact::ModelRetired`) before the index is given out again.
 #[derive(Debug)]
 pub(crate) struct ModelTable {
     names: Vec<Box<str>>,
+    /// Traffic time of each model's last use (by index).
+    used: Vec<Timestamp>,
     index: FastMap<Box<str>, u32>,
+    /// Retired indexes, given to the next new names.
+    free: Vec<u32>,
     max: usize,
     max_len: usize,
     pub(crate) folded: u64,
@@ -180,37 +189,98 @@ impl ModelTable {
     pub(crate) fn new(max: usize, max_len: usize) -> Self {
         Self {
             names: vec!["unknown".into(), "other".into()],
+            used: vec![Timestamp::default(); 2],
             index: FastMap::default(),
+            free: Vec::new(),
             max,
             max_len,
             folded: 0,
         }
     }
-    pub(crate) fn id(&mut self, model: Option<&str>) -> u32 {
+
+    /// The index of `model`, entering it if there is room, used at traffic time `now`.
+    pub(crate) fn id(&mut self, model: Option<&str>, now: Timestamp) -> u32 {
         let Some(model) = model else {
             return MODEL_UNKNOWN;
         };
         if let Some(&i) = self.index.get(model) {
+            self.touch(i, now);
             return i;
         }
         if self.index.len() >= self.max || model.len() > self.max_len || model.is_empty() {
             self.folded += 1;
             return MODEL_OTHER;
         }
-        let i = self.names.len() as u32;
-        self.names.push(model.into());
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.names[i as usize] = model.into();
+                i
+            }
+            None => {
+                self.names.push(model.into());
+                self.used.push(now);
+                (self.names.len() - 1) as u32
+            }
+        };
+        self.touch(i, now);
         self.index.insert(model.into(), i);
         i
     }
+
+    /// The index of `model` if the table has it (`None` without a model: `unknown`), used at
+    /// `now`.
+    pub(crate) fn known(&mut self, model: Option<&str>, now: Timestamp) -> Option<u32> {
+        match model {
+            None => Some(MODEL_UNKNOWN),
+            Some(m) => {
+                let i = *self.index.get(m)?;
+                self.touch(i, now);
+                Some(i)
+            }
+        }
+    }
+
+    fn touch(&mut self, i: u32, now: Timestamp) {
+        if let Some(used) = self.used.get_mut(i as usize) {
+            *used = (*used).max(now);
+        }
+    }
+
     pub(crate) fn name(&self, id: u32) -> &str {
         self.names.get(id as usize).map_or("other", |n| n)
     }
-    /// The id of `model` if the table has it (`None` without a model: `unknown`).
-    pub(crate) fn known(&self, model: Option<&str>) -> Option<u32> {
-        match model {
-            None => Some(MODEL_UNKNOWN),
-            Some(m) => self.index.get(m).copied(),
-        }
+
+    /// Retires every model not used since before `now - ttl`, calling `retired(id, name)` for
+    /// each before its slot is free.
+    pub(crate) fn retire_idle(
+        &mut self,
+        now: Timestamp,
+        ttl_secs: u64,
+        mut retired: impl FnMut(u32, &str),
+    ) {
+        let ttl = ttl_secs.saturating_mul(1_000_000_000);
+        let Self {
+            names,
+            used,
+            index,
+            free,
+            ..
+        } = self;
+        index.retain(|name, &mut i| {
+            let idle = used[i as usize].as_nanos().saturating_add(ttl) <= now.as_nanos();
+            if idle {
+                retired(i, name);
+                names[i as usize] = "".into();
+                free.push(i);
+            }
+            !idle
+        });
+    }
+
+    /// Models in the table now (`unknown` and `other` aside).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
     }
 }
 

@@ -26,6 +26,7 @@ use crate::{
         labels::{AuthResult, Client, status_label},
     },
     pricing::{ModelPrice, Prices},
+    segment::Timestamp,
     usage::Usage,
 };
 
@@ -54,7 +55,12 @@ pub struct PrometheusSink {
     /// `openwebui_client_signals_total` children, `[client][signal]`, created on first use.
     signal_counters: [[Option<IntCounter>; 4]; 2],
     /// Fingerprint → the user label exported with it.
-    api_keys_exported: FastMap<Fingerprint, Box<str>>,
+    /// Fingerprint → the user label exported with it and the traffic time the key was last
+    /// used (keys idle for the user TTL leave `openwebui_api_key_info`).
+    api_keys_exported: FastMap<Fingerprint, (Box<str>, Timestamp)>,
+    /// Traffic time of the latest request (an API key's use is that request's).
+    clock: Timestamp,
+    key_ttl_secs: u64,
     prices: Arc<Prices>,
     /// Each model's price by model id, looked up once (`None` inside: unpriced).
     model_prices: Vec<Option<Option<ModelPrice>>>,
@@ -79,6 +85,8 @@ impl PrometheusSink {
             auth_results: FastMap::default(),
             signal_counters: Default::default(),
             api_keys_exported: FastMap::default(),
+            clock: Timestamp::default(),
+            key_ttl_secs: config.user_ttl_secs,
             prices,
             model_prices: Vec::new(),
             counters: SinkCounters::default(),
@@ -98,6 +106,7 @@ impl PrometheusSink {
             max_id_len: config.max_user_id_len,
         });
         self.max_api_key_info = config.max_api_key_info;
+        self.key_ttl_secs = config.user_ttl_secs;
         if self.export_user_info != config.export_user_info {
             self.export_user_info = config.export_user_info;
             self.refresh_info();
@@ -186,6 +195,7 @@ impl PrometheusSink {
                 entry.requests(m, auth, client).inc();
                 entry.add_bytes(request_bytes, response_bytes);
                 entry.seen(at);
+                self.clock = self.clock.max(at);
                 if self.users.folded != folded {
                     self.limit_hit("max_users");
                 }
@@ -272,6 +282,7 @@ impl PrometheusSink {
             Fact::Tick { now } => {
                 let dropped = self.users.expire(now, &self.metrics);
                 self.metrics.users_evicted.inc_by(dropped as u64);
+                self.expire_api_keys(now);
             }
         }
         self.metrics.tracked_users.set(self.users.len() as f64);
@@ -298,18 +309,36 @@ impl PrometheusSink {
         }
     }
 
+    /// Keys unused for the user TTL leave `openwebui_api_key_info`, as their owners' series do.
+    fn expire_api_keys(&mut self, now: Timestamp) {
+        let ttl = self.key_ttl_secs.saturating_mul(1_000_000_000);
+        let info = &self.metrics.api_key_info;
+        self.api_keys_exported.retain(|fp, (label, used)| {
+            let keep = used.as_nanos().saturating_add(ttl) > now.as_nanos();
+            if !keep {
+                let _ = info.remove_label_values(&[fp.as_str(), label]);
+            }
+            keep
+        });
+    }
+
     fn export_api_key(&mut self, fp: Fingerprint, user: UserRef<'_>) {
         let label = self.users.label_of(user);
-        match self.api_keys_exported.get(&fp) {
-            Some(exported) if **exported == *label => return,
+        let now = self.clock;
+        let full = self.api_keys_exported.len() >= self.max_api_key_info;
+        match self.api_keys_exported.get_mut(&fp) {
+            Some((exported, used)) if **exported == *label => {
+                *used = (*used).max(now);
+                return;
+            }
             // The key's owner label changed (database loaded, user folded or evicted).
-            Some(exported) => {
+            Some((exported, _)) => {
                 let _ = self
                     .metrics
                     .api_key_info
                     .remove_label_values(&[fp.as_str(), exported]);
             }
-            None if self.api_keys_exported.len() >= self.max_api_key_info => {
+            None if full => {
                 self.counters.api_key_info_dropped += 1;
                 self.limit_hit("max_api_key_info");
                 return;
@@ -320,7 +349,7 @@ impl PrometheusSink {
             .api_key_info
             .with_label_values(&[fp.as_str(), label])
             .set(1);
-        self.api_keys_exported.insert(fp, label.into());
+        self.api_keys_exported.insert(fp, (label.into(), now));
     }
 }
 

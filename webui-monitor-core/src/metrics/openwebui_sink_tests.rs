@@ -764,3 +764,25 @@ fn a_retired_models_series_leave_with_it() {
         2.0
     );
 }
+
+/// A key unused for the user TTL leaves `openwebui_api_key_info`; a key still in use stays.
+#[test]
+fn idle_api_keys_leave_the_info_family() {
+    let config = SemanticsConfig {
+        user_ttl_secs: 100,
+        ..Default::default()
+    };
+    // No database: Open WebUI's 200 is what admits a key.
+    let mut f = Fixture::new(config, true);
+    f.exchange(&bearer(request("/api/models", 200, 0), KEY));
+    let other_key = "sk-00000000000000000000000000000001";
+    let token = session_token(ALICE, NOW - 60, SECRET);
+    f.exchange(&bearer(request("/api/models", 200, 50), other_key));
+    let keys = |f: &Fixture| f.samples().label_values("openwebui_api_key_info", "key");
+    assert_eq!(keys(&f).len(), 2);
+    // 120 s on: the first key has been idle for 120 s, the second for 70 s.
+    f.exchange(&bearer(request("/api/config", 200, 120), &token));
+    f.tick(at(NOW + 120));
+    assert_eq!(keys(&f).len(), 1);
+    assert!(!keys(&f).contains(&"46e99b8fcc3f".to_string()));
+}

@@ -4,20 +4,28 @@
 //! Open WebUI, an attacker sends — through the same nginx and straight to Open WebUI —
 //! header blocks over the monitor's cap, compressed bombs to a route whose body is read and to
 //! one whose body is not, a stream of completions naming junk models without a credential,
-//! and garbage that is no HTTP. Every honest completion and token must stay with its user,
-//! the junk must not enter the model label set, every cut must be counted, and the monitor
-//! must stay small and keep answering.
+//! garbage that is no HTTP, 100,000 spoofed TCP segments (SYNs and mid-stream requests from
+//! random addresses), and half the metrics port's connections held open mid-header. Every
+//! honest completion and token must stay with its user, the junk must not enter the model
+//! label set, every cut must be counted, and the monitor must stay small and keep answering.
 use std::{io::Write as _, time::Duration};
 
 use webui_monitor_tests::{
-    net::wait_for,
-    stack::{ADMIN, ADMIN_PASSWORD, ALICE, ALICE_PASSWORD, APP_ADDR, Stack, sample},
+    net::{ChildGuard, wait_for},
+    stack::{
+        ADMIN, ADMIN_PASSWORD, ALICE, ALICE_PASSWORD, APP_ADDR, METRICS_PORT, Stack, repo_root,
+        sample,
+    },
 };
 
 /// Completions each honest user makes, interleaved with the attack.
 const ROUNDS: usize = 12;
 /// Completions naming a junk model, without a credential.
 const JUNK_MODELS: usize = 200;
+/// Spoofed segments (half SYNs, half mid-stream requests), each from its own 4-tuple.
+const SPOOFED: usize = 100_000;
+/// Connections to the metrics port held open mid-header (its cap is 64).
+const SLOW_CLIENTS: usize = 32;
 
 fn signin(stack: &Stack, email: &str, password: &str) -> anyhow::Result<String> {
     let body = format!(r#"{{"email":"{email}","password":"{password}"}}"#);
@@ -72,6 +80,14 @@ fn hostile_neighbours_leave_honest_users_exact() -> anyhow::Result<()> {
         &garbage,
         b"\x16\x03\x01\x02\x00GET /api/chat/completions HTTP/1.1\r\n\r\n",
     )?;
+
+    // Slowloris on the metrics port for the whole attack: half its connection cap.
+    let slow = format!(
+        "import socket,time\ncs=[socket.create_connection(('{APP_ADDR}',{METRICS_PORT})) for _ in range({SLOW_CLIENTS})]\n\
+         [c.send(b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n') for c in cs]\ntime.sleep(60)\n"
+    );
+    let _slowloris = ChildGuard(stack.proxy.command("python3", &["-c", &slow]).spawn()?);
+    let flood = repo_root().join("tests/support/tcp_flood.py");
 
     std::thread::scope(|s| -> anyhow::Result<()> {
         let honest = |who: &'static str, token: &str, stream: bool| {
@@ -133,6 +149,17 @@ fn hostile_neighbours_leave_honest_users_exact() -> anyhow::Result<()> {
                 );
                 stack.proxy.run("bash", &["-c", &send])?;
             }
+            // Spoofed 4-tuples straight at Open WebUI's port (XDP sees them before the kernel
+            // drops them), while the honest users' pooled connections carry their completions.
+            stack.proxy.run(
+                "python3",
+                &[
+                    flood.to_str().unwrap_or_default(),
+                    APP_ADDR,
+                    "8080",
+                    &SPOOFED.to_string(),
+                ],
+            )?;
             for i in 0..JUNK_MODELS {
                 let url = format!("{NGINX}/api/chat/completions");
                 let body = format!(r#"{{"model":"junk-{i}","messages":[]}}"#);
@@ -174,7 +201,16 @@ fn hostile_neighbours_leave_honest_users_exact() -> anyhow::Result<()> {
         || junk_counted().unwrap_or(false),
     )?;
     std::thread::sleep(Duration::from_secs(2));
-    let m = stack.metrics()?;
+    // The slow clients still hold their connections: a scrape gets through all the same.
+    let m = stack.proxy.run(
+        "curl",
+        &[
+            "-sf",
+            "--max-time",
+            "5",
+            &format!("http://{APP_ADDR}:{METRICS_PORT}/metrics"),
+        ],
+    )?;
     let get = |name: &str, labels: &[(&str, &str)]| sample(&m, name, labels);
 
     // The honest users' completions and tokens, exactly.
@@ -233,6 +269,26 @@ fn hostile_neighbours_leave_honest_users_exact() -> anyhow::Result<()> {
     assert_eq!(event("decode_capped"), ROUNDS as f64);
     // Unread: the bombs to the files route and the two sign-ins.
     assert_eq!(event("request_bodies_unread"), ROUNDS as f64 + 2.0);
+    // The spoofed tuples took table slots from each other, never from established
+    // connections (the honest counts above), and no request of theirs was reported.
+    let trust = |e: &str| {
+        get(
+            "webui_monitor_reassembly_trust_events_total",
+            &[("event", e)],
+        )
+        .unwrap_or(-1.0)
+    };
+    assert!(trust("unconfirmed_evicted") > 0.0, "no eviction");
+    assert!(!m.contains("flood-model"));
+    // The slow clients held their connections until the header-read timeout cut them, or
+    // still hold them: either way the scrape above got through.
+    let open = get("webui_monitor_http_server_connections_open", &[]).unwrap_or(0.0);
+    let cut = get(
+        "webui_monitor_http_server_connections_closed_total",
+        &[("reason", "header_timeout")],
+    )
+    .unwrap_or(0.0);
+    assert!(open + cut >= SLOW_CLIENTS as f64, "open {open}, cut {cut}");
     // Small and alive: RSS well under the unit's MemoryMax (1 GiB), /metrics answering.
     let pid = stack.monitor.child.0.id();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

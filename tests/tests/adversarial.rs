@@ -4,7 +4,7 @@
 //! Open WebUI, an attacker sends — through the same nginx and straight to Open WebUI —
 //! header blocks over the monitor's cap, compressed bombs to a route whose body is read and to
 //! one whose body is not, a stream of completions naming junk models without a credential,
-//! garbage that is no HTTP, 100,000 spoofed TCP segments (SYNs and mid-stream requests from
+//! requests of 10,000 header fields and garbage that is no HTTP straight to Open WebUI, 100,000 spoofed TCP segments (SYNs and mid-stream requests from
 //! random addresses), and half the metrics port's connections held open mid-header. Every
 //! honest completion and token must stay with its user, the junk must not enter the model
 //! label set, every cut must be counted, and the monitor must stay small and keep answering.
@@ -142,6 +142,14 @@ fn hostile_neighbours_leave_honest_users_exact() -> anyhow::Result<()> {
                         ],
                     )?;
                 }
+                // 10,000 header fields straight to Open WebUI's port (nginx would refuse them),
+                // then a request on the same connection.
+                let send = format!(
+                    "timeout 5 python3 -c \"import socket;c=socket.create_connection(('{APP_ADDR}',8080));\
+                     c.sendall(b'GET /api/config HTTP/1.1\\r\\nHost: x\\r\\n'+b'a: b\\r\\n'*10000+b'\\r\\n');\
+                     c.sendall(b'GET /api/config HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n');c.recv(65536)\" || true"
+                );
+                stack.proxy.run("bash", &["-c", &send])?;
                 // Garbage straight to Open WebUI's port, past nginx.
                 let send = format!(
                     "timeout 2 bash -c 'cat {} > /dev/tcp/{APP_ADDR}/8080' || true",
@@ -265,7 +273,8 @@ fn hostile_neighbours_leave_honest_users_exact() -> anyhow::Result<()> {
     // cap, each to the other route never decoded.
     let event =
         |e: &str| get("webui_monitor_http_parse_events_total", &[("event", e)]).unwrap_or(-1.0);
-    assert_eq!(event("headers_too_large"), ROUNDS as f64);
+    // Each padded head through nginx and each 10,000-field head straight to Open WebUI.
+    assert_eq!(event("headers_too_large"), 2.0 * ROUNDS as f64);
     assert_eq!(event("decode_capped"), ROUNDS as f64);
     // Unread: the bombs to the files route and the two sign-ins.
     assert_eq!(event("request_bodies_unread"), ROUNDS as f64 + 2.0);

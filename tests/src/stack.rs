@@ -260,6 +260,15 @@ impl Stack {
         })
     }
 
+    /// Signs in through nginx as Open WebUI's sign-in form does; returns the session JWT.
+    pub fn signin(&self, email: &str, password: &str) -> anyhow::Result<String> {
+        let body = format!(r#"{{"email":"{email}","password":"{password}"}}"#);
+        let (status, text) = self.curl("POST", "/api/v1/auths/signin", &[], Some(&body))?;
+        anyhow::ensure!(status == 200, "signin answered {status}");
+        let value: serde_json::Value = serde_json::from_str(&text)?;
+        Ok(value["token"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// `curl -sk` to the proxy from the proxy namespace, from [`CLIENT_ADDR`]: returns
     /// (status, body).
     pub fn curl(

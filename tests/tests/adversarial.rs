@@ -27,14 +27,6 @@ const SPOOFED: usize = 100_000;
 /// Connections to the metrics port held open mid-header (its cap is 64).
 const SLOW_CLIENTS: usize = 32;
 
-fn signin(stack: &Stack, email: &str, password: &str) -> anyhow::Result<String> {
-    let body = format!(r#"{{"email":"{email}","password":"{password}"}}"#);
-    let (status, text) = stack.curl("POST", "/api/v1/auths/signin", &[], Some(&body))?;
-    anyhow::ensure!(status == 200, "signin answered {status}");
-    let value: serde_json::Value = serde_json::from_str(&text)?;
-    Ok(value["token"].as_str().unwrap_or_default().to_owned())
-}
-
 /// `curl` from the proxy namespace with raw arguments; returns the HTTP status.
 fn curl(stack: &Stack, args: &[&str]) -> anyhow::Result<u16> {
     let mut full = vec!["-sk", "-o", "/dev/null", "-w", "%{http_code}"];
@@ -66,8 +58,8 @@ fn hostile_neighbours_leave_honest_users_exact() -> anyhow::Result<()> {
             "http.max_decoded_body_bytes=1048576",
         ],
     )?;
-    let alice = signin(&stack, "alice@example.com", ALICE_PASSWORD)?;
-    let admin = signin(&stack, "admin@example.com", ADMIN_PASSWORD)?;
+    let alice = stack.signin("alice@example.com", ALICE_PASSWORD)?;
+    let admin = stack.signin("admin@example.com", ADMIN_PASSWORD)?;
 
     let scratch = stack.dir.path();
     let bomb = zstd::stream::encode_all(&vec![b' '; 64 << 20][..], 19)?;

@@ -69,14 +69,6 @@ fn jwt(key: &str, user: &str, iat: u64, exp: u64) -> String {
     )
 }
 
-fn signin(stack: &Stack, email: &str, password: &str) -> anyhow::Result<String> {
-    let body = format!(r#"{{"email":"{email}","password":"{password}"}}"#);
-    let (status, text) = stack.curl("POST", "/api/v1/auths/signin", &[], Some(&body))?;
-    anyhow::ensure!(status == 200, "signin answered {status}");
-    let value: serde_json::Value = serde_json::from_str(&text)?;
-    Ok(value["token"].as_str().unwrap_or_default().to_owned())
-}
-
 fn completion(stack: &Stack, auth: &str, prompt: &str, stream: bool) -> anyhow::Result<u16> {
     completion_of(stack, auth, "mock-gpt", prompt, stream)
 }
@@ -129,8 +121,8 @@ fn monitor_attributes_production_shaped_traffic() -> anyhow::Result<()> {
 
     // Anonymous: the config before login, two sign-ins.
     assert_eq!(stack.curl("GET", "/api/config", &[], None)?.0, 200);
-    let alice = signin(&stack, "alice@example.com", ALICE_PASSWORD)?;
-    let admin = signin(&stack, "admin@example.com", ADMIN_PASSWORD)?;
+    let alice = stack.signin("alice@example.com", ALICE_PASSWORD)?;
+    let admin = stack.signin("admin@example.com", ADMIN_PASSWORD)?;
 
     // Alice's scripts: her session JWT (JSON and SSE) and her API key.
     let bearer_alice = format!("Authorization: Bearer {alice}");

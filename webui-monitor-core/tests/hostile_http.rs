@@ -2,65 +2,25 @@
 //! behind a reverse proxy that pools its upstream connections — must not move usage from one
 //! user to another. Each test replays crafted TCP segments through a [`Monitor`] and reads
 //! every user's completions and tokens back from its registry.
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
+use std::{collections::BTreeMap, net::SocketAddr};
 
 use webui_monitor_core::{
     Monitor, MonitorConfig,
-    openwebui::{Directory, UserRecord},
     segment::{ConnectionKey, Direction, Segment, TcpFlags, Timestamp},
     usage_summary::summarize,
 };
 
-const ALICE: &str = "aaaaaaaa-1111-4111-8111-111111111111";
-const BOB: &str = "bbbbbbbb-2222-4222-8222-222222222222";
-const MALLORY: &str = "cccccccc-3333-4333-8333-333333333333";
-const ALICE_KEY: &str = "sk-alice0000000000000000000000001";
-const BOB_KEY: &str = "sk-bob000000000000000000000000002";
-const MALLORY_KEY: &str = "sk-mallory0000000000000000000003";
+#[path = "support/cast.rs"]
+mod cast;
 
-fn directory() -> Arc<Directory> {
-    let mut d = Directory::default();
-    for (id, key, name) in [
-        (ALICE, ALICE_KEY, "Alice"),
-        (BOB, BOB_KEY, "Bob"),
-        (MALLORY, MALLORY_KEY, "Mallory"),
-    ] {
-        d.insert_key(key.as_bytes(), id);
-        d.insert_user(
-            id,
-            UserRecord {
-                name: name.into(),
-                email: format!("{name}@example.com"),
-                role: "user".into(),
-            },
-        );
-    }
-    Arc::new(d)
-}
+use cast::{
+    ALICE, ALICE_KEY, BOB, BOB_KEY, MALLORY, MALLORY_KEY, answer, completion_with, directory,
+};
 
 /// A chat completion request of the user with `key`, with `extra` header lines (each ending in
 /// CRLF) before the blank line.
 fn completion(key: &str, extra: &str) -> Vec<u8> {
-    let body = r#"{"model":"m","stream":false,"messages":[{"role":"user","content":"hi"}]}"#;
-    format!(
-        "POST /api/chat/completions HTTP/1.1\r\nHost: owui\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// Open WebUI's answer to a completion, with its token counts.
-fn answer(prompt: u64, completion: u64) -> Vec<u8> {
-    let body = format!(
-        r#"{{"id":"c","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"ok"}}}}],"usage":{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":{}}}}}"#,
-        prompt + completion
-    );
-    format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    completion_with(key, extra)
 }
 
 /// A request body that holds what looks like Bob's completion request: text a user uploads.

@@ -6,67 +6,25 @@
 use std::{
     collections::BTreeMap,
     net::{Ipv4Addr, SocketAddr},
-    sync::Arc,
 };
 
 use webui_monitor_core::{
     Monitor, MonitorConfig,
-    openwebui::{Directory, UserRecord},
     segment::{ConnectionKey, Direction, Segment, TcpFlags, Timestamp},
     usage_summary::summarize,
 };
 
-const ALICE: &str = "aaaaaaaa-1111-4111-8111-111111111111";
-const BOB: &str = "bbbbbbbb-2222-4222-8222-222222222222";
-const MALLORY: &str = "cccccccc-3333-4333-8333-333333333333";
-const ALICE_KEY: &str = "sk-alice0000000000000000000000001";
-const BOB_KEY: &str = "sk-bob000000000000000000000000002";
-const MALLORY_KEY: &str = "sk-mallory0000000000000000000003";
+#[path = "support/cast.rs"]
+mod cast;
+
+use cast::{ALICE, ALICE_KEY, BOB, BOB_KEY, MALLORY_KEY, answer, completion_with, directory};
 
 const REQ: Direction = Direction::Request;
 const RESP: Direction = Direction::Response;
 const ACK: u8 = TcpFlags::ACK;
 
-fn directory() -> Arc<Directory> {
-    let mut d = Directory::default();
-    for (id, key, name) in [
-        (ALICE, ALICE_KEY, "Alice"),
-        (BOB, BOB_KEY, "Bob"),
-        (MALLORY, MALLORY_KEY, "Mallory"),
-    ] {
-        d.insert_key(key.as_bytes(), id);
-        d.insert_user(
-            id,
-            UserRecord {
-                name: name.into(),
-                email: format!("{name}@example.com"),
-                role: "user".into(),
-            },
-        );
-    }
-    Arc::new(d)
-}
-
 fn completion(key: &str) -> Vec<u8> {
-    let body = r#"{"model":"m","stream":false,"messages":[{"role":"user","content":"hi"}]}"#;
-    format!(
-        "POST /api/chat/completions HTTP/1.1\r\nHost: owui\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-fn answer(prompt: u64, completion: u64) -> Vec<u8> {
-    let body = format!(
-        r#"{{"id":"c","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"ok"}}}}],"usage":{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":{}}}}}"#,
-        prompt + completion
-    );
-    format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    completion_with(key, "")
 }
 
 fn server() -> SocketAddr {

@@ -265,8 +265,14 @@ fn hostile_neighbours_leave_honest_users_exact() -> anyhow::Result<()> {
     // cap, each to the other route never decoded.
     let event =
         |e: &str| get("webui_monitor_http_parse_events_total", &[("event", e)]).unwrap_or(-1.0);
-    // Each padded head through nginx and each 10,000-field head straight to Open WebUI.
-    assert_eq!(event("headers_too_large"), 2.0 * ROUNDS as f64);
+    // Each padded head through nginx; and each 10,000-field head straight to Open WebUI that
+    // reached the hop whole — the stand-in refuses it after 100 fields and closes, and its
+    // reset may cut the rest of the head off the wire (an incomplete head is no message).
+    let too_large = event("headers_too_large");
+    assert!(
+        (ROUNDS as f64..=2.0 * ROUNDS as f64).contains(&too_large),
+        "{too_large}"
+    );
     assert_eq!(event("decode_capped"), ROUNDS as f64);
     // Unread: the bombs to the files route and the two sign-ins.
     assert_eq!(event("request_bodies_unread"), ROUNDS as f64 + 2.0);

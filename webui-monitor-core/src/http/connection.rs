@@ -267,6 +267,29 @@ impl HttpConnection {
         self.release_response(shared, out);
     }
 
+    /// The next frame of direction `d` (`REQ` or `RESP`); body bytes go to that direction's
+    /// decoder, which spends this connection's and all connections' decode budgets.
+    fn next_frame(
+        &mut self,
+        d: usize,
+        input: &mut &[u8],
+        ts: Timestamp,
+        shared: &mut HttpShared,
+    ) -> Option<Frame<'_>> {
+        let decoder = &mut self.decoders[d];
+        let connection_budget = &mut self.budget;
+        connection_budget.set_rate(shared.limits.max_decoded_bytes_per_connection_per_second);
+        // Out of `shared` while the framer borrows it; put back below.
+        let mut shared_budget = std::mem::take(&mut shared.budget);
+        let frame = self.framers[d].next(input, ts, shared, &mut |data| {
+            if let Some(decoder) = decoder.as_mut() {
+                decoder.feed(data, ts, &mut [&mut shared_budget, &mut *connection_budget]);
+            }
+        });
+        shared.budget = shared_budget;
+        frame
+    }
+
     fn parse_requests(
         &mut self,
         data: &[u8],
@@ -276,17 +299,7 @@ impl HttpConnection {
     ) {
         let mut input = data;
         while !input.is_empty() {
-            let decoder = &mut self.decoders[REQ];
-            let connection_budget = &mut self.budget;
-            connection_budget.set_rate(shared.limits.max_decoded_bytes_per_connection_per_second);
-            // Out of `shared` while the framer borrows it; put back below.
-            let mut shared_budget = std::mem::take(&mut shared.budget);
-            let frame = self.framers[REQ].next(&mut input, ts, shared, &mut |d| {
-                if let Some(decoder) = decoder.as_mut() {
-                    decoder.feed(d, ts, &mut [&mut shared_budget, &mut *connection_budget]);
-                }
-            });
-            shared.budget = shared_budget;
+            let frame = self.next_frame(REQ, &mut input, ts, shared);
             match frame {
                 None | Some(Frame::Held { .. }) => {}
                 Some(Frame::Rejected(e)) => shared.counters.head_rejected(e),
@@ -451,17 +464,7 @@ impl HttpConnection {
             if self.framers[RESP].between_messages() && self.pairing.response_target().is_none() {
                 self.framers[RESP].hold();
             }
-            let decoder = &mut self.decoders[RESP];
-            let connection_budget = &mut self.budget;
-            connection_budget.set_rate(shared.limits.max_decoded_bytes_per_connection_per_second);
-            // Out of `shared` while the framer borrows it; put back below.
-            let mut shared_budget = std::mem::take(&mut shared.budget);
-            let frame = self.framers[RESP].next(&mut input, ts, shared, &mut |d| {
-                if let Some(decoder) = decoder.as_mut() {
-                    decoder.feed(d, ts, &mut [&mut shared_budget, &mut *connection_budget]);
-                }
-            });
-            shared.budget = shared_budget;
+            let frame = self.next_frame(RESP, &mut input, ts, shared);
             match frame {
                 None => {}
                 Some(Frame::Held { full }) => {

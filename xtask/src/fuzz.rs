@@ -39,7 +39,7 @@ enum Seeds {
     None,
 }
 
-const TARGETS: [(&str, Seeds); 9] = [
+const TARGETS: [(&str, Seeds); 10] = [
     ("http_head", Seeds::Streams),
     ("http_chunked", Seeds::Responses),
     ("http_connection", Seeds::Streams),
@@ -49,6 +49,7 @@ const TARGETS: [(&str, Seeds); 9] = [
     ("websocket", Seeds::Streams),
     ("pcap_reader", Seeds::Captures),
     ("reassembly", Seeds::None),
+    ("audit_client_address", Seeds::None),
 ];
 
 /// Longest seed kept (libFuzzer's `-max_len` for every target).
@@ -61,6 +62,19 @@ pub struct Options {
 
 pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     let fuzz = root.join("fuzz");
+    // Every target of the fuzz crate runs: a new one needs its seeds said here.
+    let manifest = fs::read_to_string(fuzz.join("Cargo.toml"))?;
+    for bin in manifest.split("[[bin]]").skip(1) {
+        let name = bin
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"'));
+        if let Some(name) = name {
+            ensure!(
+                TARGETS.iter().any(|(t, _)| *t == name),
+                "fuzz target {name} (fuzz/Cargo.toml) is not in TARGETS of xtask/src/fuzz.rs: add it with its seeds"
+            );
+        }
+    }
     println!("fuzz: building the targets (instrumented, release)");
     status(
         cargo()

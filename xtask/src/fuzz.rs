@@ -64,7 +64,7 @@ pub fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     let fuzz = root.join("fuzz");
     // Every target of the fuzz crate runs: a new one needs its seeds said here.
     let manifest = fs::read_to_string(fuzz.join("Cargo.toml"))?;
-    for bin in manifest.split("[[bin]]").skip(1) {
+    for bin in manifest.split("\n[[bin]]").skip(1) {
         let name = bin
             .lines()
             .find_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"'));

@@ -300,8 +300,21 @@ fn run_row(
                 "{}: booting {} in QEMU (TCG)",
                 row.name, kernel.offer.release
             );
-            let transcript =
-                guest::run(&kernel, setup, script, work, print_step).unwrap_or_else(failed);
+            let boot =
+                || guest::run(&kernel, setup, script, work, print_step).unwrap_or_else(failed);
+            let mut transcript = boot();
+            // QEMU's TCG occasionally faults a guest kernel while it patches its own text at
+            // boot (an oops in early init, before any step ran): such a guest boots once more.
+            let panicked = |t: &Transcript| {
+                t.ready_after.is_none() && t.console.iter().any(|l| l.contains("Kernel panic"))
+            };
+            if panicked(&transcript) {
+                println!(
+                    "{}: the guest kernel panicked while booting; booting it once more",
+                    row.name
+                );
+                transcript = boot();
+            }
             let offer = kernel.offer;
             let version = format!("{} ({}, {})", offer.release, offer.version, offer.suite);
             (version, offer.note, transcript)

@@ -53,7 +53,8 @@ fuzz_target!(|data: &[u8]| {
     let mut r: Reassembler<Timestamp> = Reassembler::new(limits);
     let mut h = Check;
     let mut ts = 0u64;
-    // Record: port (1), direction+flags (1), seq (4), time step ms (1), length (1), payload.
+    // Record: port (1), direction (0x80) + capture loss (0x40) + flags (1), seq (4), time step
+    // ms (1), length (1), payload.
     let mut rest = data;
     while rest.len() >= 8 {
         let port = u16::from(rest[0] % 4);
@@ -63,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
             Direction::Response
         };
         let flags = TcpFlags(rest[1] & 0x1f);
+        let rest_flags = rest[1];
         // Sequence numbers near a small base so that records overlap and reorder.
         let seq = u32::from_be_bytes([rest[2], rest[3], rest[4], rest[5]]) % 2048;
         ts += u64::from(rest[6]) * 1_000_000;
@@ -80,6 +82,7 @@ fuzz_target!(|data: &[u8]| {
             flags,
             payload,
             timestamp: Timestamp::from_nanos(ts),
+            after_capture_loss: rest_flags & 0x40 != 0,
         };
         r.on_segment(&segment, &mut h);
         assert!(r.buffered_bytes() <= 512);

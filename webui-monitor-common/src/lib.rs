@@ -128,6 +128,10 @@ pub const CHUNK_LAST: u8 = 0x01;
 /// [`ChunkHeader::chunk_flags`]: bytes of this segment after this chunk were not captured
 /// (counted as [`LossReason::Truncated`]).
 pub const CHUNK_TRUNCATED: u8 = 0x02;
+/// [`ChunkHeader::chunk_flags`]: the capture dropped bytes of this direction of the
+/// connection since its previous record (a full ring, a cut segment): a hole before this
+/// record will never fill.
+pub const CHUNK_AFTER_LOSS: u8 = 0x04;
 
 /// Header of one ring record (see [`RECORD_CLASSES`] for what follows it).
 ///
@@ -149,7 +153,7 @@ pub struct ChunkHeader {
     pub direction: u8,
     /// TCP flags (see the type docs for which chunk carries which).
     pub tcp_flags: u8,
-    /// [`CHUNK_LAST`], [`CHUNK_TRUNCATED`].
+    /// [`CHUNK_LAST`], [`CHUNK_TRUNCATED`], [`CHUNK_AFTER_LOSS`].
     pub chunk_flags: u8,
     pub _pad0: u8,
     pub _pad1: u16,

@@ -65,6 +65,7 @@ fn run(pieces: usize, hole: bool) -> Duration {
         flags: TcpFlags(flags),
         payload: &payload,
         timestamp: Timestamp::from_nanos(1_000_000 + i as u64),
+        after_capture_loss: false,
     };
     // The SYN fixes the stream start, so segment 1 can be placed behind a missing segment 0;
     // with the SYN-ACK the connection is established, as nearly every data segment's is.

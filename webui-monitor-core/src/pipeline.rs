@@ -459,6 +459,7 @@ Connection: Upgrade\r\n\r\n",
                 flags: TcpFlags(s.flags),
                 payload: &s.payload,
                 timestamp: Timestamp::from_secs(1),
+                after_capture_loss: false,
             };
             p.on_segment(&seg, &mut out);
         }

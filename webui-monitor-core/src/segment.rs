@@ -120,4 +120,7 @@ pub struct Segment<'a> {
     pub flags: TcpFlags,
     pub payload: &'a [u8],
     pub timestamp: Timestamp,
+    /// The capture dropped bytes of this direction just before this segment (the kernel's ring
+    /// was full): a hole before it will never fill. Capture files never set it.
+    pub after_capture_loss: bool,
 }

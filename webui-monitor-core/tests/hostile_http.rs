@@ -52,6 +52,7 @@ fn replay(messages: &[(Direction, Vec<u8>)]) -> BTreeMap<String, (u64, u64, u64)
                     flags: TcpFlags(flags),
                     payload,
                     timestamp: Timestamp::from_secs(t),
+                    after_capture_loss: false,
                 },
                 |_| {},
             );

@@ -60,6 +60,7 @@ impl Wire {
                 flags: TcpFlags(flags),
                 payload: data,
                 timestamp: Timestamp::from_nanos(self.t),
+                after_capture_loss: false,
             },
             |_| {},
         );

@@ -19,6 +19,7 @@ use crate::{
 pub struct StreamMetrics {
     gaps: IntCounter,
     gap_bytes: IntCounter,
+    capture_loss_gaps: IntCounter,
     out_of_order_segments: IntCounter,
     out_of_order_bytes: IntCounter,
     duplicate_segments: IntCounter,
@@ -121,6 +122,11 @@ impl StreamMetrics {
                 registry,
                 "webui_monitor_reassembly_gap_bytes_total",
                 "Bytes skipped in those holes.",
+            )?,
+            capture_loss_gaps: counter(
+                registry,
+                "webui_monitor_reassembly_capture_loss_gaps_total",
+                "Of the holes, those declared lost at once because the kernel capture said it dropped bytes of that direction (full ring, cut segment) before the record after them.",
             )?,
             out_of_order_segments: counter(
                 registry,
@@ -262,6 +268,7 @@ impl StreamMetrics {
         let c = pipeline.reassembly_counters();
         advance(&self.gaps, c.gaps);
         advance(&self.gap_bytes, c.gap_bytes);
+        advance(&self.capture_loss_gaps, c.capture_loss_gaps);
         advance(&self.out_of_order_segments, c.out_of_order_segments);
         advance(&self.out_of_order_bytes, c.out_of_order_bytes);
         advance(&self.duplicate_segments, c.duplicate_segments);

@@ -152,6 +152,7 @@ impl Dissector {
             flags: TcpFlags(tcp.flags()),
             payload: &ip.segment[header_len..segment_len],
             timestamp: ts,
+            after_capture_loss: false,
         })
     }
 }

@@ -183,6 +183,9 @@ pub(super) fn process<S, H: StreamHandler<State = S>>(
     }
 
     drain(conn, key, buffered_total, h);
+    if seg.after_capture_loss {
+        skip_lost_before(conn, key, d, at, counters, buffered_total, ts, h);
+    }
 
     // Enforce the caps by declaring holes lost, one cap at a time.
     loop {
@@ -332,6 +335,34 @@ fn skip_one_hole<S, H: StreamHandler<State = S>>(
     }
     drain(conn, key, buffered_total, h);
     true
+}
+
+/// The capture dropped bytes of direction `d` before the segment at offset `at`: the holes
+/// before `at` will not fill, so they are declared lost now rather than after a cap or
+/// `hole_timeout_ms`. Waiting would only buffer (and copy) both directions behind them.
+#[allow(clippy::too_many_arguments)]
+fn skip_lost_before<S, H: StreamHandler<State = S>>(
+    conn: &mut Conn<S>,
+    key: ConnectionKey,
+    d: usize,
+    at: u64,
+    counters: &mut ReassemblyCounters,
+    buffered_total: &mut usize,
+    ts: Timestamp,
+    h: &mut H,
+) {
+    while conn.halves[d].delivered < at {
+        let len = conn.halves[d].skip_hole();
+        if len == 0 {
+            break;
+        }
+        counters.gaps += 1;
+        counters.gap_bytes += len;
+        counters.capture_loss_gaps += 1;
+        let ts = conn.delivered_ts.max(ts);
+        h.gap(&mut conn.state, key, Direction::ALL[d], len, ts);
+        drain(conn, key, buffered_total, h);
+    }
 }
 
 /// Declares every hole lost and delivers everything buffered.

@@ -125,6 +125,9 @@ pub struct ReassemblyCounters {
     pub gaps: u64,
     /// Bytes in those holes.
     pub gap_bytes: u64,
+    /// Of the holes, those declared lost at once because the capture said it dropped bytes of
+    /// that direction before the segment after them.
+    pub capture_loss_gaps: u64,
     /// Segments (or parts) that arrived ahead of a hole and were buffered.
     pub out_of_order_segments: u64,
     pub out_of_order_bytes: u64,

@@ -259,6 +259,7 @@ impl<S> Reassembler<S> {
                 seq: isn,
                 flags: TcpFlags(TcpFlags::SYN),
                 payload: &[],
+                after_capture_loss: false,
                 ..*seg
             };
             self.closed.pop(&key);

@@ -109,6 +109,7 @@ struct Seg {
     flags: u8,
     payload: Vec<u8>,
     ts: u64,
+    after_capture_loss: bool,
 }
 
 impl Seg {
@@ -120,7 +121,13 @@ impl Seg {
             flags,
             payload: payload.to_vec(),
             ts,
+            after_capture_loss: false,
         }
+    }
+    /// The same segment, flagged as following bytes the capture dropped.
+    fn after_capture_loss(mut self) -> Self {
+        self.after_capture_loss = true;
+        self
     }
     fn as_segment(&self) -> Segment<'_> {
         Segment {
@@ -130,6 +137,7 @@ impl Seg {
             flags: TcpFlags(self.flags),
             payload: &self.payload,
             timestamp: Timestamp::from_nanos(self.ts),
+            after_capture_loss: self.after_capture_loss,
         }
     }
 }
@@ -190,6 +198,61 @@ fn in_order_exchange_with_fin_close() {
     assert_eq!(c.connections_closed_fin, 1);
     assert_eq!(c.segments_ignored, 1);
     assert_eq!(c.gaps, 0);
+}
+
+#[test]
+fn a_capture_loss_skips_the_holes_before_it_at_once() {
+    // Bytes 1018..1022 of the request never reach userspace (the ring was full); the next
+    // record of the direction says so. A reordered hole after it (1026..1040, whose bytes
+    // come later) is still waited for.
+    let mut segs = handshake();
+    segs.extend([
+        Seg::new(REQ, 1001, ACK, b"GET /a HTTP/1.1\r\n", 10),
+        Seg::new(REQ, 1040, ACK, b"late", 11),
+        Seg::new(REQ, 1022, ACK, b"tail", 12).after_capture_loss(),
+        Seg::new(RSP, 5001, ACK, b"HTTP/1.1 200 OK\r\n", 13),
+    ]);
+    let (r, rec) = run(ReassemblyLimits::default(), &segs);
+    assert_eq!(
+        rec.log(0),
+        &[
+            Ev::Open { mid_stream: false },
+            Ev::Data(REQ, b"GET /a HTTP/1.1\r\n".to_vec()),
+            Ev::Gap(REQ, 4),
+            Ev::Data(REQ, b"tail".to_vec()),
+        ]
+    );
+    let c = r.counters();
+    assert_eq!((c.gaps, c.gap_bytes, c.capture_loss_gaps), (1, 4, 1));
+    // The response waits behind the request's remaining hole, as it always does.
+    assert_eq!(r.buffered_bytes(), 4 + 17);
+
+    // The same segments unflagged: the first hole waits too.
+    let unflagged: Vec<Seg> = segs
+        .iter()
+        .cloned()
+        .map(|mut s| {
+            s.after_capture_loss = false;
+            s
+        })
+        .collect();
+    let (r, rec) = run(ReassemblyLimits::default(), &unflagged);
+    assert_eq!(rec.stream(0, REQ), b"GET /a HTTP/1.1\r\n");
+    assert_eq!(r.counters().gaps, 0);
+    assert_eq!(r.buffered_bytes(), 4 + 4 + 17);
+}
+
+#[test]
+fn a_capture_loss_flag_on_an_in_order_segment_changes_nothing() {
+    // The dropped bytes were a retransmission of delivered data: no hole, nothing skipped.
+    let mut segs = handshake();
+    segs.extend([
+        Seg::new(REQ, 1001, ACK, b"GET /a HTTP/1.1\r\n", 10),
+        Seg::new(REQ, 1018, ACK, b"\r\n", 11).after_capture_loss(),
+    ]);
+    let (r, rec) = run(ReassemblyLimits::default(), &segs);
+    assert_eq!(rec.stream(0, REQ), b"GET /a HTTP/1.1\r\n\r\n");
+    assert_eq!((r.counters().gaps, r.counters().capture_loss_gaps), (0, 0));
 }
 
 #[test]
@@ -538,7 +601,7 @@ proptest! {
         let mut r = Reassembler::new(limits);
         let mut rec = Recorder::default();
         for (port, dir, seq, flags, payload, ts) in segs {
-            let s = Seg { port, dir: if dir { REQ } else { RSP }, seq, flags, payload, ts };
+            let s = Seg { port, dir: if dir { REQ } else { RSP }, seq, flags, payload, ts, after_capture_loss: false };
             r.on_segment(&s.as_segment(), &mut rec);
             prop_assert!(r.buffered_bytes() <= 150);
             prop_assert!(r.active_connections() <= 2);

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use webui_monitor_common::{
-    CHUNK_DATA_SIZE, CHUNK_LAST, CHUNK_TRUNCATED, ChunkHeader, DIRECTION_REQUEST,
+    CHUNK_AFTER_LOSS, CHUNK_DATA_SIZE, CHUNK_LAST, CHUNK_TRUNCATED, ChunkHeader, DIRECTION_REQUEST,
     DIRECTION_RESPONSE, FAMILY_IPV4, FAMILY_IPV6,
 };
 
@@ -58,6 +58,8 @@ pub struct Record<'a> {
     pub last_chunk: bool,
     /// Payload after this chunk was cut by the kernel (and counted as lost).
     pub truncated: bool,
+    /// The kernel dropped bytes of this direction since the connection's previous record.
+    pub after_loss: bool,
 }
 
 impl<'a> Record<'a> {
@@ -114,6 +116,7 @@ impl<'a> Record<'a> {
             payload: &bytes[HEADER_LEN..HEADER_LEN + len],
             last_chunk: chunk_flags & CHUNK_LAST != 0,
             truncated: chunk_flags & CHUNK_TRUNCATED != 0,
+            after_loss: chunk_flags & CHUNK_AFTER_LOSS != 0,
         })
     }
 
@@ -126,6 +129,7 @@ impl<'a> Record<'a> {
             flags: self.flags,
             payload: self.payload,
             timestamp: clock.to_epoch(self.boot_ns),
+            after_capture_loss: self.after_loss,
         }
     }
 }
@@ -196,6 +200,7 @@ mod tests {
                 payload: b"hello",
                 last_chunk: true,
                 truncated: false,
+                after_loss: false,
             }
         );
         let clock = BootClock::from_offset(1_700_000_000_000_000_000);
@@ -214,7 +219,19 @@ mod tests {
         assert_eq!(record.seq, u32::MAX);
         assert!(record.flags.fin() && record.flags.ack());
         assert!(record.payload.is_empty());
-        assert!(record.last_chunk && record.truncated);
+        assert!(record.last_chunk && record.truncated && !record.after_loss);
+    }
+
+    #[test]
+    fn a_record_after_a_loss_says_so_to_the_pipeline() {
+        let mut bytes = IPV4_RECORD;
+        bytes[field::CHUNK_FLAGS] |= CHUNK_AFTER_LOSS;
+        let record = Record::decode(&bytes).unwrap();
+        assert!(record.after_loss && record.last_chunk);
+        let clock = BootClock::from_offset(0);
+        assert!(record.segment(&clock).after_capture_loss);
+        let plain = Record::decode(&IPV4_RECORD).unwrap();
+        assert!(!plain.segment(&clock).after_capture_loss);
     }
 
     #[test]

@@ -206,6 +206,7 @@ fn spoofed(i: u32, payload: &[u8], ts: u64) -> Segment<'_> {
         flags: TcpFlags(ACK),
         payload,
         timestamp: Timestamp::from_nanos(ts),
+        after_capture_loss: false,
     }
 }
 

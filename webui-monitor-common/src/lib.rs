@@ -185,6 +185,10 @@ pub struct ConnStats {
     pub last_seen_ns: u64,
     /// `SEEN_*` bits. 64 bits wide because BPF has no 32-bit atomic OR without ALU32.
     pub flags: u64,
+    /// Per direction: 1 when the capture dropped bytes since the direction's last record (its
+    /// next record carries [`CHUNK_AFTER_LOSS`] and sets it back to 0). Plain stores: a mark
+    /// that a racing CPU clears too early only leaves a hole to `hole_timeout_ms`.
+    pub lost: [u32; 2],
 }
 
 /// Why captured data did not reach userspace (index into [`CaptureStats`] loss arrays).
@@ -236,7 +240,7 @@ pub struct CaptureStats {
 const _: () = {
     assert!(core::mem::size_of::<ConnKey>() == 40);
     assert!(core::mem::size_of::<ChunkHeader>() == 64);
-    assert!(core::mem::size_of::<ConnStats>() == 56);
+    assert!(core::mem::size_of::<ConnStats>() == 64);
     assert!(core::mem::size_of::<Config>() == 40);
     assert!(MAX_CHUNKS_PER_SEGMENT == 34);
 };

@@ -16,7 +16,7 @@
 use core::{
     ffi::c_void,
     intrinsics::{AtomicOrdering::Relaxed, atomic_or, atomic_xadd},
-    ptr::read_volatile,
+    ptr::{read_volatile, write_volatile},
 };
 
 use aya_ebpf::{
@@ -24,9 +24,9 @@ use aya_ebpf::{
     helpers::generated::{bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns, bpf_loop},
 };
 use webui_monitor_common::{
-    CHUNK_DATA_SIZE, CHUNK_LAST, CHUNK_TRUNCATED, CaptureStats, ChunkHeader, ConnStats, LossReason,
-    MAX_CHUNKS_PER_SEGMENT, RECORD_CLASSES, SEEN_FIN, SEEN_RESPONSE_SHIFT, SEEN_RST, SEEN_SYN,
-    TCP_FIN, TCP_RST, TCP_SYN,
+    CHUNK_AFTER_LOSS, CHUNK_DATA_SIZE, CHUNK_LAST, CHUNK_TRUNCATED, CaptureStats, ChunkHeader,
+    ConnKey, ConnStats, LossReason, MAX_CHUNKS_PER_SEGMENT, RECORD_CLASSES, SEEN_FIN,
+    SEEN_RESPONSE_SHIFT, SEEN_RST, SEEN_SYN, TCP_FIN, TCP_RST, TCP_SYN,
 };
 
 use crate::{
@@ -81,7 +81,7 @@ fn on_segment<P: Packet>(pkt: &P, segment: &Segment) {
     // (docs/benchmarks-kernel.md). Records, whose timestamps time requests, take the precise
     // clock.
     let seen = unsafe { bpf_ktime_get_coarse_ns() };
-    count_connection(stats, segment, dir, seen);
+    let loss_flag = count_connection(stats, segment, dir, seen);
 
     let control = segment.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST);
     if segment.payload_len == 0 && control == 0 {
@@ -89,7 +89,7 @@ fn on_segment<P: Packet>(pkt: &P, segment: &Segment) {
         return;
     }
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    emit_chunks(pkt, stats, segment, now);
+    emit_chunks(pkt, stats, segment, now, loss_flag);
 }
 
 #[inline(always)]
@@ -107,13 +107,18 @@ fn seen_bits(tcp_flags: u8, dir: usize) -> u64 {
     bits << (dir as u64 * SEEN_RESPONSE_SHIFT)
 }
 
+/// Counts the segment in its connection's entry (inserting it). Returns [`CHUNK_AFTER_LOSS`]
+/// when the capture dropped bytes of this direction since its last record (see
+/// `ConnStats::lost`; the mark is cleared: this segment's first record carries it), else 0.
+///
+/// A flag value rather than a bool: it is only ORed into a header, never branched on, so the
+/// verifier need not tell its values apart and merges the states that differ in it.
 #[inline(always)]
-fn count_connection(stats: &mut CaptureStats, segment: &Segment, dir: usize, now: u64) {
+fn count_connection(stats: &mut CaptureStats, segment: &Segment, dir: usize, now: u64) -> u8 {
     let bytes = segment.payload_len as u64;
     let bits = seen_bits(segment.tcp_flags, dir);
     if let Some(entry) = CONNECTIONS.get_ptr_mut(&segment.key) {
-        update_connection(entry, dir, bytes, bits, now);
-        return;
+        return update_connection(entry, dir, bytes, bits, now);
     }
     // Every field written by value: no zeroing pass that LLVM could turn into `memset`.
     let request = (dir ^ 1) as u64;
@@ -124,20 +129,25 @@ fn count_connection(stats: &mut CaptureStats, segment: &Segment, dir: usize, now
         first_seen_ns: now,
         last_seen_ns: now,
         flags: bits,
+        // A constant zero here merges with the stores around it into `memset`.
+        lost: core::hint::black_box([0, 0]),
     };
     if CONNECTIONS
         .insert(&segment.key, &fresh, BPF_NOEXIST as u64)
         .is_ok()
     {
         stats.connections += 1;
+        0
     } else if let Some(entry) = CONNECTIONS.get_ptr_mut(&segment.key) {
         // Another CPU inserted it between our lookup and insert.
-        update_connection(entry, dir, bytes, bits, now);
+        update_connection(entry, dir, bytes, bits, now)
+    } else {
+        0
     }
 }
 
 #[inline(always)]
-fn update_connection(entry: *mut ConnStats, dir: usize, bytes: u64, bits: u64, now: u64) {
+fn update_connection(entry: *mut ConnStats, dir: usize, bytes: u64, bits: u64, now: u64) -> u8 {
     // Several CPUs update one connection (RSS queues, both directions): atomic adds keep the
     // counters exact.
     // (`core::sync::atomic` has no read-modify-write operations on the BPF target; the
@@ -151,6 +161,24 @@ fn update_connection(entry: *mut ConnStats, dir: usize, bytes: u64, bits: u64, n
             atomic_or::<u64, u64, { Relaxed }>(&raw mut (*entry).flags, bits);
         }
         (*entry).last_seen_ns = now;
+        // Read first: the store (and its cache line's ownership) only when a loss was marked.
+        let lost = &raw mut (*entry).lost[dir];
+        if read_volatile(lost) != 0 {
+            write_volatile(lost, 0);
+            return CHUNK_AFTER_LOSS;
+        }
+    }
+    0
+}
+
+/// Marks `key`'s direction as having lost bytes (see `ConnStats::lost`). Only on the loss
+/// paths, which are rare except when the ring is full, where a lookup costs less than the copy
+/// that did not happen.
+#[inline(always)]
+fn mark_lost(key: &ConnKey, direction: u8) {
+    if let Some(entry) = CONNECTIONS.get_ptr_mut(key) {
+        // SAFETY: a valid entry of the map; a plain store of a flag (see `ConnStats::lost`).
+        unsafe { write_volatile(&raw mut (*entry).lost[direction as usize & 1], 1) };
     }
 }
 
@@ -163,13 +191,25 @@ struct ChunkLoop<P> {
     chunks: u32,
     /// The segment had more payload than `chunks` chunks hold.
     truncated: bool,
+    /// [`CHUNK_AFTER_LOSS`] when bytes of this direction were dropped before this segment
+    /// (its first chunk says so), else 0.
+    loss_flag: u8,
+    /// Set by the callback when a chunk was lost (the connection is marked after the loop:
+    /// one map lookup outside the loop body, which the verifier walks per call site state).
+    lost: bool,
 }
 
 /// Splits the segment into chunk records with `bpf_loop`: the verifier checks the loop body
 /// as one subprogram instead of once per iteration (an unrolled 34-iteration loop exceeds its
 /// budget).
 #[inline(always)]
-fn emit_chunks<P: Packet>(pkt: &P, stats: &mut CaptureStats, segment: &Segment, now: u64) {
+fn emit_chunks<P: Packet>(
+    pkt: &P,
+    stats: &mut CaptureStats,
+    segment: &Segment,
+    now: u64,
+    loss_flag: u8,
+) {
     let payload_len = segment.payload_len;
     let mut chunks = payload_len.div_ceil(CHUNK_DATA_SIZE as u32).max(1);
     let mut truncated = false;
@@ -186,11 +226,18 @@ fn emit_chunks<P: Packet>(pkt: &P, stats: &mut CaptureStats, segment: &Segment, 
         now,
         chunks,
         truncated,
+        loss_flag,
+        lost: false,
     };
     let state_ptr = (&raw mut state).cast::<c_void>();
-    // SAFETY: the callback only reads `state` (on this stack frame) during the call.
+    // SAFETY: the callback reads `state` (on this stack frame) and writes only its `lost`,
+    // during the call.
     unsafe {
         bpf_loop(chunks, chunk_callback::<P> as *mut c_void, state_ptr, 0);
+    }
+    // SAFETY: written by the callback through a pointer LLVM cannot see.
+    if truncated || unsafe { read_volatile(&raw const state.lost) } {
+        mark_lost(&segment.key, segment.direction);
     }
 }
 
@@ -232,6 +279,7 @@ unsafe extern "C" fn chunk_callback<P: Packet>(index: u64, ctx: *mut c_void) -> 
     let mut tcp_flags = segment.tcp_flags & !(TCP_SYN | TCP_FIN | TCP_RST);
     if index == 0 {
         tcp_flags |= segment.tcp_flags & TCP_SYN;
+        chunk_flags |= state.loss_flag;
     }
     if last {
         chunk_flags |= CHUNK_LAST;
@@ -252,7 +300,10 @@ unsafe extern "C" fn chunk_callback<P: Packet>(index: u64, ctx: *mut c_void) -> 
         _pad1: 0,
         _pad2: 0,
     };
-    send_chunk(pkt, stats, &header, segment.payload_offset + offset, len);
+    if !send_chunk(pkt, stats, &header, segment.payload_offset + offset, len) {
+        // SAFETY: as above; the loop's state is written only here, read after the loop.
+        unsafe { write_volatile(&raw mut (*ctx.cast::<ChunkLoop<P>>()).lost, true) };
+    }
     if last { 1 } else { 0 }
 }
 
@@ -265,7 +316,8 @@ struct ClassRecord<const N: usize> {
 }
 
 /// Sends `len` payload bytes at packet offset `at` (`len` ≤ [`CHUNK_DATA_SIZE`], checked)
-/// with `header` in the smallest size class that holds them.
+/// with `header` in the smallest size class that holds them; false when they were lost
+/// (counted).
 #[inline(always)]
 fn send_chunk<P: Packet>(
     pkt: &P,
@@ -273,39 +325,46 @@ fn send_chunk<P: Packet>(
     header: &ChunkHeader,
     at: u32,
     len: u32,
-) {
+) -> bool {
     const { assert!(RECORD_CLASSES.len() == 7 && RECORD_CLASSES[6] == CHUNK_DATA_SIZE) };
     let fits = |class: usize| len <= RECORD_CLASSES[class] as u32;
-    if len == 0 {
-        send_class::<P, { RECORD_CLASSES[0] }>(pkt, stats, header, at, len);
+    let sent = if len == 0 {
+        send_class::<P, { RECORD_CLASSES[0] }>(pkt, header, at)
     } else if fits(1) {
-        send_class::<P, { RECORD_CLASSES[1] }>(pkt, stats, header, at, len);
+        send_class::<P, { RECORD_CLASSES[1] }>(pkt, header, at)
     } else if fits(2) {
-        send_class::<P, { RECORD_CLASSES[2] }>(pkt, stats, header, at, len);
+        send_class::<P, { RECORD_CLASSES[2] }>(pkt, header, at)
     } else if fits(3) {
-        send_class::<P, { RECORD_CLASSES[3] }>(pkt, stats, header, at, len);
+        send_class::<P, { RECORD_CLASSES[3] }>(pkt, header, at)
     } else if fits(4) {
-        send_class::<P, { RECORD_CLASSES[4] }>(pkt, stats, header, at, len);
+        send_class::<P, { RECORD_CLASSES[4] }>(pkt, header, at)
     } else if fits(5) {
-        send_class::<P, { RECORD_CLASSES[5] }>(pkt, stats, header, at, len);
+        send_class::<P, { RECORD_CLASSES[5] }>(pkt, header, at)
     } else {
-        send_class::<P, { RECORD_CLASSES[6] }>(pkt, stats, header, at, len);
+        send_class::<P, { RECORD_CLASSES[6] }>(pkt, header, at)
+    };
+    match sent {
+        Ok(()) => {
+            stats.records += 1;
+            true
+        }
+        Err(reason) => {
+            count_loss(stats, reason, len);
+            false
+        }
     }
 }
 
-/// Reserves a record of class `N`, writes `header`, loads `len` payload bytes from packet
-/// offset `at` straight into it and submits it; or counts why it could not.
+/// Reserves a record of class `N`, writes `header`, loads its `len` payload bytes from packet
+/// offset `at` straight into it and submits it; or says why it could not.
 #[inline(always)]
 fn send_class<P: Packet, const N: usize>(
     pkt: &P,
-    stats: &mut CaptureStats,
     header: &ChunkHeader,
     at: u32,
-    len: u32,
-) {
+) -> Result<(), LossReason> {
     let Some(mut entry) = CHUNKS.reserve::<ClassRecord<N>>(0) else {
-        count_loss(stats, LossReason::RingFull, len);
-        return;
+        return Err(LossReason::RingFull);
     };
     let record = entry.as_mut_ptr();
     // SAFETY: `record` is this program's own reservation, large enough for a ClassRecord<N>.
@@ -332,12 +391,11 @@ fn send_class<P: Packet, const N: usize>(
         };
         if !loaded {
             entry.discard(BPF_RB_NO_WAKEUP as u64);
-            count_loss(stats, LossReason::Truncated, len);
-            return;
+            return Err(LossReason::Truncated);
         }
     }
     entry.submit(wakeup_flag(size_of::<ClassRecord<N>>() as u64));
-    stats.records += 1;
+    Ok(())
 }
 
 /// Copies a `T` with 64-bit volatile loads and stores. A plain copy of a value LLVM can see

@@ -468,6 +468,9 @@ fn load(
     stand_in::sleep(Duration::from_millis(1200))?;
     let metrics = daemon.metrics()?;
     daemon.alive()?;
+    // The daemon's whole exposition after the run, for looking into a result.
+    let name = script.file_stem().unwrap_or_default().to_string_lossy();
+    fs::write(rundir.join(format!("metrics-{name}.txt")), &metrics)?;
     Ok(Run {
         wrk,
         served,

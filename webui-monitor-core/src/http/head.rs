@@ -123,9 +123,33 @@ pub struct HeadLimits<'a> {
     pub api_key_header: &'a str,
 }
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
+/// `tchar` of RFC 9110 §5.6.2, indexed by byte: header names are checked byte by byte.
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric()
+            || matches!(
+                b as u8,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
 
 fn trim(v: &[u8]) -> &[u8] {
     let start = v
@@ -219,10 +243,22 @@ pub fn find_status_line(line: &[u8]) -> Option<usize> {
 
 /// Splits a header block into lines (without line ends), stopping at the blank line.
 fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
-    block
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .take_while(|l| !l.is_empty())
+    let mut rest = Some(block);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        Some(match memchr::memchr(b'\n', r) {
+            Some(nl) => {
+                rest = Some(&r[nl + 1..]);
+                &r[..nl]
+            }
+            None => {
+                rest = None;
+                r
+            }
+        })
+    })
+    .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    .take_while(|l| !l.is_empty())
 }
 
 /// A header field: name and trimmed value.
@@ -238,12 +274,9 @@ fn header_fields(block: &[u8]) -> impl Iterator<Item = Result<Field<'_>, HeadErr
 }
 
 fn header_field(line: &[u8]) -> Result<Field<'_>, HeadError> {
-    let colon = line
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or(HeadError::HeaderLine)?;
+    let colon = memchr::memchr(b':', line).ok_or(HeadError::HeaderLine)?;
     let name = &line[..colon];
-    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+    if name.is_empty() || !name.iter().all(|&b| TCHAR[usize::from(b)]) {
         return Err(HeadError::HeaderLine);
     }
     Ok((name, trim(&line[colon + 1..])))

@@ -312,7 +312,12 @@ pub fn refused_request_framing(block: &[u8]) -> Option<BodyFraming> {
 
 fn text(v: &[u8], cap: usize) -> String {
     let v = &v[..v.len().min(cap)];
-    String::from_utf8_lossy(v).into_owned()
+    // `from_utf8` first: its ASCII fast path is quicker than `from_utf8_lossy`'s chunking, and
+    // header values are nearly always ASCII.
+    match std::str::from_utf8(v) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(v).into_owned(),
+    }
 }
 
 fn has_token(list: &[u8], token: &str) -> bool {
@@ -386,10 +391,22 @@ fn python_strip(v: &[u8]) -> &[u8] {
 /// `http.cookies._unquote` does. Starlette keeps the last of equal names, within a header and
 /// across the request's `Cookie` headers in order.
 fn cookie_value(header: &[u8], name: &[u8]) -> Option<Vec<u8>> {
-    header.rsplit(|&b| b == b';').find_map(|pair| {
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        (python_strip(&pair[..eq]) == name).then(|| python_unquote(python_strip(&pair[eq + 1..])))
-    })
+    // `header.rsplit(|&b| b == b';')`, with the separators found by `memrchr`: browsers send
+    // long `Cookie` headers, and this runs on every request.
+    let mut end = header.len();
+    loop {
+        let start = memchr::memrchr(b';', &header[..end]).map_or(0, |p| p + 1);
+        let pair = &header[start..end];
+        if let Some(eq) = memchr::memchr(b'=', pair)
+            && python_strip(&pair[..eq]) == name
+        {
+            return Some(python_unquote(python_strip(&pair[eq + 1..])));
+        }
+        if start == 0 {
+            return None;
+        }
+        end = start - 1;
+    }
 }
 
 /// `http.cookies._unquote`: a value in double quotes loses them, and inside, `\ooo` (octal,

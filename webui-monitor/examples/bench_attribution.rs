@@ -23,6 +23,10 @@ use webui_monitor_core::{
 
 const ROUNDS: usize = 7;
 
+/// The daemon's allocator (`src/main.rs`), so the rates are the daemon's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args_os().skip(1);
     let file = args

@@ -487,7 +487,7 @@ impl Framer {
         let max = shared.limits.max_header_bytes;
         while i < input.len() {
             let rest = &input[i..];
-            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            let Some(nl) = memchr::memchr(b'\n', rest) else {
                 self.buf.extend_from_slice(rest);
                 self.line_len += rest.len();
                 if self.buf.len() > max {
@@ -545,7 +545,7 @@ impl Framer {
         let mut i = 0;
         while i < input.len() {
             let rest = &input[i..];
-            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            let Some(nl) = memchr::memchr(b'\n', rest) else {
                 let keep = rest.len().min(max_line);
                 shared.counters.resync_skipped_bytes += (rest.len() - keep) as u64;
                 self.buf.extend_from_slice(&rest[rest.len() - keep..]);

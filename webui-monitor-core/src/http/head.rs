@@ -123,9 +123,33 @@ pub struct HeadLimits<'a> {
     pub api_key_header: &'a str,
 }
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
+/// `tchar` of RFC 9110 §5.6.2, indexed by byte: header names are checked byte by byte.
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric()
+            || matches!(
+                b as u8,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
 
 fn trim(v: &[u8]) -> &[u8] {
     let start = v
@@ -219,10 +243,22 @@ pub fn find_status_line(line: &[u8]) -> Option<usize> {
 
 /// Splits a header block into lines (without line ends), stopping at the blank line.
 fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
-    block
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .take_while(|l| !l.is_empty())
+    let mut rest = Some(block);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        Some(match memchr::memchr(b'\n', r) {
+            Some(nl) => {
+                rest = Some(&r[nl + 1..]);
+                &r[..nl]
+            }
+            None => {
+                rest = None;
+                r
+            }
+        })
+    })
+    .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    .take_while(|l| !l.is_empty())
 }
 
 /// A header field: name and trimmed value.
@@ -238,12 +274,9 @@ fn header_fields(block: &[u8]) -> impl Iterator<Item = Result<Field<'_>, HeadErr
 }
 
 fn header_field(line: &[u8]) -> Result<Field<'_>, HeadError> {
-    let colon = line
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or(HeadError::HeaderLine)?;
+    let colon = memchr::memchr(b':', line).ok_or(HeadError::HeaderLine)?;
     let name = &line[..colon];
-    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+    if name.is_empty() || !name.iter().all(|&b| TCHAR[usize::from(b)]) {
         return Err(HeadError::HeaderLine);
     }
     Ok((name, trim(&line[colon + 1..])))
@@ -279,7 +312,12 @@ pub fn refused_request_framing(block: &[u8]) -> Option<BodyFraming> {
 
 fn text(v: &[u8], cap: usize) -> String {
     let v = &v[..v.len().min(cap)];
-    String::from_utf8_lossy(v).into_owned()
+    // `from_utf8` first: its ASCII fast path is quicker than `from_utf8_lossy`'s chunking, and
+    // header values are nearly always ASCII.
+    match std::str::from_utf8(v) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(v).into_owned(),
+    }
 }
 
 fn has_token(list: &[u8], token: &str) -> bool {
@@ -353,10 +391,22 @@ fn python_strip(v: &[u8]) -> &[u8] {
 /// `http.cookies._unquote` does. Starlette keeps the last of equal names, within a header and
 /// across the request's `Cookie` headers in order.
 fn cookie_value(header: &[u8], name: &[u8]) -> Option<Vec<u8>> {
-    header.rsplit(|&b| b == b';').find_map(|pair| {
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        (python_strip(&pair[..eq]) == name).then(|| python_unquote(python_strip(&pair[eq + 1..])))
-    })
+    // `header.rsplit(|&b| b == b';')`, with the separators found by `memrchr`: browsers send
+    // long `Cookie` headers, and this runs on every request.
+    let mut end = header.len();
+    loop {
+        let start = memchr::memrchr(b';', &header[..end]).map_or(0, |p| p + 1);
+        let pair = &header[start..end];
+        if let Some(eq) = memchr::memchr(b'=', pair)
+            && python_strip(&pair[..eq]) == name
+        {
+            return Some(python_unquote(python_strip(&pair[eq + 1..])));
+        }
+        if start == 0 {
+            return None;
+        }
+        end = start - 1;
+    }
 }
 
 /// `http.cookies._unquote`: a value in double quotes loses them, and inside, `\ooo` (octal,

@@ -66,7 +66,7 @@ impl NdjsonParser {
     pub fn feed(&mut self, mut input: &[u8], ts: Timestamp) {
         self.last_ts = ts;
         while !input.is_empty() {
-            let (part, rest) = match input.iter().position(|&b| b == b'\n') {
+            let (part, rest) = match memchr::memchr(b'\n', input) {
                 Some(end) => (&input[..end], Some(&input[end + 1..])),
                 None => (input, None),
             };

@@ -50,7 +50,7 @@ impl SkipHead {
         let mut i = 0;
         while i < input.len() {
             let rest = &input[i..];
-            let nl = rest.iter().position(|&b| b == b'\n');
+            let nl = memchr::memchr(b'\n', rest);
             let piece = &rest[..nl.unwrap_or(rest.len())];
             let room = SKIP_LINE_BYTES.saturating_sub(self.line.len());
             self.line.extend_from_slice(&piece[..piece.len().min(room)]);

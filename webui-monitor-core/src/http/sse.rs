@@ -149,7 +149,7 @@ impl SseParser {
                     continue;
                 }
             }
-            let eol = input.iter().position(|&b| b == b'\n' || b == b'\r');
+            let eol = memchr::memchr2(b'\n', b'\r', input);
             let (part, rest) = match eol {
                 Some(p) => (&input[..p], Some(&input[p..])),
                 None => (input, None),

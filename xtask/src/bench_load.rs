@@ -50,11 +50,12 @@ const USER: &str = "700c1556-9d86-452a-880f-edbc8a74ead8";
 const METRICS: &str = "127.0.0.1:19747";
 /// The label of `openwebui_auth_total` that counts JWTs whose signature checked out.
 const VERIFIED: &str = r#"result="verified""#;
-/// wrk's connections and threads.
-const CONNECTIONS: u32 = 64;
+/// wrk's threads.
 const THREADS: u32 = 2;
 
 pub struct Options {
+    /// wrk's keep-alive connections.
+    pub connections: u32,
     pub rounds: usize,
     pub seconds: u64,
     pub idle: Vec<u32>,
@@ -135,7 +136,10 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
              `cargo xtask bench-load` as root"
         );
     }
-    ensure!(options.rounds > 0 && options.seconds > 0, "nothing to run");
+    ensure!(
+        options.rounds > 0 && options.seconds > 0 && options.connections >= THREADS,
+        "nothing to run (wrk needs at least one connection per thread: --connections {THREADS} or more)"
+    );
     for tool in ["wrk", "nginx", "python3", "curl", "ip"] {
         ensure!(
             which(tool),
@@ -190,7 +194,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let _stats = Sysctl::set("kernel.bpf_stats_enabled", "1")?;
 
     eprintln!("warm-up (2 s, detached) ...");
-    load(&rundir, &scripts[0], 2, None)?;
+    load(&rundir, &scripts[0], 2, options.connections, None)?;
 
     let mut results: Vec<Vec<Round>> = Workload::ALL.iter().map(|_| Vec::new()).collect();
     let mut kept = None;
@@ -201,7 +205,13 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
                 options.rounds,
                 workload.name()
             );
-            let detached = load(&rundir, &scripts[index], options.seconds, None)?;
+            let detached = load(
+                &rundir,
+                &scripts[index],
+                options.seconds,
+                options.connections,
+                None,
+            )?;
             eprintln!(
                 "round {round}/{}, {}: attached ...",
                 options.rounds,
@@ -209,7 +219,13 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             );
             drop(kept.take()); // one daemon at a time: the previous one detaches here
             let mut daemon = Daemon::start(&bin, &rundir)?;
-            let attached = load(&rundir, &scripts[index], options.seconds, Some(&mut daemon))?;
+            let attached = load(
+                &rundir,
+                &scripts[index],
+                options.seconds,
+                options.connections,
+                Some(&mut daemon),
+            )?;
             eprintln!(
                 "  {:.0} → {:.0} requests/s",
                 detached.wrk.rate(),
@@ -222,7 +238,13 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let mut daemon = kept.context("no attached run")?;
 
     if options.profile {
-        profile(&rundir, &scripts[0], options.seconds, &mut daemon)?;
+        profile(
+            &rundir,
+            &scripts[0],
+            options.seconds,
+            options.connections,
+            &mut daemon,
+        )?;
     }
     // Idle connections on a fresh daemon: one that carried the load keeps the memory it took
     // (allocator caches, the ring's pages), which would hide the connections' own cost.
@@ -405,6 +427,7 @@ fn load(
     rundir: &Path,
     script: &Path,
     seconds: u64,
+    connections: u32,
     daemon: Option<&mut Daemon>,
 ) -> anyhow::Result<Run> {
     let served_before = StandIn::served()?;
@@ -425,7 +448,7 @@ fn load(
     let mut wrk = Process::spawn(
         "wrk",
         Command::new("wrk")
-            .args(["-t", &THREADS.to_string(), "-c", &CONNECTIONS.to_string()])
+            .args(["-t", &THREADS.to_string(), "-c", &connections.to_string()])
             .args(["-d", &format!("{seconds}s"), "--timeout", "5s", "-s"])
             .arg(script)
             .arg(format!("http://{APP_ADDR}:{PORT}/api/chat/completions")),
@@ -489,7 +512,13 @@ fn load(
 
 /// One more attached completions run, sampled by `perf record` (cpu-clock: this guest has no
 /// PMU; DWARF call graphs: the release build keeps no frame pointers). Not in the table.
-fn profile(rundir: &Path, script: &Path, seconds: u64, daemon: &mut Daemon) -> anyhow::Result<()> {
+fn profile(
+    rundir: &Path,
+    script: &Path,
+    seconds: u64,
+    connections: u32,
+    daemon: &mut Daemon,
+) -> anyhow::Result<()> {
     let data = rundir.join("perf.data");
     eprintln!("profile: attached completions under perf record ...");
     let mut perf = Process::spawn(
@@ -510,7 +539,7 @@ fn profile(rundir: &Path, script: &Path, seconds: u64, daemon: &mut Daemon) -> a
         &rundir.join("perf.log"),
     )?;
     stand_in::sleep(Duration::from_millis(500))?;
-    let run = load(rundir, script, seconds, Some(daemon))?;
+    let run = load(rundir, script, seconds, connections, Some(daemon))?;
     perf.wait(Duration::from_secs(120))?;
     eprintln!(
         "  {} requests profiled; `perf report -i {} --no-children` shows where the time goes",

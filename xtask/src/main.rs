@@ -112,6 +112,9 @@ enum Task {
     /// Benchmark the daemon attached to a loaded veth hop against the hop detached: requests/s,
     /// p99 latency, CPU and kernel time per request, counts, memory (needs root).
     BenchLoad {
+        /// wrk's keep-alive connections (fewer: a load the daemon keeps up with).
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
         /// Rounds, each running every workload detached and attached.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
@@ -156,11 +159,13 @@ fn main() -> anyhow::Result<()> {
         Task::BenchReplay => bench_replay::run(),
         Task::Routes { version } => routes::run(&version),
         Task::BenchLoad {
+            connections,
             rounds,
             seconds,
             idle,
             profile,
         } => bench_load::run(&bench_load::Options {
+            connections,
             rounds,
             seconds,
             idle,

@@ -2,7 +2,7 @@
 //! the daemon's RSS per idle connection.
 use std::fmt::Write as _;
 
-use super::{CONNECTIONS, NICE, Options, Round, THREADS, Workload};
+use super::{NICE, Options, Round, THREADS, Workload};
 
 /// Median of `values` (the mean of the middle two for an even count).
 fn median(mut values: Vec<f64>) -> f64 {
@@ -31,10 +31,10 @@ pub(super) fn render(options: &Options, results: &[Vec<Round>], idle: &[(u32, u6
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "## cargo xtask bench-load\n\nwrk: {CONNECTIONS} keep-alive connections, {THREADS} \
+        "## cargo xtask bench-load\n\nwrk: {} keep-alive connections, {THREADS} \
          threads, {} s per run; each round runs each workload detached, then attached (a fresh \
          daemon). Kernel programs timed with kernel.bpf_stats_enabled=1. Everything at nice {NICE}.",
-        options.seconds
+        options.connections, options.seconds
     );
     for (workload, rounds) in Workload::ALL.iter().zip(results) {
         let _ = writeln!(out, "\n### {}: {}\n", workload.name(), workload.describe());

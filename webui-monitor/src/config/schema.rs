@@ -71,7 +71,9 @@ pub struct CaptureConfig {
     /// bytes remain and its length is known (`Content-Length`): the daemon writes one entry
     /// per such body into a kernel map, and the kernel counts those bytes
     /// (`webui_monitor_capture_skipped_bytes_total`) without copying them. Smaller bodies cost
-    /// less to copy than the map write. No metric depends on these bytes. 0 turns it off.
+    /// less to copy than the map write. No metric depends on these bytes. 0 (the default)
+    /// turns it off, and the kernel programs then carry no code for it: with it on, they take
+    /// about a fifth more of the verifier's budget (see `docs/kernels.md`).
     pub skip_min_bytes: u64,
     /// How often the kernel counters are mirrored into the metrics (1 s; not a file key).
     #[serde(skip)]
@@ -109,7 +111,7 @@ impl Default for CaptureConfig {
             tc_mode: TcAttachMode::Auto,
             ring_bytes: 16 << 20,
             max_connections: 65_536,
-            skip_min_bytes: 8 * 1024,
+            skip_min_bytes: 0,
             stats_interval: Duration::from_secs(1),
             active_scan_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(600),

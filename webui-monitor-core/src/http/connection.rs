@@ -19,7 +19,7 @@
 //!   header blocks is taken to have swallowed one message, and requests and responses are
 //!   re-paired accordingly (a placeholder request absorbs the orphaned response).
 //!
-//! The file is a little over 600 lines: the policies above act on the same per-connection
+//! The file is about 700 lines: the policies above act on the same per-connection
 //! state, and keeping them together shows every way a message can end.
 use crate::{
     http::{

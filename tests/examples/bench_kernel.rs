@@ -172,8 +172,15 @@ fn row(name: &str, rounds: &[(f64, f64)], target: Option<f64>) -> String {
 async fn main() -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism()?.get();
     pin_to_cpu(0)?;
+    // BENCH_KERNEL_SKIP_MIN_BYTES=8192: the programs that consult the skip map (with no span
+    // in it: the lookup every payload packet pays).
+    let skip_min_bytes = std::env::var("BENCH_KERNEL_SKIP_MIN_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut capture = Capture::load(&CaptureConfig {
         ring_bytes: RING_BYTES,
+        skip_min_bytes,
         ..CaptureConfig::default()
     })?;
     loader::xdp(capture.ebpf_mut(), BASELINE_PROGRAM)?.load()?;

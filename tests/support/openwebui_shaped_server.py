@@ -210,6 +210,25 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"data": [{"id": "mock-gpt", "object": "model"}]})
         if path.startswith("/_app/"):
             return self.send_json(200, {"asset": path, "filler": "x" * 2000})
+        if path.startswith("/static/"):
+            # A static asset nothing reads: `?bytes=N` of it, with its length, written in 64 KiB
+            # pieces `?pause_ms=M` apart (a client on a slower link).
+            query = dict(p.split("=", 1) for p in (self.path.split("?", 1) + [""])[1].split("&") if "=" in p)
+            size = int(query.get("bytes", "4096"))
+            self.send_response(200)
+            self.send_header("content-type", "application/octet-stream")
+            self.send_header("content-length", str(size))
+            self.end_headers()
+            chunk = b"abcdefghijklmnopqrstuvwxyz012345" * 2048
+            pause = int(query.get("pause_ms", "0")) / 1000
+            left = size
+            while left > 0:
+                self.wfile.write(chunk[: min(left, len(chunk))])
+                self.wfile.flush()
+                left -= len(chunk)
+                if pause and left > 0:
+                    time.sleep(pause)
+            return None
         return self.send_json(200, {"status": True})
 
     def do_POST(self):

@@ -836,3 +836,76 @@ async fn other_timers_do_not_put_off_the_next_drain() {
     };
     assert_eq!(drained_at - start, Duration::from_secs(1));
 }
+
+/// A skip span (`SkipSpan`): payload inside it is counted, not copied; a segment ending at its
+/// end or carrying FIN leaves a record without payload at the payload's end; a segment
+/// crossing its end is copied from there; payload outside it is copied whole; forgotten, it
+/// skips nothing.
+#[tokio::test]
+async fn skip_spans_leave_payload_out_exactly() {
+    use webui_monitor_core::{pipeline::SkipCommand, reassembly::SkipRange};
+    let mut h = Harness::with_config(CaptureConfig {
+        skip_min_bytes: 8 * 1024,
+        ..CaptureConfig::default()
+    });
+    let since = Since::now();
+    let data: Vec<u8> = pattern(50);
+    let skip = SkipCommand::Skip {
+        connection: connection4(),
+        range: SkipRange {
+            direction: Direction::Request,
+            from: 1000,
+            to: 1100,
+        },
+    };
+    h.capture.apply_skip(&skip).expect("map write");
+    for (seq, flags, len) in [
+        (1000, PSH_ACK, 50), // inside: nothing
+        (1050, PSH_ACK, 50), // ends at the span's end: the mark
+        (1080, PSH_ACK, 40), // crosses it: the last 20 bytes
+        (1100, PSH_ACK, 10), // after it: whole
+        (1000, FIN_ACK, 30), // inside with FIN: the FIN at 1030
+        (900, PSH_ACK, 10),  // before it: whole
+    ] {
+        h.xdp(&frame(&[], &v4(), &request(seq, flags, &data[..len])));
+    }
+    assert_eq!(
+        h.records(since),
+        vec![
+            got(connection4(), Direction::Request, 1100, PSH_ACK, b""),
+            got(
+                connection4(),
+                Direction::Request,
+                1100,
+                PSH_ACK,
+                &data[20..40]
+            ),
+            got(
+                connection4(),
+                Direction::Request,
+                1100,
+                PSH_ACK,
+                &data[..10]
+            ),
+            got(connection4(), Direction::Request, 1030, FIN_ACK, b""),
+            got(connection4(), Direction::Request, 900, PSH_ACK, &data[..10]),
+        ]
+    );
+    let totals = h.totals();
+    assert_eq!(totals.skipped_bytes, 50 + 50 + 20 + 30);
+    assert_eq!(totals.bytes, [190, 0]);
+    assert_eq!(totals.records, 5);
+
+    h.capture
+        .apply_skip(&SkipCommand::Forget {
+            connection: connection4(),
+        })
+        .expect("map delete");
+    let since = Since::now();
+    h.xdp(&frame(&[], &v4(), &request(1000, PSH_ACK, &data)));
+    assert_eq!(
+        h.records(since),
+        vec![got(connection4(), Direction::Request, 1000, PSH_ACK, &data)]
+    );
+    assert_eq!(h.totals().skipped_bytes, 150);
+}

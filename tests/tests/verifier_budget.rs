@@ -21,6 +21,13 @@ fn configurations() -> Vec<(&'static str, CaptureConfig)> {
             },
         ),
         (
+            "skipping unread bodies",
+            CaptureConfig {
+                skip_min_bytes: 8 * 1024,
+                ..CaptureConfig::default()
+            },
+        ),
+        (
             "smallest maps",
             CaptureConfig {
                 ring_bytes: 4096,

@@ -35,6 +35,8 @@ pub const CONFIG_SYMBOL: &str = "CONFIG";
 pub const RING_MAP: &str = "CHUNKS";
 /// Name of the LRU hash of per-connection [`ConnStats`].
 pub const CONNECTIONS_MAP: &str = "CONNECTIONS";
+/// Name of the LRU hash of payload ranges not to copy ([`ConnKey`] → [`SkipSpans`]).
+pub const SKIP_MAP: &str = "SKIP";
 /// Name of the per-CPU array (one entry) of [`CaptureStats`].
 pub const STATS_MAP: &str = "STATS";
 /// Name of the XDP program (ingress; on `lo` the only one).
@@ -64,6 +66,10 @@ pub struct Config {
     /// plus a context switch, costlier than the record itself, and the kernel's default is to
     /// wake a reader that has read everything, i.e. on nearly every record.
     pub wakeup_bytes: u32,
+    /// 1: payload segments are checked against the skip map ([`SKIP_MAP`]); 0: never (the
+    /// verifier then drops that code, and its cost, from the programs).
+    pub skip: u32,
+    pub _pad0: u32,
 }
 
 impl Config {
@@ -72,6 +78,8 @@ impl Config {
         ports: [0; MAX_PORTS],
         port_count: 0,
         wakeup_bytes: 0,
+        skip: 0,
+        _pad0: 0,
     };
 }
 
@@ -160,6 +168,29 @@ pub struct ChunkHeader {
     pub _pad2: u32,
 }
 
+/// Payload of one direction that userspace does not read: the bytes with sequence numbers in
+/// `[from, to)`, compared wrap-around-safely. A segment whose payload starts inside the span
+/// is not copied up to `to`: one that ends beyond it is copied from `to` on; one that ends
+/// inside it sends a record without payload, at the payload's end, if it carries SYN, FIN or
+/// RST or ends exactly at `to` (which tells userspace when the skipped bytes ended), and
+/// nothing otherwise. The bytes are counted in [`CaptureStats::skipped_bytes`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SkipSpan {
+    pub from: u32,
+    pub to: u32,
+}
+
+/// The value of the skip map ([`SKIP_MAP`]): a connection's spans, indexed by
+/// [`DIRECTION_REQUEST`] and [`DIRECTION_RESPONSE`]. Keyed by the connection table's own
+/// [`ConnKey`], so the programs look it up without building another key; an empty span
+/// (`from == to`) skips nothing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SkipSpans {
+    pub spans: [SkipSpan; 2],
+}
+
 /// [`ConnStats::flags`] bits: SYN, FIN, RST seen, per direction (request bits shifted by 0,
 /// response bits by 4).
 pub const SEEN_SYN: u64 = 0x1;
@@ -235,13 +266,16 @@ pub struct CaptureStats {
     pub lost_bytes: [u64; LOSS_REASONS],
     /// Records submitted to the ring.
     pub records: u64,
+    /// Payload bytes not copied because userspace does not read them (see [`SkipSpan`]).
+    pub skipped_bytes: u64,
 }
 
 const _: () = {
     assert!(core::mem::size_of::<ConnKey>() == 40);
     assert!(core::mem::size_of::<ChunkHeader>() == 64);
     assert!(core::mem::size_of::<ConnStats>() == 64);
-    assert!(core::mem::size_of::<Config>() == 40);
+    assert!(core::mem::size_of::<Config>() == 48);
+    assert!(core::mem::size_of::<SkipSpans>() == 16);
     assert!(MAX_CHUNKS_PER_SEGMENT == 34);
 };
 
@@ -252,4 +286,5 @@ mod user {
     unsafe impl aya::Pod for super::ConnKey {}
     unsafe impl aya::Pod for super::ConnStats {}
     unsafe impl aya::Pod for super::CaptureStats {}
+    unsafe impl aya::Pod for super::SkipSpans {}
 }

@@ -47,6 +47,10 @@
 //!   snapshot installed when they complete.
 //! * **D. Output**, [`Monitor::drain_audit`]: the audit events ([`audit`]) queued since the
 //!   last call; the shell calls it after each batch of input and after `finish`, and writes them.
+//! * **D'. Output**, [`Monitor::poll_skip`]: commands for the capture about body bytes nothing
+//!   reads ([`pipeline::SkipCommand`]), when [`MonitorConfig::skip_unread_bodies_from`] is set;
+//!   the shell calls it after each input, tick and `finish` until it returns `None`, and
+//!   applies them (the daemon to its kernel map, `replay` to [`capture_model::SkipFilter`]).
 //! * **E. Getters** taking `&self` ([`Monitor::pipeline`], [`Monitor::stream_metrics`]), which
 //!   may be called at any time.
 //!
@@ -69,6 +73,7 @@
 //! `webui_monitor_*` counters up to date; call [`Monitor::refresh_metrics`] first if segments
 //! arrived since the last of them.
 pub mod audit;
+pub mod capture_model;
 pub mod http;
 pub(crate) mod json;
 pub mod memory;

@@ -18,7 +18,7 @@ use crate::{
         websocket::WebSocketMetrics,
     },
     openwebui::{Attributor, Directory, Fact, FactSink, JwtSecret, SemanticsConfig},
-    pipeline::{Pipeline, PipelineConfig, PipelineEvent},
+    pipeline::{Pipeline, PipelineConfig, PipelineEvent, SkipCommand},
     pricing::Prices,
     secret::Secret,
     segment::{Segment, Timestamp},
@@ -35,6 +35,10 @@ pub struct MonitorConfig {
     pub prices: Arc<Prices>,
     /// The audit trail of scripted session-credential use.
     pub audit: AuditConfig,
+    /// Skip bodies nothing reads once this many of their bytes remain (see
+    /// [`Pipeline::skip_unread_bodies`]); `None`: skip none. The shell sets it when its
+    /// capture applies [`Monitor::poll_skip`]'s commands.
+    pub skip_unread_bodies_from: Option<u64>,
 }
 
 /// Pipeline (reassembly → HTTP → WebSocket) plus attribution, whose facts the [`Sinks`]
@@ -71,6 +75,7 @@ impl Monitor {
         };
         let mut pipeline = Pipeline::new(config.pipeline.clone());
         pipeline.read_request_bodies_of(crate::openwebui::route::reads_request_body);
+        pipeline.skip_unread_bodies(config.skip_unread_bodies_from);
         Ok(Self {
             pipeline,
             attributor,
@@ -117,6 +122,8 @@ impl Monitor {
     /// A lower `max_users` folds new users into `other` until enough known ones expire.
     pub fn reconfigure(&mut self, config: &MonitorConfig, secret: Option<&Secret>) {
         self.pipeline.set_limits(config.pipeline.clone());
+        self.pipeline
+            .skip_unread_bodies(config.skip_unread_bodies_from);
         let secret = secret.map(|s| JwtSecret::new(s.expose()));
         self.attributor
             .reconfigure(config.semantics.clone(), secret.as_ref());
@@ -133,6 +140,13 @@ impl Monitor {
     /// `audit.max_queue` between two calls are dropped and counted.
     pub fn drain_audit(&mut self) -> impl Iterator<Item = AuditEvent> + '_ {
         self.sink.audit.drain()
+    }
+
+    /// The next command for the capture about bytes skipped on purpose (see
+    /// [`Pipeline::poll_skip`]): the shell calls it after each input, tick and `finish` until
+    /// it returns `None`, and applies each to the capture.
+    pub fn poll_skip(&mut self) -> Option<SkipCommand> {
+        self.pipeline.poll_skip()
     }
 
     /// Mirrors the pipeline's counters (cumulative, kept in the sans-IO core) into their

@@ -10,12 +10,16 @@ use serde::Deserialize;
 use crate::{
     http::{Exchange, HttpConnection, HttpCounters, HttpEvent, HttpLimits, HttpShared},
     memory::{MemoryAccount, MemoryLimits},
-    reassembly::{CloseReason, Reassembler, ReassemblyCounters, ReassemblyLimits, StreamHandler},
+    reassembly::{
+        CloseReason, Reassembler, ReassemblyCounters, ReassemblyLimits, SkipRange, StreamHandler,
+    },
     segment::{ConnectionKey, Direction, Segment, Timestamp},
     websocket::{
         SocketEvent, WebSocketConnection, WebSocketCounters, WebSocketLimits, WebSocketShared,
     },
 };
+
+pub use crate::reassembly::SkipCommand;
 
 /// What the pipeline reports.
 #[derive(Debug)]
@@ -56,6 +60,8 @@ struct ConnState {
     /// The reassembler established or confirmed the connection (see `reassembly`): only then
     /// are its exchanges reported.
     confirmed: bool,
+    /// A skip was started on the connection (the capture holds a range to forget at close).
+    skipping: bool,
 }
 
 /// Sans-IO state machine from segments to exchanges and socket events.
@@ -68,6 +74,8 @@ pub struct Pipeline {
     socket_events: Vec<SocketEvent>,
     /// Exchanges of connections never established or confirmed, not reported.
     unconfirmed_exchanges: u64,
+    /// Commands for the capture, oldest first.
+    skips: std::collections::VecDeque<SkipCommand>,
 }
 
 impl Default for Pipeline {
@@ -83,6 +91,7 @@ struct Engines<'p> {
     http_events: &'p mut Vec<HttpEvent>,
     socket_events: &'p mut Vec<SocketEvent>,
     unconfirmed_exchanges: &'p mut u64,
+    skips: &'p mut std::collections::VecDeque<SkipCommand>,
     out: &'p mut Vec<PipelineEvent>,
 }
 
@@ -142,6 +151,7 @@ impl StreamHandler for Engines<'_> {
         ConnState {
             protocol: Protocol::Http(Box::new(HttpConnection::new(key, mid_stream))),
             confirmed: false,
+            skipping: false,
         }
     }
 
@@ -166,6 +176,35 @@ impl StreamHandler for Engines<'_> {
                 ws.on_data(direction, data, ts, self.websocket, self.socket_events);
                 self.drain_socket(key);
             }
+        }
+    }
+
+    fn take_skip(&mut self, state: &mut ConnState, direction: Direction) -> u64 {
+        match &mut state.protocol {
+            Protocol::Http(http) => http.take_skip(direction, self.http),
+            Protocol::WebSocket(_) => 0,
+        }
+    }
+
+    fn skip_started(&mut self, state: &mut ConnState, key: ConnectionKey, range: SkipRange) {
+        state.skipping = true;
+        self.skips.push_back(SkipCommand::Skip {
+            connection: key,
+            range,
+        });
+    }
+
+    fn skipped(
+        &mut self,
+        state: &mut ConnState,
+        key: ConnectionKey,
+        direction: Direction,
+        len: u64,
+        ts: Timestamp,
+    ) {
+        if let Protocol::Http(http) = &mut state.protocol {
+            http.on_skipped(direction, len, ts, self.http, self.http_events);
+            self.drain_http(state, key, ts);
         }
     }
 
@@ -210,6 +249,10 @@ impl StreamHandler for Engines<'_> {
         _reason: CloseReason,
         ts: Timestamp,
     ) {
+        if state.skipping {
+            self.skips
+                .push_back(SkipCommand::Forget { connection: key });
+        }
         match &mut state.protocol {
             Protocol::Http(http) => {
                 http.on_close(ts, self.http, self.http_events);
@@ -244,6 +287,7 @@ impl Pipeline {
             http_events: Vec::new(),
             socket_events: Vec::new(),
             unconfirmed_exchanges: 0,
+            skips: std::collections::VecDeque::new(),
         }
     }
 
@@ -267,6 +311,21 @@ impl Pipeline {
         self.http.reads_request_body = Some(reads);
     }
 
+    /// Skip the rest of each body nothing reads once at least `min_bytes` of it remain and
+    /// its length is known (`None`: skip nothing, the default). Only worth it when the
+    /// capture applies the [`SkipCommand`]s [`Pipeline::poll_skip`] hands out; the events
+    /// are the same either way.
+    pub fn skip_unread_bodies(&mut self, min_bytes: Option<u64>) {
+        self.http.skip_unread_bodies_from = min_bytes;
+    }
+
+    /// The next command for the capture, oldest first. Call it after each
+    /// [`Pipeline::on_segment`], [`Pipeline::on_tick`] and [`Pipeline::finish`] until it
+    /// returns `None`; a capture that applies none of them changes nothing but its cost.
+    pub fn poll_skip(&mut self) -> Option<SkipCommand> {
+        self.skips.pop_front()
+    }
+
     fn engines<'p>(
         &'p mut self,
         out: &'p mut Vec<PipelineEvent>,
@@ -279,6 +338,7 @@ impl Pipeline {
                 http_events: &mut self.http_events,
                 socket_events: &mut self.socket_events,
                 unconfirmed_exchanges: &mut self.unconfirmed_exchanges,
+                skips: &mut self.skips,
                 out,
             },
         )
@@ -350,9 +410,15 @@ mod tests {
 
     /// A conversation in causal order: keep-alive, a chunked response, an upgrade, WebSocket
     /// frames.
-    const MESSAGES: [(Direction, &[u8]); 8] = [
+    const MESSAGES: [(Direction, &[u8]); 10] = [
         (Direction::Request, b"GET /api/config HTTP/1.1\r\nHost: x\r\n\r\n"),
         (Direction::Response, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"),
+        (Direction::Request, b"GET /static/a.png HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (
+            Direction::Response,
+            b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 40\r\n\r\n\
+0123456789012345678901234567890123456789",
+        ),
         (
             Direction::Request,
             b"POST /api/chat/completions HTTP/1.1\r\nContent-Length: 17\r\n\
@@ -449,7 +515,15 @@ Connection: Upgrade\r\n\r\n",
     /// Runs segments through a pipeline; all at one timestamp so that any segmentation must
     /// yield identical events, timestamps included.
     fn run(segs: &[Seg]) -> (Pipeline, Vec<String>) {
+        run_skipping(segs, None).0
+    }
+
+    /// [`run`], skipping unread bodies from `skip_from` bytes with the capture's rule applied
+    /// to the segments; also returns the payload bytes the capture left out.
+    fn run_skipping(segs: &[Seg], skip_from: Option<u64>) -> ((Pipeline, Vec<String>), u64) {
         let mut p = Pipeline::default();
+        p.skip_unread_bodies(skip_from);
+        let mut filter = crate::capture_model::SkipFilter::default();
         let mut out = Vec::new();
         for s in segs {
             let seg = Segment {
@@ -461,10 +535,42 @@ Connection: Upgrade\r\n\r\n",
                 timestamp: Timestamp::from_secs(1),
                 after_capture_loss: false,
             };
-            p.on_segment(&seg, &mut out);
+            if let Some(seg) = filter.filter(&seg) {
+                p.on_segment(&seg, &mut out);
+            }
+            while let Some(command) = p.poll_skip() {
+                filter.apply(command);
+            }
         }
         p.finish(Timestamp::from_secs(2), &mut out);
-        (p, out.iter().map(|e| format!("{e:?}")).collect())
+        while let Some(command) = p.poll_skip() {
+            filter.apply(command);
+        }
+        assert!(filter.is_empty(), "every range is forgotten at close");
+        let events = out.iter().map(|e| format!("{e:?}")).collect();
+        ((p, events), filter.skipped_bytes)
+    }
+
+    #[test]
+    fn an_unread_body_is_skipped_with_identical_events() {
+        let segs = conversation(&[], &[], &[]);
+        let (_, reference) = run(&segs);
+        // The image's body arrives with its head: nothing is left to skip.
+        let ((p, events), skipped) = run_skipping(&segs, Some(1));
+        assert_eq!(events, reference);
+        assert_eq!((skipped, p.http_counters().bodies_skipped), (0, 0));
+        // Cut after the head: the 40 bytes of the body go unseen.
+        let head =
+            b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 40\r\n\r\n".len();
+        let ((p, events), skipped) =
+            run_skipping(&conversation(&[head, head + 7], &[], &[]), Some(1));
+        assert_eq!(events, reference);
+        assert_eq!(skipped, 40);
+        assert_eq!(p.reassembly_counters().skipped_bytes, 40);
+        assert_eq!(p.http_counters().bodies_skipped, 1);
+        // Above the minimum: copied.
+        let ((p, _), skipped) = run_skipping(&conversation(&[head], &[], &[]), Some(41));
+        assert_eq!((skipped, p.reassembly_counters().skipped_bytes), (0, 0));
     }
 
     #[test]
@@ -505,6 +611,22 @@ Connection: Upgrade\r\n\r\n",
             prop_assert_eq!(events, reference);
             prop_assert_eq!(p.reassembly_counters().gaps, 0);
             prop_assert_eq!(p.active_connections(), 0);
+        }
+
+        /// The same with unread bodies skipped (the capture leaving out what the pipeline asks
+        /// it to): identical events still.
+        #[test]
+        fn skipping_yields_identical_events(
+            cuts in proptest::collection::vec(any::<usize>(), 0..12),
+            jitter in proptest::collection::vec(0usize..5, 0..24),
+            dups in proptest::collection::vec(any::<usize>(), 0..3),
+        ) {
+            let (_, reference) = run(&conversation(&[], &[], &[]));
+            let ((p, events), _) = run_skipping(&conversation(&cuts, &jitter, &dups), Some(1));
+            prop_assert_eq!(events, reference);
+            prop_assert_eq!(p.reassembly_counters().gaps, 0);
+            prop_assert_eq!(p.active_connections(), 0);
+            prop_assert_eq!(p.buffered_bytes(), 0);
         }
     }
 }

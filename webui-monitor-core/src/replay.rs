@@ -9,6 +9,7 @@
 use std::io::Read;
 
 use crate::{
+    capture_model::{self, SkipFilter},
     http::{
         Exchange,
         exchange::{MessageStats, StreamSummary},
@@ -16,7 +17,7 @@ use crate::{
     monitor::Monitor,
     openwebui::route,
     pcap::{CaptureReader, Dissector, PcapError, PcapLimits, SkipReason},
-    pipeline::{Pipeline, PipelineConfig, PipelineEvent},
+    pipeline::{Pipeline, PipelineConfig, PipelineEvent, SkipCommand},
     segment::{Segment, Timestamp},
 };
 
@@ -44,6 +45,11 @@ pub struct ReplayStats {
     pub payload_bytes: u64,
     /// Packets that yielded no segment, indexed by [`SkipReason::index`].
     pub skipped: [u64; SkipReason::ALL.len()],
+    /// Ring bytes the kernel's records of those segments would take (see
+    /// [`capture_model::ring_bytes`]), after the skips the monitor asked for.
+    pub ring_bytes: u64,
+    /// Payload bytes the capture left out because the monitor skipped them.
+    pub skipped_bytes: u64,
     pub exchanges: u64,
     pub socket_events: u64,
     pub first_ts: Option<Timestamp>,
@@ -62,6 +68,8 @@ pub trait ReplayTarget {
     fn on_tick(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent));
     /// End of input at `now`.
     fn finish(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent));
+    /// The next command for the capture (see [`Monitor::poll_skip`]).
+    fn poll_skip(&mut self) -> Option<SkipCommand>;
 }
 
 impl ReplayTarget for Monitor {
@@ -73,6 +81,9 @@ impl ReplayTarget for Monitor {
     }
     fn finish(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
         Monitor::finish(self, now, observe);
+    }
+    fn poll_skip(&mut self) -> Option<SkipCommand> {
+        Monitor::poll_skip(self)
     }
 }
 
@@ -113,6 +124,9 @@ impl ReplayTarget for PipelineOnly {
         self.pipeline.finish(now, &mut self.events);
         self.drain(observe);
     }
+    fn poll_skip(&mut self) -> Option<SkipCommand> {
+        self.pipeline.poll_skip()
+    }
 }
 
 /// Runs `monitor` over every packet of `input` (segments of `ports`), calling `on_event` for
@@ -133,6 +147,10 @@ pub fn replay_capture<R: Read>(
 }
 
 /// [`replay_capture`] for any [`ReplayTarget`], without the capture-level metrics.
+///
+/// Segments pass the kernel capture's model first ([`SkipFilter`]): bytes the target asks to
+/// skip ([`ReplayTarget::poll_skip`], polled after every call) are left out as the kernel
+/// would leave them out, and the ring bytes of what remains are counted.
 pub fn replay_into<R: Read, T: ReplayTarget>(
     input: R,
     ports: &[u16],
@@ -144,6 +162,7 @@ pub fn replay_into<R: Read, T: ReplayTarget>(
         CaptureReader::new(input, PcapLimits::default()).map_err(ReplayError::Header)?;
     let dissector = Dissector::new(ports.iter().copied());
     let mut stats = ReplayStats::default();
+    let mut filter = SkipFilter::default();
     let mut next_tick = 0u64;
     let mut count = |event: &PipelineEvent, stats: &mut ReplayStats| {
         match event {
@@ -170,12 +189,17 @@ pub fn replay_into<R: Read, T: ReplayTarget>(
         if ts.as_nanos() >= next_tick {
             target.on_tick(ts, |e| count(e, &mut stats));
             next_tick = ts.as_nanos().saturating_add(TICK_NANOS);
+            apply_skips(target, &mut filter);
         }
         match dissector.dissect(packet.link_type, ts, packet.data) {
             Ok(segment) => {
                 stats.segments += 1;
                 stats.payload_bytes += segment.payload.len() as u64;
-                target.on_segment(&segment, |e| count(e, &mut stats));
+                if let Some(segment) = filter.filter(&segment) {
+                    stats.ring_bytes += capture_model::ring_bytes(&segment);
+                    target.on_segment(&segment, |e| count(e, &mut stats));
+                    apply_skips(target, &mut filter);
+                }
             }
             Err(reason) => stats.skipped[reason.index()] += 1,
         }
@@ -185,7 +209,15 @@ pub fn replay_into<R: Read, T: ReplayTarget>(
     }
     on_progress(reader.bytes_read());
     target.finish(stats.last_ts.unwrap_or_default(), |e| count(e, &mut stats));
+    apply_skips(target, &mut filter);
+    stats.skipped_bytes = filter.skipped_bytes;
     Ok(stats)
+}
+
+fn apply_skips<T: ReplayTarget>(target: &mut T, filter: &mut SkipFilter) {
+    while let Some(command) = target.poll_skip() {
+        filter.apply(command);
+    }
 }
 
 /// Open WebUI route template of a path: UUID and all-digit segments become `{id}`.

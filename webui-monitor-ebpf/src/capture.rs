@@ -33,6 +33,7 @@ use crate::{
     CHUNKS, CONFIG, CONNECTIONS, STATS,
     packet::Packet,
     parse::{Parsed, Segment, parse},
+    skip::{self, Skipped},
     zeroed,
 };
 
@@ -48,7 +49,7 @@ pub fn on_packet<P: Packet>(pkt: &P) {
                 count_loss(stats, LossReason::Unparsed, pkt.total_len());
             }
         }
-        Parsed::Monitored(segment) => on_segment(pkt, &segment),
+        Parsed::Monitored(mut segment) => on_segment(pkt, &mut segment),
     }
 }
 
@@ -70,7 +71,7 @@ fn count_loss(stats: &mut CaptureStats, reason: LossReason, bytes: u32) {
 }
 
 #[inline(always)]
-fn on_segment<P: Packet>(pkt: &P, segment: &Segment) {
+fn on_segment<P: Packet>(pkt: &P, segment: &mut Segment) {
     let dir = segment.direction as usize & 1;
     let Some(stats) = stats() else { return };
     stats.packets[dir] += 1;
@@ -86,6 +87,18 @@ fn on_segment<P: Packet>(pkt: &P, segment: &Segment) {
     let control = segment.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST);
     if segment.payload_len == 0 && control == 0 {
         // A bare ACK: counted, nothing for the byte stream.
+        return;
+    }
+    // SAFETY: plain data in .rodata (see `parse::direction_of` for why volatile).
+    let skipping = unsafe { read_volatile(&raw const CONFIG.skip) } != 0;
+    if skipping
+        && segment.payload_len != 0
+        && let Skipped::Nothing = skip::apply(segment, stats)
+    {
+        if loss_flag != 0 {
+            // No record carries the mark: the next one must.
+            mark_lost(&segment.key, segment.direction);
+        }
         return;
     }
     let now = unsafe { bpf_ktime_get_boot_ns() };

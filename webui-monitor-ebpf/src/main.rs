@@ -31,6 +31,7 @@
 mod capture;
 mod packet;
 mod parse;
+mod skip;
 
 use aya_ebpf::{
     bindings::{tcx_action_base::TCX_NEXT, xdp_action},
@@ -38,7 +39,7 @@ use aya_ebpf::{
     maps::{LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
-use webui_monitor_common::{CaptureStats, Config, ConnKey, ConnStats};
+use webui_monitor_common::{CaptureStats, Config, ConnKey, ConnStats, SkipSpans};
 
 /// Written by the loader before load (see `Config`).
 #[unsafe(no_mangle)]
@@ -52,6 +53,12 @@ static CHUNKS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 /// recently used connection is evicted when full.
 #[map]
 static CONNECTIONS: LruHashMap<ConnKey, ConnStats> = LruHashMap::with_max_entries(65_536, 0);
+
+/// Payload ranges userspace does not read, per connection and direction (see `SkipSpan`).
+/// The loader sets the size (as many as connections); userspace deletes a connection's entries
+/// when it ends, and the least recently used entry is evicted when full.
+#[map]
+static SKIP: LruHashMap<ConnKey, SkipSpans> = LruHashMap::with_max_entries(65_536, 0);
 
 /// Global counters, per CPU.
 #[map]

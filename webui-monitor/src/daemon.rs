@@ -5,6 +5,10 @@
 //! needs no locks:
 //!
 //! * ring buffer readable → decode records into segments → [`Monitor::on_segment`];
+//! * after each input, tick and the end → the monitor's skip commands into the kernel's skip
+//!   map ([`Monitor::poll_skip`]): spans of bodies nothing reads are not copied; a
+//!   connection's spans are removed when it ends (the LRU map evicts what a lost command
+//!   leaves);
 //! * every `stats_interval` → kernel counters into the metrics, traffic time forward;
 //! * after each of those → the audit events the monitor queued go to the audit writer's
 //!   thread ([`AuditWriter`]), which writes them to `[audit]`'s output;
@@ -26,7 +30,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
     time::{Interval, MissedTickBehavior, interval},
 };
-use webui_monitor_core::{Monitor, openwebui::Directory, secret::Secret};
+use webui_monitor_core::{Monitor, openwebui::Directory, pipeline::SkipCommand, secret::Secret};
 
 use crate::{
     audit::{self, AuditWriter},
@@ -35,7 +39,7 @@ use crate::{
         clock::BootClock,
         follow::Follower,
         links::{self, LinkWatcher},
-        metrics::CaptureMetrics,
+        metrics::{CaptureMetrics, SkipWrite},
     },
     config::{self, Config, ConfigArgs, reload::Changes},
     db, privileges, server,
@@ -199,6 +203,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
                     break Err(error).context("waiting for the ring buffer");
                 }
                 drain(&mut capture, &mut monitor, &clock, &mut records, &mut decode_errors);
+                apply_skips(&mut capture, &mut monitor, &capture_metrics);
                 audit.submit(&mut monitor);
             }
             _ = stats_tick.tick() => {
@@ -214,6 +219,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
                             log::warn!("{line}");
                         }
                         monitor.on_tick(clock.to_epoch(now), |_| {});
+                        apply_skips(&mut capture, &mut monitor, &capture_metrics);
                         audit.submit(&mut monitor);
                     }
                     (Err(error), _) => break Err(error).context("reading the kernel counters"),
@@ -249,6 +255,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
         clock.to_epoch(capture::clock::boot_now_ns().unwrap_or_default()),
         |_| {},
     );
+    apply_skips(&mut capture, &mut monitor, &capture_metrics);
     audit.submit(&mut monitor);
     audit.finish();
     server.abort();
@@ -315,6 +322,29 @@ fn drain(
             *decode_errors += 1;
         }
     });
+}
+
+/// Writes the monitor's commands about payload nobody reads into the kernel's skip map. A
+/// failed write costs ring bytes only (the kernel copies what it was not told to skip, and
+/// the monitor drops it): counted, logged once.
+fn apply_skips(capture: &mut Capture, monitor: &mut Monitor, metrics: &CaptureMetrics) {
+    while let Some(command) = monitor.poll_skip() {
+        let op = match command {
+            SkipCommand::Skip { .. } => SkipWrite::Skip,
+            SkipCommand::Forget { .. } => SkipWrite::Forget,
+        };
+        let written = capture.apply_skip(&command);
+        if let Err(error) = &written
+            && metrics.skip_write_errors() == 0
+        {
+            log::warn!(
+                "cannot write the kernel's skip map ({error}): bodies nothing reads are still \
+                 copied to userspace (more ring bytes, no metric changes); \
+                 webui_monitor_capture_skip_writes_total{{result=\"error\"}} counts these"
+            );
+        }
+        metrics.count_skip_write(op, written.is_ok());
+    }
 }
 
 /// Open WebUI's database as a directory of users and API keys. A failed read keeps the previous

@@ -15,7 +15,7 @@ use webui_monitor_core::{
     Monitor,
     openwebui::route,
     pcap::SkipReason,
-    pipeline::{Pipeline, PipelineEvent},
+    pipeline::{Pipeline, PipelineEvent, SkipCommand},
     replay::{ReplayStats, ReplayTarget, exchange_json, replay_into},
     segment::{Segment, Timestamp},
 };
@@ -67,6 +67,9 @@ impl ReplayTarget for Auditing<'_> {
     fn finish(&mut self, now: Timestamp, observe: impl FnMut(&PipelineEvent)) {
         self.monitor.finish(now, observe);
         self.write_queued();
+    }
+    fn poll_skip(&mut self) -> Option<SkipCommand> {
+        self.monitor.poll_skip()
     }
 }
 
@@ -133,6 +136,14 @@ fn write_summary(
         c.gap_bytes,
         c.duplicate_bytes,
         secs,
+    )?;
+    writeln!(
+        out,
+        "ring: {} bytes for {} payload bytes ({:.1} %), {} payload bytes skipped unread",
+        stats.ring_bytes,
+        stats.payload_bytes,
+        100.0 * stats.ring_bytes as f64 / stats.payload_bytes.max(1) as f64,
+        stats.skipped_bytes,
     )?;
     for reason in SkipReason::ALL {
         let n = stats.skipped[reason.index()];

@@ -19,7 +19,7 @@
 //!   header blocks is taken to have swallowed one message, and requests and responses are
 //!   re-paired accordingly (a placeholder request absorbs the orphaned response).
 //!
-//! The file is a little over 600 lines: the policies above act on the same per-connection
+//! The file is about 700 lines: the policies above act on the same per-connection
 //! state, and keeping them together shows every way a message can end.
 use crate::{
     http::{
@@ -103,6 +103,8 @@ pub struct HttpConnection {
     budget: DecodeBudget,
     /// HTTP is over (upgrade or close): later bytes are ignored.
     finished: bool,
+    /// Per direction: bytes given by [`HttpConnection::take_skip`] are not reported yet.
+    skipping: [bool; 2],
 }
 
 impl HttpConnection {
@@ -116,6 +118,7 @@ impl HttpConnection {
             decoders: [None, None],
             budget: DecodeBudget::default(),
             finished: false,
+            skipping: [false; 2],
         }
     }
 
@@ -196,6 +199,62 @@ impl HttpConnection {
                 }
             }
             Gap::InHold | Gap::Elsewhere => {}
+        }
+    }
+
+    /// How many of the next bytes of `direction` this connection will not read: the rest of a
+    /// body whose length is known, or of the chunk being read in a chunked body, that nothing
+    /// reads (see `BodyDecoder::unread`) and that is
+    /// at least [`HttpShared::skip_unread_bodies_from`] bytes long; 0 otherwise. Once it
+    /// returned a length, the caller must deliver no byte of `direction` before reporting the
+    /// skipped ones with [`HttpConnection::on_skipped`].
+    pub fn take_skip(&mut self, direction: Direction, shared: &mut HttpShared) -> u64 {
+        let Some(min) = shared.skip_unread_bodies_from else {
+            return 0;
+        };
+        let d = direction.index();
+        if self.finished
+            || self.skipping[d]
+            || self.decoders[d].as_ref().is_some_and(|b| !b.unread())
+        {
+            return 0;
+        }
+        match self.framers[d].body_remaining() {
+            Some(rem) if rem >= min.max(1) => {
+                shared.counters.bodies_skipped += 1;
+                self.skipping[d] = true;
+                rem
+            }
+            _ => 0,
+        }
+    }
+
+    /// `len` bytes of `direction` that [`HttpConnection::take_skip`] gave went by unseen (the
+    /// stream passed them at `ts`): they count as read.
+    pub fn on_skipped(
+        &mut self,
+        direction: Direction,
+        len: u64,
+        ts: Timestamp,
+        shared: &mut HttpShared,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        let d = direction.index();
+        self.skipping[d] = false;
+        if self.finished {
+            return;
+        }
+        if let Some(decoder) = self.decoders[d].as_mut() {
+            decoder.count_unseen(len);
+        }
+        if let Some(Frame::Body {
+            wire,
+            data,
+            chunks,
+            end,
+        }) = self.framers[d].on_skipped(len)
+        {
+            self.body_read(direction, [wire, data], chunks, end, ts, shared, out);
         }
     }
 

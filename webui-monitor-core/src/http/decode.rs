@@ -419,6 +419,24 @@ impl BodyDecoder {
         }
     }
 
+    /// Whether the rest of the body can go unseen without changing the result: decoding has
+    /// stopped (skipped by configuration, an error, a cap), or the body is not encoded and
+    /// nothing reads it (its bytes are only counted, which [`Self::count_unseen`] does).
+    pub fn unread(&self) -> bool {
+        self.stop.is_some() || (matches!(self.inner, Inner::Identity) && self.discards())
+    }
+
+    /// `len` bytes of an [`unread`](Self::unread) body went unseen: counted as feeding them
+    /// would have counted them.
+    pub fn count_unseen(&mut self, len: u64) {
+        if self.stop.is_none()
+            && matches!(self.inner, Inner::Identity)
+            && let Some(sink) = self.sink.as_mut()
+        {
+            sink.decoded += len;
+        }
+    }
+
     /// Input bytes of the body were lost: the rest cannot be decoded.
     pub fn abandon(&mut self) {
         self.stop(DecodeStop::Abandoned);

@@ -113,6 +113,9 @@ pub struct HttpCounters {
     pub decode_memory_refused: u64,
     /// Request bodies not decoded or scanned: their route reads no field of them.
     pub request_bodies_unread: u64,
+    /// Bodies (or their rest) skipped unseen because nothing reads them
+    /// ([`HttpShared::skip_unread_bodies_from`]).
+    pub bodies_skipped: u64,
     /// JSON bodies malformed or with a value cut at a JSON cap.
     pub json_truncated: u64,
     /// Paths cut at `max_path_bytes`.
@@ -147,6 +150,10 @@ pub struct HttpShared {
     /// Whether a request's body is read for fields, by method and path. The HTTP engine knows
     /// no routes: the layer that uses the fields says which it reads (every JSON body if unset).
     pub reads_request_body: Option<fn(&str, &str) -> bool>,
+    /// Bodies nothing reads whose remaining length is known and at least this many bytes are
+    /// skipped (see [`HttpConnection::take_skip`](super::HttpConnection::take_skip)); `None`:
+    /// none is.
+    pub skip_unread_bodies_from: Option<u64>,
 }
 
 impl HttpShared {
@@ -157,6 +164,7 @@ impl HttpShared {
             counters: HttpCounters::default(),
             memory: MemoryAccount::default(),
             reads_request_body: None,
+            skip_unread_bodies_from: None,
         }
     }
 

@@ -30,6 +30,8 @@ pub struct StreamMetrics {
     connections_closed: IntCounterVec,
     segments_ignored: IntCounter,
     bytes_before_start: IntCounter,
+    skipped_bytes: IntCounter,
+    skipped_bytes_arrived: IntCounter,
     connections_active: IntGauge,
     connections_unconfirmed: IntGauge,
     trust_events: IntCounterVec,
@@ -58,6 +60,7 @@ fn http_counter_values(c: &HttpCounters) -> impl Iterator<Item = (&'static str, 
         decode_over_budget,
         decode_memory_refused,
         request_bodies_unread,
+        bodies_skipped,
         json_truncated,
         paths_truncated,
         interim_responses,
@@ -82,6 +85,7 @@ fn http_counter_values(c: &HttpCounters) -> impl Iterator<Item = (&'static str, 
         ("decode_over_budget", *decode_over_budget),
         ("decode_memory_refused", *decode_memory_refused),
         ("request_bodies_unread", *request_bodies_unread),
+        ("bodies_skipped", *bodies_skipped),
         ("json_truncated", *json_truncated),
         ("paths_truncated", *paths_truncated),
         ("interim_responses", *interim_responses),
@@ -179,6 +183,18 @@ impl StreamMetrics {
                 registry,
                 "webui_monitor_reassembly_bytes_before_start_total",
                 "Payload bytes before the start of a mid-stream connection, dropped.",
+            )?,
+            skipped_bytes: counter(
+                registry,
+                "webui_monitor_reassembly_skipped_bytes_total",
+                "Bytes of bodies nothing reads, skipped on purpose (capture.skip_min_bytes): \
+                 the capture is asked not to copy them.",
+            )?,
+            skipped_bytes_arrived: counter(
+                registry,
+                "webui_monitor_reassembly_skipped_bytes_arrived_total",
+                "Of the skipped bytes, those the capture had copied before it was asked not to \
+                 (dropped on arrival).",
             )?,
             connections_active: gauge(
                 registry,
@@ -294,6 +310,8 @@ impl StreamMetrics {
         }
         advance(&self.segments_ignored, c.segments_ignored);
         advance(&self.bytes_before_start, c.bytes_before_start);
+        advance(&self.skipped_bytes, c.skipped_bytes);
+        advance(&self.skipped_bytes_arrived, c.skipped_bytes_arrived);
         set_count(&self.connections_active, pipeline.active_connections());
         set_count(
             &self.connections_unconfirmed,

@@ -1,9 +1,10 @@
 //! One connection: its two directions, how far it proved to be real, and the placing of one
 //! segment into it (the rules listed in the module docs of `reassembly`, in that order).
-use crate::segment::{ConnectionKey, Direction, Segment, Timestamp};
+use crate::segment::{ConnectionKey, Direction, Segment, TcpFlags, Timestamp};
 
 use super::{
-    CapKind, CloseReason, ReassemblyCounters, ReassemblyLimits, StreamHandler, half::Half, seq,
+    CapKind, CloseReason, ReassemblyCounters, ReassemblyLimits, SkipRange, StreamHandler,
+    half::Half, seq,
 };
 
 /// How far a connection has proved that it is real (see the `reassembly` module docs).
@@ -104,6 +105,30 @@ pub(super) fn process<S, H: StreamHandler<State = S>>(
     let mut payload = seg.payload;
     let len = payload.len() as i64;
     let ahead = seq::distance(data_seq, base, half.delivered);
+    if half.skip.is_some() {
+        // Bytes skipped on purpose end at `delivered`: what lies wholly before it is dropped
+        // (already reported skipped), what reaches it shows that the stream passed them.
+        let reaches = ahead + len >= 0 && (len > 0 || ahead == 0 || seg.flags.fin());
+        if !reaches {
+            if len > 0 && ahead + len >= -(window as i64) {
+                counters.skipped_bytes_arrived += len as u64;
+            }
+            return Outcome::Keep;
+        }
+        end_skip(conn, key, seg.direction, ts, h);
+        if ahead < 0 {
+            let cut = (-ahead) as usize;
+            counters.skipped_bytes_arrived += cut as u64;
+            let trimmed = Segment {
+                seq: data_seq.wrapping_add(cut as u32),
+                flags: TcpFlags(seg.flags.0 & !TcpFlags::SYN),
+                payload: &payload[cut..],
+                ..*seg
+            };
+            return process(conn, key, &trimmed, limits, counters, buffered_total, h);
+        }
+    }
+    let half = &mut conn.halves[d];
     if ahead >= window as i64 || ahead + len < -(window as i64) {
         let since = *half.out_of_window_since.get_or_insert(ts);
         let resync = limits.window_resync_ms > 0
@@ -179,10 +204,11 @@ pub(super) fn process<S, H: StreamHandler<State = S>>(
             half.delivered += data.len() as u64;
             conn.delivered_ts = conn.delivered_ts.max(ts);
             h.data(&mut conn.state, key, seg.direction, data, conn.delivered_ts);
+            take_skips(conn, key, counters, buffered_total, h);
         }
     }
 
-    drain(conn, key, buffered_total, h);
+    drain(conn, key, counters, buffered_total, h);
     if seg.after_capture_loss {
         skip_lost_before(conn, key, d, at, counters, buffered_total, ts, h);
     }
@@ -254,6 +280,7 @@ fn resync_half<S, H: StreamHandler<State = S>>(
     counters.trust.window_resyncs += 1;
     let ts = conn.last_seen;
     skip_holes(conn, key, counters, buffered_total, ts, h);
+    end_skip(conn, key, direction, ts, h);
     let half = &mut conn.halves[direction.index()];
     half.base = Some(data_seq.wrapping_sub(half.delivered as u32));
     half.out_of_window_since = None;
@@ -265,6 +292,7 @@ fn resync_half<S, H: StreamHandler<State = S>>(
 fn drain<S, H: StreamHandler<State = S>>(
     conn: &mut Conn<S>,
     key: ConnectionKey,
+    counters: &mut ReassemblyCounters,
     buffered_total: &mut usize,
     h: &mut H,
 ) {
@@ -286,6 +314,7 @@ fn drain<S, H: StreamHandler<State = S>>(
             break;
         };
         *buffered_total -= piece.data.len();
+        end_skip(conn, key, Direction::ALL[i], piece.ts, h);
         conn.delivered_ts = conn.delivered_ts.max(piece.ts);
         h.data(
             &mut conn.state,
@@ -294,9 +323,11 @@ fn drain<S, H: StreamHandler<State = S>>(
             &piece.data,
             conn.delivered_ts,
         );
+        take_skips(conn, key, counters, buffered_total, h);
     }
     for (i, dir) in Direction::ALL.into_iter().enumerate() {
         if conn.halves[i].fin_due() {
+            end_skip(conn, key, dir, conn.halves[i].fin_ts, h);
             conn.halves[i].fin_delivered = true;
             let ts = conn.delivered_ts.max(conn.halves[i].fin_ts);
             conn.delivered_ts = ts;
@@ -330,10 +361,11 @@ fn skip_one_hole<S, H: StreamHandler<State = S>>(
     if len > 0 {
         counters.gaps += 1;
         counters.gap_bytes += len;
+        end_skip(conn, key, Direction::ALL[i], ts, h);
         let ts = conn.delivered_ts.max(ts);
         h.gap(&mut conn.state, key, Direction::ALL[i], len, ts);
     }
-    drain(conn, key, buffered_total, h);
+    drain(conn, key, counters, buffered_total, h);
     true
 }
 
@@ -361,7 +393,7 @@ fn skip_lost_before<S, H: StreamHandler<State = S>>(
         counters.capture_loss_gaps += 1;
         let ts = conn.delivered_ts.max(ts);
         h.gap(&mut conn.state, key, Direction::ALL[d], len, ts);
-        drain(conn, key, buffered_total, h);
+        drain(conn, key, counters, buffered_total, h);
     }
 }
 
@@ -374,6 +406,54 @@ pub(super) fn skip_holes<S, H: StreamHandler<State = S>>(
     ts: Timestamp,
     h: &mut H,
 ) {
-    drain(conn, key, buffered_total, h);
+    drain(conn, key, counters, buffered_total, h);
     while skip_one_hole(conn, key, counters, buffered_total, ts, h) {}
+}
+
+/// After the handler read data: starts the skips it asks for (see
+/// [`StreamHandler::take_skip`]) in each direction whose start is known.
+fn take_skips<S, H: StreamHandler<State = S>>(
+    conn: &mut Conn<S>,
+    key: ConnectionKey,
+    counters: &mut ReassemblyCounters,
+    buffered_total: &mut usize,
+    h: &mut H,
+) {
+    for direction in Direction::ALL {
+        let Some(base) = conn.halves[direction.index()].base else {
+            continue;
+        };
+        let len = h.take_skip(&mut conn.state, direction);
+        if len == 0 {
+            continue;
+        }
+        let half = &mut conn.halves[direction.index()];
+        let from = base.wrapping_add(half.delivered as u32);
+        let dropped = half.start_skip(len);
+        let to = base.wrapping_add(half.delivered as u32);
+        *buffered_total -= dropped;
+        counters.skipped_bytes += len;
+        counters.skipped_bytes_arrived += dropped as u64;
+        let range = SkipRange {
+            direction,
+            from,
+            to,
+        };
+        h.skip_started(&mut conn.state, key, range);
+    }
+}
+
+/// The stream of `direction` passed the bytes it skipped on purpose (if any): reports them.
+fn end_skip<S, H: StreamHandler<State = S>>(
+    conn: &mut Conn<S>,
+    key: ConnectionKey,
+    direction: Direction,
+    ts: Timestamp,
+    h: &mut H,
+) {
+    if let Some(len) = conn.halves[direction.index()].end_skip() {
+        let ts = conn.delivered_ts.max(ts);
+        conn.delivered_ts = ts;
+        h.skipped(&mut conn.state, key, direction, len, ts);
+    }
 }

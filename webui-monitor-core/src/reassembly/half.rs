@@ -77,6 +77,19 @@ pub(super) struct Half {
     pub fin_ts: Timestamp,
     /// The consumer was told about the FIN.
     pub fin_delivered: bool,
+    /// Bytes skipped on purpose before `delivered`, not yet reported to the consumer (see
+    /// [`Half::start_skip`]).
+    pub skip: Option<Skip>,
+}
+
+/// Bytes the consumer asked not to see: the `len` bytes before `delivered` at the time they
+/// were skipped. Reported once
+/// the stream is known to have passed `delivered` (data or a FIN at or beyond it, or the
+/// capture's zero-length mark of the end), so the consumer learns when the skipped bytes
+/// ended, as it would have from the bytes themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Skip {
+    pub len: u64,
 }
 
 impl Half {
@@ -201,6 +214,45 @@ impl Half {
             }
             _ => 0,
         }
+    }
+
+    /// Skips the next `len` bytes on purpose: `delivered` moves past them at once (they are
+    /// no hole), buffered bytes among them are dropped. Returns the buffered bytes dropped.
+    pub fn start_skip(&mut self, len: u64) -> usize {
+        let from = self.delivered;
+        let to = from + len;
+        self.delivered = to;
+        self.skip = Some(Skip {
+            len: self.skip.map_or(0, |s| s.len) + len,
+        });
+        let mut dropped = 0;
+        while let Some(entry) = self.pieces.first_entry() {
+            let at = *entry.key();
+            if at >= to {
+                break;
+            }
+            let piece = entry.remove();
+            self.by_ts.remove(&(piece.ts, at));
+            let end = at + piece.data.len() as u64;
+            self.buffered -= piece.data.len();
+            if end <= to {
+                dropped += piece.data.len();
+                continue;
+            }
+            // Keep the part after the skipped bytes.
+            let cut = (to - at) as usize;
+            dropped += cut;
+            let data = piece.data[cut..].to_vec();
+            self.buffered += data.len();
+            self.by_ts.insert((piece.ts, to));
+            self.pieces.insert(to, Piece { data, ..piece });
+        }
+        dropped
+    }
+
+    /// The skip in progress ends: returns how many bytes it skipped.
+    pub fn end_skip(&mut self) -> Option<u64> {
+        self.skip.take().map(|s| s.len)
     }
 
     /// The FIN is due: every byte before it was delivered and the consumer was not told yet.
@@ -371,6 +423,25 @@ mod tests {
         assert_eq!(collect(&mut h), b"abcd");
         assert_eq!(index(&h), []);
         assert_eq!(h.oldest_pending(), Some(ts(9)));
+    }
+
+    #[test]
+    fn a_skip_moves_past_its_bytes_and_drops_what_is_buffered_among_them() {
+        let mut h = Half {
+            delivered: 10,
+            ..Half::default()
+        };
+        h.place(12, b"ab", ts(1), false); // inside the skip
+        h.place(18, b"cdefg", ts(2), false); // crosses its end (20)
+        assert_eq!(h.start_skip(10), 4);
+        assert_eq!(h.delivered, 20);
+        assert!(!h.has_hole());
+        assert_eq!(index(&h), [(ts(2), 20)]);
+        assert_eq!(h.buffered, 3);
+        assert_eq!(collect(&mut h), b"efg");
+        // Reported once, with the bytes asked for, however far delivery went since.
+        assert_eq!(h.end_skip(), Some(10));
+        assert_eq!(h.end_skip(), None);
     }
 
     #[test]

@@ -139,6 +139,12 @@ pub struct ReassemblyCounters {
     pub segments_ignored: u64,
     /// Payload before the stream start (mid-stream pickup), dropped.
     pub bytes_before_start: u64,
+    /// Bytes skipped on purpose because nothing reads them (see
+    /// [`StreamHandler::take_skip`](super::StreamHandler::take_skip)).
+    pub skipped_bytes: u64,
+    /// Of those, bytes that arrived anyway (captured before the capture learnt of the skip)
+    /// and were dropped.
+    pub skipped_bytes_arrived: u64,
     /// What the trust rules (handshake, window, confirmation) decided.
     pub trust: TrustCounters,
     /// How many times each cap cut something, indexed by [`CapKind`].

@@ -77,6 +77,34 @@ pub enum CloseReason {
     Finish,
 }
 
+/// Sequence numbers of bytes skipped on purpose: `from` up to, not including, `to` (compared
+/// wrap-around-safely), of one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SkipRange {
+    pub direction: Direction,
+    pub from: u32,
+    pub to: u32,
+}
+
+/// What the capture should do about bytes the pipeline skips on purpose (see
+/// `Pipeline::poll_skip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipCommand {
+    /// Payload of `connection` in `range.direction` with sequence numbers in
+    /// `[range.from, range.to)` need not be copied; this replaces the connection's earlier
+    /// range of that direction. A segment whose payload lies wholly inside is sent without
+    /// payload if it carries SYN, FIN or RST or ends exactly at `range.to` (its sequence
+    /// number moved to the payload's end), and not at all otherwise: the mark at `range.to`
+    /// tells when the skipped bytes ended.
+    Skip {
+        connection: ConnectionKey,
+        range: SkipRange,
+    },
+    /// `connection` ended: forget its ranges (the 4-tuple may come back with other sequence
+    /// numbers).
+    Forget { connection: ConnectionKey },
+}
+
 /// The consumer of reassembled streams. `State` is per connection.
 ///
 /// Timestamps passed to `data` never decrease within a connection.
@@ -110,6 +138,32 @@ pub trait StreamHandler {
         len: u64,
         ts: Timestamp,
     );
+    /// After each [`StreamHandler::data`]: how many of the next bytes of `direction` the
+    /// handler will not read (0: none). The reassembler then skips them on purpose: it moves
+    /// past them at once (they are no hole and hold nothing back), drops any of them that
+    /// still arrive, calls [`StreamHandler::skip_started`] with their sequence numbers, and
+    /// reports them with [`StreamHandler::skipped`] once the stream has passed them.
+    fn take_skip(&mut self, state: &mut Self::State, direction: Direction) -> u64 {
+        let _ = (state, direction);
+        0
+    }
+    /// The reassembler skips the bytes of `direction` with sequence numbers in
+    /// `[range.from, range.to)` (what the capture may leave out).
+    fn skip_started(&mut self, state: &mut Self::State, key: ConnectionKey, range: SkipRange) {
+        let _ = (state, key, range);
+    }
+    /// `len` bytes of `direction` that the handler asked to skip ended (at `ts`); the next
+    /// `data` follows them.
+    fn skipped(
+        &mut self,
+        state: &mut Self::State,
+        key: ConnectionKey,
+        direction: Direction,
+        len: u64,
+        ts: Timestamp,
+    ) {
+        let _ = (state, key, direction, len, ts);
+    }
     /// `direction` ended (FIN, after all its bytes).
     fn fin(
         &mut self,

@@ -21,6 +21,7 @@ pub fn sum<'a>(per_cpu: impl IntoIterator<Item = &'a CaptureStats>) -> CaptureSt
             total.lost_bytes[r] += cpu.lost_bytes[r];
         }
         total.records += cpu.records;
+        total.skipped_bytes += cpu.skipped_bytes;
     }
     total
 }
@@ -123,6 +124,7 @@ mod tests {
             lost_records: [1, 2, 3],
             lost_bytes: [4, 5, 6],
             records: 7,
+            skipped_bytes: 8,
         };
         let total = sum([&a, &a, &CaptureStats::default()]);
         assert_eq!(
@@ -134,6 +136,7 @@ mod tests {
                 lost_records: [2, 4, 6],
                 lost_bytes: [8, 10, 12],
                 records: 14,
+                skipped_bytes: 16,
             }
         );
     }

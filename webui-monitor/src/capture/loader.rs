@@ -10,8 +10,8 @@ use aya::{
     programs::{SchedClassifier, Xdp},
 };
 use webui_monitor_common::{
-    CONFIG_SYMBOL, CONNECTIONS_MAP, CaptureStats, Config, ConnKey, ConnStats, RING_MAP, STATS_MAP,
-    TC_PROGRAM, XDP_PROGRAM,
+    CONFIG_SYMBOL, CONNECTIONS_MAP, CaptureStats, Config, ConnKey, ConnStats, RING_MAP, SKIP_MAP,
+    STATS_MAP, SkipSpans, TC_PROGRAM, XDP_PROGRAM,
 };
 
 use super::{CaptureConfig, CaptureError};
@@ -60,6 +60,7 @@ pub struct Maps {
     pub ring: RingBuf<MapData>,
     pub stats: PerCpuArray<MapData, CaptureStats>,
     pub connections: HashMap<MapData, ConnKey, ConnStats>,
+    pub skip: HashMap<MapData, ConnKey, SkipSpans>,
 }
 
 /// The reader is woken once this fraction of the ring is unread (see [`Config::wakeup_bytes`]);
@@ -77,6 +78,7 @@ pub fn kernel_config(config: &CaptureConfig) -> Result<Config, CaptureError> {
     }
     kernel.port_count = config.ports.len() as u32;
     kernel.wakeup_bytes = config.ring_bytes / WAKEUP_FRACTION;
+    kernel.skip = u32::from(config.skip_min_bytes > 0);
     Ok(kernel)
 }
 
@@ -91,6 +93,7 @@ pub fn load(config: &CaptureConfig) -> Result<Ebpf, CaptureError> {
         .override_global(CONFIG_SYMBOL, &kernel, true)
         .map_max_entries(RING_MAP, config.ring_bytes)
         .map_max_entries(CONNECTIONS_MAP, config.max_connections)
+        .map_max_entries(SKIP_MAP, config.max_connections)
         .load(OBJECT)
         .map_err(|e| CaptureError::Load(Box::new(e)))?;
     xdp(&mut ebpf, XDP_PROGRAM)?
@@ -136,10 +139,12 @@ pub fn take_maps(ebpf: &mut Ebpf) -> Result<Maps, CaptureError> {
     let ring = take(RING_MAP)?;
     let stats = take(STATS_MAP)?;
     let connections = take(CONNECTIONS_MAP)?;
+    let skip = take(SKIP_MAP)?;
     Ok(Maps {
         ring: RingBuf::try_from(ring).map_err(CaptureError::Map)?,
         stats: PerCpuArray::try_from(stats).map_err(CaptureError::Map)?,
         connections: HashMap::try_from(connections).map_err(CaptureError::Map)?,
+        skip: HashMap::try_from(skip).map_err(CaptureError::Map)?,
     })
 }
 

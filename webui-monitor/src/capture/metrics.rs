@@ -26,6 +26,28 @@ pub struct CaptureMetrics {
     packets_total: IntCounterVec,
     lost_total: IntCounterVec,
     lost_bytes_total: IntCounterVec,
+    skipped_bytes_total: IntCounter,
+    skip_writes_total: IntCounterVec,
+}
+
+/// What a write into the kernel's skip map did (`op` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipWrite {
+    /// A span of payload not to copy.
+    Skip,
+    /// A connection's spans removed (it ended).
+    Forget,
+}
+
+impl SkipWrite {
+    const ALL: [SkipWrite; 2] = [SkipWrite::Skip, SkipWrite::Forget];
+
+    const fn label(self) -> &'static str {
+        match self {
+            SkipWrite::Skip => "skip",
+            SkipWrite::Forget => "forget",
+        }
+    }
 }
 
 impl CaptureMetrics {
@@ -66,6 +88,19 @@ impl CaptureMetrics {
                 "Bytes lost before reaching userspace, by reason",
                 &["reason"],
             )?,
+            skipped_bytes_total: counter(
+                registry,
+                "webui_monitor_capture_skipped_bytes_total",
+                "Payload bytes the kernel counted but did not copy because nothing reads them \
+                 (bodies of static assets, media, uploads; capture.skip_min_bytes)",
+            )?,
+            skip_writes_total: counter_vec(
+                registry,
+                "webui_monitor_capture_skip_writes_total",
+                "Writes into the kernel's skip map, by op (skip: a body's span not to copy; \
+                 forget: a connection's spans removed) and result (ok, error)",
+                &["op", "result"],
+            )?,
         };
         // Every series exists from the start, so rate() works from the first scrape.
         for direction in Direction::ALL {
@@ -82,7 +117,34 @@ impl CaptureMetrics {
                 .lost_bytes_total
                 .with_label_values(&[reason_label(reason)]);
         }
+        for op in SkipWrite::ALL {
+            for result in ["ok", "error"] {
+                metrics
+                    .skip_writes_total
+                    .with_label_values(&[op.label(), result]);
+            }
+        }
         Ok(metrics)
+    }
+
+    /// Writes into the kernel's skip map that failed so far.
+    pub fn skip_write_errors(&self) -> u64 {
+        SkipWrite::ALL
+            .iter()
+            .map(|op| {
+                self.skip_writes_total
+                    .with_label_values(&[op.label(), "error"])
+                    .get()
+            })
+            .sum()
+    }
+
+    /// One write into the kernel's skip map, and whether it succeeded.
+    pub fn count_skip_write(&self, op: SkipWrite, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.skip_writes_total
+            .with_label_values(&[op.label(), result])
+            .inc();
     }
 
     /// Mirrors the kernel totals (summed over CPUs) and the active-connection count.
@@ -109,6 +171,7 @@ impl CaptureMetrics {
                 totals.lost_bytes[i],
             );
         }
+        advance(&self.skipped_bytes_total, totals.skipped_bytes);
         set_count(&self.connections_active, active_connections);
     }
 }
@@ -129,8 +192,10 @@ mod tests {
             lost_records: [1, 0, 5],
             lost_bytes: [1984, 0, 300],
             records: 9,
+            skipped_bytes: 4096,
         };
         metrics.observe(&totals, 1);
+        metrics.count_skip_write(SkipWrite::Skip, true);
         totals.bytes[0] = 150;
         metrics.observe(&totals, 0);
         let text = render(&registry);
@@ -146,6 +211,9 @@ mod tests {
             "webui_monitor_capture_lost_total{reason=\"unparsed\"} 5",
             "webui_monitor_capture_lost_bytes_total{reason=\"ring_full\"} 1984",
             "webui_monitor_capture_lost_bytes_total{reason=\"unparsed\"} 300",
+            "webui_monitor_capture_skipped_bytes_total 4096",
+            "webui_monitor_capture_skip_writes_total{op=\"skip\",result=\"ok\"} 1",
+            "webui_monitor_capture_skip_writes_total{op=\"forget\",result=\"error\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

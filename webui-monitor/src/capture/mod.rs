@@ -18,13 +18,14 @@ pub mod record;
 pub mod verifier;
 
 use std::{
+    net::IpAddr,
     os::fd::{AsFd as _, AsRawFd, RawFd},
     time::Duration,
 };
 
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
     programs::{
         LinkOrder, ProgramError, TcAttach, TcAttachType, XdpMode,
         tc::{self, SchedClassifierLinkId},
@@ -32,7 +33,10 @@ use aya::{
     },
 };
 use tokio::io::{Interest, unix::AsyncFd};
-use webui_monitor_common::{CaptureStats, ConnKey, ConnStats, XDP_PROGRAM};
+use webui_monitor_common::{
+    CaptureStats, ConnKey, ConnStats, FAMILY_IPV4, FAMILY_IPV6, SkipSpan, SkipSpans, XDP_PROGRAM,
+};
+use webui_monitor_core::{pipeline::SkipCommand, segment::ConnectionKey};
 
 pub use crate::config::{CaptureConfig, TcAttachMode, XdpAttachMode};
 pub use loader::Attachment;
@@ -99,6 +103,7 @@ pub struct Capture {
     ebpf: Ebpf,
     stats: PerCpuArray<MapData, CaptureStats>,
     connections: HashMap<MapData, ConnKey, ConnStats>,
+    skip: HashMap<MapData, ConnKey, SkipSpans>,
     ring: AsyncFd<RingFd>,
     drain_interval: Duration,
     idle_drain_interval: Duration,
@@ -131,6 +136,7 @@ impl Capture {
             ebpf,
             stats: maps.stats,
             connections: maps.connections,
+            skip: maps.skip,
             // SAFETY: `RingFd` owns the ring's fd and never closes or swaps it while the
             // AsyncFd owns it.
             ring: unsafe { AsyncFd::register_with_interest(RingFd(maps.ring), Interest::READABLE) }
@@ -425,6 +431,43 @@ impl Capture {
         self.connections.get(key, 0).ok()
     }
 
+    /// Applies one of the monitor's commands about payload nobody reads (see
+    /// `SkipCommand`): a span replaces the direction's earlier one (the connection's entry
+    /// is read and written back: the other direction's span stays); forgetting deletes the
+    /// entry (one the kernel already evicted is no error).
+    pub fn apply_skip(&mut self, command: &SkipCommand) -> Result<(), MapError> {
+        match command {
+            SkipCommand::Skip { connection, range } => {
+                let key = conn_key(connection);
+                let mut spans = match self.skip.get(&key, 0) {
+                    Ok(spans) => spans,
+                    Err(MapError::KeyNotFound) => SkipSpans::default(),
+                    Err(MapError::SyscallError(e))
+                        if e.io_error.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        SkipSpans::default()
+                    }
+                    Err(e) => return Err(e),
+                };
+                spans.spans[range.direction.index()] = SkipSpan {
+                    from: range.from,
+                    to: range.to,
+                };
+                self.skip.insert(&key, &spans, 0)
+            }
+            SkipCommand::Forget { connection } => match self.skip.remove(&conn_key(connection)) {
+                Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+                // ENOENT: no span was written, or the kernel evicted the entry.
+                Err(MapError::SyscallError(e))
+                    if e.io_error.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+
     /// Connections in the kernel's table with their counters.
     pub fn connections(&self) -> Vec<(ConnKey, ConnStats)> {
         self.connections.iter().filter_map(Result::ok).collect()
@@ -441,6 +484,27 @@ impl Capture {
     }
 }
 
+/// The kernel's key of `connection` (see `parse.rs` in the eBPF crate: IPv4 addresses in the
+/// first 4 bytes, ports in host order, padding zero).
+fn conn_key(connection: &ConnectionKey) -> ConnKey {
+    let mut key = ConnKey::ZERO;
+    let family = |ip: IpAddr, out: &mut [u8; 16]| match ip {
+        IpAddr::V4(v4) => {
+            out[..4].copy_from_slice(&v4.octets());
+            FAMILY_IPV4
+        }
+        IpAddr::V6(v6) => {
+            *out = v6.octets();
+            FAMILY_IPV6
+        }
+    };
+    key.family = family(connection.client.ip(), &mut key.client_addr);
+    family(connection.server.ip(), &mut key.server_addr);
+    key.client_port = connection.client.port();
+    key.server_port = connection.server.port();
+    key
+}
+
 impl Attachment {
     /// The interface of this attachment.
     pub fn interface(&self) -> &str {
@@ -450,5 +514,36 @@ impl Attachment {
             | Attachment::TcxEgress { interface }
             | Attachment::TcEgress { interface, .. } => interface,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    /// The key the kernel builds for the same connection (`parse.rs`).
+    #[test]
+    fn conn_keys_match_the_kernels() {
+        let v4 = ConnectionKey {
+            client: "10.0.0.2:50000".parse::<SocketAddr>().unwrap(),
+            server: "10.0.0.1:8080".parse::<SocketAddr>().unwrap(),
+        };
+        let key = conn_key(&v4);
+        assert_eq!(key.family, FAMILY_IPV4);
+        assert_eq!(key.client_addr[..4], [10, 0, 0, 2]);
+        assert_eq!(key.client_addr[4..], [0; 12]);
+        assert_eq!(key.server_addr[..4], [10, 0, 0, 1]);
+        assert_eq!((key.client_port, key.server_port), (50000, 8080));
+        assert_eq!((key._pad0, key._pad1), (0, 0));
+        let v6 = ConnectionKey {
+            client: "[fd00::2]:50000".parse::<SocketAddr>().unwrap(),
+            server: "[fd00::1]:8080".parse::<SocketAddr>().unwrap(),
+        };
+        let key = conn_key(&v6);
+        assert_eq!(key.family, FAMILY_IPV6);
+        assert_eq!(key.server_addr[0], 0xfd);
+        assert_eq!(key.server_addr[15], 1);
     }
 }

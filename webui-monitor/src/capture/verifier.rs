@@ -25,7 +25,9 @@ use aya_obj::{
     EbpfSectionKind, Object,
     generated::{BPF_F_XDP_HAS_FRAGS, bpf_attach_type, bpf_attr, bpf_cmd, bpf_insn, bpf_prog_type},
 };
-use webui_monitor_common::{CONFIG_SYMBOL, CONNECTIONS_MAP, RING_MAP, TC_PROGRAM, XDP_PROGRAM};
+use webui_monitor_common::{
+    CONFIG_SYMBOL, CONNECTIONS_MAP, RING_MAP, SKIP_MAP, TC_PROGRAM, XDP_PROGRAM,
+};
 
 use super::{CaptureConfig, CaptureError, loader};
 
@@ -161,7 +163,7 @@ pub fn measure(
         let mut map = map.clone();
         match name.as_str() {
             RING_MAP => map.set_max_entries(config.ring_bytes),
-            CONNECTIONS_MAP => map.set_max_entries(config.max_connections),
+            CONNECTIONS_MAP | SKIP_MAP => map.set_max_entries(config.max_connections),
             _ => {}
         }
         let data =

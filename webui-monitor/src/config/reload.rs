@@ -25,6 +25,10 @@ pub const RESTART: &[(&str, &str)] = &[
         "the kernel's connection table is sized when the programs load",
     ),
     (
+        "capture.skip_min_bytes",
+        "whether the kernel programs consult the skip map is written into them when they load",
+    ),
+    (
         "capture.xdp_mode",
         "attached programs keep the mode they were attached with",
     ),

@@ -63,8 +63,18 @@ pub struct CaptureConfig {
     /// 64 KB segments, or 120,000 small ones such as 60-byte WebSocket frames.
     pub ring_bytes: u32,
     /// Entries of the kernel's per-connection LRU hash; the least recently used connection's
-    /// counters are evicted beyond it.
+    /// counters are evicted beyond it. The table of skip ranges (`skip_min_bytes`) has as
+    /// many entries.
     pub max_connections: u32,
+    /// The rest of a body that nothing reads (static assets, media, uploads, bodies of routes
+    /// whose fields are not used) is not copied to userspace once at least this many of its
+    /// bytes remain and its length is known (`Content-Length`): the daemon writes one entry
+    /// per such body into a kernel map, and the kernel counts those bytes
+    /// (`webui_monitor_capture_skipped_bytes_total`) without copying them. Smaller bodies cost
+    /// less to copy than the map write. No metric depends on these bytes. 0 (the default)
+    /// turns it off, and the kernel programs then carry no code for it: with it on, they take
+    /// about a fifth more of the verifier's budget (see `docs/kernels.md`).
+    pub skip_min_bytes: u64,
     /// How often the kernel counters are mirrored into the metrics (1 s; not a file key).
     #[serde(skip)]
     pub stats_interval: Duration,
@@ -101,6 +111,7 @@ impl Default for CaptureConfig {
             tc_mode: TcAttachMode::Auto,
             ring_bytes: 16 << 20,
             max_connections: 65_536,
+            skip_min_bytes: 0,
             stats_interval: Duration::from_secs(1),
             active_scan_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(600),
@@ -392,6 +403,8 @@ impl Config {
                 max_user_agent_len: self.audit.max_user_agent_len,
                 max_users: self.audit.max_users,
             },
+            skip_unread_bodies_from: (self.capture.skip_min_bytes > 0)
+                .then_some(self.capture.skip_min_bytes),
         })
     }
 }

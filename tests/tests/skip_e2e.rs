@@ -1,0 +1,118 @@
+//! Bodies nothing reads are not copied (`capture.skip_min_bytes`): through the production-shaped
+//! stack (nginx → veth → Open WebUI-shaped server, the monitor on the app side), a large
+//! static asset is skipped by the kernel — every byte of it accounted for — and the numbers of
+//! a completion are those of a monitor that copies everything. Needs root, nginx, python3.
+use std::time::Duration;
+
+use webui_monitor_tests::{
+    net::wait_for,
+    stack::{ALICE, ALICE_API_KEY, Stack, sample},
+};
+
+/// The static asset's size: far above `skip_min_bytes`, many segments on the veth.
+const ASSET_BYTES: usize = 4 << 20;
+
+/// Runs the traffic through a stack started with `args`; returns its metrics once both
+/// requests are counted.
+fn traffic(tag: &str, args: &[&str]) -> anyhow::Result<String> {
+    let stack = Stack::start(tag, args)?;
+    let bearer = format!("Authorization: Bearer {ALICE_API_KEY}");
+    let (status, body) = stack.curl(
+        "GET",
+        &format!("/static/blob.bin?bytes={ASSET_BYTES}&pause_ms=5"),
+        &[&bearer],
+        None,
+    )?;
+    anyhow::ensure!(
+        status == 200 && body.len() == ASSET_BYTES,
+        "asset: {status}"
+    );
+    let completion = r#"{"model":"mock-gpt","stream":false,"messages":[{"role":"user","content":"quokka prompt about skipping"}]}"#;
+    let (status, _) = stack.curl(
+        "POST",
+        "/api/chat/completions",
+        &[&bearer],
+        Some(completion),
+    )?;
+    anyhow::ensure!(status == 200, "completion: {status}");
+    let requests = |m: &str| {
+        sample(
+            m,
+            "openwebui_user_requests_total",
+            &[("user", ALICE), ("auth", "api_key"), ("client", "api")],
+        )
+    };
+    wait_for("both requests counted", Duration::from_secs(30), || {
+        stack.metrics().is_ok_and(|m| requests(&m) == Some(2.0))
+    })?;
+    // The kernel's counters reach the metrics every second.
+    std::thread::sleep(Duration::from_millis(2500));
+    stack.metrics()
+}
+
+/// The per-user counters: requests, completions, tokens, bytes.
+fn user_counters(metrics: &str) -> Vec<&str> {
+    metrics
+        .lines()
+        .filter(|l| {
+            [
+                "openwebui_user_requests_total",
+                "openwebui_chat_completions_total",
+                "openwebui_llm_tokens_total",
+                "openwebui_user_bytes_total",
+                "openwebui_http_requests_total",
+            ]
+            .iter()
+            .any(|name| l.starts_with(name))
+        })
+        .collect()
+}
+
+#[test]
+fn a_static_asset_is_skipped_and_no_number_changes() -> anyhow::Result<()> {
+    let copied = traffic("cp", &[])?;
+    let skipped = traffic("sk", &["--set", "capture.skip_min_bytes=8192"])?;
+    let get = |m: &str, name: &str| sample(m, name, &[]).unwrap_or(-1.0);
+
+    assert_eq!(user_counters(&skipped), user_counters(&copied));
+    assert!(!user_counters(&skipped).is_empty());
+
+    // Nothing skipped without the setting.
+    assert_eq!(
+        get(&copied, "webui_monitor_capture_skipped_bytes_total"),
+        0.0
+    );
+    assert_eq!(
+        get(&copied, "webui_monitor_reassembly_skipped_bytes_total"),
+        0.0
+    );
+    // With it: the kernel left most of the asset out, and every byte the monitor skipped was
+    // either left out by the kernel or copied before the kernel knew (then dropped).
+    let kernel = get(&skipped, "webui_monitor_capture_skipped_bytes_total");
+    let declared = get(&skipped, "webui_monitor_reassembly_skipped_bytes_total");
+    let arrived = get(
+        &skipped,
+        "webui_monitor_reassembly_skipped_bytes_arrived_total",
+    );
+    eprintln!("skipped {declared} B: {kernel} B left out by the kernel, {arrived} B copied first");
+    assert!(kernel > 0.0, "the kernel skipped nothing:\n{skipped}");
+    assert_eq!(kernel + arrived, declared);
+    assert!(declared <= ASSET_BYTES as f64 && declared > (ASSET_BYTES / 2) as f64);
+    assert_eq!(
+        sample(
+            &skipped,
+            "webui_monitor_capture_skip_writes_total",
+            &[("op", "skip"), ("result", "ok")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &skipped,
+            "webui_monitor_capture_skip_writes_total",
+            &[("op", "skip"), ("result", "error")]
+        ),
+        Some(0.0)
+    );
+    Ok(())
+}

@@ -401,6 +401,57 @@ async fn a_64k_segment_arrives_whole_in_chunks() {
     assert_eq!(h.totals().records, records.len() as u64);
 }
 
+/// A segment that fills one chunk exactly is one record with every flag; one byte more makes
+/// two, SYN on the first, FIN on the second.
+#[tokio::test]
+async fn one_chunk_exactly_and_one_byte_more() {
+    let mut h = Harness::new();
+    let since = Since::now();
+    let flags = PSH_ACK | SYN | 0x01;
+    let whole = pattern(CHUNK_DATA_SIZE);
+    assert_eq!(
+        h.xdp(&frame(&[], &v4(), &request(7, flags, &whole))),
+        XDP_PASS
+    );
+    assert_eq!(
+        h.records(since),
+        vec![got(connection4(), Direction::Request, 7, flags, &whole)]
+    );
+    let more = pattern(CHUNK_DATA_SIZE + 1);
+    assert_eq!(
+        h.xdp(&frame(&[], &v4(), &request(9, flags, &more))),
+        XDP_PASS
+    );
+    assert_eq!(
+        h.records(since),
+        vec![
+            Got {
+                last_chunk: false,
+                ..got(
+                    connection4(),
+                    Direction::Request,
+                    9,
+                    PSH_ACK | SYN,
+                    &more[..CHUNK_DATA_SIZE],
+                )
+            },
+            got(
+                connection4(),
+                Direction::Request,
+                9 + CHUNK_DATA_SIZE as u32,
+                PSH_ACK | 0x01,
+                &more[CHUNK_DATA_SIZE..],
+            ),
+        ]
+    );
+    let stats = h.connection(&key4(), since);
+    assert_eq!(stats.packets, [2, 0]);
+    assert_eq!(stats.bytes, [(2 * CHUNK_DATA_SIZE + 1) as u64, 0]);
+    let totals = h.totals();
+    assert_eq!(totals.records, 3);
+    assert_eq!(totals.lost_records, [0; 3]);
+}
+
 /// A 64 KB loopback frame with TCP timestamps ends past offset 0xffff, which
 /// bpf_xdp_load_bytes cannot read from: the last chunk starts at 0xffff instead, the one
 /// before it is shorter, and every byte still arrives exactly once.

@@ -28,6 +28,14 @@ fn configurations() -> Vec<(&'static str, CaptureConfig)> {
             },
         ),
         (
+            "16 ports, skipping unread bodies",
+            CaptureConfig {
+                ports: (8000..8000 + MAX_PORTS as u16).collect(),
+                skip_min_bytes: 8 * 1024,
+                ..CaptureConfig::default()
+            },
+        ),
+        (
             "smallest maps",
             CaptureConfig {
                 ring_bytes: 4096,

@@ -56,6 +56,8 @@ const THREADS: u32 = 2;
 pub struct Options {
     /// wrk's keep-alive connections.
     pub connections: u32,
+    /// The daemon's `capture.skip_min_bytes` (0: every payload byte is copied).
+    pub skip_min_bytes: u64,
     pub rounds: usize,
     pub seconds: u64,
     pub idle: Vec<u32>,
@@ -218,7 +220,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
                 workload.name()
             );
             drop(kept.take()); // one daemon at a time: the previous one detaches here
-            let mut daemon = Daemon::start(&bin, &rundir)?;
+            let mut daemon = Daemon::start(&bin, &rundir, options)?;
             let attached = load(
                 &rundir,
                 &scripts[index],
@@ -249,7 +251,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     // Idle connections on a fresh daemon: one that carried the load keeps the memory it took
     // (allocator caches, the ring's pages), which would hide the connections' own cost.
     drop(daemon);
-    let mut daemon = Daemon::start(&bin, &rundir)?;
+    let mut daemon = Daemon::start(&bin, &rundir, options)?;
     let idle = idle_connections(&rundir, &mut daemon, &options.idle)?;
 
     let report = report::render(options, &results, &idle);
@@ -369,12 +371,14 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(bin: &Path, rundir: &Path) -> anyhow::Result<Self> {
+    fn start(bin: &Path, rundir: &Path, options: &Options) -> anyhow::Result<Self> {
         let log = rundir.join("daemon.log");
         let mut command = Command::new(bin);
         command
             .args(["run", "--config", "/dev/null", "--interface", HOST_IF])
             .args(["--port", &PORT.to_string(), "--listen", METRICS])
+            .arg("--set")
+            .arg(format!("capture.skip_min_bytes={}", options.skip_min_bytes))
             .env("WEBUI_SECRET_KEY", SECRET);
         let mut daemon = Self {
             process: Process::spawn("webui-monitor", &mut command, &log)?,

@@ -115,6 +115,9 @@ enum Task {
         /// wrk's keep-alive connections (fewer: a load the daemon keeps up with).
         #[arg(long, default_value_t = 64)]
         connections: u32,
+        /// The daemon's `capture.skip_min_bytes` (0, the daemon's default: copy every byte).
+        #[arg(long, default_value_t = 0)]
+        skip_min_bytes: u64,
         /// Rounds, each running every workload detached and attached.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
@@ -160,12 +163,14 @@ fn main() -> anyhow::Result<()> {
         Task::Routes { version } => routes::run(&version),
         Task::BenchLoad {
             connections,
+            skip_min_bytes,
             rounds,
             seconds,
             idle,
             profile,
         } => bench_load::run(&bench_load::Options {
             connections,
+            skip_min_bytes,
             rounds,
             seconds,
             idle,

@@ -33,8 +33,9 @@ pub(super) fn render(options: &Options, results: &[Vec<Round>], idle: &[(u32, u6
         out,
         "## cargo xtask bench-load\n\nwrk: {} keep-alive connections, {THREADS} \
          threads, {} s per run; each round runs each workload detached, then attached (a fresh \
-         daemon). Kernel programs timed with kernel.bpf_stats_enabled=1. Everything at nice {NICE}.",
-        options.connections, options.seconds
+         daemon, capture.skip_min_bytes = {}). Kernel programs timed with kernel.bpf_stats_enabled=1. \
+         Everything at nice {NICE}.",
+        options.connections, options.seconds, options.skip_min_bytes
     );
     for (workload, rounds) in Workload::ALL.iter().zip(results) {
         let _ = writeln!(out, "\n### {}: {}\n", workload.name(), workload.describe());

@@ -73,7 +73,7 @@ pub struct CaptureConfig {
     /// (`webui_monitor_capture_skipped_bytes_total`) without copying them. Smaller bodies cost
     /// less to copy than the map write. No metric depends on these bytes. 0 (the default)
     /// turns it off, and the kernel programs then carry no code for it: with it on, they take
-    /// about a fifth more of the verifier's budget (see `docs/kernels.md`).
+    /// about two fifths more of the verifier's budget (see `docs/kernels.md`).
     pub skip_min_bytes: u64,
     /// How often the kernel counters are mirrored into the metrics (1 s; not a file key).
     #[serde(skip)]

@@ -22,9 +22,6 @@ use crate::{
     segment::{Direction, Timestamp},
 };
 
-/// Buffer capacity kept between messages; larger buffers are released.
-const SHRINK_ABOVE: usize = 16 * 1024;
-
 /// What one call of [`Framer::next`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Frame<'a> {
@@ -200,12 +197,10 @@ impl Framer {
     }
 
     fn reset_buf(&mut self) {
-        // A rare huge head or hold must not pin its capacity for the connection's lifetime.
-        if self.buf.capacity() > SHRINK_ABOVE {
-            self.buf = Vec::new();
-        } else {
-            self.buf.clear();
-        }
+        // Released, not cleared: most connections wait far longer between messages than they
+        // take to carry one, and an idle keep-alive connection should cost no head capacity
+        // (one allocation per head instead).
+        self.buf = Vec::new();
         self.line_len = 0;
     }
 

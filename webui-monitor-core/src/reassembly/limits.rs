@@ -11,7 +11,14 @@ pub struct ReassemblyLimits {
     /// Bytes one connection may hold back (out-of-order data, and in-order data waiting for a
     /// hole in the other direction). Beyond it the hole is declared lost. Default 4 MiB.
     pub max_buffered_bytes_per_connection: usize,
-    /// Bytes all connections together may hold back. Default 256 MiB.
+    /// Bytes all connections together may hold back (the sum of what
+    /// `max_buffered_bytes_per_connection` counts). A segment that takes the sum beyond it has
+    /// the holes of its own connection declared lost (cap `total_bytes`), so the sum stays at or
+    /// below it whatever the number of connections. It bounds the memory of holes no
+    /// capture-loss mark covers (a forger's, or a loss whose mark did not arrive), which would
+    /// otherwise wait for a per-connection cap or `hole_timeout_ms` on every connection at
+    /// once. Default 16 MiB: holes of real packet loss fill within a retransmission timeout
+    /// and hold far less.
     pub max_buffered_bytes_total: usize,
     /// Buffered pieces per connection (bounds bookkeeping for floods of tiny segments).
     /// Default 4,096.
@@ -46,7 +53,7 @@ impl Default for ReassemblyLimits {
         Self {
             max_connections: 65_536,
             max_buffered_bytes_per_connection: 4 << 20,
-            max_buffered_bytes_total: 256 << 20,
+            max_buffered_bytes_total: 16 << 20,
             max_buffered_pieces_per_connection: 4096,
             hole_timeout_ms: 10_000,
             idle_timeout_ms: 300_000,

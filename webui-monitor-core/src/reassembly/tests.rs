@@ -373,6 +373,70 @@ fn total_cap_and_piece_cap_are_counted() {
     assert_eq!(r.buffered_bytes(), 1);
 }
 
+/// What an overloaded capture leaves when its loss marks do not arrive: on each of eight
+/// connections the first request record is lost (request bytes 1001..1101), the next request
+/// waits behind the hole, and the 3 MiB answer (1 KiB segments, in order) waits behind it in
+/// turn. Fed one connection after another, with `max_buffered_bytes_total` at `cap`.
+fn unmarked_losses(cap: usize) -> (Reassembler<usize>, Recorder, usize) {
+    let limits = ReassemblyLimits {
+        max_buffered_bytes_total: cap,
+        ..ReassemblyLimits::default()
+    };
+    let mut r = Reassembler::new(limits);
+    let mut rec = Recorder::default();
+    let mut most = 0;
+    let mut ts = 0;
+    for port in 40000..40008 {
+        let mut segs = handshake();
+        segs.push(Seg::new(REQ, 1101, ACK, &[b'q'; 100], 0));
+        segs.extend((0..3072u32).map(|i| Seg::new(RSP, 5001 + i * 1024, ACK, &[b'a'; 1024], 0)));
+        for mut s in segs {
+            ts += 1_000;
+            s.port = port;
+            s.ts = ts;
+            r.on_segment(&s.as_segment(), &mut rec);
+            most = most.max(r.buffered_bytes());
+        }
+    }
+    (r, rec, most)
+}
+
+#[test]
+fn holes_behind_unmarked_losses_stay_under_the_total_cap() {
+    // With a cap above what the eight hold (8 × (100 + 3 MiB) = 25,166,624 bytes), all of it
+    // waits for holes that will never fill.
+    let (r, _, most) = unmarked_losses(256 << 20);
+    assert_eq!((r.buffered_bytes(), most), (25_166_624, 25_166_624));
+    assert_eq!(r.counters().cap_hits(CapKind::TotalBytes), 0);
+
+    // The default cap, 16 MiB. Five connections hold 5 × 3,145,828 = 15,729,140 bytes; the
+    // sixth's 1,024th answer segment would take the sum to 16,777,816, so its hole is declared
+    // lost at once and what waited behind it delivered. The same for the seventh and eighth.
+    assert_eq!(
+        ReassemblyLimits::default().max_buffered_bytes_total,
+        16 << 20
+    );
+    let (mut r, mut rec, most) =
+        unmarked_losses(ReassemblyLimits::default().max_buffered_bytes_total);
+    assert_eq!(most, 15_729_140 + 100 + 1023 * 1024);
+    assert_eq!(r.buffered_bytes(), 15_729_140);
+    let c = r.counters();
+    assert_eq!(c.cap_hits(CapKind::TotalBytes), 3);
+    assert_eq!((c.gaps, c.gap_bytes, c.capture_loss_gaps), (3, 300, 0));
+    for i in 0..5 {
+        assert_eq!(rec.gaps(i), vec![]);
+        assert_eq!(rec.stream(i, RSP).len(), 0);
+    }
+    for i in 5..8 {
+        assert_eq!(rec.gaps(i), vec![(REQ, 100)]);
+        assert_eq!(rec.stream(i, REQ), [b'q'; 100]);
+        assert_eq!(rec.stream(i, RSP).len(), 3 << 20);
+    }
+    r.finish(Timestamp::from_secs(1), &mut rec);
+    assert_eq!(r.buffered_bytes(), 0);
+    assert_eq!(r.counters().gaps, 8);
+}
+
 #[test]
 fn hole_times_out_on_tick() {
     let mut segs = handshake();

@@ -19,6 +19,7 @@ const XDP_PASS: u32 = 2;
 /// `TCX_NEXT` (-1) as the u32 the test run returns.
 const TCX_NEXT: u32 = u32::MAX;
 const PSH_ACK: u8 = 0x18;
+const ACK: u8 = 0x10;
 const SYN: u8 = 0x02;
 const FIN_ACK: u8 = 0x11;
 const RST: u8 = 0x04;
@@ -697,6 +698,10 @@ async fn small_segments_pack_the_ring_and_a_full_ring_is_counted() {
     assert_eq!(totals.packets, [31, 0]);
     assert_eq!(h.connection(&key4(), since).bytes, [31 * 56, 0]);
 
+    // A bare ACK of the direction makes no record and leaves the mark for the next one.
+    let seq = 1000 + 31 * 56;
+    assert_eq!(h.xdp(&frame(&[], &v4(), &request(seq, ACK, &[]))), XDP_PASS);
+    assert_eq!(h.records(since), vec![]);
     assert_eq!(
         h.xdp(&frame(
             &[],

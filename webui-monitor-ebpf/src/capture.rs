@@ -86,7 +86,13 @@ fn on_segment<P: Packet>(pkt: &P, segment: &mut Segment) {
 
     let control = segment.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST);
     if segment.payload_len == 0 && control == 0 {
-        // A bare ACK: counted, nothing for the byte stream.
+        // A bare ACK: counted, nothing for the byte stream. It carries no record, so the loss
+        // mark `count_connection` took goes back for the next record: without it reassembly
+        // waits for the lost bytes until a cap or `hole_timeout_ms` (a lost request record is
+        // followed by the client's ACKs of the answer, not by its next request).
+        if loss_flag != 0 {
+            mark_lost(&segment.key, segment.direction);
+        }
         return;
     }
     // SAFETY: plain data in .rodata (see `parse::direction_of` for why volatile).
@@ -161,7 +167,8 @@ fn seen_bits(tcp_flags: u8, dir: usize) -> u64 {
 
 /// Counts the segment in its connection's entry (inserting it). Returns [`CHUNK_AFTER_LOSS`]
 /// when the capture dropped bytes of this direction since its last record (see
-/// `ConnStats::lost`; the mark is cleared: this segment's first record carries it), else 0.
+/// `ConnStats::lost`; the mark is cleared: this segment's first record carries it, and a
+/// segment that makes no record puts it back), else 0.
 ///
 /// A flag value rather than a bool: it is only ORed into a header, never branched on, so the
 /// verifier need not tell its values apart and merges the states that differ in it.

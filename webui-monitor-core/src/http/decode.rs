@@ -259,6 +259,38 @@ fn brotli_window_log(first: u8) -> Option<u32> {
     }
 }
 
+/// A Content-Encoding value, matched without case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    /// Empty or `identity`.
+    Identity,
+    /// `gzip` or `x-gzip`.
+    Gzip,
+    Deflate,
+    Brotli,
+    Zstd,
+    Unknown,
+}
+
+impl Coding {
+    fn of(value: &str) -> Self {
+        let is = |name: &str| value.eq_ignore_ascii_case(name);
+        if value.is_empty() || is("identity") {
+            Self::Identity
+        } else if is("gzip") || is("x-gzip") {
+            Self::Gzip
+        } else if is("deflate") {
+            Self::Deflate
+        } else if is("br") {
+            Self::Brotli
+        } else if is("zstd") {
+            Self::Zstd
+        } else {
+            Self::Unknown
+        }
+    }
+}
+
 /// The decoding pipeline of one body.
 pub struct BodyDecoder {
     inner: Inner,
@@ -302,24 +334,24 @@ impl BodyDecoder {
             windows,
             grant: None,
         };
-        let coding = coding.map(|c| c.trim().to_ascii_lowercase());
-        match coding.as_deref() {
-            None | Some("") | Some("identity") => {
+        let coding = coding.map(|c| Coding::of(c.trim()));
+        match coding {
+            None | Some(Coding::Identity) => {
                 // The cap bounds decompression work; an identity body costs no more than its
                 // wire bytes.
                 if let Some(s) = d.sink.as_mut() {
                     s.cap = u64::MAX;
                 }
             }
-            Some("gzip") | Some("x-gzip") => {
+            Some(Coding::Gzip) => {
                 if let Some(s) = d.sink.take() {
                     d.inner = Inner::Gzip(Box::new(flate2::write::GzDecoder::new(s)));
                 }
             }
-            Some("deflate") => d.inner = Inner::DeflateSniff(Vec::with_capacity(2)),
+            Some(Coding::Deflate) => d.inner = Inner::DeflateSniff(Vec::with_capacity(2)),
             // The decompressor starts at the first byte, which declares the window.
-            Some("br") => d.inner = Inner::BrotliSniff,
-            Some("zstd") => {
+            Some(Coding::Brotli) => d.inner = Inner::BrotliSniff,
+            Some(Coding::Zstd) => {
                 if let Some(s) = d.sink.take() {
                     match zstd::stream::write::Decoder::new(s) {
                         Ok(mut z) => {
@@ -334,7 +366,7 @@ impl BodyDecoder {
                     }
                 }
             }
-            Some(_) => d.stop(DecodeStop::Error),
+            Some(Coding::Unknown) => d.stop(DecodeStop::Error),
         }
         d
     }

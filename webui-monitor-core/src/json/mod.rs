@@ -151,6 +151,71 @@ impl Key {
     }
 }
 
+/// The open containers, one bit each (`1` = object, `0` = array): the first 64 levels inline,
+/// deeper ones (only with a `max_depth` above 64) in `deep`. A body's scanner then allocates
+/// nothing for its nesting, and whether every open level is an object (a reportable path) is
+/// one mask test.
+#[derive(Debug, Clone, Default)]
+struct Stack {
+    len: usize,
+    low: u64,
+    deep: Vec<u64>,
+}
+
+impl Stack {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.low = 0;
+        self.deep.clear();
+    }
+
+    fn get(&self, i: usize) -> bool {
+        if i < 64 {
+            self.low >> i & 1 == 1
+        } else {
+            let i = i - 64;
+            self.deep[i / 64] >> (i % 64) & 1 == 1
+        }
+    }
+
+    fn last(&self) -> Option<bool> {
+        self.len.checked_sub(1).map(|i| self.get(i))
+    }
+
+    fn push(&mut self, object: bool) {
+        let i = self.len;
+        if i < 64 {
+            self.low = (self.low & !(1 << i)) | (u64::from(object) << i);
+        } else {
+            let (word, bit) = ((i - 64) / 64, (i - 64) % 64);
+            if word == self.deep.len() {
+                self.deep.push(0);
+            }
+            let w = &mut self.deep[word];
+            *w = (*w & !(1 << bit)) | (u64::from(object) << bit);
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) {
+        self.len -= 1;
+    }
+
+    /// Whether the `n` outermost levels (`n` ≤ 64) are all objects.
+    fn objects_below(&self, n: usize) -> bool {
+        let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        self.low & mask == mask
+    }
+}
+
 /// Length of the plain run at the start of `s`: up to the first `"`, `\\` or control byte
 /// (which ends or breaks a string), else all of it. String content is most of a body (base64
 /// images, prompts), so the two delimiters are found with `memchr` and the control bytes before
@@ -165,17 +230,41 @@ fn string_end(s: &[u8]) -> usize {
     }
 }
 
+/// The value of a number literal as `f64`, or NaN if it is not one. Integers of up to 15
+/// digits (token counts, timestamps) are exact in an `f64` and read without the float parser,
+/// which gives the same value for them.
+fn number_value(literal: &[u8]) -> f64 {
+    let (negative, digits) = match literal {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, literal),
+    };
+    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+        let n = digits
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')) as f64;
+        return if negative { -n } else { n };
+    }
+    std::str::from_utf8(literal)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// The streaming scanner. Feed it with [`JsonScanner::feed`], end it with
 /// [`JsonScanner::finish`].
 #[derive(Clone)]
 pub struct JsonScanner {
     limits: JsonLimits,
     state: State,
-    /// `true` = object, `false` = array, one per open container.
-    stack: Vec<bool>,
+    /// One bit per open container.
+    stack: Stack,
     keys: [Key; MAX_PATH],
-    /// Captured string value (capped) or number literal.
+    /// Captured string value (capped).
     scratch: Vec<u8>,
+    /// The number literal being read: its first `MAX_NUMBER + 1` bytes (one more than any
+    /// parsed literal, so a longer one is known to be too long).
+    number: [u8; MAX_NUMBER + 1],
+    number_len: u8,
     scratch_truncated: bool,
     /// A high surrogate waiting for its low half in a `\u` escape pair.
     high_surrogate: Option<u16>,
@@ -202,9 +291,11 @@ impl JsonScanner {
         Self {
             limits,
             state: State::Value,
-            stack: Vec::new(),
+            stack: Stack::default(),
             keys: [Key::EMPTY; MAX_PATH],
             scratch: Vec::new(),
+            number: [0; MAX_NUMBER + 1],
+            number_len: 0,
             scratch_truncated: false,
             high_surrogate: None,
             truncated: false,
@@ -229,7 +320,7 @@ impl JsonScanner {
     }
 
     /// End of input: `Ok` if exactly one complete JSON value was seen.
-    pub fn finish(&mut self, visitor: &mut dyn JsonVisitor) -> Result<(), JsonError> {
+    pub fn finish<V: JsonVisitor + ?Sized>(&mut self, visitor: &mut V) -> Result<(), JsonError> {
         if self.state == State::Number {
             self.end_number(visitor);
         }
@@ -256,15 +347,13 @@ impl JsonScanner {
         if depth > MAX_PATH {
             return None;
         }
-        for (i, is_object) in self.stack.iter().enumerate() {
-            if !is_object || self.keys[i].overflow {
-                return None;
-            }
+        if !self.stack.objects_below(depth) || self.keys[..depth].iter().any(|k| k.overflow) {
+            return None;
         }
         Some(depth)
     }
 
-    fn emit(&self, visitor: &mut dyn JsonVisitor, value: JsonValue<'_>) {
+    fn emit<V: JsonVisitor + ?Sized>(&self, visitor: &mut V, value: JsonValue<'_>) {
         if let Some(n) = self.path_len() {
             let mut parts: [&[u8]; MAX_PATH] = [&[]; MAX_PATH];
             for (i, part) in parts.iter_mut().enumerate().take(n) {
@@ -274,7 +363,7 @@ impl JsonScanner {
         }
     }
 
-    fn wants(&self, visitor: &dyn JsonVisitor) -> bool {
+    fn wants<V: JsonVisitor + ?Sized>(&self, visitor: &V) -> bool {
         match self.path_len() {
             Some(n) => {
                 let mut parts: [&[u8]; MAX_PATH] = [&[]; MAX_PATH];
@@ -296,7 +385,7 @@ impl JsonScanner {
         };
     }
 
-    fn open(&mut self, object: bool, visitor: &mut dyn JsonVisitor) {
+    fn open<V: JsonVisitor + ?Sized>(&mut self, object: bool, visitor: &mut V) {
         self.emit(
             visitor,
             if object {
@@ -319,7 +408,7 @@ impl JsonScanner {
 
     fn close(&mut self, object: bool) {
         match self.stack.last() {
-            Some(&top) if top == object => {
+            Some(top) if top == object => {
                 self.stack.pop();
                 self.value_done();
             }
@@ -327,7 +416,7 @@ impl JsonScanner {
         }
     }
 
-    fn start_value(&mut self, b: u8, visitor: &mut dyn JsonVisitor) {
+    fn start_value<V: JsonVisitor + ?Sized>(&mut self, b: u8, visitor: &mut V) {
         match b {
             b'{' => self.open(true, visitor),
             b'[' => self.open(false, visitor),
@@ -342,8 +431,8 @@ impl JsonScanner {
                 };
             }
             b'-' | b'0'..=b'9' => {
-                self.scratch.clear();
-                self.scratch.push(b);
+                self.number[0] = b;
+                self.number_len = 1;
                 self.state = State::Number;
             }
             b't' => {
@@ -435,7 +524,7 @@ impl JsonScanner {
         }
     }
 
-    fn end_string(&mut self, key: bool, capture: bool, visitor: &mut dyn JsonVisitor) {
+    fn end_string<V: JsonVisitor + ?Sized>(&mut self, key: bool, capture: bool, visitor: &mut V) {
         if self.high_surrogate.take().is_some() && capture {
             self.push_char(key, char::REPLACEMENT_CHARACTER);
         }
@@ -462,16 +551,14 @@ impl JsonScanner {
         self.value_done();
     }
 
-    fn end_number(&mut self, visitor: &mut dyn JsonVisitor) {
-        let n = if self.scratch.len() > MAX_NUMBER {
+    fn end_number<V: JsonVisitor + ?Sized>(&mut self, visitor: &mut V) {
+        let literal = &self.number[..usize::from(self.number_len)];
+        let n = if literal.len() > MAX_NUMBER {
             f64::NAN
         } else {
-            std::str::from_utf8(&self.scratch)
-                .ok()
-                .and_then(|s| s.parse::<f64>().ok())
-                .unwrap_or(f64::NAN)
+            number_value(literal)
         };
-        if n.is_nan() && self.scratch.len() <= MAX_NUMBER {
+        if n.is_nan() && literal.len() <= MAX_NUMBER {
             // `-`, `1.`, `1e` and the like: not a JSON number.
             self.fail(JsonError::Syntax);
             return;
@@ -481,7 +568,7 @@ impl JsonScanner {
     }
 
     /// Scans the next piece of the document.
-    pub fn feed(&mut self, data: &[u8], visitor: &mut dyn JsonVisitor) {
+    pub fn feed<V: JsonVisitor + ?Sized>(&mut self, data: &[u8], visitor: &mut V) {
         let mut i = 0;
         while i < data.len() {
             let b = data[i];
@@ -571,18 +658,25 @@ impl JsonScanner {
                         self.state = State::Str { key, capture };
                     }
                 }
-                State::Number => match b {
-                    b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-' => {
-                        if self.scratch.len() <= MAX_NUMBER {
-                            self.scratch.push(b);
-                        }
+                State::Number => {
+                    // The literal's bytes in one run.
+                    let rest = &data[i..];
+                    let run = rest
+                        .iter()
+                        .position(|b| !matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+                        .unwrap_or(rest.len());
+                    let len = usize::from(self.number_len);
+                    let take = run.min(self.number.len() - len);
+                    self.number[len..len + take].copy_from_slice(&rest[..take]);
+                    self.number_len += take as u8;
+                    i += run;
+                    if run == rest.len() {
+                        return;
                     }
-                    _ => {
-                        self.end_number(visitor);
-                        // The terminator is processed in the new state.
-                        continue;
-                    }
-                },
+                    // The terminator is processed in the new state.
+                    self.end_number(visitor);
+                    continue;
+                }
                 State::Literal { which, pos } => {
                     let text = which.text();
                     if text.get(pos as usize) != Some(&b) {

@@ -108,7 +108,88 @@ fn long_keys_never_match() {
     assert_eq!(seen, vec!["={", "model=\"y\""]);
 }
 
+#[test]
+fn nesting_beyond_64_levels_is_tracked() {
+    let limits = JsonLimits {
+        max_depth: 200,
+        max_string_bytes: 8,
+    };
+    // Objects and arrays alternate down to 150 levels; the paths stay reportable only while
+    // every level is an object.
+    let mut doc = Vec::new();
+    for level in 0..150 {
+        doc.extend_from_slice(if level % 2 == 0 { b"{\"k\":" } else { b"[" });
+    }
+    doc.push(b'1');
+    for level in (0..150).rev() {
+        doc.push(if level % 2 == 0 { b'}' } else { b']' });
+    }
+    let mut r = Recorder::default();
+    let mut s = JsonScanner::new(limits);
+    s.feed(&doc, &mut r);
+    assert_eq!(s.finish(&mut r), Ok(()));
+    assert_eq!(r.seen, vec!["={", "k=["]);
+
+    // A closing bracket of the wrong kind at level 100 is caught.
+    let at = doc.len() - 100;
+    doc[at] = if doc[at] == b'}' { b']' } else { b'}' };
+    let mut s = JsonScanner::new(limits);
+    s.feed(&doc, &mut Recorder::default());
+    assert_eq!(s.finish(&mut Recorder::default()), Err(JsonError::Syntax));
+}
+
+#[test]
+fn numbers_are_read_as_the_float_parser_reads_them() {
+    for literal in [
+        "0",
+        "-0",
+        "7",
+        "-12",
+        "007",
+        "123456789012345",
+        "-999999999999999",
+        "1234567890123456",
+        "99999999999999999999",
+        "1.5",
+        "-1.5e2",
+        "3e0",
+        "1E+2",
+    ] {
+        let expected: f64 = literal.parse().unwrap();
+        let got = number_value(literal.as_bytes());
+        assert_eq!(
+            (got.to_bits(), got),
+            (expected.to_bits(), expected),
+            "{literal}"
+        );
+    }
+    for not_a_number in ["-", "1e", "--1", "1-", "1.5.5"] {
+        assert!(
+            number_value(not_a_number.as_bytes()).is_nan(),
+            "{not_a_number}"
+        );
+    }
+}
+
 proptest! {
+    #[test]
+    fn string_runs_end_at_the_first_delimiter_or_control_byte(
+        data in proptest::collection::vec(prop_oneof![8 => 0x20u8..0x7f, 1 => any::<u8>()], 0..300)
+    ) {
+        let naive = data
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .unwrap_or(data.len());
+        prop_assert_eq!(string_end(&data), naive);
+    }
+
+    #[test]
+    fn integers_are_read_as_the_float_parser_reads_them(n in any::<i64>()) {
+        let literal = n.to_string();
+        let expected: f64 = literal.parse().unwrap();
+        prop_assert_eq!(number_value(literal.as_bytes()).to_bits(), expected.to_bits());
+    }
+
     #[test]
     fn any_split_gives_the_same_values(split in proptest::collection::vec(0usize..200, 0..8)) {
         let doc: &[u8] = br#"{"model":"m\u00e9del","stream":false,"usage":{"prompt_tokens":12,"completion_tokens":3e0},"images":["aGVsbG8=","d29ybGQ="],"id":"abc","x":[true,false,null,{"y":"z"}]}"#;

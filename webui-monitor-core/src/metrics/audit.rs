@@ -12,10 +12,15 @@
 //! ids longer than `max_user_id_len` are not label values (`limit="max_user_id_len"`), and a user
 //! without an event for the user TTL (traffic time, swept on `Fact::Tick`) loses their series.
 //! `client_address` is one address per user, so it adds no cardinality of its own.
-use prometheus::{GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
+use std::net::IpAddr;
+
+use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
 
 use super::util::{counter, counter_vec, register};
-use crate::{openwebui::fast_map::FastMap, segment::Timestamp};
+use crate::{
+    openwebui::fast_map::{FastMap, entry_within},
+    segment::Timestamp,
+};
 
 /// What the view keeps of one audit event (`crate::audit::AuditEvent`).
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +31,7 @@ pub(crate) struct Observed<'a> {
     pub(crate) auth: &'static str,
     pub(crate) api: &'static str,
     pub(crate) model: &'a str,
-    pub(crate) client_address: std::net::IpAddr,
+    pub(crate) client_address: IpAddr,
     pub(crate) at: Timestamp,
 }
 
@@ -85,13 +90,17 @@ impl AuditMetrics {
     }
 }
 
-/// The labels of a user's gauge series (user excluded).
-#[derive(Debug, PartialEq, Eq)]
+/// The labels of a user's gauge series (user excluded), and the series' handle.
+#[derive(Debug)]
 struct Latest {
     auth: &'static str,
     api: &'static str,
     model: Box<str>,
+    /// `address` as its label value.
     client_address: Box<str>,
+    address: Option<IpAddr>,
+    /// The series of these labels, once set.
+    gauge: Option<Gauge>,
 }
 
 #[derive(Debug)]
@@ -142,28 +151,22 @@ impl AuditView {
             m.limit_hits.with_label_values(&["max_user_id_len"]).inc();
             return;
         }
-        let client_address = event.client_address.to_string();
         let user: &str = event.user;
-        if !self.users.contains_key(user) {
-            if self.users.len() >= self.max_users {
-                m.limit_hits.with_label_values(&["max_users"]).inc();
-                return;
-            }
-            self.users.insert(
-                user.into(),
-                Entry {
-                    latest: Latest {
-                        auth: "",
-                        api: "",
-                        model: "".into(),
-                        client_address: "".into(),
-                    },
-                    last: Timestamp::default(),
-                    calls: Vec::new(),
-                },
-            );
-        }
-        let entry = self.users.get_mut(user).expect("inserted above");
+        let Some(entry) = entry_within(&mut self.users, user, self.max_users, || Entry {
+            latest: Latest {
+                auth: "",
+                api: "",
+                model: "".into(),
+                client_address: "".into(),
+                address: None,
+                gauge: None,
+            },
+            last: Timestamp::default(),
+            calls: Vec::new(),
+        }) else {
+            m.limit_hits.with_label_values(&["max_users"]).inc();
+            return;
+        };
         let key = (event.auth, event.api);
         match entry.calls.iter().find(|(k, _)| *k == key) {
             Some((_, c)) => c.inc(),
@@ -183,7 +186,7 @@ impl AuditView {
         let same = latest.auth == event.auth
             && latest.api == event.api
             && *latest.model == *event.model
-            && *latest.client_address == *client_address;
+            && latest.address == Some(event.client_address);
         if !same {
             if !latest.auth.is_empty() {
                 let _ = m.last.remove_label_values(&gauge_labels(user, latest));
@@ -192,12 +195,18 @@ impl AuditView {
                 auth: event.auth,
                 api: event.api,
                 model: event.model.into(),
-                client_address: client_address.into(),
+                client_address: event.client_address.to_string().into(),
+                address: Some(event.client_address),
+                gauge: None,
             };
         }
-        m.last
-            .with_label_values(&gauge_labels(user, latest))
-            .set(at.as_secs_f64());
+        let gauge = match &latest.gauge {
+            Some(gauge) => gauge,
+            None => latest
+                .gauge
+                .insert(m.last.with_label_values(&gauge_labels(user, latest))),
+        };
+        gauge.set(at.as_secs_f64());
     }
 
     /// Drops the series of users without an event since before `now - ttl`.

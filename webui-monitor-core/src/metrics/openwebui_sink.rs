@@ -40,6 +40,13 @@ pub struct SinkCounters {
     pub api_key_info_dropped: u64,
 }
 
+/// A model's price, or its `openwebui_llm_unpriced_tokens_total` child.
+#[derive(Debug, Clone)]
+enum Priced {
+    Price(ModelPrice),
+    Unpriced(IntCounter),
+}
+
 /// Applies [`Fact`]s to the `openwebui_*` families.
 #[derive(Debug)]
 pub struct PrometheusSink {
@@ -62,8 +69,8 @@ pub struct PrometheusSink {
     clock: Timestamp,
     key_ttl_secs: u64,
     prices: Arc<Prices>,
-    /// Each model's price by model id, looked up once (`None` inside: unpriced).
-    model_prices: Vec<Option<Option<ModelPrice>>>,
+    /// Each model's price by model id, looked up once.
+    model_prices: Vec<Option<Priced>>,
     pub counters: SinkCounters,
 }
 
@@ -295,17 +302,18 @@ impl PrometheusSink {
             self.model_prices.resize(i + 1, None);
         }
         let prices = &self.prices;
-        let price = *self.model_prices[i].get_or_insert_with(|| prices.get(model.name).copied());
         let m = &self.metrics;
-        match price {
-            Some(price) => {
+        let priced = self.model_prices[i].get_or_insert_with(|| match prices.get(model.name) {
+            Some(price) => Priced::Price(*price),
+            None => Priced::Unpriced(m.unpriced_tokens.with_label_values(&[model.name])),
+        });
+        match priced {
+            Priced::Price(price) => {
+                let cost = price.cost(usage);
                 let entry = self.users.entry(user, m, no_info);
-                entry.spend(m, model).inc_by(price.cost(usage));
+                entry.spend(m, model).inc_by(cost);
             }
-            None => m
-                .unpriced_tokens
-                .with_label_values(&[model.name])
-                .inc_by(usage.input.saturating_add(usage.output)),
+            Priced::Unpriced(tokens) => tokens.inc_by(usage.input.saturating_add(usage.output)),
         }
     }
 

@@ -6,6 +6,7 @@
 //! their slot. The special values (`anonymous`, `invalid`, …) are always available and do not
 //! count against the cap. Both rules bound the exposition's cardinality, and with it the only
 //! per-user memory of the monitor (attribution keeps none; see `openwebui::fact`).
+use hashbrown::hash_map::EntryRef;
 use prometheus::{Counter, Gauge, IntCounter};
 
 use super::openwebui::OpenWebuiMetrics;
@@ -394,24 +395,26 @@ impl UserTable {
     ) -> &mut UserEntry {
         let special = match user {
             UserRef::Special(s) => s,
-            UserRef::Id(id) if self.ids.contains_key(id) => {
-                return self.ids.get_mut(id).expect("checked above");
-            }
-            UserRef::Id(id)
-                if self.ids.len() < self.limits.max_users && id.len() <= self.limits.max_id_len =>
-            {
-                let mut entry = UserEntry::new(id, m);
-                if let Some(r) = info(id) {
-                    m.user_info
-                        .with_label_values(&[id, &r.name, &r.email, &r.role])
-                        .set(1);
-                    entry.info = Some([r.name.into(), r.email.into(), r.role.into()]);
+            UserRef::Id(id) => {
+                let room =
+                    self.ids.len() < self.limits.max_users && id.len() <= self.limits.max_id_len;
+                match self.ids.entry_ref(id) {
+                    EntryRef::Occupied(known) => return known.into_mut(),
+                    EntryRef::Vacant(slot) if room => {
+                        let mut entry = UserEntry::new(id, m);
+                        if let Some(r) = info(id) {
+                            m.user_info
+                                .with_label_values(&[id, &r.name, &r.email, &r.role])
+                                .set(1);
+                            entry.info = Some([r.name.into(), r.email.into(), r.role.into()]);
+                        }
+                        return slot.insert_with_key(id.into(), entry);
+                    }
+                    EntryRef::Vacant(_) => {
+                        self.folded += 1;
+                        Special::Other
+                    }
                 }
-                return self.ids.entry(id.into()).or_insert(entry);
-            }
-            UserRef::Id(_) => {
-                self.folded += 1;
-                Special::Other
             }
         };
         self.specials[special.index()].get_or_insert_with(|| UserEntry::new(special.as_str(), m))

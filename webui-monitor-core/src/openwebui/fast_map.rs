@@ -5,8 +5,10 @@
 //! attribution's cost (`cargo xtask bench-replay`, docs/benchmarks-replay.md). foldhash is several
 //! times faster and still seeded at random per process, so colliding keys cannot be prepared
 //! offline; and every map here is capped (`SemanticsConfig`, `JwtLimits::cache_entries`), so even
-//! a flood of colliding keys costs at most a cap's worth of comparisons per lookup.
-pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+//! a flood of colliding keys costs at most a cap's worth of comparisons per lookup. The map is
+//! hashbrown's (std's is the same table) for its borrowed-key entry: finding an entry by a
+//! `&str` and inserting its owned key if it is missing costs one hash and one probe.
+pub type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The entry of `key` in `map`, inserting `make()` first if there is room for one more under
 /// `cap`; `None` when the key is new and the map is full (the caller counts what it cut).
@@ -19,16 +21,17 @@ pub(crate) fn entry_within<'m, Q, K, V>(
     make: impl FnOnce() -> V,
 ) -> Option<&'m mut V>
 where
-    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-    Q: OwnKey<K> + std::hash::Hash + Eq + ?Sized,
+    K: std::hash::Hash + Eq,
+    Q: OwnKey<K> + std::hash::Hash + hashbrown::Equivalent<K> + ?Sized,
 {
-    if !map.contains_key(key) {
-        if map.len() >= cap {
-            return None;
+    let full = map.len() >= cap;
+    match map.entry_ref(key) {
+        hashbrown::hash_map::EntryRef::Occupied(entry) => Some(entry.into_mut()),
+        hashbrown::hash_map::EntryRef::Vacant(_) if full => None,
+        hashbrown::hash_map::EntryRef::Vacant(entry) => {
+            Some(entry.insert_with_key(key.own(), make()))
         }
-        map.insert(key.own(), make());
     }
-    map.get_mut(key)
 }
 
 /// A borrowed map key's owned form (`str` → `Box<str>`; `Copy` keys are their own).

@@ -246,9 +246,9 @@ struct Parts<'a> {
 }
 
 fn split_token(token: &[u8]) -> Option<Parts<'_>> {
-    let last = token.iter().rposition(|&b| b == b'.')?;
+    let last = memchr::memrchr(b'.', token)?;
     let (signing_input, sig) = (&token[..last], &token[last + 1..]);
-    let first = signing_input.iter().position(|&b| b == b'.')?;
+    let first = memchr::memchr(b'.', signing_input)?;
     let (header, payload) = (&signing_input[..first], &signing_input[first + 1..]);
     // A third dot in the payload makes PyJWT's base64 decode fail.
     Some(Parts {

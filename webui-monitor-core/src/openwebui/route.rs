@@ -14,9 +14,12 @@
 //! test checks it against every model-calling route of the generated table, so a new Open
 //! WebUI release that adds a door to a model fails the test until the door is classified.
 
-use std::{collections::HashMap, sync::LazyLock};
+use std::sync::LazyLock;
 
-use super::routes_generated::{ROUTER_PREFIXES, ROUTES};
+use super::{
+    fast_map::FastMap,
+    routes_generated::{ROUTER_PREFIXES, ROUTES},
+};
 
 /// One route of Open WebUI's table, as `cargo xtask routes` writes it.
 #[derive(Debug, Clone, Copy)]
@@ -101,10 +104,11 @@ static PREFIX_GROUPS: LazyLock<Vec<(String, String)>> = LazyLock::new(|| {
 });
 
 /// The templates as a segment trie, built once: matching costs one hash lookup per path
-/// segment instead of a scan of the table.
+/// segment instead of a scan of the table. Its keys are the templates' own segments, fixed at
+/// start: a request's path is only looked up, never inserted, so the fast hasher is safe here.
 #[derive(Default)]
 struct Node {
-    literal: HashMap<&'static str, Node>,
+    literal: FastMap<&'static str, Node>,
     param: Option<Box<Node>>,
     /// A `*` segment: one or more segments (or, at the template's end, any rest).
     rest: Option<Box<Node>>,

@@ -2,6 +2,8 @@
 //!
 //! The connection collects a header block (start line through the blank line) and hands it here
 //! whole; heads are small and capped, bodies never pass through this module.
+use std::borrow::Cow;
+
 use crate::{
     http::exchange::{RequestHeaders, ResponseHeaders},
     secret::Secret,
@@ -492,7 +494,7 @@ fn python_strip(v: &[u8]) -> &[u8] {
 /// value with an empty name), both sides stripped, the value unquoted as Python's
 /// `http.cookies._unquote` does. Starlette keeps the last of equal names, within a header and
 /// across the request's `Cookie` headers in order.
-fn cookie_value(header: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<Cow<'a, [u8]>> {
     // `header.rsplit(|&b| b == b';')`, with the separators found by `memrchr`: browsers send
     // long `Cookie` headers, and this runs on every request.
     let mut end = header.len();
@@ -513,10 +515,10 @@ fn cookie_value(header: &[u8], name: &[u8]) -> Option<Vec<u8>> {
 
 /// `http.cookies._unquote`: a value in double quotes loses them, and inside, `\ooo` (octal,
 /// first digit 0–3) is that byte and `\c` is `c` (any byte but a line feed).
-fn python_unquote(value: &[u8]) -> Vec<u8> {
+fn python_unquote(value: &[u8]) -> Cow<'_, [u8]> {
     let inner = match value {
         [b'"', inner @ .., b'"'] => inner,
-        _ => return value.to_vec(),
+        _ => return Cow::Borrowed(value),
     };
     let mut out = Vec::with_capacity(inner.len());
     let mut i = 0;
@@ -537,13 +539,13 @@ fn python_unquote(value: &[u8]) -> Vec<u8> {
             [] => break,
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// The path as the application sees it: uvicorn percent-decodes the raw path (the query is
 /// already split off) as UTF-8 with replacement characters (`urllib.parse.unquote`), `%2F` to
 /// `/` included, and Starlette routes on that; a `%` not followed by two hex digits stays.
-fn decode_path(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+fn decode_path(raw: &[u8]) -> Cow<'_, str> {
     percent_encoding::percent_decode(raw).decode_utf8_lossy()
 }
 
@@ -631,7 +633,12 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
     h.content_type = framing.content_type.clone();
     Ok(RequestHead {
         method: text(method, 20),
-        path: text(path.as_bytes(), limits.max_path_bytes),
+        // A decoded path within the cap is kept as decoded: one copy at most.
+        path: if path_truncated {
+            text(path.as_bytes(), limits.max_path_bytes)
+        } else {
+            path.into_owned()
+        },
         has_query: q.is_some(),
         path_truncated,
         fields_cut,

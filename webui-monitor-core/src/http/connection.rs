@@ -328,13 +328,13 @@ impl HttpConnection {
 
     /// The next frame of direction `d` (`REQ` or `RESP`); body bytes go to that direction's
     /// decoder, which spends this connection's and all connections' decode budgets.
-    fn next_frame(
-        &mut self,
+    fn next_frame<'a, 'i: 'a>(
+        &'a mut self,
         d: usize,
-        input: &mut &[u8],
+        input: &mut &'i [u8],
         ts: Timestamp,
         shared: &mut HttpShared,
-    ) -> Option<Frame<'_>> {
+    ) -> Option<Frame<'a>> {
         let decoder = &mut self.decoders[d];
         let connection_budget = &mut self.budget;
         connection_budget.set_rate(shared.limits.max_decoded_bytes_per_connection_per_second);

@@ -144,6 +144,12 @@ impl std::fmt::Debug for Framer {
     }
 }
 
+/// A header block lying whole in the input: from `start`, up to the last `rest` bytes.
+struct WholeHead {
+    start: usize,
+    rest: usize,
+}
+
 /// Outcome of collecting header bytes.
 enum HeadStep {
     /// All input consumed, block not complete.
@@ -286,14 +292,15 @@ impl Framer {
     }
 
     /// Consumes a prefix of `input`; `None` when all of it was used without anything to report.
-    /// Body data goes to `sink` (de-chunked, still content-encoded).
-    pub(super) fn next(
-        &mut self,
-        input: &mut &[u8],
+    /// Body data goes to `sink` (de-chunked, still content-encoded). A [`Frame::Head`] borrows
+    /// `input` when the block lies whole in it, else the framer's buffer.
+    pub(super) fn next<'a, 'i: 'a>(
+        &'a mut self,
+        input: &mut &'i [u8],
         ts: Timestamp,
         shared: &mut HttpShared,
         sink: &mut dyn FnMut(&[u8]),
-    ) -> Option<Frame<'_>> {
+    ) -> Option<Frame<'a>> {
         while !input.is_empty() {
             match &mut self.state {
                 State::Ignore => {
@@ -322,32 +329,46 @@ impl Framer {
                         return None;
                     }
                 },
-                State::Head { .. } => match self.collect_head(input, ts, shared) {
-                    HeadStep::More => {
-                        *input = &[];
-                        return None;
-                    }
-                    HeadStep::Error(e, used) => {
+                State::Head { .. } => {
+                    if let Some(block) = self.whole_head(input, shared) {
+                        let used = input.len() - block.rest;
+                        let block_bytes = &input[block.start..used];
                         *input = &input[used..];
-                        self.recover(e);
-                        return Some(Frame::Rejected(e));
-                    }
-                    HeadStep::Oversized(used) => {
-                        *input = &input[used..];
-                        let skip = SkipHead::from_collected(&self.buf, self.line_len);
-                        self.reset_buf();
-                        self.state = State::SkipHead(Box::new(skip));
-                    }
-                    HeadStep::Complete(used) => {
-                        *input = &input[used..];
+                        self.first_ts = ts;
                         self.state = State::Complete;
                         return Some(Frame::Head {
-                            block: &self.buf,
-                            first_ts: self.first_ts,
+                            block: block_bytes,
+                            first_ts: ts,
                             resynced: std::mem::take(&mut self.resynced),
                         });
                     }
-                },
+                    match self.collect_head(input, ts, shared) {
+                        HeadStep::More => {
+                            *input = &[];
+                            return None;
+                        }
+                        HeadStep::Error(e, used) => {
+                            *input = &input[used..];
+                            self.recover(e);
+                            return Some(Frame::Rejected(e));
+                        }
+                        HeadStep::Oversized(used) => {
+                            *input = &input[used..];
+                            let skip = SkipHead::from_collected(&self.buf, self.line_len);
+                            self.reset_buf();
+                            self.state = State::SkipHead(Box::new(skip));
+                        }
+                        HeadStep::Complete(used) => {
+                            *input = &input[used..];
+                            self.state = State::Complete;
+                            return Some(Frame::Head {
+                                block: &self.buf,
+                                first_ts: self.first_ts,
+                                resynced: std::mem::take(&mut self.resynced),
+                            });
+                        }
+                    }
+                }
                 State::SkipHead(skip) => match skip.feed(input) {
                     (used, None) => *input = &input[used..],
                     (used, Some(framing)) => {
@@ -511,6 +532,42 @@ impl Framer {
                 self.resynced = true;
             }
             _ => self.resync(),
+        }
+    }
+
+    /// A header block that starts with the next message byte and lies whole in `input`, within
+    /// `max_header_bytes` and with a plausible start line: the common case, read where it lies.
+    /// `None` sends everything else — a block spanning deliveries, over the cap, with a bad
+    /// start line, or one whose start is already collected — through [`Framer::collect_head`],
+    /// whose verdict on these bytes would be the same as this one's.
+    fn whole_head(&self, input: &[u8], shared: &HttpShared) -> Option<WholeHead> {
+        if !self.buf.is_empty() {
+            return None;
+        }
+        // Empty lines before a message are ignored (RFC 9112 §2.2).
+        let start = input.iter().position(|b| !matches!(b, b'\r' | b'\n'))?;
+        let max = shared.limits.max_header_bytes;
+        let window = &input[start..input.len().min(start.saturating_add(max))];
+        let first_nl = memchr::memchr(b'\n', window)?;
+        if !plausible_start_line(self.direction, &window[..first_nl]) {
+            return None;
+        }
+        // The block ends at the first line after the start line that is empty or a lone CR.
+        let mut nl = first_nl;
+        loop {
+            match window.get(nl + 1..) {
+                Some([b'\n', ..]) => nl += 1,
+                Some([b'\r', b'\n', ..]) => nl += 2,
+                Some(rest) if !rest.is_empty() => {
+                    nl += 1 + memchr::memchr(b'\n', rest)?;
+                    continue;
+                }
+                _ => return None,
+            }
+            return Some(WholeHead {
+                start,
+                rest: input.len() - (start + nl + 1),
+            });
         }
     }
 

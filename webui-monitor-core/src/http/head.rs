@@ -2,6 +2,8 @@
 //!
 //! The connection collects a header block (start line through the blank line) and hands it here
 //! whole; heads are small and capped, bodies never pass through this module.
+use std::borrow::Cow;
+
 use crate::{
     http::exchange::{RequestHeaders, ResponseHeaders},
     secret::Secret,
@@ -264,13 +266,90 @@ fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// A header field: name and trimmed value.
 type Field<'a> = (&'a [u8], &'a [u8]);
 
-/// The header fields of a block, in order.
-fn header_fields(block: &[u8]) -> impl Iterator<Item = Result<Field<'_>, HeadError>> {
-    lines(block)
-        .skip(1)
-        // Obsolete line folding: the continuation is ignored, as a recipient may do.
-        .filter(|line| !matches!(line.first(), Some(b' ' | b'\t')))
-        .map(header_field)
+/// Calls `f` with each header field of a block in order (the start line skipped, up to the
+/// blank line) and its index among the fields; the first malformed line or error of `f` ends
+/// the walk. One pass over the block, the lines found as [`lines`] finds them.
+fn for_each_field<'a>(
+    block: &'a [u8],
+    mut f: impl FnMut(usize, &'a [u8], &'a [u8]) -> Result<(), HeadError>,
+) -> Result<(), HeadError> {
+    let mut rest = match memchr::memchr(b'\n', block) {
+        Some(nl) => &block[nl + 1..],
+        None => return Ok(()),
+    };
+    let mut i = 0;
+    loop {
+        let (line, last) = match memchr::memchr(b'\n', rest) {
+            Some(nl) => (&rest[..nl], false),
+            None => (rest, true),
+        };
+        if !last {
+            rest = &rest[line.len() + 1..];
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match line.first() {
+            None => return Ok(()),
+            // Obsolete line folding: the continuation is ignored, as a recipient may do.
+            Some(b' ' | b'\t') => {}
+            Some(_) => {
+                let (name, value) = header_field(line)?;
+                f(i, name, value)?;
+                i += 1;
+            }
+        }
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+/// The header field names the parsers act on, told apart in one comparison or two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Name {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    ContentEncoding,
+    ContentType,
+    Authorization,
+    Cookie,
+    XForwardedFor,
+    XRealIp,
+    UserAgent,
+    Origin,
+    SecFetchSite,
+    SecFetchMode,
+    SecFetchDest,
+    Upgrade,
+    Host,
+    SecWebsocketExtensions,
+    Other,
+}
+
+impl Name {
+    fn of(name: &[u8]) -> Self {
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        match name.len() {
+            4 if is(b"host") => Self::Host,
+            6 if is(b"cookie") => Self::Cookie,
+            6 if is(b"origin") => Self::Origin,
+            7 if is(b"upgrade") => Self::Upgrade,
+            9 if is(b"x-real-ip") => Self::XRealIp,
+            10 if is(b"connection") => Self::Connection,
+            10 if is(b"user-agent") => Self::UserAgent,
+            12 if is(b"content-type") => Self::ContentType,
+            13 if is(b"authorization") => Self::Authorization,
+            14 if is(b"content-length") => Self::ContentLength,
+            14 if is(b"sec-fetch-site") => Self::SecFetchSite,
+            14 if is(b"sec-fetch-mode") => Self::SecFetchMode,
+            14 if is(b"sec-fetch-dest") => Self::SecFetchDest,
+            15 if is(b"x-forwarded-for") => Self::XForwardedFor,
+            16 if is(b"content-encoding") => Self::ContentEncoding,
+            17 if is(b"transfer-encoding") => Self::TransferEncoding,
+            24 if is(b"sec-websocket-extensions") => Self::SecWebsocketExtensions,
+            _ => Self::Other,
+        }
+    }
 }
 
 fn header_field(line: &[u8]) -> Result<Field<'_>, HeadError> {
@@ -332,39 +411,64 @@ fn framing_field(
     value: &[u8],
     cap: usize,
 ) -> Result<bool, HeadError> {
-    if name.eq_ignore_ascii_case(b"content-length") {
-        let s = std::str::from_utf8(value).map_err(|_| HeadError::ContentLength)?;
-        // `Content-Length: 5, 5` is allowed when all values agree (RFC 9110 §8.6).
-        let mut n = None;
-        for part in s.split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+    apply_framing(f, Name::of(name), value, cap)
+}
+
+/// Applies one header of class `name` to the framing fields; `false` if it is none of them.
+fn apply_framing(
+    f: &mut FramingHeaders,
+    name: Name,
+    value: &[u8],
+    cap: usize,
+) -> Result<bool, HeadError> {
+    match name {
+        Name::ContentLength => {
+            let n = content_length(value)?;
+            if f.content_length.is_some_and(|p| p != n) {
                 return Err(HeadError::ContentLength);
             }
-            let v: u64 = part.parse().map_err(|_| HeadError::ContentLength)?;
-            if n.is_some_and(|p| p != v) {
-                return Err(HeadError::ContentLength);
-            }
-            n = Some(v);
+            f.content_length = Some(n);
         }
-        if f.content_length.is_some() && f.content_length != n {
-            return Err(HeadError::ContentLength);
+        Name::TransferEncoding => {
+            f.transfer_encoding = true;
+            let last = value.rsplit(|&b| b == b',').next().map(trim).unwrap_or(b"");
+            f.chunked = last.eq_ignore_ascii_case(b"chunked");
         }
-        f.content_length = n;
-    } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-        f.transfer_encoding = true;
-        let last = value.rsplit(|&b| b == b',').next().map(trim).unwrap_or(b"");
-        f.chunked = last.eq_ignore_ascii_case(b"chunked");
-    } else if name.eq_ignore_ascii_case(b"connection") {
-        f.connection_close |= has_token(value, "close");
-    } else if name.eq_ignore_ascii_case(b"content-encoding") {
-        f.content_encoding.get_or_insert_with(|| text(value, cap));
-    } else if name.eq_ignore_ascii_case(b"content-type") {
-        f.content_type.get_or_insert_with(|| text(value, cap));
-    } else {
-        return Ok(false);
+        Name::Connection => f.connection_close |= has_token(value, "close"),
+        Name::ContentEncoding => {
+            f.content_encoding.get_or_insert_with(|| text(value, cap));
+        }
+        Name::ContentType => {
+            f.content_type.get_or_insert_with(|| text(value, cap));
+        }
+        _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// A `Content-Length` value. `Content-Length: 5, 5` is allowed when all values agree (RFC 9110
+/// §8.6).
+fn content_length(value: &[u8]) -> Result<u64, HeadError> {
+    // Nearly always a plain number; 19 digits cannot overflow a u64.
+    if (1..=19).contains(&value.len()) && value.iter().all(u8::is_ascii_digit) {
+        return Ok(value
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')));
+    }
+    let s = std::str::from_utf8(value).map_err(|_| HeadError::ContentLength)?;
+    let mut n = None;
+    for part in s.split(',') {
+        let part = part.trim();
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(HeadError::ContentLength);
+        }
+        let v: u64 = part.parse().map_err(|_| HeadError::ContentLength)?;
+        if n.is_some_and(|p| p != v) {
+            return Err(HeadError::ContentLength);
+        }
+        n = Some(v);
+    }
+    n.ok_or(HeadError::ContentLength)
 }
 
 /// Whitespace as Python's `str.strip()` sees it in a header value Starlette decoded as
@@ -390,7 +494,7 @@ fn python_strip(v: &[u8]) -> &[u8] {
 /// value with an empty name), both sides stripped, the value unquoted as Python's
 /// `http.cookies._unquote` does. Starlette keeps the last of equal names, within a header and
 /// across the request's `Cookie` headers in order.
-fn cookie_value(header: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+fn cookie_value<'a>(header: &'a [u8], name: &[u8]) -> Option<Cow<'a, [u8]>> {
     // `header.rsplit(|&b| b == b';')`, with the separators found by `memrchr`: browsers send
     // long `Cookie` headers, and this runs on every request.
     let mut end = header.len();
@@ -411,10 +515,10 @@ fn cookie_value(header: &[u8], name: &[u8]) -> Option<Vec<u8>> {
 
 /// `http.cookies._unquote`: a value in double quotes loses them, and inside, `\ooo` (octal,
 /// first digit 0–3) is that byte and `\c` is `c` (any byte but a line feed).
-fn python_unquote(value: &[u8]) -> Vec<u8> {
+fn python_unquote(value: &[u8]) -> Cow<'_, [u8]> {
     let inner = match value {
         [b'"', inner @ .., b'"'] => inner,
-        _ => return value.to_vec(),
+        _ => return Cow::Borrowed(value),
     };
     let mut out = Vec::with_capacity(inner.len());
     let mut i = 0;
@@ -435,13 +539,13 @@ fn python_unquote(value: &[u8]) -> Vec<u8> {
             [] => break,
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// The path as the application sees it: uvicorn percent-decodes the raw path (the query is
 /// already split off) as UTF-8 with replacement characters (`urllib.parse.unquote`), `%2F` to
 /// `/` included, and Starlette routes on that; a `%` not followed by two hex digits stays.
-fn decode_path(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+fn decode_path(raw: &[u8]) -> Cow<'_, str> {
     percent_encoding::percent_decode(raw).decode_utf8_lossy()
 }
 
@@ -475,59 +579,66 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
     let mut h = RequestHeaders::default();
     let cap = limits.max_value_bytes;
     let mut fields_cut = 0;
-    for (i, field) in header_fields(block).enumerate() {
-        let (name, value) = field?;
-        if framing_field(&mut framing, name, value, cap)? {
-            continue;
+    let api_key_header = limits.api_key_header.as_bytes();
+    for_each_field(block, |i, name, value| {
+        let class = Name::of(name);
+        if apply_framing(&mut framing, class, value, cap)? {
+            return Ok(());
         }
         // Credentials are read wherever they are: which user a request is is not capped.
         // Starlette's `headers.get` takes the first of repeated fields.
-        if name.eq_ignore_ascii_case(b"authorization") {
-            h.authorization.get_or_insert_with(|| Secret::new(value));
-            continue;
-        } else if name.eq_ignore_ascii_case(b"cookie") {
-            if let Some(token) = cookie_value(value, b"token") {
-                h.cookie_token = Some(Secret::new(&token));
+        match class {
+            Name::Authorization => {
+                h.authorization.get_or_insert_with(|| Secret::new(value));
+                return Ok(());
             }
-            continue;
-        } else if name.eq_ignore_ascii_case(limits.api_key_header.as_bytes()) {
-            h.api_key_header.get_or_insert_with(|| Secret::new(value));
-            continue;
-        } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
-            // Read past `max_headers` too: a padded header block must not hide the address.
-            append_list(&mut h.forwarded_for, value, cap);
-            continue;
-        } else if name.eq_ignore_ascii_case(b"x-real-ip") {
-            h.real_ip.get_or_insert_with(|| text(value, cap));
-            continue;
+            Name::Cookie => {
+                if let Some(token) = cookie_value(value, b"token") {
+                    h.cookie_token = Some(Secret::new(&token));
+                }
+                return Ok(());
+            }
+            _ if name.eq_ignore_ascii_case(api_key_header) => {
+                h.api_key_header.get_or_insert_with(|| Secret::new(value));
+                return Ok(());
+            }
+            Name::XForwardedFor => {
+                // Read past `max_headers` too: a padded header block must not hide the address.
+                append_list(&mut h.forwarded_for, value, cap);
+                return Ok(());
+            }
+            Name::XRealIp => {
+                h.real_ip.get_or_insert_with(|| text(value, cap));
+                return Ok(());
+            }
+            _ => {}
         }
         if i >= limits.max_headers {
             fields_cut += 1;
-            continue;
+            return Ok(());
         }
-        let set = |slot: &mut Option<String>| {
-            slot.get_or_insert_with(|| text(value, cap));
+        let slot = match class {
+            Name::UserAgent => &mut h.user_agent,
+            Name::Origin => &mut h.origin,
+            Name::SecFetchSite => &mut h.sec_fetch_site,
+            Name::SecFetchMode => &mut h.sec_fetch_mode,
+            Name::SecFetchDest => &mut h.sec_fetch_dest,
+            Name::Upgrade => &mut h.upgrade,
+            Name::Host => &mut h.host,
+            _ => return Ok(()),
         };
-        if name.eq_ignore_ascii_case(b"user-agent") {
-            set(&mut h.user_agent);
-        } else if name.eq_ignore_ascii_case(b"origin") {
-            set(&mut h.origin);
-        } else if name.eq_ignore_ascii_case(b"sec-fetch-site") {
-            set(&mut h.sec_fetch_site);
-        } else if name.eq_ignore_ascii_case(b"sec-fetch-mode") {
-            set(&mut h.sec_fetch_mode);
-        } else if name.eq_ignore_ascii_case(b"sec-fetch-dest") {
-            set(&mut h.sec_fetch_dest);
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
-            set(&mut h.upgrade);
-        } else if name.eq_ignore_ascii_case(b"host") {
-            set(&mut h.host);
-        }
-    }
+        slot.get_or_insert_with(|| text(value, cap));
+        Ok(())
+    })?;
     h.content_type = framing.content_type.clone();
     Ok(RequestHead {
         method: text(method, 20),
-        path: text(path.as_bytes(), limits.max_path_bytes),
+        // A decoded path within the cap is kept as decoded: one copy at most.
+        path: if path_truncated {
+            text(path.as_bytes(), limits.max_path_bytes)
+        } else {
+            path.into_owned()
+        },
         has_query: q.is_some(),
         path_truncated,
         fields_cut,
@@ -567,22 +678,23 @@ pub fn parse_response(block: &[u8], limits: &HeadLimits<'_>) -> Result<ResponseH
     let mut h = ResponseHeaders::default();
     let cap = limits.max_value_bytes;
     let mut fields_cut = 0;
-    for (i, field) in header_fields(block).enumerate() {
-        let (name, value) = field?;
-        if framing_field(&mut framing, name, value, cap)? {
-            continue;
+    for_each_field(block, |i, name, value| {
+        let class = Name::of(name);
+        if apply_framing(&mut framing, class, value, cap)? {
+            return Ok(());
         }
         if i >= limits.max_headers {
             fields_cut += 1;
-            continue;
+            return Ok(());
         }
-        if name.eq_ignore_ascii_case(b"sec-websocket-extensions") {
-            h.websocket_extensions
-                .get_or_insert_with(|| text(value, cap));
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
-            h.upgrade.get_or_insert_with(|| text(value, cap));
-        }
-    }
+        let slot = match class {
+            Name::SecWebsocketExtensions => &mut h.websocket_extensions,
+            Name::Upgrade => &mut h.upgrade,
+            _ => return Ok(()),
+        };
+        slot.get_or_insert_with(|| text(value, cap));
+        Ok(())
+    })?;
     h.content_type = framing.content_type.clone();
     h.content_encoding = framing.content_encoding.clone();
     Ok(ResponseHead {

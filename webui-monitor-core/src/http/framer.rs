@@ -10,7 +10,7 @@
 //! Only a header block (capped), the tail of one line while resynchronising, and held bytes
 //! (capped) are buffered; body bytes are handed out as they come.
 //!
-//! The file is about 700 lines (tests aside): the framer is one state machine; its states and
+//! The file is about 750 lines (tests aside): the framer is one state machine; its states and
 //! their transitions stay in one place so that each can be read against the others.
 use crate::{
     http::{

@@ -2,6 +2,10 @@
 //!
 //! The connection collects a header block (start line through the blank line) and hands it here
 //! whole; heads are small and capped, bodies never pass through this module.
+//!
+//! The file is about 700 lines (tests aside): the start-line checks, the one pass over the
+//! header fields and what each field means to framing and to the exchange share the field
+//! names and their classification, so they stay side by side.
 use std::borrow::Cow;
 
 use crate::{

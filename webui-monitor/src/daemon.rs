@@ -203,6 +203,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
                     break Err(error).context("waiting for the ring buffer");
                 }
                 drain(&mut capture, &mut monitor, &clock, &mut records, &mut decode_errors);
+                capture_metrics.observe_ring_read(capture.drained_bytes());
                 apply_skips(&mut capture, &mut monitor, &capture_metrics);
                 audit.submit(&mut monitor);
             }

@@ -39,7 +39,7 @@ use anyhow::{Context as _, bail, ensure};
 use base64::Engine as _;
 use hmac::Mac as _;
 
-use probe::{ProgramStats, Wrk};
+use probe::{ProgramStats, Sched, Wrk};
 use stand_in::{APP_ADDR, HOST_IF, Network, PORT, Process, StandIn, Sysctl};
 
 /// The `WEBUI_SECRET_KEY` the daemon verifies the load's JWT with.
@@ -62,6 +62,10 @@ pub struct Options {
     pub seconds: u64,
     pub idle: Vec<u32>,
     pub profile: bool,
+    /// The daemon's nice level relative to the benchmark's ([`NICE`]).
+    pub daemon_nice: i32,
+    /// More `--set KEY=VALUE` for the daemon.
+    pub daemon_settings: Vec<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -110,6 +114,16 @@ struct Run {
 
 struct DaemonCost {
     cpu_seconds: f64,
+    /// Wall-clock seconds from the snapshot before the run to the one after the daemon
+    /// caught up: the span `cpu_seconds`, `capture_thread` and `threads` cover.
+    wall_seconds: f64,
+    /// The scheduler's view of the thread that reads the ring (the main thread), and of all
+    /// the daemon's threads.
+    capture_thread: Sched,
+    threads: Sched,
+    /// Reads of the ring, and the ring bytes they took (`webui_monitor_capture_ring_read_bytes`).
+    ring_reads: u64,
+    ring_read_bytes: u64,
     kernel: ProgramStats,
     counted: u64,
     verified: u64,
@@ -173,7 +187,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             .current_dir(&root),
     )?;
     let bin = target.join("release/webui-monitor");
-    raise_priority()?;
+    let _priority = raise_priority()?;
 
     let jwt = session_jwt(SECRET, USER)?;
     let mut scripts = Vec::new();
@@ -269,7 +283,13 @@ const NICE: i32 = -10;
 /// work on a shared machine (compilers, tests) takes what they leave. At the default nice
 /// level a parallel build starves the daemon, and the ring overflows for want of CPU time
 /// that a dedicated proxy host would give it.
-fn raise_priority() -> anyhow::Result<()> {
+///
+/// Where the kernel groups tasks by session (`kernel.sched_autogroup_enabled`), a task's nice
+/// level only weighs against its own session's tasks, and each session's group gets an equal
+/// share of the CPUs whatever its tasks' levels: the benchmark's session group is set to
+/// [`NICE`] too (`/proc/self/autogroup`, sched(7)), and back to its level when the returned
+/// guard drops.
+fn raise_priority() -> anyhow::Result<AutogroupNice> {
     // SAFETY: a plain syscall on this process.
     let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, NICE) };
     ensure!(
@@ -277,7 +297,48 @@ fn raise_priority() -> anyhow::Result<()> {
         "setting nice {NICE}: {}",
         std::io::Error::last_os_error()
     );
-    Ok(())
+    AutogroupNice::set(NICE)
+}
+
+/// The nice level of this session's autogroup, restored on drop (none where autogroups are
+/// off or absent).
+struct AutogroupNice {
+    before: Option<i32>,
+}
+
+impl AutogroupNice {
+    const PATH: &str = "/proc/self/autogroup";
+
+    fn set(nice: i32) -> anyhow::Result<Self> {
+        let enabled = fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+            .is_ok_and(|v| v.trim() == "1");
+        // "/autogroup-488 nice 0"
+        let before = fs::read_to_string(Self::PATH).ok().and_then(|text| {
+            text.split_whitespace()
+                .skip_while(|w| *w != "nice")
+                .nth(1)?
+                .parse::<i32>()
+                .ok()
+        });
+        let Some(before) = before.filter(|_| enabled) else {
+            return Ok(Self { before: None });
+        };
+        fs::write(Self::PATH, nice.to_string())
+            .with_context(|| format!("setting this session's autogroup to nice {nice}"))?;
+        Ok(Self {
+            before: Some(before),
+        })
+    }
+}
+
+impl Drop for AutogroupNice {
+    fn drop(&mut self) {
+        if let Some(before) = self.before
+            && let Err(error) = fs::write(Self::PATH, before.to_string())
+        {
+            eprintln!("restoring this session's autogroup to nice {before}: {error}");
+        }
+    }
 }
 
 fn which(tool: &str) -> bool {
@@ -373,12 +434,17 @@ struct Daemon {
 impl Daemon {
     fn start(bin: &Path, rundir: &Path, options: &Options) -> anyhow::Result<Self> {
         let log = rundir.join("daemon.log");
-        let mut command = Command::new(bin);
+        // nice(1) adjusts its own level and execs the daemon: every thread the daemon starts
+        // inherits the level.
+        let mut command = Command::new("nice");
         command
+            .args(["-n", &options.daemon_nice.to_string()])
+            .arg(bin)
             .args(["run", "--config", "/dev/null", "--interface", HOST_IF])
             .args(["--port", &PORT.to_string(), "--listen", METRICS])
             .arg("--set")
             .arg(format!("capture.skip_min_bytes={}", options.skip_min_bytes))
+            .args(options.daemon_settings.iter().flat_map(|s| ["--set", s]))
             .env("WEBUI_SECRET_KEY", SECRET);
         let mut daemon = Self {
             process: Process::spawn("webui-monitor", &mut command, &log)?,
@@ -444,6 +510,11 @@ fn load(
                 probe::program_stats(pid)?,
                 probe::metric_sum(&metrics, "openwebui_http_requests_total") as u64,
                 probe::metric_sum_where(&metrics, "openwebui_auth_total", VERIFIED) as u64,
+                (
+                    std::time::Instant::now(),
+                    probe::sched(pid)?,
+                    ring_reads(&metrics),
+                ),
             ))
         }
         None => None,
@@ -472,8 +543,13 @@ fn load(
             daemon: None,
         });
     };
-    let (cpu_before, kernel_before, counted_before, verified_before) =
-        before.context("daemon snapshot")?;
+    let (
+        cpu_before,
+        kernel_before,
+        counted_before,
+        verified_before,
+        (start, sched_before, reads_before),
+    ) = before.context("daemon snapshot")?;
     // The daemon reads the ring every 10 ms; wait until it has counted everything nginx
     // served, or its count stops moving.
     let mut last = (u64::MAX, std::time::Instant::now());
@@ -491,6 +567,8 @@ fn load(
     let pid = daemon.process.pid();
     let cpu_seconds = probe::cpu_seconds(pid)? - cpu_before;
     let kernel = probe::program_stats(pid)? - kernel_before;
+    let wall_seconds = start.elapsed().as_secs_f64();
+    let (capture_thread, threads) = probe::sched(pid)?;
     // Loss counters reach the metrics every second (`stats_interval`).
     stand_in::sleep(Duration::from_millis(1200))?;
     let metrics = daemon.metrics()?;
@@ -498,11 +576,17 @@ fn load(
     // The daemon's whole exposition after the run, for looking into a result.
     let name = script.file_stem().unwrap_or_default().to_string_lossy();
     fs::write(rundir.join(format!("metrics-{name}.txt")), &metrics)?;
+    let reads = ring_reads(&metrics);
     Ok(Run {
         wrk,
         served,
         daemon: Some(DaemonCost {
             cpu_seconds,
+            wall_seconds,
+            capture_thread: capture_thread - sched_before.0,
+            threads: threads - sched_before.1,
+            ring_reads: reads.0.saturating_sub(reads_before.0),
+            ring_read_bytes: reads.1.saturating_sub(reads_before.1),
             kernel,
             counted: probe::metric_sum(&metrics, "openwebui_http_requests_total") as u64
                 - counted_before,
@@ -512,6 +596,14 @@ fn load(
             rss_kib: probe::rss_kib(pid)?,
         }),
     })
+}
+
+/// Reads of the ring so far and the bytes they took, from the daemon's exposition.
+fn ring_reads(metrics: &str) -> (u64, u64) {
+    (
+        probe::metric_sum(metrics, "webui_monitor_capture_ring_read_bytes_count") as u64,
+        probe::metric_sum(metrics, "webui_monitor_capture_ring_read_bytes_sum") as u64,
+    )
 }
 
 /// One more attached completions run, sampled by `perf record` (cpu-clock: this guest has no

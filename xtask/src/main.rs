@@ -131,6 +131,13 @@ enum Task {
         /// One more attached run under `perf record` (target/bench-load/perf.data).
         #[arg(long)]
         profile: bool,
+        /// The daemon's nice level relative to nginx and wrk (-5: the daemon's threads weigh
+        /// three times as much as each of theirs when the CPUs are short).
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        daemon_nice: i32,
+        /// A daemon setting, `KEY=VALUE` as `webui-monitor run --set` takes it; repeat for more.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        daemon_settings: Vec<String>,
     },
     /// Run every fuzz target (or those named) for a bounded time, seeded with the fixtures.
     Fuzz {
@@ -168,6 +175,8 @@ fn main() -> anyhow::Result<()> {
             seconds,
             idle,
             profile,
+            daemon_nice,
+            daemon_settings,
         } => bench_load::run(&bench_load::Options {
             connections,
             skip_min_bytes,
@@ -175,6 +184,8 @@ fn main() -> anyhow::Result<()> {
             seconds,
             idle,
             profile,
+            daemon_nice,
+            daemon_settings,
         }),
         Task::Fuzz { seconds, targets } => {
             fuzz::run(&workspace_root()?, &fuzz::Options { seconds, targets })

@@ -1,7 +1,7 @@
 //! `webui_monitor_tcp_*` and `webui_monitor_capture_*`: what the kernel capture saw and lost.
 //!
 //! The kernel keeps the authoritative totals (per-CPU counters); these families mirror them.
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Registry};
 use webui_monitor_common::{CaptureStats, LossReason};
 use webui_monitor_core::{
     metrics::util::{advance, counter, counter_vec, gauge, set_count},
@@ -28,7 +28,24 @@ pub struct CaptureMetrics {
     lost_bytes_total: IntCounterVec,
     skipped_bytes_total: IntCounter,
     skip_writes_total: IntCounterVec,
+    ring_read_bytes: Histogram,
 }
+
+/// Buckets of `webui_monitor_capture_ring_read_bytes`: 1 KiB to 64 MiB in steps of 4×, so
+/// the default ring's wakeup threshold (2 MiB, an eighth) and its size (16 MiB) fall on
+/// bucket bounds.
+const RING_READ_BUCKETS: [f64; 10] = [
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    2_097_152.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+];
 
 /// What a write into the kernel's skip map did (`op` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +118,19 @@ impl CaptureMetrics {
                  forget: a connection's spans removed) and result (ok, error)",
                 &["op", "result"],
             )?,
+            ring_read_bytes: {
+                let histogram = Histogram::with_opts(
+                    HistogramOpts::new(
+                        "webui_monitor_capture_ring_read_bytes",
+                        "Ring buffer bytes taken per read of the ring (records with their \
+                         headers): how full the ring was when the daemon read it, plus what \
+                         arrived while it read. _count is the number of reads",
+                    )
+                    .buckets(RING_READ_BUCKETS.to_vec()),
+                )?;
+                registry.register(Box::new(histogram.clone()))?;
+                histogram
+            },
         };
         // Every series exists from the start, so rate() works from the first scrape.
         for direction in Direction::ALL {
@@ -145,6 +175,11 @@ impl CaptureMetrics {
         self.skip_writes_total
             .with_label_values(&[op.label(), result])
             .inc();
+    }
+
+    /// One read of the ring that took `bytes` of it.
+    pub fn observe_ring_read(&self, bytes: u64) {
+        self.ring_read_bytes.observe(bytes as f64);
     }
 
     /// Mirrors the kernel totals (summed over CPUs) and the active-connection count.
@@ -196,6 +231,8 @@ mod tests {
         };
         metrics.observe(&totals, 1);
         metrics.count_skip_write(SkipWrite::Skip, true);
+        metrics.observe_ring_read(3000);
+        metrics.observe_ring_read(0);
         totals.bytes[0] = 150;
         metrics.observe(&totals, 0);
         let text = render(&registry);
@@ -214,6 +251,10 @@ mod tests {
             "webui_monitor_capture_skipped_bytes_total 4096",
             "webui_monitor_capture_skip_writes_total{op=\"skip\",result=\"ok\"} 1",
             "webui_monitor_capture_skip_writes_total{op=\"forget\",result=\"error\"} 0",
+            "webui_monitor_capture_ring_read_bytes_bucket{le=\"1024\"} 1",
+            "webui_monitor_capture_ring_read_bytes_bucket{le=\"4096\"} 2",
+            "webui_monitor_capture_ring_read_bytes_sum 3000",
+            "webui_monitor_capture_ring_read_bytes_count 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

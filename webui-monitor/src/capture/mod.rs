@@ -113,6 +113,8 @@ pub struct Capture {
     /// daemon's `select!` loop re-creates the [`Capture::readable`] future whenever another
     /// branch fires (its 1 s stats tick among them), and a timeout would start over each time.
     drain_deadline: tokio::time::Instant,
+    /// Ring bytes (records with their 8-byte headers) the last [`Capture::drain`] took.
+    drained_bytes: u64,
     attachments: Vec<Attachment>,
     links: Vec<Link>,
 }
@@ -145,6 +147,7 @@ impl Capture {
             idle_drain_interval: config.idle_drain_interval.max(config.drain_interval),
             drain_wait: config.drain_interval,
             drain_deadline: tokio::time::Instant::now() + config.drain_interval,
+            drained_bytes: 0,
             attachments: Vec::new(),
             links: Vec::new(),
         })
@@ -402,10 +405,15 @@ impl Capture {
     pub fn drain(&mut self, mut on_record: impl FnMut(Result<Record<'_>, DecodeError>)) -> usize {
         let ring = &mut self.ring.get_mut().0;
         let mut count = 0;
+        let mut bytes = 0;
         while let Some(item) = ring.next() {
             on_record(Record::decode(&item));
             count += 1;
+            // What the record took of the ring: its 8-byte header, rounded up to 8
+            // (`__bpf_ringbuf_reserve()`).
+            bytes += (item.len() as u64 + 8).next_multiple_of(8);
         }
+        self.drained_bytes = bytes;
         self.drain_wait = if count == 0 {
             (self.drain_wait * 2).min(self.idle_drain_interval)
         } else {
@@ -413,6 +421,12 @@ impl Capture {
         };
         self.drain_deadline = tokio::time::Instant::now() + self.drain_wait;
         count
+    }
+
+    /// Ring bytes the last [`Capture::drain`] took (records with their headers): at least what
+    /// was unread when it started, plus what the kernel added while it read.
+    pub fn drained_bytes(&self) -> u64 {
+        self.drained_bytes
     }
 
     /// How long after the last drain [`Capture::readable`] returns without a wakeup:

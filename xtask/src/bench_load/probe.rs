@@ -37,6 +37,66 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS in /proc/PID/status")
 }
 
+/// What the scheduler did with a thread, or with a set of them summed
+/// (`/proc/PID/task/TID/schedstat`: time on a CPU, time runnable but waiting on a run queue,
+/// times it was given a CPU; `sched_info` in Documentation/scheduler/sched-stats.rst).
+#[derive(Clone, Copy, Default, Debug, PartialEq)]
+pub struct Sched {
+    pub run_ns: u64,
+    pub wait_ns: u64,
+    pub slices: u64,
+}
+
+impl std::ops::Sub for Sched {
+    type Output = Self;
+    fn sub(self, earlier: Self) -> Self {
+        Self {
+            run_ns: self.run_ns.saturating_sub(earlier.run_ns),
+            wait_ns: self.wait_ns.saturating_sub(earlier.wait_ns),
+            slices: self.slices.saturating_sub(earlier.slices),
+        }
+    }
+}
+
+impl std::ops::Add for Sched {
+    type Output = Self;
+    fn add(self, other: Self) -> Self {
+        Self {
+            run_ns: self.run_ns + other.run_ns,
+            wait_ns: self.wait_ns + other.wait_ns,
+            slices: self.slices + other.slices,
+        }
+    }
+}
+
+/// The scheduler's statistics of `pid`'s main thread (the daemon's capture loop runs there)
+/// and of all its threads together.
+pub fn sched(pid: u32) -> anyhow::Result<(Sched, Sched)> {
+    let mut main = Sched::default();
+    let mut all = Sched::default();
+    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
+        let entry = entry?;
+        let Ok(text) = fs::read_to_string(entry.path().join("schedstat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let thread = parse_schedstat(&text).context("/proc/PID/task/TID/schedstat")?;
+        if entry.file_name().to_str() == Some(&pid.to_string()) {
+            main = thread;
+        }
+        all = all + thread;
+    }
+    Ok((main, all))
+}
+
+fn parse_schedstat(text: &str) -> Option<Sched> {
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    Some(Sched {
+        run_ns: fields.next()??,
+        wait_ns: fields.next()??,
+        slices: fields.next()??,
+    })
+}
+
 /// Run time and run count, summed over the BPF programs a process holds.
 #[derive(Clone, Copy, Default, Debug, PartialEq)]
 pub struct ProgramStats {
@@ -235,9 +295,24 @@ mod tests {
     }
 
     #[test]
+    fn schedstat_fields() {
+        assert_eq!(
+            parse_schedstat("5063402112 1848200317 91347\n"),
+            Some(Sched {
+                run_ns: 5_063_402_112,
+                wait_ns: 1_848_200_317,
+                slices: 91_347
+            })
+        );
+        assert_eq!(parse_schedstat("12 34\n"), None);
+    }
+
+    #[test]
     fn own_cpu_and_rss() {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).unwrap() >= 0.0);
         assert!(rss_kib(pid).unwrap() > 0);
+        let (main, all) = sched(pid).unwrap();
+        assert!(main.run_ns > 0 && all.run_ns >= main.run_ns);
     }
 }

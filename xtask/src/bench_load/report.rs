@@ -34,8 +34,20 @@ pub(super) fn render(options: &Options, results: &[Vec<Round>], idle: &[(u32, u6
         "## cargo xtask bench-load\n\nwrk: {} keep-alive connections, {THREADS} \
          threads, {} s per run; each round runs each workload detached, then attached (a fresh \
          daemon, capture.skip_min_bytes = {}). Kernel programs timed with kernel.bpf_stats_enabled=1. \
-         Everything at nice {NICE}.",
-        options.connections, options.seconds, options.skip_min_bytes
+         Everything at nice {NICE}{}{}.",
+        options.connections,
+        options.seconds,
+        options.skip_min_bytes,
+        if options.daemon_nice == 0 {
+            String::new()
+        } else {
+            format!(", the daemon at {}", NICE + options.daemon_nice)
+        },
+        if options.daemon_settings.is_empty() {
+            String::new()
+        } else {
+            format!("; daemon settings {}", options.daemon_settings.join(", "))
+        },
     );
     for (workload, rounds) in Workload::ALL.iter().zip(results) {
         let _ = writeln!(out, "\n### {}: {}\n", workload.name(), workload.describe());
@@ -131,6 +143,66 @@ pub(super) fn render(options: &Options, results: &[Vec<Round>], idle: &[(u32, u6
             "records lost",
             &|r| thousands(r.cost().lost),
             String::new(),
+        );
+        let share = |r: &Round| r.cost().counted as f64 * 100.0 / r.attached.served.max(1) as f64;
+        row(
+            &mut out,
+            "counted ÷ served",
+            &|r| format!("{:.1} %", share(r)),
+            format!("{:.1} %", med(&share)),
+        );
+        let per_second = |r: &Round, ns: u64| ns as f64 / 1e9 / r.cost().wall_seconds.max(1e-9);
+        let wait = |r: &Round| per_second(r, r.cost().capture_thread.wait_ns);
+        row(
+            &mut out,
+            "capture thread: on a CPU / waiting for one, s per s",
+            &|r| {
+                let t = r.cost().capture_thread;
+                format!("{:.2} / {:.2}", per_second(r, t.run_ns), wait(r))
+            },
+            format!("– / {:.2}", med(&wait)),
+        );
+        let wait_per_slice = |r: &Round| {
+            let t = r.cost().capture_thread;
+            t.wait_ns as f64 / 1e3 / t.slices.max(1) as f64
+        };
+        row(
+            &mut out,
+            "capture thread: times run per s, mean wait before each",
+            &|r| {
+                format!(
+                    "{:.0} / {:.0} µs",
+                    r.cost().capture_thread.slices as f64 / r.cost().wall_seconds.max(1e-9),
+                    wait_per_slice(r)
+                )
+            },
+            format!("– / {:.0} µs", med(&wait_per_slice)),
+        );
+        row(
+            &mut out,
+            "all daemon threads: on a CPU / waiting for one, s per s",
+            &|r| {
+                let t = r.cost().threads;
+                format!(
+                    "{:.2} / {:.2}",
+                    per_second(r, t.run_ns),
+                    per_second(r, t.wait_ns)
+                )
+            },
+            String::new(),
+        );
+        let reads = |r: &Round| r.cost().ring_reads as f64 / r.cost().wall_seconds.max(1e-9);
+        row(
+            &mut out,
+            "ring reads per s, mean KiB taken per read",
+            &|r| {
+                format!(
+                    "{:.0} / {:.0} KiB",
+                    reads(r),
+                    r.cost().ring_read_bytes as f64 / 1024.0 / r.cost().ring_reads.max(1) as f64
+                )
+            },
+            format!("{:.0} / –", med(&reads)),
         );
         row(
             &mut out,

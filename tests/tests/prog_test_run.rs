@@ -2,7 +2,7 @@
 //! ring records out. Needs root (or CAP_BPF + CAP_PERFMON).
 use aya::programs::{TestRun, TestRunOptions};
 use webui_monitor::capture::{
-    Capture, CaptureConfig,
+    Capture, CaptureConfig, DecodeError, Record,
     clock::{boot_now_ns, coarse_now_ns},
     loader,
 };
@@ -856,6 +856,41 @@ async fn an_idle_ring_is_read_less_often_until_records_come() {
     h.xdp(&frame(&[], &v4(), &request(1000, PSH_ACK, b"hello")));
     assert_eq!(h.capture.drain(|_| {}), 1);
     assert_eq!(wait_ms(&h), 10);
+}
+
+/// A read bounded in bytes stops at the record that reaches the bound (the daemon's loop bounds
+/// each read to one ring's worth, so that a reader behind the kernel still runs its other
+/// work), and the rest is due at once (virtual time, so the result is exact).
+#[tokio::test(start_paused = true)]
+async fn a_bounded_read_leaves_the_rest_due_at_once() {
+    use std::time::Duration;
+    let mut h = Harness::with_config(CaptureConfig {
+        drain_interval: Duration::from_millis(10),
+        ..CaptureConfig::default()
+    });
+    for seq in [1000, 1005, 1010] {
+        h.xdp(&frame(&[], &v4(), &request(seq, PSH_ACK, b"hello")));
+    }
+    let mut seqs = Vec::new();
+    let mut push = |record: Result<Record<'_>, DecodeError>| seqs.push(record.unwrap().seq);
+    assert_eq!(h.capture.drain_at_most(1, &mut push), 1);
+    // A record of five payload bytes takes 128 bytes (its size class, header included), and
+    // the ring's header 8 more.
+    assert_eq!(h.capture.drained_bytes(), 136);
+    assert_eq!(h.capture.drain_wait(), Duration::ZERO);
+    let start = tokio::time::Instant::now();
+    h.capture.readable().await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "the rest was not due at once"
+    );
+    assert_eq!(h.capture.drain_at_most(1000, &mut push), 2);
+    assert_eq!(h.capture.drained_bytes(), 272);
+    assert_eq!(h.capture.drain_wait(), Duration::from_millis(10));
+    assert_eq!(h.capture.drain_at_most(1000, &mut push), 0);
+    assert_eq!(h.capture.drain_wait(), Duration::from_millis(20));
+    assert_eq!(seqs, [1000, 1005, 1010]);
 }
 
 /// The daemon's loop re-creates `Capture::readable` whenever another branch fires (its 1 s

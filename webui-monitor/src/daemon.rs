@@ -157,6 +157,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     let mut active = 0;
     let mut records = 0u64;
     let mut decode_errors = 0u64;
+    let read_bound = u64::from(capture_config.ring_bytes);
     let outcome: anyhow::Result<()> = loop {
         tokio::select! {
             _ = interrupt.recv() => { log::info!("SIGINT: detaching"); break Ok(()); }
@@ -202,7 +203,9 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
                 if let Err(error) = ready {
                     break Err(error).context("waiting for the ring buffer");
                 }
-                drain(&mut capture, &mut monitor, &clock, &mut records, &mut decode_errors);
+                // At most one ring's worth per turn: a reader behind the kernel never finds
+                // the ring empty, and the other branches must still run.
+                drain(&mut capture, read_bound, &mut monitor, &clock, &mut records, &mut decode_errors);
                 capture_metrics.observe_ring_read(capture.drained_bytes());
                 apply_skips(&mut capture, &mut monitor, &capture_metrics);
                 audit.submit(&mut monitor);
@@ -242,8 +245,10 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
     };
     state.ready.store(false, Ordering::Relaxed);
     let detached = capture.detach();
+    // Detached: the ring only empties from here.
     drain(
         &mut capture,
+        u64::MAX,
         &mut monitor,
         &clock,
         &mut records,
@@ -301,15 +306,17 @@ fn update_readiness(follower: &Follower, state: &server::State, last: &mut Vec<S
     state.ready.store(last.is_empty(), Ordering::Relaxed);
 }
 
-/// Feeds every record the ring holds to the monitor.
+/// Feeds the records the ring holds to the monitor, until they take `max_bytes` of it (see
+/// [`Capture::drain_at_most`]).
 fn drain(
     capture: &mut Capture,
+    max_bytes: u64,
     monitor: &mut Monitor,
     clock: &BootClock,
     records: &mut u64,
     decode_errors: &mut u64,
 ) {
-    capture.drain(|record| match record {
+    capture.drain_at_most(max_bytes, |record| match record {
         Ok(record) => {
             *records += 1;
             monitor.on_segment(&record.segment(clock), |_| {});

@@ -402,11 +402,27 @@ impl Capture {
     /// Hands every record now in the ring to `on_record` (decoded, or the decoding error) and
     /// returns how many there were. An empty ring makes the next [`Capture::readable`] wait
     /// longer (see [`CaptureConfig::idle_drain_interval`]), records reset the wait.
-    pub fn drain(&mut self, mut on_record: impl FnMut(Result<Record<'_>, DecodeError>)) -> usize {
+    pub fn drain(&mut self, on_record: impl FnMut(Result<Record<'_>, DecodeError>)) -> usize {
+        self.drain_at_most(u64::MAX, on_record)
+    }
+
+    /// [`Capture::drain`], but returns once the records read take `max_bytes` of the ring
+    /// (with their headers) or more; [`Capture::readable`] then returns at once, for the rest.
+    ///
+    /// A reader that falls behind the kernel never finds the ring empty: a drain without a
+    /// bound would not return while the load lasts, and whatever else its caller's loop does
+    /// (mirroring the loss counters, writing skip spans, handling signals) would wait for it.
+    pub fn drain_at_most(
+        &mut self,
+        max_bytes: u64,
+        mut on_record: impl FnMut(Result<Record<'_>, DecodeError>),
+    ) -> usize {
         let ring = &mut self.ring.get_mut().0;
         let mut count = 0;
         let mut bytes = 0;
-        while let Some(item) = ring.next() {
+        while bytes < max_bytes
+            && let Some(item) = ring.next()
+        {
             on_record(Record::decode(&item));
             count += 1;
             // What the record took of the ring: its 8-byte header, rounded up to 8
@@ -414,8 +430,12 @@ impl Capture {
             bytes += (item.len() as u64 + 8).next_multiple_of(8);
         }
         self.drained_bytes = bytes;
-        self.drain_wait = if count == 0 {
-            (self.drain_wait * 2).min(self.idle_drain_interval)
+        self.drain_wait = if bytes >= max_bytes {
+            Duration::ZERO
+        } else if count == 0 {
+            (self.drain_wait * 2)
+                .max(self.drain_interval)
+                .min(self.idle_drain_interval)
         } else {
             self.drain_interval
         };

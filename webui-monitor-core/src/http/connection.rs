@@ -370,13 +370,14 @@ impl HttpConnection {
                     first_ts,
                     resynced,
                 }) => {
-                    let parsed = head::parse_request(block, &shared.limits.head()).map_err(|e| {
-                        let framing = match e {
-                            HeadError::HeaderLine => head::refused_request_framing(block),
-                            _ => None,
-                        };
-                        (e, framing)
-                    });
+                    let parsed =
+                        head::parse_framed_request(block, &shared.limits.head()).map_err(|e| {
+                            let framing = match e {
+                                HeadError::HeaderLine => head::refused_request_framing(block),
+                                _ => None,
+                            };
+                            (e, framing)
+                        });
                     let header_bytes = block.len();
                     self.start_request(parsed, header_bytes, first_ts, resynced, ts, shared, out);
                 }
@@ -428,13 +429,13 @@ impl HttpConnection {
             Box::new(body::request_decoder(
                 &head.method,
                 &head.path,
-                &head.framing,
+                &head.headers,
                 shared,
             ))
         });
         let request = Request {
             stats: head_stats(header_bytes, first_ts, ts, framing),
-            wants_upgrade: head.headers.upgrade.is_some(),
+            wants_upgrade: head.headers.upgrade().is_some(),
             method: head.method,
             path: head.path,
             has_query: head.has_query,
@@ -612,7 +613,11 @@ impl HttpConnection {
             target.finish_request();
             target.finish_response();
             shared.counters.upgrades += 1;
-            let websocket_extensions = target.ex.response_headers.websocket_extensions.clone();
+            let websocket_extensions = target
+                .ex
+                .response_headers
+                .websocket_extensions()
+                .map(str::to_owned);
             let request_leftover = self.framers[REQ].stop();
             self.framers[RESP].stop();
             self.pairing.emit_ready(out);
@@ -640,7 +645,8 @@ impl HttpConnection {
             self.framers[RESP].next_message();
             self.finish_response(shared, out);
         } else {
-            self.decoders[RESP] = Some(Box::new(body::response_decoder(&head.framing, shared)));
+            let headers = &target.ex.response_headers;
+            self.decoders[RESP] = Some(Box::new(body::response_decoder(headers, shared)));
             self.framers[RESP].start_body(framing, shared);
         }
         false

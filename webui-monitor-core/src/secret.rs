@@ -24,3 +24,24 @@ impl fmt::Debug for Secret {
         f.write_str("Secret(<redacted>)")
     }
 }
+
+/// A credential borrowed from where it is kept (a request head's packed values): what [`Secret`]
+/// is, without owning the bytes. `Debug` is redacted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SecretRef<'a>(&'a [u8]);
+
+impl<'a> SecretRef<'a> {
+    pub fn new(value: &'a [u8]) -> Self {
+        Self(value)
+    }
+    /// The raw bytes, for verification and fingerprinting only.
+    pub fn expose(self) -> &'a [u8] {
+        self.0
+    }
+}
+
+impl fmt::Debug for SecretRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}

@@ -235,27 +235,27 @@ fn diff(x: &Exchange, e: &Value) -> Vec<String> {
     );
     check(
         "response_content_type",
-        format!("{:?}", x.response_headers.content_type),
+        format!("{:?}", x.response_headers.content_type()),
         format!("{:?}", opt_str(&e["response_content_type"])),
     );
     check(
         "response_content_encoding",
-        format!("{:?}", x.response_headers.content_encoding),
+        format!("{:?}", x.response_headers.content_encoding()),
         format!("{:?}", opt_str(&e["response_content_encoding"])),
     );
     check(
         "request_content_type",
-        format!("{:?}", x.request_headers.content_type),
+        format!("{:?}", x.request_headers.content_type()),
         format!("{:?}", opt_str(&e["request_content_type"])),
     );
     check(
         "upgrade",
-        format!("{:?}", x.request_headers.upgrade),
+        format!("{:?}", x.request_headers.upgrade()),
         format!("{:?}", opt_str(&e["upgrade"])),
     );
     check(
         "user_agent",
-        format!("{:?}", x.request_headers.user_agent),
+        format!("{:?}", x.request_headers.user_agent()),
         format!("{:?}", opt_str(&e["user_agent"])),
     );
     check("anomalies", format!("{:?}", x.anomalies), "[]".into());

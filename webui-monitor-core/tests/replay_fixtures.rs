@@ -174,12 +174,12 @@ fn exchanges_match_expected() {
                 "{ctx}"
             );
             assert_eq!(
-                e.response_headers.content_type.as_deref(),
+                e.response_headers.content_type(),
                 w["response_content_type"].as_str(),
                 "{ctx}"
             );
             assert_eq!(
-                e.response_headers.content_encoding.as_deref(),
+                e.response_headers.content_encoding(),
                 w["response_content_encoding"].as_str(),
                 "{ctx}"
             );

@@ -17,7 +17,8 @@ use webui_monitor_core::{
     http::{
         Exchange,
         exchange::{
-            MessageStats, RequestBodyFields, RequestHeaders, ResponseBodyFields, StreamSummary,
+            MessageStats, RequestBodyFields, RequestField, RequestHeaders, ResponseBodyFields,
+            StreamSummary,
         },
     },
     metrics::{OpenWebuiMetrics, PrometheusSink},
@@ -58,15 +59,15 @@ fn exchange(e: &Value, creds: &HashMap<String, String>) -> Exchange {
     let fp = e["credential_fp"].as_str();
     let effective = fp.map(|fp| creds[fp].clone());
     let any_jwt = creds["bc02aeb386f4"].clone();
-    let mut headers = RequestHeaders {
-        user_agent: e["user_agent"].as_str().map(String::from),
-        ..Default::default()
-    };
+    let mut headers = RequestHeaders::default();
+    if let Some(ua) = e["user_agent"].as_str() {
+        headers.set(RequestField::UserAgent, ua);
+    }
     for part in e["auth_carrier"].as_str().unwrap().split('+') {
         match part {
             "bearer_jwt" | "bearer_apikey" | "bearer_other" => {
                 let v = effective.clone().unwrap();
-                headers.authorization = Some(Secret::new(format!("Bearer {v}").as_bytes()));
+                headers.set(RequestField::Authorization, format!("Bearer {v}"));
             }
             "cookie_jwt" => {
                 let v = if e["credential_source"] == "cookie" || e["cookie_same_as_bearer"] == true
@@ -75,7 +76,7 @@ fn exchange(e: &Value, creds: &HashMap<String, String>) -> Exchange {
                 } else {
                     any_jwt.clone()
                 };
-                headers.cookie_token = Some(Secret::new(v.as_bytes()));
+                headers.set(RequestField::CookieToken, v);
             }
             "none" => {}
             other => panic!("carrier {other} not in the fixtures"),

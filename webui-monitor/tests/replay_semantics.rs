@@ -25,7 +25,9 @@ use webui_monitor_core::{
     Monitor,
     http::{
         Exchange,
-        exchange::{MessageStats, RequestBodyFields, ResponseBodyFields, StreamSummary},
+        exchange::{
+            MessageStats, RequestBodyFields, RequestField, ResponseBodyFields, StreamSummary,
+        },
     },
     metrics::{OpenWebuiMetrics, PrometheusSink},
     openwebui::{Attributor, JwtSecret, SemanticsConfig},
@@ -190,10 +192,15 @@ fn exchange(path: &str, auth: Option<&[u8]>, cookie: Option<&[u8]>, ts: Timestam
         upgraded: false,
         anomalies: Vec::new(),
     };
-    ex.request_headers.authorization = auth.map(Secret::new);
-    ex.request_headers.cookie_token = cookie.map(Secret::new);
-    ex.request_headers.user_agent = Some("Mozilla/5.0".into());
-    ex.request_headers.sec_fetch_mode = Some("cors".into());
+    let h = &mut ex.request_headers;
+    if let Some(auth) = auth {
+        h.set(RequestField::Authorization, auth);
+    }
+    if let Some(cookie) = cookie {
+        h.set(RequestField::CookieToken, cookie);
+    }
+    h.set(RequestField::UserAgent, "Mozilla/5.0");
+    h.set(RequestField::SecFetchMode, "cors");
     ex
 }
 

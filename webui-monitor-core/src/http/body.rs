@@ -6,24 +6,23 @@
 use crate::{
     http::{
         decode::{BodyDecoder, Consumer, DecodeStop, Decoded, WindowLogs},
-        exchange::{Anomaly, Exchange},
-        head::FramingHeaders,
+        exchange::{Anomaly, Exchange, RequestHeaders, ResponseHeaders},
         limits::HttpShared,
     },
     segment::Direction,
 };
 
-/// The decoder of the body of a `method` request to `path` with these framing headers. A
+/// The decoder of the body of a `method` request to `path` with these headers. A
 /// body whose route reads no field is neither decompressed nor scanned: an unauthenticated
 /// upload or bomb to any other route costs its wire bytes only.
 pub(super) fn request_decoder(
     method: &str,
     path: &str,
-    framing: &FramingHeaders,
+    headers: &RequestHeaders,
     shared: &mut HttpShared,
 ) -> BodyDecoder {
     // A request without a content type is read as JSON: scripted clients often omit it.
-    let json = framing.content_type.as_deref().is_none_or(mentions_json);
+    let json = headers.content_type().is_none_or(mentions_json);
     let read = shared
         .reads_request_body
         .is_none_or(|reads| reads(method, path));
@@ -35,25 +34,26 @@ pub(super) fn request_decoder(
     } else {
         Consumer::Discard
     };
-    decoder(framing, consumer, shared)
+    decoder(headers.content_encoding(), consumer, shared)
 }
 
-/// The decoder of a response body with these framing headers.
-pub(super) fn response_decoder(framing: &FramingHeaders, shared: &HttpShared) -> BodyDecoder {
+/// The decoder of a response body with these headers.
+pub(super) fn response_decoder(headers: &ResponseHeaders, shared: &HttpShared) -> BodyDecoder {
     let limits = shared.limits.json;
-    let consumer = match framing.content_type.as_deref() {
+    let consumer = match headers.content_type() {
         Some(t) if is_event_stream(t) => Consumer::sse(limits),
         Some(t) if is_ndjson(t) => Consumer::ndjson(limits),
         Some(t) if mentions_json(t) => Consumer::response_json(limits),
         _ => Consumer::Discard,
     };
-    decoder(framing, consumer, shared)
+    decoder(headers.content_encoding(), consumer, shared)
 }
 
-fn decoder(framing: &FramingHeaders, consumer: Consumer, shared: &HttpShared) -> BodyDecoder {
+/// `coding`: the `Content-Encoding` value.
+fn decoder(coding: Option<&str>, consumer: Consumer, shared: &HttpShared) -> BodyDecoder {
     let limits = &shared.limits;
     let mut decoder = BodyDecoder::new(
-        framing.content_encoding.as_deref(),
+        coding,
         consumer,
         limits.max_decoded_body_bytes,
         WindowLogs {

@@ -99,6 +99,10 @@ pub struct HttpConnection {
     pairing: Pairing,
     /// The content decoder of the body being read in each direction.
     decoders: [Option<Box<BodyDecoder>>; 2],
+    /// Per direction: the allocation of the last body's decoder, reused by the next body. It
+    /// holds an idle decoder (no decompressor, no scanner: those end with their body), so a
+    /// connection that carried bodies keeps at most two small allocations between them.
+    spare_decoders: [Option<Box<BodyDecoder>>; 2],
     /// This connection's decode budget (`max_decoded_bytes_per_connection_per_second`).
     budget: DecodeBudget,
     /// HTTP is over (upgrade or close): later bytes are ignored.
@@ -116,6 +120,7 @@ impl HttpConnection {
             framers: Direction::ALL.map(|d| Framer::new(d, mid_stream)),
             pairing: Pairing::new(key),
             decoders: [None, None],
+            spare_decoders: [None, None],
             budget: DecodeBudget::default(),
             finished: false,
             skipping: [false; 2],
@@ -370,13 +375,14 @@ impl HttpConnection {
                     first_ts,
                     resynced,
                 }) => {
-                    let parsed = head::parse_request(block, &shared.limits.head()).map_err(|e| {
-                        let framing = match e {
-                            HeadError::HeaderLine => head::refused_request_framing(block),
-                            _ => None,
-                        };
-                        (e, framing)
-                    });
+                    let parsed =
+                        head::parse_framed_request(block, &shared.limits.head()).map_err(|e| {
+                            let framing = match e {
+                                HeadError::HeaderLine => head::refused_request_framing(block),
+                                _ => None,
+                            };
+                            (e, framing)
+                        });
                     let header_bytes = block.len();
                     self.start_request(parsed, header_bytes, first_ts, resynced, ts, shared, out);
                 }
@@ -424,17 +430,11 @@ impl HttpConnection {
         self.pairing
             .give_up(GiveUp::OverCapacity { max }, &mut shared.counters, out);
         let framing = head.body_framing();
-        let decoder = (framing != BodyFraming::None).then(|| {
-            Box::new(body::request_decoder(
-                &head.method,
-                &head.path,
-                &head.framing,
-                shared,
-            ))
-        });
+        let decoder = (framing != BodyFraming::None)
+            .then(|| body::request_decoder(&head.method, &head.path, &head.headers, shared));
         let request = Request {
             stats: head_stats(header_bytes, first_ts, ts, framing),
-            wants_upgrade: head.headers.upgrade.is_some(),
+            wants_upgrade: head.headers.upgrade().is_some(),
             method: head.method,
             path: head.path,
             has_query: head.has_query,
@@ -447,12 +447,15 @@ impl HttpConnection {
         };
         self.pairing
             .push_request(request, framing != BodyFraming::None);
-        if framing == BodyFraming::None {
-            self.framers[REQ].next_message();
-            self.after_request();
-        } else {
-            self.decoders[REQ] = decoder;
-            self.framers[REQ].start_body(framing, shared);
+        match decoder {
+            None => {
+                self.framers[REQ].next_message();
+                self.after_request();
+            }
+            Some(decoder) => {
+                self.decoders[REQ] = Some(self.boxed(REQ, decoder));
+                self.framers[REQ].start_body(framing, shared);
+            }
         }
     }
 
@@ -612,7 +615,11 @@ impl HttpConnection {
             target.finish_request();
             target.finish_response();
             shared.counters.upgrades += 1;
-            let websocket_extensions = target.ex.response_headers.websocket_extensions.clone();
+            let websocket_extensions = target
+                .ex
+                .response_headers
+                .websocket_extensions()
+                .map(str::to_owned);
             let request_leftover = self.framers[REQ].stop();
             self.framers[RESP].stop();
             self.pairing.emit_ready(out);
@@ -640,7 +647,8 @@ impl HttpConnection {
             self.framers[RESP].next_message();
             self.finish_response(shared, out);
         } else {
-            self.decoders[RESP] = Some(Box::new(body::response_decoder(&head.framing, shared)));
+            let decoder = body::response_decoder(&target.ex.response_headers, shared);
+            self.decoders[RESP] = Some(self.boxed(RESP, decoder));
             self.framers[RESP].start_body(framing, shared);
         }
         false
@@ -660,6 +668,17 @@ impl HttpConnection {
     }
 
     // ----- bodies -----
+
+    /// `decoder` in the allocation the last body of direction `d` left, if any.
+    fn boxed(&mut self, d: usize, decoder: BodyDecoder) -> Box<BodyDecoder> {
+        match self.spare_decoders[d].take() {
+            Some(mut spare) => {
+                *spare = decoder;
+                spare
+            }
+            None => Box::new(decoder),
+        }
+    }
 
     /// Body bytes of `direction` were read: `[wire, data]` bytes (see [`Frame::Body`]).
     #[allow(clippy::too_many_arguments)]
@@ -698,9 +717,12 @@ impl HttpConnection {
         shared: &mut HttpShared,
         out: &mut Vec<HttpEvent>,
     ) {
-        let decoded = self.decoders[direction.index()]
-            .take()
-            .map(|decoder| decoder.finish(whole));
+        let d = direction.index();
+        let decoded = self.decoders[d].take().map(|mut decoder| {
+            let decoded = std::mem::replace(&mut *decoder, BodyDecoder::idle()).finish(whole);
+            self.spare_decoders[d] = Some(decoder);
+            decoded
+        });
         let mut target = match direction {
             Direction::Request => self.pairing.request_target(),
             Direction::Response => self.pairing.response_target(),

@@ -2,48 +2,323 @@
 //! final response.
 //!
 //! An `Exchange` carries sizes, timings, the few headers the semantics need and the JSON fields
-//! extracted from bodies — never a body. Credentials travel as [`Secret`]; everything else in
-//! here is safe to log.
+//! extracted from bodies — never a body. Credentials come out as [`SecretRef`], redacted in
+//! `Debug`; everything else in here is safe to log.
+use std::{borrow::Cow, fmt};
+
 use crate::{
-    secret::Secret,
+    secret::SecretRef,
     segment::{ConnectionKey, Timestamp},
     usage::Usage,
 };
 
-/// Request headers the semantics use, as Open WebUI's Starlette reads them. Names are matched
-/// case-insensitively; the value of repeated headers is the first one, except `cookie_token`.
-#[derive(Debug, Clone, Default)]
-pub struct RequestHeaders {
-    /// `Authorization` value, whole (scheme included).
-    pub authorization: Option<Secret>,
+/// A request header field the semantics read, as Open WebUI's Starlette reads it: names are
+/// matched case-insensitively, and the value of repeated fields is the first one unless said
+/// otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestField {
+    /// `Authorization` value, whole (scheme included). A credential.
+    Authorization,
     /// Value of the last cookie named `token` over all `Cookie` headers, unquoted as Starlette
-    /// does (present even if empty).
-    pub cookie_token: Option<Secret>,
-    /// Value of the API-key header (`x-api-key` unless configured otherwise).
-    pub api_key_header: Option<Secret>,
-    pub user_agent: Option<String>,
-    pub origin: Option<String>,
-    pub sec_fetch_site: Option<String>,
-    pub sec_fetch_mode: Option<String>,
-    pub sec_fetch_dest: Option<String>,
-    pub content_type: Option<String>,
-    pub upgrade: Option<String>,
-    pub host: Option<String>,
+    /// does (present even if empty). A credential.
+    CookieToken,
+    /// Value of the API-key header (`x-api-key` unless configured otherwise). A credential.
+    ApiKeyHeader,
+    UserAgent,
+    Origin,
+    SecFetchSite,
+    SecFetchMode,
+    SecFetchDest,
+    ContentType,
+    ContentEncoding,
+    Upgrade,
+    Host,
     /// `X-Forwarded-For`, repeated fields joined by `,` (the last `max_value_bytes` when longer:
     /// a proxy appends the address it saw at the end).
-    pub forwarded_for: Option<String>,
+    ForwardedFor,
     /// `X-Real-IP` (the first).
-    pub real_ip: Option<String>,
+    RealIp,
 }
 
-/// Response headers the semantics use.
-#[derive(Debug, Clone, Default)]
-pub struct ResponseHeaders {
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
+impl RequestField {
+    pub const ALL: [Self; 14] = [
+        Self::Authorization,
+        Self::CookieToken,
+        Self::ApiKeyHeader,
+        Self::UserAgent,
+        Self::Origin,
+        Self::SecFetchSite,
+        Self::SecFetchMode,
+        Self::SecFetchDest,
+        Self::ContentType,
+        Self::ContentEncoding,
+        Self::Upgrade,
+        Self::Host,
+        Self::ForwardedFor,
+        Self::RealIp,
+    ];
+    pub(crate) const COUNT: usize = Self::ALL.len();
+
+    /// Its values are credentials: raw bytes, never printed. The others are text.
+    pub fn is_credential(self) -> bool {
+        matches!(
+            self,
+            Self::Authorization | Self::CookieToken | Self::ApiKeyHeader
+        )
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Authorization => "authorization",
+            Self::CookieToken => "cookie_token",
+            Self::ApiKeyHeader => "api_key_header",
+            Self::UserAgent => "user_agent",
+            Self::Origin => "origin",
+            Self::SecFetchSite => "sec_fetch_site",
+            Self::SecFetchMode => "sec_fetch_mode",
+            Self::SecFetchDest => "sec_fetch_dest",
+            Self::ContentType => "content_type",
+            Self::ContentEncoding => "content_encoding",
+            Self::Upgrade => "upgrade",
+            Self::Host => "host",
+            Self::ForwardedFor => "forwarded_for",
+            Self::RealIp => "real_ip",
+        }
+    }
+}
+
+/// Request headers the semantics use ([`RequestField`]), their values in one buffer: a head
+/// costs one allocation, none when it has none of them. Credentials come out as [`SecretRef`],
+/// and `Debug` prints them redacted.
+#[derive(Clone, Default)]
+pub struct RequestHeaders(Packed<{ RequestField::COUNT }>);
+
+impl RequestHeaders {
+    /// Packs the value of each field (index: the field's position in [`RequestField::ALL`]);
+    /// text fields must be UTF-8 (a value that is not reads as empty).
+    pub(crate) fn pack(values: [Option<&[u8]>; RequestField::COUNT]) -> Self {
+        Self(Packed::pack(values))
+    }
+
+    pub fn authorization(&self) -> Option<SecretRef<'_>> {
+        self.credential(RequestField::Authorization)
+    }
+    pub fn cookie_token(&self) -> Option<SecretRef<'_>> {
+        self.credential(RequestField::CookieToken)
+    }
+    pub fn api_key_header(&self) -> Option<SecretRef<'_>> {
+        self.credential(RequestField::ApiKeyHeader)
+    }
+    pub fn user_agent(&self) -> Option<&str> {
+        self.text(RequestField::UserAgent)
+    }
+    pub fn origin(&self) -> Option<&str> {
+        self.text(RequestField::Origin)
+    }
+    pub fn sec_fetch_site(&self) -> Option<&str> {
+        self.text(RequestField::SecFetchSite)
+    }
+    pub fn sec_fetch_mode(&self) -> Option<&str> {
+        self.text(RequestField::SecFetchMode)
+    }
+    pub fn sec_fetch_dest(&self) -> Option<&str> {
+        self.text(RequestField::SecFetchDest)
+    }
+    pub fn content_type(&self) -> Option<&str> {
+        self.text(RequestField::ContentType)
+    }
+    pub fn content_encoding(&self) -> Option<&str> {
+        self.text(RequestField::ContentEncoding)
+    }
+    pub fn upgrade(&self) -> Option<&str> {
+        self.text(RequestField::Upgrade)
+    }
+    pub fn host(&self) -> Option<&str> {
+        self.text(RequestField::Host)
+    }
+    pub fn forwarded_for(&self) -> Option<&str> {
+        self.text(RequestField::ForwardedFor)
+    }
+    pub fn real_ip(&self) -> Option<&str> {
+        self.text(RequestField::RealIp)
+    }
+
+    /// Whether `field` is present (any value, empty included).
+    pub fn has(&self, field: RequestField) -> bool {
+        self.0.get(field as usize).is_some()
+    }
+
+    /// Sets `field` to `value`, for headers built by hand (tests, tools): the values are packed
+    /// anew. A text field takes `value` as UTF-8, invalid sequences replaced.
+    pub fn set(&mut self, field: RequestField, value: impl AsRef<[u8]>) {
+        let value = value.as_ref();
+        let value = if field.is_credential() {
+            Cow::Borrowed(value)
+        } else {
+            lossy(value)
+        };
+        let mut values = RequestField::ALL.map(|f| self.0.get(f as usize));
+        values[field as usize] = Some(&value);
+        *self = Self::pack(values);
+    }
+
+    fn credential(&self, field: RequestField) -> Option<SecretRef<'_>> {
+        self.0.get(field as usize).map(SecretRef::new)
+    }
+
+    fn text(&self, field: RequestField) -> Option<&str> {
+        self.0.text(field as usize)
+    }
+}
+
+/// Credentials redacted.
+impl fmt::Debug for RequestHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("RequestHeaders");
+        for field in RequestField::ALL {
+            if field.is_credential() {
+                s.field(field.name(), &self.credential(field));
+            } else {
+                s.field(field.name(), &self.text(field));
+            }
+        }
+        s.finish()
+    }
+}
+
+/// A response header field the semantics read (the first of repeated fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseField {
+    ContentType,
+    ContentEncoding,
     /// `Sec-WebSocket-Extensions` of a 101 response (permessage-deflate parameters).
-    pub websocket_extensions: Option<String>,
-    pub upgrade: Option<String>,
+    WebsocketExtensions,
+    Upgrade,
+}
+
+impl ResponseField {
+    pub const ALL: [Self; 4] = [
+        Self::ContentType,
+        Self::ContentEncoding,
+        Self::WebsocketExtensions,
+        Self::Upgrade,
+    ];
+    pub(crate) const COUNT: usize = Self::ALL.len();
+}
+
+/// Response headers the semantics use ([`ResponseField`]), their values in one buffer, all
+/// text.
+#[derive(Clone, Default)]
+pub struct ResponseHeaders(Packed<{ ResponseField::COUNT }>);
+
+impl ResponseHeaders {
+    /// Packs the value of each field (index: its position in [`ResponseField::ALL`]), UTF-8.
+    pub(crate) fn pack(values: [Option<&[u8]>; ResponseField::COUNT]) -> Self {
+        Self(Packed::pack(values))
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        self.0.text(ResponseField::ContentType as usize)
+    }
+    pub fn content_encoding(&self) -> Option<&str> {
+        self.0.text(ResponseField::ContentEncoding as usize)
+    }
+    pub fn websocket_extensions(&self) -> Option<&str> {
+        self.0.text(ResponseField::WebsocketExtensions as usize)
+    }
+    pub fn upgrade(&self) -> Option<&str> {
+        self.0.text(ResponseField::Upgrade as usize)
+    }
+
+    /// Sets `field` to `value` (as UTF-8, invalid sequences replaced), for headers built by hand.
+    pub fn set(&mut self, field: ResponseField, value: impl AsRef<[u8]>) {
+        let value = lossy(value.as_ref());
+        let mut values = ResponseField::ALL.map(|f| self.0.get(f as usize));
+        values[field as usize] = Some(&value);
+        *self = Self::pack(values);
+    }
+}
+
+impl fmt::Debug for ResponseHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseHeaders")
+            .field("content_type", &self.content_type())
+            .field("content_encoding", &self.content_encoding())
+            .field("websocket_extensions", &self.websocket_extensions())
+            .field("upgrade", &self.upgrade())
+            .finish()
+    }
+}
+
+/// `value` as UTF-8, invalid sequences replaced (`String::from_utf8_lossy`), as bytes.
+pub(crate) fn lossy(value: &[u8]) -> Cow<'_, [u8]> {
+    // `from_utf8` first: its ASCII fast path is quicker than `from_utf8_lossy`'s chunking, and
+    // header values are nearly always ASCII.
+    match std::str::from_utf8(value) {
+        Ok(_) => Cow::Borrowed(value),
+        Err(_) => Cow::Owned(String::from_utf8_lossy(value).into_owned().into_bytes()),
+    }
+}
+
+/// Where one value lies in a [`Packed`] buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+/// The values of `N` fields in one buffer; field `i` is `spans[i]` of it, if present.
+#[derive(Clone)]
+struct Packed<const N: usize> {
+    buf: Box<[u8]>,
+    spans: [Option<Span>; N],
+}
+
+impl<const N: usize> Default for Packed<N> {
+    fn default() -> Self {
+        Self {
+            buf: Box::default(),
+            spans: [None; N],
+        }
+    }
+}
+
+impl<const N: usize> Packed<N> {
+    /// One allocation of exactly the values' total length (none when it is 0). Values past
+    /// 4 GiB in all, which no capped head reaches, are left out.
+    fn pack(values: [Option<&[u8]>; N]) -> Self {
+        let total = values.iter().flatten().map(|v| v.len()).sum();
+        let mut buf = Vec::with_capacity(total);
+        let mut spans = [None; N];
+        for (span, value) in spans.iter_mut().zip(values) {
+            let Some(value) = value else { continue };
+            let (Ok(start), Ok(end)) = (
+                u32::try_from(buf.len()),
+                u32::try_from(buf.len() + value.len()),
+            ) else {
+                break;
+            };
+            buf.extend_from_slice(value);
+            *span = Some(Span { start, end });
+        }
+        Self {
+            // Length equals capacity: no reallocation.
+            buf: buf.into_boxed_slice(),
+            spans,
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        let span = self.spans[i]?;
+        self.buf.get(span.start as usize..span.end as usize)
+    }
+
+    /// A text value. Text is packed from UTF-8 only; checking it again costs a few nanoseconds
+    /// for the short values of a head and keeps this module free of `unsafe`.
+    fn text(&self, i: usize) -> Option<&str> {
+        self.get(i)
+            .map(|v| std::str::from_utf8(v).unwrap_or_default())
+    }
 }
 
 /// Sizes and timings of one HTTP message (request or response).

@@ -8,10 +8,7 @@
 //! names and their classification, so they stay side by side.
 use std::borrow::Cow;
 
-use crate::{
-    http::exchange::{RequestHeaders, ResponseHeaders},
-    secret::Secret,
-};
+use crate::http::exchange::{RequestField, RequestHeaders, ResponseField, ResponseHeaders, lossy};
 
 /// Why a header block was rejected. Each maps to a counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -36,16 +33,15 @@ pub enum BodyFraming {
     Close,
 }
 
-/// Framing-relevant header fields common to requests and responses.
-#[derive(Debug, Clone, Default)]
+/// Framing-relevant header fields common to requests and responses. (`Content-Type` and
+/// `Content-Encoding`, which pick a body's decoder, are in the message's headers.)
+#[derive(Debug, Clone, Copy, Default)]
 pub struct FramingHeaders {
     pub content_length: Option<u64>,
     /// `Transfer-Encoding` present; `chunked` when its last coding is `chunked`.
     pub transfer_encoding: bool,
     pub chunked: bool,
     pub connection_close: bool,
-    pub content_encoding: Option<String>,
-    pub content_type: Option<String>,
 }
 
 impl FramingHeaders {
@@ -377,7 +373,7 @@ pub fn framing_line(framing: &mut FramingHeaders, line: &[u8]) -> Result<(), Hea
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     match header_field(line) {
         Ok((name, value)) if is_framing_name(name) => {
-            framing_field(framing, name, value, 0).map(|_| ())
+            framing_field(framing, name, value).map(|_| ())
         }
         _ => Ok(()),
     }
@@ -393,13 +389,17 @@ pub fn refused_request_framing(block: &[u8]) -> Option<BodyFraming> {
     Some(framing.request_body_framing())
 }
 
-fn text(v: &[u8], cap: usize) -> String {
-    let v = &v[..v.len().min(cap)];
-    // `from_utf8` first: its ASCII fast path is quicker than `from_utf8_lossy`'s chunking, and
-    // header values are nearly always ASCII.
-    match std::str::from_utf8(v) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(v).into_owned(),
+/// The first `cap` bytes of a header value as UTF-8, invalid sequences replaced: borrowed from
+/// the block unless some were.
+fn text(v: &[u8], cap: usize) -> Cow<'_, [u8]> {
+    lossy(&v[..v.len().min(cap)])
+}
+
+/// The first `cap` bytes of `v` as an owned string, invalid sequences replaced.
+fn string(v: &[u8], cap: usize) -> String {
+    match text(v, cap) {
+        Cow::Borrowed(v) => String::from_utf8_lossy(v).into_owned(),
+        Cow::Owned(v) => String::from_utf8(v).unwrap_or_default(),
     }
 }
 
@@ -409,22 +409,12 @@ fn has_token(list: &[u8], token: &str) -> bool {
 }
 
 /// Applies one header to the framing fields.
-fn framing_field(
-    f: &mut FramingHeaders,
-    name: &[u8],
-    value: &[u8],
-    cap: usize,
-) -> Result<bool, HeadError> {
-    apply_framing(f, Name::of(name), value, cap)
+fn framing_field(f: &mut FramingHeaders, name: &[u8], value: &[u8]) -> Result<bool, HeadError> {
+    apply_framing(f, Name::of(name), value)
 }
 
 /// Applies one header of class `name` to the framing fields; `false` if it is none of them.
-fn apply_framing(
-    f: &mut FramingHeaders,
-    name: Name,
-    value: &[u8],
-    cap: usize,
-) -> Result<bool, HeadError> {
+fn apply_framing(f: &mut FramingHeaders, name: Name, value: &[u8]) -> Result<bool, HeadError> {
     match name {
         Name::ContentLength => {
             let n = content_length(value)?;
@@ -439,12 +429,6 @@ fn apply_framing(
             f.chunked = last.eq_ignore_ascii_case(b"chunked");
         }
         Name::Connection => f.connection_close |= has_token(value, "close"),
-        Name::ContentEncoding => {
-            f.content_encoding.get_or_insert_with(|| text(value, cap));
-        }
-        Name::ContentType => {
-            f.content_type.get_or_insert_with(|| text(value, cap));
-        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -553,12 +537,37 @@ fn decode_path(raw: &[u8]) -> Cow<'_, str> {
     percent_encoding::percent_decode(raw).decode_utf8_lossy()
 }
 
-/// Parses a complete request header block.
+/// Parses a complete request header block. (The engine parses what its framer reported, with
+/// [`parse_framed_request`].)
+#[cfg(any(test, fuzzing))]
 pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHead, HeadError> {
     let start = lines(block).next().ok_or(HeadError::StartLine)?;
     if !plausible_request_line(start) {
         return Err(HeadError::StartLine);
     }
+    request_head(block, start, limits)
+}
+
+/// [`parse_request`] of a block that a framer reported: the framer let it through only with a
+/// plausible start line ([`plausible_request_line`]), which is not checked again.
+pub(crate) fn parse_framed_request(
+    block: &[u8],
+    limits: &HeadLimits<'_>,
+) -> Result<RequestHead, HeadError> {
+    let start = lines(block).next().unwrap_or_default();
+    debug_assert!(
+        plausible_request_line(start),
+        "the framer checks start lines"
+    );
+    request_head(block, start, limits)
+}
+
+/// The request head of `block`, whose start line `start` is plausible.
+fn request_head(
+    block: &[u8],
+    start: &[u8],
+    limits: &HeadLimits<'_>,
+) -> Result<RequestHead, HeadError> {
     let mut parts = start.split(|&b| b == b' ');
     let method = parts.next().unwrap_or_default();
     let target = parts.next().unwrap_or_default();
@@ -580,39 +589,50 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
     let path_truncated = path.len() > limits.max_path_bytes;
 
     let mut framing = FramingHeaders::default();
-    let mut h = RequestHeaders::default();
+    // The values, borrowed from the block until they are packed into one buffer.
+    let mut values: [Option<Cow<'_, [u8]>>; RequestField::COUNT] = Default::default();
     let cap = limits.max_value_bytes;
     let mut fields_cut = 0;
     let api_key_header = limits.api_key_header.as_bytes();
     for_each_field(block, |i, name, value| {
         let class = Name::of(name);
-        if apply_framing(&mut framing, class, value, cap)? {
+        if apply_framing(&mut framing, class, value)? {
             return Ok(());
         }
-        // Credentials are read wherever they are: which user a request is is not capped.
-        // Starlette's `headers.get` takes the first of repeated fields.
+        let slot = |field: RequestField| field as usize;
         match class {
+            // Read wherever they are, as the framing fields: they pick the body's decoder.
+            Name::ContentType => {
+                values[slot(RequestField::ContentType)].get_or_insert_with(|| text(value, cap));
+                return Ok(());
+            }
+            Name::ContentEncoding => {
+                values[slot(RequestField::ContentEncoding)].get_or_insert_with(|| text(value, cap));
+                return Ok(());
+            }
+            // Credentials are read wherever they are: which user a request is is not capped.
+            // Starlette's `headers.get` takes the first of repeated fields.
             Name::Authorization => {
-                h.authorization.get_or_insert_with(|| Secret::new(value));
+                values[slot(RequestField::Authorization)].get_or_insert(Cow::Borrowed(value));
                 return Ok(());
             }
             Name::Cookie => {
                 if let Some(token) = cookie_value(value, b"token") {
-                    h.cookie_token = Some(Secret::new(&token));
+                    values[slot(RequestField::CookieToken)] = Some(token);
                 }
                 return Ok(());
             }
             _ if name.eq_ignore_ascii_case(api_key_header) => {
-                h.api_key_header.get_or_insert_with(|| Secret::new(value));
+                values[slot(RequestField::ApiKeyHeader)].get_or_insert(Cow::Borrowed(value));
                 return Ok(());
             }
             Name::XForwardedFor => {
                 // Read past `max_headers` too: a padded header block must not hide the address.
-                append_list(&mut h.forwarded_for, value, cap);
+                append_list(&mut values[slot(RequestField::ForwardedFor)], value, cap);
                 return Ok(());
             }
             Name::XRealIp => {
-                h.real_ip.get_or_insert_with(|| text(value, cap));
+                values[slot(RequestField::RealIp)].get_or_insert_with(|| text(value, cap));
                 return Ok(());
             }
             _ => {}
@@ -621,25 +641,24 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
             fields_cut += 1;
             return Ok(());
         }
-        let slot = match class {
-            Name::UserAgent => &mut h.user_agent,
-            Name::Origin => &mut h.origin,
-            Name::SecFetchSite => &mut h.sec_fetch_site,
-            Name::SecFetchMode => &mut h.sec_fetch_mode,
-            Name::SecFetchDest => &mut h.sec_fetch_dest,
-            Name::Upgrade => &mut h.upgrade,
-            Name::Host => &mut h.host,
+        let field = match class {
+            Name::UserAgent => RequestField::UserAgent,
+            Name::Origin => RequestField::Origin,
+            Name::SecFetchSite => RequestField::SecFetchSite,
+            Name::SecFetchMode => RequestField::SecFetchMode,
+            Name::SecFetchDest => RequestField::SecFetchDest,
+            Name::Upgrade => RequestField::Upgrade,
+            Name::Host => RequestField::Host,
             _ => return Ok(()),
         };
-        slot.get_or_insert_with(|| text(value, cap));
+        values[slot(field)].get_or_insert_with(|| text(value, cap));
         Ok(())
     })?;
-    h.content_type = framing.content_type.clone();
     Ok(RequestHead {
-        method: text(method, 20),
+        method: string(method, 20),
         // A decoded path within the cap is kept as decoded: one copy at most.
         path: if path_truncated {
-            text(path.as_bytes(), limits.max_path_bytes)
+            string(path.as_bytes(), limits.max_path_bytes)
         } else {
             path.into_owned()
         },
@@ -647,26 +666,39 @@ pub fn parse_request(block: &[u8], limits: &HeadLimits<'_>) -> Result<RequestHea
         path_truncated,
         fields_cut,
         framing,
-        headers: h,
+        headers: RequestHeaders::pack(values.each_ref().map(Option::as_deref)),
     })
 }
 
 /// Appends `value` to a comma-separated list, keeping its last `cap` bytes (cut at an entry).
-fn append_list(list: &mut Option<String>, value: &[u8], cap: usize) {
-    let all = list.get_or_insert_with(String::new);
-    if !all.is_empty() {
-        all.push(',');
+fn append_list<'a>(list: &mut Option<Cow<'a, [u8]>>, value: &'a [u8], cap: usize) {
+    let value = lossy(value);
+    let all = match list.take() {
+        Some(prev) if !prev.is_empty() => {
+            let mut all = prev.into_owned();
+            all.push(b',');
+            all.extend_from_slice(&value);
+            Cow::Owned(all)
+        }
+        _ => value,
+    };
+    if all.len() <= cap {
+        *list = Some(all);
+        return;
     }
-    all.push_str(&String::from_utf8_lossy(value));
-    if all.len() > cap {
-        let cut = all.len() - cap;
-        // Byte search: `cut` need not fall on a character boundary, a comma's successor does.
-        let start = all.as_bytes()[cut..]
-            .iter()
-            .position(|&b| b == b',')
-            .map_or(all.len(), |i| cut + i + 1);
-        all.drain(..start);
-    }
+    let cut = all.len() - cap;
+    // Byte search: `cut` need not fall on a character boundary, a comma's successor does.
+    let start = all[cut..]
+        .iter()
+        .position(|&b| b == b',')
+        .map_or(all.len(), |i| cut + i + 1);
+    *list = Some(match all {
+        Cow::Borrowed(all) => Cow::Borrowed(&all[start..]),
+        Cow::Owned(mut all) => {
+            all.drain(..start);
+            Cow::Owned(all)
+        }
+    });
 }
 
 /// Parses a complete response header block.
@@ -679,39 +711,41 @@ pub fn parse_response(block: &[u8], limits: &HeadLimits<'_>) -> Result<ResponseH
         .iter()
         .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
     let mut framing = FramingHeaders::default();
-    let mut h = ResponseHeaders::default();
+    let mut values: [Option<Cow<'_, [u8]>>; ResponseField::COUNT] = Default::default();
     let cap = limits.max_value_bytes;
     let mut fields_cut = 0;
     for_each_field(block, |i, name, value| {
         let class = Name::of(name);
-        if apply_framing(&mut framing, class, value, cap)? {
+        if apply_framing(&mut framing, class, value)? {
             return Ok(());
         }
-        if i >= limits.max_headers {
-            fields_cut += 1;
-            return Ok(());
-        }
-        let slot = match class {
-            Name::SecWebsocketExtensions => &mut h.websocket_extensions,
-            Name::Upgrade => &mut h.upgrade,
+        let field = match class {
+            // Read wherever they are, as the framing fields: they pick the body's decoder.
+            Name::ContentType => ResponseField::ContentType,
+            Name::ContentEncoding => ResponseField::ContentEncoding,
+            _ if i >= limits.max_headers => {
+                fields_cut += 1;
+                return Ok(());
+            }
+            Name::SecWebsocketExtensions => ResponseField::WebsocketExtensions,
+            Name::Upgrade => ResponseField::Upgrade,
             _ => return Ok(()),
         };
-        slot.get_or_insert_with(|| text(value, cap));
+        values[field as usize].get_or_insert_with(|| text(value, cap));
         Ok(())
     })?;
-    h.content_type = framing.content_type.clone();
-    h.content_encoding = framing.content_encoding.clone();
     Ok(ResponseHead {
         status,
         fields_cut,
         framing,
-        headers: h,
+        headers: ResponseHeaders::pack(values.each_ref().map(Option::as_deref)),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::SecretRef;
 
     const LIMITS: HeadLimits<'static> = HeadLimits {
         max_headers: 8,
@@ -796,7 +830,7 @@ mod tests {
             block.extend_from_slice(b"\r\n");
             let h = parse_request(&block, &LIMITS).unwrap();
             assert_eq!(
-                h.headers.cookie_token.as_ref().map(Secret::expose),
+                h.headers.cookie_token().map(SecretRef::expose),
                 token,
                 "{:?}",
                 headers
@@ -819,9 +853,9 @@ mod tests {
         let h = parse_request(&block, &LIMITS).unwrap();
         assert_eq!(
             (
-                h.headers.cookie_token.as_ref().map(Secret::expose),
-                h.headers.authorization.as_ref().map(Secret::expose),
-                h.headers.user_agent,
+                h.headers.cookie_token().map(SecretRef::expose),
+                h.headers.authorization().map(SecretRef::expose),
+                h.headers.user_agent(),
                 h.fields_cut,
             ),
             (Some(&b"t"[..]), Some(&b"Bearer b"[..]), None, 1)
@@ -841,7 +875,7 @@ mod tests {
         );
         let h = parse_request(&block, &LIMITS).unwrap().headers;
         assert_eq!(
-            (h.forwarded_for.as_deref(), h.real_ip.as_deref()),
+            (h.forwarded_for(), h.real_ip()),
             (
                 Some("203.0.113.7, 10.0.0.1,192.0.2.44"),
                 Some("198.51.100.2")
@@ -849,10 +883,7 @@ mod tests {
         );
         let long = b"GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1, \xff\xff2.2.2.2, 3.3.3.3, 4.4.4.4, 5.5.5.5\r\n\r\n";
         let h = parse_request(long, &LIMITS).unwrap().headers;
-        assert_eq!(
-            h.forwarded_for.as_deref(),
-            Some(" 3.3.3.3, 4.4.4.4, 5.5.5.5")
-        );
+        assert_eq!(h.forwarded_for(), Some(" 3.3.3.3, 4.4.4.4, 5.5.5.5"));
     }
 
     #[test]
@@ -869,7 +900,7 @@ mod tests {
         assert!(h.path_truncated && h.has_query && h.framing.connection_close);
         assert_eq!(h.body_framing(), BodyFraming::Length(5));
         assert_eq!(
-            h.headers.cookie_token.as_ref().map(Secret::expose),
+            h.headers.cookie_token().map(SecretRef::expose),
             Some(&b""[..])
         );
     }

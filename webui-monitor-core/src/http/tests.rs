@@ -11,7 +11,7 @@ use super::{
     exchange::{Anomaly, Exchange},
 };
 use crate::{
-    secret::Secret,
+    secret::SecretRef,
     segment::{ConnectionKey, Direction, Timestamp},
     usage::Usage,
 };
@@ -273,7 +273,7 @@ fn upgrade_hands_over_leftovers() {
     let x = &r.exchanges[0];
     assert!(x.upgraded);
     assert_eq!(
-        (x.status, x.has_query, x.request_headers.upgrade.as_deref()),
+        (x.status, x.has_query, x.request_headers.upgrade()),
         (Some(101), true, Some("websocket"))
     );
     assert_eq!(r.upgrades.len(), 1);
@@ -366,7 +366,7 @@ fn content_encodings_are_decoded() {
                 Some(USAGE_JSON.len() as u64),
                 "{coding}"
             );
-            assert_eq!(x.response_headers.content_encoding.as_deref(), Some(coding));
+            assert_eq!(x.response_headers.content_encoding(), Some(coding));
             assert!(x.response_fields.json, "{coding}");
             assert_eq!(x.response_fields.usage, Some(Usage::io(4, 17)));
             assert!(x.anomalies.is_empty(), "{coding}: {:?}", x.anomalies);
@@ -843,28 +843,24 @@ fn request_headers_and_secrets() {
     let r = run(&[Step::Data(REQ, req, 1), Step::Data(RESP, OK5, 2)]);
     let h = &r.exchanges[0].request_headers;
     assert_eq!(
-        h.authorization.as_ref().map(Secret::expose),
+        h.authorization().map(SecretRef::expose),
         Some(&b"Bearer eyJ.a.b"[..])
     );
     assert_eq!(
-        h.cookie_token.as_ref().map(Secret::expose),
+        h.cookie_token().map(SecretRef::expose),
         Some(&b"eyJ.c.d"[..])
     );
     assert_eq!(
-        h.api_key_header.as_ref().map(Secret::expose),
+        h.api_key_header().map(SecretRef::expose),
         Some(&b"sk-1"[..])
     );
-    assert_eq!(h.user_agent.as_deref(), Some("curl/7.88.1"));
-    assert_eq!(h.origin.as_deref(), Some("http://h"));
+    assert_eq!(h.user_agent(), Some("curl/7.88.1"));
+    assert_eq!(h.origin(), Some("http://h"));
     assert_eq!(
-        (
-            h.sec_fetch_site.as_deref(),
-            h.sec_fetch_mode.as_deref(),
-            h.sec_fetch_dest.as_deref()
-        ),
+        (h.sec_fetch_site(), h.sec_fetch_mode(), h.sec_fetch_dest()),
         (Some("same-origin"), Some("cors"), Some("empty"))
     );
-    assert_eq!(h.host.as_deref(), Some("h:8080"));
+    assert_eq!(h.host(), Some("h:8080"));
     let debug = format!("{:?}", r.exchanges[0]);
     assert!(!debug.contains("eyJ") && !debug.contains("sk-1"), "{debug}");
 
@@ -885,10 +881,7 @@ fn request_headers_and_secrets() {
         ],
     );
     let h = &r.exchanges[0].request_headers;
-    assert_eq!(
-        h.api_key_header.as_ref().map(Secret::expose),
-        Some(&b"b"[..])
-    );
+    assert_eq!(h.api_key_header().map(SecretRef::expose), Some(&b"b"[..]));
 }
 
 #[test]
@@ -939,7 +932,7 @@ fn malformed_input_resynchronises() {
             .map(|x| (
                 x.path.as_str(),
                 x.status,
-                x.request_headers.user_agent.is_some()
+                x.request_headers.user_agent().is_some()
             ))
             .collect::<Vec<_>>(),
         vec![("/m", Some(200), false), ("/api/config", Some(200), false)]

@@ -127,8 +127,10 @@ fn api_keys_known_unknown_and_without_database() {
     f.set_directory(Some(directory()));
     f.exchange(&bearer(request("/api/models", 200, 1), KEY));
     let mut header = request("/api/models", 401, 2);
-    header.request_headers.api_key_header =
-        Some(Secret::new(b"sk-00000000000000000000000000000000"));
+    header.request_headers.set(
+        crate::http::exchange::RequestField::ApiKeyHeader,
+        b"sk-00000000000000000000000000000000",
+    );
     f.exchange(&header);
     let s = f.samples();
     assert_eq!(

@@ -248,9 +248,9 @@ impl Attributor {
         let h = &ex.request_headers;
         // Browsers send `Sec-Fetch-*` on every request but the WebSocket upgrade (Chromium
         // 156 in browser.pcap), which always carries `Origin` instead.
-        let browser = h.sec_fetch_site.is_some()
-            || h.sec_fetch_mode.is_some()
-            || (h.upgrade.is_some() && h.origin.is_some());
+        let browser = h.sec_fetch_site().is_some()
+            || h.sec_fetch_mode().is_some()
+            || (h.upgrade().is_some() && h.origin().is_some());
         let client = match completion {
             true if matches!(ex.request_fields.session_id, Some(Some(_))) => Client::Webui,
             false if browser => Client::Webui,
@@ -259,16 +259,14 @@ impl Attributor {
         let signals = Signals::default()
             .with(
                 Signal::SecFetch,
-                h.sec_fetch_site.is_some()
-                    || h.sec_fetch_mode.is_some()
-                    || h.sec_fetch_dest.is_some(),
+                h.sec_fetch_site().is_some()
+                    || h.sec_fetch_mode().is_some()
+                    || h.sec_fetch_dest().is_some(),
             )
-            .with(Signal::Origin, h.origin.is_some())
+            .with(Signal::Origin, h.origin().is_some())
             .with(
                 Signal::BrowserUserAgent,
-                h.user_agent
-                    .as_deref()
-                    .is_some_and(|ua| ua.starts_with("Mozilla/")),
+                h.user_agent().is_some_and(|ua| ua.starts_with("Mozilla/")),
             )
             .with(
                 Signal::CookieWithAuthorization,
@@ -289,9 +287,9 @@ impl Attributor {
             request_bytes: ex.request.header_bytes + ex.request.body_wire_bytes,
             response_bytes: resp.map_or(0, |r| r.header_bytes + r.body_wire_bytes),
             connection: ex.connection,
-            user_agent: h.user_agent.as_deref(),
-            forwarded_for: h.forwarded_for.as_deref(),
-            real_ip: h.real_ip.as_deref(),
+            user_agent: h.user_agent(),
+            forwarded_for: h.forwarded_for(),
+            real_ip: h.real_ip(),
             at: now,
         });
         // A key enters `openwebui_api_key_info` only once its owner is known (the database has

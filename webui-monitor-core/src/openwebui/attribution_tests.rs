@@ -367,8 +367,10 @@ fn api_keys_known_unknown_and_without_database() {
     f.a.set_directory(Some(directory()), &mut f.rec);
     f.exchange(&bearer(request("/api/models", 200, 1), KEY));
     let mut header = request("/api/models", 401, 2);
-    header.request_headers.api_key_header =
-        Some(Secret::new(b"sk-00000000000000000000000000000000"));
+    header.request_headers.set(
+        crate::http::exchange::RequestField::ApiKeyHeader,
+        b"sk-00000000000000000000000000000000",
+    );
     f.exchange(&header);
     assert_eq!(
         f.who(),
@@ -732,8 +734,13 @@ fn client_kind_for_other_requests_follows_sec_fetch() {
     let mut f = Fixture::with_secret();
     let token = session_token(ALICE, NOW - 60, SECRET);
     let mut browser = cookie(request("/api/config", 200, 0), &token);
-    browser.request_headers.sec_fetch_mode = Some("cors".into());
-    browser.request_headers.user_agent = Some("Mozilla/5.0".into());
+    browser
+        .request_headers
+        .set(crate::http::exchange::RequestField::SecFetchMode, "cors");
+    browser.request_headers.set(
+        crate::http::exchange::RequestField::UserAgent,
+        "Mozilla/5.0",
+    );
     f.exchange(&browser);
     f.exchange(&bearer(request("/api/config", 200, 0), &token));
     let clients: Vec<_> = f
@@ -757,8 +764,12 @@ fn websocket_upgrade_with_origin_is_webui() {
     let mut f = Fixture::with_secret();
     let mut up = request("/ws/socket.io/", 101, 0);
     up.upgraded = true;
-    up.request_headers.upgrade = Some("websocket".into());
-    up.request_headers.origin = Some("http://127.0.0.1:8080".into());
+    up.request_headers
+        .set(crate::http::exchange::RequestField::Upgrade, "websocket");
+    up.request_headers.set(
+        crate::http::exchange::RequestField::Origin,
+        "http://127.0.0.1:8080",
+    );
     f.exchange(&up);
     let r: Vec<_> = f
         .requests()

@@ -228,11 +228,10 @@ fn two_part_param(value: &[u8]) -> Option<&[u8]> {
 
 /// Classify every credential of `headers` and pick the effective one in Open WebUI's order.
 pub fn extract(headers: &RequestHeaders) -> Credentials<'_> {
-    let authorization = headers.authorization.as_ref().map(|s| s.expose());
-    let cookie = headers.cookie_token.as_ref().map(|s| s.expose());
+    let authorization = headers.authorization().map(|s| s.expose());
+    let cookie = headers.cookie_token().map(|s| s.expose());
     let api_key = headers
-        .api_key_header
-        .as_ref()
+        .api_key_header()
         .map(|s| s.expose())
         .filter(|v| !v.is_empty());
 
@@ -285,7 +284,7 @@ pub fn extract(headers: &RequestHeaders) -> Credentials<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
+    use crate::http::exchange::RequestField;
 
     // A JWT-shaped value: header {"alg":"HS256","typ":"JWT"}, payload {}, any signature.
     const JWT: &[u8] = b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2ln";
@@ -296,12 +295,18 @@ mod tests {
         cookie: Option<&[u8]>,
         x_api_key: Option<&[u8]>,
     ) -> RequestHeaders {
-        RequestHeaders {
-            authorization: auth.map(Secret::new),
-            cookie_token: cookie.map(Secret::new),
-            api_key_header: x_api_key.map(Secret::new),
-            ..Default::default()
+        let mut h = RequestHeaders::default();
+        let fields = [
+            (RequestField::Authorization, auth),
+            (RequestField::CookieToken, cookie),
+            (RequestField::ApiKeyHeader, x_api_key),
+        ];
+        for (field, value) in fields {
+            if let Some(v) = value {
+                h.set(field, v);
+            }
         }
+        h
     }
 
     type Summary = (&'static str, Option<(&'static str, &'static str, Vec<u8>)>);

@@ -67,12 +67,16 @@ pub(crate) fn request(path: &str, status: u16, dt: u64) -> Exchange {
 }
 
 pub(crate) fn bearer(mut ex: Exchange, value: &str) -> Exchange {
-    ex.request_headers.authorization = Some(Secret::new(format!("Bearer {value}").as_bytes()));
+    ex.request_headers.set(
+        crate::http::exchange::RequestField::Authorization,
+        format!("Bearer {value}"),
+    );
     ex
 }
 
 pub(crate) fn cookie(mut ex: Exchange, value: &str) -> Exchange {
-    ex.request_headers.cookie_token = Some(Secret::new(value.as_bytes()));
+    ex.request_headers
+        .set(crate::http::exchange::RequestField::CookieToken, value);
     ex
 }
 

@@ -219,6 +219,7 @@ impl AuditSink {
             result,
             client,
             route,
+            api,
             connection,
             user_agent,
             forwarded_for,
@@ -230,7 +231,9 @@ impl AuditSink {
             return;
         };
         let p = &mut self.pending;
-        p.armed = matches!(auth, Auth::Jwt | Auth::Cookie) && client == Client::Api;
+        // Only a metered call's exchange ends in the `ModelCall` that makes the event.
+        p.armed =
+            matches!(auth, Auth::Jwt | Auth::Cookie) && client == Client::Api && api.metered();
         if !p.armed {
             return;
         }

@@ -99,8 +99,9 @@ pub struct ReplayArgs {
     pub config: ConfigArgs,
 }
 
-/// Exchanges by method, route label (as in `openwebui_http_requests_total`) and status.
-type Summary = BTreeMap<(String, &'static str, Option<u16>), u64>;
+/// Exchanges by method, then route label (as in `openwebui_http_requests_total`) and status.
+/// Nested so that counting an exchange of a known method looks it up by `&str`, with no copy.
+type Summary = BTreeMap<String, BTreeMap<(&'static str, Option<u16>), u64>>;
 
 fn write_summary(
     out: &mut dyn Write,
@@ -114,9 +115,11 @@ fn write_summary(
         "{:<7} {:<45} {:>6} {:>8}",
         "METHOD", "ROUTE", "STATUS", "COUNT"
     )?;
-    for ((method, route, status), n) in summary {
-        let status = status.map_or_else(|| "-".to_owned(), |s| s.to_string());
-        writeln!(out, "{method:<7} {route:<45} {status:>6} {n:>8}")?;
+    for (method, routes) in summary {
+        for ((route, status), n) in routes {
+            let status = status.map_or_else(|| "-".to_owned(), |s| s.to_string());
+            writeln!(out, "{method:<7} {route:<45} {status:>6} {n:>8}")?;
+        }
     }
     let c = pipeline.reassembly_counters();
     let skipped: u64 = stats.skipped.iter().sum();
@@ -209,9 +212,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         &mut target,
         |event| {
             if let PipelineEvent::Exchange(e) = event {
-                *summary
-                    .entry((e.method.clone(), route(&e.path), e.status))
-                    .or_default() += 1;
+                let routes = match summary.get_mut(e.method.as_str()) {
+                    Some(routes) => routes,
+                    None => summary.entry(e.method.clone()).or_default(),
+                };
+                *routes.entry((route(&e.path), e.status)).or_default() += 1;
                 if let Some(out) = json_out.as_mut()
                     && json_error.is_none()
                 {

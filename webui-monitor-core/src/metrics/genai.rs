@@ -123,14 +123,15 @@ impl GenAiSink {
             models: Vec::new(),
         }
     }
+}
 
-    fn model(&mut self, model: Model<'_>) -> &mut ModelSeries {
-        let i = model.id as usize;
-        if self.models.len() <= i {
-            self.models.resize_with(i + 1, ModelSeries::default);
-        }
-        &mut self.models[i]
+/// The cached handles of `model` in `models` (indexed by model id).
+fn series_of<'m>(models: &'m mut Vec<ModelSeries>, model: Model<'_>) -> &'m mut ModelSeries {
+    let i = model.id as usize;
+    if models.len() <= i {
+        models.resize_with(i + 1, ModelSeries::default);
     }
+    &mut models[i]
 }
 
 impl FactSink for GenAiSink {
@@ -141,8 +142,9 @@ impl FactSink for GenAiSink {
             } => {
                 let op = operation(api);
                 let embeddings = api == ApiKind::Embeddings;
-                let metrics = self.metrics.token_usage.clone();
-                let series = &mut self.model(model).tokens[usize::from(embeddings)];
+                let metrics = &self.metrics.token_usage;
+                let series =
+                    &mut series_of(&mut self.models, model).tokens[usize::from(embeddings)];
                 for (i, (kind, count)) in [("input", usage.input), ("output", usage.output)]
                     .into_iter()
                     .enumerate()
@@ -167,8 +169,8 @@ impl FactSink for GenAiSink {
                     Some(s @ 100..=599) => s,
                     _ => 1,
                 };
-                let metrics = self.metrics.operation_duration.clone();
-                let series = &mut self.model(model).durations;
+                let metrics = &self.metrics.operation_duration;
+                let series = &mut series_of(&mut self.models, model).durations;
                 let key = (embeddings, error);
                 let histogram = match series.iter().position(|(k, _)| *k == key) {
                     Some(i) => &series[i].1,

@@ -71,6 +71,8 @@ pub struct PrometheusSink {
     prices: Arc<Prices>,
     /// Each model's price by model id, looked up once.
     model_prices: Vec<Option<Priced>>,
+    /// The value `openwebui_tracked_users` was last set to.
+    tracked: usize,
     pub counters: SinkCounters,
 }
 
@@ -96,6 +98,7 @@ impl PrometheusSink {
             key_ttl_secs: config.user_ttl_secs,
             prices,
             model_prices: Vec::new(),
+            tracked: 0,
             counters: SinkCounters::default(),
         }
     }
@@ -292,7 +295,11 @@ impl PrometheusSink {
                 self.expire_api_keys(now);
             }
         }
-        self.metrics.tracked_users.set(self.users.len() as f64);
+        let tracked = self.users.len();
+        if tracked != self.tracked {
+            self.tracked = tracked;
+            self.metrics.tracked_users.set(tracked as f64);
+        }
     }
 
     /// Adds what `usage` cost to the user's spend, or its tokens to the unpriced count.

@@ -282,6 +282,7 @@ impl Attributor {
             signals,
             method,
             route,
+            api,
             status: ex.status,
             duration: exchange_duration(ex),
             request_bytes: ex.request.header_bytes + ex.request.body_wire_bytes,
@@ -307,8 +308,8 @@ impl Attributor {
                 client,
                 accepted,
             };
-            self.on_completion(ex, route, user, caller, sink);
-        } else if route::is_embedding(method, route) {
+            self.on_completion(ex, route, api, user, caller, sink);
+        } else if api == ApiKind::Embeddings {
             self.on_embedding(ex, user, accepted, sink);
         }
         if ex.upgraded {
@@ -347,6 +348,7 @@ impl Attributor {
         &mut self,
         ex: &Exchange,
         route: &str,
+        api: ApiKind,
         user: UserRef<'_>,
         Caller {
             auth,
@@ -356,7 +358,6 @@ impl Attributor {
         sink: &mut (impl FactSink + ?Sized),
     ) {
         let model = self.intern_model(ex.request_fields.model.as_deref(), accepted, sink);
-        let api = route::api_kind(method_label(&ex.method), route);
         let labels = CompletionLabels {
             model,
             api,

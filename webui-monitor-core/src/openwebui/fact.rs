@@ -89,6 +89,9 @@ pub enum Fact<'a> {
         method: &'static str,
         /// Route template (`other` for unknown paths).
         route: &'static str,
+        /// The API the route speaks: a [`Fact::ModelCall`] ends the exchange's facts iff it is
+        /// [`ApiKind::metered`].
+        api: ApiKind,
         status: Option<u16>,
         /// The request's first byte to the response's last, in seconds (no response: `None`).
         duration: Option<f64>,

@@ -135,38 +135,42 @@ static TRIE: LazyLock<Node> = LazyLock::new(|| {
     root
 });
 
+/// The first segment of `path` and the segments after it: `None` when it was the last, as
+/// `str::split('/')` yields them (an empty `path` is one empty segment).
+fn next_segment(path: &str) -> (&str, Option<&str>) {
+    match path.bytes().position(|b| b == b'/') {
+        Some(i) => (&path[..i], Some(&path[i + 1..])),
+        None => (path, None),
+    }
+}
+
 /// Depth-first: literal, then parameter, then rest (FastAPI matches in declaration order;
 /// Open WebUI declares literal routes like `/chats/pinned` before `/chats/{id}`, and its
-/// catch-all proxies last). Recursion depth is bounded by the deepest template, whatever the
-/// path; a `*` inside a template tries each split of the path once, so the work is bounded by
-/// the path's segment count times the template's depth.
-fn walk(node: &Node, mut segments: std::str::Split<'_, char>) -> Option<&'static str> {
-    let rest_of_path = segments.clone();
-    let Some(seg) = segments.next() else {
+/// catch-all proxies last). `path` holds the segments not matched yet (`None`: none left).
+/// Recursion depth is bounded by the deepest template, whatever the path; a `*` inside a
+/// template tries each split of the path once, so the work is bounded by the path's segment
+/// count times the template's depth.
+fn walk(node: &Node, path: Option<&str>) -> Option<&'static str> {
+    let Some(path) = path else {
         return node.template;
     };
-    if let Some(t) = node
-        .literal
-        .get(seg)
-        .and_then(|c| walk(c, segments.clone()))
-    {
+    let (seg, mut after) = next_segment(path);
+    if let Some(t) = node.literal.get(seg).and_then(|c| walk(c, after)) {
         return Some(t);
     }
     if let Some(p) = &node.param
         && !seg.is_empty()
-        && let Some(t) = walk(p, segments.clone())
+        && let Some(t) = walk(p, after)
     {
         return Some(t);
     }
     // A `*` takes one or more segments (the whole rest when it ends the template).
     let rest = node.rest.as_deref()?;
-    let mut after = rest_of_path;
-    after.next();
     loop {
-        if let Some(t) = walk(rest, after.clone()) {
+        if let Some(t) = walk(rest, after) {
             return Some(t);
         }
-        after.next()?;
+        after = next_segment(after?).1;
     }
 }
 
@@ -177,7 +181,7 @@ pub fn route(path: &str) -> &'static str {
             return label;
         }
     }
-    if let Some(template) = walk(&TRIE, path.split('/')) {
+    if let Some(template) = walk(&TRIE, Some(path)) {
         return template;
     }
     PREFIX_GROUPS
@@ -202,7 +206,12 @@ pub enum ApiKind {
     CountTokens,
     /// OpenAI Responses: `usage.input_tokens`/`output_tokens`, streamed in `response.completed`.
     Responses,
-    /// Embeddings: OpenAI `usage.prompt_tokens`, or Ollama's `prompt_eval_count`.
+    /// Embeddings: OpenAI `usage.prompt_tokens`, or Ollama's `prompt_eval_count`. Open
+    /// WebUI's OpenAI-compatible `/api/embeddings` (alias `/api/v1/embeddings`) and the Ollama
+    /// router's `/v1/embeddings` answer with `usage.prompt_tokens`, Ollama's `/api/embed` with
+    /// `prompt_eval_count`; `/ollama/api/embeddings`, Ollama's older API, reports none (so it
+    /// counts nothing, but is recognised). Scripts that embed documents in bulk spend tokens
+    /// without a single chat completion.
     Embeddings,
     /// Open WebUI's own generation tasks (titles, tags, follow-ups, queries, chat compaction…),
     /// which ask a model on the caller's behalf and answer with the result, not the usage.
@@ -225,9 +234,13 @@ pub enum ApiKind {
 /// Whether attribution reads any field of the body of a `method` request to `path`: model
 /// calls that generate and embeddings (model, stream, session and message ids). Every other
 /// request body is left undecoded and unscanned.
+///
+/// Every such API is a `POST` ([`api_kind`]), so no other request's path is looked up.
 pub fn reads_request_body(method: &str, path: &str) -> bool {
-    let api = api_kind(super::labels::method_label(method), route(path));
-    api.generates() || api == ApiKind::Embeddings
+    if method != "POST" {
+        return false;
+    }
+    api_kind(method, route(path)).metered()
 }
 
 impl ApiKind {
@@ -239,6 +252,13 @@ impl ApiKind {
             self,
             Self::ChatCompletion | Self::OllamaChat | Self::Messages | Self::Responses
         )
+    }
+
+    /// A call whose model and tokens attribution counts: one that generates, or embeddings.
+    /// Only these requests' bodies are read, and only their exchanges end in a
+    /// [`Fact::ModelCall`](super::fact::Fact::ModelCall).
+    pub fn metered(self) -> bool {
+        self.generates() || self == Self::Embeddings
     }
 
     /// The label value.
@@ -335,16 +355,6 @@ pub fn api_kind(method: &str, route: &str) -> ApiKind {
     }
 }
 
-/// Is this an embedding request whose answer counts the tokens it embedded? Open WebUI's
-/// OpenAI-compatible `/api/embeddings` (alias `/api/v1/embeddings`) and the Ollama router's
-/// `/v1/embeddings` answer with `usage.prompt_tokens`, Ollama's `/api/embed` with
-/// `prompt_eval_count`; `/ollama/api/embeddings`, Ollama's older API, reports none (so it
-/// counts nothing, but is recognised). Scripts that embed documents in bulk spend tokens
-/// without a single chat completion.
-pub fn is_embedding(method: &str, route: &str) -> bool {
-    api_kind(method, route) == ApiKind::Embeddings
-}
-
 /// Does a completion on this route stream when its request does not say? Ollama's native API
 /// does (its `stream` defaults to true, as does Open WebUI's proxy form for it,
 /// `GenerateChatCompletionForm` in backend/open_webui/routers/ollama.py); OpenAI's does not.
@@ -373,6 +383,25 @@ pub(crate) fn all_labels() -> impl Iterator<Item = &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `reads_request_body` looks up only `POST` paths: no other method reaches a route whose
+    /// body attribution reads.
+    #[test]
+    fn only_posts_have_their_body_read() {
+        let methods = crate::openwebui::labels::METHODS.iter().chain(&["other"]);
+        for method in methods {
+            for label in all_labels() {
+                let api = api_kind(method, label);
+                if api.metered() {
+                    assert_eq!(*method, "POST", "{label} is {api:?}");
+                }
+            }
+        }
+        assert!(reads_request_body("POST", "/api/chat/completions"));
+        assert!(reads_request_body("POST", "/ollama/api/embed"));
+        assert!(!reads_request_body("GET", "/api/chat/completions"));
+        assert!(!reads_request_body("POST", "/api/v1/files/"));
+    }
 
     #[test]
     fn every_fixture_path_gets_its_expected_route_group() {
@@ -595,18 +624,19 @@ mod tests {
 
     #[test]
     fn chat_completion_endpoints() {
+        let is_embedding = |route| api_kind("POST", route) == ApiKind::Embeddings;
         assert!(api_kind("POST", route("/api/chat/completions")).generates());
         assert!(api_kind("POST", route("/api/v1/chat/completions")).generates());
         assert!(api_kind("POST", route("/openai/chat/completions")).generates());
         assert!(api_kind("POST", route("/ollama/api/generate")).generates());
         assert!(!api_kind("GET", route("/api/chat/completions")).generates());
         assert!(!api_kind("POST", route("/api/chat/completed")).generates());
-        assert!(is_embedding("POST", route("/api/embeddings")));
-        assert!(is_embedding("POST", route("/ollama/api/embed")));
-        assert!(!is_embedding("GET", route("/api/embeddings")));
+        assert!(is_embedding(route("/api/embeddings")));
+        assert!(is_embedding(route("/ollama/api/embed")));
+        assert_eq!(api_kind("GET", route("/api/embeddings")), ApiKind::Other);
         assert!(!api_kind("POST", route("/api/embeddings")).generates());
-        assert!(is_embedding("POST", route("/api/v1/embeddings")));
-        assert!(is_embedding("POST", route("/ollama/v1/embeddings")));
+        assert!(is_embedding(route("/api/v1/embeddings")));
+        assert!(is_embedding(route("/ollama/v1/embeddings")));
         assert!(api_kind("POST", route("/api/v1/messages")).generates());
         assert!(api_kind("POST", route("/openai/responses")).generates());
         assert!(!api_kind("POST", route("/api/v1/messages/count_tokens")).generates());

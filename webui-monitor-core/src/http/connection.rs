@@ -99,10 +99,6 @@ pub struct HttpConnection {
     pairing: Pairing,
     /// The content decoder of the body being read in each direction.
     decoders: [Option<Box<BodyDecoder>>; 2],
-    /// Per direction: the allocation of the last body's decoder, reused by the next body. It
-    /// holds an idle decoder (no decompressor, no scanner: those end with their body), so a
-    /// connection that carried bodies keeps at most two small allocations between them.
-    spare_decoders: [Option<Box<BodyDecoder>>; 2],
     /// This connection's decode budget (`max_decoded_bytes_per_connection_per_second`).
     budget: DecodeBudget,
     /// HTTP is over (upgrade or close): later bytes are ignored.
@@ -120,7 +116,6 @@ impl HttpConnection {
             framers: Direction::ALL.map(|d| Framer::new(d, mid_stream)),
             pairing: Pairing::new(key),
             decoders: [None, None],
-            spare_decoders: [None, None],
             budget: DecodeBudget::default(),
             finished: false,
             skipping: [false; 2],
@@ -430,8 +425,14 @@ impl HttpConnection {
         self.pairing
             .give_up(GiveUp::OverCapacity { max }, &mut shared.counters, out);
         let framing = head.body_framing();
-        let decoder = (framing != BodyFraming::None)
-            .then(|| body::request_decoder(&head.method, &head.path, &head.headers, shared));
+        let decoder = (framing != BodyFraming::None).then(|| {
+            Box::new(body::request_decoder(
+                &head.method,
+                &head.path,
+                &head.headers,
+                shared,
+            ))
+        });
         let request = Request {
             stats: head_stats(header_bytes, first_ts, ts, framing),
             wants_upgrade: head.headers.upgrade().is_some(),
@@ -447,15 +448,12 @@ impl HttpConnection {
         };
         self.pairing
             .push_request(request, framing != BodyFraming::None);
-        match decoder {
-            None => {
-                self.framers[REQ].next_message();
-                self.after_request();
-            }
-            Some(decoder) => {
-                self.decoders[REQ] = Some(self.boxed(REQ, decoder));
-                self.framers[REQ].start_body(framing, shared);
-            }
+        if framing == BodyFraming::None {
+            self.framers[REQ].next_message();
+            self.after_request();
+        } else {
+            self.decoders[REQ] = decoder;
+            self.framers[REQ].start_body(framing, shared);
         }
     }
 
@@ -647,8 +645,8 @@ impl HttpConnection {
             self.framers[RESP].next_message();
             self.finish_response(shared, out);
         } else {
-            let decoder = body::response_decoder(&target.ex.response_headers, shared);
-            self.decoders[RESP] = Some(self.boxed(RESP, decoder));
+            let headers = &target.ex.response_headers;
+            self.decoders[RESP] = Some(Box::new(body::response_decoder(headers, shared)));
             self.framers[RESP].start_body(framing, shared);
         }
         false
@@ -668,17 +666,6 @@ impl HttpConnection {
     }
 
     // ----- bodies -----
-
-    /// `decoder` in the allocation the last body of direction `d` left, if any.
-    fn boxed(&mut self, d: usize, decoder: BodyDecoder) -> Box<BodyDecoder> {
-        match self.spare_decoders[d].take() {
-            Some(mut spare) => {
-                *spare = decoder;
-                spare
-            }
-            None => Box::new(decoder),
-        }
-    }
 
     /// Body bytes of `direction` were read: `[wire, data]` bytes (see [`Frame::Body`]).
     #[allow(clippy::too_many_arguments)]
@@ -717,12 +704,9 @@ impl HttpConnection {
         shared: &mut HttpShared,
         out: &mut Vec<HttpEvent>,
     ) {
-        let d = direction.index();
-        let decoded = self.decoders[d].take().map(|mut decoder| {
-            let decoded = std::mem::replace(&mut *decoder, BodyDecoder::idle()).finish(whole);
-            self.spare_decoders[d] = Some(decoder);
-            decoded
-        });
+        let decoded = self.decoders[direction.index()]
+            .take()
+            .map(|decoder| decoder.finish(whole));
         let mut target = match direction {
             Direction::Request => self.pairing.request_target(),
             Direction::Response => self.pairing.response_target(),

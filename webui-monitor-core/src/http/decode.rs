@@ -320,17 +320,6 @@ pub struct Decoded {
 }
 
 impl BodyDecoder {
-    /// A decoder of no body, holding nothing: what a kept allocation holds between bodies.
-    pub fn idle() -> Self {
-        Self {
-            inner: Inner::Stopped,
-            sink: None,
-            stop: Some(DecodeStop::Skipped),
-            windows: WindowLogs { zstd: 0, brotli: 0 },
-            grant: None,
-        }
-    }
-
     /// `coding`: the Content-Encoding header value (`None`/`identity`: none).
     pub fn new(coding: Option<&str>, consumer: Consumer, cap: u64, windows: WindowLogs) -> Self {
         let mut d = Self {

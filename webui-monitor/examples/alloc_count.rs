@@ -8,19 +8,20 @@
 //! (heaptrack) run on it sees every allocation and where it comes from.
 use std::{
     alloc::{GlobalAlloc, Layout, System},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering::Relaxed},
-    },
+    path::Path,
+    sync::atomic::{AtomicU64, Ordering::Relaxed},
 };
 
 use anyhow::Context;
-use webui_monitor::{config::Config, db};
 use webui_monitor_core::{
     Monitor,
     replay::{PipelineOnly, ReplayTarget, replay_into},
-    secret::Secret,
 };
+
+#[path = "support/bench_input.rs"]
+mod bench_input;
+
+use bench_input::BenchInput;
 
 struct Counting;
 
@@ -51,23 +52,13 @@ fn main() -> anyhow::Result<()> {
         .context("usage: alloc_count FILE [DB] [pipeline|monitor]")?;
     let db_path = args.next().filter(|p| !p.is_empty());
     let only = args.next();
-    let port: u16 = std::env::var("BENCH_PORT")
-        .ok()
-        .map(|p| p.parse())
-        .transpose()
-        .context("BENCH_PORT")?
-        .unwrap_or(8080);
-    let secret = std::env::var("WEBUI_SECRET_KEY")
-        .ok()
-        .map(|s| Secret::new(s.as_bytes()));
-    let directory = db_path
-        .map(|p| db::load(std::path::Path::new(&p)).map(Arc::new))
-        .transpose()
-        .context("reading the Open WebUI database")?;
-    let capture = std::fs::read(&file).with_context(|| format!("reading {file:?}"))?;
-    let config = Config::default()
-        .monitor_config()
-        .expect("the defaults price nothing");
+    let BenchInput {
+        capture,
+        port,
+        secret,
+        directory,
+        config,
+    } = BenchInput::load(Path::new(&file), db_path.as_deref().map(Path::new))?;
 
     if only.as_deref() != Some("monitor") {
         let mut pipeline = PipelineOnly::new(config.pipeline.clone());

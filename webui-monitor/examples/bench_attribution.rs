@@ -11,15 +11,18 @@
 //! wall time beside them. The JWT secret comes from `WEBUI_SECRET_KEY`, the
 //! users and API keys from the optional Open WebUI database `DB`, and the monitored port from
 //! `BENCH_PORT` (default 8080). `cargo xtask bench-replay` runs this on its generated capture.
-use std::{sync::Arc, time::Instant};
+use std::{path::Path, time::Instant};
 
 use anyhow::{Context, ensure};
-use webui_monitor::{config::Config, db};
 use webui_monitor_core::{
     Monitor,
     replay::{PipelineOnly, ReplayStats, ReplayTarget, replay_into},
-    secret::Secret,
 };
+
+#[path = "support/bench_input.rs"]
+mod bench_input;
+
+use bench_input::BenchInput;
 
 const ROUNDS: usize = 7;
 
@@ -33,23 +36,13 @@ fn main() -> anyhow::Result<()> {
         .next()
         .context("usage: bench_attribution FILE [OPEN_WEBUI_DB]")?;
     let db_path = args.next();
-    let port: u16 = std::env::var("BENCH_PORT")
-        .ok()
-        .map(|p| p.parse())
-        .transpose()
-        .context("BENCH_PORT")?
-        .unwrap_or(8080);
-    let secret = std::env::var("WEBUI_SECRET_KEY")
-        .ok()
-        .map(|s| Secret::new(s.as_bytes()));
-    let directory = db_path
-        .map(|p| db::load(std::path::Path::new(&p)).map(Arc::new))
-        .transpose()
-        .context("reading the Open WebUI database")?;
-    let capture = std::fs::read(&file).with_context(|| format!("reading {file:?}"))?;
-    let config = Config::default()
-        .monitor_config()
-        .expect("the defaults price nothing");
+    let BenchInput {
+        capture,
+        port,
+        secret,
+        directory,
+        config,
+    } = BenchInput::load(file.as_ref(), db_path.as_deref().map(Path::new))?;
 
     let mut best = [Run::default(), Run::default()];
     let mut ratios = Vec::with_capacity(ROUNDS);

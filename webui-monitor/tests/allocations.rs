@@ -6,15 +6,14 @@
 //!
 //! Counted per thread, so that parallel tests do not interfere; the monitor is built outside
 //! the count.
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 #[path = "../../webui-monitor-core/tests/support/expected_check.rs"]
 mod expected_check;
 
-use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    cell::Cell,
-    sync::Arc,
-};
+use std::sync::Arc;
 
+use counting_alloc::allocations;
 use expected_check::{CAPTURES, fixture_dir};
 use prometheus::Registry;
 use webui_monitor::{config::Config, db};
@@ -27,36 +26,6 @@ use webui_monitor_core::{
 /// `WEBUI_SECRET_KEY` of the captures (FIXTURES-README).
 const SECRET: &[u8] = b"owui-test-secret-key-0123456789abcdef";
 const PORT: u16 = 8080;
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: `ptr` came from `System` with this layout.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
 
 /// Allocations of replaying the capture `name` (read into memory first) through the whole
 /// monitor, with the captures' secret and database, and through the bare pipeline; and its

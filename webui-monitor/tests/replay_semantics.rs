@@ -8,16 +8,14 @@
 //!
 //! It also checks the performance contract: attributing an exchange of an already-seen user
 //! allocates nothing.
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 #[path = "../../webui-monitor-core/tests/support/expected_check.rs"]
 mod expected_check;
 
-use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    cell::Cell,
-    net::SocketAddr,
-    sync::Arc,
-};
+use std::{net::SocketAddr, sync::Arc};
 
+use counting_alloc::allocations;
 use expected_check::{Samples, assert_matches_expected, expected, fixture_dir};
 use prometheus::Registry;
 use webui_monitor::{config::Config, db};
@@ -40,35 +38,6 @@ use webui_monitor_core::{
 /// `WEBUI_SECRET_KEY` of the captures (FIXTURES-README).
 const SECRET: &[u8] = b"owui-test-secret-key-0123456789abcdef";
 const PORT: u16 = 8080;
-
-// ---- allocation counting (per thread, so parallel tests do not interfere) ----
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
 
 /// An attributor with the captures' secret and database, and the sink its facts go to.
 fn attributor(registry: &Registry) -> (Attributor, PrometheusSink) {

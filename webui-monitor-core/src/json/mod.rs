@@ -216,11 +216,28 @@ impl Stack {
     }
 }
 
+/// Bytes of a string that [`string_end`] looks at one by one before it calls `memchr`.
+const SHORT_STRING: usize = 16;
+
 /// Length of the plain run at the start of `s`: up to the first `"`, `\\` or control byte
-/// (which ends or breaks a string), else all of it. String content is most of a body (base64
-/// images, prompts), so the two delimiters are found with `memchr` and the control bytes before
-/// them with a loop the compiler vectorises (no early exit).
+/// (which ends or breaks a string), else all of it. Keys and most values of small documents
+/// are short, so the first [`SHORT_STRING`] bytes are looked at one by one; past them, string
+/// content is most of a body (base64 images, prompts), so the two delimiters are found with
+/// `memchr` and the control bytes before them with a loop the compiler vectorises (no early
+/// exit).
 fn string_end(s: &[u8]) -> usize {
+    let head = &s[..s.len().min(SHORT_STRING)];
+    if let Some(end) = head
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+    {
+        return end;
+    }
+    head.len() + long_string_end(&s[head.len()..])
+}
+
+/// [`string_end`] of a run with no short plain prefix left to look at.
+fn long_string_end(s: &[u8]) -> usize {
     let end = memchr::memchr2(b'"', b'\\', s).unwrap_or(s.len());
     let run = &s[..end];
     if run.iter().fold(false, |any, &c| any | (c < 0x20)) {
@@ -460,12 +477,15 @@ impl JsonScanner {
     fn start_key(&mut self) {
         let depth = self.stack.len();
         if depth <= MAX_PATH {
-            self.keys[depth - 1] = Key::EMPTY;
+            let k = &mut self.keys[depth - 1];
+            k.len = 0;
+            k.overflow = false;
         }
         self.high_surrogate = None;
+        // A key under an array is on no reportable path (nor is anything below it): not kept.
         self.state = State::Str {
             key: true,
-            capture: depth <= MAX_PATH,
+            capture: depth <= MAX_PATH && self.stack.objects_below(depth),
         };
     }
 
@@ -533,22 +553,33 @@ impl JsonScanner {
             return;
         }
         if capture {
-            // A cut may split a UTF-8 sequence: keep the valid prefix.
-            let valid = match std::str::from_utf8(&self.scratch) {
-                Ok(s) => s.len(),
-                Err(e) => e.valid_up_to(),
-            };
-            let truncated = self.scratch_truncated || valid < self.scratch.len();
-            if truncated {
-                self.truncated = true;
-            }
-            let value = std::str::from_utf8(&self.scratch[..valid]).unwrap_or_default();
-            let scratch_value = JsonValue::String { value, truncated };
-            self.emit(visitor, scratch_value);
+            let scratch = std::mem::take(&mut self.scratch);
+            self.emit_captured(&scratch, self.scratch_truncated, visitor);
+            self.scratch = scratch;
         } else {
             self.emit(visitor, JsonValue::SkippedString);
         }
         self.value_done();
+    }
+
+    /// Reports the captured string value `content`, which holds at most `max_string_bytes`;
+    /// `cut`: more of it followed.
+    fn emit_captured<V: JsonVisitor + ?Sized>(
+        &mut self,
+        content: &[u8],
+        cut: bool,
+        visitor: &mut V,
+    ) {
+        // A cut may split a UTF-8 sequence: keep the valid prefix.
+        let value = match std::str::from_utf8(content) {
+            Ok(value) => value,
+            Err(e) => std::str::from_utf8(&content[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        let truncated = cut || value.len() < content.len();
+        if truncated {
+            self.truncated = true;
+        }
+        self.emit(visitor, JsonValue::String { value, truncated });
     }
 
     fn end_number<V: JsonVisitor + ?Sized>(&mut self, visitor: &mut V) {
@@ -578,7 +609,19 @@ impl JsonScanner {
                     // Fast path: bodies are mostly long strings (base64).
                     let rest = &data[i..];
                     let stop = string_end(rest);
-                    if capture {
+                    let whole_value = capture
+                        && !key
+                        && rest.get(stop) == Some(&b'"')
+                        && self.scratch.is_empty()
+                        && !self.scratch_truncated
+                        && self.high_surrogate.is_none();
+                    if whole_value {
+                        // A captured value that lies whole in this input, without escapes: read
+                        // where it lies rather than copied.
+                        let max = self.limits.max_string_bytes;
+                        self.emit_captured(&rest[..stop.min(max)], stop > max, visitor);
+                        self.value_done();
+                    } else if capture {
                         if self.high_surrogate.is_some() && stop > 0 {
                             self.high_surrogate = None;
                             self.push_char(key, char::REPLACEMENT_CHARACTER);
@@ -590,7 +633,26 @@ impl JsonScanner {
                         return;
                     }
                     match rest[stop] {
-                        b'"' => self.end_string(key, capture, visitor),
+                        b'"' => {
+                            if !whole_value {
+                                self.end_string(key, capture, visitor);
+                            }
+                            // The usual next byte in the same step: `:` after a key, `,`
+                            // between members. Anything else goes through the states below.
+                            match (rest.get(stop + 1), self.state) {
+                                (Some(b':'), State::Colon) => {
+                                    self.state = State::Value;
+                                    i += 1;
+                                }
+                                (Some(b','), State::AfterValue)
+                                    if self.stack.last() == Some(true) =>
+                                {
+                                    self.state = State::Key;
+                                    i += 1;
+                                }
+                                _ => {}
+                            }
+                        }
                         b'\\' => self.state = State::StrEscape { key, capture },
                         _ => self.fail(JsonError::Syntax),
                     }

@@ -20,7 +20,7 @@ pub(super) fn request_decoder(
     path: &str,
     headers: &RequestHeaders,
     shared: &mut HttpShared,
-) -> BodyDecoder {
+) -> Box<BodyDecoder> {
     // A request without a content type is read as JSON: scripted clients often omit it.
     let json = headers.content_type().is_none_or(mentions_json);
     let read = shared
@@ -38,7 +38,7 @@ pub(super) fn request_decoder(
 }
 
 /// The decoder of a response body with these headers.
-pub(super) fn response_decoder(headers: &ResponseHeaders, shared: &HttpShared) -> BodyDecoder {
+pub(super) fn response_decoder(headers: &ResponseHeaders, shared: &HttpShared) -> Box<BodyDecoder> {
     let limits = shared.limits.json;
     let consumer = match headers.content_type() {
         Some(t) if is_event_stream(t) => Consumer::sse(limits),
@@ -50,7 +50,7 @@ pub(super) fn response_decoder(headers: &ResponseHeaders, shared: &HttpShared) -
 }
 
 /// `coding`: the `Content-Encoding` value.
-fn decoder(coding: Option<&str>, consumer: Consumer, shared: &HttpShared) -> BodyDecoder {
+fn decoder(coding: Option<&str>, consumer: Consumer, shared: &HttpShared) -> Box<BodyDecoder> {
     let limits = &shared.limits;
     let mut decoder = BodyDecoder::new(
         coding,

@@ -425,14 +425,8 @@ impl HttpConnection {
         self.pairing
             .give_up(GiveUp::OverCapacity { max }, &mut shared.counters, out);
         let framing = head.body_framing();
-        let decoder = (framing != BodyFraming::None).then(|| {
-            Box::new(body::request_decoder(
-                &head.method,
-                &head.path,
-                &head.headers,
-                shared,
-            ))
-        });
+        let decoder = (framing != BodyFraming::None)
+            .then(|| body::request_decoder(&head.method, &head.path, &head.headers, shared));
         let request = Request {
             stats: head_stats(header_bytes, first_ts, ts, framing),
             wants_upgrade: head.headers.upgrade().is_some(),
@@ -646,7 +640,7 @@ impl HttpConnection {
             self.finish_response(shared, out);
         } else {
             let headers = &target.ex.response_headers;
-            self.decoders[RESP] = Some(Box::new(body::response_decoder(headers, shared)));
+            self.decoders[RESP] = Some(body::response_decoder(headers, shared));
             self.framers[RESP].start_body(framing, shared);
         }
         false
@@ -706,7 +700,7 @@ impl HttpConnection {
     ) {
         let decoded = self.decoders[direction.index()]
             .take()
-            .map(|decoder| decoder.finish(whole));
+            .map(|mut decoder| decoder.finish(whole));
         let mut target = match direction {
             Direction::Request => self.pairing.request_target(),
             Direction::Response => self.pairing.response_target(),

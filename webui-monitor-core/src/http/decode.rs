@@ -17,16 +17,19 @@ use crate::{
     segment::Timestamp,
 };
 
-/// What is done with a decoded body.
+/// What is done with a decoded body. The JSON scanners are held inline: a consumer lives in
+/// its body's decoder, which is boxed once per body, so a JSON body costs no allocation of its
+/// own.
 #[derive(Debug, Default)]
+#[allow(clippy::large_enum_variant)]
 pub enum Consumer {
     /// Only counted.
     #[default]
     Discard,
     /// A JSON request body: chat completion fields.
-    Request(Box<(JsonScanner, RequestVisitor)>),
+    Request(JsonScanner, RequestVisitor),
     /// A JSON response body: `usage`, `task_ids`.
-    Response(Box<(JsonScanner, ResponseVisitor)>),
+    Response(JsonScanner, ResponseVisitor),
     /// A `text/event-stream` response.
     Sse(Box<SseParser>),
     /// An NDJSON response (Ollama's native streaming).
@@ -35,16 +38,10 @@ pub enum Consumer {
 
 impl Consumer {
     pub fn request_json(limits: JsonLimits) -> Self {
-        Consumer::Request(Box::new((
-            JsonScanner::new(limits),
-            RequestVisitor::default(),
-        )))
+        Consumer::Request(JsonScanner::new(limits), RequestVisitor::default())
     }
     pub fn response_json(limits: JsonLimits) -> Self {
-        Consumer::Response(Box::new((
-            JsonScanner::new(limits),
-            ResponseVisitor::default(),
-        )))
+        Consumer::Response(JsonScanner::new(limits), ResponseVisitor::default())
     }
     pub fn sse(limits: JsonLimits) -> Self {
         Consumer::Sse(Box::new(SseParser::new(limits)))
@@ -56,8 +53,8 @@ impl Consumer {
     fn feed(&mut self, data: &[u8], ts: Timestamp) {
         match self {
             Consumer::Discard => {}
-            Consumer::Request(b) => b.0.feed(data, &mut b.1),
-            Consumer::Response(b) => b.0.feed(data, &mut b.1),
+            Consumer::Request(scanner, visitor) => scanner.feed(data, visitor),
+            Consumer::Response(scanner, visitor) => scanner.feed(data, visitor),
             Consumer::Sse(p) => p.feed(data, ts),
             Consumer::Ndjson(p) => p.feed(data, ts),
         }
@@ -74,21 +71,20 @@ pub struct Extracted {
 }
 
 impl Consumer {
-    /// Ends the body. `whole`: every byte of the body reached the consumer.
-    pub fn finish(self, whole: bool) -> Extracted {
+    /// Ends the body. `whole`: every byte of the body reached the consumer. Read in place: a
+    /// JSON consumer is too large to move for its few results.
+    pub fn finish(&mut self, whole: bool) -> Extracted {
         let mut out = Extracted::default();
         match self {
             Consumer::Discard => {}
-            Consumer::Request(mut b) => {
-                let (scanner, visitor) = &mut *b;
+            Consumer::Request(scanner, visitor) => {
                 let ok = whole && scanner.finish(visitor).is_ok();
                 // Only a body that began as a JSON object and then broke counts as truncated.
                 out.json_truncated = visitor.object && (!ok || scanner.truncated());
                 out.request = std::mem::take(&mut visitor.fields);
                 out.request.json = ok && visitor.object;
             }
-            Consumer::Response(mut b) => {
-                let (scanner, visitor) = &mut *b;
+            Consumer::Response(scanner, visitor) => {
                 let ok = whole && scanner.finish(visitor).is_ok();
                 out.json_truncated = visitor.object && (!ok || scanner.truncated());
                 out.response.json = ok && visitor.object;
@@ -101,7 +97,7 @@ impl Consumer {
                 out.response.usage = p.usage();
                 out.response.sse = Some(p.summary().clone());
             }
-            Consumer::Ndjson(mut p) => {
+            Consumer::Ndjson(p) => {
                 if whole {
                     p.finish();
                 }
@@ -320,9 +316,15 @@ pub struct Decoded {
 }
 
 impl BodyDecoder {
-    /// `coding`: the Content-Encoding header value (`None`/`identity`: none).
-    pub fn new(coding: Option<&str>, consumer: Consumer, cap: u64, windows: WindowLogs) -> Self {
-        let mut d = Self {
+    /// `coding`: the Content-Encoding header value (`None`/`identity`: none). Boxed where it
+    /// is built: the consumer it holds is large.
+    pub fn new(
+        coding: Option<&str>,
+        consumer: Consumer,
+        cap: u64,
+        windows: WindowLogs,
+    ) -> Box<Self> {
+        let mut d = Box::new(Self {
             inner: Inner::Identity,
             sink: Some(Sink {
                 consumer,
@@ -333,7 +335,7 @@ impl BodyDecoder {
             stop: None,
             windows,
             grant: None,
-        };
+        });
         let coding = coding.map(|c| Coding::of(c.trim()));
         match coding {
             None | Some(Coding::Identity) => {
@@ -565,8 +567,9 @@ impl BodyDecoder {
         }
     }
 
-    /// Ends the body. `whole`: no byte of it was lost and it ended as framed.
-    pub fn finish(mut self, whole: bool) -> Decoded {
+    /// Ends the body. `whole`: no byte of it was lost and it ended as framed. The decoder is
+    /// read in place and dropped by its owner.
+    pub fn finish(&mut self, whole: bool) -> Decoded {
         if self.stop.is_none() {
             let r = match &mut self.inner {
                 Inner::Gzip(w) => w.try_finish(),
@@ -580,18 +583,21 @@ impl BodyDecoder {
             };
             if r.is_err() {
                 self.stop(DecodeStop::Error);
-            } else {
-                if self.sink.is_none() {
-                    self.sink = self.sink_mut().map(std::mem::take);
-                }
             }
         }
-        let sink = self.sink.take().unwrap_or_default();
         let clean = self.stop.is_none();
-        Decoded {
-            bytes: clean.then_some(sink.decoded),
-            stop: self.stop,
-            extracted: sink.consumer.finish(whole && clean),
+        let stop = self.stop;
+        match self.sink_mut() {
+            Some(sink) => Decoded {
+                bytes: clean.then_some(sink.decoded),
+                stop,
+                extracted: sink.consumer.finish(whole && clean),
+            },
+            None => Decoded {
+                bytes: clean.then_some(0),
+                stop,
+                extracted: Extracted::default(),
+            },
         }
     }
 }

@@ -79,10 +79,12 @@ pub(super) enum Gap {
     Elsewhere,
 }
 
+/// The chunked decoder is boxed so that a length-delimited body, the common case, costs no
+/// allocation while the framer stays small on idle connections.
 #[derive(Debug)]
 enum Framing {
     Length(u64),
-    Chunked(ChunkedDecoder),
+    Chunked(Box<ChunkedDecoder>),
     Close,
 }
 
@@ -103,7 +105,7 @@ enum State {
     },
     /// A complete header block is in `buf`, reported as [`Frame::Head`]; the caller decides.
     Complete,
-    Body(Box<Body>),
+    Body(Body),
     /// Reading the rest of a request head over the cap, for its framing fields only.
     SkipHead(Box<SkipHead>),
     /// Holding bytes in `buf`; `gap`: some were lost (resynchronise when released).
@@ -230,15 +232,15 @@ impl Framer {
         self.reset_buf();
         let framing = match framing {
             BodyFraming::Length(n) => Framing::Length(n),
-            BodyFraming::Chunked => {
-                Framing::Chunked(ChunkedDecoder::new(shared.limits.max_chunk_meta_bytes))
-            }
+            BodyFraming::Chunked => Framing::Chunked(Box::new(ChunkedDecoder::new(
+                shared.limits.max_chunk_meta_bytes,
+            ))),
             BodyFraming::Close | BodyFraming::None => Framing::Close,
         };
-        self.state = State::Body(Box::new(Body {
+        self.state = State::Body(Body {
             framing,
             gap: false,
-        }));
+        });
     }
 
     /// Hold the following bytes until [`Self::release`].

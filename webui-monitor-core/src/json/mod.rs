@@ -637,21 +637,7 @@ impl JsonScanner {
                             if !whole_value {
                                 self.end_string(key, capture, visitor);
                             }
-                            // The usual next byte in the same step: `:` after a key, `,`
-                            // between members. Anything else goes through the states below.
-                            match (rest.get(stop + 1), self.state) {
-                                (Some(b':'), State::Colon) => {
-                                    self.state = State::Value;
-                                    i += 1;
-                                }
-                                (Some(b','), State::AfterValue)
-                                    if self.stack.last() == Some(true) =>
-                                {
-                                    self.state = State::Key;
-                                    i += 1;
-                                }
-                                _ => {}
-                            }
+                            i += self.separator(rest.get(stop + 1));
                         }
                         b'\\' => self.state = State::StrEscape { key, capture },
                         _ => self.fail(JsonError::Syntax),
@@ -735,8 +721,9 @@ impl JsonScanner {
                     if run == rest.len() {
                         return;
                     }
-                    // The terminator is processed in the new state.
+                    // The terminator: a separator taken here, else processed in the new state.
                     self.end_number(visitor);
+                    i += self.separator(rest.get(run));
                     continue;
                 }
                 State::Literal { which, pos } => {
@@ -795,6 +782,23 @@ impl JsonScanner {
                 State::Done => self.fail(JsonError::Syntax),
             }
             i += 1;
+        }
+    }
+
+    /// The usual byte after a key or a member's value, taken in the step that ended it: `:`
+    /// after a key, `,` between members (1 byte used); anything else (0) goes through the
+    /// states of [`Self::feed`].
+    fn separator(&mut self, next: Option<&u8>) -> usize {
+        match (next, self.state) {
+            (Some(b':'), State::Colon) => {
+                self.state = State::Value;
+                1
+            }
+            (Some(b','), State::AfterValue) if self.stack.last() == Some(true) => {
+                self.state = State::Key;
+                1
+            }
+            _ => 0,
         }
     }
 

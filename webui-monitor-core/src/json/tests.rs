@@ -209,6 +209,39 @@ proptest! {
     }
 
     #[test]
+    fn captured_values_are_the_same_whole_or_split(split in proptest::collection::vec(0usize..80, 0..6)) {
+        // Over the cap (8), a character cut by the cap, invalid UTF-8, an escape, at the end.
+        let doc = [
+            "{\"a\":\"abcdefghijkl\",\"b\":\"abcdefg\u{e9}\",\"c\":\"x".as_bytes(),
+            &[0xff],
+            br#"y","d":"a\"b","e":12,"f":"z"}"#,
+        ]
+        .concat();
+        let wanted = ["a", "b", "c", "d", "f"];
+        let whole = scan(&doc, &wanted);
+        prop_assert_eq!(
+            &whole.0,
+            &[
+                "={", "a=\"abcdefgh\"…", "b=\"abcdefg\"…", "c=\"x\"…", "d=\"a\\\"b\"",
+                "e=12", "f=\"z\"",
+            ]
+        );
+        prop_assert_eq!(whole.1, Ok(()));
+        let mut r = Recorder { wanted: wanted.to_vec(), ..Default::default() };
+        let mut s = JsonScanner::new(JsonLimits { max_depth: 8, max_string_bytes: 8 });
+        let mut cuts: Vec<usize> = split.into_iter().map(|c| c % (doc.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut prev = 0;
+        for c in cuts.into_iter().chain([doc.len()]) {
+            s.feed(&doc[prev..c], &mut r);
+            prev = c;
+        }
+        prop_assert_eq!(s.finish(&mut r), Ok(()));
+        prop_assert_eq!(whole.0, r.seen);
+        prop_assert_eq!(whole.2, s.truncated());
+    }
+
+    #[test]
     fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..256)) {
         let _ = scan(&data, &["a"]);
     }

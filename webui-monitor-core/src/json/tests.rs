@@ -184,6 +184,17 @@ proptest! {
     }
 
     #[test]
+    fn long_string_runs_end_at_the_first_delimiter_or_control_byte(
+        data in proptest::collection::vec(prop_oneof![200 => 0x20u8..0xff, 1 => any::<u8>()], 0..300)
+    ) {
+        let naive = data
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .unwrap_or(data.len());
+        prop_assert_eq!(string_end(&data), naive);
+    }
+
+    #[test]
     fn integers_are_read_as_the_float_parser_reads_them(n in any::<i64>()) {
         let literal = n.to_string();
         let expected: f64 = literal.parse().unwrap();

@@ -140,11 +140,11 @@ pub const CHUNK_TRUNCATED: u8 = 0x02;
 /// connection since its previous record (a full ring, a cut segment): a hole before this
 /// record will never fill.
 pub const CHUNK_AFTER_LOSS: u8 = 0x04;
-/// [`ChunkHeader::chunk_flags`]: the first record of a segment that started inside a chunked
-/// skip span ([`SKIP_CHUNKED`]) or at its end, and the header's `skip_chunks` and `skip_data`
-/// are the span's counters: the bytes before `seq`, back to the span's `from`, were skipped on
-/// purpose (the kernel may have followed the body's chunks past the `to` userspace wrote), not
-/// lost.
+/// [`ChunkHeader::chunk_flags`]: a record without payload at the end (`seq`) of a chunked skip
+/// span ([`SKIP_CHUNKED`]), whose `skip_chunks` and `skip_data` are the span's counters: the
+/// bytes before `seq`, back to the span's `from`, were skipped on purpose (the kernel may have
+/// followed the body's chunks past the `to` userspace wrote), not lost. The segment's payload
+/// from `seq` on, if any, follows in records of its own.
 pub const CHUNK_AFTER_SKIP: u8 = 0x08;
 
 /// Header of one ring record (see [`RECORD_CLASSES`] for what follows it).
@@ -189,10 +189,14 @@ pub struct ChunkHeader {
 /// in the segment at `to`, at most [`MAX_CHUNK_LINES_PER_SEGMENT`] of them, and its size is
 /// not 0, `to` moves past the line, the chunk's data and the CRLF after it (to the next size
 /// line), `chunks` counts the chunk and `data` its size (both wrapping), and the span is
-/// written back to the map. The span then applies as above, so the segment is copied from a
-/// size line on: the last chunk's, one that continues in the next segment, or one past the
-/// bound. The first record such a segment sends carries [`CHUNK_AFTER_SKIP`] and the
-/// counters, so userspace tells the bytes the kernel skipped past its own `to` from lost ones.
+/// written back to the map. The span then applies as above, except that what the segment
+/// sends starts with a [`CHUNK_AFTER_SKIP`] record at `to` with the counters (carrying the
+/// segment's flags when nothing follows it), and that a segment which moved the span sends
+/// that record even when it ends inside the span: a later segment the network delivered
+/// first, and which was copied, may lie in the chunks just followed. So the segment is copied
+/// from a size line on (the last chunk's, one that continues in the next segment, one with a
+/// chunk extension, or one past the bound), and userspace tells the bytes the kernel skipped
+/// past its own `to` from lost ones.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SkipSpan {

@@ -83,6 +83,7 @@ fuzz_target!(|data: &[u8]| {
             payload,
             timestamp: Timestamp::from_nanos(ts),
             after_capture_loss: rest_flags & 0x40 != 0,
+            capture_skip: None,
         };
         r.on_segment(&segment, &mut h);
         assert!(r.buffered_bytes() <= 512);

@@ -10,7 +10,7 @@ use webui_monitor_common::{
     CHUNK_DATA_SIZE, CaptureStats, ConnKey, ConnStats, FAMILY_IPV4, FAMILY_IPV6, SEEN_FIN,
     SEEN_RESPONSE_SHIFT, SEEN_RST, SEEN_SYN, XDP_PROGRAM,
 };
-use webui_monitor_core::segment::{ConnectionKey, Direction};
+use webui_monitor_core::segment::{CaptureSkip, ConnectionKey, Direction};
 use webui_monitor_tests::frame::{
     CLIENT4, CLIENT6, Ip, SERVER4, SERVER6, TPID_8021AD, TPID_8021Q, Tcp, frame, pattern,
 };
@@ -82,6 +82,7 @@ struct Got {
     last_chunk: bool,
     truncated: bool,
     after_loss: bool,
+    after_skip: Option<CaptureSkip>,
 }
 
 /// When a test case started, on the clocks of the ring records (BOOTTIME) and of the
@@ -166,6 +167,7 @@ impl Harness {
                 last_chunk: record.last_chunk,
                 truncated: record.truncated,
                 after_loss: record.after_loss,
+                after_skip: record.after_skip,
             });
         });
         out
@@ -196,6 +198,7 @@ fn got(key: ConnectionKey, direction: Direction, seq: u32, flags: u8, payload: &
         last_chunk: true,
         truncated: false,
         after_loss: false,
+        after_skip: None,
     }
 }
 
@@ -394,6 +397,7 @@ async fn a_64k_segment_arrives_whole_in_chunks() {
                 last_chunk: last,
                 truncated: false,
                 after_loss: false,
+                after_skip: None,
             },
             "chunk {i}"
         );
@@ -947,6 +951,7 @@ async fn skip_spans_leave_payload_out_exactly() {
             direction: Direction::Request,
             from: 1000,
             to: 1100,
+            chunked: false,
         },
     };
     h.capture.apply_skip(&skip).expect("map write");
@@ -999,4 +1004,152 @@ async fn skip_spans_leave_payload_out_exactly() {
         vec![got(connection4(), Direction::Request, 1000, PSH_ACK, &data)]
     );
     assert_eq!(h.totals().skipped_bytes, 150);
+}
+
+/// A chunked skip span (`SkipSpan` with `SKIP_CHUNKED`) followed along its body: the kernel
+/// reads the size lines at the span's end, moves the span past whole chunks, and copies from
+/// the last chunk's line, a line the segment cuts, or the line past its bound, after a record
+/// without payload that carries the span's counters. The capture model's test
+/// (`webui-monitor-core/src/capture_model.rs`: `a_chunked_range_follows_the_body`) sends the
+/// same segments and expects the same.
+#[tokio::test]
+async fn a_chunked_span_follows_the_body() {
+    use webui_monitor_core::{pipeline::SkipCommand, reassembly::SkipRange};
+    let mut h = Harness::with_config(CaptureConfig {
+        skip_min_bytes: 8 * 1024,
+        ..CaptureConfig::default()
+    });
+    let chunked = |from, to| SkipCommand::Skip {
+        connection: connection4(),
+        range: SkipRange {
+            direction: Direction::Request,
+            from,
+            to,
+            chunked: true,
+        },
+    };
+    let span_to = |h: &Harness| {
+        let spans = h.capture.skip_spans(&key4()).expect("spans");
+        let span = spans.spans[Direction::Request.index()];
+        (span.from, span.to, span.chunks, span.data)
+    };
+    // The span's mark, then the payload from `seq` on, if any.
+    let marked = |seq, payload: &[u8], chunks, data| {
+        let mark = Got {
+            after_skip: Some(CaptureSkip { chunks, data }),
+            last_chunk: payload.is_empty(),
+            ..got(connection4(), Direction::Request, seq, ACK, b"")
+        };
+        let rest = got(connection4(), Direction::Request, seq, ACK, payload);
+        if payload.is_empty() {
+            vec![mark]
+        } else {
+            vec![mark, rest]
+        }
+    };
+    let since = Since::now();
+    // An empty span at the first size line; three lines in the segment, the third chunk's
+    // data runs past its end: the span moved to the fourth line, and the mark says so.
+    h.capture
+        .apply_skip(&chunked(1000, 1000))
+        .expect("map write");
+    let a = [
+        b"10\r\n".as_slice(),
+        &[b'a'; 16],
+        b"\r\n8\r\n",
+        &[b'b'; 8],
+        b"\r\n20\r\n",
+        &[b'c'; 10],
+    ]
+    .concat();
+    h.xdp(&frame(&[], &v4(), &request(1000, ACK, &a)));
+    assert_eq!(h.records(since), marked(1073, b"", 3, 56));
+    assert_eq!(span_to(&h), (1000, 1073, 3, 56));
+    // The rest of the third chunk, a fourth chunk, the last chunk: copied from the last
+    // chunk's line, with the counters.
+    let b = [&[b'c'; 22][..], b"\r\n5\r\nddddd\r\n0\r\n\r\n"].concat();
+    h.xdp(&frame(&[], &v4(), &request(1049, ACK, &b)));
+    assert_eq!(h.records(since), marked(1083, b"0\r\n\r\n", 4, 61));
+    assert_eq!(span_to(&h), (1000, 1083, 4, 61));
+    assert_eq!(h.totals().skipped_bytes, 49 + 34);
+    // A size line cut by the segment's end: copied from the line, the span unmoved.
+    h.capture
+        .apply_skip(&chunked(2000, 2010))
+        .expect("map write");
+    let c = [&[b'e'; 8][..], b"\r\n1f"].concat();
+    h.xdp(&frame(&[], &v4(), &request(2000, ACK, &c)));
+    assert_eq!(h.records(since), marked(2010, b"1f", 0, 0));
+    assert_eq!(span_to(&h), (2000, 2010, 0, 0));
+    // Five lines: four followed, copied from the fifth.
+    h.capture
+        .apply_skip(&chunked(3000, 3000))
+        .expect("map write");
+    let d = b"1\r\na\r\n".repeat(5);
+    h.xdp(&frame(&[], &v4(), &request(3000, ACK, &d)));
+    assert_eq!(h.records(since), marked(3024, b"1\r\na\r\n", 4, 4));
+    // Ending where the chunk it followed ends: the mark, with the counters.
+    h.capture
+        .apply_skip(&chunked(4000, 4000))
+        .expect("map write");
+    h.xdp(&frame(&[], &v4(), &request(4000, ACK, b"3\r\nabc\r\n")));
+    assert_eq!(h.records(since), marked(4008, b"", 1, 3));
+    // Inside the span, not reaching its end, moving nothing: nothing sent.
+    h.capture
+        .apply_skip(&chunked(8000, 8100))
+        .expect("map write");
+    h.xdp(&frame(&[], &v4(), &request(8000, ACK, &[b'f'; 50])));
+    assert_eq!(h.records(since), vec![]);
+    h.capture
+        .apply_skip(&chunked(4000, 4008))
+        .expect("map write");
+    // Past the span's end (the kernel passed it before the span was written): whole.
+    h.xdp(&frame(&[], &v4(), &request(4010, ACK, b"3\r\nabc\r\n")));
+    assert_eq!(
+        h.records(since),
+        vec![got(
+            connection4(),
+            Direction::Request,
+            4010,
+            ACK,
+            b"3\r\nabc\r\n"
+        )]
+    );
+    assert_eq!(h.totals().skipped_bytes, 83 + 10 + 24 + 8 + 50);
+    // A line with a chunk extension is not followed.
+    h.capture
+        .apply_skip(&chunked(7000, 7000))
+        .expect("map write");
+    h.xdp(&frame(&[], &v4(), &request(7000, ACK, b"3;x\r\nabc\r\n")));
+    assert_eq!(h.records(since), marked(7000, b"3;x\r\nabc\r\n", 0, 0));
+    // A plain span is not followed past its end.
+    h.capture
+        .apply_skip(&SkipCommand::Skip {
+            connection: connection4(),
+            range: SkipRange {
+                direction: Direction::Request,
+                from: 5000,
+                to: 5000,
+                chunked: false,
+            },
+        })
+        .expect("map write");
+    h.xdp(&frame(&[], &v4(), &request(5000, ACK, b"3\r\nabc\r\n")));
+    assert_eq!(
+        h.records(since),
+        vec![got(
+            connection4(),
+            Direction::Request,
+            5000,
+            ACK,
+            b"3\r\nabc\r\n"
+        )]
+    );
+    // The egress program follows the same way.
+    h.capture
+        .apply_skip(&chunked(6000, 6000))
+        .expect("map write");
+    let e = [b"3\r\nabc\r\n".as_slice(), b"0\r\n\r\n"].concat();
+    h.tc(&frame(&[], &v4(), &request(6000, ACK, &e)));
+    assert_eq!(h.records(since), marked(6008, b"0\r\n\r\n", 1, 3));
+    assert_eq!(h.totals().skipped_bytes, 175 + 8);
 }

@@ -140,6 +140,12 @@ pub const CHUNK_TRUNCATED: u8 = 0x02;
 /// connection since its previous record (a full ring, a cut segment): a hole before this
 /// record will never fill.
 pub const CHUNK_AFTER_LOSS: u8 = 0x04;
+/// [`ChunkHeader::chunk_flags`]: a record without payload at the end (`seq`) of a chunked skip
+/// span ([`SKIP_CHUNKED`]), whose `skip_chunks` and `skip_data` are the span's counters: the
+/// bytes before `seq`, back to the span's `from`, were skipped on purpose (the kernel may have
+/// followed the body's chunks past the `to` userspace wrote), not lost. The segment's payload
+/// from `seq` on, if any, follows in records of its own.
+pub const CHUNK_AFTER_SKIP: u8 = 0x08;
 
 /// Header of one ring record (see [`RECORD_CLASSES`] for what follows it).
 ///
@@ -161,11 +167,13 @@ pub struct ChunkHeader {
     pub direction: u8,
     /// TCP flags (see the type docs for which chunk carries which).
     pub tcp_flags: u8,
-    /// [`CHUNK_LAST`], [`CHUNK_TRUNCATED`], [`CHUNK_AFTER_LOSS`].
+    /// [`CHUNK_LAST`], [`CHUNK_TRUNCATED`], [`CHUNK_AFTER_LOSS`], [`CHUNK_AFTER_SKIP`].
     pub chunk_flags: u8,
     pub _pad0: u8,
-    pub _pad1: u16,
-    pub _pad2: u32,
+    /// With [`CHUNK_AFTER_SKIP`]: the span's [`SkipSpan::chunks`]; else 0.
+    pub skip_chunks: u16,
+    /// With [`CHUNK_AFTER_SKIP`]: the span's [`SkipSpan::data`]; else 0.
+    pub skip_data: u32,
 }
 
 /// Payload of one direction that userspace does not read: the bytes with sequence numbers in
@@ -174,11 +182,83 @@ pub struct ChunkHeader {
 /// inside it sends a record without payload, at the payload's end, if it carries SYN, FIN or
 /// RST or ends exactly at `to` (which tells userspace when the skipped bytes ended), and
 /// nothing otherwise. The bytes are counted in [`CaptureStats::skipped_bytes`].
+///
+/// A chunked span ([`SKIP_CHUNKED`] in `flags`; it may be empty) lies in an HTTP chunked body
+/// and ends where a chunk-size line starts. A segment whose payload starts inside the span or
+/// at `to` has the kernel follow the body: while a whole size line (see [`chunk_line`]) lies
+/// in the segment at `to`, at most [`MAX_CHUNK_LINES_PER_SEGMENT`] of them, and its size is
+/// not 0, `to` moves past the line, the chunk's data and the CRLF after it (to the next size
+/// line), `chunks` counts the chunk and `data` its size (both wrapping), and the span is
+/// written back to the map. The span then applies as above, except that what the segment
+/// sends starts with a [`CHUNK_AFTER_SKIP`] record at `to` with the counters (carrying the
+/// segment's flags when nothing follows it), and that a segment which moved the span sends
+/// that record even when it ends inside the span: a later segment the network delivered
+/// first, and which was copied, may lie in the chunks just followed. So the segment is copied
+/// from a size line on (the last chunk's, one that continues in the next segment, one with a
+/// chunk extension, or one past the bound), and userspace tells the bytes the kernel skipped
+/// past its own `to` from lost ones.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SkipSpan {
     pub from: u32,
     pub to: u32,
+    /// [`SKIP_CHUNKED`] or 0.
+    pub flags: u16,
+    /// Chunks the kernel followed past the `to` userspace wrote (wrapping; written 0).
+    pub chunks: u16,
+    /// Data bytes of those chunks (wrapping; written 0).
+    pub data: u32,
+}
+
+/// [`SkipSpan::flags`]: the span ends where a chunk-size line starts, and the kernel follows
+/// the chunked body past it.
+pub const SKIP_CHUNKED: u16 = 0x1;
+
+/// Most chunk-size lines the kernel follows in one segment (see [`SkipSpan`]).
+pub const MAX_CHUNK_LINES_PER_SEGMENT: u32 = 4;
+
+/// Bytes loaded to read a chunk-size line (at most [`MAX_CHUNK_SIZE_DIGITS`] and CRLF).
+pub const CHUNK_LINE_WINDOW: usize = 16;
+
+/// Most hex digits of a chunk size the kernel follows (a size below 256 MiB, so `to` stays
+/// far from the wrap-around distance).
+pub const MAX_CHUNK_SIZE_DIGITS: u32 = 7;
+
+/// Reads the chunk-size line at the start of `window`, whose bytes past the segment's end are
+/// 0: 1 to [`MAX_CHUNK_SIZE_DIGITS`] hex digits and CRLF. Returns the line's length with its
+/// CRLF and the size, when all of it lies in the window (so in the segment: a 0 byte ends no
+/// line) and the size is not 0 (the last chunk ends a body); `None` otherwise, also for a line
+/// with a chunk extension or whitespace (which servers do not send; userspace reads such a
+/// line). The kernel and the capture model both follow chunks with this function.
+#[inline(always)]
+pub fn chunk_line(window: &[u8; CHUNK_LINE_WINDOW]) -> Option<(u32, u32)> {
+    // One short loop and no length to compare with: the verifier walks each byte position once
+    // per distinct state (an extension's loop and a length check multiplied them, and cost
+    // more than the rest of the skip path).
+    let mut size: u32 = 0;
+    let mut i = 0;
+    while i < MAX_CHUNK_SIZE_DIGITS as usize {
+        let b = window[i];
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => break,
+        };
+        size = (size << 4) | digit as u32;
+        i += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    // Hidden from LLVM: it knows the window is 8-aligned and `i` below 8 after the loop it
+    // unrolls, and would write `window + i` as `window | i`, which the verifier refuses on a
+    // pointer.
+    let i = core::hint::black_box(i) & (CHUNK_LINE_WINDOW - 1);
+    if i + 1 >= CHUNK_LINE_WINDOW || window[i] != b'\r' || window[i + 1] != b'\n' || size == 0 {
+        return None;
+    }
+    Some((i as u32 + 2, size))
 }
 
 /// The value of the skip map ([`SKIP_MAP`]): a connection's spans, indexed by
@@ -271,11 +351,12 @@ pub struct CaptureStats {
 }
 
 const _: () = {
+    assert!(CHUNK_LINE_WINDOW.is_power_of_two());
     assert!(core::mem::size_of::<ConnKey>() == 40);
     assert!(core::mem::size_of::<ChunkHeader>() == 64);
     assert!(core::mem::size_of::<ConnStats>() == 64);
     assert!(core::mem::size_of::<Config>() == 48);
-    assert!(core::mem::size_of::<SkipSpans>() == 16);
+    assert!(core::mem::size_of::<SkipSpans>() == 32);
     assert!(MAX_CHUNKS_PER_SEGMENT == 34);
 };
 
@@ -287,4 +368,37 @@ mod user {
     unsafe impl aya::Pod for super::ConnStats {}
     unsafe impl aya::Pod for super::CaptureStats {}
     unsafe impl aya::Pod for super::SkipSpans {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(bytes: &[u8]) -> Option<(u32, u32)> {
+        let mut window = [0; CHUNK_LINE_WINDOW];
+        let avail = bytes.len().min(CHUNK_LINE_WINDOW);
+        window[..avail].copy_from_slice(&bytes[..avail]);
+        chunk_line(&window)
+    }
+
+    #[test]
+    fn chunk_lines_the_kernel_follows() {
+        assert_eq!(line(b"10\r\nabc"), Some((4, 16)));
+        assert_eq!(line(b"1\r\n"), Some((3, 1)));
+        assert_eq!(line(b"Ff\r\n"), Some((4, 255)));
+        assert_eq!(line(b"fffffff\r\n"), Some((9, 0x0fff_ffff)));
+        // The last chunk ends the body.
+        assert_eq!(line(b"0\r\n\r\n"), None);
+        assert_eq!(line(b"000\r\n"), None);
+        // Cut short, too many digits, no digit, bare LF, an extension, whitespace.
+        assert_eq!(line(b"10\r"), None);
+        assert_eq!(line(b"10"), None);
+        assert_eq!(line(b"10000000\r\n"), None);
+        assert_eq!(line(b"\r\n10\r\n"), None);
+        assert_eq!(line(b"10\n"), None);
+        assert_eq!(line(b"10\rx"), None);
+        assert_eq!(line(b"1g\r\n"), None);
+        assert_eq!(line(b"8;x=y\r\n"), None);
+        assert_eq!(line(b"8 \r\n"), None);
+    }
 }

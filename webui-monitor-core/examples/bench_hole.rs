@@ -66,6 +66,7 @@ fn run(pieces: usize, hole: bool) -> Duration {
         payload: &payload,
         timestamp: Timestamp::from_nanos(1_000_000 + i as u64),
         after_capture_loss: false,
+        capture_skip: None,
     };
     // The SYN fixes the stream start, so segment 1 can be placed behind a missing segment 0;
     // with the SYN-ACK the connection is established, as nearly every data segment's is.

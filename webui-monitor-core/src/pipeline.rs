@@ -11,7 +11,8 @@ use crate::{
     http::{Exchange, HttpConnection, HttpCounters, HttpEvent, HttpLimits, HttpShared},
     memory::{MemoryAccount, MemoryLimits},
     reassembly::{
-        CloseReason, Reassembler, ReassemblyCounters, ReassemblyLimits, SkipRange, StreamHandler,
+        ChunksSkipped, CloseReason, Reassembler, ReassemblyCounters, ReassemblyLimits, SkipRange,
+        SkipRequest, StreamHandler,
     },
     segment::{ConnectionKey, Direction, Segment, Timestamp},
     websocket::{
@@ -179,10 +180,10 @@ impl StreamHandler for Engines<'_> {
         }
     }
 
-    fn take_skip(&mut self, state: &mut ConnState, direction: Direction) -> u64 {
+    fn take_skip(&mut self, state: &mut ConnState, direction: Direction) -> SkipRequest {
         match &mut state.protocol {
             Protocol::Http(http) => http.take_skip(direction, self.http),
-            Protocol::WebSocket(_) => 0,
+            Protocol::WebSocket(_) => SkipRequest::default(),
         }
     }
 
@@ -204,6 +205,20 @@ impl StreamHandler for Engines<'_> {
     ) {
         if let Protocol::Http(http) = &mut state.protocol {
             http.on_skipped(direction, len, ts, self.http, self.http_events);
+            self.drain_http(state, key, ts);
+        }
+    }
+
+    fn chunks_skipped(
+        &mut self,
+        state: &mut ConnState,
+        key: ConnectionKey,
+        direction: Direction,
+        skipped: ChunksSkipped,
+        ts: Timestamp,
+    ) {
+        if let Protocol::Http(http) = &mut state.protocol {
+            http.on_chunks_skipped(direction, skipped, ts, self.http, self.http_events);
             self.drain_http(state, key, ts);
         }
     }
@@ -534,6 +549,7 @@ Connection: Upgrade\r\n\r\n",
                 payload: &s.payload,
                 timestamp: Timestamp::from_secs(1),
                 after_capture_loss: false,
+                capture_skip: None,
             };
             if let Some(seg) = filter.filter(&seg) {
                 p.on_segment(&seg, &mut out);
@@ -571,6 +587,20 @@ Connection: Upgrade\r\n\r\n",
         // Above the minimum: copied.
         let ((p, _), skipped) = run_skipping(&conversation(&[head], &[], &[]), Some(41));
         assert_eq!((skipped, p.reassembly_counters().skipped_bytes), (0, 0));
+    }
+
+    #[test]
+    fn the_capture_follows_an_unread_chunked_body() {
+        let (_, reference) = run(&conversation(&[], &[], &[]));
+        // Cut after the chunked response's head: the pipeline asks the capture to follow the
+        // body from its first size line; the capture leaves out both data chunks, with their
+        // lines and CRLFs, and copies from the last chunk on.
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".len();
+        let ((p, events), skipped) = run_skipping(&conversation(&[head], &[], &[]), Some(1));
+        assert_eq!(events, reference);
+        assert_eq!(skipped, b"4\r\n{\"a\"\r\n3\r\n:1}\r\n".len() as u64);
+        assert_eq!(p.reassembly_counters().skipped_bytes, skipped);
+        assert_eq!(p.reassembly_counters().gaps, 0);
     }
 
     #[test]

@@ -123,4 +123,18 @@ pub struct Segment<'a> {
     /// The capture dropped bytes of this direction just before this segment (the kernel's ring
     /// was full): a hole before it will never fill. Capture files never set it.
     pub after_capture_loss: bool,
+    /// The capture's mark of a chunked skip: this segment starts where the capture's chunked
+    /// skip span ended (see [`CaptureSkip`]). Capture files never set it.
+    pub capture_skip: Option<CaptureSkip>,
+}
+
+/// The counters of a chunked skip span the capture applied before a segment (the kernel's
+/// `CHUNK_AFTER_SKIP` record): the bytes before the segment, back to where the pipeline's
+/// chunked skip started, were skipped on purpose, and past the skip's own end the capture
+/// followed `chunks` chunks holding `data` bytes of chunk data (both counted from the skip's
+/// start, wrapping).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureSkip {
+    pub chunks: u16,
+    pub data: u32,
 }

@@ -53,6 +53,7 @@ fn replay(messages: &[(Direction, Vec<u8>)]) -> BTreeMap<String, (u64, u64, u64)
                     payload,
                     timestamp: Timestamp::from_secs(t),
                     after_capture_loss: false,
+                    capture_skip: None,
                 },
                 |_| {},
             );

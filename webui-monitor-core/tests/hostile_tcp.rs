@@ -61,6 +61,7 @@ impl Wire {
                 payload: data,
                 timestamp: Timestamp::from_nanos(self.t),
                 after_capture_loss: false,
+                capture_skip: None,
             },
             |_| {},
         );

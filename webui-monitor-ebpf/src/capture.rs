@@ -24,8 +24,8 @@ use aya_ebpf::{
     helpers::generated::{bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns, bpf_loop},
 };
 use webui_monitor_common::{
-    CHUNK_AFTER_LOSS, CHUNK_DATA_SIZE, CHUNK_LAST, CHUNK_TRUNCATED, CaptureStats, ChunkHeader,
-    ConnKey, ConnStats, LossReason, MAX_CHUNKS_PER_SEGMENT, RECORD_CLASSES, SEEN_FIN,
+    CHUNK_AFTER_LOSS, CHUNK_AFTER_SKIP, CHUNK_DATA_SIZE, CHUNK_LAST, CHUNK_TRUNCATED, CaptureStats,
+    ChunkHeader, ConnKey, ConnStats, LossReason, MAX_CHUNKS_PER_SEGMENT, RECORD_CLASSES, SEEN_FIN,
     SEEN_RESPONSE_SHIFT, SEEN_RST, SEEN_SYN, TCP_FIN, TCP_RST, TCP_SYN,
 };
 
@@ -97,15 +97,29 @@ fn on_segment<P: Packet>(pkt: &P, segment: &mut Segment) {
     }
     // SAFETY: plain data in .rodata (see `parse::direction_of` for why volatile).
     let skipping = unsafe { read_volatile(&raw const CONFIG.skip) } != 0;
-    if skipping
-        && segment.payload_len != 0
-        && let Skipped::Nothing = skip::apply(segment, stats)
-    {
-        if loss_flag != 0 {
-            // No record carries the mark: the next one must.
-            mark_lost(&segment.key, segment.direction);
+    let mut loss_flag = loss_flag;
+    if skipping && segment.payload_len != 0 {
+        match skip::apply(pkt, segment, stats) {
+            Skipped::Send => {}
+            Skipped::Nothing => {
+                if loss_flag != 0 {
+                    // No record carries the mark: the next one must.
+                    mark_lost(&segment.key, segment.direction);
+                }
+                return;
+            }
+            Skipped::AfterChunkedSpan { to, chunks, data } => {
+                let now = unsafe { bpf_ktime_get_boot_ns() };
+                let only = segment.payload_len == 0;
+                let mark = SkipMark { to, chunks, data };
+                send_skip_mark(pkt, stats, segment, now, loss_flag, only, mark);
+                if only {
+                    return;
+                }
+                // The mark carried the loss flag (or, lost itself, put it back).
+                loss_flag = 0;
+            }
         }
-        return;
     }
     let now = unsafe { bpf_ktime_get_boot_ns() };
     if segment.payload_len <= CHUNK_DATA_SIZE as u32 {
@@ -136,8 +150,8 @@ fn send_segment<P: Packet>(
         tcp_flags: segment.tcp_flags,
         chunk_flags: CHUNK_LAST | loss_flag,
         _pad0: 0,
-        _pad1: 0,
-        _pad2: 0,
+        skip_chunks: 0,
+        skip_data: 0,
     };
     if !send_chunk(
         pkt,
@@ -146,6 +160,50 @@ fn send_segment<P: Packet>(
         segment.payload_offset,
         segment.payload_len,
     ) {
+        mark_lost(&segment.key, segment.direction);
+    }
+}
+
+/// A chunked skip span's end and counters (see `SkipSpan`).
+struct SkipMark {
+    to: u32,
+    chunks: u16,
+    data: u32,
+}
+
+/// The record a segment that started inside a chunked skip span (or at its end) sends first:
+/// no payload, at the span's end, with [`CHUNK_AFTER_SKIP`] and the span's counters. A record
+/// of its own rather than fields of the payload's first record: the payload paths stay as
+/// they are without skipping, and the verifier walks them as often. `only`: the segment sends
+/// nothing else, so the mark carries its flags.
+#[inline(always)]
+fn send_skip_mark<P: Packet>(
+    pkt: &P,
+    stats: &mut CaptureStats,
+    segment: &Segment,
+    now: u64,
+    loss_flag: u8,
+    only: bool,
+    mark: SkipMark,
+) {
+    let (tcp_flags, last) = if only {
+        (segment.tcp_flags, CHUNK_LAST)
+    } else {
+        (segment.tcp_flags & !(TCP_SYN | TCP_FIN | TCP_RST), 0)
+    };
+    let header = ChunkHeader {
+        timestamp_ns: now,
+        key: segment.key,
+        seq: mark.to,
+        len: 0,
+        direction: segment.direction,
+        tcp_flags,
+        chunk_flags: CHUNK_AFTER_SKIP | last | loss_flag,
+        _pad0: 0,
+        skip_chunks: mark.chunks,
+        skip_data: mark.data,
+    };
+    if !send_chunk(pkt, stats, &header, segment.payload_offset, 0) {
         mark_lost(&segment.key, segment.direction);
     }
 }
@@ -357,8 +415,8 @@ unsafe extern "C" fn chunk_callback<P: Packet>(index: u64, ctx: *mut c_void) -> 
         tcp_flags,
         chunk_flags,
         _pad0: 0,
-        _pad1: 0,
-        _pad2: 0,
+        skip_chunks: 0,
+        skip_data: 0,
     };
     if !send_chunk(pkt, stats, &header, segment.payload_offset + offset, len) {
         // SAFETY: as above; the loop's state is written only here, read after the loop.

@@ -90,6 +90,33 @@ impl ChunkedDecoder {
         }
     }
 
+    /// At the start of a chunk-size line (none of it read).
+    pub fn at_size_line(&self) -> bool {
+        self.state == State::Size { digits: 0 }
+    }
+
+    /// The CRLF after a chunk's data went by unseen: the decoder moves to the next size line.
+    /// Only right after the data ([`Self::skip_data`] reached its end); false elsewhere,
+    /// nothing changed.
+    pub fn skip_data_end(&mut self) -> bool {
+        if self.state != State::DataCr {
+            return false;
+        }
+        self.next_size();
+        true
+    }
+
+    /// `n` whole chunks went by unseen, each its size line, data and the CRLF after it:
+    /// counted, and the decoder again at a size line. Only there ([`Self::at_size_line`]);
+    /// false elsewhere, nothing changed.
+    pub fn skip_chunks(&mut self, n: u32) -> bool {
+        if !self.at_size_line() {
+            return false;
+        }
+        self.chunks += n;
+        true
+    }
+
     fn meta(&mut self) -> Result<(), ChunkedError> {
         self.meta_bytes += 1;
         if self.meta_bytes > self.max_meta_bytes {

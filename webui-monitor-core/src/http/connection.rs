@@ -31,6 +31,7 @@ use crate::{
         limits::HttpShared,
         pairing::{GiveUp, Pairing, Request, head_stats},
     },
+    reassembly::{ChunksSkipped, SkipRequest},
     segment::{ConnectionKey, Direction, Timestamp},
 };
 
@@ -203,29 +204,84 @@ impl HttpConnection {
     }
 
     /// How many of the next bytes of `direction` this connection will not read: the rest of a
-    /// body whose length is known, or of the chunk being read in a chunked body, that nothing
-    /// reads (see `BodyDecoder::unread`) and that is
-    /// at least [`HttpShared::skip_unread_bodies_from`] bytes long; 0 otherwise. Once it
-    /// returned a length, the caller must deliver no byte of `direction` before reporting the
-    /// skipped ones with [`HttpConnection::on_skipped`].
-    pub fn take_skip(&mut self, direction: Direction, shared: &mut HttpShared) -> u64 {
+    /// body whose length is known, or of the chunk being read in a chunked body with the CRLF
+    /// after it (a chunked request: the capture may follow the chunks after it), that nothing
+    /// reads (see `BodyDecoder::unread`) and that is at least
+    /// [`HttpShared::skip_unread_bodies_from`] bytes long; a chunked request of no bytes at
+    /// the start of a size line of such a body; nothing otherwise. Once it returned a length,
+    /// the caller must deliver no byte of `direction` before reporting the skipped ones with
+    /// [`HttpConnection::on_skipped`]; chunks the capture skipped after them come with
+    /// [`HttpConnection::on_chunks_skipped`].
+    pub fn take_skip(&mut self, direction: Direction, shared: &mut HttpShared) -> SkipRequest {
+        let none = SkipRequest::default();
         let Some(min) = shared.skip_unread_bodies_from else {
-            return 0;
+            return none;
         };
         let d = direction.index();
         if self.finished
             || self.skipping[d]
             || self.decoders[d].as_ref().is_some_and(|b| !b.unread())
         {
-            return 0;
+            return none;
+        }
+        if let Some(rem) = self.framers[d].chunk_position() {
+            return match rem {
+                // At a size line: the chunk's size is not known yet, so the capture is asked
+                // to follow the body from here whatever `min` is (an empty range costs it
+                // nothing but reading the lines).
+                0 => SkipRequest {
+                    len: 0,
+                    chunked: true,
+                },
+                rem if rem >= min.max(1) => {
+                    shared.counters.bodies_skipped += 1;
+                    self.skipping[d] = true;
+                    SkipRequest {
+                        len: rem + 2,
+                        chunked: true,
+                    }
+                }
+                _ => none,
+            };
         }
         match self.framers[d].body_remaining() {
             Some(rem) if rem >= min.max(1) => {
                 shared.counters.bodies_skipped += 1;
                 self.skipping[d] = true;
-                rem
+                SkipRequest {
+                    len: rem,
+                    chunked: false,
+                }
             }
-            _ => 0,
+            _ => none,
+        }
+    }
+
+    /// The capture followed a chunked body past a skip's end (see
+    /// `StreamHandler::chunks_skipped`): its chunks count as read.
+    pub fn on_chunks_skipped(
+        &mut self,
+        direction: Direction,
+        skipped: ChunksSkipped,
+        ts: Timestamp,
+        shared: &mut HttpShared,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        let d = direction.index();
+        if self.finished {
+            return;
+        }
+        if let Some(decoder) = self.decoders[d].as_mut() {
+            decoder.count_unseen(skipped.data);
+        }
+        if let Some(Frame::Body {
+            wire,
+            data,
+            chunks,
+            end,
+        }) = self.framers[d].on_chunks_skipped(skipped)
+        {
+            self.body_read(direction, [wire, data], chunks, end, ts, shared, out);
         }
     }
 
@@ -244,15 +300,20 @@ impl HttpConnection {
         if self.finished {
             return;
         }
+        let frame = self.framers[d].on_skipped(len);
         if let Some(decoder) = self.decoders[d].as_mut() {
-            decoder.count_unseen(len);
+            // The body's bytes among them: a chunked skip also takes the CRLF after the data.
+            decoder.count_unseen(match frame {
+                Some(Frame::Body { data, .. }) => data,
+                _ => len,
+            });
         }
         if let Some(Frame::Body {
             wire,
             data,
             chunks,
             end,
-        }) = self.framers[d].on_skipped(len)
+        }) = frame
         {
             self.body_read(direction, [wire, data], chunks, end, ts, shared, out);
         }

@@ -19,6 +19,7 @@ use crate::{
         limits::HttpShared,
         skip_head::SkipHead,
     },
+    reassembly::ChunksSkipped,
     segment::{Direction, Timestamp},
 };
 
@@ -420,6 +421,44 @@ impl Framer {
         rem.filter(|&r| r > 0)
     }
 
+    /// Where the chunked body being read stands, for a chunked skip: `Some(n)` with `n` > 0
+    /// bytes of a chunk's data left (a skip of them takes the CRLF after them too, and ends
+    /// at the next size line), `Some(0)` at the start of a chunk-size line; `None` outside a
+    /// chunked body, elsewhere in one, or after a gap in it.
+    pub(super) fn chunk_position(&self) -> Option<u64> {
+        let State::Body(body) = &self.state else {
+            return None;
+        };
+        match &body.framing {
+            Framing::Chunked(c) if !body.gap => c
+                .data_remaining()
+                .filter(|&r| r > 0)
+                .or_else(|| c.at_size_line().then_some(0)),
+            _ => None,
+        }
+    }
+
+    /// Whole chunks after a chunked skip went by unseen (see
+    /// `StreamHandler::chunks_skipped`): counted as read. Returns the [`Frame::Body`] reading
+    /// them would have returned, `None` outside a chunked body at a chunk-size line.
+    pub(super) fn on_chunks_skipped(&mut self, skipped: ChunksSkipped) -> Option<Frame<'static>> {
+        let State::Body(body) = &mut self.state else {
+            return None;
+        };
+        let Framing::Chunked(c) = &mut body.framing else {
+            return None;
+        };
+        if !c.skip_chunks(skipped.chunks) {
+            return None;
+        }
+        Some(Frame::Body {
+            wire: skipped.wire,
+            data: skipped.data,
+            chunks: c.chunks,
+            end: BodyEnd::More,
+        })
+    }
+
     /// `len` bytes of the body being read (≤ [`Framer::body_remaining`]) were skipped on
     /// purpose: counted as read (de-chunked bytes: they are chunk data), not seen. Returns the [`Frame::Body`] reading them would
     /// have returned, `None` outside a length-delimited body.
@@ -427,7 +466,7 @@ impl Framer {
         let State::Body(body) = &mut self.state else {
             return None;
         };
-        let (len, chunks, end) = match &mut body.framing {
+        let (wire, data, chunks, end) = match &mut body.framing {
             Framing::Length(rem) => {
                 let len = len.min(*rem);
                 *rem -= len;
@@ -436,13 +475,20 @@ impl Framer {
                 } else {
                     BodyEnd::More
                 };
-                (len, 0, end)
+                (len, len, 0, end)
             }
-            // Chunk data never ends a chunked body: the last chunk follows.
+            // Chunk data never ends a chunked body: the last chunk follows. A chunked skip
+            // takes the CRLF after the data too (see `Framer::chunk_position`).
             Framing::Chunked(c) => {
-                let len = len.min(c.data_remaining()?);
-                c.skip_data(len);
-                (len, c.chunks, BodyEnd::More)
+                let rem = c.data_remaining()?;
+                let data = len.min(rem);
+                c.skip_data(data);
+                let wire = if len >= rem + 2 && c.skip_data_end() {
+                    data + 2
+                } else {
+                    data
+                };
+                (wire, data, c.chunks, BodyEnd::More)
             }
             Framing::Close => return None,
         };
@@ -450,8 +496,8 @@ impl Framer {
             self.next_message();
         }
         Some(Frame::Body {
-            wire: len,
-            data: len,
+            wire,
+            data,
             chunks,
             end,
         })

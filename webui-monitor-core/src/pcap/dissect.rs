@@ -153,6 +153,7 @@ impl Dissector {
             payload: &ip.segment[header_len..segment_len],
             timestamp: ts,
             after_capture_loss: false,
+            capture_skip: None,
         })
     }
 }

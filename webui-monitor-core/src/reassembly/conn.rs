@@ -1,10 +1,12 @@
 //! One connection: its two directions, how far it proved to be real, and the placing of one
 //! segment into it (the rules listed in the module docs of `reassembly`, in that order).
-use crate::segment::{ConnectionKey, Direction, Segment, TcpFlags, Timestamp};
+use crate::segment::{CaptureSkip, ConnectionKey, Direction, Segment, TcpFlags, Timestamp};
 
 use super::{
-    CapKind, CloseReason, ReassemblyCounters, ReassemblyLimits, SkipRange, StreamHandler,
-    half::Half, seq,
+    CapKind, ChunksSkipped, CloseReason, ReassemblyCounters, ReassemblyLimits, SkipRange,
+    SkipRequest, StreamHandler,
+    half::{ChunkedSkip, Half},
+    seq,
 };
 
 /// How far a connection has proved that it is real (see the `reassembly` module docs).
@@ -104,7 +106,26 @@ pub(super) fn process<S, H: StreamHandler<State = S>>(
     };
     let mut payload = seg.payload;
     let len = payload.len() as i64;
-    let ahead = seq::distance(data_seq, base, half.delivered);
+    let mut ahead = seq::distance(data_seq, base, half.delivered);
+    if let Some(mark) = seg.capture_skip
+        && ahead > 0
+        && (ahead as u64) < window
+        && half.chunked.is_some_and(|c| c.end == half.delivered)
+    {
+        follow_capture_skip(
+            conn,
+            key,
+            seg.direction,
+            ahead as u64,
+            mark,
+            counters,
+            buffered_total,
+            ts,
+            h,
+        );
+        ahead = 0;
+    }
+    let half = &mut conn.halves[d];
     if half.skip.is_some() {
         // Bytes skipped on purpose end at `delivered`: what lies wholly before it is dropped
         // (already reported skipped), what reaches it shows that the stream passed them.
@@ -423,14 +444,19 @@ fn take_skips<S, H: StreamHandler<State = S>>(
         let Some(base) = conn.halves[direction.index()].base else {
             continue;
         };
-        let len = h.take_skip(&mut conn.state, direction);
-        if len == 0 {
+        let SkipRequest { len, chunked } = h.take_skip(&mut conn.state, direction);
+        if len == 0 && !chunked {
             continue;
         }
         let half = &mut conn.halves[direction.index()];
         let from = base.wrapping_add(half.delivered as u32);
-        let dropped = half.start_skip(len);
+        let dropped = if len > 0 { half.start_skip(len) } else { 0 };
         let to = base.wrapping_add(half.delivered as u32);
+        half.chunked = chunked.then_some(ChunkedSkip {
+            end: half.delivered,
+            chunks: 0,
+            data: 0,
+        });
         *buffered_total -= dropped;
         counters.skipped_bytes += len;
         counters.skipped_bytes_arrived += dropped as u64;
@@ -438,9 +464,50 @@ fn take_skips<S, H: StreamHandler<State = S>>(
             direction,
             from,
             to,
+            chunked,
         };
         h.skip_started(&mut conn.state, key, range);
     }
+}
+
+/// A segment `ahead` bytes past the end of `direction`'s chunked range carries the capture's
+/// mark: the capture followed the chunked body up to it. Reports the range's own bytes (if
+/// not yet), then the chunks the capture left out, and moves the range's end to the segment.
+#[allow(clippy::too_many_arguments)]
+fn follow_capture_skip<S, H: StreamHandler<State = S>>(
+    conn: &mut Conn<S>,
+    key: ConnectionKey,
+    direction: Direction,
+    ahead: u64,
+    mark: CaptureSkip,
+    counters: &mut ReassemblyCounters,
+    buffered_total: &mut usize,
+    ts: Timestamp,
+    h: &mut H,
+) {
+    end_skip(conn, key, direction, ts, h);
+    let half = &mut conn.halves[direction.index()];
+    let dropped = half.start_skip(ahead);
+    half.skip = None;
+    let Some(chunked) = half.chunked.as_mut() else {
+        return;
+    };
+    let skipped = ChunksSkipped {
+        wire: ahead,
+        data: u64::from(mark.data.wrapping_sub(chunked.data)),
+        chunks: u32::from(mark.chunks.wrapping_sub(chunked.chunks)),
+    };
+    *chunked = ChunkedSkip {
+        end: half.delivered,
+        chunks: mark.chunks,
+        data: mark.data,
+    };
+    *buffered_total -= dropped;
+    counters.skipped_bytes += ahead;
+    counters.skipped_bytes_arrived += dropped as u64;
+    let ts = conn.delivered_ts.max(ts);
+    conn.delivered_ts = ts;
+    h.chunks_skipped(&mut conn.state, key, direction, skipped, ts);
 }
 
 /// The stream of `direction` passed the bytes it skipped on purpose (if any): reports them.

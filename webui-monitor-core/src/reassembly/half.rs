@@ -80,6 +80,18 @@ pub(super) struct Half {
     /// Bytes skipped on purpose before `delivered`, not yet reported to the consumer (see
     /// [`Half::start_skip`]).
     pub skip: Option<Skip>,
+    /// The last skip range was chunked (`SkipRange::chunked`): where it ends and the
+    /// capture's counters accounted for so far.
+    pub chunked: Option<ChunkedSkip>,
+}
+
+/// A chunked skip range: it ends at offset `end` (moved on by every extension the capture
+/// reports), and the capture's counters (`CaptureSkip`) were `chunks` and `data` there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ChunkedSkip {
+    pub end: u64,
+    pub chunks: u16,
+    pub data: u32,
 }
 
 /// Bytes the consumer asked not to see: the `len` bytes before `delivered` at the time they

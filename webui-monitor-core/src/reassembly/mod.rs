@@ -84,6 +84,32 @@ pub struct SkipRange {
     pub direction: Direction,
     pub from: u32,
     pub to: u32,
+    /// `to` is where a chunk-size line starts in a chunked body (the range may be empty): the
+    /// capture may follow the body past it, chunk by chunk (the kernel's `SkipSpan` with
+    /// `SKIP_CHUNKED`), and marks the segment it copies from there on with
+    /// [`Segment::capture_skip`].
+    pub chunked: bool,
+}
+
+/// What [`StreamHandler::take_skip`] asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SkipRequest {
+    /// How many of the next bytes are not read (0: none).
+    pub len: u64,
+    /// They end where a chunk-size line starts in a chunked body (see
+    /// [`SkipRange::chunked`]); with `len` 0, the stream stands at one.
+    pub chunked: bool,
+}
+
+/// Whole chunks of a chunked body the capture skipped past a chunked skip's end (see
+/// [`StreamHandler::chunks_skipped`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunksSkipped {
+    /// Stream bytes: each chunk's size line, data and the CRLF after it.
+    pub wire: u64,
+    /// Chunk data bytes among them.
+    pub data: u64,
+    pub chunks: u32,
 }
 
 /// What the capture should do about bytes the pipeline skips on purpose (see
@@ -139,13 +165,16 @@ pub trait StreamHandler {
         ts: Timestamp,
     );
     /// After each [`StreamHandler::data`]: how many of the next bytes of `direction` the
-    /// handler will not read (0: none). The reassembler then skips them on purpose: it moves
-    /// past them at once (they are no hole and hold nothing back), drops any of them that
-    /// still arrive, calls [`StreamHandler::skip_started`] with their sequence numbers, and
-    /// reports them with [`StreamHandler::skipped`] once the stream has passed them.
-    fn take_skip(&mut self, state: &mut Self::State, direction: Direction) -> u64 {
+    /// handler will not read (0: none), and whether they end where a chunk-size line starts.
+    /// The reassembler then skips them on purpose: it moves past them at once (they are no
+    /// hole and hold nothing back), drops any of them that still arrive, calls
+    /// [`StreamHandler::skip_started`] with their sequence numbers, and reports them with
+    /// [`StreamHandler::skipped`] once the stream has passed them. A chunked request of no
+    /// bytes only starts an empty chunked range. When the capture followed a chunked range
+    /// further, [`StreamHandler::chunks_skipped`] reports the chunks it left out.
+    fn take_skip(&mut self, state: &mut Self::State, direction: Direction) -> SkipRequest {
         let _ = (state, direction);
-        0
+        SkipRequest::default()
     }
     /// The reassembler skips the bytes of `direction` with sequence numbers in
     /// `[range.from, range.to)` (what the capture may leave out).
@@ -163,6 +192,21 @@ pub trait StreamHandler {
         ts: Timestamp,
     ) {
         let _ = (state, key, direction, len, ts);
+    }
+    /// The capture followed the chunked body of a chunked skip past its end (see
+    /// [`SkipRange::chunked`]): the next `skipped.wire` bytes of `direction` went by unseen,
+    /// `skipped.chunks` whole chunks, each its size line, data and the CRLF after it; the
+    /// stream stands at a chunk-size line again. Called after [`StreamHandler::skipped`]
+    /// reported the bytes asked for, and possibly several times for one range.
+    fn chunks_skipped(
+        &mut self,
+        state: &mut Self::State,
+        key: ConnectionKey,
+        direction: Direction,
+        skipped: ChunksSkipped,
+        ts: Timestamp,
+    ) {
+        let _ = (state, key, direction, skipped, ts);
     }
     /// `direction` ended (FIN, after all its bytes).
     fn fin(
@@ -314,6 +358,7 @@ impl<S> Reassembler<S> {
                 flags: TcpFlags(TcpFlags::SYN),
                 payload: &[],
                 after_capture_loss: false,
+                capture_skip: None,
                 ..*seg
             };
             self.closed.pop(&key);

@@ -3,7 +3,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use proptest::prelude::*;
 
 use super::*;
-use crate::segment::TcpFlags;
+use crate::segment::{CaptureSkip, TcpFlags};
 
 /// What a handler saw, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +110,7 @@ struct Seg {
     payload: Vec<u8>,
     ts: u64,
     after_capture_loss: bool,
+    capture_skip: Option<CaptureSkip>,
 }
 
 impl Seg {
@@ -122,11 +123,17 @@ impl Seg {
             payload: payload.to_vec(),
             ts,
             after_capture_loss: false,
+            capture_skip: None,
         }
     }
     /// The same segment, flagged as following bytes the capture dropped.
     fn after_capture_loss(mut self) -> Self {
         self.after_capture_loss = true;
+        self
+    }
+    /// The same segment, flagged as starting where the capture's chunked skip span ended.
+    fn capture_skip(mut self, chunks: u16, data: u32) -> Self {
+        self.capture_skip = Some(CaptureSkip { chunks, data });
         self
     }
     fn as_segment(&self) -> Segment<'_> {
@@ -138,6 +145,7 @@ impl Seg {
             payload: &self.payload,
             timestamp: Timestamp::from_nanos(self.ts),
             after_capture_loss: self.after_capture_loss,
+            capture_skip: self.capture_skip,
         }
     }
 }
@@ -240,6 +248,22 @@ fn a_capture_loss_skips_the_holes_before_it_at_once() {
     assert_eq!(rec.stream(0, REQ), b"GET /a HTTP/1.1\r\n");
     assert_eq!(r.counters().gaps, 0);
     assert_eq!(r.buffered_bytes(), 4 + 4 + 17);
+}
+
+#[test]
+fn a_chunked_skip_mark_without_a_chunked_range_is_no_skip() {
+    // The mark only moves a chunked range the handler asked for (none here): the segment
+    // ahead of the stream waits behind its hole like any other.
+    let mut segs = handshake();
+    segs.extend([
+        Seg::new(REQ, 1001, ACK, b"GET /a HTTP/1.1\r\n", 10),
+        Seg::new(REQ, 1030, ACK, b"tail", 11).capture_skip(2, 40),
+    ]);
+    let (r, rec) = run(ReassemblyLimits::default(), &segs);
+    assert_eq!(rec.stream(0, REQ), b"GET /a HTTP/1.1\r\n");
+    let c = r.counters();
+    assert_eq!((c.gaps, c.skipped_bytes), (0, 0));
+    assert_eq!(r.buffered_bytes(), 4);
 }
 
 #[test]
@@ -665,7 +689,7 @@ proptest! {
         let mut r = Reassembler::new(limits);
         let mut rec = Recorder::default();
         for (port, dir, seq, flags, payload, ts) in segs {
-            let s = Seg { port, dir: if dir { REQ } else { RSP }, seq, flags, payload, ts, after_capture_loss: false };
+            let s = Seg { port, dir: if dir { REQ } else { RSP }, seq, flags, payload, ts, after_capture_loss: false, capture_skip: None };
             r.on_segment(&s.as_segment(), &mut rec);
             prop_assert!(r.buffered_bytes() <= 150);
             prop_assert!(r.active_connections() <= 2);

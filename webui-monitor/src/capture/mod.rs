@@ -34,7 +34,8 @@ use aya::{
 };
 use tokio::io::{Interest, unix::AsyncFd};
 use webui_monitor_common::{
-    CaptureStats, ConnKey, ConnStats, FAMILY_IPV4, FAMILY_IPV6, SkipSpan, SkipSpans, XDP_PROGRAM,
+    CaptureStats, ConnKey, ConnStats, FAMILY_IPV4, FAMILY_IPV6, SKIP_CHUNKED, SkipSpan, SkipSpans,
+    XDP_PROGRAM,
 };
 use webui_monitor_core::{pipeline::SkipCommand, segment::ConnectionKey};
 
@@ -465,6 +466,12 @@ impl Capture {
         self.connections.get(key, 0).ok()
     }
 
+    /// The skip spans of one connection, as the kernel holds them (a chunked span's end
+    /// moved along its body), if it has any.
+    pub fn skip_spans(&self, key: &ConnKey) -> Option<SkipSpans> {
+        self.skip.get(key, 0).ok()
+    }
+
     /// Applies one of the monitor's commands about payload nobody reads (see
     /// `SkipCommand`): a span replaces the direction's earlier one (the connection's entry
     /// is read and written back: the other direction's span stays); forgetting deletes the
@@ -486,6 +493,9 @@ impl Capture {
                 spans.spans[range.direction.index()] = SkipSpan {
                     from: range.from,
                     to: range.to,
+                    flags: if range.chunked { SKIP_CHUNKED } else { 0 },
+                    chunks: 0,
+                    data: 0,
                 };
                 self.skip.insert(&key, &spans, 0)
             }

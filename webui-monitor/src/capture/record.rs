@@ -5,12 +5,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use webui_monitor_common::{
-    CHUNK_AFTER_LOSS, CHUNK_DATA_SIZE, CHUNK_LAST, CHUNK_TRUNCATED, ChunkHeader, DIRECTION_REQUEST,
-    DIRECTION_RESPONSE, FAMILY_IPV4, FAMILY_IPV6,
+    CHUNK_AFTER_LOSS, CHUNK_AFTER_SKIP, CHUNK_DATA_SIZE, CHUNK_LAST, CHUNK_TRUNCATED, ChunkHeader,
+    DIRECTION_REQUEST, DIRECTION_RESPONSE, FAMILY_IPV4, FAMILY_IPV6,
 };
 
 use super::clock::BootClock;
-use webui_monitor_core::segment::{ConnectionKey, Direction, Segment, TcpFlags};
+use webui_monitor_core::segment::{CaptureSkip, ConnectionKey, Direction, Segment, TcpFlags};
 
 /// Size of a record header in bytes.
 pub const HEADER_LEN: usize = size_of::<ChunkHeader>();
@@ -28,6 +28,8 @@ mod field {
     pub const DIRECTION: usize = 54;
     pub const TCP_FLAGS: usize = 55;
     pub const CHUNK_FLAGS: usize = 56;
+    pub const SKIP_CHUNKS: Range<usize> = 58..60;
+    pub const SKIP_DATA: Range<usize> = 60..64;
 }
 
 /// Why a ring record could not be decoded. The kernel side never produces these; they guard
@@ -60,6 +62,9 @@ pub struct Record<'a> {
     pub truncated: bool,
     /// The kernel dropped bytes of this direction since the connection's previous record.
     pub after_loss: bool,
+    /// The record starts where a chunked skip span ended, with the span's counters
+    /// (`CHUNK_AFTER_SKIP`).
+    pub after_skip: Option<CaptureSkip>,
 }
 
 impl<'a> Record<'a> {
@@ -117,6 +122,10 @@ impl<'a> Record<'a> {
             last_chunk: chunk_flags & CHUNK_LAST != 0,
             truncated: chunk_flags & CHUNK_TRUNCATED != 0,
             after_loss: chunk_flags & CHUNK_AFTER_LOSS != 0,
+            after_skip: (chunk_flags & CHUNK_AFTER_SKIP != 0).then(|| CaptureSkip {
+                chunks: u16::from_ne_bytes(array(bytes, field::SKIP_CHUNKS)),
+                data: u32::from_ne_bytes(array(bytes, field::SKIP_DATA)),
+            }),
         })
     }
 
@@ -130,6 +139,7 @@ impl<'a> Record<'a> {
             payload: self.payload,
             timestamp: clock.to_epoch(self.boot_ns),
             after_capture_loss: self.after_loss,
+            capture_skip: self.after_skip,
         }
     }
 }
@@ -201,6 +211,7 @@ mod tests {
                 last_chunk: true,
                 truncated: false,
                 after_loss: false,
+                after_skip: None,
             }
         );
         let clock = BootClock::from_offset(1_700_000_000_000_000_000);
@@ -232,6 +243,25 @@ mod tests {
         assert!(record.segment(&clock).after_capture_loss);
         let plain = Record::decode(&IPV4_RECORD).unwrap();
         assert!(!plain.segment(&clock).after_capture_loss);
+    }
+
+    #[test]
+    fn a_record_after_a_chunked_skip_carries_the_spans_counters() {
+        let mut bytes = IPV4_RECORD;
+        bytes[field::CHUNK_FLAGS] |= CHUNK_AFTER_SKIP;
+        bytes[field::SKIP_CHUNKS].copy_from_slice(&3u16.to_ne_bytes());
+        bytes[field::SKIP_DATA].copy_from_slice(&70_000u32.to_ne_bytes());
+        let record = Record::decode(&bytes).unwrap();
+        let clock = BootClock::from_offset(0);
+        assert_eq!(
+            record.segment(&clock).capture_skip,
+            Some(CaptureSkip {
+                chunks: 3,
+                data: 70_000
+            })
+        );
+        let plain = Record::decode(&IPV4_RECORD).unwrap();
+        assert_eq!(plain.segment(&clock).capture_skip, None);
     }
 
     #[test]

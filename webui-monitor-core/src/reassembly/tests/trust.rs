@@ -207,6 +207,7 @@ fn spoofed(i: u32, payload: &[u8], ts: u64) -> Segment<'_> {
         payload,
         timestamp: Timestamp::from_nanos(ts),
         after_capture_loss: false,
+        capture_skip: None,
     }
 }
 

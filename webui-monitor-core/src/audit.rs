@@ -170,6 +170,11 @@ pub struct AuditSink {
     max_user_id_len: usize,
     pending: Pending,
     queue: VecDeque<AuditEvent>,
+    /// Events since the last drain that fit under `max_queue`: the queue's length when events
+    /// are kept, their count when they are not ([`AuditSink::keep_events`]).
+    queued: usize,
+    /// Build and queue each event; off, only the Prometheus view and the counters are kept.
+    keep_events: bool,
     view: AuditView,
     pub counters: AuditCounters,
 }
@@ -188,6 +193,8 @@ impl AuditSink {
             max_user_id_len: semantics.max_user_id_len,
             pending: Pending::default(),
             queue: VecDeque::new(),
+            queued: 0,
+            keep_events: true,
             view: AuditView::new(metrics, config.max_users, semantics.user_ttl_secs),
             counters: AuditCounters::default(),
         })
@@ -200,16 +207,28 @@ impl AuditSink {
         self.view
             .set_limits(config.max_users, semantics.user_ttl_secs);
         self.queue.truncate(config.max_queue);
+        self.queued = self.queued.min(config.max_queue);
     }
 
-    /// Takes every queued event, oldest first.
+    /// Whether events are built and queued for the shell (the default). A shell that writes
+    /// them nowhere turns this off: each event is then only counted (queued or dropped, as if
+    /// it were queued) and shown in the Prometheus view, without building its strings.
+    pub fn keep_events(&mut self, keep: bool) {
+        self.keep_events = keep;
+        if !keep {
+            self.queue.clear();
+        }
+    }
+
+    /// Takes every queued event, oldest first (none when events are not kept).
     pub fn drain(&mut self) -> std::collections::vec_deque::Drain<'_, AuditEvent> {
+        self.queued = 0;
         self.queue.drain(..)
     }
 
-    /// Events waiting to be drained.
+    /// Events waiting to be drained (counted only, when events are not kept).
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.queued
     }
 
     fn on_request(&mut self, fact: &Fact<'_>) {
@@ -290,37 +309,41 @@ impl AuditSink {
         let (Some((address, source)), Some(peer)) = (p.client_address, p.peer) else {
             return;
         };
-        let event = AuditEvent {
-            time: rfc3339(p.at),
-            user: p.user.clone(),
-            auth: p.auth,
-            auth_result: p.auth_result,
-            route: p.route,
-            api: api.as_str(),
-            model: model.to_owned(),
-            status,
-            tokens: usage.map(AuditTokens::from),
-            user_agent: p.user_agent.clone(),
-            client_address: address,
-            client_address_source: source,
-            client_address_from_header: source != AddressSource::Peer,
-            peer,
-        };
+        let api = api.as_str();
         self.view.observe(Observed {
-            user: &event.user,
+            user: &p.user,
             user_cut: p.user_cut,
-            auth: event.auth,
-            api: event.api,
-            model: &event.model,
-            client_address: event.client_address,
+            auth: p.auth,
+            api,
+            model,
+            client_address: address,
             at: p.at,
         });
         self.counters.events += 1;
-        if self.queue.len() >= self.config.max_queue {
+        if self.queued >= self.config.max_queue {
             self.counters.dropped += 1;
             self.view.queue_dropped();
-        } else {
-            self.queue.push_back(event);
+            return;
+        }
+        self.queued += 1;
+        // The event's strings are built only when it is kept.
+        if self.keep_events {
+            self.queue.push_back(AuditEvent {
+                time: rfc3339(p.at),
+                user: p.user.clone(),
+                auth: p.auth,
+                auth_result: p.auth_result,
+                route: p.route,
+                api,
+                model: model.to_owned(),
+                status,
+                tokens: usage.map(AuditTokens::from),
+                user_agent: p.user_agent.clone(),
+                client_address: address,
+                client_address_source: source,
+                client_address_from_header: source != AddressSource::Peer,
+                peer,
+            });
         }
     }
 }

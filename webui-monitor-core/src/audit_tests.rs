@@ -455,6 +455,46 @@ fn full_queue_drops_and_counts() {
     ));
 }
 
+/// Without kept events, the same calls give the same counters, drops and exposition, and no
+/// event; the count of waiting events starts over at each drain as the queue would.
+#[test]
+fn events_not_kept_count_and_show_the_same() {
+    let run = |keep: bool| {
+        let (mut sink, registry) = sink_with(AuditConfig {
+            max_queue: 2,
+            ..trusting_nginx()
+        });
+        sink.keep_events(keep);
+        let mut drained = Vec::new();
+        for i in 0..7 {
+            feed(
+                &mut sink,
+                &Call {
+                    at: 1_796_642_355_000_000_000 + i,
+                    ..call()
+                },
+            );
+            if i == 3 {
+                assert_eq!(sink.queued(), 2);
+                drained.push(sink.drain().count());
+            }
+        }
+        assert_eq!(sink.queued(), 2);
+        drained.push(sink.drain().count());
+        (sink.counters.clone(), drained, render(&registry))
+    };
+    let (kept, kept_drained, kept_text) = run(true);
+    let (counted, counted_drained, counted_text) = run(false);
+    let counters = AuditCounters {
+        events: 7,
+        dropped: 3,
+    };
+    assert_eq!((kept, kept_drained), (counters.clone(), vec![2, 2]));
+    assert_eq!((counted, counted_drained), (counters, vec![0, 0]));
+    assert_eq!(counted_text, kept_text);
+    assert!(kept_text.contains("webui_monitor_audit_limit_hits_total{limit=\"max_queue\"} 3\n"));
+}
+
 #[test]
 fn disabled_records_nothing() {
     let (mut sink, registry) = sink_with(AuditConfig {

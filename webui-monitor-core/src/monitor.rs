@@ -12,7 +12,7 @@ use std::sync::Arc;
 use prometheus::Registry;
 
 use crate::{
-    audit::{AuditConfig, AuditEvent, AuditSink},
+    audit::{AuditConfig, AuditCounters, AuditEvent, AuditSink},
     metrics::{
         GenAiMetrics, GenAiSink, OpenWebuiMetrics, PrometheusSink, StreamMetrics,
         websocket::WebSocketMetrics,
@@ -140,6 +140,19 @@ impl Monitor {
     /// `audit.max_queue` between two calls are dropped and counted.
     pub fn drain_audit(&mut self) -> impl Iterator<Item = AuditEvent> + '_ {
         self.sink.audit.drain()
+    }
+
+    /// Whether audit events are built and queued for [`drain_audit`](Self::drain_audit)
+    /// (the default). A shell that writes them nowhere turns this off: the audit families and
+    /// [`audit_counters`](Self::audit_counters) stay exactly as they would be, and no event is
+    /// built. Kept across [`reconfigure`](Self::reconfigure).
+    pub fn keep_audit_events(&mut self, keep: bool) {
+        self.sink.audit.keep_events(keep);
+    }
+
+    /// What the audit trail recorded and dropped so far.
+    pub fn audit_counters(&self) -> &AuditCounters {
+        &self.sink.audit.counters
     }
 
     /// The next command for the capture about bytes skipped on purpose (see

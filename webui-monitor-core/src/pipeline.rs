@@ -99,6 +99,9 @@ struct Engines<'p> {
 impl Engines<'_> {
     /// Maps the HTTP engine's events; an upgrade switches the connection to WebSocket.
     fn drain_http(&mut self, state: &mut ConnState, key: ConnectionKey, ts: Timestamp) {
+        if self.http_events.is_empty() {
+            return self.drain_socket(key);
+        }
         // `http_events` is taken so that the upgrade below can borrow `self` mutably.
         let mut events = std::mem::take(self.http_events);
         for event in events.drain(..) {
@@ -134,6 +137,10 @@ impl Engines<'_> {
     }
 
     fn drain_socket(&mut self, key: ConnectionKey) {
+        // Most calls find none (every HTTP segment ends here).
+        if self.socket_events.is_empty() {
+            return;
+        }
         self.out.extend(
             self.socket_events
                 .drain(..)

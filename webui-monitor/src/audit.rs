@@ -193,7 +193,9 @@ struct WriterMetrics {
     failures: IntCounterVec,
 }
 
-/// The daemon's audit writer: a thread that owns the [`Output`].
+/// The daemon's audit writer: a thread that owns the [`Output`]. With `audit.output =
+/// "none"` there is no thread: the monitor builds no event ([`AuditWriter::writes_events`])
+/// and the writer only counts what it would have been handed.
 #[derive(Debug)]
 pub struct AuditWriter {
     sender: Option<SyncSender<Vec<AuditEvent>>>,
@@ -202,6 +204,9 @@ pub struct AuditWriter {
     /// Backlog drops not yet logged, and when the last line was.
     dropped: u64,
     last_log: Option<Instant>,
+    /// `audit.output = "none"`: the monitor's queued events (recorded minus dropped) counted
+    /// so far, as the writer of `none` counts them written.
+    discarding: Option<u64>,
 }
 
 impl AuditWriter {
@@ -220,6 +225,16 @@ impl AuditWriter {
                 &["reason"],
             )?,
         };
+        if matches!(output, Output::None) {
+            return Ok(Self {
+                sender: None,
+                thread: None,
+                metrics,
+                dropped: 0,
+                last_log: None,
+                discarding: Some(0),
+            });
+        }
         let (sender, receiver) = sync_channel(BACKLOG_BATCHES);
         let thread_metrics = metrics.clone();
         let thread = std::thread::Builder::new()
@@ -237,11 +252,27 @@ impl AuditWriter {
             metrics,
             dropped: 0,
             last_log: None,
+            discarding: None,
         })
+    }
+
+    /// Whether events go anywhere: if not, the monitor need not build them
+    /// ([`Monitor::keep_audit_events`]).
+    pub fn writes_events(&self) -> bool {
+        self.discarding.is_none()
     }
 
     /// Hands the monitor's queued events to the writer thread, never blocking.
     pub fn submit(&mut self, monitor: &mut Monitor) {
+        if let Some(counted) = &mut self.discarding {
+            // `none` writes every event it is handed: count those the monitor queued.
+            let c = monitor.audit_counters();
+            let queued = c.events - c.dropped;
+            self.metrics.written.inc_by(queued - *counted);
+            *counted = queued;
+            monitor.drain_audit().for_each(drop);
+            return;
+        }
         let batch: Vec<AuditEvent> = monitor.drain_audit().collect();
         if batch.is_empty() {
             return;

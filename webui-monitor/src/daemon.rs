@@ -11,7 +11,8 @@
 //!   leaves);
 //! * every `stats_interval` → kernel counters into the metrics, traffic time forward;
 //! * after each of those → the audit events the monitor queued go to the audit writer's
-//!   thread ([`AuditWriter`]), which writes them to `[audit]`'s output;
+//!   thread ([`AuditWriter`]), which writes them to `[audit]`'s output (with `output =
+//!   "none"` the monitor builds no event and only counts them);
 //! * an interface appears, changes or goes (rtnetlink) → attach or forget it
 //!   ([`Follower`]), and `/readyz` says whether every configured interface is watched;
 //! * every `db_reload_interval` → re-read Open WebUI's database;
@@ -99,6 +100,7 @@ async fn daemon(args: &ConfigArgs, mut config: Config) -> anyhow::Result<()> {
         security: security.clone(),
     };
     let mut audit = AuditWriter::start(audit::Output::open(&config.audit)?, &registry)?;
+    monitor.keep_audit_events(audit.writes_events());
     let state = Arc::new(server::State {
         registry,
         ready: false.into(),

@@ -201,6 +201,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // Without --audit-out no event is written: the monitor only counts them.
+    monitor.keep_audit_events(audit_out.is_some());
     let mut target = Auditing {
         monitor: &mut monitor,
         out: audit_out,

@@ -241,3 +241,52 @@ fn attribution_of_seen_users_allocates_nothing() {
         303.0
     );
 }
+
+/// The scripted session calls of `script_jwt` through the daemon's audit writer: with events
+/// kept and written to a file, and with `audit.output = "none"`, where the monitor builds none.
+/// Both serve the same exposition, written count included.
+#[test]
+fn audit_output_none_builds_no_event_and_serves_the_same_metrics() {
+    use webui_monitor::audit::{AuditWriter, Output, RotatingFile};
+
+    let run = |output: Output| {
+        let registry = Registry::new();
+        let mut monitor = Monitor::new(
+            &Config::default().monitor_config().unwrap(),
+            Some(&Secret::new(SECRET)),
+            &registry,
+        )
+        .unwrap();
+        let directory = db::load(&fixture_dir().join("webui.db")).unwrap();
+        monitor.set_directory(Some(Arc::new(directory)));
+        let mut writer = AuditWriter::start(output, &registry).unwrap();
+        monitor.keep_audit_events(writer.writes_events());
+        let file = std::fs::File::open(fixture_dir().join("script_jwt.pcap")).unwrap();
+        replay_capture(file, &[PORT], &mut monitor, |_| {}, |_| {}).unwrap();
+        writer.submit(&mut monitor);
+        writer.finish();
+        let text = webui_monitor_core::metrics::util::render(&registry);
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("audit") || l.contains("scripted_session"))
+            .map(str::to_owned)
+            .collect();
+        (lines, monitor.audit_counters().clone())
+    };
+    let dir = std::env::temp_dir().join(format!("wm-audit-none-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audit.jsonl");
+    let file = RotatingFile::open(&path, 1 << 20, 1).unwrap();
+    let (written, written_counters) = run(Output::File(file));
+    let events = std::fs::read_to_string(&path).unwrap().lines().count() as u64;
+    let _ = std::fs::remove_dir_all(&dir);
+    let (none, none_counters) = run(Output::None);
+    assert!(events > 0);
+    assert_eq!(written_counters.events, events);
+    assert_eq!(none_counters, written_counters);
+    assert!(
+        written.contains(&format!("webui_monitor_audit_written_total {events}")),
+        "{written:?}"
+    );
+    assert_eq!(none, written);
+}

@@ -31,7 +31,28 @@ use crate::{
 };
 
 /// Per-request label handles, keyed by (method, route, status).
-type HttpSeries = FastMap<(&'static str, &'static str, u16), (IntCounter, Histogram)>;
+type HttpSeries = FastMap<(Label, Label, u16), (IntCounter, Histogram)>;
+
+/// A label value from the label tables, hashed and compared by address: the key of a cached
+/// handle costs no string hashing. Two addresses of the same text are two keys whose handles
+/// are the same child (`with_label_values` finds it by text), so nothing is counted apart, and
+/// the keys stay as few as the tables' entries.
+#[derive(Debug, Clone, Copy)]
+struct Label(&'static str);
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for Label {}
+
+impl std::hash::Hash for Label {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::ptr::hash(self.0, state);
+    }
+}
 
 /// What the sink cut; each cut is also in `webui_monitor_openwebui_limit_hits_total`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,6 +92,8 @@ pub struct PrometheusSink {
     prices: Arc<Prices>,
     /// Each model's price by model id, looked up once.
     model_prices: Vec<Option<Priced>>,
+    /// Each model's `openwebui_time_to_first_token_seconds` child by model id.
+    ttft: Vec<Option<Histogram>>,
     /// The value `openwebui_tracked_users` was last set to.
     tracked: usize,
     pub counters: SinkCounters,
@@ -98,6 +121,8 @@ impl PrometheusSink {
             key_ttl_secs: config.user_ttl_secs,
             prices,
             model_prices: Vec::new(),
+            // The first models' handles without growing the vector on the request path.
+            ttft: Vec::with_capacity(16),
             tracked: 0,
             counters: SinkCounters::default(),
         }
@@ -175,7 +200,7 @@ impl PrometheusSink {
                 let m = &self.metrics;
                 let (requests, histogram) = self
                     .http
-                    .entry((method, route, key_status))
+                    .entry((Label(method), Label(route), key_status))
                     .or_insert_with(|| {
                         let mut buf = [0u8; 3];
                         let s = status_label(status, &mut buf);
@@ -269,15 +294,23 @@ impl PrometheusSink {
                 let entry = self.users.entry(user, m, no_info);
                 entry.without_usage(m, model, source).inc();
             }
-            Fact::FirstToken { model, seconds } => self
-                .metrics
-                .ttft
-                .with_label_values(&[model.name])
-                .observe(seconds),
+            Fact::FirstToken { model, seconds } => {
+                let i = model.id as usize;
+                if self.ttft.len() <= i {
+                    self.ttft.resize(i + 1, None);
+                }
+                let ttft = &self.metrics.ttft;
+                self.ttft[i]
+                    .get_or_insert_with(|| ttft.with_label_values(&[model.name]))
+                    .observe(seconds);
+            }
             Fact::ModelRetired { model } => {
                 let m = &self.metrics;
                 self.users.retire_model(m, model.id);
                 let _ = m.ttft.remove_label_values(&[model.name]);
+                if let Some(ttft) = self.ttft.get_mut(model.id as usize) {
+                    *ttft = None;
+                }
                 let _ = m.unpriced_tokens.remove_label_values(&[model.name]);
                 if let Some(price) = self.model_prices.get_mut(model.id as usize) {
                     *price = None;

@@ -217,6 +217,36 @@ fn user_cap_folds_into_other_and_idle_users_expire() {
     );
 }
 
+/// Requests of alternating users, one of them expiring and coming back into a reused slot:
+/// every request is counted under its own user.
+#[test]
+fn alternating_users_and_reused_slots_keep_their_own_counts() {
+    const CAROL: &str = "22222222-3333-4444-8555-666666666666";
+    let config = SemanticsConfig {
+        user_ttl_secs: 100,
+        ..Default::default()
+    };
+    let mut f = Fixture::new(config, true);
+    let token = |id| session_token(id, NOW - 60, SECRET);
+    let (alice, bob, carol) = (token(ALICE), token(BOB), token(CAROL));
+    for (dt, who) in [(0, &alice), (1, &bob), (2, &bob), (3, &alice), (4, &bob)] {
+        f.exchange(&bearer(request("/api/models", 200, dt), who));
+    }
+    // Alice expires; Carol takes her slot, then Alice comes back.
+    f.exchange(&bearer(request("/api/models", 200, 60), &bob));
+    f.tick(at(NOW + 110));
+    for (dt, who) in [(111, &carol), (112, &carol), (113, &alice), (114, &carol)] {
+        f.exchange(&bearer(request("/api/models", 200, dt), who));
+    }
+    let s = f.samples();
+    let requests = |user| s.sum("openwebui_user_requests_total", &[("user", user)]);
+    assert_eq!(
+        [requests(ALICE), requests(BOB), requests(CAROL)],
+        [1.0, 4.0, 3.0]
+    );
+    assert_eq!(s.sum("webui_monitor_openwebui_tracked_users", &[]), 3.0);
+}
+
 #[test]
 fn model_label_is_bounded_and_tokens_need_2xx() {
     let config = SemanticsConfig {

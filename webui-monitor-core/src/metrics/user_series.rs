@@ -359,10 +359,20 @@ pub(super) struct UserLimits {
 }
 
 /// The user label table.
+///
+/// Entries live in `slots`, found by id through `ids`. The facts of one exchange name the
+/// same user one after another (request, completion, tokens, spend), so the slot of the last
+/// id looked up is tried first: a comparison of the id instead of hashing it again.
 #[derive(Debug)]
 pub(super) struct UserTable {
     limits: UserLimits,
-    ids: FastMap<Box<str>, UserEntry>,
+    /// Id → its index in `slots`.
+    ids: FastMap<Box<str>, usize>,
+    /// Entries of tracked ids (`None`: free, listed in `free`).
+    slots: Vec<Option<UserEntry>>,
+    free: Vec<usize>,
+    /// The slot of the id looked up last.
+    last: Option<usize>,
     specials: [Option<UserEntry>; 5],
     /// Facts folded into `other` because the table was full (or the id too long).
     pub(super) folded: u64,
@@ -374,6 +384,10 @@ impl UserTable {
         Self {
             limits,
             ids: FastMap::default(),
+            // The first few entries without growing the vector on the request path.
+            slots: Vec::with_capacity(limits.max_users.min(16)),
+            free: Vec::new(),
+            last: None,
             specials: Default::default(),
             folded: 0,
             evicted: 0,
@@ -395,29 +409,61 @@ impl UserTable {
     ) -> &mut UserEntry {
         let special = match user {
             UserRef::Special(s) => s,
-            UserRef::Id(id) => {
-                let room =
-                    self.ids.len() < self.limits.max_users && id.len() <= self.limits.max_id_len;
-                match self.ids.entry_ref(id) {
-                    EntryRef::Occupied(known) => return known.into_mut(),
-                    EntryRef::Vacant(slot) if room => {
-                        let mut entry = UserEntry::new(id, m);
-                        if let Some(r) = info(id) {
-                            m.user_info
-                                .with_label_values(&[id, &r.name, &r.email, &r.role])
-                                .set(1);
-                            entry.info = Some([r.name.into(), r.email.into(), r.role.into()]);
-                        }
-                        return slot.insert_with_key(id.into(), entry);
-                    }
-                    EntryRef::Vacant(_) => {
-                        self.folded += 1;
-                        Special::Other
-                    }
+            UserRef::Id(id) => match self.slot_of(id, m, info) {
+                Some(i) => {
+                    self.last = Some(i);
+                    return self.slots[i]
+                        .as_mut()
+                        .expect("a tracked id's slot is in use");
                 }
-            }
+                None => {
+                    self.folded += 1;
+                    Special::Other
+                }
+            },
         };
         self.specials[special.index()].get_or_insert_with(|| UserEntry::new(special.as_str(), m))
+    }
+
+    /// The slot of `id`, given one (with its `user_info` series when `info` has a record) if
+    /// it is new and there is room; `None` when it has none.
+    fn slot_of(
+        &mut self,
+        id: &str,
+        m: &OpenWebuiMetrics,
+        info: impl FnOnce(&str) -> Option<UserRecord>,
+    ) -> Option<usize> {
+        if let Some(i) = self.last
+            && self.slots[i].as_ref().is_some_and(|e| *e.label == *id)
+        {
+            return Some(i);
+        }
+        let room = self.ids.len() < self.limits.max_users && id.len() <= self.limits.max_id_len;
+        match self.ids.entry_ref(id) {
+            EntryRef::Occupied(known) => Some(*known.get()),
+            EntryRef::Vacant(slot) if room => {
+                let mut entry = UserEntry::new(id, m);
+                if let Some(r) = info(id) {
+                    m.user_info
+                        .with_label_values(&[id, &r.name, &r.email, &r.role])
+                        .set(1);
+                    entry.info = Some([r.name.into(), r.email.into(), r.role.into()]);
+                }
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.slots[i] = Some(entry);
+                        i
+                    }
+                    None => {
+                        self.slots.push(Some(entry));
+                        self.slots.len() - 1
+                    }
+                };
+                slot.insert_with_key(id.into(), i);
+                Some(i)
+            }
+            EntryRef::Vacant(_) => None,
+        }
     }
 
     /// New caps from now on; users already tracked stay until they expire.
@@ -432,7 +478,10 @@ impl UserTable {
         m: &OpenWebuiMetrics,
         lookup: impl Fn(&str) -> Option<UserRecord>,
     ) {
-        for (id, e) in &mut self.ids {
+        for (id, &i) in &self.ids {
+            let Some(e) = self.slots[i].as_mut() else {
+                continue;
+            };
             let new = lookup(id);
             let unchanged = match (&e.info, &new) {
                 (Some([n, em, r]), Some(rec)) => {
@@ -468,9 +517,10 @@ impl UserTable {
     /// Every user's series of model `id` go (the model was retired).
     pub(super) fn retire_model(&mut self, m: &OpenWebuiMetrics, id: u32) {
         for entry in self
-            .ids
-            .values_mut()
-            .chain(self.specials.iter_mut().flatten())
+            .slots
+            .iter_mut()
+            .chain(self.specials.iter_mut())
+            .flatten()
         {
             entry.retire_model(m, id);
         }
@@ -480,14 +530,23 @@ impl UserTable {
     pub(super) fn expire(&mut self, now: Timestamp, m: &OpenWebuiMetrics) -> usize {
         let ttl = self.limits.ttl_secs.saturating_mul(1_000_000_000);
         let before = self.ids.len();
-        self.ids.retain(|_, e| {
-            let keep = e.last_seen.as_nanos().saturating_add(ttl) > now.as_nanos();
+        let (slots, free) = (&mut self.slots, &mut self.free);
+        self.ids.retain(|_, &mut i| {
+            let keep = slots[i]
+                .as_ref()
+                .is_some_and(|e| e.last_seen.as_nanos().saturating_add(ttl) > now.as_nanos());
             if !keep {
-                e.remove_series(m);
+                if let Some(e) = slots[i].take() {
+                    e.remove_series(m);
+                }
+                free.push(i);
             }
             keep
         });
         let dropped = before - self.ids.len();
+        if dropped > 0 {
+            self.last = None;
+        }
         self.evicted += dropped as u64;
         dropped
     }

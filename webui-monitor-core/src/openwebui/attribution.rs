@@ -155,6 +155,7 @@ pub struct Attributor {
     models: ModelTable,
     sockets: Sockets,
     joiner: Joiner,
+    last_route: route::LastRoute,
     last_sweep: Timestamp,
     /// Latest traffic time seen (events may arrive slightly out of order across connections).
     clock: Timestamp,
@@ -169,6 +170,7 @@ impl Attributor {
             models: ModelTable::new(config.max_models, config.max_model_len),
             sockets: Sockets::new(config.max_sockets),
             joiner: Joiner::new(config.max_pending_answers),
+            last_route: route::LastRoute::default(),
             config,
             directory: None,
             last_sweep: Timestamp::default(),
@@ -241,9 +243,8 @@ impl Attributor {
         // The snapshot outlives the exchange's facts even if the sink installs a new one.
         let dir = self.directory.clone();
         let (carrier, id) = identify(&mut self.verifier, ex, dir.as_deref());
-        let route = route::route(&ex.path);
         let method = method_label(&ex.method);
-        let api = route::api_kind(method, route);
+        let (route, api) = self.last_route.of(method, &ex.path);
         let completion = api.generates();
         let h = &ex.request_headers;
         // Browsers send `Sec-Fetch-*` on every request but the WebSocket upgrade (Chromium

@@ -21,6 +21,10 @@ use crate::segment::Timestamp;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Bytes reserved at start for the last token checked: Open WebUI's session tokens are about
+/// 350 bytes, so the buffer never grows for them.
+const LAST_TOKEN_CAPACITY: usize = 512;
+
 /// Open WebUI's `WEBUI_SECRET_KEY`: the raw bytes are the HMAC key. The shell reads it (from
 /// the environment or a file) and hands the bytes over.
 #[derive(Clone)]
@@ -147,6 +151,11 @@ pub struct JwtVerifier {
     /// Token → time-independent result. Keyed by the whole token: an exact match is the only
     /// safe reuse of a signature check.
     cache: FastMap<Box<[u8]>, Stage>,
+    /// The token checked last and its result (`None`: no token yet): a client sends the same
+    /// token request after request, and comparing it costs less than hashing it for the cache
+    /// (it is cached too). The buffer is sized for a session token at start.
+    last_token: Vec<u8>,
+    last_stage: Option<Stage>,
     pub counters: JwtCounters,
 }
 
@@ -289,6 +298,8 @@ impl JwtVerifier {
             limits,
             scratch,
             cache: FastMap::default(),
+            last_token: Vec::with_capacity(LAST_TOKEN_CAPACITY),
+            last_stage: None,
             counters: JwtCounters::default(),
         }
     }
@@ -306,6 +317,11 @@ impl JwtVerifier {
                 claims: None,
             };
         }
+        if let Some(stage) = &self.last_stage
+            && *self.last_token == *token
+        {
+            return stage.judge(now);
+        }
         let stage = match self.cache.get(token) {
             Some(stage) => *stage,
             None => {
@@ -322,6 +338,11 @@ impl JwtVerifier {
                 stage
             }
         };
+        if self.limits.cache_entries > 0 {
+            self.last_token.clear();
+            self.last_token.extend_from_slice(token);
+            self.last_stage = Some(stage);
+        }
         stage.judge(now)
     }
 

@@ -368,6 +368,47 @@ pub fn streams_by_default(route: &str) -> bool {
     )
 }
 
+/// The route and API of the last request target looked up, kept so that the next request to
+/// the same path costs one comparison instead of a walk of the route table: a script repeats
+/// its completions, a browser its polls. One path is kept (at most the HTTP layer's longest
+/// path), so the memory is bounded whatever clients send.
+#[derive(Debug)]
+pub(crate) struct LastRoute {
+    method: &'static str,
+    path: String,
+    found: Option<(&'static str, ApiKind)>,
+}
+
+impl Default for LastRoute {
+    /// Room for the usual paths from the start, so the kept path rarely grows.
+    fn default() -> Self {
+        Self {
+            method: "",
+            path: String::with_capacity(128),
+            found: None,
+        }
+    }
+}
+
+impl LastRoute {
+    /// [`route`] of `path` and [`api_kind`] of `method` (a method label) with it.
+    pub(crate) fn of(&mut self, method: &'static str, path: &str) -> (&'static str, ApiKind) {
+        if let Some(found) = self.found
+            && std::ptr::eq(self.method, method)
+            && self.path == path
+        {
+            return found;
+        }
+        let route = route(path);
+        let found = (route, api_kind(method, route));
+        self.method = method;
+        self.path.clear();
+        self.path.push_str(path);
+        self.found = Some(found);
+        found
+    }
+}
+
 /// Every label [`route`] can return.
 #[cfg(test)]
 pub(crate) fn all_labels() -> impl Iterator<Item = &'static str> {
@@ -383,6 +424,24 @@ pub(crate) fn all_labels() -> impl Iterator<Item = &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kept route answers as the lookups would, for the same and for other targets.
+    #[test]
+    fn last_route_answers_as_the_lookup() {
+        let mut last = LastRoute::default();
+        for (method, path) in [
+            ("POST", "/api/chat/completions"),
+            ("POST", "/api/chat/completions"),
+            ("GET", "/api/chat/completions"),
+            ("GET", "/api/v1/chats/pinned"),
+            ("GET", "/api/v1/chats/abc"),
+            ("POST", "/api/chat/completions"),
+            ("POST", "/api/chat/completion"),
+        ] {
+            let route = route(path);
+            assert_eq!(last.of(method, path), (route, api_kind(method, route)));
+        }
+    }
 
     /// `reads_request_body` looks up only `POST` paths: no other method reaches a route whose
     /// body attribution reads.

@@ -110,7 +110,10 @@ pub(super) fn process<S, H: StreamHandler<State = S>>(
     if let Some(mark) = seg.capture_skip
         && ahead > 0
         && (ahead as u64) < window
-        && half.chunked.is_some_and(|c| c.end == half.delivered)
+        && half
+            .chunked
+            .as_deref()
+            .is_some_and(|c| c.end == half.delivered)
     {
         follow_capture_skip(
             conn,
@@ -452,11 +455,16 @@ fn take_skips<S, H: StreamHandler<State = S>>(
         let from = base.wrapping_add(half.delivered as u32);
         let dropped = if len > 0 { half.start_skip(len) } else { 0 };
         let to = base.wrapping_add(half.delivered as u32);
-        half.chunked = chunked.then_some(ChunkedSkip {
+        let start = ChunkedSkip {
             end: half.delivered,
             chunks: 0,
             data: 0,
-        });
+        };
+        match (chunked, half.chunked.as_deref_mut()) {
+            (true, Some(c)) => *c = start,
+            (true, None) => half.chunked = Some(Box::new(start)),
+            (false, _) => half.chunked = None,
+        }
         *buffered_total -= dropped;
         counters.skipped_bytes += len;
         counters.skipped_bytes_arrived += dropped as u64;
@@ -489,7 +497,7 @@ fn follow_capture_skip<S, H: StreamHandler<State = S>>(
     let half = &mut conn.halves[direction.index()];
     let dropped = half.start_skip(ahead);
     half.skip = None;
-    let Some(chunked) = half.chunked.as_mut() else {
+    let Some(chunked) = half.chunked.as_deref_mut() else {
         return;
     };
     let skipped = ChunksSkipped {

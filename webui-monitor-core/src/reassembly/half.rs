@@ -81,8 +81,10 @@ pub(super) struct Half {
     /// [`Half::start_skip`]).
     pub skip: Option<Skip>,
     /// The last skip range was chunked (`SkipRange::chunked`): where it ends and the
-    /// capture's counters accounted for so far.
-    pub chunked: Option<ChunkedSkip>,
+    /// capture's counters accounted for so far. Boxed: only a connection whose last skipped
+    /// body was chunked has one, and inline its 24 bytes per direction would take every
+    /// connection's table entry into the allocator's next size class (64 bytes more each).
+    pub chunked: Option<Box<ChunkedSkip>>,
 }
 
 /// A chunked skip range: it ends at offset `end` (moved on by every extension the capture

@@ -211,23 +211,35 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_app/"):
             return self.send_json(200, {"asset": path, "filler": "x" * 2000})
         if path.startswith("/static/"):
-            # A static asset nothing reads: `?bytes=N` of it, with its length, written in 64 KiB
-            # pieces `?pause_ms=M` apart (a client on a slower link).
+            # A static asset nothing reads: `?bytes=N` of it, written in 64 KiB pieces
+            # `?pause_ms=M` apart (a client on a slower link); with its length, or with
+            # `?chunked=1` as chunked transfer coding, one chunk per piece with its size line
+            # in the same write (as Starlette streams a compressed response).
             query = dict(p.split("=", 1) for p in (self.path.split("?", 1) + [""])[1].split("&") if "=" in p)
             size = int(query.get("bytes", "4096"))
+            chunked = query.get("chunked") == "1"
             self.send_response(200)
             self.send_header("content-type", "application/octet-stream")
-            self.send_header("content-length", str(size))
+            if chunked:
+                self.send_header("transfer-encoding", "chunked")
+            else:
+                self.send_header("content-length", str(size))
             self.end_headers()
-            chunk = b"abcdefghijklmnopqrstuvwxyz012345" * 2048
+            piece = b"abcdefghijklmnopqrstuvwxyz012345" * 2048
             pause = int(query.get("pause_ms", "0")) / 1000
             left = size
             while left > 0:
-                self.wfile.write(chunk[: min(left, len(chunk))])
+                data = piece[: min(left, len(piece))]
+                if chunked:
+                    data = b"%x\r\n" % len(data) + data + b"\r\n"
+                self.wfile.write(data)
                 self.wfile.flush()
-                left -= len(chunk)
+                left -= len(piece)
                 if pause and left > 0:
                     time.sleep(pause)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
             return None
         return self.send_json(200, {"status": True})
 

@@ -1,7 +1,8 @@
 //! Bodies nothing reads are not copied (`capture.skip_min_bytes`): through the production-shaped
 //! stack (nginx → veth → Open WebUI-shaped server, the monitor on the app side), a large
 //! static asset is skipped by the kernel — every byte of it accounted for — and the numbers of
-//! a completion are those of a monitor that copies everything. Needs root, nginx, python3.
+//! a completion are those of a monitor that copies everything; sent with chunked transfer
+//! coding, the kernel follows its chunks itself. Needs root, nginx, python3.
 use std::time::Duration;
 
 use webui_monitor_tests::{
@@ -12,14 +13,28 @@ use webui_monitor_tests::{
 /// The static asset's size: far above `skip_min_bytes`, many segments on the veth.
 const ASSET_BYTES: usize = 4 << 20;
 
+/// How the asset is sent.
+#[derive(Clone, Copy)]
+enum Asset {
+    /// With `Content-Length`, its 64 KiB pieces 5 ms apart.
+    Sized,
+    /// With chunked transfer coding, one 64 KiB chunk every 50 ms (a slow client's pace, so
+    /// the daemon has read the first chunk's size line before the second chunk is sent).
+    Chunked,
+}
+
 /// Runs the traffic through a stack started with `args`; returns its metrics once both
 /// requests are counted.
-fn traffic(tag: &str, args: &[&str]) -> anyhow::Result<String> {
+fn traffic(tag: &str, args: &[&str], asset: Asset) -> anyhow::Result<String> {
     let stack = Stack::start(tag, args)?;
     let bearer = format!("Authorization: Bearer {ALICE_API_KEY}");
+    let pace = match asset {
+        Asset::Sized => "pause_ms=5",
+        Asset::Chunked => "pause_ms=50&chunked=1",
+    };
     let (status, body) = stack.curl(
         "GET",
-        &format!("/static/blob.bin?bytes={ASSET_BYTES}&pause_ms=5"),
+        &format!("/static/blob.bin?bytes={ASSET_BYTES}&{pace}"),
         &[&bearer],
         None,
     )?;
@@ -70,8 +85,12 @@ fn user_counters(metrics: &str) -> Vec<&str> {
 
 #[test]
 fn a_static_asset_is_skipped_and_no_number_changes() -> anyhow::Result<()> {
-    let copied = traffic("cp", &[])?;
-    let skipped = traffic("sk", &["--set", "capture.skip_min_bytes=8192"])?;
+    let copied = traffic("cp", &[], Asset::Sized)?;
+    let skipped = traffic(
+        "sk",
+        &["--set", "capture.skip_min_bytes=8192"],
+        Asset::Sized,
+    )?;
     let get = |m: &str, name: &str| sample(m, name, &[]).unwrap_or(-1.0);
 
     assert_eq!(user_counters(&skipped), user_counters(&copied));
@@ -106,6 +125,61 @@ fn a_static_asset_is_skipped_and_no_number_changes() -> anyhow::Result<()> {
         ),
         Some(1.0)
     );
+    assert_eq!(
+        sample(
+            &skipped,
+            "webui_monitor_capture_skip_writes_total",
+            &[("op", "skip"), ("result", "error")]
+        ),
+        Some(0.0)
+    );
+    Ok(())
+}
+
+/// The same asset in 64 chunks of 64 KiB: the monitor skips the rest of a chunk whose size
+/// line it read, and the kernel follows the size lines of the chunks after it (`SKIP_CHUNKED`),
+/// so fewer skip writes than chunks cover the body. Where the kernel stops following (a size
+/// line cut by a segment's end, more lines in one segment than it reads), the monitor reads the
+/// next line itself and writes the span again.
+#[test]
+fn a_chunked_asset_is_followed_by_the_kernel_and_no_number_changes() -> anyhow::Result<()> {
+    let copied = traffic("cc", &[], Asset::Chunked)?;
+    let skipped = traffic(
+        "kc",
+        &["--set", "capture.skip_min_bytes=8192"],
+        Asset::Chunked,
+    )?;
+    let get = |m: &str, name: &str| sample(m, name, &[]).unwrap_or(-1.0);
+
+    assert_eq!(user_counters(&skipped), user_counters(&copied));
+    assert!(!user_counters(&skipped).is_empty());
+    assert_eq!(
+        get(&copied, "webui_monitor_capture_skipped_bytes_total"),
+        0.0
+    );
+    let kernel = get(&skipped, "webui_monitor_capture_skipped_bytes_total");
+    let declared = get(&skipped, "webui_monitor_reassembly_skipped_bytes_total");
+    let arrived = get(
+        &skipped,
+        "webui_monitor_reassembly_skipped_bytes_arrived_total",
+    );
+    let writes = sample(
+        &skipped,
+        "webui_monitor_capture_skip_writes_total",
+        &[("op", "skip"), ("result", "ok")],
+    )
+    .unwrap_or(-1.0);
+    eprintln!(
+        "chunked: skipped {declared} B: {kernel} B left out by the kernel, {arrived} B copied \
+         first, {writes} skip writes"
+    );
+    // Every skipped byte was left out by the kernel or copied before it knew, and no more
+    // than the body's wire bytes: 64 × (7 + 65,536 + 2) + 5 with the size lines.
+    assert_eq!(kernel + arrived, declared);
+    assert!(declared < 64.0 * (7.0 + 65_536.0 + 2.0) + 5.0, "{declared}");
+    assert!(kernel > 0.0, "the kernel skipped nothing:\n{skipped}");
+    // The kernel followed chunks nobody asked it to skip.
+    assert!((1.0..64.0).contains(&writes), "{writes} skip writes");
     assert_eq!(
         sample(
             &skipped,

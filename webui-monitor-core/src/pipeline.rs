@@ -543,7 +543,16 @@ Connection: Upgrade\r\n\r\n",
     /// [`run`], skipping unread bodies from `skip_from` bytes with the capture's rule applied
     /// to the segments; also returns the payload bytes the capture left out.
     fn run_skipping(segs: &[Seg], skip_from: Option<u64>) -> ((Pipeline, Vec<String>), u64) {
-        let mut p = Pipeline::default();
+        run_skipping_with(Pipeline::default(), segs, skip_from, &mut Vec::new())
+    }
+
+    /// [`run_skipping`] through `p`, keeping the commands the pipeline gave the capture.
+    fn run_skipping_with(
+        mut p: Pipeline,
+        segs: &[Seg],
+        skip_from: Option<u64>,
+        commands: &mut Vec<SkipCommand>,
+    ) -> ((Pipeline, Vec<String>), u64) {
         p.skip_unread_bodies(skip_from);
         let mut filter = crate::capture_model::SkipFilter::default();
         let mut out = Vec::new();
@@ -562,6 +571,7 @@ Connection: Upgrade\r\n\r\n",
                 p.on_segment(&seg, &mut out);
             }
             while let Some(command) = p.poll_skip() {
+                commands.push(command);
                 filter.apply(command);
             }
         }
@@ -608,6 +618,57 @@ Connection: Upgrade\r\n\r\n",
         assert_eq!(skipped, b"4\r\n{\"a\"\r\n3\r\n:1}\r\n".len() as u64);
         assert_eq!(p.reassembly_counters().skipped_bytes, skipped);
         assert_eq!(p.reassembly_counters().gaps, 0);
+    }
+
+    #[test]
+    fn the_capture_follows_chunks_past_the_window() {
+        // The window (8 bytes here) bounds where a segment may lie, not how far the capture
+        // follows a body: its mark 17 bytes on is taken.
+        let (_, reference) = run(&conversation(&[], &[], &[]));
+        let mut config = PipelineConfig::default();
+        config.reassembly.max_window_bytes = 8;
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".len();
+        let ((p, events), skipped) = run_skipping_with(
+            Pipeline::new(config),
+            &conversation(&[head], &[], &[]),
+            Some(1),
+            &mut Vec::new(),
+        );
+        assert_eq!(events, reference);
+        assert_eq!(skipped, b"4\r\n{\"a\"\r\n3\r\n:1}\r\n".len() as u64);
+        assert_eq!(p.reassembly_counters().skipped_bytes, skipped);
+        assert_eq!(p.reassembly_counters().gaps, 0);
+    }
+
+    #[test]
+    fn a_chunked_range_the_capture_stops_following_becomes_plain() {
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".len();
+        let mut commands = Vec::new();
+        run_skipping_with(
+            Pipeline::default(),
+            &conversation(&[head], &[], &[]),
+            Some(1),
+            &mut commands,
+        );
+        let ranges: Vec<SkipRange> = commands
+            .iter()
+            .filter_map(|c| match c {
+                SkipCommand::Skip { range, .. } if range.direction == Direction::Response => {
+                    Some(*range)
+                }
+                _ => None,
+            })
+            .collect();
+        // The body's empty chunked range at its first size line, which the capture follows
+        // past both data chunks; it copies from the last chunk's line, and the range becomes
+        // plain and empty there, so nothing re-sent into the body has it follow lines again.
+        assert_eq!(ranges.len(), 2, "{ranges:?}");
+        assert!(ranges[0].chunked && ranges[0].from == ranges[0].to);
+        assert!(!ranges[1].chunked && ranges[1].from == ranges[1].to);
+        assert_eq!(
+            ranges[1].from.wrapping_sub(ranges[0].to),
+            b"4\r\n{\"a\"\r\n3\r\n:1}\r\n".len() as u32
+        );
     }
 
     #[test]

@@ -148,7 +148,7 @@ fn first_page_load_ring_bytes() {
     );
     assert_eq!(
         (payload, copied_ring, skipped_ring, all_ring),
-        (959_080, 1_057_840, 214_152, 117_328)
+        (959_080, 1_057_840, 214_080, 117_256)
     );
 }
 

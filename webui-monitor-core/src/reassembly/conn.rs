@@ -107,9 +107,10 @@ pub(super) fn process<S, H: StreamHandler<State = S>>(
     let mut payload = seg.payload;
     let len = payload.len() as i64;
     let mut ahead = seq::distance(data_seq, base, half.delivered);
+    // A mark is not held to the window: it lies where the capture followed the body to, which
+    // a single chunk of the window's size or more takes past it.
     if let Some(mark) = seg.capture_skip
         && ahead > 0
-        && (ahead as u64) < window
         && half
             .chunked
             .as_deref()
@@ -127,6 +128,31 @@ pub(super) fn process<S, H: StreamHandler<State = S>>(
             h,
         );
         ahead = 0;
+    }
+    let half = &mut conn.halves[d];
+    if len > 0
+        && ahead <= 0
+        && ahead + len > 0
+        && half
+            .chunked
+            .as_deref()
+            .is_some_and(|c| c.end == half.delivered)
+    {
+        // The capture copied payload from the chunked range's end (after its mark, or
+        // without one): it does not follow this body (it stopped at a size line it does not
+        // read, or the range came too late). The
+        // range becomes plain and empty, so that no segment sent again into it (a
+        // retransmission, or a sender's different copy of the same bytes) has the capture
+        // follow size lines from a point the stream already passed.
+        half.chunked = None;
+        let at = base.wrapping_add(half.delivered as u32);
+        let range = SkipRange {
+            direction: seg.direction,
+            from: at,
+            to: at,
+            chunked: false,
+        };
+        h.skip_started(&mut conn.state, key, range);
     }
     let half = &mut conn.halves[d];
     if half.skip.is_some() {

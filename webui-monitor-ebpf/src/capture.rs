@@ -109,6 +109,7 @@ fn on_segment<P: Packet>(pkt: &P, segment: &mut Segment) {
                 return;
             }
             Skipped::AfterChunkedSpan { to, chunks, data } => {
+                // SAFETY: a helper without arguments, callable from any program type.
                 let now = unsafe { bpf_ktime_get_boot_ns() };
                 let only = segment.payload_len == 0;
                 let mark = SkipMark { to, chunks, data };
@@ -121,6 +122,7 @@ fn on_segment<P: Packet>(pkt: &P, segment: &mut Segment) {
             }
         }
     }
+    // SAFETY: a helper without arguments, callable from any program type.
     let now = unsafe { bpf_ktime_get_boot_ns() };
     if segment.payload_len <= CHUNK_DATA_SIZE as u32 {
         send_segment(pkt, stats, segment, now, loss_flag);

@@ -37,9 +37,15 @@ pub fn apply<P: Packet>(pkt: &P, segment: &mut Segment, stats: &mut CaptureStats
     let Some(spans) = SKIP.get_ptr_mut(&segment.key) else {
         return Skipped::Send;
     };
-    // SAFETY: a valid entry of the map. Read field by field, written back only by a chunked
-    // span's extension: an update racing with either can only mix spans userspace wrote and
-    // the kernel extended at some point, each of which skips only bytes nobody reads.
+    // SAFETY: a valid entry of the map for the whole program run (the map's elements are
+    // preallocated, so the pointer never dangles). Read field by field, written back only by
+    // a chunked span's extension. An update racing with either can mix spans userspace wrote
+    // and the kernel extended at some point. And an LRU hash hands a replaced element back to
+    // its free list at once, where another key may take it: a write-back racing with
+    // userspace replacing this connection's entry and another connection's insertion could
+    // land in that connection's span. The callback re-reads `from` before each line and stops
+    // when it changed, which leaves that race the few instructions between the check and the
+    // writes; userspace writes a span only when it reads the head of an unread body.
     let span: *mut SkipSpan = unsafe { &raw mut (*spans).spans[segment.direction as usize & 1] };
     let (from, to, flags) = unsafe {
         (

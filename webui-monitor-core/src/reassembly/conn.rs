@@ -129,30 +129,11 @@ pub(super) fn process<S, H: StreamHandler<State = S>>(
         );
         ahead = 0;
     }
-    let half = &mut conn.halves[d];
-    if len > 0
-        && ahead <= 0
-        && ahead + len > 0
-        && half
-            .chunked
-            .as_deref()
-            .is_some_and(|c| c.end == half.delivered)
-    {
+    if len > 0 && ahead <= 0 && ahead + len > 0 {
         // The capture copied payload from the chunked range's end (after its mark, or
         // without one): it does not follow this body (it stopped at a size line it does not
-        // read, or the range came too late). The
-        // range becomes plain and empty, so that no segment sent again into it (a
-        // retransmission, or a sender's different copy of the same bytes) has the capture
-        // follow size lines from a point the stream already passed.
-        half.chunked = None;
-        let at = base.wrapping_add(half.delivered as u32);
-        let range = SkipRange {
-            direction: seg.direction,
-            from: at,
-            to: at,
-            chunked: false,
-        };
-        h.skip_started(&mut conn.state, key, range);
+        // read, or the range came too late).
+        leave_chunked_range(conn, key, seg.direction, h);
     }
     let half = &mut conn.halves[d];
     if half.skip.is_some() {
@@ -360,6 +341,9 @@ fn drain<S, H: StreamHandler<State = S>>(
             }
         }
         let Some((i, _)) = pick else { break };
+        // A piece buffered ahead of a chunked range's end: the stream reads the size line
+        // there itself.
+        leave_chunked_range(conn, key, Direction::ALL[i], h);
         let Some(piece) = conn.halves[i].pop_ready() else {
             break;
         };
@@ -542,6 +526,37 @@ fn follow_capture_skip<S, H: StreamHandler<State = S>>(
     let ts = conn.delivered_ts.max(ts);
     conn.delivered_ts = ts;
     h.chunks_skipped(&mut conn.state, key, direction, skipped, ts);
+}
+
+/// The stream of `direction` reads payload at the end of its chunked range (one is held and
+/// ends at the next expected byte): the range becomes plain and empty, so that no segment
+/// sent again into it (a retransmission, or a sender's different copy of the same bytes) has
+/// the capture follow size lines from a point the stream has already passed. Following there
+/// would leave out bytes the stream expects from the next segment on.
+fn leave_chunked_range<S, H: StreamHandler<State = S>>(
+    conn: &mut Conn<S>,
+    key: ConnectionKey,
+    direction: Direction,
+    h: &mut H,
+) {
+    let half = &mut conn.halves[direction.index()];
+    let Some(base) = half.base else { return };
+    if !half
+        .chunked
+        .as_deref()
+        .is_some_and(|c| c.end == half.delivered)
+    {
+        return;
+    }
+    half.chunked = None;
+    let at = base.wrapping_add(half.delivered as u32);
+    let range = SkipRange {
+        direction,
+        from: at,
+        to: at,
+        chunked: false,
+    };
+    h.skip_started(&mut conn.state, key, range);
 }
 
 /// The stream of `direction` passed the bytes it skipped on purpose (if any): reports them.

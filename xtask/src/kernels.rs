@@ -281,6 +281,9 @@ fn fetch_kernels(
         .collect())
 }
 
+/// Boots of a guest kernel that panics before its first step (see [`run_row`]).
+const BOOT_ATTEMPTS: usize = 3;
+
 /// Runs one row — `kernel` in QEMU, or the host natively — with everything in `work`.
 fn run_row(
     row: &Row,
@@ -304,14 +307,28 @@ fn run_row(
                 || guest::run(&kernel, setup, script, work, print_step).unwrap_or_else(failed);
             let mut transcript = boot();
             // QEMU's TCG occasionally faults a guest kernel while it patches its own text at
-            // boot (an oops in early init, before any step ran): such a guest boots once more.
-            let panicked = |t: &Transcript| {
-                t.ready_after.is_none() && t.console.iter().any(|l| l.contains("Kernel panic"))
+            // boot (an oops in early init, before any step ran; seen on 7.3 in
+            // `proc_kcore_init`, twice in a row once): such a guest boots again, up to
+            // `BOOT_ATTEMPTS` times in all. A panic after the steps began is a result.
+            let panic_line = |t: &Transcript| {
+                t.ready_after
+                    .is_none()
+                    .then(|| {
+                        t.console
+                            .iter()
+                            .find(|l| l.contains("Kernel panic"))
+                            .cloned()
+                    })
+                    .flatten()
             };
-            if panicked(&transcript) {
+            for attempt in 2..=BOOT_ATTEMPTS {
+                let Some(line) = panic_line(&transcript) else {
+                    break;
+                };
                 println!(
-                    "{}: the guest kernel panicked while booting; booting it once more",
-                    row.name
+                    "{}: the guest kernel panicked while booting ({}); boot {attempt} of {BOOT_ATTEMPTS}",
+                    row.name,
+                    line.trim()
                 );
                 transcript = boot();
             }

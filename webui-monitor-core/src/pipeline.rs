@@ -330,7 +330,7 @@ impl Pipeline {
     /// Read request bodies for fields only where `reads(method, path)` says their fields are
     /// used (the semantics layer's routes); others are counted, not decoded or scanned.
     pub fn read_request_bodies_of(&mut self, reads: fn(&str, &str) -> bool) {
-        self.http.reads_request_body = Some(reads);
+        self.http.reads_request_body.set(reads);
     }
 
     /// Skip the rest of each body nothing reads once at least `min_bytes` of it remain and

@@ -23,9 +23,7 @@ pub(super) fn request_decoder(
 ) -> Box<BodyDecoder> {
     // A request without a content type is read as JSON: scripted clients often omit it.
     let json = headers.content_type().is_none_or(mentions_json);
-    let read = shared
-        .reads_request_body
-        .is_none_or(|reads| reads(method, path));
+    let read = shared.reads_request_body.of(method, path);
     if json && !read {
         shared.counters.request_bodies_unread += 1;
     }

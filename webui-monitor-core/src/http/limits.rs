@@ -149,11 +149,71 @@ pub struct HttpShared {
     pub memory: MemoryAccount,
     /// Whether a request's body is read for fields, by method and path. The HTTP engine knows
     /// no routes: the layer that uses the fields says which it reads (every JSON body if unset).
-    pub reads_request_body: Option<fn(&str, &str) -> bool>,
+    pub reads_request_body: BodyReads,
     /// Bodies nothing reads whose remaining length is known and at least this many bytes are
     /// skipped (see [`HttpConnection::take_skip`](super::HttpConnection::take_skip)); `None`:
     /// none is.
     pub skip_unread_bodies_from: Option<u64>,
+}
+
+/// Which request bodies are read for fields: the answer of the reading layer's function (a
+/// route lookup), kept for the last method and path asked about. Most requests repeat the one
+/// before them (a script calls one endpoint, a browser polls a few), so most cost two string
+/// comparisons instead of the lookup.
+#[derive(Debug)]
+pub struct BodyReads {
+    reads: Option<fn(&str, &str) -> bool>,
+    /// The last answer, for `method` and `path`.
+    last: Option<bool>,
+    method: String,
+    path: String,
+}
+
+/// The longest path [`BodyReads`] keeps an answer for: the buffer it keeps it in is allocated
+/// once, at this size, and never grows (longer paths are looked up every time).
+const BODY_READS_PATH: usize = 128;
+
+impl Default for BodyReads {
+    fn default() -> Self {
+        Self {
+            reads: None,
+            last: None,
+            method: String::with_capacity(16),
+            path: String::with_capacity(BODY_READS_PATH),
+        }
+    }
+}
+
+impl BodyReads {
+    /// Bodies are read where `reads(method, path)` says so (every one until this is called).
+    pub fn set(&mut self, reads: fn(&str, &str) -> bool) {
+        self.reads = Some(reads);
+        self.last = None;
+    }
+
+    /// Whether the body of a `method` request to `path` is read.
+    pub fn of(&mut self, method: &str, path: &str) -> bool {
+        let Some(reads) = self.reads else {
+            return true;
+        };
+        if let Some(last) = self.last
+            && self.path == path
+            && self.method == method
+        {
+            return last;
+        }
+        let answer = reads(method, path);
+        if path.len() <= BODY_READS_PATH && method.len() <= self.method.capacity() {
+            self.method.clear();
+            self.method.push_str(method);
+            self.path.clear();
+            self.path.push_str(path);
+            self.last = Some(answer);
+        } else {
+            self.last = None;
+        }
+        answer
+    }
 }
 
 impl HttpShared {
@@ -163,7 +223,7 @@ impl HttpShared {
             limits,
             counters: HttpCounters::default(),
             memory: MemoryAccount::default(),
-            reads_request_body: None,
+            reads_request_body: BodyReads::default(),
             skip_unread_bodies_from: None,
         }
     }
@@ -194,5 +254,55 @@ impl HttpCounters {
         if error == HeadError::TooLarge {
             self.headers_too_large += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    use super::*;
+
+    static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+
+    fn reads_completions(method: &str, path: &str) -> bool {
+        LOOKUPS.fetch_add(1, Relaxed);
+        method == "POST" && path == "/api/chat/completions"
+    }
+
+    /// The answer for the last method and path is kept; any other is looked up, and paths
+    /// longer than the kept buffer are looked up every time.
+    #[test]
+    fn body_reads_keeps_the_last_answer() {
+        let mut reads = BodyReads::default();
+        assert!(reads.of("GET", "/anything"), "unset: every body is read");
+        reads.set(reads_completions);
+        let long = format!("/{}", "a".repeat(BODY_READS_PATH));
+        let asked = [
+            ("POST", "/api/chat/completions", true, 1),
+            ("POST", "/api/chat/completions", true, 0),
+            ("GET", "/api/chat/completions", false, 1),
+            ("GET", "/api/chat/completions", false, 0),
+            ("POST", "/api/chat/completion", false, 1),
+            ("POST", long.as_str(), false, 1),
+            ("POST", long.as_str(), false, 1),
+            ("POST", "/api/chat/completions", true, 1),
+        ];
+        for (method, path, answer, lookups) in asked {
+            let before = LOOKUPS.load(Relaxed);
+            assert_eq!(reads.of(method, path), answer, "{method} {path}");
+            assert_eq!(LOOKUPS.load(Relaxed) - before, lookups, "{method} {path}");
+        }
+        assert_eq!(
+            reads.path.capacity(),
+            BODY_READS_PATH,
+            "the kept path never grew"
+        );
+        assert!(!reads.of("POST", "/api/chat/completion"));
+        reads.set(|_, _| true);
+        assert!(
+            reads.of("POST", "/api/chat/completion"),
+            "a new function's answers"
+        );
     }
 }

@@ -469,7 +469,9 @@ fn request_bombs_cost_their_wire_bytes_unless_their_route_is_read() {
         ..HttpLimits::default()
     });
     // As the semantics layer says for Open WebUI's routes: a model call's body is read.
-    shared.reads_request_body = Some(|_, path| path == "/api/chat/completions");
+    shared
+        .reads_request_body
+        .set(|_, path| path == "/api/chat/completions");
     let unread = zstd_bomb_request("/api/v1/files/", 64);
     let read = zstd_bomb_request("/api/chat/completions", 64);
     assert!(unread.len() < 4096, "{}", unread.len());

@@ -75,8 +75,8 @@ fn allocations_per_exchange_of_the_captures() {
     );
     assert_eq!(exchanges, 277);
     // The counts of the current code (25.82 and 9.70 per exchange).
-    assert!(monitor <= 7153, "{monitor} allocations with the monitor");
-    assert!(pipeline <= 2687, "{pipeline} allocations in the pipeline");
+    assert!(monitor <= 6505, "{monitor} allocations with the monitor");
+    assert!(pipeline <= 2415, "{pipeline} allocations in the pipeline");
 }
 
 /// Connections `from..to`, each with a handshake, one `GET /api/config` exchange and the

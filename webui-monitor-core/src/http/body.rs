@@ -36,7 +36,10 @@ pub(super) fn request_decoder(
 }
 
 /// The decoder of a response body with these headers.
-pub(super) fn response_decoder(headers: &ResponseHeaders, shared: &HttpShared) -> Box<BodyDecoder> {
+pub(super) fn response_decoder(
+    headers: &ResponseHeaders,
+    shared: &mut HttpShared,
+) -> Box<BodyDecoder> {
     let limits = shared.limits.json;
     let consumer = match headers.content_type() {
         Some(t) if is_event_stream(t) => Consumer::sse(limits),
@@ -48,9 +51,11 @@ pub(super) fn response_decoder(headers: &ResponseHeaders, shared: &HttpShared) -
 }
 
 /// `coding`: the `Content-Encoding` value.
-fn decoder(coding: Option<&str>, consumer: Consumer, shared: &HttpShared) -> Box<BodyDecoder> {
+fn decoder(coding: Option<&str>, consumer: Consumer, shared: &mut HttpShared) -> Box<BodyDecoder> {
+    let spare = shared.spare_decoders.take();
     let limits = &shared.limits;
     let mut decoder = BodyDecoder::new(
+        spare,
         coding,
         consumer,
         limits.max_decoded_body_bytes,

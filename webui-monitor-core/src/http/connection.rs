@@ -759,9 +759,11 @@ impl HttpConnection {
         shared: &mut HttpShared,
         out: &mut Vec<HttpEvent>,
     ) {
-        let decoded = self.decoders[direction.index()]
-            .take()
-            .map(|mut decoder| decoder.finish(whole));
+        let decoded = self.decoders[direction.index()].take().map(|mut decoder| {
+            let decoded = decoder.finish(whole);
+            shared.spare_decoders.recycle(decoder);
+            decoded
+        });
         let mut target = match direction {
             Direction::Request => self.pairing.request_target(),
             Direction::Response => self.pairing.response_target(),

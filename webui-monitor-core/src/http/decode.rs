@@ -317,14 +317,16 @@ pub struct Decoded {
 
 impl BodyDecoder {
     /// `coding`: the Content-Encoding header value (`None`/`identity`: none). Boxed where it
-    /// is built: the consumer it holds is large.
+    /// is built, since the consumer it holds is large: in `spare`'s allocation when there is
+    /// one (a decoder emptied by [`BodyDecoder::clear`]), so that a body costs no allocation.
     pub fn new(
+        spare: Option<Box<Self>>,
         coding: Option<&str>,
         consumer: Consumer,
         cap: u64,
         windows: WindowLogs,
     ) -> Box<Self> {
-        let mut d = Box::new(Self {
+        let fresh = Self {
             inner: Inner::Identity,
             sink: Some(Sink {
                 consumer,
@@ -335,7 +337,14 @@ impl BodyDecoder {
             stop: None,
             windows,
             grant: None,
-        });
+        };
+        let mut d = match spare {
+            Some(mut spare) => {
+                *spare = fresh;
+                spare
+            }
+            None => Box::new(fresh),
+        };
         let coding = coding.map(|c| Coding::of(c.trim()));
         match coding {
             None | Some(Coding::Identity) => {
@@ -371,6 +380,18 @@ impl BodyDecoder {
             Some(Coding::Unknown) => d.stop(DecodeStop::Error),
         }
         d
+    }
+
+    /// Drops what the body held (its consumer's buffers, a decompressor, its memory grant),
+    /// keeping the allocation for [`BodyDecoder::new`].
+    pub fn clear(&mut self) {
+        *self = Self {
+            inner: Inner::Identity,
+            sink: None,
+            stop: None,
+            windows: self.windows,
+            grant: None,
+        };
     }
 
     fn sink_mut(&mut self) -> Option<&mut Sink> {

@@ -2,7 +2,7 @@
 //! every connection through [`HttpShared`].
 use crate::{
     http::{
-        decode::DecodeBudget,
+        decode::{BodyDecoder, DecodeBudget},
         head::{HeadError, HeadLimits},
     },
     json::JsonLimits,
@@ -150,6 +150,8 @@ pub struct HttpShared {
     /// Whether a request's body is read for fields, by method and path. The HTTP engine knows
     /// no routes: the layer that uses the fields says which it reads (every JSON body if unset).
     pub reads_request_body: BodyReads,
+    /// Decoders of finished bodies, emptied, whose allocations the next bodies take.
+    pub spare_decoders: SpareDecoders,
     /// Bodies nothing reads whose remaining length is known and at least this many bytes are
     /// skipped (see [`HttpConnection::take_skip`](super::HttpConnection::take_skip)); `None`:
     /// none is.
@@ -216,6 +218,35 @@ impl BodyReads {
     }
 }
 
+/// Emptied body decoders whose allocations later bodies take: a body's decoder is boxed (its
+/// consumer is large), and most bodies are short, so a box per body would be an allocation
+/// and a free per body.
+#[derive(Debug, Default)]
+// The boxes are the point: each is handed out whole, as a body's decoder.
+#[allow(clippy::vec_box)]
+pub struct SpareDecoders(Vec<Box<BodyDecoder>>);
+
+/// The most emptied decoders [`SpareDecoders`] keeps: between two ends of bodies only the
+/// bodies of a few connections start, so a few cover the steady state; the rest of a burst
+/// allocates.
+const SPARE_DECODERS: usize = 8;
+
+impl SpareDecoders {
+    /// A spare decoder, if one is kept.
+    pub(crate) fn take(&mut self) -> Option<Box<BodyDecoder>> {
+        self.0.pop()
+    }
+
+    /// Keeps the allocation of `decoder`, whose body has ended, for a later body (up to
+    /// [`SPARE_DECODERS`]); what it held is dropped now.
+    pub(crate) fn recycle(&mut self, mut decoder: Box<BodyDecoder>) {
+        if self.0.len() < SPARE_DECODERS {
+            decoder.clear();
+            self.0.push(decoder);
+        }
+    }
+}
+
 impl HttpShared {
     pub fn new(limits: HttpLimits) -> Self {
         Self {
@@ -224,6 +255,7 @@ impl HttpShared {
             counters: HttpCounters::default(),
             memory: MemoryAccount::default(),
             reads_request_body: BodyReads::default(),
+            spare_decoders: SpareDecoders::default(),
             skip_unread_bodies_from: None,
         }
     }

@@ -25,7 +25,7 @@ pub(crate) mod sse;
 
 pub use connection::{HttpConnection, HttpEvent};
 pub use exchange::Exchange;
-pub use limits::{BodyReads, HttpCounters, HttpLimits, HttpShared};
+pub use limits::{BodyReads, HttpCounters, HttpLimits, HttpShared, SpareDecoders};
 
 pub use crate::json::JsonLimits;
 

@@ -295,6 +295,51 @@ mod tests {
 
     use super::*;
 
+    /// A recycled decoder gives back what its body held (its decompressor's memory grant)
+    /// at once, and the next body takes its allocation; past the cap, decoders are dropped.
+    #[test]
+    fn spare_decoders_are_emptied_and_reused() {
+        use crate::{
+            http::decode::{Consumer, WindowLogs},
+            json::JsonLimits,
+            memory::Holder,
+        };
+        let mut shared = HttpShared::default();
+        let gzip_json = |spare, shared: &HttpShared| {
+            let windows = WindowLogs {
+                zstd: 23,
+                brotli: 22,
+            };
+            let consumer = Consumer::response_json(JsonLimits::default());
+            let mut decoder = BodyDecoder::new(spare, Some("gzip"), consumer, 1 << 20, windows);
+            decoder.reserve(&shared.memory);
+            decoder
+        };
+        let decoder = gzip_json(None, &shared);
+        assert!(shared.memory.held(Holder::Decoder) > 0);
+        let address: *const BodyDecoder = &*decoder;
+        shared.spare_decoders.recycle(decoder);
+        assert_eq!(
+            shared.memory.held(Holder::Decoder),
+            0,
+            "the grant went back"
+        );
+        let spare = shared.spare_decoders.take();
+        assert!(spare.is_some());
+        let reused = gzip_json(spare, &shared);
+        assert!(std::ptr::eq(&*reused, address), "the same allocation");
+        assert!(shared.memory.held(Holder::Decoder) > 0);
+        drop(reused);
+        assert_eq!(shared.memory.held(Holder::Decoder), 0);
+
+        for _ in 0..SPARE_DECODERS + 2 {
+            let decoder = gzip_json(None, &shared);
+            shared.spare_decoders.recycle(decoder);
+        }
+        assert_eq!(shared.spare_decoders.0.len(), SPARE_DECODERS);
+        assert_eq!(shared.memory.held(Holder::Decoder), 0);
+    }
+
     static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
 
     fn reads_completions(method: &str, path: &str) -> bool {

@@ -74,7 +74,7 @@ fn allocations_per_exchange_of_the_captures() {
         per(pipeline)
     );
     assert_eq!(exchanges, 277);
-    // The counts of the current code (25.82 and 9.70 per exchange).
+    // The counts of the current code (23.48 and 8.72 per exchange).
     assert!(monitor <= 6505, "{monitor} allocations with the monitor");
     assert!(pipeline <= 2415, "{pipeline} allocations in the pipeline");
 }

@@ -672,11 +672,11 @@ Connection: Upgrade\r\n\r\n",
     }
 
     #[test]
-    fn a_chunked_range_whose_next_bytes_are_buffered_becomes_plain() {
+    fn a_chunked_range_whose_next_bytes_are_buffered_is_plain() {
         // The chunked response in three pieces: [head + "4\r\n{\""], ["a\"\r\n3\r\n:1}"],
         // ["\r\n0\r\n\r\n"]. The second arrives first and waits; the first makes the
-        // pipeline skip the rest of the first chunk, and the waiting piece takes the stream past
-        // the range's end, to the size line of the second chunk. A copy of the second piece
+        // pipeline skip the rest of the first chunk, and the waiting piece holds the size line
+        // of the second chunk at the range's end. A copy of the second piece
         // sent again before the third must not have the capture follow that line: the stream
         // already holds the chunk, and expects its CRLF from the third piece.
         let (_, reference) = run(&conversation(&[], &[], &[]));
@@ -687,9 +687,72 @@ Connection: Upgrade\r\n\r\n",
         let ((p, events), skipped) = run_skipping(&conversation(&cuts, &jitter, &[1]), Some(1));
         assert_eq!(events, reference);
         assert_eq!(p.reassembly_counters().gaps, 0);
-        // Every byte of the range had arrived before it was asked for: the capture leaves out
-        // nothing (the image's body arrives with the end of its head).
-        assert_eq!(skipped, 0);
+        // The range is plain (its end was there before it was asked for): of the copy sent
+        // again, the capture leaves out the bytes before the range's end, `a"` and its CRLF
+        // (the image's body arrives with the end of its head).
+        assert_eq!(skipped, 4);
+    }
+
+    #[test]
+    fn a_range_whose_end_arrived_first_is_plain_and_keeps_what_is_to_come_out() {
+        // The chunked response in three pieces: [head + "4\r\n{\"a"], ["\"\r"],
+        // ["\n3\r\n:1}\r\n0\r\n\r\n"], arriving third, first, second. The first makes the
+        // pipeline skip the rest of the first chunk (`"` and its CRLF); the third already
+        // waits at the range's end with the next size line, so the range is plain and the
+        // second piece, all of it inside, stays out of the ring (not copied as a duplicate).
+        let (_, reference) = run(&conversation(&[], &[], &[]));
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".len();
+        let mut commands = Vec::new();
+        let ((p, events), skipped) = run_skipping_with(
+            Pipeline::default(),
+            &conversation(&[head + 6, head + 8], &[3, 3, 0], &[]),
+            Some(1),
+            &mut commands,
+        );
+        assert_eq!(events, reference);
+        assert_eq!(p.reassembly_counters().gaps, 0);
+        assert_eq!(p.reassembly_counters().duplicate_bytes, 0);
+        assert_eq!(skipped, 2);
+        let chunked = commands
+            .iter()
+            .filter(|c| matches!(c, SkipCommand::Skip { range, .. } if range.chunked))
+            .count();
+        assert_eq!(chunked, 0, "{commands:?}");
+    }
+
+    #[test]
+    fn a_chunked_range_a_gap_passes_is_plain() {
+        // The chunked response in five pieces: A [head + "4\r\n{\""], B ["a\"\r\n"],
+        // C ["3\r\n:1}"], D1 ["\r"], D2 ["\n0\r\n\r\n"]. After A the capture follows the body
+        // from the end of the first chunk (B's end); C is lost, and D1, buffered, makes the
+        // pipeline (no piece may wait) give C's bytes up as a gap. C then arrives late, before
+        // D2: it must not have the capture follow its size line, which would leave out D2's
+        // first byte, a second gap.
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".len();
+        let mut segs = conversation(&[head + 5, head + 9, head + 15, head + 16], &[], &[]);
+        let c = segs
+            .iter()
+            .position(|s| s.payload == b"3\r\n:1}")
+            .expect("piece C");
+        let late = segs.remove(c);
+        assert_eq!(segs[c].payload, b"\r", "D1 follows C");
+        segs.insert(c + 1, late);
+        let mut config = PipelineConfig::default();
+        config.reassembly.max_buffered_pieces_per_connection = 0;
+        let mut commands = Vec::new();
+        let ((p, _), _) = run_skipping_with(Pipeline::new(config), &segs, Some(1), &mut commands);
+        assert_eq!(p.reassembly_counters().gaps, 1);
+        assert_eq!(p.reassembly_counters().gap_bytes, 6);
+        let last = commands.iter().rev().find_map(|c| match c {
+            SkipCommand::Skip { range, .. } if range.direction == Direction::Response => {
+                Some(*range)
+            }
+            _ => None,
+        });
+        assert!(
+            last.is_some_and(|r| !r.chunked && r.from == r.to),
+            "{commands:?}"
+        );
     }
 
     #[test]

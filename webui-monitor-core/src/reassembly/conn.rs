@@ -395,6 +395,7 @@ fn skip_one_hole<S, H: StreamHandler<State = S>>(
     if len > 0 {
         counters.gaps += 1;
         counters.gap_bytes += len;
+        leave_chunked_range(conn, key, Direction::ALL[i], h);
         end_skip(conn, key, Direction::ALL[i], ts, h);
         let ts = conn.delivered_ts.max(ts);
         h.gap(&mut conn.state, key, Direction::ALL[i], len, ts);
@@ -425,6 +426,7 @@ fn skip_lost_before<S, H: StreamHandler<State = S>>(
         counters.gaps += 1;
         counters.gap_bytes += len;
         counters.capture_loss_gaps += 1;
+        leave_chunked_range(conn, key, Direction::ALL[d], h);
         let ts = conn.delivered_ts.max(ts);
         h.gap(&mut conn.state, key, Direction::ALL[d], len, ts);
         drain(conn, key, counters, buffered_total, h);
@@ -465,6 +467,11 @@ fn take_skips<S, H: StreamHandler<State = S>>(
         let from = base.wrapping_add(half.delivered as u32);
         let dropped = if len > 0 { half.start_skip(len) } else { 0 };
         let to = base.wrapping_add(half.delivered as u32);
+        // A piece already buffered at the range's end carries the size line there: the stream
+        // reads it itself, so the capture is not to follow the body (see
+        // `leave_chunked_range`), and the range is plain, keeping the bytes before its end
+        // that have not arrived out of the ring.
+        let chunked = chunked && half.ready().is_none();
         let start = ChunkedSkip {
             end: half.delivered,
             chunks: 0,
@@ -528,8 +535,9 @@ fn follow_capture_skip<S, H: StreamHandler<State = S>>(
     h.chunks_skipped(&mut conn.state, key, direction, skipped, ts);
 }
 
-/// The stream of `direction` reads payload at the end of its chunked range (one is held and
-/// ends at the next expected byte): the range becomes plain and empty, so that no segment
+/// The stream of `direction` passed the end of its chunked range (one is held and ends at or
+/// before the next expected byte) by reading payload there or by giving a hole there up as
+/// lost: the range becomes plain and empty at the next expected byte, so that no segment
 /// sent again into it (a retransmission, or a sender's different copy of the same bytes) has
 /// the capture follow size lines from a point the stream has already passed. Following there
 /// would leave out bytes the stream expects from the next segment on.
@@ -544,7 +552,7 @@ fn leave_chunked_range<S, H: StreamHandler<State = S>>(
     if !half
         .chunked
         .as_deref()
-        .is_some_and(|c| c.end == half.delivered)
+        .is_some_and(|c| c.end <= half.delivered)
     {
         return;
     }
